@@ -1,0 +1,1 @@
+"""Streaming signal processing: chunk in, chunk out, state carried between chunks."""

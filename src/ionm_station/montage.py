@@ -1,0 +1,119 @@
+"""Montages: which muscle, nerve root and side each channel records.
+
+A montage is data (TOML). Example::
+
+    name = "lumbar"
+    description = "Lumbosacral free-run EMG, 16 channels"
+    [[channels]]
+    label = "L4-L VastMed"   # shown on traces and in recordings
+    muscle = "vastus medialis"
+    root = "L4"              # nerve root, e.g. L4, S1, C5
+    side = "L"               # L or R
+    threshold_uv = 100       # optional: event amplitude threshold (µV peak-to-peak)
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ionm_station.config import in_range, load_toml, optional, require, resolve_named_file
+from ionm_station.errors import ConfigError
+
+SIDES = ("L", "R")
+ROOT_PATTERN = re.compile(r"^(C[1-8]|T(1[0-2]|[1-9])|L[1-5]|S[1-5])$")
+EDF_LABEL_PATTERN = re.compile(r"^\s*(?P<root>[CTLS]\d{1,2})\s*-\s*(?P<side>[LR])\b\s*(?P<muscle>.*)$")
+DEFAULT_THRESHOLD_UV = 100.0
+
+
+@dataclass(frozen=True)
+class MontageChannel:
+    """One recording channel: label, muscle, nerve root, side and its event threshold (µV)."""
+
+    label: str
+    muscle: str
+    root: str
+    side: str
+    threshold_uv: float = DEFAULT_THRESHOLD_UV
+
+    @property
+    def root_side(self) -> str:
+        """Alarm-tile key, e.g. ``"L5-L"``."""
+        return f"{self.root}-{self.side}"
+
+
+@dataclass(frozen=True)
+class Montage:
+    """An ordered list of channels; channel i of the source is ``channels[i]``."""
+
+    name: str
+    channels: tuple[MontageChannel, ...]
+    description: str = ""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(c.label for c in self.channels)
+
+    def root_sides(self) -> list[str]:
+        """Distinct ``root-side`` keys in montage order (one alarm tile each)."""
+        seen: dict[str, None] = {}
+        for c in self.channels:
+            seen.setdefault(c.root_side, None)
+        return list(seen)
+
+    def channels_of(self, root: str, side: str | None = None) -> list[int]:
+        """Indices of the channels recording ``root`` (on ``side`` if given)."""
+        return [
+            i
+            for i, c in enumerate(self.channels)
+            if c.root == root and (side is None or c.side == side)
+        ]
+
+    def first(self, n: int) -> Montage:
+        """The first ``n`` channels (a source with fewer channels than the montage)."""
+        return Montage(self.name, self.channels[:n], self.description)
+
+
+def channel_from_label(label: str) -> MontageChannel:
+    """Parse an EDF-style label ``"L4-L TibAnt"`` (root-side muscle); unknown parts stay empty."""
+    m = EDF_LABEL_PATTERN.match(label)
+    if not m or not ROOT_PATTERN.match(m["root"]):
+        return MontageChannel(label=label, muscle="", root="", side="")
+    return MontageChannel(label=label, muscle=m["muscle"].strip(), root=m["root"], side=m["side"])
+
+
+def parse_montage(doc: dict, path: str) -> Montage:
+    """Validate a montage document; errors name ``path`` and the key."""
+    name = require(doc, "name", str, path)
+    description = optional(doc, "description", str, path, "")
+    raw = require(doc, "channels", list, path)
+    if not raw:
+        raise ConfigError(path, "channels", "expected at least one [[channels]] entry")
+    channels = []
+    labels: set[str] = set()
+    for i, entry in enumerate(raw):
+        key = f"channels[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(path, key, "expected a table with label, muscle, root and side")
+        label = require(entry, "label", str, path, key)
+        if label in labels:
+            raise ConfigError(path, f"{key}.label", f"duplicate label {label!r}")
+        labels.add(label)
+        root = require(entry, "root", str, path, key)
+        if not ROOT_PATTERN.match(root):
+            raise ConfigError(path, f"{key}.root", f"expected a nerve root like L5, S1 or C6, got {root!r}")
+        side = require(entry, "side", str, path, key)
+        if side not in SIDES:
+            raise ConfigError(path, f"{key}.side", f"expected 'L' or 'R', got {side!r}")
+        muscle = require(entry, "muscle", str, path, key)
+        threshold = optional(entry, "threshold_uv", (int, float), path, DEFAULT_THRESHOLD_UV, key)
+        in_range(threshold, 5.0, 5000.0, path, f"{key}.threshold_uv", "µV")
+        channels.append(MontageChannel(label, muscle, root, side, float(threshold)))
+    return Montage(name=name, channels=tuple(channels), description=description)
+
+
+def load_montage(name_or_path: str | Path) -> Montage:
+    """Load a shipped montage by name (``lumbar``) or any montage TOML by path."""
+    path = resolve_named_file(name_or_path, "montages")
+    return parse_montage(load_toml(path), str(path))

@@ -1,0 +1,1 @@
+"""Signal sources: amplifier drivers and the built-in simulated amplifier, behind one interface."""
