@@ -1,0 +1,1 @@
+"""Reading and writing signal files (EDF/EDF+/BDF, our HDF5 recordings)."""
