@@ -35,6 +35,7 @@ class EdfContent:
         sample_rate_hz: rate of the kept signals (Hz).
         labels: kept signal labels, in file order.
         data: float32 (n_samples, n_channels) µV.
+        range_uv: smallest physical range (± µV) of the kept signals: where they saturate.
         annotations: (onset_s, duration_s or None, text) from EDF+ annotations.
         skipped: labels of signals not kept, with the reason.
     """
@@ -42,6 +43,7 @@ class EdfContent:
     sample_rate_hz: float
     labels: list[str]
     data: np.ndarray
+    range_uv: float
     annotations: list[tuple[float, float | None, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
@@ -95,8 +97,10 @@ def read_edf(path: str | Path) -> EdfContent:
     data = np.empty((n, len(kept)), dtype=np.float32)
     for i, (s, scale) in enumerate(kept):
         data[:, i] = s.data[:n] * scale
+    range_uv = min(max(abs(s.physical_min), abs(s.physical_max)) * scale for s, scale in kept)
     annotations = [(a.onset, a.duration, a.text) for a in edf.annotations]
-    return EdfContent(float(fs), [s.label for s, _ in kept], data, annotations, skipped)
+    return EdfContent(float(fs), [s.label for s, _ in kept], data, float(range_uv), annotations,
+                      skipped)
 
 
 def write_edf(path: str | Path, sample_rate_hz: float, labels: list[str], data_uv: np.ndarray,

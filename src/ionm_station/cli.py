@@ -1,0 +1,139 @@
+"""Command line: ``ionm-station [run --headless ...]``.
+
+Every user-facing error is one line on stderr (``ionm-station: error: ...``) and exit code 2;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ionm_station import __version__
+from ionm_station.errors import IonmError
+
+
+def _positive(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if x <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return x
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ionm-station",
+        description="IONM Station: intraoperative neuromonitoring EMG workstation. "
+                    "Research and education use only; not cleared for clinical decisions.",
+    )
+    parser.add_argument("--version", action="version", version=f"ionm-station {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the live monitoring pipeline",
+                         description="Run the live pipeline: source → ring → DSP → detection.")
+    run.add_argument("--headless", action="store_true",
+                     help="no window: print a status line every second")
+    run.add_argument("--profile", default="simulated",
+                     help="hardware profile: a name in hardware_profiles/ or a path (default: simulated)")
+    run.add_argument("--montage", help="montage name (lumbar, cervical, thoracolumbar, combined32) or path")
+    run.add_argument("--scenario", help="simulated amplifier: scenario name or path (default: the profile's)")
+    run.add_argument("--seconds", type=_positive, help="stop after this much signal (s); default: until Ctrl-C")
+    run.add_argument("--fast", action="store_true",
+                     help="simulated amplifier: as fast as possible instead of real time")
+    run.add_argument("--status-interval", type=_positive, default=1.0, metavar="S",
+                     help="seconds between status lines (default 1)")
+    run.add_argument("--json", type=Path, metavar="OUT", help="write a JSON summary to OUT at the end")
+
+    an = sub.add_parser("analyze", help="detect free-run EMG events and artifacts in a recorded file",
+                        description="Run a recorded file (EDF/EDF+/BDF) through the free-run chain "
+                                    "(band-pass, mains and ECG removal, artifact blanking, detection).")
+    an.add_argument("file", type=Path, help="EDF, EDF+ or BDF file")
+    an.add_argument("--json", type=Path, required=True, metavar="OUT", help="write the results here")
+    an.add_argument("--profile", help="hardware profile whose montage to use (name or path)")
+    an.add_argument("--montage", help="montage (name or path); default: from the profile, else "
+                                      "from labels like 'L4-L TibAnt'")
+    an.add_argument("--clean-edf", type=Path, metavar="OUT.edf",
+                    help="also write the filtered, mains- and ECG-free signals as EDF+")
+    an.add_argument("--mains-hz", type=float, choices=(50.0, 60.0), help="mains frequency (default: detect)")
+    an.add_argument("--no-ecg-removal", action="store_true", help="skip ECG template subtraction")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ionm_station.headless import run_headless
+    from ionm_station.profiles import load_profile
+    from ionm_station.session import Session, build_source, montage_for
+
+    if not args.headless:
+        raise IonmError("the monitoring window is not part of this version yet; use --headless")
+    profile = load_profile(args.profile)
+    montage = montage_for(profile, args.montage)
+    source = build_source(profile, montage, scenario=args.scenario,
+                          realtime=False if args.fast else None)
+    limit = None if args.seconds is None else source.info.seconds_to_samples(args.seconds)
+    session = Session(source, montage, max_samples=limit)
+    print(f"IONM Station {__version__} — {profile.name} — montage {montage.name} "
+          f"({len(montage.channels)} ch) — research use only, not a medical device", flush=True)
+    return run_headless(session, sys.stdout, args.status_interval, args.json)
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from ionm_station.analysis import analyze_record, load_record, match_montage, montage_from_labels
+    from ionm_station.dsp.chain import ChainSettings
+    from ionm_station.io.edf import write_edf
+    from ionm_station.montage import load_montage
+    from ionm_station.profiles import load_profile
+
+    record = load_record(args.file)
+    montage_name = args.montage or (load_profile(args.profile).montage if args.profile else None)
+    montage = (match_montage(load_montage(montage_name), record.labels, str(args.file))
+               if montage_name else montage_from_labels(record.labels))
+    settings = ChainSettings(mains_hz=args.mains_hz, remove_ecg=not args.no_ecg_removal)
+    t0 = time.perf_counter()
+    result = analyze_record(record, montage, settings, keep_clean=args.clean_edf is not None)
+    elapsed = time.perf_counter() - t0
+    args.json.write_text(json.dumps(result.to_json(), indent=1))
+    if args.clean_edf is not None:
+        assert result.clean is not None
+        notes = [(a.start / record.sample_rate_hz, (a.stop - a.start) / record.sample_rate_hz,
+                  f"artifact: {a.kind}") for a in result.artifacts]
+        write_edf(args.clean_edf, record.sample_rate_hz, record.labels, result.clean, notes)
+    n_a = sum(1 for e in result.events if e.train_type == "A")
+    print(f"{args.file}: {result.duration_s:.1f} s, {len(record.labels)} ch @ {record.sample_rate_hz:g} Hz: "
+          f"{len(result.events)} events ({n_a} A-trains), {len(result.artifacts)} artifact spans; "
+          f"analysed at {result.duration_s / max(elapsed, 1e-9):.0f}× real time -> {args.json}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "analyze":
+            return cmd_analyze(args)
+    except IonmError as exc:
+        print(f"ionm-station: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # an output file that cannot be written, a full disk, ...
+        print(f"ionm-station: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

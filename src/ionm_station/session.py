@@ -1,0 +1,174 @@
+"""A monitoring session: source, ring buffer, threads and shutdown — no Qt.
+
+Data flow (one direction): source → acquisition thread → raw ring → DSP thread → filtered
+ring → (detection, alarms, views, recorder). The GUI and the headless runner are thin
+shells that start a session, read its rings with their own cursors and show its status.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+from ionm_station.acquisition import AcquisitionWorker
+from ionm_station.clock import Clock
+from ionm_station.dsp.pipeline import DspWorker
+from ionm_station.errors import ConfigError, DeviceError
+from ionm_station.events import EventLog
+from ionm_station.montage import Montage, load_montage
+from ionm_station.profiles import Profile
+from ionm_station.ring import RingBuffer
+from ionm_station.sim.amplifier import SimulatedAmplifier
+from ionm_station.sim.scenario import load_scenario
+from ionm_station.sources.base import Source
+
+#: Seconds of signal each ring holds (scroll-back for views, slack for slow consumers).
+RING_SECONDS = 30.0
+
+
+@dataclass
+class SessionStatus:
+    """A snapshot for status lines (all sample counts are per channel).
+
+    Attributes:
+        source: source name; rate_hz: sample rate (Hz); elapsed_s: signal time acquired (s).
+        samples: samples in the ring (gap fill included); gaps / gap_samples: holes in the
+        source clock; dropped, crc_errors, resyncs, reconnects: source counters;
+        overruns: samples lost by consumers that fell behind; error: a fault that ended
+        acquisition, if any.
+    """
+
+    source: str
+    rate_hz: float
+    channels: int
+    samples: int
+    elapsed_s: float
+    gaps: int
+    gap_samples: int
+    dropped: int
+    crc_errors: int
+    resyncs: int
+    reconnects: int
+    overruns: int
+    consumer_overruns: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+    def line(self) -> str:
+        """One-line status for the terminal."""
+        text = (f"{self.source} {self.channels} ch @ {self.rate_hz:g} Hz | t {self.elapsed_s:7.2f} s"
+                f" | samples {self.samples} | gaps {self.gaps} ({self.gap_samples} samples)"
+                f" | dropped {self.dropped} | overruns {self.overruns}")
+        if self.crc_errors or self.resyncs or self.reconnects:
+            text += f" | crc {self.crc_errors} resync {self.resyncs} reconnect {self.reconnects}"
+        if self.error:
+            text += f" | ERROR {self.error}"
+        return text
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_source(profile: Profile, montage: Montage, scenario: str | None = None,
+                 realtime: bool | None = None, clock: Clock | None = None) -> Source:
+    """Make the source a profile describes, with ``montage`` naming its channels."""
+    if profile.kind == "simulated":
+        sim = profile.simulated
+        assert sim is not None
+        return SimulatedAmplifier(
+            montage=montage,
+            scenario=load_scenario(scenario or sim.scenario),
+            sample_rate_hz=profile.sample_rate_hz,
+            seed=sim.seed,
+            range_uv=profile.range_uv,
+            realtime=sim.realtime if realtime is None else realtime,
+            clock=clock,
+        )
+    raise DeviceError(f"{profile.path}: source kind {profile.kind!r} has no driver in this version "
+                      "of IONM Station (only 'simulated' is available)")
+
+
+def montage_for(profile: Profile, montage_name: str | None = None) -> Montage:
+    """The montage to use: named, or the profile's default; trimmed to the profile's channels."""
+    montage = load_montage(montage_name or profile.montage)
+    if len(montage.channels) < profile.channels:
+        raise ConfigError(profile.path, "source.channels",
+                          f"{profile.channels} channels but montage {montage.name!r} "
+                          f"describes only {len(montage.channels)}")
+    return montage.first(profile.channels)
+
+
+class Session:
+    """Owns a source, its rings and worker threads.
+
+    Args:
+        source: the signal source (not yet opened).
+        montage: channel ↔ muscle/root/side map, one entry per source channel.
+        max_samples: stop acquiring after this many samples per channel (None: until stopped).
+        ring_seconds: signal held by each ring (s).
+    """
+
+    def __init__(self, source: Source, montage: Montage, max_samples: int | None = None,
+                 ring_seconds: float = RING_SECONDS) -> None:
+        if len(montage.channels) != source.info.n_channels:
+            raise ConfigError(montage.name, "channels",
+                              f"montage has {len(montage.channels)} channels, "
+                              f"source streams {source.info.n_channels}")
+        self.source = source
+        self.montage = montage
+        self.info = source.info
+        self.events = EventLog()
+        capacity = max(1024, self.info.seconds_to_samples(ring_seconds))
+        self.raw = RingBuffer(capacity, self.info.n_channels)
+        self.filtered = RingBuffer(capacity, self.info.n_channels)
+        self.acquisition = AcquisitionWorker(source, self.raw, self.events, max_samples)
+        self.dsp = DspWorker(self.raw, self.filtered, self.info)
+        self._started = False
+        self._stopped = False
+
+    def start(self) -> None:
+        """Open the source (errors name the device) and start the threads."""
+        self.source.open()
+        self.dsp.start()
+        self.acquisition.start()
+        self._started = True
+
+    def stop(self) -> None:
+        """Stop acquisition, let the DSP drain what was acquired, close the source. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._started:
+            self.acquisition.stop()
+            self.dsp.stop(drain=True)
+        self.source.close()
+
+    def wait_until(self, samples: int, timeout_s: float) -> bool:
+        """Block until ``samples`` per channel are acquired or acquisition ends; True if reached."""
+        deadline = time.monotonic() + timeout_s
+        while self.acquisition.next_index < samples and not self.acquisition.finished:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return self.acquisition.next_index >= samples
+
+    def status(self) -> SessionStatus:
+        """Counters from the source, the acquisition thread and every ring consumer."""
+        acq = self.acquisition.counters
+        src = self.source.counters
+        consumers = {"dsp": self.dsp.reader.overrun_samples}
+        return SessionStatus(
+            source=self.info.source,
+            rate_hz=self.info.sample_rate_hz,
+            channels=self.info.n_channels,
+            samples=acq.samples,
+            elapsed_s=self.info.samples_to_seconds(acq.samples),
+            gaps=acq.gaps,
+            gap_samples=acq.gap_samples,
+            dropped=src.dropped,
+            crc_errors=src.crc_errors,
+            resyncs=src.resyncs,
+            reconnects=src.reconnects,
+            overruns=sum(consumers.values()),
+            consumer_overruns=consumers,
+            error=self.acquisition.error or self.dsp.error,
+        )

@@ -1,0 +1,113 @@
+"""The headless station end to end on the simulated amplifier: session, CLI, shutdown."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ionm_station import __version__
+from ionm_station.cli import main
+from ionm_station.clock import ManualClock
+from ionm_station.profiles import load_profile
+from ionm_station.session import Session, build_source, montage_for
+
+
+def make_session(seconds: float, **kw) -> Session:
+    profile = load_profile("simulated")
+    montage = montage_for(profile)
+    source = build_source(profile, montage, clock=ManualClock(), **kw)
+    return Session(source, montage, max_samples=source.info.seconds_to_samples(seconds))
+
+
+def test_session_delivers_every_sample_exactly() -> None:
+    session = make_session(3.0)
+    reader = session.filtered.reader(start=0)
+    session.start()
+    assert session.acquisition.wait(30)
+    session.stop()
+    st = session.status()
+    assert st.samples == 30_000 and st.gaps == 0 and st.overruns == 0 and st.error is None
+    got = reader.read()
+    assert got.start == 0 and got.n_samples == 30_000 and np.isfinite(got.data).all()
+    # the filtered ring equals the source's samples band-passed as one record
+    from ionm_station.dsp.filters import BandpassFilter
+    raw = session.source.generate(0, 30_000)
+    expect = BandpassFilter(16, 10_000).process(raw)
+    np.testing.assert_allclose(got.data, expect, atol=1e-3)
+
+
+def test_session_logs_source_events() -> None:
+    session = make_session(20.0, scenario="pedicle_screws")
+    session.start()
+    assert session.acquisition.wait(60)
+    session.stop()
+    stimuli = session.events.of_kind("stimulus")
+    truth = [s for s in session.source.truth.stimuli if s.index < 200_000]
+    assert len(stimuli) == len(truth) > 0
+    assert [e.start for e in stimuli] == [s.index for s in truth]
+
+
+def test_cli_run_headless_fast_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "summary.json"
+    rc = main(["run", "--headless", "--fast", "--seconds", "2", "--json", str(out)])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["status"]["samples"] == 20_000
+    assert doc["status"]["gaps"] == 0 and doc["status"]["overruns"] == 0
+    assert doc["channels"][3] == "L5-L TibAnt"
+    assert "done: 20000 samples per channel" in capsys.readouterr().out
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[source]\nkind = "simulated"\nsample_rate_hz = 10000\n')
+    assert main(["run", "--headless", "--profile", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "source.channels" in err[0] and str(bad) in err[0]
+    assert main(["run", "--headless", "--montage", "nosuch"]) == 2
+    assert "no such montage" in capsys.readouterr().err
+    assert main(["run", "--headless", "--scenario", "nosuch", "--seconds", "1"]) == 2
+    assert "no such scenario" in capsys.readouterr().err
+
+
+def test_cli_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and __version__ in capsys.readouterr().out
+    assert main([]) == 0
+    assert "research" in capsys.readouterr().out.lower()
+
+
+def _station(*args: str) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([sys.executable, "-m", "ionm_station", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_headless_five_seconds_real_time() -> None:
+    """The issue's acceptance run: 5 s at real time, 5 s × rate samples, no gaps or overruns."""
+    proc = _station("run", "--headless", "--seconds", "5")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    lines = out.strip().splitlines()
+    assert len(lines) >= 5  # banner, ~4 status lines, summary
+    assert lines[-1].startswith("done: 50000 samples per channel (5.00 s at 10000 Hz, 16 ch), gaps 0,")
+    assert "overruns 0" in lines[-1] and "dropped 0" in lines[-1]
+
+
+def test_ctrl_c_shuts_down_cleanly() -> None:
+    proc = _station("run", "--headless", "--status-interval", "0.2")
+    assert proc.stdout is not None
+    proc.stdout.readline()  # banner
+    proc.stdout.readline()  # first status line: running
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "done:" in out and "Traceback" not in err
