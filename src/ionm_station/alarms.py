@@ -1,0 +1,283 @@
+"""Alarm engine: detected EMG events and artifact spans → one state per nerve root and side.
+
+Pure Python, no Qt. The DSP thread calls :meth:`AlarmEngine.update` with what the chain found;
+the GUI, the headless runner and the recorder read :meth:`AlarmEngine.tiles` and the alarm
+events it appends to the session's event log.
+
+States, by display precedence:
+
+* ``alarm`` — a neurotonic A-train on the root (any amplitude: train time, not size, is what
+  predicts palsy), or summed A-train time past the caution (0.5 s) or warning (10 s) level
+  (Prell et al. 2007). Latched until acknowledged.
+* ``no_signal`` — every channel of the root is off (lead-off, railed) or the source is lost.
+* ``blanked`` — electrocautery: detection is blanked, so the tile says so instead of "quiet".
+* ``activity`` — a spike, burst or B-train at or above the channel's threshold (µV p-p) within
+  the last ``hold_s`` (5 s, as commercial monitors show events).
+* ``quiet`` — none of the above.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+from ionm_station.events import Event
+from ionm_station.montage import Montage
+
+PRIORITIES = ("advisory", "caution", "warning")
+
+
+class EmgEvent(Protocol):
+    """What the engine needs of a detected event (see ``detect.events.DetectedEvent``)."""
+
+    channel: int
+    kind: str
+    train_type: str | None
+    onset: int
+    offset: int
+    peak_uv: float
+
+
+class Span(Protocol):
+    """What the engine needs of an artifact span (see ``dsp.artifacts.ArtifactSpan``)."""
+
+    kind: str
+    start: int
+    stop: int | None
+    channels: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    """Alarm settings (apply to every root; thresholds per channel come from the montage).
+
+    Attributes:
+        hold_s: how long an above-threshold event keeps a tile at ``activity`` (s).
+        caution_train_time_s: summed A-train time per root that raises a caution (s).
+        warning_train_time_s: summed A-train time per root that raises a warning (s).
+        latch: alarms stay until acknowledged.
+        silence_s: default audio silence after :meth:`AlarmEngine.silence` (s).
+    """
+
+    hold_s: float = 5.0
+    caution_train_time_s: float = 0.5
+    warning_train_time_s: float = 10.0
+    latch: bool = True
+    silence_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class TileState:
+    """What one alarm tile shows (key ``"L5-L"``: root and side)."""
+
+    key: str
+    root: str
+    side: str
+    state: str = "quiet"
+    priority: str | None = None
+    reason: str = ""
+    train_time_s: float = 0.0
+    last_peak_uv: float | None = None
+    latched: bool = False
+    silenced_until_s: float | None = None
+
+
+@dataclass
+class _Root:
+    key: str
+    root: str
+    side: str
+    channels: list[int]
+    train_time_s: float = 0.0
+    last_activity: int | None = None  # sample index of the last above-threshold event's end
+    last_peak_uv: float | None = None
+    alarm_priority: str | None = None  # latched/active alarm
+    alarm_reason: str = ""
+    shown: TileState | None = None
+    off_channels: set[int] = field(default_factory=set)
+
+
+class AlarmEngine:
+    """Per root-side alarm state from detected events and artifacts.
+
+    Args:
+        montage: channels and their thresholds (µV p-p); one tile per ``root-side``.
+        sample_rate_hz: to turn sample indices into seconds.
+        config: alarm settings.
+        sink: called with every alarm :class:`Event` (the session passes ``EventLog.append``).
+    """
+
+    def __init__(self, montage: Montage, sample_rate_hz: float, config: AlarmConfig = AlarmConfig(),
+                 sink=None) -> None:
+        self.montage = montage
+        self.fs = sample_rate_hz
+        self.config = config
+        self._sink = sink
+        self._lock = threading.Lock()
+        self.thresholds_uv = [c.threshold_uv for c in montage.channels]
+        self._roots: dict[str, _Root] = {}
+        self._root_of: dict[int, _Root] = {}
+        for i, c in enumerate(montage.channels):
+            key = c.root_side if c.root else c.label
+            r = self._roots.setdefault(key, _Root(key, c.root, c.side, []))
+            r.channels.append(i)
+            self._root_of[i] = r
+        self._cautery_open = False
+        self._source_lost = False
+        self._blockade_reason = ""
+        self._silenced_until: int | None = None
+        self._now = 0
+        self._emit_changes(0)
+
+    # --- inputs (DSP thread) ---
+
+    def update(self, now: int, events: list[EmgEvent] = (), opened: list[Span] = (),
+               closed: list[Span] = ()) -> None:
+        """Take events that ended, artifact spans that opened or closed, and the time ``now``."""
+        with self._lock:
+            self._now = max(self._now, now)
+            for s in opened:
+                self._span(s, True)
+            for s in closed:
+                self._span(s, False)
+            for e in events:
+                self._event(e)
+            self._emit_changes(self._now)
+
+    def set_source_lost(self, lost: bool, now: int) -> None:
+        """The device link is down (every tile ``no_signal``) or back."""
+        with self._lock:
+            self._source_lost = lost
+            self._emit_changes(max(self._now, now))
+
+    def set_blockade(self, reason: str, now: int) -> None:
+        """Neuromuscular blockade (e.g. TOF count < 4): tiles say EMG is unreliable; '' clears."""
+        with self._lock:
+            self._blockade_reason = reason
+            self._emit_changes(max(self._now, now))
+
+    def set_threshold(self, key: str, threshold_uv: float) -> None:
+        """Set the event threshold (µV p-p) of every channel of root-side ``key``."""
+        if not 5.0 <= threshold_uv <= 5000.0:
+            raise ValueError(f"threshold must be 5–5000 µV, got {threshold_uv}")
+        with self._lock:
+            for ch in self._roots[key].channels:
+                self.thresholds_uv[ch] = threshold_uv
+            self._log("alarm_threshold", self._now, {"tile": key, "threshold_uv": threshold_uv})
+
+    # --- user actions (any thread) ---
+
+    def acknowledge(self, key: str | None = None) -> None:
+        """Clear latched alarms of one tile (``None``: all). A new train raises them again."""
+        with self._lock:
+            for r in self._roots.values():
+                if (key is None or r.key == key) and r.alarm_priority:
+                    self._log("alarm_ack", self._now, {"tile": r.key, "priority": r.alarm_priority})
+                    r.alarm_priority, r.alarm_reason = None, ""
+            self._emit_changes(self._now)
+
+    def silence(self, seconds: float | None = None) -> None:
+        """Silence alarm audio for ``seconds`` (default ``config.silence_s``); tiles keep showing."""
+        s = self.config.silence_s if seconds is None else seconds
+        with self._lock:
+            self._silenced_until = self._now + int(s * self.fs)
+            self._log("alarm_silence", self._now, {"seconds": s})
+            self._emit_changes(self._now)
+
+    # --- outputs ---
+
+    def tiles(self) -> list[TileState]:
+        """Current state of every tile, in montage order (a snapshot, safe from any thread)."""
+        with self._lock:
+            return [r.shown for r in self._roots.values() if r.shown is not None]
+
+    def tile(self, key: str) -> TileState:
+        with self._lock:
+            shown = self._roots[key].shown
+            assert shown is not None
+            return shown
+
+    @property
+    def audible(self) -> str | None:
+        """Highest priority that should sound now (None when quiet or silenced)."""
+        with self._lock:
+            if self._silenced_until is not None and self._now < self._silenced_until:
+                return None
+            levels = [r.alarm_priority for r in self._roots.values() if r.alarm_priority]
+            return max(levels, key=PRIORITIES.index) if levels else None
+
+    # --- internals (lock held) ---
+
+    def _span(self, s: Span, is_open: bool) -> None:
+        if s.kind == "cautery":
+            self._cautery_open = is_open
+            return
+        for ch in s.channels:
+            r = self._root_of.get(ch)
+            if r is not None:
+                (r.off_channels.add if is_open else r.off_channels.discard)(ch)
+
+    def _event(self, e: EmgEvent) -> None:
+        r = self._root_of.get(e.channel)
+        if r is None:
+            return
+        if e.kind == "train" and e.train_type == "A":
+            r.train_time_s += (e.offset - e.onset) / self.fs
+            label = self.montage.channels[e.channel].label
+            self._raise(r, self._train_priority(r.train_time_s),
+                        f"A-train {label} {e.peak_uv:.0f} µV, train time {r.train_time_s:.1f} s")
+        if e.peak_uv >= self.thresholds_uv[e.channel]:
+            r.last_activity = e.offset
+            r.last_peak_uv = float(e.peak_uv)
+
+    def _train_priority(self, train_time_s: float) -> str:
+        if train_time_s >= self.config.warning_train_time_s:
+            return "warning"
+        if train_time_s >= self.config.caution_train_time_s:
+            return "caution"
+        return "advisory"
+
+    def _raise(self, r: _Root, priority: str, reason: str) -> None:
+        current = PRIORITIES.index(r.alarm_priority) if r.alarm_priority else -1
+        if PRIORITIES.index(priority) >= current:
+            r.alarm_priority, r.alarm_reason = priority, reason
+
+    def _compute(self, r: _Root, now: int) -> TileState:
+        silenced = (self._silenced_until / self.fs
+                    if self._silenced_until is not None and now < self._silenced_until else None)
+        base = TileState(r.key, r.root, r.side, train_time_s=round(r.train_time_s, 3),
+                         last_peak_uv=r.last_peak_uv, silenced_until_s=silenced)
+        notes = []
+        if self._cautery_open:
+            notes.append("cautery: detection blanked")
+        if self._blockade_reason:
+            notes.append(self._blockade_reason)
+        all_off = self._source_lost or (r.channels and r.off_channels >= set(r.channels))
+        if r.alarm_priority:
+            return replace(base, state="alarm", priority=r.alarm_priority, latched=self.config.latch,
+                           reason="; ".join([r.alarm_reason, *notes]))
+        if all_off:
+            why = "source lost" if self._source_lost else "lead-off / saturated"
+            return replace(base, state="no_signal", reason="; ".join([why, *notes]))
+        if self._cautery_open:
+            return replace(base, state="blanked", reason="; ".join(notes))
+        held = r.last_activity is not None and now - r.last_activity <= self.config.hold_s * self.fs
+        if held:
+            return replace(base, state="activity", priority="advisory",
+                           reason="; ".join([f"activity {r.last_peak_uv:.0f} µV", *notes]))
+        return replace(base, reason="; ".join(notes))
+
+    def _emit_changes(self, now: int) -> None:
+        for r in self._roots.values():
+            new = self._compute(r, now)
+            old = r.shown
+            r.shown = new
+            if old is None or (old.state, old.priority, old.reason) != (new.state, new.priority, new.reason):
+                if old is not None or new.state != "quiet":
+                    self._log("alarm", now, {"tile": r.key, "state": new.state,
+                                             "priority": new.priority, "reason": new.reason})
+
+    def _log(self, kind: str, now: int, data: dict) -> None:
+        if self._sink is not None:
+            self._sink(Event(kind, now, data=data))

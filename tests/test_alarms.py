@@ -1,0 +1,154 @@
+"""Alarm engine: every state transition of a root-side tile."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from ionm_station.alarms import AlarmConfig, AlarmEngine
+from ionm_station.events import EventLog
+from ionm_station.montage import load_montage
+
+FS = 10_000.0
+
+
+@dataclass
+class Ev:
+    channel: int
+    kind: str
+    train_type: str | None
+    onset: int
+    offset: int
+    peak_uv: float
+
+
+@dataclass
+class Sp:
+    kind: str
+    start: int
+    stop: int | None
+    channels: tuple[int, ...]
+
+
+def s(seconds: float) -> int:
+    return int(seconds * FS)
+
+
+@pytest.fixture
+def engine() -> tuple[AlarmEngine, EventLog]:
+    log = EventLog()
+    return AlarmEngine(load_montage("lumbar"), FS, AlarmConfig(), sink=log.append), log
+
+
+L5L_TIBANT = 3  # lumbar montage: channel 3 = L5-L TibAnt, 4 = L5-L EHL
+
+
+def test_starts_quiet_with_one_tile_per_root_side(engine) -> None:
+    eng, log = engine
+    tiles = eng.tiles()
+    assert [t.key for t in tiles] == load_montage("lumbar").root_sides()
+    assert all(t.state == "quiet" and t.priority is None for t in tiles)
+    assert len(log) == 0
+
+
+def test_activity_above_threshold_then_back_to_quiet(engine) -> None:
+    eng, log = engine
+    eng.update(s(1.0), [Ev(L5L_TIBANT, "burst", None, s(0.9), s(0.95), 60.0)])
+    assert eng.tile("L5-L").state == "quiet"  # 60 µV < 100 µV threshold
+    eng.update(s(2.0), [Ev(L5L_TIBANT, "burst", None, s(1.9), s(1.95), 250.0)])
+    t = eng.tile("L5-L")
+    assert (t.state, t.priority, t.last_peak_uv) == ("activity", "advisory", 250.0)
+    assert eng.tile("L5-R").state == "quiet"
+    eng.update(s(6.9))
+    assert eng.tile("L5-L").state == "activity"  # held 5 s after the event ended
+    eng.update(s(7.0))
+    assert eng.tile("L5-L").state == "quiet"
+    states = [e.data["state"] for e in log.of_kind("alarm")]
+    assert states == ["activity", "quiet"]
+
+
+def test_any_a_train_alarms_and_latches_until_acknowledged(engine) -> None:
+    eng, log = engine
+    eng.update(s(10.0), [Ev(L5L_TIBANT, "train", "A", s(9.0), s(9.2), 40.0)])  # small, short
+    t = eng.tile("L5-L")
+    assert t.state == "alarm" and t.priority == "advisory" and t.latched
+    assert t.train_time_s == pytest.approx(0.2)
+    eng.update(s(60.0))
+    assert eng.tile("L5-L").state == "alarm"  # latched long after the train
+    assert eng.audible == "advisory"
+    eng.acknowledge("L5-L")
+    assert eng.tile("L5-L").state == "quiet" and eng.audible is None
+    assert log.of_kind("alarm_ack")[0].data["tile"] == "L5-L"
+
+
+def test_train_time_escalates_to_caution_and_warning(engine) -> None:
+    eng, _ = engine
+    eng.update(s(2.0), [Ev(L5L_TIBANT, "train", "A", s(1.0), s(1.6), 150.0)])
+    assert eng.tile("L5-L").priority == "caution"  # 0.6 s ≥ 0.5 s
+    eng.update(s(20.0), [Ev(4, "train", "A", s(5.0), s(15.0), 150.0)])  # L5-L EHL, same root
+    t = eng.tile("L5-L")
+    assert t.priority == "warning" and t.train_time_s == pytest.approx(10.6)
+    eng.acknowledge()
+    eng.update(s(30.0), [Ev(L5L_TIBANT, "train", "A", s(25.0), s(25.1), 150.0)])
+    assert eng.tile("L5-L").priority == "warning"  # train time keeps its sum after ack
+
+
+def test_b_train_is_activity_not_alarm(engine) -> None:
+    eng, _ = engine
+    eng.update(s(3.0), [Ev(L5L_TIBANT, "train", "B", s(1.0), s(2.5), 300.0)])
+    assert eng.tile("L5-L").state == "activity"
+    assert eng.tile("L5-L").train_time_s == 0.0
+
+
+def test_cautery_blanks_every_tile_but_never_hides_a_latched_alarm(engine) -> None:
+    eng, _ = engine
+    eng.update(s(1.0), [Ev(L5L_TIBANT, "train", "A", s(0.5), s(0.7), 150.0)])
+    span = Sp("cautery", s(2.0), None, tuple(range(16)))
+    eng.update(s(2.0), opened=[span])
+    assert eng.tile("S1-R").state == "blanked" and "cautery" in eng.tile("S1-R").reason
+    assert eng.tile("L5-L").state == "alarm" and "cautery" in eng.tile("L5-L").reason
+    eng.update(s(4.0), closed=[Sp("cautery", s(2.0), s(4.0), tuple(range(16)))])
+    assert eng.tile("S1-R").state == "quiet"
+
+
+def test_lead_off_on_all_channels_of_a_root_is_no_signal(engine) -> None:
+    eng, _ = engine
+    eng.update(s(1.0), opened=[Sp("lead_off", s(1.0), None, (L5L_TIBANT,))])
+    assert eng.tile("L5-L").state == "quiet"  # the EHL channel still records L5
+    eng.update(s(1.5), opened=[Sp("lead_off", s(1.5), None, (4,))])
+    assert eng.tile("L5-L").state == "no_signal"
+    eng.update(s(3.0), closed=[Sp("lead_off", s(1.5), s(3.0), (4,))])
+    assert eng.tile("L5-L").state == "quiet"
+
+
+def test_source_lost_and_blockade(engine) -> None:
+    eng, _ = engine
+    eng.set_source_lost(True, s(1.0))
+    assert {t.state for t in eng.tiles()} == {"no_signal"}
+    eng.set_source_lost(False, s(2.0))
+    eng.set_blockade("neuromuscular blockade: EMG unreliable (TOF 1/4)", s(2.0))
+    assert all("blockade" in t.reason for t in eng.tiles())
+    eng.set_blockade("", s(3.0))
+    assert all(t.reason == "" for t in eng.tiles())
+
+
+def test_silence_mutes_audio_for_a_time(engine) -> None:
+    eng, log = engine
+    eng.update(s(1.0), [Ev(L5L_TIBANT, "train", "A", s(0.5), s(1.5), 150.0)])
+    assert eng.audible == "caution"
+    eng.silence(60)
+    assert eng.audible is None and eng.tile("L5-L").silenced_until_s == pytest.approx(61.0)
+    eng.update(s(61.5))
+    assert eng.audible == "caution"
+    assert log.of_kind("alarm_silence")
+
+
+def test_threshold_per_root(engine) -> None:
+    eng, log = engine
+    eng.set_threshold("L5-L", 300.0)
+    eng.update(s(1.0), [Ev(L5L_TIBANT, "burst", None, s(0.9), s(0.95), 250.0)])
+    assert eng.tile("L5-L").state == "quiet"
+    assert log.of_kind("alarm_threshold")[0].data == {"tile": "L5-L", "threshold_uv": 300.0}
+    with pytest.raises(ValueError):
+        eng.set_threshold("L5-L", 1.0)
