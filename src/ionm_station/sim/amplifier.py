@@ -67,7 +67,7 @@ CMAP_CENTRE_ABOVE_THRESHOLD_MA = 1.0
 CMAP_SLOPE_MA = 0.35
 #: Train-of-four: relative T1 size and per-pulse fade ratio by block level (twitches present).
 TOF_T1 = {4: 1.0, 3: 0.45, 2: 0.25, 1: 0.1, 0: 0.0}
-TOF_FADE = {4: 0.93, 3: 0.75, 2: 0.7, 1: 1.0, 0: 1.0}
+TOF_FADE = {4: 0.98, 3: 0.75, 2: 0.7, 1: 1.0, 0: 1.0}
 
 #: ECG peak (µV) range by muscle keyword; trunk/proximal muscles pick up the most.
 _ECG_UV = (("iliops", 150, 300), ("rectus abd", 150, 300), ("anal", 150, 300),
@@ -624,8 +624,10 @@ class SimulatedAmplifier:
                 wave = _scaled_pp(waveforms.cmap(t, self._cmap_s[c]), size)
                 gain = np.array([1.0 if rank == 0 else SECONDARY_GAIN])
                 script.placed.append(_Placed(index + self._latency[c], wave, np.array([c]), gain))
-        script.events.append(Event("stimulus", index, data={"current_ma": current_ma,
-                                                            "target": target}))
+        data: dict = {"current_ma": current_ma, "target": target}
+        if tof is not None:
+            data["tof_pulse"] = tof[0]  # the stimulator says which train-of-four pulse this is
+        script.events.append(Event("stimulus", index, data=data))
         self.truth.stimuli.append(TruthStimulus(index, current_ma, target, float(size),
                                                 None if tof is None else tof[0]))
 

@@ -1,0 +1,1 @@
+"""Triggered EMG: stimulus-locked CMAPs, pedicle-screw threshold hunting, train-of-four."""

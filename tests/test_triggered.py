@@ -1,0 +1,129 @@
+"""Triggered EMG: CMAP measurement, threshold hunt, screw bands, train-of-four, closed loop."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from ionm_station.events import EventLog
+from ionm_station.montage import load_montage
+from ionm_station.ring import RingBuffer
+from ionm_station.sim.amplifier import SimulatedAmplifier
+from ionm_station.sim.scenario import ScriptEvent, load_scenario
+from ionm_station.triggered.controller import HighCurrentNotConfirmed, TriggeredEmg
+from ionm_station.triggered.hunt import ThresholdHunt
+from ionm_station.triggered.offline import run_until_idle
+from ionm_station.triggered.screws import REGIONS, ScrewLog
+
+FS = 10_000.0
+
+
+def run_hunt(threshold_ma: float, flip=lambda c: False) -> ThresholdHunt:
+    h = ThresholdHunt()
+    while (c := h.next_current()) is not None:
+        h.record(c, (c >= threshold_ma) != flip(c))
+    return h
+
+
+@pytest.mark.parametrize("true_ma", [0.5, 0.7, 1.3, 2.9, 3.2, 4.0, 6.0, 7.99, 8.0, 11.1, 14.0, 19.6])
+def test_hunt_brackets_then_bisects(true_ma: float) -> None:
+    h = run_hunt(true_ma)
+    assert h.threshold_ma is not None
+    assert 0 <= h.threshold_ma - true_ma <= h.resolution_ma + 1e-9
+    assert h.stimuli <= 11
+
+
+def test_hunt_reports_no_response_up_to_max() -> None:
+    h = run_hunt(50.0)
+    assert h.threshold_ma is None and h.done and h.trials[-1][0] == 20.0
+
+
+def test_hunt_survives_a_false_response() -> None:
+    # one spurious response at a low current must not end the hunt there
+    h = run_hunt(6.0, flip=lambda c: abs(c - 4.0) < 1e-9)
+    assert h.threshold_ma is not None and abs(h.threshold_ma - 6.0) <= 2.0
+
+
+def test_screw_bands_lumbar_and_thoracic() -> None:
+    log = ScrewLog()
+    assert [log.classify(x) for x in (2.0, 3.99, 4.0, 7.9, 8.0, None)] == [
+        "likely breach", "likely breach", "possible breach", "possible breach", "no breach", "no breach"]
+    th = ScrewLog(region=REGIONS["thoracic"])
+    for ma in (18.0, 20.0, 16.0):
+        th.add("T8", "L", ma, 7)
+    r = th.add("T9", "L", 6.5, 7)  # ≥ 6 mA but 65 % below the others' mean
+    assert r.band == "possible breach" and "below the mean" in r.note
+    neg = ScrewLog().add("L4", "R", None, 9, reliable=False)
+    assert "unreliable" in neg.note
+
+
+def closed_loop(scenario, targets: list[str], seconds: float, seed: int = 3):
+    montage = load_montage("lumbar")
+    amp = SimulatedAmplifier(montage, scenario, FS, seed=seed, realtime=False)
+    amp.open()
+    ring = RingBuffer(int(10 * FS), 16)
+    log = EventLog()
+    ctl = TriggeredEmg(montage, FS, ring, log.append, stimulator=amp)
+    for t in targets:
+        ctl.hunt(*t.split("-"))
+    run_until_idle(amp, ring, ctl, int(seconds * FS), min_samples=int(1 * FS))
+    return ctl, log, amp
+
+
+def test_closed_loop_hunts_find_the_scenarios_thresholds() -> None:
+    sc = dataclasses.replace(load_scenario("pedicle_screws"), events=(), loop=False)
+    ctl, log, amp = closed_loop(sc, ["L5-R", "S1-L", "L4-L"], 90)
+    found = {f"{s.level}-{s.side}": s for s in ctl.screw_log.screws}
+    for key, true_ma in sc.thresholds_ma.items():
+        assert abs(found[key].threshold_ma - true_ma) <= 0.5, (key, found[key])
+        assert found[key].stimuli <= 12
+    assert found["L5-R"].band == "likely breach"
+    assert found["S1-L"].band == "possible breach"
+    assert found["L4-L"].band == "no breach"
+    assert len(log.of_kind("screw_result")) == 3
+    delivered = [s for s in amp.truth.stimuli]
+    assert len(log.of_kind("cmap")) == len(delivered)
+
+
+@pytest.mark.parametrize("level", [0, 1, 2, 3, 4])
+def test_train_of_four_count(level: int) -> None:
+    train = ScriptEvent(kind="tof", at_s=1.0, target="L5-L", block_level=level, current_ma=40.0)
+    sc = dataclasses.replace(load_scenario("quiet"), events=(train,), loop=False)
+    montage = load_montage("lumbar")
+    amp = SimulatedAmplifier(montage, sc, FS, seed=5, realtime=False)
+    amp.open()
+    ring = RingBuffer(int(10 * FS), 16)
+    log = EventLog()
+    ctl = TriggeredEmg(montage, FS, ring, log.append)
+    run_until_idle(amp, ring, ctl, int(4 * FS), min_samples=int(4 * FS))
+    (result,) = ctl.tof_results
+    assert result.count == level
+    reason = log.of_kind("tof")[0].data["blockade"]
+    if level < 4:
+        assert f"TOF {level}/4" in reason
+    else:
+        assert result.ratio == pytest.approx(0.98**3, abs=0.05) and reason == ""  # recovered
+
+
+def test_high_current_needs_confirmation() -> None:
+    montage = load_montage("lumbar")
+    amp = SimulatedAmplifier(montage, load_scenario("quiet"), FS, realtime=False)
+    amp.open()
+    ctl = TriggeredEmg(montage, FS, RingBuffer(1000, 16), EventLog().append, stimulator=amp)
+    with pytest.raises(HighCurrentNotConfirmed):
+        ctl.stimulate(35.0, "L5-L")
+    assert ctl.stimulate(35.0, "L5-L", confirmed=True) > 0
+    assert ctl.stimulate(10.0, "L5-L") > 0
+    with pytest.raises(ValueError, match="no T9-L"):
+        ctl.hunt("T9", "L")
+
+
+def test_no_response_without_cmap_even_with_large_stimulus_artifact() -> None:
+    sc = dataclasses.replace(load_scenario("quiet"), thresholds_ma={"L5-L": 50.0})
+    ctl, _, _ = closed_loop(sc, ["L5-L"], 30)
+    (s,) = ctl.screw_log.screws
+    assert s.threshold_ma is None and s.band == "no breach"
+    assert all(not r.any for r in ctl.responses)
+    assert np.max([r.max_uv for r in ctl.responses]) < 50.0
