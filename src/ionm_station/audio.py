@@ -1,0 +1,137 @@
+"""Alarm tones and EMG audio.
+
+Alarm sounds follow the IEC 60601-1-8 approach: each priority has its own burst pattern of
+harmonic-rich pulses, so the urgency is recognisable without looking:
+
+* warning (high): 10 pulses — 3, 2 (pause) 3, 2 — repeated every 10 s;
+* caution (medium): 3 pulses, repeated every 15 s;
+* advisory (low): 2 pulses, once.
+
+Rendering is pure numpy (tests write WAV files and check the pattern). Playback uses the
+``sounddevice`` library when it and an output device are present; when they are not, the
+station says so once and carries on — audio never blocks start-up or acquisition.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+
+AUDIO_RATE_HZ = 44_100
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A burst: pulse start times (s) within it, pulse length (s), fundamental (Hz), repeat (s)."""
+
+    onsets_s: tuple[float, ...]
+    pulse_s: float
+    fundamental_hz: float
+    repeat_s: float | None
+
+
+PATTERNS = {
+    "warning": Pattern((0.0, 0.1, 0.2, 0.5, 0.6, 1.4, 1.5, 1.6, 1.9, 2.0), 0.075, 880.0, 10.0),
+    "caution": Pattern((0.0, 0.2, 0.4), 0.15, 660.0, 15.0),
+    "advisory": Pattern((0.0, 0.25), 0.2, 440.0, None),
+}
+
+
+def render_pulse(pattern: Pattern, rate_hz: int = AUDIO_RATE_HZ) -> np.ndarray:
+    """One pulse: fundamental plus 4 harmonics, 10 ms raised-cosine rise and fall (float, ±1)."""
+    n = int(pattern.pulse_s * rate_hz)
+    t = np.arange(n) / rate_hz
+    tone = sum(np.sin(2 * np.pi * k * pattern.fundamental_hz * t) / k for k in range(1, 6))
+    ramp = min(int(0.010 * rate_hz), n // 2)
+    env = np.ones(n)
+    env[:ramp] = 0.5 - 0.5 * np.cos(np.pi * np.arange(ramp) / ramp)
+    env[n - ramp:] = env[:ramp][::-1]
+    return tone * env / np.max(np.abs(tone))
+
+
+def render_alarm(priority: str, volume: float = 0.5, rate_hz: int = AUDIO_RATE_HZ) -> np.ndarray:
+    """One burst of the alarm sound of ``priority`` (advisory/caution/warning), float32 mono."""
+    p = PATTERNS[priority]
+    pulse = render_pulse(p, rate_hz)
+    out = np.zeros(int((p.onsets_s[-1] + p.pulse_s) * rate_hz) + 1)
+    for onset in p.onsets_s:
+        i = int(onset * rate_hz)
+        out[i:i + len(pulse)] += pulse
+    return (np.clip(volume, 0.0, 1.0) * out).astype(np.float32)
+
+
+def emg_to_audio(emg_uv: np.ndarray, sample_rate_hz: float, full_scale_uv: float = 500.0,
+                 rate_hz: int = AUDIO_RATE_HZ) -> np.ndarray:
+    """EMG (µV, one channel) as audio: resampled to ``rate_hz``, ±``full_scale_uv`` → ±1."""
+    x = np.nan_to_num(np.asarray(emg_uv, dtype=np.float64)) / full_scale_uv
+    up, down = rate_hz, int(round(sample_rate_hz))
+    g = np.gcd(up, down)
+    y = signal.resample_poly(x, up // g, down // g)
+    return np.clip(y, -1.0, 1.0).astype(np.float32)
+
+
+def pulse_onsets(audio: np.ndarray, rate_hz: int = AUDIO_RATE_HZ) -> list[float]:
+    """Start times (s) of the pulses in a rendered sound (for tests and checks)."""
+    win = int(0.005 * rate_hz)  # 5 ms moving RMS: smooth over the tone's own periods
+    env = np.sqrt(np.convolve(np.asarray(audio, dtype=np.float64) ** 2, np.ones(win) / win, "same"))
+    on = env > 0.3 * env.max()
+    edges = np.flatnonzero(np.diff(on.astype(np.int8)) == 1) + 1
+    starts = ([0] if on[0] else []) + edges.tolist()
+    return [s / rate_hz for s in starts]
+
+
+class AlarmSounder:
+    """Plays the alarm of the highest audible priority on a background thread.
+
+    ``notice`` says why audio is off (no library, no device); it is '' when audio works.
+    """
+
+    def __init__(self, volume: float = 0.5, muted: bool = False) -> None:
+        self.volume = volume
+        self.muted = muted
+        self.notice = ""
+        self._sd = None
+        try:
+            import sounddevice  # noqa: PLC0415 - optional; PortAudio may be missing
+
+            sounddevice.query_devices(kind="output")
+            self._sd = sounddevice
+        except Exception as exc:  # ImportError, OSError (no PortAudio), PortAudioError (no device)
+            self.notice = f"audio off: {type(exc).__name__}: {exc}".splitlines()[0]
+        self._priority: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def available(self) -> bool:
+        return self._sd is not None
+
+    def set_priority(self, priority: str | None) -> None:
+        """Sound ``priority`` (None: silence) from now on."""
+        self._priority = priority
+        if self.available and priority and (self._thread is None or not self._thread.is_alive()):
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, name="alarm-audio", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set() and self._priority:
+            priority = self._priority
+            if not self.muted:
+                try:
+                    self._sd.play(render_alarm(priority, self.volume), AUDIO_RATE_HZ)
+                except Exception as exc:  # a device that vanished: say so, stop trying
+                    self.notice = f"audio off: {exc}".splitlines()[0]
+                    self._sd = None
+                    return
+            repeat = PATTERNS[priority].repeat_s
+            if repeat is None:
+                self._priority = None
+                return
+            self._stop.wait(repeat)
