@@ -1,0 +1,341 @@
+"""Streaming mains-interference canceller for multichannel EMG (µV).
+
+Method: block-wise harmonic regression locked to a tracked mains phase.
+
+* The stream is cut into blocks of ``block_s`` (default 0.1 s) at fixed absolute sample
+  boundaries, so the output does not depend on how the caller chunks the record.
+* A three-state Kalman filter (phase θ in rad, angular frequency ω in rad/s and its rate ω̇ in
+  rad/s²) predicts the mains phase over each block; the phase is evaluated analytically from
+  the absolute sample index, θ(τ) = θ_c + ω·τ + ½·ω̇·τ² (τ in s from the block centre).
+* While a block streams in, the canceller subtracts Re Σ_h P_h,c · e^{i·h·θ(τ)} (h = 1 …
+  ``n_harmonics``, P_h,c the complex amplitude of harmonic h on channel c in µV) using only
+  parameters learnt from earlier blocks: the stage is causal, ``delay == 0``.
+* When a block is complete, a least-squares fit of an offset plus cos/sin(h·θ) on every
+  channel gives that block's complex amplitudes a_h,c. Their phase against P (all channels
+  and harmonics, inverse-variance weighted) is the Kalman innovation: the tracker follows
+  off-nominal (± a few Hz) and drifting mains. The amplitudes, de-rotated by the measured phase
+  error, update P by exponential smoothing with time constant ``amplitude_tau_s`` (a running
+  mean until that much data is in).
+* Robustness: a channel whose block holds a non-finite sample or a sample of magnitude ≥
+  ``freeze_uv`` (electrocautery, rails) teaches nothing; if no channel is usable the tracker
+  just predicts across the block (its uncertainty grows, so it re-locks quickly afterwards).
+  A channel whose block residual variance exceeds its tracked noise floor (EMG bursts, trains)
+  updates P with a gain scaled down by the ratio. The phase measurement weights every channel
+  by the inverse of its block residual variance, down-weights harmonics whose amplitude does not
+  fit P (an EMG train at 120 Hz sits on the 2nd harmonic of 60 Hz), and an innovation far
+  outside its predicted spread has its variance inflated (soft gate). NaN rows pass as NaN.
+* With ``mains_hz=None`` the first ``detect_s`` of usable signal is passed through unchanged
+  while the power explained by 50/100/150 Hz and by 60/120/180 Hz are compared; the winner
+  becomes :attr:`MainsCanceller.detected_hz` and the stored blocks then train the tracker.
+
+Cancellation is equivalent to a set of adaptive notches a few tenths of a hertz wide that
+follow the mains frequency, so broadband EMG, even near the harmonics, is left intact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Nominal mains frequencies the detector chooses between (Hz).
+NOMINAL_MAINS_HZ = (50.0, 60.0)
+#: Harmonics compared by the 50/60 Hz detector (50/100/150 vs 60/120/180 Hz).
+DETECT_HARMONICS = 3
+#: Highest harmonic frequency kept, as a fraction of the sampling rate.
+MAX_HARMONIC_OF_FS = 0.45
+#: Initial standard deviation of the mains frequency about nominal (Hz).
+INITIAL_FREQUENCY_SD_HZ = 1.0
+#: Initial standard deviation of the mains frequency rate (Hz/s).
+INITIAL_FREQUENCY_RATE_SD_HZ_S = 0.1
+#: Normalised amplitude misfit (1 = noise alone) above which a harmonic of a channel is
+#: down-weighted in the phase measurement.
+MISFIT_TOLERANCE = 9.0
+#: Normalised squared phase innovation (1 = as expected) beyond which the measurement variance
+#: is inflated in proportion, so outliers (EMG trains locked to a harmonic) barely move the tracker.
+INNOVATION_GATE = 16.0
+#: Smallest phase-measurement variance the tracker trusts (rad²).
+MIN_PHASE_VARIANCE_RAD2 = 1e-8
+
+
+class MainsCanceller:
+    """Remove 50/60 Hz mains and its harmonics from a (n_samples, n_channels) µV stream.
+
+    Args:
+        n_channels: channels in each chunk.
+        sample_rate_hz: sampling rate (Hz).
+        mains_hz: nominal mains frequency (Hz); ``None`` detects 50 or 60 Hz from the signal.
+        n_harmonics: harmonics cancelled (fundamental included), reduced so the highest stays
+            below 0.45 × ``sample_rate_hz``.
+        block_s: length of the estimation blocks (s); parameters change at block boundaries.
+        amplitude_tau_s: time constant of the harmonic-amplitude smoothing (s).
+        detect_s: usable signal examined before deciding 50 vs 60 Hz (s).
+        freeze_uv: a channel's block with any |sample| ≥ this (µV) is not learnt from.
+        max_offset_hz: the tracked frequency is kept within nominal ± this (Hz).
+        jerk_psd: Kalman process noise, spectral density of dω̇/dt (rad²/s⁵); larger follows
+            faster drift, smaller averages more noise.
+    """
+
+    delay: int = 0
+
+    def __init__(self, n_channels: int, sample_rate_hz: float, mains_hz: float | None = None,
+                 n_harmonics: int = 7, block_s: float = 0.1, amplitude_tau_s: float = 1.0,
+                 detect_s: float = 0.5, freeze_uv: float = 2500.0, max_offset_hz: float = 3.0,
+                 jerk_psd: float = 1e-3) -> None:
+        if n_channels < 1:
+            raise ValueError(f"n_channels must be ≥ 1, got {n_channels}")
+        if n_harmonics < 1:
+            raise ValueError(f"n_harmonics must be ≥ 1, got {n_harmonics}")
+        highest_hz = max(NOMINAL_MAINS_HZ) if mains_hz is None else mains_hz
+        if not 0.0 < highest_hz < MAX_HARMONIC_OF_FS * sample_rate_hz - max_offset_hz:
+            raise ValueError(f"mains {highest_hz!r} Hz (± {max_offset_hz:g}) does not fit below "
+                             f"{MAX_HARMONIC_OF_FS:g} × {sample_rate_hz:g} Hz")
+        self.n_channels = n_channels
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.mains_hz = mains_hz
+        self.n_harmonics_max = n_harmonics
+        self.block_len = max(round(block_s * sample_rate_hz), 4 * n_harmonics + 4)
+        self.block_s = self.block_len / self.sample_rate_hz
+        self.amplitude_tau_s = amplitude_tau_s
+        self.detect_blocks = max(1, int(np.ceil(detect_s / self.block_s)))
+        self.freeze_uv = freeze_uv
+        self.max_offset_hz = max_offset_hz
+        self.jerk_psd = jerk_psd
+        # block-relative time of each sample (s), centred so that τ = 0 mid-block
+        self._tau_s = (np.arange(self.block_len) - (self.block_len - 1) / 2.0) / self.sample_rate_hz
+        self._detect_pinv = self._detector_pinv()
+        self.reset()
+
+    # ----------------------------------------------------------------- public state
+
+    @property
+    def detected_hz(self) -> float | None:
+        """Nominal mains frequency in use (Hz): the given one, or the detected one once decided."""
+        return self._nominal_hz
+
+    @property
+    def frequency_hz(self) -> float | None:
+        """Current estimate of the actual mains frequency (Hz), ``None`` before tracking starts."""
+        if self._synth_state is None:
+            return None
+        return float(self._synth_state[1] / (2.0 * np.pi))
+
+    @property
+    def n_harmonics(self) -> int:
+        """Harmonics actually cancelled (fundamental included), 0 before the nominal is known."""
+        return self._harmonics.size
+
+    # ----------------------------------------------------------------- stage contract
+
+    def reset(self) -> None:
+        """Forget everything learnt (including a detected mains frequency)."""
+        self._n_abs = 0  # absolute index of the next input sample
+        self._block = np.zeros((self.block_len, self.n_channels))
+        self._nominal_hz: float | None = None
+        self._harmonics = np.zeros(0)
+        self._detect_score = np.zeros(len(NOMINAL_MAINS_HZ))
+        self._detect_store: list[tuple[int, np.ndarray, np.ndarray]] = []
+        self._kf_x = np.zeros(3)  # θ (rad), ω (rad/s), ω̇ (rad/s²) at the centre of block _kf_block
+        self._kf_p = np.zeros((3, 3))
+        self._kf_block: int | None = None
+        self._phasors = np.zeros((0, self.n_channels), dtype=complex)  # P (µV), (harmonics, channels)
+        self._coef = np.zeros((0, self.n_channels))  # Re P, −Im P interleaved per harmonic
+        self._weight_sum = np.zeros(self.n_channels)  # learning weight accumulated per channel
+        self._noise_var = np.full(self.n_channels, np.nan)  # tracked block residual floor (µV²)
+        self._synth_state: np.ndarray | None = None  # θ_c, ω, ω̇ for the block being filled
+        self._synth_design = np.zeros((self.block_len, 1))  # its regression matrix (see _design)
+        if self.mains_hz is not None:
+            self._set_nominal(float(self.mains_hz))
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Cancel mains in the next chunk ``x`` (n_samples, n_channels) µV; returns float64 µV."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise ValueError(f"expected a (n, {self.n_channels}) chunk, got shape {x.shape}")
+        out = np.empty_like(x)
+        pos = 0
+        while pos < len(x):
+            fill = self._n_abs % self.block_len
+            take = min(len(x) - pos, self.block_len - fill)
+            seg = x[pos:pos + take]
+            if self._synth_state is None:
+                out[pos:pos + take] = seg
+            else:
+                out[pos:pos + take] = seg - self._synth_design[fill:fill + take, 1:] @ self._coef
+            self._block[fill:fill + take] = seg
+            pos += take
+            self._n_abs += take
+            if fill + take == self.block_len:
+                self._end_block(self._n_abs // self.block_len - 1)
+        return out
+
+    def flush(self) -> np.ndarray:
+        """Nothing is held back (``delay == 0``): an empty (0, n_channels) array."""
+        return np.zeros((0, self.n_channels))
+
+    # ----------------------------------------------------------------- internals
+
+    def _set_nominal(self, nominal_hz: float) -> None:
+        self._nominal_hz = nominal_hz
+        top_hz = MAX_HARMONIC_OF_FS * self.sample_rate_hz
+        n = min(self.n_harmonics_max, int(top_hz // (nominal_hz + self.max_offset_hz)))
+        self._harmonics = np.arange(1, n + 1, dtype=float)
+        self._phasors = np.zeros((n, self.n_channels), dtype=complex)
+        self._coef = np.zeros((2 * n, self.n_channels))
+
+    def _detector_pinv(self) -> np.ndarray:
+        """Pseudo-inverse of the joint 50- and 60-Hz-harmonic basis over one block."""
+        columns = [np.ones(self.block_len)]
+        for f0 in NOMINAL_MAINS_HZ:
+            for h in range(1, DETECT_HARMONICS + 1):
+                arg = 2.0 * np.pi * h * f0 * self._tau_s
+                columns += [np.cos(arg), np.sin(arg)]
+        return np.linalg.pinv(np.stack(columns, axis=1))
+
+    def _usable(self, block: np.ndarray) -> np.ndarray:
+        """Channels of a block to learn from: all finite and below the freeze level (NaN fails
+        both comparisons because max/min propagate it)."""
+        if -self.freeze_uv < block.min() and block.max() < self.freeze_uv:  # fast path
+            return np.ones(self.n_channels, dtype=bool)
+        return (block.max(axis=0) < self.freeze_uv) & (block.min(axis=0) > -self.freeze_uv)
+
+    def _end_block(self, j: int) -> None:
+        usable = self._usable(self._block)
+        if self._nominal_hz is None:
+            if usable.any():
+                self._detect(j, usable)
+            return
+        if usable.any():
+            self._learn(j, self._block, usable,
+                        None if self._synth_state is None else self._synth_design)
+        self._prepare(j + 1)
+
+    def _detect(self, j: int, usable: np.ndarray) -> None:
+        """Score a block for 50 vs 60 Hz; decide and train on the stored blocks when enough."""
+        x = np.where(usable, self._block, 0.0)
+        beta = self._detect_pinv @ x  # (1 + 2·2·DETECT_HARMONICS, channels)
+        var = x.var(axis=0)
+        weight = np.where(usable & (var > 0), 1.0 / np.where(var > 0, var, 1.0), 0.0)
+        per_nominal = (beta[1:] ** 2).reshape(len(NOMINAL_MAINS_HZ), -1, self.n_channels).sum(axis=1)
+        self._detect_score += per_nominal @ weight
+        self._detect_store.append((j, self._block.copy(), usable))
+        if len(self._detect_store) < self.detect_blocks:
+            return
+        self._set_nominal(NOMINAL_MAINS_HZ[int(np.argmax(self._detect_score))])
+        for jj, block, ok in self._detect_store:
+            self._learn(jj, block, ok, None)
+        self._detect_store = []
+        self._prepare(j + 1)
+
+    def _predict(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """Kalman state and covariance carried to the centre of block ``j``."""
+        t = (j - self._kf_block) * self.block_s
+        f = np.array([[1.0, t, t * t / 2.0], [0.0, 1.0, t], [0.0, 0.0, 1.0]])
+        q = self.jerk_psd * np.array([[t ** 5 / 20.0, t ** 4 / 8.0, t ** 3 / 6.0],
+                                      [t ** 4 / 8.0, t ** 3 / 3.0, t ** 2 / 2.0],
+                                      [t ** 3 / 6.0, t ** 2 / 2.0, t]])
+        x = f @ self._kf_x
+        x[0] = np.angle(np.exp(1j * x[0]))
+        return x, f @ self._kf_p @ f.T + q
+
+    def _phase(self, state: np.ndarray, tau_s: np.ndarray) -> np.ndarray:
+        """Mains phase (rad) at block-relative times ``tau_s`` (s) for state (θ_c, ω, ω̇)."""
+        return state[0] + state[1] * tau_s + 0.5 * state[2] * tau_s * tau_s
+
+    def _design(self, state: np.ndarray) -> np.ndarray:
+        """Regression matrix over one block for state (θ_c, ω, ω̇): an offset column, then
+        cos(h·θ), sin(h·θ) interleaved for h = 1 … n_harmonics, (block_len, 1 + 2·n_harmonics).
+
+        The harmonics come from powers of e^{iθ} (one complex exponential per sample)."""
+        theta = self._phase(state, self._tau_s)
+        powers = np.empty((self.block_len, self._harmonics.size), dtype=complex)
+        powers[:, 0] = np.exp(1j * theta)
+        for k in range(1, self._harmonics.size):
+            np.multiply(powers[:, k - 1], powers[:, 0], out=powers[:, k])
+        design = np.empty((self.block_len, 1 + 2 * self._harmonics.size))
+        design[:, 0] = 1.0
+        design[:, 1:] = powers.view(np.float64)
+        return design
+
+    def _prepare(self, j: int) -> None:
+        """Set the synthesis parameters for block ``j`` once amplitudes have been learnt."""
+        if self._kf_block is None or not self._weight_sum.any():
+            return
+        self._synth_state = self._predict(j)[0]
+        self._synth_design = self._design(self._synth_state)
+
+    def _measure_phase(self, a: np.ndarray, w: np.ndarray) -> tuple[float, float] | None:
+        """Phase (rad) of a block's harmonic amplitudes ``a`` (harmonics, channels; µV) against
+        the learnt ones, and its variance (rad²); ``None`` without anything to compare.
+
+        ``w`` is each channel's inverse per-quadrature noise variance (1/µV²). The coarse phase
+        comes from the fundamental; a linearised weighted least-squares step over all harmonics
+        refines it. A second step down-weights each harmonic/channel whose amplitude does not fit
+        the learnt one (e.g. a 120 Hz EMG train on the 2nd harmonic of 60 Hz mains)."""
+        p = self._phasors
+        z1 = (w * a[0] * np.conj(p[0])).sum()
+        if abs(z1) == 0.0:
+            return None
+        h = self._harmonics[:, None]
+        error = float(np.angle(z1))
+        weight = np.broadcast_to(w, a.shape)
+        for _ in range(2):
+            rotated = a * np.exp(-1j * h * error)
+            info = float((weight * h * h * np.abs(p) ** 2).sum())
+            error += float((weight * h * (rotated * np.conj(p)).imag).sum()) / info
+            misfit = w * np.abs(a * np.exp(-1j * h * error) - p) ** 2 / 2.0  # ≈ 1 for noise alone
+            weight = w / np.maximum(1.0, misfit / MISFIT_TOLERANCE)
+        return error, max(1.0 / info, MIN_PHASE_VARIANCE_RAD2)
+
+    def _learn(self, j: int, block: np.ndarray, usable: np.ndarray,
+               design: np.ndarray | None) -> None:
+        """Fit block ``j`` against the predicted phase, update the tracker and the amplitudes.
+
+        ``design`` is the block's regression matrix when already built for synthesis."""
+        if self._kf_block is None:
+            self._kf_x = np.array([0.0, 2.0 * np.pi * self._nominal_hz, 0.0])
+            self._kf_p = np.diag([0.0, (2.0 * np.pi * INITIAL_FREQUENCY_SD_HZ) ** 2,
+                                  (2.0 * np.pi * INITIAL_FREQUENCY_RATE_SD_HZ_S) ** 2])
+            self._kf_block = j
+        x_pred, p_pred = self._predict(j)
+        n_h = self._harmonics.size
+        phi = self._design(x_pred) if design is None else design
+        x = block if usable.all() else np.where(usable, block, 0.0)
+        proj = phi.T @ x
+        beta = np.linalg.solve(phi.T @ phi, proj)
+        dof = self.block_len - phi.shape[1]
+        resid_var = np.maximum(np.einsum("ij,ij->j", x, x) - (beta * proj).sum(axis=0), 0.0) / dof
+        resid_var = np.maximum(resid_var, np.finfo(float).tiny)
+        a = beta[1::2] - 1j * beta[2::2]  # (harmonics, channels) µV
+
+        # phase innovation against the learnt amplitudes (channels already learnt only)
+        known = usable & (self._weight_sum > 0)
+        w = np.where(known, self.block_len / (2.0 * resid_var), 0.0)  # 1 / per-quadrature var
+        measured = self._measure_phase(a, w)
+        error = 0.0
+        if measured is not None:
+            error, variance = measured
+            # soft gate: an innovation far outside its predicted spread counts for less
+            surprise = error * error / (p_pred[0, 0] + variance)
+            variance *= max(1.0, surprise / INNOVATION_GATE)
+            gain = p_pred[:, 0] / (p_pred[0, 0] + variance)
+            x_pred = x_pred + gain * error
+            p_pred = p_pred - np.outer(gain, p_pred[0])
+            x_pred[0] = np.angle(np.exp(1j * x_pred[0]))
+            omega_lo = 2.0 * np.pi * (self._nominal_hz - self.max_offset_hz)
+            omega_hi = 2.0 * np.pi * (self._nominal_hz + self.max_offset_hz)
+            x_pred[1] = min(max(x_pred[1], omega_lo), omega_hi)
+        self._kf_x, self._kf_p, self._kf_block = x_pred, p_pred, j
+
+        # amplitudes: de-rotate by the measured phase error, smooth, gain scaled by noise ratio
+        fresh = usable & np.isnan(self._noise_var)
+        self._noise_var[fresh] = resid_var[fresh]
+        ratio = np.where(usable, resid_var / np.where(usable, self._noise_var, 1.0), 1.0)
+        self._noise_var = np.where(usable, self._noise_var * np.minimum(ratio, 1.0) ** 0.5
+                                   * np.minimum(np.maximum(ratio, 1.0) ** 0.05, 1.1),
+                                   self._noise_var)
+        weight = np.where(usable, np.minimum(1.0, 1.0 / ratio), 0.0)
+        self._weight_sum += weight
+        memory = self.amplitude_tau_s / self.block_s
+        step = np.where(weight > 0, weight / np.maximum(np.minimum(self._weight_sum, memory), 1e-12), 0.0)
+        derotated = a * np.exp(-1j * self._harmonics[:, None] * error)
+        self._phasors += step * (derotated - self._phasors)
+        self._coef = np.stack((self._phasors.real, -self._phasors.imag), axis=1).reshape(2 * n_h, -1)
