@@ -1,0 +1,62 @@
+"""Entry point of the monitoring window: ``run_gui(session)``."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+
+from ionm_station.gui import theme
+from ionm_station.gui.main_window import MainWindow
+
+#: How often Python gets the chance to run signal handlers (Ctrl-C) inside the Qt loop (ms).
+SIGNAL_POLL_MS = 200
+
+
+def ensure_app() -> QApplication:
+    """The QApplication (created with the dark theme on first call)."""
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setApplicationName("IONM Station")
+        app.setOrganizationName("ionm-station")
+        theme.apply_dark_palette(app)
+    assert isinstance(app, QApplication)
+    return app
+
+
+def run_gui(session: Any, settings_path: Path | None = None, alarm_window: bool = False) -> int:
+    """Open the main window on ``session``, start it, run until the window closes.
+
+    Args:
+        session: a :class:`~ionm_station.session.Session` that has not been started.
+        settings_path: GUI settings JSON (default in the user config directory).
+        alarm_window: also open the surgeon's alarm display (full screen on a second monitor).
+
+    Returns:
+        Exit code: 0, or 1 if acquisition ended with an error. Ctrl-C / SIGTERM close the
+        window cleanly. The session is always stopped before returning.
+    """
+    app = ensure_app()
+    window = MainWindow(session, settings_path)
+    previous = {s: signal.signal(s, lambda *_: window.close())
+                for s in (signal.SIGINT, signal.SIGTERM)}
+    wake = QTimer()  # lets the interpreter run signal handlers while Qt waits
+    wake.timeout.connect(lambda: None)
+    wake.start(SIGNAL_POLL_MS)
+    try:
+        session.start()
+        window.show()
+        if alarm_window:
+            window.toggle_alarm_window()
+        app.exec()
+    finally:
+        wake.stop()
+        session.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 1 if session.status().error else 0
