@@ -1,0 +1,526 @@
+"""Streaming free-run EMG event detection: spikes, bursts, A-trains and B-trains.
+
+Input is the clean stream (µV, band-passed, mains and ECG removed) with a blanking mask from
+:class:`~ionm_station.dsp.artifacts.ArtifactDetector`. Per channel:
+
+1. **Detection signal** ``y``: the clean signal (zero where blanked) through a 2nd-order
+   :data:`DETECT_HIGHPASS_HZ` high-pass that strips ECG residue and band-pass ringing but keeps
+   A-trains (≥ 60 Hz); **envelope** ``e`` = RMS of ``y`` over :data:`ENVELOPE_S`.
+2. **Noise floor** σ = median(|y|)/0.6745 per block of :data:`BLOCK_S`, over samples neither
+   blanked nor inside activity; σ is the median of the last :data:`SIGMA_HISTORY_S` of block
+   values, frozen while a channel is active (re-learnt after :data:`SIGMA_FORCE_S` of
+   continuous activity, like a commercial auto-threshold).
+3. **Segments**: runs of ``e`` above :data:`OFF_SIGMA`·σ that reach :data:`ON_SIGMA`·σ
+   (hysteresis). A segment that runs into a blanked sample (or starts within
+   :data:`BLANK_GUARD_S` after one) is dropped.
+4. **Episodes**: segments closer than :data:`GAP_S` form one episode; a regular low-rate series
+   (a B-train) bridges gaps up to :data:`GAP_ISI_FACTOR` × its median inter-spike interval,
+   at most :data:`GAP_MAX_S`.
+5. **Classification**: an episode mostly covered by periodic segments (normalised
+   autocorrelation ≥ :data:`A_PERIODICITY` at one lag of a 40–300 Hz rate) is an A-train however
+   short (a 50 ms, 3-MUAP train included); otherwise ≥ :data:`TRAIN_MIN_S` long is a B-train,
+   ≤ :data:`SPIKE_MAX_MUAPS` MUAP peaks (dominant polarity of ``y``) within :data:`SPIKE_MAX_S`
+   a spike, anything else a burst.
+
+Everything is computed from the absolute sample index (filters carry state, σ changes only at
+block boundaries; the envelope's running sum is exact integer arithmetic), so any chunking
+gives the same events. An event is reported once the gap after it has passed: between
+:data:`GAP_S` and :data:`GAP_MAX_S` (plus the envelope window) after its last MUAP.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import signal
+
+from ionm_station.montage import Montage
+
+#: High-pass corner (Hz) and order of the detection signal.
+DETECT_HIGHPASS_HZ = 40.0
+DETECT_HIGHPASS_ORDER = 2
+#: RMS envelope window (s).
+ENVELOPE_S = 0.002
+#: Resolution (µV²) of the envelope's running sum of squares.
+ENVELOPE_QUANTUM_UV2 = 1e-3
+#: Noise-floor block (s) and history (s) over which block estimates are pooled.
+BLOCK_S = 0.25
+SIGMA_HISTORY_S = 4.0
+#: σ is estimated from every this-many-th sample (noise is band-limited; saves time).
+SIGMA_DECIMATION = 4
+#: A block needs this fraction of usable samples to update the noise floor.
+SIGMA_MIN_USABLE = 0.5
+#: After this long (s) without a usable block because of activity, activity counts as noise.
+SIGMA_FORCE_S = 10.0
+#: Envelope thresholds in σ: a segment must reach ON and lasts while above OFF.
+ON_SIGMA = 3.0
+OFF_SIGMA = 1.8
+#: MUAP peaks: at least this many σ in ``y`` and this fraction of the episode's largest peak,
+#: at least :data:`PEAK_MIN_DISTANCE_S` apart.
+PEAK_SIGMA = 3.0
+PEAK_RELATIVE = 0.25
+PEAK_MIN_DISTANCE_S = 0.0025
+#: Episode grouping (s): segments closer than GAP_S belong together; regular series bridge
+#: GAP_ISI_FACTOR × their median interval, up to GAP_MAX_S.
+GAP_S = 0.25
+GAP_ISI_FACTOR = 2.5
+GAP_MAX_S = 0.45
+#: The bridging interval is taken from the MUAPs of this many most recent segments.
+GAP_RECENT_SEGMENTS = 16
+#: Samples within this (s) after a blanked sample are blanked too (filter settling).
+BLANK_GUARD_S = 0.005
+#: Classification limits.
+SPIKE_MAX_S = 0.040
+SPIKE_MAX_MUAPS = 2
+TRAIN_MIN_S = 0.3
+#: A-trains: firing rate range (Hz); a segment at least PERIODIC_MIN_S long is periodic when
+#: its normalised autocorrelation at one lag in that range reaches A_PERIODICITY; an episode is
+#: an A-train when periodic segments with periods within A_PERIOD_TOLERANCE of each other cover
+#: A_COVERAGE of it.
+A_RATE_HZ = (40.0, 300.0)
+PERIODIC_MIN_S = 0.03
+A_PERIODICITY = 0.7
+A_PERIOD_TOLERANCE = 0.1
+A_COVERAGE = 0.7
+#: Onset/offset correction (s): the first sample above OFF lags the visible start of a MUAP,
+#: and the causal envelope outlasts its end by about one window.
+ONSET_LEAD_S = 0.002
+OFFSET_LAG_S = 0.002
+#: σ = median(|x|) / this for Gaussian noise.
+MAD_TO_SIGMA = 0.6745
+
+KINDS = ("spike", "burst", "train")
+
+
+def robust_sigma(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Robust noise σ (same unit as ``x``) = median(|x|) / 0.6745 along ``axis``."""
+    return np.median(np.abs(x), axis=axis) / MAD_TO_SIGMA
+
+
+@dataclass(frozen=True)
+class DetectedEvent:
+    """One free-run EMG event on one channel.
+
+    Attributes:
+        channel: channel index.
+        kind: ``"spike"``, ``"burst"`` or ``"train"``.
+        train_type: ``"A"`` or ``"B"`` for trains, None otherwise.
+        onset: absolute index of the first sample of the first MUAP.
+        offset: absolute index of the last sample of the last MUAP.
+        peak_uv: largest peak-to-peak amplitude (µV) of the detection signal in the event.
+        rate_hz: firing rate of trains (Hz; median interval for A, mean for B), else None.
+        above_threshold: ``peak_uv`` ≥ the montage channel's ``threshold_uv``.
+        n_muaps: MUAP peaks counted.
+    """
+
+    channel: int
+    kind: str
+    train_type: str | None
+    onset: int
+    offset: int
+    peak_uv: float
+    rate_hz: float | None
+    above_threshold: bool
+    n_muaps: int = 0
+
+
+@dataclass
+class _Segment:
+    """A run of envelope above threshold with its MUAP peaks (absolute indices, µV heights)."""
+
+    start: int
+    stop: int
+    pp_uv: float
+    peaks: tuple[np.ndarray, np.ndarray]       # positive peaks: indices, heights
+    troughs: tuple[np.ndarray, np.ndarray]     # negative peaks: indices, heights (as > 0)
+    period: float | None = None                # samples, when the segment is periodic
+
+
+@dataclass
+class _Episode:
+    segments: list[_Segment] = field(default_factory=list)
+    gap: int = 0
+
+    @property
+    def last_stop(self) -> int:
+        return self.segments[-1].stop
+
+    def muap_times(self, last: int = 0) -> np.ndarray:
+        """Peak indices of the dominant polarity, small ones (< PEAK_RELATIVE of max) left out;
+        from the ``last`` segments only if given."""
+        segments = self.segments[-last:] if last else self.segments
+        pos = [s.peaks for s in segments]
+        neg = [s.troughs for s in segments]
+        idx_p, h_p = np.concatenate([p[0] for p in pos]), np.concatenate([p[1] for p in pos])
+        idx_n, h_n = np.concatenate([p[0] for p in neg]), np.concatenate([p[1] for p in neg])
+        max_p = h_p.max() if len(h_p) else 0.0
+        max_n = h_n.max() if len(h_n) else 0.0
+        idx, h, top = (idx_p, h_p, max_p) if max_p >= max_n else (idx_n, h_n, max_n)
+        return idx[h >= PEAK_RELATIVE * top]
+
+
+@dataclass
+class _Open:
+    """A segment still above threshold at the end of a chunk."""
+
+    start: int
+    sigma: float
+    strong: bool
+    parts: list[np.ndarray] = field(default_factory=list)
+
+
+class EmgEventDetector:
+    """Streaming free-run EMG event detector for a (n_samples, n_channels) clean µV stream.
+
+    Args:
+        montage: channel i is ``montage.channels[i]`` (threshold_uv for ``above_threshold``,
+            root-side for train time).
+        sample_rate_hz: sampling rate (Hz).
+        on_sigma, off_sigma: envelope hysteresis thresholds in units of the noise σ.
+    """
+
+    def __init__(self, montage: Montage, sample_rate_hz: float, on_sigma: float = ON_SIGMA,
+                 off_sigma: float = OFF_SIGMA) -> None:
+        self.montage = montage
+        self.n_channels = len(montage.channels)
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.on_sigma, self.off_sigma = on_sigma, off_sigma
+        fs = self.sample_rate_hz
+        self._hp = signal.butter(DETECT_HIGHPASS_ORDER, DETECT_HIGHPASS_HZ, btype="highpass",
+                                 fs=fs, output="sos")
+        self._hp_zi_unit = signal.sosfilt_zi(self._hp)
+        self._env_len = max(1, round(ENVELOPE_S * fs))
+        self._block = max(1, round(BLOCK_S * fs))
+        self._history_len = max(1, round(SIGMA_HISTORY_S / BLOCK_S))
+        self._force_blocks = max(1, round(SIGMA_FORCE_S / BLOCK_S))
+        self._guard = round(BLANK_GUARD_S * fs)
+        self._gap = round(GAP_S * fs)
+        self._gap_max = round(GAP_MAX_S * fs)
+        self._peak_distance = max(1, round(PEAK_MIN_DISTANCE_S * fs))
+        self._thresholds = np.array([c.threshold_uv for c in montage.channels])
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all state: filters, noise floor, open events and train time."""
+        c = self.n_channels
+        self._next: int | None = None
+        self._hp_zi: np.ndarray | None = None
+        self._env_tail = np.zeros((c, self._env_len - 1), np.int64)
+        self._sigma = np.full(c, np.nan)
+        self._history = np.full((c, self._history_len), np.nan)
+        self._history_i = np.zeros(c, np.int64)
+        self._stalled = np.zeros(c, np.int64)
+        self._block_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._prev_above = np.zeros(c, bool)
+        self._guard_until = np.full(c, -1, np.int64)
+        self._open: list[_Open | None] = [None] * c
+        self._episodes: list[_Episode | None] = [None] * c
+        self._a_trains: list[list[tuple[int, int]]] = [[] for _ in range(c)]
+
+    # --- public API ---
+
+    @property
+    def sigma_uv(self) -> np.ndarray:
+        """Current noise σ per channel (µV) of the detection signal; NaN until learnt."""
+        return self._sigma.copy()
+
+    def process(self, clean: np.ndarray, start: int, blanked: np.ndarray | None = None
+                ) -> list[DetectedEvent]:
+        """Feed the next consecutive chunk (n, n_channels) µV starting at absolute ``start``;
+        ``blanked`` (n, n_channels) bool marks samples never to detect in. Returns the events
+        that ended (finalised) with this chunk, ordered by onset."""
+        n = len(clean)
+        if self._next is not None and start != self._next:
+            raise ValueError(f"chunk starts at {start}, expected {self._next}")
+        self._next = start + n
+        if n == 0:
+            return []
+        # channel-major internally: every per-channel operation runs on contiguous rows
+        x = np.array(clean, dtype=np.float64).T
+        bad = ~np.isfinite(x)
+        if blanked is not None:
+            bad |= np.asarray(blanked, bool).T
+        x[bad] = 0.0
+        blocked = self._guarded(bad, start)
+        if self._hp_zi is None:
+            self._hp_zi = self._hp_zi_unit[:, None, :] * x[:, 0][None, :, None]
+        y, self._hp_zi = signal.sosfilt(self._hp, x, axis=1, zi=self._hp_zi)
+        env = self._envelope(y)
+        above, strong, sigma_at = self._threshold(y, env, blocked, start)
+        events: list[DetectedEvent] = []
+        self._segments(y, above, strong, blocked, sigma_at, start, events)
+        self._expire(start + n, events)
+        return sorted(events, key=lambda ev: (ev.onset, ev.channel))
+
+    def flush(self) -> list[DetectedEvent]:
+        """End of record: close open activity and return every remaining event."""
+        events: list[DetectedEvent] = []
+        end = self._next or 0
+        for c in range(self.n_channels):
+            op = self._open[c]
+            if op is not None:
+                self._open[c] = None
+                if op.strong:
+                    self._add_segment(c, self._segment(op, np.concatenate(op.parts), end), events)
+            if self._episodes[c] is not None:
+                events.append(self._finalise(c))
+        self._prev_above[:] = False
+        return sorted(events, key=lambda ev: (ev.onset, ev.channel))
+
+    def channel_train_time_s(self, channel: int) -> float:
+        """Summed duration (s) of the A-trains reported so far on ``channel``."""
+        return sum(b - a + 1 for a, b in self._a_trains[channel]) / self.sample_rate_hz
+
+    def train_time_s(self) -> dict[str, float]:
+        """Train time (s, summed A-train duration reported so far) per channel label."""
+        return {ch.label: self.channel_train_time_s(i) for i, ch in enumerate(self.montage.channels)}
+
+    def root_side_train_time_s(self) -> dict[str, float]:
+        """Train time (s) per root-side (``"L5-L"``): duration of the union of the A-trains of
+        its channels, so a train seen on two channels of one root counts once."""
+        out = {}
+        for key in self.montage.root_sides():
+            root, side = key.split("-")
+            spans = sorted(s for c in self.montage.channels_of(root, side) for s in self._a_trains[c])
+            total, reach = 0, -1
+            for a, b in spans:
+                if b > reach:
+                    total += b - max(a, reach + 1) + 1
+                    reach = b
+            out[key] = total / self.sample_rate_hz
+        return out
+
+    # --- stages ---
+
+    def _guarded(self, blanked: np.ndarray, start: int) -> np.ndarray:
+        """(channels, n) blanked samples dilated by the guard interval (carried across chunks)."""
+        n = blanked.shape[1]
+        carry = np.clip(self._guard_until - start, 0, n)
+        any_blank = blanked.any(axis=1)
+        if not any_blank.any() and not carry.any():
+            return blanked
+        blocked = blanked.copy()
+        for c in np.flatnonzero(any_blank):
+            runs = np.flatnonzero(np.diff(np.concatenate(([0], blanked[c].view(np.int8), [0]))))
+            for stop in runs[1::2]:
+                blocked[c, stop:stop + self._guard] = True
+            self._guard_until[c] = start + int(runs[-1]) + self._guard
+        for c in np.flatnonzero(carry):
+            blocked[c, :carry[c]] = True
+        return blocked
+
+    def _envelope(self, y: np.ndarray) -> np.ndarray:
+        """(channels, n) RMS of ``y`` over the last ENVELOPE_S (causal). The running sum is
+        taken in integers (y² in units of :data:`ENVELOPE_QUANTUM_UV2`), so it is exact and
+        every output sample is identical whatever the chunking."""
+        q = y * y
+        q *= 1.0 / ENVELOPE_QUANTUM_UV2
+        q = q.astype(np.int64)
+        padded = np.concatenate([self._env_tail, q], axis=1)
+        sums = np.zeros((padded.shape[0], padded.shape[1] + 1), np.int64)
+        np.cumsum(padded, axis=1, out=sums[:, 1:])
+        length = self._env_len
+        self._env_tail = padded[:, padded.shape[1] - (length - 1):]
+        total = sums[:, length:] - sums[:, :-length]
+        return np.sqrt(total * (ENVELOPE_QUANTUM_UV2 / length))
+
+    def _threshold(self, y: np.ndarray, env: np.ndarray, blocked: np.ndarray, start: int
+                   ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
+        """(channels, n) masks above OFF·σ and above ON·σ, and the σ in force from each local
+        index on; σ is updated at absolute block boundaries."""
+        n = y.shape[1]
+        above = np.empty(y.shape, bool)
+        strong = np.empty(y.shape, bool)
+        sigma_at: list[tuple[int, np.ndarray]] = []
+        pos = start
+        while pos < start + n:
+            stop = min((pos // self._block + 1) * self._block, start + n)
+            part = slice(pos - start, stop - start)
+            sig = self._sigma[:, None]
+            with np.errstate(invalid="ignore"):
+                np.greater(env[:, part], self.off_sigma * sig, out=above[:, part])
+                above[:, part] &= ~blocked[:, part]
+                np.greater(env[:, part], self.on_sigma * sig, out=strong[:, part])
+            strong[:, part] &= above[:, part]
+            sigma_at.append((part.start, self._sigma))
+            every = slice(part.start + (-pos) % SIGMA_DECIMATION, part.stop, SIGMA_DECIMATION)
+            self._block_parts.append((np.abs(y[:, every]), blocked[:, every] | above[:, every],
+                                      blocked[:, every]))
+            if stop % self._block == 0:
+                self._end_block()
+            pos = stop
+        return above, strong, sigma_at
+
+    def _end_block(self) -> None:
+        """Update σ from the finished block: median |y| of its quiet samples (every
+        SIGMA_DECIMATION-th sample on the absolute index grid)."""
+        ay = np.concatenate([p[0] for p in self._block_parts], axis=1)
+        excluded = np.concatenate([p[1] for p in self._block_parts], axis=1)
+        blocked = np.concatenate([p[2] for p in self._block_parts], axis=1)
+        self._block_parts = []
+        size = ay.shape[1]
+        n_quiet = size - excluded.sum(axis=1)
+        usable = n_quiet >= SIGMA_MIN_USABLE * size
+        busy = ~usable & (size - blocked.sum(axis=1) >= SIGMA_MIN_USABLE * size)
+        self._stalled = np.where(busy, self._stalled + 1, np.where(usable, 0, self._stalled))
+        forced = self._stalled >= self._force_blocks
+        values = np.full(self.n_channels, np.nan)
+        if usable.any():
+            values = _row_nanmedian(np.where(excluded, np.nan, ay))
+        if forced.any():
+            values = np.where(forced, _row_nanmedian(np.where(blocked, np.nan, ay)), values)
+        push = usable | forced
+        if push.any():
+            rows = np.flatnonzero(push)
+            self._history[rows, self._history_i[rows] % self._history_len] = values[rows]
+            self._history_i[rows] += 1
+            self._stalled[forced] = 0
+            self._sigma = _row_nanmedian(self._history) / MAD_TO_SIGMA
+
+    def _segments(self, y: np.ndarray, above: np.ndarray, strong: np.ndarray,
+                  blocked: np.ndarray, sigma_at: list[tuple[int, np.ndarray]], start: int,
+                  events: list[DetectedEvent]) -> None:
+        """Turn the (channels, n) above-threshold runs into segments; closed ones join
+        episodes. A segment that ends because the next sample is blanked is dropped."""
+        n = y.shape[1]
+        changed = (above[:, 0] != self._prev_above) | (above[:, 1:] != above[:, :-1]).any(axis=1)
+        self._prev_above = above[:, -1].copy()
+        for c in np.flatnonzero(changed | np.array([o is not None for o in self._open])):
+            edges = np.diff(np.concatenate(([0], above[c].view(np.int8), [0])))
+            rises, falls = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+            strong_count = np.concatenate(([0], np.cumsum(strong[c], dtype=np.int64)))
+            op = self._open[c]
+            if op is not None and not above[c, 0]:  # the open segment ended at the boundary
+                if op.strong and not blocked[c, 0]:
+                    self._add_segment(c, self._segment(op, np.concatenate(op.parts), start),
+                                      events)
+                op = None
+            for lo, hi in zip(rises, falls):
+                is_strong = bool(strong_count[hi] > strong_count[lo])
+                if lo == 0 and op is not None:  # continues the open segment
+                    op.strong = op.strong or is_strong
+                else:
+                    sigma = next(sig for first, sig in reversed(sigma_at) if first <= lo)
+                    op = _Open(start + int(lo), float(sigma[c]), is_strong)
+                op.parts.append(y[c, lo:hi])
+                if hi == n:
+                    break
+                if op.strong and not blocked[c, hi]:
+                    self._add_segment(c, self._segment(op, np.concatenate(op.parts), start + hi),
+                                      events)
+                op = None
+            self._open[c] = op if (op is not None and above[c, -1]) else None
+
+    def _segment(self, op: _Open, ys: np.ndarray, stop: int) -> _Segment:
+        height = PEAK_SIGMA * op.sigma
+        pk, props = signal.find_peaks(ys, height=height, distance=self._peak_distance)
+        tr, tprops = signal.find_peaks(-ys, height=height, distance=self._peak_distance)
+        return _Segment(op.start, stop, float(ys.max() - ys.min()),
+                        (pk + op.start, props["peak_heights"]),
+                        (tr + op.start, tprops["peak_heights"]), self._period(ys))
+
+    def _period(self, ys: np.ndarray) -> float | None:
+        """Period (samples) of a segment whose normalised autocorrelation at some lag of an
+        A-train rate reaches :data:`A_PERIODICITY`; None if too short or not periodic."""
+        n = len(ys)
+        fs = self.sample_rate_hz
+        if n < PERIODIC_MIN_S * fs:
+            return None
+        lo = max(2, int(fs / A_RATE_HZ[1]))
+        hi = min(int(fs / A_RATE_HZ[0]), n // 2)
+        if hi <= lo + 1:
+            return None
+        size = 1 << (2 * n - 1).bit_length()
+        spec = np.fft.rfft(ys, size)
+        acf = np.fft.irfft(spec * np.conj(spec), size)[:hi + 2]
+        energy = np.concatenate(([0.0], np.cumsum(ys * ys)))
+        lags = np.arange(lo - 1, hi + 2)
+        head = energy[n - lags]                 # Σ y[0 : n-k]²
+        tail = energy[n] - energy[lags]         # Σ y[k : n]²
+        r = acf[lags] / np.sqrt(np.maximum(head * tail, 1e-30))
+        inner = r[1:-1]
+        best = float(inner.max())
+        if best < A_PERIODICITY:
+            return None
+        i = int(np.flatnonzero(inner >= 0.9 * best)[0])
+        while i + 1 < len(inner) and inner[i + 1] > inner[i]:
+            i += 1  # climb to the local maximum
+        a, b, c = r[i], r[i + 1], r[i + 2]
+        shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) < 0 else 0.0
+        return float(lags[i + 1] + shift)
+
+    def _add_segment(self, c: int, seg: _Segment, events: list[DetectedEvent]) -> None:
+        ep = self._episodes[c]
+        if ep is not None and seg.start - ep.last_stop > ep.gap:
+            events.append(self._finalise(c))
+            ep = None
+        if ep is None:
+            ep = _Episode()
+            self._episodes[c] = ep
+        ep.segments.append(seg)
+        times = ep.muap_times(GAP_RECENT_SEGMENTS)
+        ep.gap = self._gap
+        if len(times) >= 3:
+            isi = float(np.median(np.diff(np.sort(times))))
+            ep.gap = int(min(max(GAP_ISI_FACTOR * isi, self._gap), self._gap_max))
+
+    def _expire(self, end: int, events: list[DetectedEvent]) -> None:
+        """Finalise episodes whose gap has passed with nothing new (open segments count)."""
+        for c in range(self.n_channels):
+            ep = self._episodes[c]
+            if ep is None:
+                continue
+            op = self._open[c]
+            nxt = op.start if op is not None else end
+            if nxt - ep.last_stop > ep.gap:
+                events.append(self._finalise(c))
+
+    def _a_train_rate_hz(self, ep: _Episode, length: int) -> float | None:
+        """Firing rate (Hz) if periodic segments of one period cover at least
+        :data:`A_COVERAGE` of the episode (``length`` samples), else None."""
+        periodic = [(s.stop - s.start, s.period) for s in ep.segments if s.period is not None]
+        if not periodic:
+            return None
+        spans = np.array([p[0] for p in periodic], float)
+        periods = np.array([p[1] for p in periodic], float)
+        main = float(np.median(np.repeat(periods, np.maximum(spans.astype(int) // 100, 1))))
+        same = np.abs(periods - main) <= A_PERIOD_TOLERANCE * main
+        if spans[same].sum() < A_COVERAGE * length:
+            return None
+        return self.sample_rate_hz / main
+
+    def _finalise(self, c: int) -> DetectedEvent:
+        ep = self._episodes[c]
+        assert ep is not None
+        self._episodes[c] = None
+        fs = self.sample_rate_hz
+        onset = int(max(ep.segments[0].start - round(ONSET_LEAD_S * fs), 0))
+        offset = int(max(ep.last_stop - round(OFFSET_LAG_S * fs), onset))
+        times = np.sort(ep.muap_times())
+        n_muaps = len(times)
+        pp = max(s.pp_uv for s in ep.segments)
+        duration_s = (offset - onset + 1) / fs
+        kind, train_type, rate = "burst", None, None
+        regular_rate = self._a_train_rate_hz(ep, offset - onset + 1)
+        if regular_rate is not None:
+            kind, train_type, rate = "train", "A", regular_rate
+            self._a_trains[c].append((onset, offset))
+        elif duration_s >= TRAIN_MIN_S:
+            kind, train_type = "train", "B"
+            rate = (n_muaps - 1) / ((times[-1] - times[0]) / fs) if n_muaps >= 2 else None
+        elif n_muaps <= SPIKE_MAX_MUAPS and duration_s <= SPIKE_MAX_S:
+            kind = "spike"
+        return DetectedEvent(c, kind, train_type, onset, offset, pp, rate,
+                             bool(pp >= self._thresholds[c]), n_muaps)
+
+
+def _row_nanmedian(values: np.ndarray) -> np.ndarray:
+    """Median of the finite values of each row of a 2-D array (NaN where a row has none)."""
+    ordered = np.sort(values, axis=1)  # NaN sort last
+    count = np.isfinite(values).sum(axis=1)
+    rows = np.arange(values.shape[0])
+    lo = ordered[rows, np.maximum(count - 1, 0) // 2]
+    hi = ordered[rows, np.maximum(count // 2 - (count == 0), 0)]
+    return np.where(count > 0, 0.5 * (lo + hi), math.nan)

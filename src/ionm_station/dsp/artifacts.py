@@ -1,0 +1,385 @@
+"""Artifact detection on the raw stream: electrocautery, saturation, lead-off, stimuli.
+
+Works on the raw µV stream (before any filtering, rails at ±``range_uv``) in fixed analysis
+windows of :data:`WINDOW_S` aligned to absolute sample indices, so the spans found do not depend
+on how the stream is chunked. Per window and channel it measures:
+
+* the RMS of the first difference (a crude high-pass that ignores drift and ECG; µV),
+* whether any sample is at the rails (|x| ≥ :data:`RAIL_FRACTION` · range),
+* whether the window is flat (peak-to-peak below :data:`FLAT_UV`).
+
+Spans (absolute sample indices, ``stop`` one past the end):
+
+* **cautery** — all channels: at least ``min_channels`` channels far above their own noise (or at
+  the rails) for :data:`CAUTERY_CONFIRM_WINDOWS` windows in a row. The span starts
+  :data:`CAUTERY_PRE_S` before the first hot window and ends once every channel is back near
+  its baseline noise (the amplifier's recovery tail) plus :data:`CAUTERY_TAIL_EXTENSION` × the
+  recovery time (at least :data:`CAUTERY_HANGOVER_S`), and never earlier than
+  :data:`CAUTERY_MIN_POST_S` after the last hot window (band-pass ringing).
+* **saturation** — one channel at the rails outside cautery; :data:`SATURATION_PRE_S` before
+  the first rail sample to :data:`SATURATION_POST_S` after the last one (filter ringing).
+* **lead_off** — one channel flat (or pinned at a rail) for ≥ :data:`LEAD_OFF_MIN_S`; also from
+  the source (:meth:`ArtifactDetector.mark_lead_off`). A rail-pinned channel is blanked as
+  saturation from its first rail sample and re-labelled lead-off once it has been flat long enough.
+* **stimulus** — all channels, :data:`STIMULUS_PRE_S` before to :data:`STIMULUS_POST_S` after a
+  stimulus the source reported (:meth:`ArtifactDetector.mark_stimulus`): artifact and CMAP are
+  not free-run EMG.
+
+Latency: a cautery onset is known :data:`CAUTERY_CONFIRM_WINDOWS` windows (10 ms) after it
+starts, a rail sample within one window (5 ms); spans still open are blanked from their start
+onwards by :meth:`ArtifactDetector.blank_mask`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Analysis window (s); windows are aligned to multiples of its length in samples.
+WINDOW_S = 0.005
+#: A sample at or beyond this fraction of the input range is at the rails.
+RAIL_FRACTION = 0.98
+#: A window whose peak-to-peak is below this (µV) is flat (no signal at all).
+FLAT_UV = 0.5
+#: Cautery: a channel is hot when its difference RMS exceeds this many times its noise …
+CAUTERY_NOISE_FACTOR = 40.0
+#: … and at least this much (µV, difference RMS; the largest MUAPs stay below ~100 µV).
+CAUTERY_MIN_UV = 200.0
+#: Fraction of the channels that must be hot at once (at least 1, at most all).
+CAUTERY_CHANNEL_FRACTION = 0.4
+#: Consecutive hot windows that confirm a cautery onset (a stimulus artifact is shorter).
+CAUTERY_CONFIRM_WINDOWS = 2
+#: Margin before the first hot window (s).
+CAUTERY_PRE_S = 0.020
+#: Recovery: a channel is quiet again below this many times its noise (difference RMS) …
+CAUTERY_QUIET_FACTOR = 3.0
+#: … for this long on every channel (s) …
+CAUTERY_QUIET_S = 0.050
+#: … then the span goes on for this many times the recovery time so far (the tail decays
+#: exponentially: it is then ~100× below the noise) and at least CAUTERY_HANGOVER_S (s) …
+CAUTERY_TAIL_EXTENSION = 1.5
+CAUTERY_HANGOVER_S = 0.300
+#: … and lasts at least this long after the last hot window (s): 10 Hz band-pass ringing.
+CAUTERY_MIN_POST_S = 0.300
+#: A recovery tail longer than this (s) is cut (a channel that stays noisier than before).
+CAUTERY_MAX_TAIL_S = 3.0
+#: Saturation margins (s): before the first and after the last rail sample (filter ringing).
+SATURATION_PRE_S = 0.005
+SATURATION_POST_S = 0.300
+#: Rail samples closer than this (s) belong to one saturation span.
+SATURATION_MERGE_S = 0.050
+#: A channel flat or pinned for at least this long (s) is lead-off.
+LEAD_OFF_MIN_S = 0.5
+#: Stimulus blanking (s) before and after the stimulus index.
+STIMULUS_PRE_S = 0.002
+STIMULUS_POST_S = 0.060
+#: Windows of noise history (per channel) and how often (windows) the noise is re-estimated.
+NOISE_HISTORY_WINDOWS = 400
+NOISE_UPDATE_WINDOWS = 20
+
+KINDS = ("cautery", "saturation", "lead_off", "stimulus")
+
+
+@dataclass(frozen=True)
+class ArtifactSpan:
+    """A stretch of samples that must not be read as EMG.
+
+    Attributes:
+        kind: ``"cautery"``, ``"saturation"``, ``"lead_off"`` or ``"stimulus"``.
+        start: absolute index of the first blanked sample.
+        stop: absolute index one past the last blanked sample; None while the span is open.
+        channels: channels concerned (all channels for cautery and stimuli).
+    """
+
+    kind: str
+    start: int
+    stop: int | None
+    channels: tuple[int, ...]
+
+
+@dataclass
+class _StuckRun:
+    """A channel at the rails or flat: first bad sample, one past the last, flat run length."""
+
+    first: int
+    last: int
+    flat_since: int | None
+    lead_off: bool = False
+
+
+class ArtifactDetector:
+    """Streaming artifact detector for a (n_samples, n_channels) raw µV stream.
+
+    Args:
+        n_channels: channels per chunk.
+        sample_rate_hz: sampling rate (Hz).
+        range_uv: amplifier input range (µV); the raw stream saturates at ± this.
+        min_channels: channels that must be hot at once for cautery; default
+            :data:`CAUTERY_CHANNEL_FRACTION` of the channels, at least 1.
+    """
+
+    def __init__(self, n_channels: int, sample_rate_hz: float, range_uv: float,
+                 min_channels: int | None = None) -> None:
+        self.n_channels = n_channels
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.range_uv = float(range_uv)
+        self.min_channels = min_channels or max(1, math.ceil(CAUTERY_CHANNEL_FRACTION * n_channels))
+        fs = self.sample_rate_hz
+        self.window = max(2, round(WINDOW_S * fs))
+        self._s = {name: round(value * fs) for name, value in (
+            ("c_pre", CAUTERY_PRE_S), ("c_quiet", CAUTERY_QUIET_S), ("c_hang", CAUTERY_HANGOVER_S),
+            ("c_min_post", CAUTERY_MIN_POST_S), ("c_max_tail", CAUTERY_MAX_TAIL_S),
+            ("s_pre", SATURATION_PRE_S), ("s_post", SATURATION_POST_S),
+            ("s_merge", SATURATION_MERGE_S), ("lead_off", LEAD_OFF_MIN_S),
+            ("st_pre", STIMULUS_PRE_S), ("st_post", STIMULUS_POST_S))}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: spans, noise estimates and buffered samples."""
+        c = self.n_channels
+        self._pos: int | None = None          # absolute index of the first buffered sample
+        self._buffer = np.zeros((0, c), np.float64)
+        self._prev_row: np.ndarray | None = None  # last sample before the buffer (differences)
+        self._history = np.full((NOISE_HISTORY_WINDOWS, c), np.nan)
+        self._history_i = 0
+        self._noise = np.full(c, np.nan)      # difference RMS of the baseline (µV)
+        self._hot_run = 0
+        self._hot_first = 0
+        self._cautery_start: int | None = None
+        self._last_hot_end = 0
+        self._quiet_since: int | None = None
+        self._stuck: list[_StuckRun | None] = [None] * c
+        self._spans: list[ArtifactSpan] = []
+        self._new: list[ArtifactSpan] = []
+        self._starts = np.zeros(0, np.int64)
+        self._stops = np.zeros(0, np.int64)
+
+    # --- public API ---
+
+    def process(self, raw: np.ndarray, start: int) -> list[ArtifactSpan]:
+        """Analyse the next consecutive raw chunk (n, n_channels) µV starting at absolute index
+        ``start``; returns the spans that closed since the last call (including marked ones)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        if self._pos is None:
+            self._pos = start - start % self.window
+            self._buffer = np.zeros((start - self._pos, self.n_channels))
+            self._prev_row = raw[0] if len(raw) else None
+            # samples before the stream began are neither flat nor at the rails
+            if len(self._buffer):
+                self._buffer[:] = np.nan
+        elif start != self._pos + len(self._buffer):
+            raise ValueError(f"chunk starts at {start}, expected {self._pos + len(self._buffer)}")
+        data = np.concatenate([self._buffer, raw]) if len(self._buffer) else raw
+        n_windows = len(data) // self.window
+        if n_windows:
+            self._analyse(data[:n_windows * self.window], self._pos)
+            self._prev_row = data[n_windows * self.window - 1]
+        self._buffer = data[n_windows * self.window:].copy()
+        self._pos += n_windows * self.window
+        return self._take_new()
+
+    def flush(self) -> list[ArtifactSpan]:
+        """End of record: close every open span at the last sample seen and return the new ones."""
+        end = (self._pos or 0) + len(self._buffer)
+        if self._cautery_start is not None:
+            self._close_cautery(max(end, self._last_hot_end))
+        for c, run in enumerate(self._stuck):
+            if run is not None:
+                self._close_stuck(c, run, end)
+        return self._take_new()
+
+    def open_spans(self) -> list[ArtifactSpan]:
+        """Spans still going on (``stop`` None); rail runs during cautery are part of it."""
+        spans = []
+        if self._cautery_start is not None:
+            spans.append(ArtifactSpan("cautery", self._cautery_start, None,
+                                      tuple(range(self.n_channels))))
+        for c, run in enumerate(self._stuck):
+            if run is not None and (run.lead_off or self._cautery_start is None):
+                kind = "lead_off" if run.lead_off else "saturation"
+                spans.append(ArtifactSpan(kind, self._stuck_start(run), None, (c,)))
+        return spans
+
+    def spans(self) -> list[ArtifactSpan]:
+        """Every closed span so far, in the order they closed."""
+        return list(self._spans)
+
+    def mark_lead_off(self, start: int, stop: int, channel: int) -> ArtifactSpan:
+        """A lead-off reported by the source on ``channel`` for samples [start, stop); blanked
+        with the saturation post-margin for the reconnection transient."""
+        return self._add(ArtifactSpan("lead_off", start, stop + self._s["s_post"], (channel,)))
+
+    def mark_stimulus(self, index: int) -> ArtifactSpan:
+        """A stimulus at absolute sample ``index``: blank all channels from
+        :data:`STIMULUS_PRE_S` before to :data:`STIMULUS_POST_S` after it."""
+        return self._add(ArtifactSpan("stimulus", index - self._s["st_pre"],
+                                      index + self._s["st_post"], tuple(range(self.n_channels))))
+
+    def blank_mask(self, start: int, n: int) -> np.ndarray:
+        """(n, n_channels) bool: True where samples [start, start + n) are blanked by a closed or
+        open span. Open spans blank everything from their start on."""
+        mask = np.zeros((n, self.n_channels), bool)
+        stop = start + n
+        if len(self._starts) != len(self._spans):
+            self._starts = np.array([s.start for s in self._spans], np.int64)
+            self._stops = np.array([s.stop for s in self._spans], np.int64)
+        hits = np.flatnonzero((self._starts < stop) & (self._stops > start))
+        spans = [self._spans[i] for i in hits] + self.open_spans()
+        for span in spans:
+            lo = max(span.start, start) - start
+            hi = (stop if span.stop is None else min(span.stop, stop)) - start
+            if lo < hi:
+                mask[lo:hi, list(span.channels)] = True
+        return mask
+
+    # --- analysis ---
+
+    def _analyse(self, data: np.ndarray, pos: int) -> None:
+        """Whole windows ``data`` (k·window, channels) starting at absolute index ``pos``."""
+        w, c = self.window, self.n_channels
+        prev = data[:1] if self._prev_row is None else self._prev_row[None, :]
+        diff = np.diff(np.concatenate([prev, data]), axis=0)
+        diff = np.nan_to_num(diff, nan=0.0)
+        dr = np.sqrt(np.mean(diff.reshape(-1, w, c) ** 2, axis=1))
+        windows = data.reshape(-1, w, c)
+        with np.errstate(invalid="ignore"):
+            rail = np.abs(windows) >= RAIL_FRACTION * self.range_uv
+            flat = (np.nanmax(windows, axis=1) - np.nanmin(windows, axis=1)) < FLAT_UV
+        any_rail = rail.any(axis=1)
+        usable_dr = np.where(any_rail | flat, np.nan, dr)
+        first_index = pos // w
+        k = 0
+        while k < len(dr):
+            # windows up to the next noise update share one noise estimate
+            todo = NOISE_UPDATE_WINDOWS - (first_index + k) % NOISE_UPDATE_WINDOWS
+            part = slice(k, min(k + todo, len(dr)))
+            limit = np.fmax(CAUTERY_NOISE_FACTOR * self._noise, CAUTERY_MIN_UV)
+            hot = ((dr[part] > limit) | any_rail[part]) & ~flat[part]
+            n_hot = hot.sum(axis=1)
+            busy = (self._cautery_start is not None or self._hot_run > 0
+                    or bool((n_hot >= self.min_channels).any()))
+            stuck = any(r is not None for r in self._stuck) or bool(any_rail[part].any()
+                                                                     or flat[part].any())
+            rows = usable_dr[part].copy()
+            for j in range(part.start, part.stop) if busy or stuck else ():
+                w_start = pos + j * w
+                if busy:
+                    if self._cautery_start is not None or self._hot_run:
+                        rows[j - part.start] = np.nan
+                    self._cautery_window(w_start, int(n_hot[j - part.start]), dr[j], flat[j])
+                if stuck:
+                    self._stuck_window(w_start, rail[j], any_rail[j], flat[j])
+            self._push_history(rows)
+            k = part.stop
+            if (first_index + k) % NOISE_UPDATE_WINDOWS == 0:
+                noise = _column_nanmedian(self._history)
+                self._noise = np.where(np.isfinite(noise), noise, self._noise)
+
+    def _push_history(self, rows: np.ndarray) -> None:
+        idx = (self._history_i + np.arange(len(rows))) % NOISE_HISTORY_WINDOWS
+        self._history[idx] = rows
+        self._history_i += len(rows)
+
+    def _cautery_window(self, w_start: int, n_hot: int, dr: np.ndarray, flat: np.ndarray) -> None:
+        """Cautery state machine for one window with ``n_hot`` hot channels."""
+        w_end = w_start + self.window
+        if n_hot >= self.min_channels:
+            if self._hot_run == 0:
+                self._hot_first = w_start
+            self._hot_run += 1
+            if self._cautery_start is None and self._hot_run >= CAUTERY_CONFIRM_WINDOWS:
+                self._cautery_start = self._hot_first - self._s["c_pre"]
+            if self._cautery_start is not None:
+                self._last_hot_end = w_end
+                self._quiet_since = None
+            return
+        self._hot_run = 0
+        if self._cautery_start is None:
+            return
+        quiet_limit = CAUTERY_QUIET_FACTOR * np.where(np.isfinite(self._noise), self._noise,
+                                                      CAUTERY_MIN_UV / CAUTERY_NOISE_FACTOR)
+        quiet = bool(np.all((dr < quiet_limit) | flat))
+        if not quiet:
+            self._quiet_since = None
+        elif self._quiet_since is None:
+            self._quiet_since = w_start
+        if self._quiet_since is not None and w_end - self._quiet_since >= self._s["c_quiet"]:
+            recovery = self._quiet_since - self._last_hot_end
+            hang = max(self._s["c_hang"], round(CAUTERY_TAIL_EXTENSION * recovery))
+            self._close_cautery(max(w_end + hang, self._last_hot_end + self._s["c_min_post"]))
+        elif w_end - self._last_hot_end >= self._s["c_max_tail"]:
+            self._close_cautery(w_end + self._s["c_hang"])
+
+    def _close_cautery(self, stop: int) -> None:
+        assert self._cautery_start is not None
+        self._add(ArtifactSpan("cautery", self._cautery_start, stop, tuple(range(self.n_channels))))
+        self._cautery_start = None
+        self._quiet_since = None
+
+    def _stuck_window(self, w_start: int, rail: np.ndarray, any_rail: np.ndarray,
+                      flat: np.ndarray) -> None:
+        """Per-channel saturation / lead-off bookkeeping for one window."""
+        w = self.window
+        w_end = w_start + w
+        for c in range(self.n_channels):
+            run = self._stuck[c]
+            if any_rail[c] or flat[c]:
+                rows = np.flatnonzero(rail[:, c])
+                first = w_start + int(rows[0]) if (any_rail[c] and not flat[c]) else w_start
+                last = w_start + int(rows[-1]) + 1 if (any_rail[c] and not flat[c]) else w_end
+                if run is not None and first - run.last > self._s["s_merge"]:
+                    self._close_stuck(c, run, run.last)
+                    run = None
+                if run is None:
+                    run = _StuckRun(first, last, None)
+                    self._stuck[c] = run
+                run.last = max(run.last, last)
+                if flat[c]:
+                    run.flat_since = w_start if run.flat_since is None else run.flat_since
+                    if w_end - run.flat_since >= self._s["lead_off"]:
+                        run.lead_off = True
+                else:
+                    run.flat_since = None
+            elif run is not None:
+                run.flat_since = None
+                if w_end - run.last > self._s["s_merge"]:
+                    self._close_stuck(c, run, run.last)
+
+    def _stuck_start(self, run: _StuckRun) -> int:
+        return run.first if run.lead_off else run.first - self._s["s_pre"]
+
+    def _close_stuck(self, c: int, run: _StuckRun, last: int) -> None:
+        """Close channel ``c``'s rail/flat run; a saturation inside cautery is dropped."""
+        self._stuck[c] = None
+        start, stop = self._stuck_start(run), last + self._s["s_post"]
+        if not run.lead_off and self._in_cautery(start, last):
+            return
+        self._add(ArtifactSpan("lead_off" if run.lead_off else "saturation", start, stop, (c,)))
+
+    def _in_cautery(self, start: int, stop: int) -> bool:
+        if self._cautery_start is not None and self._cautery_start < stop:
+            return True
+        return any(s.kind == "cautery" and s.start < stop and s.stop > start  # type: ignore[operator]
+                   for s in self._spans[-64:])
+
+    def _add(self, span: ArtifactSpan) -> ArtifactSpan:
+        self._spans.append(span)
+        self._new.append(span)
+        return span
+
+    def _take_new(self) -> list[ArtifactSpan]:
+        new, self._new = self._new, []
+        return new
+
+
+def _column_nanmedian(values: np.ndarray) -> np.ndarray:
+    """Median of the finite values of each column (NaN where a column has none); much faster
+    than :func:`numpy.nanmedian` for small arrays."""
+    ordered = np.sort(values, axis=0)  # NaN sort last
+    count = np.isfinite(values).sum(axis=0)
+    cols = np.arange(values.shape[1])
+    lo = ordered[np.maximum(count - 1, 0) // 2, cols]
+    hi = ordered[count // 2 - (count == 0), cols]
+    return np.where(count > 0, 0.5 * (lo + hi), np.nan)
