@@ -246,7 +246,8 @@ class ArtifactDetector:
         windows = data.reshape(-1, w, c)
         with np.errstate(invalid="ignore"):
             rail = np.abs(windows) >= RAIL_FRACTION * self.range_uv
-            flat = (np.nanmax(windows, axis=1) - np.nanmin(windows, axis=1)) < FLAT_UV
+            # fmax/fmin skip NaN (gaps) and give NaN for an all-NaN window, without a warning
+            flat = (np.fmax.reduce(windows, axis=1) - np.fmin.reduce(windows, axis=1)) < FLAT_UV
         any_rail = rail.any(axis=1)
         usable_dr = np.where(any_rail | flat, np.nan, dr)
         first_index = pos // w

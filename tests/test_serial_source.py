@@ -1,0 +1,186 @@
+"""SerialSource against the pty device emulator: bit-exact data, exact fault accounting,
+signal loss within 0.5 s, pick-up of a restarted emulator, clear errors for bad ports."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ionm_station.errors import DeviceError
+from ionm_station.profiles import SerialSettings
+from ionm_station.sources.emulator import DeviceEmulator, EmulatorSettings, to_lsb
+from ionm_station.sources.serial_source import SerialSource
+from ionm_station.stream import Chunk
+
+LSB_UV = 0.1
+RATE_HZ = 10000.0
+
+SCENARIO = """
+name = "pty-test"
+duration_s = 10
+loop = true
+seed = 5
+montage = "lumbar"
+[[events]]
+kind = "lead_off"
+channel = "L4-R VastMed"
+at_s = 0.3
+duration_s = 0.4
+[[events]]
+kind = "stimulus"
+target = "L5-L"
+at_s = 0.5004
+current_ma = 7.25
+"""
+
+
+def source_for(link: Path, labels: tuple[str, ...]) -> SerialSource:
+    return SerialSource(SerialSettings(str(link), uv_per_lsb=LSB_UV, lost_after_ms=300),
+                        labels, RATE_HZ)
+
+
+def drain(source: SerialSource, until: threading.Thread, stop: int) -> list[Chunk]:
+    """Read until the emulator thread has ended and sample ``stop`` arrived (or 5 s passed)."""
+    chunks: list[Chunk] = []
+    deadline = None
+    while deadline is None or time.monotonic() < deadline:
+        chunk = source.read()
+        if chunk is not None:
+            chunks.append(chunk)
+            if chunk.stop >= stop:
+                break
+        if deadline is None and not until.is_alive():
+            deadline = time.monotonic() + 5.0
+    return chunks
+
+
+def wait_for(predicate, timeout_s: float, step_s: float = 0.005) -> float | None:
+    """Seconds until ``predicate()`` held, or None after ``timeout_s``."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout_s:
+        if predicate():
+            return time.monotonic() - t0
+        time.sleep(step_s)
+    return None
+
+
+def test_ten_seconds_with_corruption_counts_match_and_data_are_bit_exact(tmp_path: Path) -> None:
+    scenario = tmp_path / "pty_test.toml"
+    scenario.write_text(SCENARIO)
+    settings = EmulatorSettings(link=tmp_path / "amp", rate_hz=RATE_HZ, channels=16,
+                                scenario=str(scenario), uv_per_lsb=LSB_UV, seconds=10.0,
+                                speed=3.0, corrupt_rate=0.01, drop_rate=0.005)
+    with DeviceEmulator(settings) as emulator:
+        source = source_for(settings.link, emulator.montage.labels)
+        source.open()  # before the first byte: index 0 of the source = frame 0 of the device
+        runner = threading.Thread(target=emulator.run)
+        runner.start()
+        chunks = drain(source, runner, 100_000)
+        source.close()
+    injected = emulator.stats
+    assert injected.frames == 10_000 and injected.frames_corrupted > 50
+    assert injected.frames_unsent == 0  # the reader kept up: every loss is an injected fault
+    assert source.counters.crc_errors == injected.frames_corrupted
+    assert source.counters.dropped == injected.lost_samples
+    assert source.counters.samples + source.counters.dropped == 100_000
+    assert source.counters.reconnects == 0
+    stop = 0
+    for chunk in chunks:  # every received sample equals the simulator's, in ADC steps
+        assert chunk.start >= stop and chunk.data.dtype == np.float32
+        stop = chunk.stop
+        want = to_lsb(emulator.amplifier.generate(chunk.start, chunk.n_samples), LSB_UV)
+        got = np.rint(chunk.data.astype(np.float64) / LSB_UV).astype(np.int64)
+        assert np.array_equal(got, want)
+    assert stop == 100_000
+    gaps = sum(b.start - a.stop for a, b in itertools.pairwise(chunks))
+    assert gaps == injected.lost_samples  # dropped samples advance start, never joined
+    events = [(e.kind, e.start, e.channels) for c in chunks for e in c.events]
+    spf = injected.samples_per_frame
+    if not any(c.start <= 5004 < c.stop for c in chunks):
+        pytest.skip("the stimulus frame happened to be faulted")  # fixed seed: not the case
+    stim = [e for c in chunks for e in c.events if e.kind == "stimulus"]
+    assert [(e.start, e.data["current_ma"]) for e in stim] == [(5004, 7.25)]
+    assert ("lead_off", 3000 // spf * spf, (10,)) in events
+    assert ("lead_restored", 7000 // spf * spf, (10,)) in events
+
+
+def test_missing_and_busy_ports_name_the_port(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-amp"
+    with pytest.raises(DeviceError, match=str(missing)):
+        source_for(missing, ("a",)).open()
+    with DeviceEmulator(EmulatorSettings(link=tmp_path / "amp", channels=1)) as emulator:
+        first = source_for(emulator.settings.link, ("a",))
+        first.open()
+        try:
+            with pytest.raises(DeviceError, match=f"{emulator.settings.link}.*busy"):
+                source_for(emulator.settings.link, ("a",)).open()
+        finally:
+            first.close()
+
+
+def start_emulator(link: Path, stats: Path) -> subprocess.Popen:
+    """The real command in a subprocess (as a user would run it)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ionm_station.commands.simulate_device", "--link", str(link),
+         "--channels", "4", "--stats", str(stats)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert wait_for(link.exists, 15.0) is not None, proc.stderr
+    return proc
+
+
+def test_pulled_link_is_reported_within_half_a_second_and_a_restart_is_picked_up(
+        tmp_path: Path) -> None:
+    link = tmp_path / "amp"
+    first = start_emulator(link, tmp_path / "first.json")
+    source = source_for(link, ("a", "b", "c", "d"))
+    source.open()
+    chunks: list[Chunk] = []
+    try:
+        assert wait_for(lambda: bool(chunks.append(source.read()) or source.counters.samples
+                                     > 2000), 5.0) is not None
+        first.send_signal(signal.SIGTERM)  # the emulator exits: the cable is pulled
+        assert first.wait(5) == 0
+        pulled_at = time.monotonic()
+        assert wait_for(lambda: source.state != "streaming", 0.5) is not None
+        lost_after_s = time.monotonic() - pulled_at
+        stats = json.loads(first.stdout.read().strip().splitlines()[-1])
+        assert stats == json.loads((tmp_path / "first.json").read_text())
+        assert not link.exists()  # the emulator removed its link
+        while (chunk := source.read()) is not None:
+            chunks.append(chunk)
+        lost = [e for c in chunks if c for e in c.events if e.kind == "signal_lost"]
+        assert len(lost) == 1 and lost_after_s < 0.5
+        stop_before = max(c.stop for c in chunks if c)
+        assert lost[0].start == stop_before  # at the first missing sample
+
+        second = start_emulator(link, tmp_path / "second.json")  # plugged in again
+        try:
+            assert wait_for(lambda: source.state == "streaming", 5.0) is not None
+            after: list[Chunk] = []
+            assert wait_for(lambda: bool(after.append(source.read())) or any(
+                c is not None and c.n_samples for c in after), 2.0) is not None
+            resumed = next(c for c in after if c is not None and c.n_samples)
+            assert source.counters.reconnects == 1
+            assert resumed.start > stop_before  # the clock continued past a gap
+            restored = [e for c in after if c for e in c.events if e.kind == "signal_restored"]
+            assert restored and restored[0].start == resumed.start
+            assert restored[0].data["lost_samples"] == resumed.start - stop_before
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(5)
+    finally:
+        source.close()
+        for proc in (first,):
+            if proc.poll() is None:
+                proc.kill()
