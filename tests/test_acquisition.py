@@ -9,8 +9,8 @@ import pytest
 
 from ionm_station.acquisition import AcquisitionWorker
 from ionm_station.dsp.filters import BandpassFilter
-from ionm_station.dsp.pipeline import DspWorker
 from ionm_station.events import Event, EventLog
+from ionm_station.processing import ProcessingWorker
 from ionm_station.ring import RingBuffer
 from ionm_station.sources.base import SourceCounters
 from ionm_station.stream import Chunk, StreamInfo
@@ -136,16 +136,23 @@ def test_bandpass_clamps_high_edge_below_nyquist() -> None:
     assert f.high_hz < 1000
 
 
-def test_dsp_worker_keeps_sample_clock_through_overrun() -> None:
-    info = StreamInfo(10_000.0, ("a", "b"))
-    raw, filtered = RingBuffer(1000, 2), RingBuffer(1000, 2)
-    dsp = DspWorker(raw, filtered, info)
-    out = filtered.reader(start=0)
-    raw.write(np.ones((500, 2), np.float32))
-    assert dsp.step() == 500
-    raw.write(np.ones((2500, 2), np.float32))  # laps the DSP reader by 1500 samples
-    dsp.step()
-    assert dsp.reader.overrun_samples == 1500
-    assert filtered.published == raw.published == 3000
-    got = out.read()
-    assert got.stop == 3000
+def test_processing_keeps_sample_clock_through_overrun() -> None:
+    from ionm_station.montage import load_montage
+
+    montage = load_montage("lumbar").first(2)
+    info = StreamInfo(10_000.0, montage.labels)
+    raw, clean = RingBuffer(5000, 2), RingBuffer(5000, 2)
+    proc = ProcessingWorker(raw, clean, info, montage, EventLog())
+    rng = np.random.default_rng(0)
+    raw.write((rng.standard_normal((3000, 2)) * 3).astype(np.float32))
+    while proc.step():
+        pass
+    raw.write((rng.standard_normal((12000, 2)) * 3).astype(np.float32))  # ring now holds 10000–15000
+    while proc.step():
+        pass
+    assert proc.reader.overrun_samples == 7_000  # 3000–10000 were overwritten unread
+    assert clean.published == raw.published - proc.delay  # same clock, lagging by the chain delay
+    proc.stop(drain=True)
+    assert clean.published == raw.published == 15_000
+    got = clean.reader(start=10_000).read()
+    assert np.isfinite(got.data[-1000:]).all()

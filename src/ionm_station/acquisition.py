@@ -110,10 +110,13 @@ class AcquisitionWorker:
             self._fill_gap(expected, start)
         if self.max_samples is not None:
             data = data[: max(0, self.max_samples - self.next_index)]
+        # log the chunk's events before publishing its samples: consumers that see a sample
+        # can already see the stimulus or lead-off that belongs to it
+        self.events.extend([e for e in chunk.events
+                            if self.max_samples is None or e.start < self.max_samples])
         if len(data):
             self.ring.write(data)
             self.counters.samples += len(data)
-        self.events.extend([e for e in chunk.events if e.start < self.next_index])
         return self.max_samples is not None and self.next_index >= self.max_samples
 
     def _fill_gap(self, expected: int, start: int) -> None:

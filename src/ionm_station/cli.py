@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ionm_station import __version__
+from ionm_station.commands.simulate_device import add_simulate_device_parser, cmd_simulate_device
 from ionm_station.errors import IonmError
 
 
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--montage", help="montage name (lumbar, cervical, thoracolumbar, combined32) or path")
     run.add_argument("--scenario", help="simulated amplifier: scenario name or path (default: the profile's)")
     run.add_argument("--seconds", type=_positive, help="stop after this much signal (s); default: until Ctrl-C")
+    run.add_argument("--port", help="serial port (serial profiles) or board port (BrainFlow profiles)")
     run.add_argument("--fast", action="store_true",
                      help="simulated amplifier: as fast as possible instead of real time")
     run.add_argument("--status-interval", type=_positive, default=1.0, metavar="S",
@@ -60,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write the filtered, mains- and ECG-free signals as EDF+")
     an.add_argument("--mains-hz", type=float, choices=(50.0, 60.0), help="mains frequency (default: detect)")
     an.add_argument("--no-ecg-removal", action="store_true", help="skip ECG template subtraction")
+    add_simulate_device_parser(sub)
     return parser
 
 
@@ -73,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     profile = load_profile(args.profile)
     montage = montage_for(profile, args.montage)
     source = build_source(profile, montage, scenario=args.scenario,
-                          realtime=False if args.fast else None)
+                          realtime=False if args.fast else None, port=args.port)
     limit = None if args.seconds is None else source.info.seconds_to_samples(args.seconds)
     session = Session(source, montage, max_samples=limit)
     print(f"IONM Station {__version__} — {profile.name} — montage {montage.name} "
@@ -123,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "analyze":
             return cmd_analyze(args)
+        if args.command == "simulate-device":
+            return cmd_simulate_device(args)
     except IonmError as exc:
         print(f"ionm-station: error: {exc}", file=sys.stderr)
         return 2

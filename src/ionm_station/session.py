@@ -1,7 +1,8 @@
 """A monitoring session: source, ring buffer, threads and shutdown — no Qt.
 
-Data flow (one direction): source → acquisition thread → raw ring → DSP thread → filtered
-ring → (detection, alarms, views, recorder). The GUI and the headless runner are thin
+Data flow (one direction): source → acquisition thread → raw ring → processing thread
+(band-pass, mains and ECG removal, artifact blanking, event detection, alarms, triggered EMG)
+→ clean ring and event log → views, recorder. The GUI and the headless runner are thin
 shells that start a session, read its rings with their own cursors and show its status.
 """
 
@@ -12,15 +13,18 @@ from dataclasses import asdict, dataclass, field
 
 from ionm_station.acquisition import AcquisitionWorker
 from ionm_station.clock import Clock
-from ionm_station.dsp.pipeline import DspWorker
-from ionm_station.errors import ConfigError, DeviceError
+from ionm_station.dsp.chain import ChainSettings
+from ionm_station.errors import ConfigError
 from ionm_station.events import EventLog
 from ionm_station.montage import Montage, load_montage
 from ionm_station.profiles import Profile
+from ionm_station.processing import ProcessingWorker
 from ionm_station.ring import RingBuffer
 from ionm_station.sim.amplifier import SimulatedAmplifier
 from ionm_station.sim.scenario import load_scenario
 from ionm_station.sources.base import Source
+from ionm_station.sources.factory import build_hardware_source
+from ionm_station.triggered.controller import TriggeredEmg
 
 #: Seconds of signal each ring holds (scroll-back for views, slack for slow consumers).
 RING_SECONDS = 30.0
@@ -31,7 +35,8 @@ class SessionStatus:
     """A snapshot for status lines (all sample counts are per channel).
 
     Attributes:
-        source: source name; rate_hz: sample rate (Hz); elapsed_s: signal time acquired (s).
+        source: source name; source_state: ``streaming``, ``lost`` or ``reconnecting``;
+        rate_hz: sample rate (Hz); elapsed_s: signal time acquired (s).
         samples: samples in the ring (gap fill included); gaps / gap_samples: holes in the
         source clock; dropped, crc_errors, resyncs, reconnects: source counters;
         overruns: samples lost by consumers that fell behind; error: a fault that ended
@@ -39,6 +44,7 @@ class SessionStatus:
     """
 
     source: str
+    source_state: str
     rate_hz: float
     channels: int
     samples: int
@@ -55,7 +61,8 @@ class SessionStatus:
 
     def line(self) -> str:
         """One-line status for the terminal."""
-        text = (f"{self.source} {self.channels} ch @ {self.rate_hz:g} Hz | t {self.elapsed_s:7.2f} s"
+        state = "" if self.source_state == "streaming" else f" [{self.source_state.upper()}]"
+        text = (f"{self.source}{state} {self.channels} ch @ {self.rate_hz:g} Hz | t {self.elapsed_s:7.2f} s"
                 f" | samples {self.samples} | gaps {self.gaps} ({self.gap_samples} samples)"
                 f" | dropped {self.dropped} | overruns {self.overruns}")
         if self.crc_errors or self.resyncs or self.reconnects:
@@ -69,8 +76,13 @@ class SessionStatus:
 
 
 def build_source(profile: Profile, montage: Montage, scenario: str | None = None,
-                 realtime: bool | None = None, clock: Clock | None = None) -> Source:
-    """Make the source a profile describes, with ``montage`` naming its channels."""
+                 realtime: bool | None = None, clock: Clock | None = None,
+                 port: str | None = None) -> Source:
+    """Make the source a profile describes, with ``montage`` naming its channels.
+
+    ``scenario``, ``realtime`` and ``clock`` apply to the simulated amplifier; ``port``
+    overrides the serial port of a serial or BrainFlow profile.
+    """
     if profile.kind == "simulated":
         sim = profile.simulated
         assert sim is not None
@@ -83,8 +95,7 @@ def build_source(profile: Profile, montage: Montage, scenario: str | None = None
             realtime=sim.realtime if realtime is None else realtime,
             clock=clock,
         )
-    raise DeviceError(f"{profile.path}: source kind {profile.kind!r} has no driver in this version "
-                      "of IONM Station (only 'simulated' is available)")
+    return build_hardware_source(profile, montage, port)
 
 
 def montage_for(profile: Profile, montage_name: str | None = None) -> Montage:
@@ -105,10 +116,18 @@ class Session:
         montage: channel ↔ muscle/root/side map, one entry per source channel.
         max_samples: stop acquiring after this many samples per channel (None: until stopped).
         ring_seconds: signal held by each ring (s).
+        settings: free-run chain settings (band, mains, ECG removal).
+
+    Attributes:
+        raw: ring of samples as acquired (µV).
+        filtered: ring of clean samples on the same clock, ``chain_delay`` samples behind raw.
+        events: everything that happened (source events, detections, alarms, markers).
+        alarms: the per root-side :class:`~ionm_station.alarms.AlarmEngine`.
+        triggered: stimulus measurement, threshold hunts and train-of-four.
     """
 
     def __init__(self, source: Source, montage: Montage, max_samples: int | None = None,
-                 ring_seconds: float = RING_SECONDS) -> None:
+                 ring_seconds: float = RING_SECONDS, settings: ChainSettings = ChainSettings()) -> None:
         if len(montage.channels) != source.info.n_channels:
             raise ConfigError(montage.name, "channels",
                               f"montage has {len(montage.channels)} channels, "
@@ -121,7 +140,12 @@ class Session:
         self.raw = RingBuffer(capacity, self.info.n_channels)
         self.filtered = RingBuffer(capacity, self.info.n_channels)
         self.acquisition = AcquisitionWorker(source, self.raw, self.events, max_samples)
-        self.dsp = DspWorker(self.raw, self.filtered, self.info)
+        stimulator = source if hasattr(source, "schedule_stimulus") else None
+        self.triggered = TriggeredEmg(montage, self.info.sample_rate_hz, self.raw, self.events.append,
+                                      stimulator=stimulator)
+        self.dsp = ProcessingWorker(self.raw, self.filtered, self.info, montage, self.events,
+                                    settings, self.triggered)
+        self.alarms = self.dsp.alarms
         self._started = False
         self._stopped = False
 
@@ -142,6 +166,11 @@ class Session:
             self.dsp.stop(drain=True)
         self.source.close()
 
+    @property
+    def chain_delay(self) -> int:
+        """Samples by which the clean (filtered) ring lags the raw ring."""
+        return self.dsp.delay
+
     def wait_until(self, samples: int, timeout_s: float) -> bool:
         """Block until ``samples`` per channel are acquired or acquisition ends; True if reached."""
         deadline = time.monotonic() + timeout_s
@@ -155,9 +184,10 @@ class Session:
         """Counters from the source, the acquisition thread and every ring consumer."""
         acq = self.acquisition.counters
         src = self.source.counters
-        consumers = {"dsp": self.dsp.reader.overrun_samples}
+        consumers = {"processing": self.dsp.reader.overrun_samples}
         return SessionStatus(
             source=self.info.source,
+            source_state=getattr(self.source, "state", "streaming"),
             rate_hz=self.info.sample_rate_hz,
             channels=self.info.n_channels,
             samples=acq.samples,

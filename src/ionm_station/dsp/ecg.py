@@ -1,0 +1,767 @@
+"""ECG (heartbeat) artifact removal for free-run EMG: QRS detection across all channels and
+adaptive per-channel template subtraction, plus the 30 Hz high-pass baseline.
+
+Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtraction ranks best):
+
+* **Detection (one heart, all channels).** Each channel is averaged over 1 ms blocks (≈ 1 kHz),
+  band-passed 5–40 Hz (where QRS energy sits and EMG is weak) and normalised by a robust noise
+  scale σ = median|x| / 0.6745 (median over the last 2 s of 10 ms blocks, smoothed). The
+  detection signal is the mean over channels of (x/σ)², each channel capped at 10⁴ so no single
+  channel can carry a beat. Channels whose >200 Hz RMS in a block exceeds 3 × its usual level
+  (EMG, cautery), that sit at the rail, go flat (lead-off) or hold NaN are left out of the mean
+  for that block and 200 ms after (500 ms after rail or flat). When more than half the live
+  channels are wild at once (cautery) the block is a global artifact: no beat is detected there
+  nor 200 ms after. The mean is smoothed over 30 ms; maxima within ±40 ms are candidates (the
+  fiducial is the centroid of the peak's top half, within ±10 ms), judged by a Pan–Tompkins
+  adaptive threshold (signal and noise peak levels, threshold 30 % of the way between them; the
+  signal level starts at the largest candidate of the first 2 s and halves after 2.5 s without
+  a beat), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval.
+* **Alignment.** Each beat is aligned to the multichannel template jointly (±10 ms on a 1 ms
+  grid, channels weighted by 1/σ² — a matched filter across channels), then per channel within
+  ±2 ms of it by parabolic interpolation of that channel's correlation. Channels with EMG in the
+  beat take the median lag of the clean ones.
+* **Subtraction.** Window −100…+200 ms around the fiducial (which lies ~30 ms after the R peak,
+  so R −70…+230 ms). Per beat a least-squares gain (clamped 0.7–1.3; 1 on EMG channels) scales
+  the template, 10 ms raised-cosine tapers soften the window edges, and a channel is only
+  subtracted if that lowers its energy in the QRS core (never adds a heartbeat where there is
+  none). The P wave (≈ 170 ms before R) lies outside the window and is left in place.
+* **Templates.** Per channel: the element-wise median of the first 8 clean beats (nothing is
+  subtracted on a channel before that, ≈ 8–10 s from the start), then an exponential average
+  over ~32 beats. A beat updates a channel's template only if the channel was clean over the
+  whole window and its residual RMS is ≤ 2 × the channel's typical residual; 16 rejections in a
+  row restart that channel's template. Beats found by search-back are reported but neither
+  subtracted nor learned from (their window has already been output).
+
+Input must be mains-cancelled: uncancelled mains of ~10 µV spoils the per-beat gain and lag on
+channels whose ECG is that small.
+
+Streaming: input is cut internally into 10 ms blocks aligned to absolute sample indices, and
+every decision happens at a fixed absolute position, so any chunking gives the same output.
+The output lags the input by :attr:`EcgCanceller.delay` samples (188 ms at 10 kHz).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import signal
+
+#: median |x| of Gaussian noise is 0.6745 σ: σ = median|x| / MAD_TO_SIGMA.
+MAD_TO_SIGMA = 0.6745
+#: Smallest robust noise scale (µV): keeps flat channels from dividing by zero.
+SCALE_FLOOR_UV = 1e-3
+#: Internal block length (s): flags, scales and detection advance block by block.
+BLOCK_S = 0.010
+#: Robust scales are recomputed every this many blocks from the block history.
+SCALE_EVERY_BLOCKS = 25
+#: Weight of a new detection-band scale against the previous one (geometric average; changes
+#: beyond ×2 or ÷2 are taken at once).
+SCALE_SMOOTHING = 0.25
+#: History of block medians behind the robust scales (s).
+HISTORY_S = 2.0
+#: Detection band (Hz) and rate (Hz) of the detection signal.
+DETECT_BAND_HZ = (5.0, 40.0)
+DETECT_RATE_HZ = 1000.0
+#: High-pass corner (Hz) of the EMG/cautery activity measure (ECG has no energy there).
+ACTIVITY_HP_HZ = 200.0
+#: A block is "wild" on a channel when its >200 Hz RMS exceeds this many robust σ.
+WILD_RATIO = 3.0
+#: A block is "flat" (lead-off) when its >200 Hz RMS is below this fraction of σ.
+FLAT_RATIO = 0.1
+#: Samples at or beyond this fraction of ``rail_uv`` count as saturated.
+RAIL_FRACTION = 0.98
+#: More than this fraction of live channels wild at once is a global artifact (cautery).
+GLOBAL_FRACTION = 0.5
+#: No beat is detected this long (s) after a global artifact, and a channel stays out of
+#: detection this long after it was wild, flat or saturated (filter ringing).
+ARTIFACT_HOLD_S = 0.2
+#: A channel stays out of detection this long (s) after it was flat or saturated (the step
+#: back to signal rings through the detection filter).
+DEAD_HOLD_S = 0.5
+#: A channel excluded this long (s) accepts its new level as normal (e.g. a noisier electrode).
+RELEARN_S = 8.0
+#: A channel adds at most this to the detection signal ((x/σ)², before averaging channels).
+ENERGY_CAP = 1e4
+#: Centred moving-average length (s) of the detection signal.
+SMOOTH_S = 0.030
+#: Candidates are maxima of the smoothed detection signal within ± this (s); the fiducial is
+#: the centroid of the part above half the peak within that span.
+PEAK_HALF_WINDOW_S = 0.040
+#: The fiducial moves at most this far (s) from the peak towards the centroid.
+CENTROID_SPAN_S = 0.010
+#: Smallest candidate peak and smallest beat (detection units: noise averages 1).
+MIN_CANDIDATE = 10.0
+#: Assumed noise-peak level at start (detection units).
+NOISE_PEAK_START = 2.0
+#: The signal peak level starts as the largest candidate of the first this long (s).
+LEARN_S = 2.0
+#: Threshold position between noise and signal peak levels.
+THRESHOLD_FRACTION = 0.3
+#: Refractory period after a beat (s).
+REFRACTORY_S = 0.25
+#: Search back for a missed beat when no beat came for this many mean RR intervals.
+SEARCH_BACK_RR = 1.66
+#: RR intervals averaged for search-back.
+RR_AVERAGE = 8
+#: Without a beat for this long (s), the signal peak level halves.
+RECOVER_S = 2.5
+#: Template window before/after the fiducial (s).
+PRE_S = 0.100
+POST_S = 0.200
+#: Raised-cosine taper at each window edge (s).
+TAPER_S = 0.010
+#: Joint (coarse, 1 ms steps) and per-channel (fine, full rate) alignment ranges (s).
+COARSE_LAG_S = 0.010
+FINE_LAG_S = 0.002
+#: Beats in the median that starts a template; beats in its exponential average.
+BOOTSTRAP_BEATS = 8
+TEMPLATE_BEATS = 32
+#: Per-beat gain limits.
+GAIN_RANGE = (0.7, 1.3)
+#: A beat whose residual RMS exceeds this many typical residuals does not update the template.
+OUTLIER_RATIO = 2.0
+#: Beats averaged in the typical residual.
+RESIDUAL_BEATS = 16
+#: Rejections in a row after which a channel's template restarts.
+RESTART_REJECTS = 16
+#: Longest stretch (s) filtered at once (bounds memory when a whole record arrives).
+BATCH_S = 1.0
+#: Flag bits per block and channel.
+_WILD, _DEAD = 1, 2
+
+
+class _Rows:
+    """2-D rows addressed by absolute sample index: appended at the end, dropped at the start."""
+
+    def __init__(self, n_cols: int, dtype: type, start: int = 0, fill: float = 0.0) -> None:
+        self._data = np.full((1024, n_cols), fill, dtype)
+        self._fill = fill
+        self._off = 0
+        self.start = start
+        self.stop = start
+
+    def append(self, rows: np.ndarray) -> None:
+        n, live = len(rows), self.stop - self.start
+        if self._off + live + n > len(self._data):
+            if 2 * (live + n) <= len(self._data):  # room enough: move the live rows down
+                self._data[:live] = self._data[self._off:self._off + live]
+            else:
+                data = np.empty((2 * (live + n), self._data.shape[1]), self._data.dtype)
+                data[:live] = self._data[self._off:self._off + live]
+                self._data = data
+            self._off = 0
+        i = self._off + live
+        self._data[i:i + n] = rows
+        self.stop += n
+
+    def pad(self, n: int) -> None:
+        """Append ``n`` rows of the fill value."""
+        if n > 0:
+            self.append(np.full((n, self._data.shape[1]), self._fill, self._data.dtype))
+
+    def view(self, a: int, b: int) -> np.ndarray:
+        """Rows [a, b) (absolute) as a writable view."""
+        if not self.start <= a <= b <= self.stop:
+            raise IndexError(f"rows {a}..{b} outside {self.start}..{self.stop}")
+        return self._data[self._off + a - self.start:self._off + b - self.start]
+
+    def drop_before(self, a: int) -> None:
+        a = min(max(a, self.start), self.stop)
+        self._off += a - self.start
+        self.start = a
+
+
+@dataclass
+class _Beat:
+    """A beat awaiting its template update at absolute index ``due``."""
+
+    due: int
+    fiducial: int
+    lags: np.ndarray   # per channel, samples
+    gains: np.ndarray  # per channel
+
+
+def _raised_cosine_taper(length: int, ramp: int) -> np.ndarray:
+    w = np.ones(length)
+    if ramp > 0:
+        r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
+        w[:ramp] = r
+        w[length - ramp:] = r[::-1]
+    return w
+
+
+class EcgCanceller:
+    """Detects heartbeats across all channels and subtracts an adaptive ECG template per channel.
+
+    Input: consecutive chunks (n, n_channels) in µV, already band-passed (10 Hz–3 kHz) and
+    mains-cancelled; NaN marks missing samples. Output row k of the concatenated output is the
+    cleaned input row ``k - delay``; the first ``delay`` rows are NaN. NaN input rows stay NaN.
+
+    Args:
+        n_channels: channels per chunk.
+        sample_rate_hz: sampling rate (Hz), ≥ 500 Hz.
+        rail_uv: amplifier range (µV); samples at ≥ 98 % of it count as saturated. None: no check.
+        pre_s, post_s: template window before/after the detection fiducial (s).
+        template_beats: beats in the template's exponential average (~20–40).
+        bootstrap_beats: clean beats whose median starts a template; nothing is subtracted on a
+            channel before it has one.
+
+    Attributes:
+        delay: output delay (samples).
+        beats: detected R peaks (absolute sample indices, ascending), including search-back beats.
+    """
+
+    def __init__(self, n_channels: int, sample_rate_hz: float, rail_uv: float | None = 5000.0,
+                 pre_s: float = PRE_S, post_s: float = POST_S,
+                 template_beats: int = TEMPLATE_BEATS,
+                 bootstrap_beats: int = BOOTSTRAP_BEATS) -> None:
+        if n_channels < 1:
+            raise ValueError(f"n_channels must be ≥ 1, got {n_channels}")
+        if sample_rate_hz < 500:
+            raise ValueError(f"sample_rate_hz must be ≥ 500 Hz, got {sample_rate_hz:g}")
+        fs = float(sample_rate_hz)
+        self.n_channels = n_channels
+        self.sample_rate_hz = fs
+        self.rail_uv = rail_uv
+        self.template_beats = template_beats
+        self.bootstrap_beats = bootstrap_beats
+        dec = max(1, round(fs / DETECT_RATE_HZ))
+        self._dec = dec
+        self._block = dec * max(1, round(BLOCK_S * fs / dec))
+        self._smooth = max(1, round(SMOOTH_S * fs / dec / 2))           # half length, decimated
+        self._peak_half = max(1, round(PEAK_HALF_WINDOW_S * fs / dec))  # decimated
+        self._coarse = dec * max(1, round(COARSE_LAG_S * fs / dec))
+        self._fine = max(round(FINE_LAG_S * fs), (dec + 1) // 2)
+        self._lag_max = self._coarse + self._fine
+        self._pre = round(pre_s * fs)
+        self._post = round(post_s * fs)
+        self._window = self._pre + self._post
+        self._centroid = max(1, round(CENTROID_SPAN_S * fs / dec))  # decimated
+        self._look = (self._peak_half + self._smooth + 1) * dec  # decision lag after a peak
+        self._core_post = self._look - self._centroid * dec - self._lag_max - 1
+        if self._core_post <= 0 or self._pre <= 0 or self._post <= self._look:
+            raise ValueError("template window too short for the detection look-ahead")
+        self._core = self._pre + self._core_post
+        self._learn_s = round(LEARN_S * fs)
+        self.delay = (self._block - 1 + self._look + self._centroid * dec + self._lag_max
+                      + self._pre)
+        self._taper = _raised_cosine_taper(self._window, round(TAPER_S * fs))
+        self._sos_detect = signal.butter(2, DETECT_BAND_HZ, btype="bandpass", fs=fs / dec,
+                                         output="sos")
+        self._sos_activity = signal.butter(2, min(ACTIVITY_HP_HZ, 0.4 * fs), btype="highpass",
+                                           fs=fs, output="sos")
+        self._history = max(1, round(HISTORY_S / (self._block / fs)))
+        self._hold_blocks = math.ceil(ARTIFACT_HOLD_S * fs / self._block)
+        self._dead_hold_blocks = math.ceil(DEAD_HOLD_S * fs / self._block)
+        self._relearn_blocks = math.ceil(RELEARN_S * fs / self._block)
+        self._refractory = round(REFRACTORY_S * fs)
+        self._recover = round(RECOVER_S * fs)
+        self._batch_blocks = max(1, round(BATCH_S * fs / self._block))
+        self.reset()
+
+    # --- public -------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget everything: templates, thresholds, beats, buffers; the next chunk is index 0."""
+        c = self.n_channels
+        self.beats: list[int] = []
+        self._finished = False
+        self._n_in = 0          # input rows received
+        self._end = 0           # input rows processed (multiple of the block)
+        self._x = _Rows(c, np.float64)
+        self._sub = _Rows(c, np.float64)
+        self._sub.pad(self._window + self._lag_max)
+        lead = self._peak_half + self._smooth
+        self._det = _Rows(1, np.float64, start=-lead)  # detection signal, decimated
+        self._det.pad(lead)
+        self._flags = _Rows(c, np.int8)    # per block: _WILD | _DEAD bits
+        self._glob = _Rows(1, np.bool_)    # per block: global artifact (incl. hold-off)
+        self._next_candidate = 0           # next decimated index to test as a candidate
+        self._zi_detect: np.ndarray | None = None
+        self._zi_activity: np.ndarray | None = None
+        # robust scales: history of block medians, [activity | detection] per channel
+        self._hist = np.zeros((self._history, 2 * c))
+        self._hist_pos = 0
+        self._hist_filled = 0
+        self._scale: np.ndarray | None = None
+        self._excluded_run = np.zeros(c, dtype=np.int64)
+        self._channel_hold = np.zeros(c, dtype=np.int64)  # blocks a channel stays left out
+        self._hold = 0
+        # threshold state
+        self._spk: float | None = None
+        self._npk = NOISE_PEAK_START
+        self._last_beat: int | None = None
+        self._last_recover = 0
+        self._rr: deque[int] = deque(maxlen=RR_AVERAGE)
+        self._missed: list[tuple[int, float]] = []  # (fiducial, peak) under threshold
+        self._learning: list[tuple[int, float]] = []  # (fiducial, peak) before the first threshold
+        # templates
+        w = self._window
+        self._template = np.zeros((c, w))
+        self._count = np.zeros(c, dtype=np.int64)  # beats learned (≥ bootstrap_beats: converged)
+        self._boot = np.zeros((self.bootstrap_beats, c, w))
+        self._residual = np.zeros(c)               # typical residual RMS (µV)
+        self._rejects = np.zeros(c, dtype=np.int64)
+        self._pending: deque[_Beat] = deque()
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Clean the next chunk (n, n_channels) µV; returns (n, n_channels) float64 µV, delayed
+        by :attr:`delay` rows (NaN before the first input row)."""
+        if self._finished:
+            raise RuntimeError("EcgCanceller: flush() ended the record; call reset() first")
+        x64 = np.asarray(x, dtype=np.float64)
+        if x64.ndim != 2 or x64.shape[1] != self.n_channels:
+            raise ValueError(f"expected (n, {self.n_channels}) samples, got {x64.shape}")
+        return self._feed(x64)
+
+    def flush(self) -> np.ndarray:
+        """End the record: the last ``delay`` cleaned rows (delay, n_channels) µV. Beats near the
+        end are judged with zeros as look-ahead. Call :meth:`reset` before a new record."""
+        if self._finished:
+            raise RuntimeError("EcgCanceller: flush() already called; call reset() first")
+        n_record = self._n_in
+        out = self._feed(np.zeros((self.delay + self._block, self.n_channels)))
+        self._finished = True
+        self.beats = [b for b in self.beats if b < n_record]
+        return out[:self.delay]
+
+    @property
+    def converged(self) -> np.ndarray:
+        """Per channel: True once its template exists and is being subtracted."""
+        return self._count >= self.bootstrap_beats
+
+    # --- streaming ----------------------------------------------------------------------------
+
+    def _feed(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        self._x.append(x)
+        self._n_in += n
+        while self._x.stop - self._end >= self._block:
+            blocks = min((self._x.stop - self._end) // self._block, self._batch_blocks)
+            self._advance(blocks)
+        first = self._n_in - n - self.delay
+        out = np.full((n, self.n_channels), np.nan)
+        a = max(first, 0)
+        b = self._n_in - self.delay
+        if b > a:
+            out[a - first:] = self._x.view(a, b) - self._sub.view(a, b)
+        self._trim(max(b, 0))
+        return out
+
+    def _trim(self, emitted: int) -> None:
+        keep = min(emitted, self._end - self._window - 2 * self._lag_max - 2 * self._look)
+        if self._learning:  # candidates awaiting the first threshold still need their data
+            keep = min(keep, self._learning[0][0] - self._window - 2 * self._lag_max)
+        self._x.drop_before(keep)
+        self._sub.drop_before(keep)
+        self._flags.drop_before(keep // self._block - 1)
+        self._glob.drop_before(keep // self._block - 1)
+
+    def _advance(self, n_blocks: int) -> None:
+        """Filter and judge ``n_blocks`` complete blocks, then run every decision now due."""
+        bl, dec, c = self._block, self._dec, self.n_channels
+        a, b = self._end, self._end + n_blocks * bl
+        raw = self._x.view(a, b)
+        peak = np.abs(raw).reshape(n_blocks, bl, c).max(axis=1)  # NaN where a sample is NaN
+        gap = ~np.isfinite(peak).all(axis=1)
+        clean = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0) if gap.any() else raw
+        # detection path: block means over `dec` samples (nulls at multiples of the decimated
+        # rate protect the 5–40 Hz band from aliasing), then the band-pass at the low rate
+        low = clean.reshape(-1, dec, c).mean(axis=1)
+        if self._zi_detect is None:
+            self._zi_detect = signal.sosfilt_zi(self._sos_detect)[:, :, None] * low[0]
+            self._zi_activity = signal.sosfilt_zi(self._sos_activity)[:, :, None] * clean[0]
+        detect, self._zi_detect = signal.sosfilt(self._sos_detect, low, axis=0,
+                                                 zi=self._zi_detect)
+        activity, self._zi_activity = signal.sosfilt(self._sos_activity, clean, axis=0,
+                                                     zi=self._zi_activity)
+        detect = detect.reshape(n_blocks, bl // dec, c)
+        activity = activity.reshape(n_blocks, bl, c)
+        stats = np.concatenate((np.sqrt(np.einsum("kbc,kbc->kc", activity, activity) / bl),
+                                np.median(np.abs(detect), axis=1)), axis=1)
+        if self.rail_uv is None:
+            railed = np.zeros((n_blocks, c), dtype=bool)
+        else:
+            railed = peak >= RAIL_FRACTION * self.rail_uv
+        sigma = np.ones((n_blocks, c))
+        included = np.zeros((n_blocks, c), dtype=bool)
+        flags = np.zeros((n_blocks, c), dtype=np.int8)
+        glob = np.zeros(n_blocks, dtype=bool)
+        k = 0
+        while k < n_blocks:  # groups of blocks sharing one scale (cut at scale updates)
+            index = a // bl + k
+            m = 1 if self._scale is None else min(
+                n_blocks - k, SCALE_EVERY_BLOCKS - index % SCALE_EVERY_BLOCKS)
+            part = slice(k, k + m)
+            sigma[part], included[part], flags[part], glob[part] = self._judge_blocks(
+                index, stats[part], gap[part], railed[part])
+            k += m
+        included &= ~glob[:, None]
+        z = detect / sigma[:, None, :]
+        energy = np.minimum(z * z, ENERGY_CAP) * included[:, None, :]
+        det_rows = energy.sum(axis=2) / np.maximum(included.sum(axis=1), 1)[:, None]
+        self._det.append(det_rows.reshape(-1, 1))
+        self._flags.append(flags)
+        self._glob.append(glob[:, None])
+        self._end = b
+        self._sub.pad(b + self._window + self._lag_max - self._sub.stop)
+        self._run_events()
+
+    def _judge_blocks(self, index: int, stats: np.ndarray, gap: np.ndarray,
+                      railed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Judge m consecutive blocks starting at block ``index`` that share one scale.
+
+        ``stats`` (m, 2·channels) holds per block the >200 Hz RMS then the detection-band
+        median |x| (µV). Returns per block: detection-band σ (µV), channels included in
+        detection, flags, and whether the block is a global artifact.
+        """
+        c, m = self.n_channels, len(stats)
+        if self._scale is None:
+            if gap[0]:
+                return np.ones((1, c)), np.zeros((1, c), bool), np.full((1, c), _DEAD, np.int8), \
+                    np.ones(1, bool)
+            self._hist[:] = stats[0]
+            self._scale = self._scales(self._hist)
+        steps = np.arange(m)[:, None]
+        act_sigma, det_sigma = self._scale[:c], self._scale[c:]
+        wild = stats[:, :c] > WILD_RATIO * act_sigma
+        dead = railed | gap[:, None] | (stats[:, :c] < FLAT_RATIO * act_sigma)
+        bad = wild | dead
+        # run of excluded blocks per channel, up to and including each block
+        last_good = np.maximum.accumulate(np.where(bad, -1, steps), axis=0)
+        run = np.where(last_good >= 0, steps - last_good, self._excluded_run + steps + 1)
+        self._excluded_run = run[-1]
+        # a long-wild channel accepts its new level; a flat one never does (lead-off ends)
+        push = ~bad | ((run > self._relearn_blocks) & ~dead)
+        rows = (self._hist_pos + np.arange(m)) % self._history
+        self._hist[rows] = np.where(np.concatenate((push, push), axis=1), stats, self._hist[rows])
+        self._hist_pos = (self._hist_pos + m) % self._history
+        self._hist_filled += m
+        if (index + m) % SCALE_EVERY_BLOCKS == 0:
+            if self._hist_filled < self._history:  # start-up: filled rows only
+                new = self._scales(self._hist[:self._hist_filled])
+            else:
+                new = self._scales(self._hist)
+            # the detection-band scale holds some ECG: smooth it so beats in or out of the
+            # history do not make it jump
+            ratio = new[c:] / self._scale[c:]
+            smooth = (ratio > 0.5) & (ratio < 2.0)
+            new[c:][smooth] = self._scale[c:][smooth] * ratio[smooth] ** SCALE_SMOOTHING
+            self._scale = new
+        # hold-offs: a channel stays out after it was wild or flat, all after a global artifact
+        live = c - dead.sum(axis=1)
+        artifact = gap | (live == 0) | (wild.sum(axis=1) > GLOBAL_FRACTION * live)
+        # blocks still to hold after each block: the latest set value minus the blocks since
+        k = np.arange(m)
+        after = np.maximum.reduce((
+            np.maximum.accumulate(np.where(artifact, self._hold_blocks + k, k)) - k,
+            self._hold - (k + 1), np.zeros(m, np.int64)))
+        glob = artifact | (np.concatenate(([self._hold], after[:-1])) > 0)
+        self._hold = int(after[-1])
+        ch_set = np.maximum(dead * self._dead_hold_blocks, wild * self._hold_blocks) + steps
+        ch_after = np.maximum.reduce((np.maximum.accumulate(ch_set, axis=0) - steps,
+                                      self._channel_hold - (steps + 1), np.zeros((m, c), np.int64)))
+        included = ~bad & (np.concatenate((self._channel_hold[None, :], ch_after[:-1])) == 0)
+        self._channel_hold = ch_after[-1]
+        flags = (wild * _WILD | dead * _DEAD).astype(np.int8)
+        return np.broadcast_to(det_sigma, (m, c)), included, flags, glob
+
+    def _scales(self, hist: np.ndarray) -> np.ndarray:
+        """Robust scales from block history: >200 Hz σ = median block RMS, detection-band
+        σ = median |x| / 0.6745 (both µV, floored)."""
+        med = np.median(hist, axis=0)
+        med[self.n_channels:] /= MAD_TO_SIGMA
+        return np.maximum(med, SCALE_FLOOR_UV)
+
+    # --- decisions ----------------------------------------------------------------------------
+
+    def _candidates(self) -> list[tuple[int, float, int]]:
+        """New candidates whose look-ahead is complete: (decimated index of the peak, peak,
+        fiducial as an absolute index)."""
+        s, w = self._smooth, self._peak_half
+        j0, j1 = self._next_candidate, self._end // self._dec - s - w  # test j in [j0, j1)
+        if j1 <= j0:
+            return []
+        self._next_candidate = j1
+        d = self._det.view(j0 - w - s, j1 + w + s)[:, 0]
+        smooth = np.convolve(d, np.full(2 * s + 1, 1.0 / (2 * s + 1)), mode="valid")
+        # smooth[i] belongs to decimated index j0 - w + i
+        windows = sliding_window_view(smooth, w)
+        before = windows[:-w - 1].max(axis=1)   # indices j-w .. j-1
+        after = windows[w + 1:].max(axis=1)     # indices j+1 .. j+w
+        centre = smooth[w:-w]
+        hit = np.flatnonzero((centre > before) & (centre >= after) & (centre >= MIN_CANDIDATE))
+        a = self._centroid
+        found = []
+        for i in hit:
+            part = smooth[w + i - a:w + i + a + 1]
+            weight = np.maximum(part - 0.5 * centre[i], 0.0)
+            offset = float(np.dot(weight, np.arange(-a, a + 1)) / weight.sum())
+            found.append((j0 + int(i), float(centre[i]), (j0 + int(i)) * self._dec
+                          + round(offset * self._dec)))
+        return found
+
+    def _run_events(self) -> None:
+        """Decide candidates and apply template updates in absolute-time order."""
+        cands = deque(self._candidates())
+        while cands or (self._pending and self._pending[0].due <= self._end):
+            due_update = self._pending[0].due if self._pending else None
+            if cands:
+                j, peak, fid = cands[0]
+                t_decide = (j + self._peak_half + self._smooth + 1) * self._dec
+                if due_update is None or due_update > self._end or t_decide < due_update:
+                    cands.popleft()
+                    self._decide(fid, peak)
+                    continue
+            self._learn(self._pending.popleft())
+
+    def _artifact_between(self, a: int, b: int) -> bool:
+        lo = max(a // self._block, self._glob.start)
+        hi = max((b - 1) // self._block + 1, lo)
+        return bool(self._glob.view(lo, hi).any())
+
+    def _flags_between(self, a: int, b: int) -> np.ndarray:
+        lo = max(a // self._block, self._flags.start)
+        hi = max((b - 1) // self._block + 1, lo)
+        return np.bitwise_or.reduce(self._flags.view(lo, hi), axis=0)
+
+    def _decide(self, fid: int, peak: float) -> None:
+        """Judge one candidate fiducial (absolute index) with detection peak ``peak``."""
+        if fid - self._pre < 0 or self._artifact_between(fid - self._pre, fid + self._core_post):
+            return
+        last = self._last_beat
+        if last is not None and self._rr and fid - last > SEARCH_BACK_RR * np.mean(self._rr):
+            self._search_back(fid)
+            last = self._last_beat
+        if last is not None and fid - last < self._refractory:
+            return
+        if fid - max(self._last_recover, last if last is not None else 0) > self._recover:
+            self._last_recover = fid
+            if self._spk is not None:
+                self._spk = max(self._npk, 0.5 * self._spk)
+        if self._spk is None:
+            self._learn_threshold(fid, peak)
+            return
+        threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
+        if peak < threshold:
+            self._npk += 0.125 * (peak - self._npk)
+            self._missed.append((fid, peak))
+            return
+        self._spk += 0.125 * (peak - self._spk)
+        self._accept(fid)
+
+    def _learn_threshold(self, fid: int, peak: float) -> None:
+        """Collect candidates for LEARN_S from the first one; then start the signal peak level
+        at the largest and judge the collected candidates in order."""
+        self._learning.append((fid, peak))
+        if fid - self._learning[0][0] < self._learn_s:
+            return
+        self._spk = max(p for _, p in self._learning)
+        learned, self._learning = self._learning, []
+        for f, p in learned:
+            self._decide(f, p)
+
+    def _search_back(self, fid: int) -> None:
+        """Accept the largest candidate missed since the last beat if it reaches half the
+        threshold; it is reported but was already output, so not subtracted."""
+        threshold = self._npk + THRESHOLD_FRACTION * ((self._spk or 0.0) - self._npk)
+        last = self._last_beat if self._last_beat is not None else -self._refractory
+        eligible = [(p, f) for f, p in self._missed
+                    if f - last >= self._refractory and fid - f >= self._refractory
+                    and p >= 0.5 * threshold]
+        if not eligible:
+            return
+        peak, f = max(eligible)
+        self._spk = (self._spk or peak) + 0.25 * (peak - (self._spk or peak))
+        self._note_beat(f)
+        bisect.insort(self.beats, f + self._peak_offset(self._template, np.ones(self.n_channels)))
+
+    def _note_beat(self, fid: int) -> None:
+        if self._last_beat is not None:
+            self._rr.append(fid - self._last_beat)
+        self._last_beat = fid
+        self._missed = []
+
+    def _peak_offset(self, reference: np.ndarray, weights: np.ndarray) -> int:
+        """Offset (samples) of the R peak from the fiducial: in the weighted energy of
+        ``reference`` (channels × window) over the QRS core, the maximum of the first lobe that
+        reaches half the largest (after the 10 Hz high-pass the R wave is the first big lobe,
+        the S/ringing lobe after it can be as large); 0 when there is no energy."""
+        energy = (weights[:, None] * reference[:, :self._core] ** 2).sum(axis=0)
+        if not energy.any():
+            return 0
+        first = int(np.argmax(energy >= 0.5 * energy.max()))
+        falling = np.flatnonzero(np.diff(energy[first:]) < 0)
+        peak = first + (int(falling[0]) if len(falling) else 0)
+        return peak - self._pre
+
+    def _accept(self, fid: int) -> None:
+        """Align a detected beat, subtract the templates, report it and schedule learning."""
+        c, pre, core = self.n_channels, self._pre, self._core
+        lc, lf = self._coarse, self._fine
+        self._note_beat(fid)
+        lo = fid - pre - self._lag_max
+        seg = np.nan_to_num(self._x.view(lo, fid + self._core_post + self._lag_max + 1).T)
+        flags = self._flags_between(lo, fid + self._core_post + self._lag_max)
+        clean = flags == 0
+        sigma = self._scale[:c]
+        weights = np.where(clean, 1.0 / sigma ** 2, 0.0)
+        started = self._count > 0
+        lags = np.zeros(c, dtype=np.int64)
+        gains = np.ones(c)
+        if not (started & clean).any():
+            r_offset = self._peak_offset(seg[:, self._lag_max:self._lag_max + self._window],
+                                         weights)
+            bisect.insort(self.beats, fid + r_offset)
+            self._pending.append(_Beat(fid + self._lag_max + self._post, fid, lags, gains))
+            return
+        tmpl = self._template[:, :core]
+        w = weights * started
+        # correlation per channel on the decimated lag grid: lag = m·dec − lc
+        dec = self._dec
+        coarse_seg = seg[:, lf:lf + 2 * lc + core][:, ::dec]
+        tmpl_dec = tmpl[:, ::dec]
+        n_lags = 2 * lc // dec + 1
+        views = sliding_window_view(coarse_seg, tmpl_dec.shape[1], axis=1)[:, :n_lags]
+        score = np.einsum("clt,ct->cl", views, tmpl_dec)
+        best = int(np.argmax(w @ score))  # joint lag: matched filter across channels
+        coarse = best * dec - lc
+        # per channel: local maximum within ±fine of the joint lag, refined by a parabola
+        reach = -(-lf // dec)
+        lo_m, hi_m = max(best - reach, 1), min(best + reach, n_lags - 2)
+        if hi_m >= lo_m:
+            m = lo_m + np.argmax(score[:, lo_m:hi_m + 1], axis=1)
+            left, mid, right = (score[np.arange(c), m + d] for d in (-1, 0, 1))
+            curve = left - 2.0 * mid + right
+            peaked = curve < 0
+            shift = np.where(peaked, 0.5 * (left - right) / np.where(peaked, curve, -1.0), 0.0)
+            fine = np.round((m + np.clip(shift, -0.5, 0.5)) * dec).astype(np.int64) - lc - coarse
+        else:
+            fine = np.zeros(c, dtype=np.int64)
+        fine = np.clip(fine, -lf, lf)
+        good = clean & started
+        common = int(np.round(np.median(fine[good])))
+        fine = np.where(good, fine, common)
+        lags = coarse + fine
+        rows = lf + lc + lags[:, None] + np.arange(core)[None, :]
+        beat = np.take_along_axis(seg, rows, axis=1)
+        energy = (tmpl * tmpl).sum(axis=1)
+        ls_gain = np.where(energy > 0, (beat * tmpl).sum(axis=1) / np.where(energy > 0, energy, 1),
+                           1.0)
+        gains = np.where(good, np.clip(ls_gain, *GAIN_RANGE), 1.0)
+        bisect.insort(self.beats, fid + coarse + self._peak_offset(self._template, w))
+        self._pending.append(_Beat(fid + self._lag_max + self._post, fid, lags, gains))
+        # subtract where the template exists, the channel is live, and it lowers the QRS energy
+        residual = beat - gains[:, None] * tmpl
+        helps = (residual ** 2).sum(axis=1) < (beat ** 2).sum(axis=1)
+        apply = self.converged & ((flags & _DEAD) == 0) & helps
+        if not apply.any():
+            return
+        ch = np.flatnonzero(apply)
+        sub_lo = fid - pre - self._lag_max
+        sub = self._sub.view(sub_lo, fid + self._post + self._lag_max)
+        idx = (lags[ch, None] + self._lag_max + np.arange(self._window)[None, :])
+        sub[idx.T, ch[None, :]] += (gains[ch, None] * self._template[ch] * self._taper).T
+
+    def _learn(self, beat: _Beat) -> None:
+        """Update the templates with a beat's full window (channels clean over it only)."""
+        w = self._window
+        lo = beat.fiducial - self._pre - self._lag_max
+        seg = self._x.view(lo, beat.fiducial + self._post + self._lag_max).T
+        rows = beat.lags[:, None] + self._lag_max + np.arange(w)[None, :]
+        data = np.take_along_axis(seg, rows, axis=1)
+        flags = self._flags_between(lo, beat.due)
+        ok = (flags == 0) & np.isfinite(data).all(axis=1)
+        if self._artifact_between(lo, beat.due) or not ok.any():
+            return
+        nb = self.bootstrap_beats
+        booting = ok & (self._count < nb)
+        for ch in np.flatnonzero(booting):
+            k = self._count[ch]
+            self._boot[k, ch] = data[ch]
+            self._count[ch] = k + 1
+            if k + 1 < nb:
+                self._template[ch] = self._boot[:k + 1, ch].mean(axis=0)
+            else:
+                self._template[ch] = np.median(self._boot[:, ch], axis=0)
+                self._residual[ch] = np.median(
+                    np.sqrt(np.mean((self._boot[:, ch] - self._template[ch]) ** 2, axis=1)))
+                self._rejects[ch] = 0
+        mature = ok & ~booting & self.converged
+        if not mature.any():
+            return
+        ch = np.flatnonzero(mature)
+        resid = np.sqrt(np.mean((data[ch] - beat.gains[ch, None] * self._template[ch]) ** 2,
+                                axis=1))
+        accept = resid <= OUTLIER_RATIO * self._residual[ch]
+        good, bad = ch[accept], ch[~accept]
+        self._template[good] += (data[good] - self._template[good]) / self.template_beats
+        self._residual[good] += (resid[accept] - self._residual[good]) / RESIDUAL_BEATS
+        self._rejects[good] = 0
+        self._rejects[bad] += 1
+        restart = bad[self._rejects[bad] >= RESTART_REJECTS]
+        self._count[restart] = 0
+        self._template[restart] = 0.0
+
+
+# --- baseline ---------------------------------------------------------------------------------
+
+
+def highpass30_sos(sample_rate_hz: float) -> np.ndarray:
+    """4th-order Butterworth 30 Hz high-pass (Drake & Callaghan 2006) as second-order sections."""
+    return signal.butter(4, 30.0, btype="highpass", fs=sample_rate_hz, output="sos")
+
+
+def highpass30(x: np.ndarray, sample_rate_hz: float) -> np.ndarray:
+    """Whole-record baseline: 30 Hz 4th-order Butterworth high-pass, causal, started at steady
+    state on the first row; x (n, channels) µV → float64 µV (NaN must not occur)."""
+    return Highpass30(np.asarray(x).shape[1], sample_rate_hz).process(x)
+
+
+class Highpass30:
+    """Streaming 30 Hz high-pass baseline with the stage contract (``delay`` = 0).
+
+    NaN rows pass as NaN and restart the filter at steady state on the next finite row.
+    """
+
+    delay = 0
+
+    def __init__(self, n_channels: int, sample_rate_hz: float) -> None:
+        self.n_channels = n_channels
+        self.sample_rate_hz = sample_rate_hz
+        self._sos = highpass30_sos(sample_rate_hz)
+        self._zi_unit = signal.sosfilt_zi(self._sos)
+        self._zi: np.ndarray | None = None
+
+    def reset(self) -> None:
+        """Forget the filter state."""
+        self._zi = None
+
+    def flush(self) -> np.ndarray:
+        """Nothing is held back: an empty (0, n_channels) array."""
+        return np.zeros((0, self.n_channels))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self._zi is None:
+            self._zi = self._zi_unit[:, :, None] * x[0][None, None, :]
+        y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
+        return y
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Filter the next chunk (n, n_channels) µV → float64 µV."""
+        x64 = np.asarray(x, dtype=np.float64)
+        out = np.full(x64.shape, np.nan)
+        finite = np.isfinite(x64).all(axis=1)
+        edges = np.flatnonzero(np.diff(np.concatenate(([0], finite.astype(np.int8), [0]))))
+        if len(x64) and not finite[0]:
+            self.reset()
+        for start, stop in zip(edges[0::2], edges[1::2]):
+            out[start:stop] = self._run(x64[start:stop])
+            if stop < len(x64):
+                self.reset()
+        return out
