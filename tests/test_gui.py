@@ -1,6 +1,6 @@
 """Monitoring GUI: decimation core, trace view, alarm panel, main window, screenshots.
 
-Runs headless (offscreen Qt platform). The screenshot test writes PNGs to docs/screenshots/.
+Runs headless (offscreen Qt platform). The screenshot test writes PNGs to $IONM_SCREENSHOT_DIR (default: a temp folder).
 """
 
 from __future__ import annotations
@@ -11,13 +11,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import dataclasses  # noqa: E402
 import json  # noqa: E402
+import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-pytest.importorskip("pytestqt")
+import pytestqt  # noqa: E402,F401  (pytest-qt is a test dependency: fail loudly if missing)
 
 from PySide6.QtCore import Qt  # noqa: E402
 
@@ -32,7 +33,8 @@ from ionm_station.gui.settings import GuiSettings  # noqa: E402
 from ionm_station.profiles import load_profile  # noqa: E402
 from ionm_station.session import Session, build_source, montage_for  # noqa: E402
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+#: Where the screenshot test saves PNGs; IONM_SCREENSHOT_DIR=docs/screenshots refreshes the docs.
+SCREENSHOTS = Path(os.environ.get("IONM_SCREENSHOT_DIR", Path(tempfile.gettempdir()) / "ionm-screenshots"))
 
 
 # --- decimation (pure numpy) ----------------------------------------------------------------

@@ -236,3 +236,18 @@ def test_no_mains_leaves_signal_alone() -> None:
     y = MainsCanceller(ch, FS_HZ).process(clean)
     assert np.corrcoef(y.ravel(), clean.ravel())[0, 1] > 0.999
     assert np.abs(y - clean).max() < 1.0
+
+
+def test_flat_lead_off_channel_does_not_drag_the_others() -> None:
+    """A channel pinned at the rail is ~0 after the band-pass: it must not take over the tracker."""
+    fs, n = 10_000, 12 * 10_000
+    rng = np.random.default_rng(4)
+    t = np.arange(n) / fs
+    mains = 20.0 * np.sin(2 * np.pi * 50.3 * t) + 4.0 * np.sin(2 * np.pi * 150.9 * t + 0.3)
+    noise = rng.standard_normal((n, 4)) * 3.0
+    x = noise + mains[:, None]
+    x[4 * fs:, 2] = 0.0  # lead-off from 4 s on: flat
+    mc = MainsCanceller(4, fs)
+    y = np.concatenate([mc.process(x[i:i + 1000]) for i in range(0, n, 1000)])
+    err = y[6 * fs:, [0, 1, 3]] - noise[6 * fs:, [0, 1, 3]]
+    assert np.sqrt(np.mean(err ** 2)) < 0.5  # µV, against 20 µV of mains

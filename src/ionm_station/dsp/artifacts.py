@@ -217,9 +217,9 @@ class ArtifactDetector:
         return self._add(ArtifactSpan("stimulus", index - self._s["st_pre"],
                                       index + self._s["st_post"], tuple(range(self.n_channels))))
 
-    def blank_mask(self, start: int, n: int) -> np.ndarray:
+    def blank_mask(self, start: int, n: int, kinds: tuple[str, ...] | None = None) -> np.ndarray:
         """(n, n_channels) bool: True where samples [start, start + n) are blanked by a closed or
-        open span. Open spans blank everything from their start on."""
+        open span (of ``kinds`` only, if given). Open spans blank everything from their start on."""
         mask = np.zeros((n, self.n_channels), bool)
         stop = start + n
         if len(self._starts) != len(self._spans):
@@ -228,6 +228,8 @@ class ArtifactDetector:
         hits = np.flatnonzero((self._starts < stop) & (self._stops > start))
         spans = [self._spans[i] for i in hits] + self.open_spans()
         for span in spans:
+            if kinds is not None and span.kind not in kinds:
+                continue
             lo = max(span.start, start) - start
             hi = (stop if span.stop is None else min(span.stop, stop)) - start
             if lo < hi:

@@ -25,6 +25,10 @@ from ionm_station.events import Event
 from ionm_station.montage import Montage
 
 
+#: Artifact kinds after which the clean output holds NaN (no usable signal), not samples.
+SIGNAL_LOST_KINDS = ("cautery", "saturation", "lead_off")
+
+
 @dataclass(frozen=True)
 class ChainSettings:
     """User settings of the free-run chain.
@@ -47,7 +51,8 @@ class ChainOutput:
 
     Attributes:
         start: absolute index of ``clean[0]`` (lags the raw chunk by the chain delay).
-        clean: filtered, mains- and ECG-free µV, (n, n_channels); NaN where not yet defined.
+        clean: filtered, mains- and ECG-free µV, (n, n_channels); NaN where not yet defined
+            and where cautery, saturation or lead-off left no usable signal.
         events: events that ended.
         artifacts: artifact spans that closed.
     """
@@ -120,6 +125,9 @@ class FreeRunChain:
             body = clean[defined:]
             blank = self.artifacts.blank_mask(first, len(body))
             events = self.detector.process(body, first, blank)
+            # what is shown and exported: no signal where cautery, rails or lead-off left none
+            # (stimulus blanking is for detection only: the evoked response stays visible)
+            body[self.artifacts.blank_mask(first, len(body), SIGNAL_LOST_KINDS)] = np.nan
         return ChainOutput(start, clean, events, spans)
 
     def train_time_s(self) -> dict[str, float]:

@@ -80,6 +80,8 @@ GLOBAL_FRACTION = 0.5
 #: No beat is detected this long (s) after a global artifact, and a channel stays out of
 #: detection this long after it was wild, flat or saturated (filter ringing).
 ARTIFACT_HOLD_S = 0.2
+#: A global artifact this many blocks long (30 ms) is sustained (cautery) and gets the hold-off.
+LONG_ARTIFACT_BLOCKS = 3
 #: A channel stays out of detection this long (s) after it was flat or saturated (the step
 #: back to signal rings through the detection filter).
 DEAD_HOLD_S = 0.5
@@ -292,6 +294,7 @@ class EcgCanceller:
         self._excluded_run = np.zeros(c, dtype=np.int64)
         self._channel_hold = np.zeros(c, dtype=np.int64)  # blocks a channel stays left out
         self._hold = 0
+        self._recent_artifact = np.zeros(LONG_ARTIFACT_BLOCKS - 1, bool)  # last blocks' flags
         # threshold state
         self._spk: float | None = None
         self._npk = NOISE_PEAK_START
@@ -456,13 +459,21 @@ class EcgCanceller:
         # hold-offs: a channel stays out after it was wild or flat, all after a global artifact
         live = c - dead.sum(axis=1)
         artifact = gap | (live == 0) | (wild.sum(axis=1) > GLOBAL_FRACTION * live)
+        # Only a sustained global artifact (cautery: ≥ LONG_ARTIFACT_BLOCKS in a row) holds
+        # detection off afterwards (filter ringing); a brief one (a stimulus artifact, a few ms)
+        # blanks its own blocks and the next, so a beat right after a stimulus is not lost.
         # blocks still to hold after each block: the latest set value minus the blocks since
         k = np.arange(m)
+        flags_run = np.concatenate((self._recent_artifact, artifact))
+        n_long = LONG_ARTIFACT_BLOCKS
+        sustained = np.all([flags_run[i:i + m] for i in range(n_long)], axis=0)
         after = np.maximum.reduce((
-            np.maximum.accumulate(np.where(artifact, self._hold_blocks + k, k)) - k,
+            np.maximum.accumulate(np.where(sustained, self._hold_blocks + k, k)) - k,
             self._hold - (k + 1), np.zeros(m, np.int64)))
-        glob = artifact | (np.concatenate(([self._hold], after[:-1])) > 0)
+        glob = artifact | flags_run[n_long - 2:n_long - 2 + m] \
+            | (np.concatenate(([self._hold], after[:-1])) > 0)
         self._hold = int(after[-1])
+        self._recent_artifact = flags_run[-(n_long - 1):]
         ch_set = np.maximum(dead * self._dead_hold_blocks, wild * self._hold_blocks) + steps
         ch_after = np.maximum.reduce((np.maximum.accumulate(ch_set, axis=0) - steps,
                                       self._channel_hold - (steps + 1), np.zeros((m, c), np.int64)))

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
+#: A block whose peak-to-peak is below this (µV) is flat (lead-off), not signal.
+FLAT_UV = 0.5
 #: Nominal mains frequencies the detector chooses between (Hz).
 NOMINAL_MAINS_HZ = (50.0, 60.0)
 #: Harmonics compared by the 50/60 Hz detector (50/100/150 vs 60/120/180 Hz).
@@ -191,11 +193,11 @@ class MainsCanceller:
         return np.linalg.pinv(np.stack(columns, axis=1))
 
     def _usable(self, block: np.ndarray) -> np.ndarray:
-        """Channels of a block to learn from: all finite and below the freeze level (NaN fails
-        both comparisons because max/min propagate it)."""
-        if -self.freeze_uv < block.min() and block.max() < self.freeze_uv:  # fast path
-            return np.ones(self.n_channels, dtype=bool)
-        return (block.max(axis=0) < self.freeze_uv) & (block.min(axis=0) > -self.freeze_uv)
+        """Channels of a block to learn from: all finite, below the freeze level and not flat
+        (a lead-off channel pinned at a rail is ~0 after the band-pass and would otherwise get
+        an unbounded weight). NaN fails the comparisons because max/min propagate it."""
+        hi, lo = block.max(axis=0), block.min(axis=0)
+        return (hi < self.freeze_uv) & (lo > -self.freeze_uv) & (hi - lo > FLAT_UV)
 
     def _end_block(self, j: int) -> None:
         usable = self._usable(self._block)
@@ -308,7 +310,8 @@ class MainsCanceller:
 
         # phase innovation against the learnt amplitudes (channels already learnt only)
         known = usable & (self._weight_sum > 0)
-        w = np.where(known, self.block_len / (2.0 * resid_var), 0.0)  # 1 / per-quadrature var
+        w = np.zeros(self.n_channels)  # 1 / per-quadrature variance, for learnt channels only
+        np.divide(self.block_len, 2.0 * resid_var, out=w, where=known)
         measured = self._measure_phase(a, w)
         error = 0.0
         if measured is not None:
