@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ionm_station.dsp.artifacts import ArtifactDetector, ArtifactSpan
+from ionm_station.dsp.artifacts import CAUTERY_PRE_S, ArtifactDetector, ArtifactSpan
 from ionm_station.montage import load_montage
 from ionm_station.sim.amplifier import SimulatedAmplifier
 from ionm_station.sim.scenario import parse_scenario
@@ -62,7 +62,7 @@ def test_cautery_span_covers_truth_including_tail(case):
     assert len(cautery) == 1 and len(truth) == 1
     span, t = cautery[0], truth[0]
     assert span.start <= t.onset and span.stop >= t.offset + 1
-    assert span.start >= t.onset - 0.05 * FS          # not absurdly early
+    assert span.start >= t.onset - (CAUTERY_PRE_S + 0.02) * FS  # the margin, not more
     assert span.stop <= t.offset + 1.0 * FS            # nor absurdly long
     assert span.channels == tuple(range(8))
 

@@ -85,8 +85,9 @@ def test_cli_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         main(["--version"])
     assert e.value.code == 0 and __version__ in capsys.readouterr().out
-    assert main([]) == 0
-    assert "research" in capsys.readouterr().out.lower()
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0 and "research" in capsys.readouterr().out.lower()
 
 
 def _station(*args: str) -> subprocess.Popen:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from ionm_station import __version__
+from ionm_station.commands.recording_commands import add_export_parser, add_info_parser, cmd_export, cmd_info
 from ionm_station.commands.simulate_device import add_simulate_device_parser, cmd_simulate_device
 from ionm_station.errors import IonmError
 
@@ -34,8 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ionm-station {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the live monitoring pipeline",
-                         description="Run the live pipeline: source → ring → DSP → detection.")
+    run = sub.add_parser("run", help="run the live monitoring pipeline (window, or --headless)",
+                         description="Run the live pipeline: source → ring → DSP → detection → alarms.")
     run.add_argument("--headless", action="store_true",
                      help="no window: print a status line every second")
     run.add_argument("--profile", default="simulated",
@@ -49,37 +50,89 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--status-interval", type=_positive, default=1.0, metavar="S",
                      help="seconds between status lines (default 1)")
     run.add_argument("--json", type=Path, metavar="OUT", help="write a JSON summary to OUT at the end")
+    run.add_argument("--record", type=Path, metavar="FILE.h5", help="record the case into a new HDF5 file")
+    run.add_argument("--patient-id", default="", help="case metadata stored in the recording")
+    run.add_argument("--procedure", default="", help="case metadata, e.g. 'L4-S1 PLIF'")
+    run.add_argument("--operator", default="", help="case metadata: who runs the monitoring")
+    run.add_argument("--replay", type=Path, metavar="FILE",
+                     help="replay a recording (.h5) or EDF/BDF file through the live pipeline")
+    run.add_argument("--speed", type=float, default=1.0,
+                     help="replay speed, 0.25–16 × real time (default 1); see --fast")
+    run.add_argument("--hunt", metavar="ROOT-SIDE[,...]",
+                     help="simulated amplifier: automatic stimulation-threshold hunt on these screws, "
+                          "e.g. L5-R,S1-L (reported in --json)")
 
     an = sub.add_parser("analyze", help="detect free-run EMG events and artifacts in a recorded file",
                         description="Run a recorded file (EDF/EDF+/BDF) through the free-run chain "
                                     "(band-pass, mains and ECG removal, artifact blanking, detection).")
-    an.add_argument("file", type=Path, help="EDF, EDF+ or BDF file")
+    an.add_argument("file", type=Path, help="IONM Station recording (.h5) or EDF, EDF+ or BDF file")
     an.add_argument("--json", type=Path, required=True, metavar="OUT", help="write the results here")
     an.add_argument("--profile", help="hardware profile whose montage to use (name or path)")
-    an.add_argument("--montage", help="montage (name or path); default: from the profile, else "
-                                      "from labels like 'L4-L TibAnt'")
+    an.add_argument("--montage", help="montage (name or path); default: the profile's, else the "
+                                      "recording's, else from labels like 'L4-L TibAnt'")
     an.add_argument("--clean-edf", type=Path, metavar="OUT.edf",
                     help="also write the filtered, mains- and ECG-free signals as EDF+")
     an.add_argument("--mains-hz", type=float, choices=(50.0, 60.0), help="mains frequency (default: detect)")
     an.add_argument("--no-ecg-removal", action="store_true", help="skip ECG template subtraction")
     add_simulate_device_parser(sub)
+    add_export_parser(sub)
+    add_info_parser(sub)
     return parser
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    from ionm_station.headless import run_headless
+def _source_and_montage(args: argparse.Namespace):
+    """The source ``run`` asked for (replay, profile's device or simulator) and its montage."""
     from ionm_station.profiles import load_profile
-    from ionm_station.session import Session, build_source, montage_for
+    from ionm_station.session import build_source, montage_for
 
-    if not args.headless:
-        raise IonmError("the monitoring window is not part of this version yet; use --headless")
     profile = load_profile(args.profile)
+    if args.replay is not None:
+        from ionm_station.analysis import match_montage, montage_from_labels
+        from ionm_station.montage import load_montage
+        from ionm_station.recording.replay import ReplaySource, open_media
+
+        media = open_media(args.replay)
+        labels = list(media.info.labels)
+        recorded = getattr(media, "montage", None)
+        montage = (match_montage(load_montage(args.montage), labels, str(args.replay)) if args.montage
+                   else recorded or montage_from_labels(labels))
+        return ReplaySource(media, speed=None if args.fast else args.speed), montage, profile
     montage = montage_for(profile, args.montage)
     source = build_source(profile, montage, scenario=args.scenario,
                           realtime=False if args.fast else None, port=args.port)
+    return source, montage, profile
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import dataclasses
+    from datetime import datetime
+
+    from ionm_station.headless import run_headless
+    from ionm_station.recording import CaseMetadata
+    from ionm_station.session import Session
+
+    if not args.headless:
+        from ionm_station.gui.app import run_gui
+
+        source, montage, profile = _source_and_montage(args)
+        return run_gui(Session(source, montage))
+    source, montage, profile = _source_and_montage(args)
     limit = None if args.seconds is None else source.info.seconds_to_samples(args.seconds)
+    if args.replay is not None and limit is None:
+        limit = source.n_samples  # a replay ends with its recording
     session = Session(source, montage, max_samples=limit)
-    print(f"IONM Station {__version__} — {profile.name} — montage {montage.name} "
+    if args.hunt:
+        for key in args.hunt.split(","):
+            level, _, side = key.strip().partition("-")
+            try:
+                session.triggered.hunt(level, side)
+            except ValueError as exc:
+                raise IonmError(f"--hunt {key}: {exc}") from None
+    if args.record is not None:
+        case = CaseMetadata(args.patient_id, args.procedure, args.operator,
+                            datetime.now().astimezone().isoformat(timespec="seconds"))
+        session.start_recording(args.record, case, dataclasses.asdict(profile))
+    print(f"IONM Station {__version__} — {session.info.source} — montage {montage.name} "
           f"({len(montage.channels)} ch) — research use only, not a medical device", flush=True)
     return run_headless(session, sys.stdout, args.status_interval, args.json)
 
@@ -94,10 +147,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from ionm_station.montage import load_montage
     from ionm_station.profiles import load_profile
 
-    record = load_record(args.file)
+    record, recorded = load_record(args.file)
     montage_name = args.montage or (load_profile(args.profile).montage if args.profile else None)
-    montage = (match_montage(load_montage(montage_name), record.labels, str(args.file))
-               if montage_name else montage_from_labels(record.labels))
+    if montage_name:
+        montage = match_montage(load_montage(montage_name), record.labels, str(args.file))
+    else:
+        montage = recorded or montage_from_labels(record.labels)
     settings = ChainSettings(mains_hz=args.mains_hz, remove_ecg=not args.no_ecg_removal)
     t0 = time.perf_counter()
     result = analyze_record(record, montage, settings, keep_clean=args.clean_edf is not None)
@@ -117,10 +172,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    args = parser.parse_args(["run"] if argv == [] or (argv is None and len(sys.argv) == 1) else argv)
     try:
         if args.command == "run":
             return cmd_run(args)
@@ -128,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_analyze(args)
         if args.command == "simulate-device":
             return cmd_simulate_device(args)
+        if args.command == "export":
+            return cmd_export(args)
+        if args.command == "info":
+            return cmd_info(args)
     except IonmError as exc:
         print(f"ionm-station: error: {exc}", file=sys.stderr)
         return 2

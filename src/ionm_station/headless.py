@@ -6,6 +6,7 @@ import json
 import signal
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
@@ -36,10 +37,23 @@ def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
     status = session.status()
     print(summary(status, session), file=out, flush=True)
     if json_path is not None:
-        doc = {"status": status.to_dict(), "events": _event_counts(session),
-               "channels": list(session.info.labels)}
-        json_path.write_text(json.dumps(doc, indent=2))
+        json_path.write_text(json.dumps(report(session, status), indent=2))
     return 1 if status.error else 0
+
+
+def report(session: Session, status: SessionStatus) -> dict:
+    """The ``--json`` document: status, event counts, train time, alarm tiles, screws, TOF."""
+    detector = session.dsp.chain.detector
+    return {
+        "status": status.to_dict(),
+        "channels": list(session.info.labels),
+        "events": _event_counts(session),
+        "train_time_s": {k: round(v, 4) for k, v in detector.train_time_s().items()},
+        "train_time_by_root_s": {k: round(v, 4) for k, v in detector.root_side_train_time_s().items()},
+        "alarms": [asdict(t) for t in session.alarms.tiles()],
+        "screws": session.triggered.screw_log.to_json(),
+        "tof": [asdict(t) | {"blockade": t.blockade()} for t in session.triggered.tof_results],
+    }
 
 
 def _event_counts(session: Session) -> dict[str, int]:

@@ -28,7 +28,7 @@ IDLE_S = 0.005
 #: Largest block pushed through the chain at once (s): bounds latency after a stall.
 MAX_BLOCK_S = 0.1
 #: Source event kinds the chain and the alarm engine act on.
-SOURCE_KINDS = ("stimulus", "lead_off", "signal_lost", "signal_restored")
+SOURCE_KINDS = ("stimulus", "lead_off", "signal_lost", "signal_restored", "replay_seek")
 
 
 class ProcessingWorker:

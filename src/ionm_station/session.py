@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from ionm_station.acquisition import AcquisitionWorker
 from ionm_station.clock import Clock
 from ionm_station.dsp.chain import ChainSettings
-from ionm_station.errors import ConfigError
+from ionm_station.errors import ConfigError, IonmError
 from ionm_station.events import EventLog
 from ionm_station.montage import Montage, load_montage
 from ionm_station.profiles import Profile
 from ionm_station.processing import ProcessingWorker
+from ionm_station.recording import CaseMetadata, Recorder
 from ionm_station.ring import RingBuffer
 from ionm_station.sim.amplifier import SimulatedAmplifier
 from ionm_station.sim.scenario import load_scenario
@@ -57,6 +59,7 @@ class SessionStatus:
     reconnects: int
     overruns: int
     consumer_overruns: dict[str, int] = field(default_factory=dict)
+    recording: dict | None = None
     error: str | None = None
 
     def line(self) -> str:
@@ -67,6 +70,11 @@ class SessionStatus:
                 f" | dropped {self.dropped} | overruns {self.overruns}")
         if self.crc_errors or self.resyncs or self.reconnects:
             text += f" | crc {self.crc_errors} resync {self.resyncs} reconnect {self.reconnects}"
+        if self.recording is not None:
+            r = self.recording
+            text += f" | REC {r['state']} {r['file_size_bytes'] / 1e6:.1f} MB"
+            if r.get("message"):
+                text += f" ({r['message']})"
         if self.error:
             text += f" | ERROR {self.error}"
         return text
@@ -146,6 +154,7 @@ class Session:
         self.dsp = ProcessingWorker(self.raw, self.filtered, self.info, montage, self.events,
                                     settings, self.triggered)
         self.alarms = self.dsp.alarms
+        self.recorder: Recorder | None = None
         self._started = False
         self._stopped = False
 
@@ -156,14 +165,40 @@ class Session:
         self.acquisition.start()
         self._started = True
 
+    def start_recording(self, path: str | Path, case: CaseMetadata | None = None,
+                        profile_doc: dict | None = None) -> Recorder:
+        """Record from now on (from sample 0 if acquisition has not started) into a new file.
+
+        Raises:
+            RecordingError: the file exists or cannot be created (one line).
+        """
+        if self.recorder is not None and self.recorder.status().state in ("recording", "low_disk"):
+            raise IonmError(f"already recording to {self.recorder.path}")
+        acq = self.acquisition.counters
+        src = self.source.counters
+        settings = {"chain": asdict(self.dsp.settings), "thresholds_uv": list(self.alarms.thresholds_uv)}
+        self.recorder = Recorder(
+            self.raw, self.events, self.info, self.montage, path, case=case, profile_doc=profile_doc,
+            settings=settings, start_index=None if self._started else 0,
+            counters=lambda: {**asdict(src), "gaps": acq.gaps, "gap_samples": acq.gap_samples})
+        self.recorder.start()
+        return self.recorder
+
+    def stop_recording(self) -> None:
+        """Close the recording cleanly (everything acquired so far is written)."""
+        if self.recorder is not None:
+            self.recorder.stop()
+
     def stop(self) -> None:
-        """Stop acquisition, let the DSP drain what was acquired, close the source. Idempotent."""
+        """Stop acquisition, let processing drain what was acquired, close the recording with
+        everything (samples, detections, alarms) in it, close the source. Idempotent."""
         if self._stopped:
             return
         self._stopped = True
         if self._started:
             self.acquisition.stop()
             self.dsp.stop(drain=True)
+        self.stop_recording()
         self.source.close()
 
     @property
@@ -200,5 +235,6 @@ class Session:
             reconnects=src.reconnects,
             overruns=sum(consumers.values()),
             consumer_overruns=consumers,
+            recording=None if self.recorder is None else self.recorder.status().to_dict(),
             error=self.acquisition.error or self.dsp.error,
         )

@@ -52,7 +52,7 @@ CAUTERY_CHANNEL_FRACTION = 0.4
 #: Consecutive hot windows that confirm a cautery onset (a stimulus artifact is shorter).
 CAUTERY_CONFIRM_WINDOWS = 2
 #: Margin before the first hot window (s).
-CAUTERY_PRE_S = 0.020
+CAUTERY_PRE_S = 0.150  # also covers the last heartbeat before it, which ECG removal cannot subtract
 #: Recovery: a channel is quiet again below this many times its noise (difference RMS) …
 CAUTERY_QUIET_FACTOR = 3.0
 #: … for this long on every channel (s) …

@@ -91,8 +91,19 @@ class FreeRunChain:
         """Process the next consecutive raw chunk (n, n_channels) µV starting at index ``start``.
 
         ``source_events`` are what the source reported in this chunk: stimuli are blanked
-        (artifact and evoked response are not free-run activity), flagged lead-off is blanked.
+        (artifact and evoked response are not free-run activity), flagged lead-off is blanked,
+        and a replay seek restarts the band-pass at the splice.
         """
+        seeks = sorted(e.start for e in source_events if e.kind == "replay_seek" and e.start > start)
+        if seeks and seeks[0] < start + len(raw):
+            # a replay jumped here: restart the band-pass at steady state on the new signal
+            # rather than ringing across the splice
+            cut = seeks[0] - start
+            first = self.process(raw[:cut], start, [e for e in source_events if e.start < seeks[0]])
+            self.bandpass.reset()
+            rest = self.process(raw[cut:], seeks[0], [e for e in source_events if e.start >= seeks[0]])
+            return ChainOutput(first.start, np.concatenate([first.clean, rest.clean]),
+                               first.events + rest.events, first.artifacts + rest.artifacts)
         for e in source_events:
             if e.kind == "stimulus":
                 self.artifacts.mark_stimulus(e.start)
@@ -124,6 +135,8 @@ class FreeRunChain:
             first = start + defined
             body = clean[defined:]
             blank = self.artifacts.blank_mask(first, len(body))
+            if self.ecg is not None:  # QRS not yet subtracted (templates still being learnt)
+                blank |= self.ecg.unsubtracted_mask(first, len(body))
             events = self.detector.process(body, first, blank)
             # what is shown and exported: no signal where cautery, rails or lead-off left none
             # (stimulus blanking is for detection only: the evoked response stays visible)

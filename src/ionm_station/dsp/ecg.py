@@ -80,6 +80,9 @@ GLOBAL_FRACTION = 0.5
 #: No beat is detected this long (s) after a global artifact, and a channel stays out of
 #: detection this long after it was wild, flat or saturated (filter ringing).
 ARTIFACT_HOLD_S = 0.2
+#: Before its template is learnt, a channel whose partial template exceeds this (µV p-p) has
+#: its QRS windows reported by :meth:`EcgCanceller.unsubtracted_mask` (detection blanks them).
+UNLEARNED_BLANK_UV = 15.0
 #: A global artifact this many blocks long (30 ms) is sustained (cautery) and gets the hold-off.
 LONG_ARTIFACT_BLOCKS = 3
 #: A channel stays out of detection this long (s) after it was flat or saturated (the step
@@ -272,6 +275,8 @@ class EcgCanceller:
         """Forget everything: templates, thresholds, beats, buffers; the next chunk is index 0."""
         c = self.n_channels
         self.beats: list[int] = []
+        self._unsubtracted: list[tuple[int, int, np.ndarray]] = []  # (start, stop, channels)
+        self.settled_at: int | None = None  # window start of the first judged beat
         self._finished = False
         self._n_in = 0          # input rows received
         self._end = 0           # input rows processed (multiple of the block)
@@ -324,10 +329,15 @@ class EcgCanceller:
 
     def flush(self) -> np.ndarray:
         """End the record: the last ``delay`` cleaned rows (delay, n_channels) µV. Beats near the
-        end are judged with zeros as look-ahead. Call :meth:`reset` before a new record."""
+        end are judged with zeros as look-ahead, so the last QRS window of channels with ECG is
+        reported by :meth:`unsubtracted_mask`. Call :meth:`reset` before a new record."""
         if self._finished:
             raise RuntimeError("EcgCanceller: flush() already called; call reset() first")
         n_record = self._n_in
+        # the last beat may not be judged on zeros: its QRS window stays on the ECG channels
+        ecg_channels = np.flatnonzero(np.ptp(self._template, axis=1) >= UNLEARNED_BLANK_UV)
+        if len(ecg_channels):
+            self._unsubtracted.append((n_record - self._pre - self._post, n_record, ecg_channels))
         out = self._feed(np.zeros((self.delay + self._block, self.n_channels)))
         self._finished = True
         self.beats = [b for b in self.beats if b < n_record]
@@ -671,6 +681,7 @@ class EcgCanceller:
         residual = beat - gains[:, None] * tmpl
         helps = (residual ** 2).sum(axis=1) < (beat ** 2).sum(axis=1)
         apply = self.converged & ((flags & _DEAD) == 0) & helps
+        self._note_unlearned(fid, flags)
         if not apply.any():
             return
         ch = np.flatnonzero(apply)
@@ -678,6 +689,32 @@ class EcgCanceller:
         sub = self._sub.view(sub_lo, fid + self._post + self._lag_max)
         idx = (lags[ch, None] + self._lag_max + np.arange(self._window)[None, :])
         sub[idx.T, ch[None, :]] += (gains[ch, None] * self._template[ch] * self._taper).T
+
+    def _note_unlearned(self, fid: int, flags: np.ndarray) -> None:
+        """Remember the QRS window of a beat on live channels whose template is still being
+        learnt and already shows ECG (or has no beat yet): nothing is subtracted there, so the
+        event detector must not take that QRS for EMG."""
+        ptp = np.ptp(self._template, axis=1)
+        unlearned = (~self.converged & ((flags & _DEAD) == 0)
+                     & ((self._count == 0) | (ptp >= UNLEARNED_BLANK_UV)))
+        if self.settled_at is None:
+            self.settled_at = fid - self._pre
+        if unlearned.any():
+            self._unsubtracted.append((fid - self._pre, fid + self._post, np.flatnonzero(unlearned)))
+
+    def unsubtracted_mask(self, start: int, n: int) -> np.ndarray:
+        """(n, n_channels) bool: QRS windows in [start, start + n) left in the output because
+        the channel's template was not learnt yet (first ~8 beats), and everything before the
+        first beat the detector judged (its ~2 s threshold learning). Older windows are dropped."""
+        mask = np.zeros((n, self.n_channels), bool)
+        settled = start + n if self.settled_at is None else self.settled_at
+        mask[:max(0, min(n, settled - start))] = True
+        self._unsubtracted = [w for w in self._unsubtracted if w[1] > start]
+        for lo, hi, channels in self._unsubtracted:
+            a, b = max(lo, start) - start, min(hi, start + n) - start
+            if a < b:
+                mask[a:b, channels] = True
+        return mask
 
     def _learn(self, beat: _Beat) -> None:
         """Update the templates with a beat's full window (channels clean over it only)."""

@@ -188,10 +188,10 @@ class MainWindow(QMainWindow):
         bar.addSeparator()
         self.record_button = QPushButton("● Record")
         self.record_button.setCheckable(True)
-        recorder = getattr(self.session, "recorder", None)
-        self.record_button.setEnabled(recorder is not None)
-        self.record_button.setToolTip("Start / stop recording" if recorder is not None
-                                      else "Recording is not available in this version")
+        can_record = hasattr(self.session, "start_recording")
+        self.record_button.setEnabled(can_record)
+        self.record_button.setToolTip("Start / stop recording the case" if can_record
+                                      else "This source cannot be recorded")
         self.record_button.toggled.connect(self.record_toggled)
         bar.addWidget(self.record_button)
         self.surgeon_button = QPushButton("Surgeon display  [F11]")

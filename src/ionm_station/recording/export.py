@@ -1,0 +1,132 @@
+"""Exchange: a recording as EDF+ (events as annotations), and a summary of any signal file.
+
+EDF+ stores 16-bit samples: the export uses the amplifier range (± ``range_uv``) as physical
+range, so samples are quantised to 2 × range / 65535 µV (0.15 µV at ± 5000 µV). NaN gaps become
+0 µV and carry a ``gap`` annotation.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from pathlib import Path
+from typing import Any
+
+from ionm_station.events import Event
+from ionm_station.io.edf import edf_kind, read_edf, write_edf
+from ionm_station.recording.format import CaseMetadata, RecordingError
+from ionm_station.recording.reader import is_hdf5, open_recording
+
+#: EDF header fields (byte offset, width): local patient and recording identification,
+#: start date (dd.mm.yy) and start time (hh.mm.ss).
+PATIENT_FIELD = (8, 80)
+RECORDING_FIELD = (88, 80)
+STARTDATE_FIELD = (168, 8)
+STARTTIME_FIELD = (176, 8)
+EQUIPMENT = "IONM_Station"
+#: Event data keys shown in annotation texts, in this order.
+ANNOTATION_KEYS = ("text", "current_ma", "peak_uv", "train_type", "message", "samples")
+
+
+def _subfield(text: str) -> str:
+    """An EDF+ header subfield: printable ASCII, no spaces (``_``), ``X`` when unknown."""
+    clean = "".join(c if 32 < ord(c) < 127 else "_" for c in text.strip().replace(" ", "_"))
+    return clean or "X"
+
+
+def _start(case: CaseMetadata) -> datetime.datetime | None:
+    try:
+        return datetime.datetime.fromisoformat(case.start_time) if case.start_time else None
+    except ValueError:
+        return None
+
+
+def _header_fields(case: CaseMetadata, deidentify: bool) -> dict[tuple[int, int], str]:
+    """EDF+ header text per field; de-identified: patient and dates are 'X' / 01.01.85."""
+    start = None if deidentify else _start(case)
+    patient = "X X X X" if deidentify else f"{_subfield(case.patient_id)} X X X"
+    date = start.strftime("%d-%b-%Y").upper() if start else "X"
+    recording = (f"Startdate {date} X {_subfield(case.operator)} {EQUIPMENT}"
+                 f" {_subfield(case.procedure)}")
+    return {PATIENT_FIELD: patient, RECORDING_FIELD: recording,
+            STARTDATE_FIELD: start.strftime("%d.%m.%y") if start else "01.01.85",
+            STARTTIME_FIELD: start.strftime("%H.%M.%S") if start else "00.00.00"}
+
+
+def _patch_header(path: Path, fields: dict[tuple[int, int], str]) -> None:
+    with open(path, "r+b") as f:
+        for (offset, width), text in fields.items():
+            f.seek(offset)
+            f.write(text.encode("ascii")[:width].ljust(width))
+
+
+def annotation_text(event: Event, labels: tuple[str, ...]) -> str:
+    """Short EDF+ annotation text: kind, channels and the main details of ``event``."""
+    parts = [event.kind]
+    if event.channels:
+        parts.append(",".join(labels[c] if 0 <= c < len(labels) else str(c)
+                              for c in event.channels))
+    parts += [f"{k}={event.data[k]}" for k in ANNOTATION_KEYS if k in event.data]
+    return " ".join(str(p) for p in parts)
+
+
+def export_edf(recording_path: str | Path, out_edf: str | Path, deidentify: bool = False) -> dict:
+    """Write ``recording_path`` as EDF+ to ``out_edf``; returns a summary (samples, events).
+
+    Every recorded event becomes an annotation (onset s, duration s for spans, text). With
+    ``deidentify`` the patient identification, start date and start time are blanked.
+    """
+    out = Path(out_edf)
+    with open_recording(recording_path) as rec:
+        fs = rec.info.sample_rate_hz
+        data = rec.read(0, rec.n_samples)
+        notes = [(e.start / fs, (e.stop - e.start) / fs if e.stop and e.stop > e.start else None,
+                  annotation_text(e, rec.info.labels))
+                 for e in sorted(rec.events, key=lambda e: e.start) if e.start >= 0]
+        case = rec.case
+    try:
+        write_edf(out, fs, list(rec.info.labels), data, notes, range_uv=rec.info.range_uv)
+    except ValueError as exc:
+        raise RecordingError(f"{out}: cannot export: {exc}") from None
+    _patch_header(out, _header_fields(case, deidentify))
+    return {"samples": int(data.shape[0]), "annotations": len(notes), "path": str(out)}
+
+
+def info(path: str | Path, deidentify: bool = False) -> dict[str, Any]:
+    """Summary of a recording of ours or an EDF/EDF+/BDF file (JSON-ready).
+
+    Keys: path, kind, fs, channels (labels), n_channels, n_samples, duration_s, events,
+    events_by_kind, clean_close (None for EDF/BDF), file_size_bytes; for our recordings also format_version,
+    compression, recovered, counters and (unless ``deidentify``) case.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecordingError(f"{path}: file not found")
+    size = os.path.getsize(path)
+    if is_hdf5(path):
+        with open_recording(path) as rec:
+            by_kind: dict[str, int] = {}
+            for e in rec.events:
+                by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
+            doc: dict[str, Any] = {
+                "path": str(path), "kind": "ionm-station-hdf5",
+                "fs": rec.info.sample_rate_hz, "channels": list(rec.info.labels),
+                "n_channels": rec.info.n_channels, "n_samples": rec.n_samples,
+                "duration_s": rec.duration_s, "events": len(rec.events),
+                "events_by_kind": by_kind, "clean_close": rec.clean_close,
+                "recovered": rec.recovered, "file_size_bytes": size,
+                "compression": rec.compression, "format_version": rec.format_version, "counters": rec.counters,
+                "montage": rec.montage.name}
+            if not deidentify:
+                doc["case"] = rec.case.to_dict()
+            return doc
+    kind = edf_kind(path)
+    if kind is None:
+        raise RecordingError(f"{path}: neither an IONM Station recording (HDF5) nor an EDF/BDF file")
+    content = read_edf(path)
+    n = int(content.data.shape[0])
+    return {"path": str(path), "kind": kind, "fs": content.sample_rate_hz,
+            "channels": content.labels, "n_channels": len(content.labels), "n_samples": n,
+            "duration_s": n / content.sample_rate_hz, "events": len(content.annotations),
+            "events_by_kind": {"annotation": len(content.annotations)} if content.annotations
+            else {}, "clean_close": None, "file_size_bytes": size, "skipped": content.skipped}

@@ -1,0 +1,253 @@
+"""The recorder thread: raw ring + event log → one HDF5 recording, the only h5py user.
+
+It reads the session's raw ring with its own cursor and the event log with its own position,
+appends both to a :class:`~.writer.RecordingWriter` and flushes at least every
+:data:`~.format.FLUSH_INTERVAL_S`. It never blocks acquisition: if it falls more than a ring
+behind, the lost samples are written as NaN with a ``gap`` event (never silently joined). A write
+error (disk full, I/O error) stops *recording* loudly — state ``failed``, a ``recording_error``
+event in the session log — while monitoring goes on. Free disk is checked periodically and a
+``recording_disk_low`` event is logged when it would last less than an hour.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from queue import Empty, SimpleQueue
+from typing import Any
+
+from ionm_station.events import Event, EventLog
+from ionm_station.montage import Montage
+from ionm_station.recording import format as fmt
+from ionm_station.recording.format import CaseMetadata, RecordingError
+from ionm_station.recording.writer import RecordingWriter
+from ionm_station.ring import RingBuffer
+from ionm_station.stream import StreamInfo
+
+#: Warn when free disk space would last less than this at the current write rate (s).
+LOW_DISK_HORIZON_S = 3600.0
+#: Seconds between free-disk checks.
+DISK_CHECK_INTERVAL_S = 10.0
+#: Longest the recorder sleeps between polls of the ring (s).
+POLL_S = 0.05
+#: Most samples per channel taken from the ring per write (bounds memory per step).
+MAX_READ_S = 1.0
+
+
+@dataclass
+class RecorderStatus:
+    """Snapshot for status lines.
+
+    Attributes:
+        state: ``idle``, ``recording``, ``low_disk`` (recording, free disk < 1 h), ``stopped``
+            or ``failed``.
+        path: the recording file.
+        file_size_bytes: size on disk (bytes).
+        samples_written: samples per channel in the file (gap fill included).
+        lost_samples: samples per channel lost to ring overruns (written as NaN).
+        bytes_per_s: current write rate (bytes of file per second of wall time).
+        free_bytes: free space on the file's disk at the last check (bytes; -1 before it).
+        message: why it failed or warned, else None.
+    """
+
+    state: str
+    path: str
+    file_size_bytes: int
+    samples_written: int
+    lost_samples: int
+    bytes_per_s: float
+    free_bytes: int
+    message: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class Recorder:
+    """Record a session's raw ring and event log into ``path`` on a thread of its own.
+
+    Args:
+        ring: the session's raw ring (read with a private cursor; never modified).
+        events: the session's event log (read with a private position; recorder faults and
+            warnings are appended to it).
+        info: stream description (rate, labels, range).
+        montage: montage in force.
+        path: the new recording file (never overwritten).
+        case: case metadata (None: all fields empty).
+        profile_doc: hardware profile in force, JSON-ready (or None).
+        settings: filter/threshold settings in force at the start, JSON-ready.
+        counters: called at every flush for per-source counters (names in
+            :data:`~.format.COUNTER_FIELDS`); None → zeros.
+        start_index: session index of the first sample to record (None: the newest published).
+        compression: see :class:`~.writer.RecordingWriter`.
+        flush_interval_s: longest time between flushes (s), at most 1.
+        disk_free: returns free bytes on the disk of a path (tests inject a fake).
+    """
+
+    def __init__(self, ring: RingBuffer, events: EventLog, info: StreamInfo, montage: Montage,
+                 path: str | Path, case: CaseMetadata | None = None,
+                 profile_doc: dict[str, Any] | None = None,
+                 settings: dict[str, Any] | None = None,
+                 counters: Callable[[], dict[str, int]] | None = None,
+                 start_index: int | None = None,
+                 compression: str | None = fmt.DEFAULT_COMPRESSION,
+                 flush_interval_s: float = fmt.FLUSH_INTERVAL_S,
+                 disk_free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free) -> None:
+        if not 0 < flush_interval_s <= 1.0:
+            raise ValueError(f"flush interval must be in (0, 1] s, got {flush_interval_s}")
+        self.path = Path(path)
+        self._ring = ring
+        self._events = events
+        self._info = info
+        self._writer_args = (info, montage, profile_doc, dict(settings or {}),
+                             case or CaseMetadata(), compression)
+        self._counters = counters or dict
+        self._start_index = start_index
+        self._flush_interval_s = flush_interval_s
+        self._disk_free = disk_free
+        self._settings_queue: SimpleQueue[tuple[int, dict[str, Any]]] = SimpleQueue()
+        self._stop = threading.Event()
+        self._opened = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._writer: RecordingWriter | None = None
+        self._state = "idle"
+        self._message: str | None = None
+        self._samples = 0
+        self._lost = 0
+        self._lost_events = 0
+        self._stop_at = 0
+        self._size = 0
+        self._rate = 0.0
+        self._free = -1
+        self._open_error: RecordingError | None = None
+
+    # --- control (any thread) ---
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        """Create the file and start recording.
+
+        Raises:
+            RecordingError: the file cannot be created (exists, no directory, no permission).
+        """
+        self._thread.start()
+        if not self._opened.wait(timeout_s):
+            raise RecordingError(f"{self.path}: recorder did not start within {timeout_s:g} s")
+        if self._open_error is not None:
+            raise self._open_error
+
+    def stop(self, timeout_s: float = 10.0) -> RecorderStatus:
+        """Write everything published so far, close the file cleanly, end the thread."""
+        self._stop_at = self._ring.published
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+        return self.status()
+
+    def note_settings(self, settings: dict[str, Any], session_index: int | None = None) -> None:
+        """Record a settings change in force from ``session_index`` (default: newest sample)."""
+        index = self._ring.published if session_index is None else int(session_index)
+        self._settings_queue.put((index, dict(settings)))
+
+    def status(self) -> RecorderStatus:
+        return RecorderStatus(self._state, str(self.path), self._size, self._samples, self._lost,
+                              self._rate, self._free, self._message)
+
+    # --- the thread ---
+
+    def _run(self) -> None:
+        try:
+            start = self._ring.published if self._start_index is None else self._start_index
+            self._writer = RecordingWriter(self.path, *self._writer_args, first_index=start)
+        except RecordingError as exc:
+            self._open_error = exc
+            self._fail(str(exc), start_if_known=self._ring.published)
+            self._opened.set()
+            return
+        self._state = "recording"
+        self._opened.set()
+        try:
+            self._loop(self._writer, start)
+            self._writer.close()
+            self._size = self._writer.file_size_bytes
+            self._state = "stopped"
+        except Exception as exc:  # disk full, I/O error: stop recording, keep monitoring
+            self._writer.abandon()
+            self._fail(f"{self.path}: recording stopped: {type(exc).__name__}: {exc}",
+                       start_if_known=self._ring.published)
+
+    def _fail(self, message: str, start_if_known: int) -> None:
+        self._state = "failed"
+        self._message = message
+        self._events.append(Event("recording_error", start_if_known,
+                                  data={"message": message, "path": str(self.path)}))
+
+    def _loop(self, writer: RecordingWriter, start: int) -> None:
+        reader = self._ring.reader(start=start)
+        cursor = 0
+        t0 = last_flush = last_disk = time.monotonic()
+        max_read = max(1, self._info.seconds_to_samples(MAX_READ_S))
+        while True:
+            stopping = self._stop.is_set()  # read the flag first: the final pass drains all
+            got = reader.read(max_read)
+            if got.lost:
+                self._lost += got.lost
+                self._lost_events += 1
+                writer.append_gap(got.lost)
+                self._events.append(Event("gap", got.start - got.lost, got.start,
+                                          data={"samples": got.lost, "cause": "recorder_overrun"}))
+            writer.append(got.data)
+            self._samples = writer.n_samples
+            self._drain_settings(writer)
+            cursor = self._write_events(writer, cursor, start)
+            now = time.monotonic()
+            caught_up = reader.available() <= 0
+            if stopping and reader.cursor >= self._stop_at:
+                writer.set_counters(self._counter_values())
+                return
+            if now - last_flush >= self._flush_interval_s:
+                writer.set_counters(self._counter_values())
+                writer.flush()
+                last_flush = now
+                self._size = writer.file_size_bytes
+                self._rate = self._size / max(now - t0, 1e-9)
+            if now - last_disk >= DISK_CHECK_INTERVAL_S:
+                self._check_disk(reader.cursor)
+                last_disk = now
+            if caught_up:
+                self._stop.wait(min(POLL_S, self._flush_interval_s / 2))
+
+    def _write_events(self, writer: RecordingWriter, cursor: int, start: int) -> int:
+        new, cursor = self._events.since(cursor)
+        writer.add_events([e for e in new if e.start >= start])
+        return cursor
+
+    def _drain_settings(self, writer: RecordingWriter) -> None:
+        while True:
+            try:
+                index, settings = self._settings_queue.get_nowait()
+            except Empty:
+                return
+            writer.settings_changed(index, settings)
+
+    def _counter_values(self) -> dict[str, int]:
+        values = dict(self._counters())
+        values.update(recorder_lost_samples=self._lost, recorder_gaps=self._lost_events)
+        return values
+
+    def _check_disk(self, index: int) -> None:
+        self._free = int(self._disk_free(self.path.parent))
+        if self._rate <= 0:
+            return
+        left_s = self._free / self._rate
+        if left_s < LOW_DISK_HORIZON_S and self._state == "recording":
+            self._state = "low_disk"
+            self._message = (f"{self.path.parent}: {self._free / 1e9:.2f} GB free, "
+                             f"{left_s / 60:.0f} min of recording left at "
+                             f"{self._rate * 3600 / 1e9:.2f} GB/h")
+            self._events.append(Event("recording_disk_low", index,
+                                      data={"message": self._message, "free_bytes": self._free,
+                                            "minutes_left": round(left_s / 60, 1)}))
