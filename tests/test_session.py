@@ -116,3 +116,22 @@ def test_ctrl_c_shuts_down_cleanly() -> None:
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "done:" in out and "Traceback" not in err
+
+
+def test_headless_screw_hunts_and_tof_report(tmp_path: Path) -> None:
+    """run --headless --scenario pedicle_screws --hunt …: thresholds found closed-loop through the
+    live session match the scenario's true thresholds; TOF results and blockade are reported."""
+    out = tmp_path / "screws.json"
+    rc = main(["run", "--headless", "--fast", "--scenario", "pedicle_screws", "--seconds", "80",
+               "--hunt", "L5-R,S1-L,L4-L", "--json", str(out), "--status-interval", "100"])
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["status"]["overruns"] == 0  # a non-live source waits for its consumers
+    screws = {f"{s['level']}-{s['side']}": s for s in doc["screws"]}
+    truth = {"L5-R": 3.2, "S1-L": 6.0, "L4-L": 14.0}  # pedicle_screws.toml [thresholds_ma]
+    for key, true_ma in truth.items():
+        assert abs(screws[key]["threshold_ma"] - true_ma) <= 0.5
+        assert screws[key]["stimuli"] <= 10
+    assert [screws[k]["band"] for k in truth] == ["likely breach", "possible breach", "no breach"]
+    assert [t["count"] for t in doc["tof"]] == [4, 2]
+    assert "TOF 2/4" in doc["tof"][1]["blockade"]

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Callable
 
 
 from ionm_station.events import Event, EventLog
 from ionm_station.ring import RingBuffer
 from ionm_station.sources.base import Source
 from ionm_station.stream import Chunk
+
+
+#: How long a non-live source waits for slow consumers before trying again (s).
+BACKLOG_WAIT_S = 0.002
 
 
 @dataclass
@@ -46,14 +51,19 @@ class AcquisitionWorker:
         ring: ring buffer with the source's channel count.
         events: the session's event log (source events and gaps go here).
         max_samples: stop after this many samples per channel (None: run until stopped).
+        backlog: for sources that are not live (a simulator or a replay running as fast as
+            possible): returns how many samples the slowest consumer still has to read; the
+            worker waits while that exceeds half the ring, so nothing is overwritten unread.
+            None (live devices): never wait — a device's data must be taken when it comes.
     """
 
     def __init__(self, source: Source, ring: RingBuffer, events: EventLog,
-                 max_samples: int | None = None) -> None:
+                 max_samples: int | None = None, backlog: Callable[[], int] | None = None) -> None:
         self.source = source
         self.ring = ring
         self.events = events
         self.max_samples = max_samples
+        self.backlog = backlog
         self.counters = AcquisitionCounters()
         self.error: str | None = None
         self._stop = threading.Event()
@@ -86,6 +96,9 @@ class AcquisitionWorker:
     def _run(self) -> None:
         try:
             while not self._stop.is_set():
+                if self.backlog is not None and self.backlog() > self.ring.capacity // 2:
+                    self._stop.wait(BACKLOG_WAIT_S)
+                    continue
                 chunk = self.source.read()
                 if chunk is not None and self.ingest(chunk):
                     break

@@ -147,7 +147,9 @@ class Session:
         capacity = max(1024, self.info.seconds_to_samples(ring_seconds))
         self.raw = RingBuffer(capacity, self.info.n_channels)
         self.filtered = RingBuffer(capacity, self.info.n_channels)
-        self.acquisition = AcquisitionWorker(source, self.raw, self.events, max_samples)
+        live = getattr(source, "realtime", True) and getattr(source, "speed", 1.0) is not None
+        self.acquisition = AcquisitionWorker(source, self.raw, self.events, max_samples,
+                                             backlog=None if live else self._backlog)
         stimulator = source if hasattr(source, "schedule_stimulus") else None
         self.triggered = TriggeredEmg(montage, self.info.sample_rate_hz, self.raw, self.events.append,
                                       stimulator=stimulator)
@@ -200,6 +202,13 @@ class Session:
             self.dsp.stop(drain=True)
         self.stop_recording()
         self.source.close()
+
+    def _backlog(self) -> int:
+        """Samples the slowest raw-ring consumer (processing, recorder) has still to read."""
+        cursors = [self.dsp.reader.cursor]
+        if self.recorder is not None and self.recorder.status().state in ("recording", "low_disk"):
+            cursors.append(self.recorder.cursor)
+        return self.raw.published - min(cursors)
 
     @property
     def chain_delay(self) -> int:

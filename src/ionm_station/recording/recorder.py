@@ -25,7 +25,7 @@ from ionm_station.montage import Montage
 from ionm_station.recording import format as fmt
 from ionm_station.recording.format import CaseMetadata, RecordingError
 from ionm_station.recording.writer import RecordingWriter
-from ionm_station.ring import RingBuffer
+from ionm_station.ring import RingBuffer, RingReader
 from ionm_station.stream import StreamInfo
 
 #: Warn when free disk space would last less than this at the current write rate (s).
@@ -114,6 +114,7 @@ class Recorder:
         self._opened = threading.Event()
         self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
         self._writer: RecordingWriter | None = None
+        self._reader: RingReader | None = None
         self._state = "idle"
         self._message: str | None = None
         self._samples = 0
@@ -152,6 +153,11 @@ class Recorder:
         index = self._ring.published if session_index is None else int(session_index)
         self._settings_queue.put((index, dict(settings)))
 
+    @property
+    def cursor(self) -> int:
+        """Absolute index of the next raw sample the recorder will read (its backlog marker)."""
+        return self._reader.cursor if self._reader is not None else self._ring.published
+
     def status(self) -> RecorderStatus:
         return RecorderStatus(self._state, str(self.path), self._size, self._samples, self._lost,
                               self._rate, self._free, self._message)
@@ -186,7 +192,7 @@ class Recorder:
                                   data={"message": message, "path": str(self.path)}))
 
     def _loop(self, writer: RecordingWriter, start: int) -> None:
-        reader = self._ring.reader(start=start)
+        reader = self._reader = self._ring.reader(start=start)
         cursor = 0
         t0 = last_flush = last_disk = time.monotonic()
         max_read = max(1, self._info.seconds_to_samples(MAX_READ_S))

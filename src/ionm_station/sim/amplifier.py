@@ -300,7 +300,7 @@ class SimulatedAmplifier:
         self._period = round(scenario.duration_s * self.sample_rate_hz)
         self._position = 0
         self._t0: float | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # read() and schedule_stimulus() come from two threads
         self._noise = _BlockNoise(self.seed, 1, len(montage.channels))
         self._cautery_noise = _BlockNoise(self.seed, 2, len(montage.channels))
         self._init_baseline()
@@ -330,10 +330,11 @@ class SimulatedAmplifier:
         if self._t0 is None:
             raise RuntimeError("open() the simulated amplifier before read()")
         n = self._samples_due() if self.realtime else self._block
-        start = self._position
-        chunk = Chunk(start, self.generate(start, n), self.events_between(start, start + n),
-                      host_time_s=self._clock.now())
-        self._position += n
+        with self._lock:  # a stimulus scheduled meanwhile lands in this chunk or the next, whole
+            start = self._position
+            chunk = Chunk(start, self.generate(start, n), self.events_between(start, start + n),
+                          host_time_s=self._clock.now())
+            self._position += n
         self.counters.samples += n
         return chunk
 
@@ -356,14 +357,14 @@ class SimulatedAmplifier:
     def schedule_stimulus(self, current_ma: float, target: str, at_index: int | None = None) -> int:
         """Stimulate ``target`` (root-side, e.g. ``"L5-L"``) with ``current_ma`` (mA) at sample
         ``at_index`` (None → the next block start + 5 ms); returns the stimulus index."""
-        index = self._position + round(STIMULUS_LEAD_S * self.sample_rate_hz) if at_index is None \
-            else int(at_index)
-        if index < self._position:
-            raise ValueError(f"stimulus at sample {index} is in the past (next sample "
-                             f"{self._position})")
         if not 0.0 <= current_ma <= 100.0:
             raise ValueError(f"stimulus current must be 0–100 mA, got {current_ma}")
         with self._lock:
+            index = self._position + round(STIMULUS_LEAD_S * self.sample_rate_hz) \
+                if at_index is None else int(at_index)
+            if index < self._position:
+                raise ValueError(f"stimulus at sample {index} is in the past (next sample "
+                                 f"{self._position})")
             rng = np.random.default_rng([self.seed, 4, self._n_dynamic])
             self._n_dynamic += 1
             self._add_stimulus(self._dynamic, index, float(current_ma), self._target(target), rng)

@@ -132,6 +132,8 @@ class TriggeredEmg:
         got = self.raw.reader(start=a).read(b - a)
         if got.lost or got.n_samples < b - a:
             self.sink(Event("cmap_missed", p.index, data={"target": p.target, "reason": "data overwritten"}))
+            if self._awaiting == p.index:
+                self._awaiting = None  # the hunt stimulates again at the same current
             return
         r = cmap.measure(got.data, p.index, a, self.fs, channels, p.current_ma, p.target, self.criteria)
         self.responses.append(r)
