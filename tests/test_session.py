@@ -135,3 +135,16 @@ def test_headless_screw_hunts_and_tof_report(tmp_path: Path) -> None:
     assert [screws[k]["band"] for k in truth] == ["likely breach", "possible breach", "no breach"]
     assert [t["count"] for t in doc["tof"]] == [4, 2]
     assert "TOF 2/4" in doc["tof"][1]["blockade"]
+
+
+def test_band_change_is_applied_and_logged() -> None:
+    session = make_session(2.0)
+    session.start()
+    session.set_band(30.0, 1000.0)
+    assert session.acquisition.wait(30)
+    session.stop()
+    change = session.events.of_kind("settings")
+    assert change and change[0].data["band_hz"] == [30.0, 1000.0]
+    assert session.dsp.chain.bandpass.low_hz == 30.0 and session.dsp.settings.low_hz == 30.0
+    with pytest.raises(ValueError):
+        session.set_band(500.0, 100.0)

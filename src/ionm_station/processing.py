@@ -11,12 +11,14 @@ log; the acquisition thread logs them before it publishes the samples they belon
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 
 import numpy as np
 
 from ionm_station.alarms import AlarmEngine
 from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.dsp.chain import ChainOutput, ChainSettings, FreeRunChain
+from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.events import Event, EventLog
 from ionm_station.montage import Montage
 from ionm_station.ring import RingBuffer
@@ -62,6 +64,7 @@ class ProcessingWorker:
         self._pending: list[Event] = []  # source events not yet handed to the chain
         self._open: set[tuple[str, int, tuple[int, ...]]] = set()
         self._blockade = ""
+        self._new_band: tuple[float, float] | None = None
         self._block = max(1, int(MAX_BLOCK_S * info.sample_rate_hz))
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="processing", daemon=True)
@@ -85,8 +88,21 @@ class ProcessingWorker:
                 pass
             self._emit(self.chain.flush())
 
+    def set_band(self, low_hz: float, high_hz: float) -> None:
+        """Change the band-pass (Hz) from any thread; the processing thread applies it at its
+        next step (the filter restarts at steady state) and logs a ``settings`` event."""
+        BandpassFilter(1, self.info.sample_rate_hz, low_hz, high_hz)  # raises on bad edges now
+        self._new_band = (low_hz, high_hz)
+
     def step(self) -> int:
         """Process whatever is waiting (at most one block); returns the samples processed."""
+        if self._new_band is not None:
+            low, high = self._new_band
+            self._new_band = None
+            self.chain.bandpass = BandpassFilter(self.info.n_channels, self.info.sample_rate_hz, low, high)
+            self.settings = replace(self.settings, low_hz=low, high_hz=self.chain.bandpass.high_hz)
+            self.events.append(Event("settings", self.reader.cursor,
+                                     data={"band_hz": [low, self.chain.bandpass.high_hz]}))
         self._take_source_events()
         got = self.reader.read(self._block)
         if got.lost:  # fell a whole ring behind: the chain sees the hole as a gap (NaN rows)

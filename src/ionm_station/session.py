@@ -186,6 +186,16 @@ class Session:
         self.recorder.start()
         return self.recorder
 
+    def set_band(self, low_hz: float, high_hz: float) -> None:
+        """Change the free-run band-pass (Hz); logged, and noted in the recording if any.
+
+        Raises:
+            ValueError: edges not 0 < low < high (high is clamped below Nyquist).
+        """
+        self.dsp.set_band(low_hz, high_hz)
+        if self.recorder is not None:
+            self.recorder.note_settings({"band_hz": [low_hz, high_hz]})
+
     def stop_recording(self) -> None:
         """Close the recording cleanly (everything acquired so far is written)."""
         if self.recorder is not None:

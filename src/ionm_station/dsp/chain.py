@@ -27,6 +27,13 @@ from ionm_station.montage import Montage
 
 #: Artifact kinds after which the clean output holds NaN (no usable signal), not samples.
 SIGNAL_LOST_KINDS = ("cautery", "saturation", "lead_off")
+#: Raw samples at or beyond this fraction of the input range count as railed (lead-off, cautery).
+RAIL_FRACTION = 0.98
+#: After a railed raw sample, the mains canceller does not learn from that channel for this long
+#: (s): the band-passed signal is the filter's decay from the rail (no mains in it), and its
+#: smooth tail would otherwise teach a zero amplitude and a tiny noise floor that then slows
+#: re-learning for seconds once the lead is back.
+RAIL_HOLD_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,9 @@ class FreeRunChain:
         self.artifacts = ArtifactDetector(n, sample_rate_hz, range_uv)
         self.detector = EmgEventDetector(montage, sample_rate_hz)
         self.delay = self.mains.delay + (self.ecg.delay if self.ecg else 0)
+        self._rail_uv = RAIL_FRACTION * range_uv
+        self._rail_hold = max(1, round(RAIL_HOLD_S * sample_rate_hz))
+        self._since_rail = np.full(n, np.iinfo(np.int64).max // 2)  # samples since last railed
         self._clean_next = -self.delay  # absolute index of the next clean row
 
     def process(self, raw: np.ndarray, start: int, source_events: list[Event] = ()) -> ChainOutput:
@@ -111,7 +121,7 @@ class FreeRunChain:
                 for ch in e.channels:
                     self.artifacts.mark_lead_off(e.start, e.stop, ch)
         spans = self.artifacts.process(raw, start)
-        y = self.mains.process(self.bandpass.process(raw))
+        y = self.mains.process(self.bandpass.process(raw), self._railed_hold(raw))
         if self.ecg is not None:
             y = self.ecg.process(y)
         return self._detect(y, spans)
@@ -125,6 +135,20 @@ class FreeRunChain:
         out = self._detect(y, spans)
         out.events.extend(self.detector.flush())
         return out
+
+    def _railed_hold(self, raw: np.ndarray) -> np.ndarray | None:
+        """(n, channels) bool: within ``RAIL_HOLD_S`` after a railed raw sample (None: none)."""
+        n = len(raw)
+        railed = np.abs(raw) >= self._rail_uv  # NaN compares False (the canceller skips NaN)
+        any_railed = railed.any(axis=0)
+        if not any_railed.any() and (self._since_rail >= self._rail_hold).all():
+            self._since_rail = np.minimum(self._since_rail + n, np.iinfo(np.int64).max // 2)
+            return None
+        steps = np.arange(n)[:, None]
+        last = np.maximum.accumulate(np.where(railed, steps, -self._since_rail[None, :]), axis=0)
+        since = steps - last
+        self._since_rail = since[-1] + 1 if n else self._since_rail
+        return since < self._rail_hold
 
     def _detect(self, clean: np.ndarray, spans: list[ArtifactSpan]) -> ChainOutput:
         start = self._clean_next

@@ -105,6 +105,9 @@ MIN_CANDIDATE = 10.0
 NOISE_PEAK_START = 2.0
 #: The signal peak level starts as the largest candidate of the first this long (s).
 LEARN_S = 2.0
+#: Detection is blanked until the first beat is judged, but never longer than this (s): a
+#: record with no visible ECG (distal muscles, a needle recording) must not stay blanked.
+SETTLE_MAX_S = 4.0
 #: Threshold position between noise and signal peak levels.
 THRESHOLD_FRACTION = 0.3
 #: Refractory period after a beat (s).
@@ -253,6 +256,7 @@ class EcgCanceller:
             raise ValueError("template window too short for the detection look-ahead")
         self._core = self._pre + self._core_post
         self._learn_s = round(LEARN_S * fs)
+        self._settle_max = round(SETTLE_MAX_S * fs)
         self.delay = (self._block - 1 + self._look + self._centroid * dec + self._lag_max
                       + self._pre)
         self._taper = _raised_cosine_taper(self._window, round(TAPER_S * fs))
@@ -680,7 +684,10 @@ class EcgCanceller:
         # subtract where the template exists, the channel is live, and it lowers the QRS energy
         residual = beat - gains[:, None] * tmpl
         helps = (residual ** 2).sum(axis=1) < (beat ** 2).sum(axis=1)
-        apply = self.converged & ((flags & _DEAD) == 0) & helps
+        # a channel's template is subtracted from its first learnt beat on (the running mean of
+        # the beats so far until the bootstrap median takes over): waiting for the full
+        # bootstrap left ~8 s of full-size QRS in the output at the start of every record
+        apply = started & ((flags & _DEAD) == 0) & helps
         self._note_unlearned(fid, flags)
         if not apply.any():
             return
@@ -692,8 +699,9 @@ class EcgCanceller:
 
     def _note_unlearned(self, fid: int, flags: np.ndarray) -> None:
         """Remember the QRS window of a beat on live channels whose template is still being
-        learnt and already shows ECG (or has no beat yet): nothing is subtracted there, so the
-        event detector must not take that QRS for EMG."""
+        learnt and already shows ECG (or has no beat yet): nothing, or only the running mean of
+        the first few beats, is subtracted there, so the event detector must not take that QRS
+        (or its residual) for EMG."""
         ptp = np.ptp(self._template, axis=1)
         unlearned = (~self.converged & ((flags & _DEAD) == 0)
                      & ((self._count == 0) | (ptp >= UNLEARNED_BLANK_UV)))
@@ -705,9 +713,10 @@ class EcgCanceller:
     def unsubtracted_mask(self, start: int, n: int) -> np.ndarray:
         """(n, n_channels) bool: QRS windows in [start, start + n) left in the output because
         the channel's template was not learnt yet (first ~8 beats), and everything before the
-        first beat the detector judged (its ~2 s threshold learning). Older windows are dropped."""
+        first beat the detector judged (its ~2 s threshold learning; at most SETTLE_MAX_S). Older windows are dropped."""
         mask = np.zeros((n, self.n_channels), bool)
-        settled = start + n if self.settled_at is None else self.settled_at
+        # until the first beat is judged; if none is by SETTLE_MAX_S there is no visible ECG
+        settled = min(start + n, self._settle_max) if self.settled_at is None else self.settled_at
         mask[:max(0, min(n, settled - start))] = True
         self._unsubtracted = [w for w in self._unsubtracted if w[1] > start]
         for lo, hi, channels in self._unsubtracted:

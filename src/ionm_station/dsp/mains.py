@@ -131,6 +131,7 @@ class MainsCanceller:
         """Forget everything learnt (including a detected mains frequency)."""
         self._n_abs = 0  # absolute index of the next input sample
         self._block = np.zeros((self.block_len, self.n_channels))
+        self._block_hold = np.zeros(self.n_channels, dtype=bool)  # channels held in this block
         self._nominal_hz: float | None = None
         self._harmonics = np.zeros(0)
         self._detect_score = np.zeros(len(NOMINAL_MAINS_HZ))
@@ -147,11 +148,17 @@ class MainsCanceller:
         if self.mains_hz is not None:
             self._set_nominal(float(self.mains_hz))
 
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Cancel mains in the next chunk ``x`` (n_samples, n_channels) µV; returns float64 µV."""
+    def process(self, x: np.ndarray, hold: np.ndarray | None = None) -> np.ndarray:
+        """Cancel mains in the next chunk ``x`` (n_samples, n_channels) µV; returns float64 µV.
+
+        ``hold`` (n_samples, n_channels) bool, optional: samples not to learn from (the caller
+        knows better, e.g. the raw input sat at a rail and the band-passed ``x`` only holds the
+        filter's decay); a channel's block holding any of them teaches nothing."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_channels:
             raise ValueError(f"expected a (n, {self.n_channels}) chunk, got shape {x.shape}")
+        if hold is not None and len(hold) != len(x):
+            raise ValueError(f"hold has {len(hold)} rows, the chunk {len(x)}")
         out = np.empty_like(x)
         pos = 0
         while pos < len(x):
@@ -163,6 +170,8 @@ class MainsCanceller:
             else:
                 out[pos:pos + take] = seg - self._synth_design[fill:fill + take, 1:] @ self._coef
             self._block[fill:fill + take] = seg
+            if hold is not None:
+                self._block_hold |= hold[pos:pos + take].any(axis=0)
             pos += take
             self._n_abs += take
             if fill + take == self.block_len:
@@ -200,7 +209,8 @@ class MainsCanceller:
         return (hi < self.freeze_uv) & (lo > -self.freeze_uv) & (hi - lo > FLAT_UV)
 
     def _end_block(self, j: int) -> None:
-        usable = self._usable(self._block)
+        usable = self._usable(self._block) & ~self._block_hold
+        self._block_hold[:] = False
         if self._nominal_hz is None:
             if usable.any():
                 self._detect(j, usable)

@@ -9,7 +9,7 @@ needs both ``criterion_uv`` and ``snr`` × the baseline's peak-to-peak noise.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import signal
@@ -38,7 +38,12 @@ class CmapCriteria:
 
 @dataclass(frozen=True)
 class Response:
-    """The response of each measured channel to one stimulus (µV p-p, latency ms)."""
+    """The response of each measured channel to one stimulus (µV p-p, latency ms).
+
+    ``channels`` are the montage channels measured; ``waveform_uv`` is the artifact-blanked,
+    band-passed signal of those channels from ``PRE_S`` before to ``POST_S`` after the stimulus
+    (n_samples, n_measured), for stimulus-locked stacked displays.
+    """
 
     stimulus: int
     current_ma: float
@@ -46,6 +51,8 @@ class Response:
     peak_uv: tuple[float, ...]
     latency_ms: tuple[float | None, ...]
     responded: tuple[bool, ...]
+    channels: tuple[int, ...] = ()
+    waveform_uv: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def any(self) -> bool:
@@ -84,4 +91,4 @@ def measure(raw: np.ndarray, stimulus: int, window_start: int, fs: float, channe
         above = np.flatnonzero(np.abs(win[:, c]) >= 0.2 * p2p[c])
         onset.append(float((lo + above[0] - s) / fs * 1e3) if responded[c] and len(above) else None)
     return Response(stimulus, current_ma, target, tuple(float(v) for v in p2p), tuple(onset),
-                    tuple(bool(v) for v in responded))
+                    tuple(bool(v) for v in responded), tuple(channels), y.astype(np.float32))
