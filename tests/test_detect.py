@@ -139,18 +139,77 @@ def test_events_are_chunking_invariant(synthetic):
         assert sorted(_detect(x, chunks=_chunks(len(x), seed)), key=key) == whole
 
 
-def test_no_event_touches_blanked_samples(synthetic):
+def test_short_blank_inside_a_train_is_bridged(synthetic):
     x, truth = synthetic
     blanked = np.zeros(x.shape, bool)
-    channel, onset, _ = truth["train_A"]
-    blanked[onset + 3000:onset + 6000, :] = True          # cuts the A-train in the middle
+    channel, onset, offset = truth["train_A"]
+    blanked[onset + 3000:onset + 6000, :] = True          # a QRS-window-long blank mid-train
     x = x.copy()
     x[blanked] = 5000.0                                   # whatever is there must not count
     events = _detect(x, blanked=blanked)
+    for e in events:                                      # no event starts or ends blanked
+        assert not blanked[e.onset, e.channel] and not blanked[e.offset, e.channel]
+        assert e.peak_uv < 1000.0
+    a_parts = [e for e in events if e.channel == channel]
+    assert len(a_parts) == 1 and (a_parts[0].kind, a_parts[0].train_type) == ("train", "A")
+    assert abs(a_parts[0].onset - onset) <= 0.005 * FS
+    assert abs(a_parts[0].offset - offset) <= 0.010 * FS
+    assert a_parts[0].rate_hz == pytest.approx(100.0, rel=0.03)
+    def key(e: DetectedEvent) -> tuple[int, int]:
+        return e.onset, e.channel
+    for seed in (4, 5):
+        assert sorted(_detect(x, chunks=_chunks(len(x), seed), blanked=blanked), key=key) \
+            == sorted(events, key=key)
+
+
+def test_long_blank_ends_a_train_without_touching_it(synthetic):
+    x, truth = synthetic
+    blanked = np.zeros(x.shape, bool)
+    channel, onset, offset = truth["train_A"]
+    blanked[onset + 3000:onset + 8000, :] = True          # longer than any bridged blank
+    x = x.copy()
+    x[blanked] = 5000.0
+    events = _detect(x, blanked=blanked)
     for e in events:
         assert not blanked[e.onset:e.offset + 1, e.channel].any()
-    a_parts = [e for e in events if e.channel == channel]
-    assert a_parts and all(e.offset < onset + 3000 or e.onset > onset + 6000 for e in a_parts)
+    a_parts = sorted((e for e in events if e.channel == channel), key=lambda e: e.onset)
+    assert len(a_parts) == 2                              # cut at the blank, not dropped
+    assert abs(a_parts[0].onset - onset) <= 0.005 * FS and a_parts[0].offset < onset + 3000
+    assert a_parts[1].onset > onset + 8000 and abs(a_parts[1].offset - offset) <= 0.010 * FS
+    assert all(e.train_type == "A" for e in a_parts)
+
+
+def test_small_low_rate_a_train_is_an_a_train():
+    # ~4 σ: the 2 ms envelope dips below threshold every period, so the train comes in short
+    # pieces; its steady MUAP rate still makes it an A-train, not a B-train
+    x = _noise(6.0, seed=14, n_channels=1)
+    onset, offset = _add(x, 0, 2.0, np.arange(0, 2.0, 1 / 100), 33.0, 0.0048, 2)
+    events = _detect(x)
+    assert len(events) == 1
+    e = events[0]
+    assert (e.kind, e.train_type) == ("train", "A")
+    assert e.rate_hz == pytest.approx(100.0, rel=0.03)
+    assert abs((e.offset - e.onset) - (offset - onset)) <= 0.02 * FS
+
+
+def test_activity_just_before_a_blank_is_its_lead_in():
+    # an artifact that starts a moment before its blank (a stimulus) is not an event
+    x = _noise(4.0, seed=12, n_channels=1)
+    blanked = np.zeros(x.shape, bool)
+    at = int(2.0 * FS)
+    x[at:at + 50, 0] += 2000.0 * np.sin(np.arange(50) / 50 * np.pi)
+    blanked[at + 20:at + 620] = True
+    assert _detect(x, blanked=blanked) == []
+
+
+def test_activity_in_the_first_usable_blocks_does_not_set_the_noise_floor():
+    x = _noise(4.0, seed=13, n_channels=1)
+    _add(x, 0, 0.0, np.arange(0, 1.0, 1 / 80), 400.0, 0.015, 2)   # A-train from the start
+    onset, _ = _add(x, 0, 2.0, np.zeros(1), 100.0, 0.008, 3)       # then a spike
+    det = EmgEventDetector(MONTAGE.first(1), FS)
+    events = _detect(x, det=det)
+    assert det.sigma_uv[0] == pytest.approx(3.0, rel=0.3)
+    assert any(e.kind == "spike" and abs(e.onset - onset) <= 0.005 * FS for e in events)
 
 
 @pytest.fixture(scope="module")

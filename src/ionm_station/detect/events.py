@@ -8,19 +8,24 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    A-trains (≥ 60 Hz); **envelope** ``e`` = RMS of ``y`` over :data:`ENVELOPE_S`.
 2. **Noise floor** σ = median(|y|)/0.6745 per block of :data:`BLOCK_S`, over samples neither
    blanked nor inside activity; σ is the median of the last :data:`SIGMA_HISTORY_S` of block
-   values, frozen while a channel is active (re-learnt after :data:`SIGMA_FORCE_S` of
-   continuous activity, like a commercial auto-threshold).
+   values (their lower quartile while that history is still filling, so activity in the first
+   usable blocks cannot set a high floor), frozen while a channel is active (re-learnt after
+   :data:`SIGMA_FORCE_S` of continuous activity, like a commercial auto-threshold).
 3. **Segments**: runs of ``e`` above :data:`OFF_SIGMA`·σ that reach :data:`ON_SIGMA`·σ
-   (hysteresis). A segment that runs into a blanked sample (or starts within
-   :data:`BLANK_GUARD_S` after one) is dropped.
+   (hysteresis); none starts in a blanked sample or within :data:`BLANK_GUARD_S` after one.
+   A segment that runs into a blanked sample is cut there if it was above threshold at least
+   :data:`BLANK_LEAD_S` before it, else dropped (the blanked artifact's lead-in).
 4. **Episodes**: segments closer than :data:`GAP_S` form one episode; a regular low-rate series
    (a B-train) bridges gaps up to :data:`GAP_ISI_FACTOR` × its median inter-spike interval,
-   at most :data:`GAP_MAX_S`.
+   at most :data:`GAP_MAX_S`. Up to :data:`BRIDGE_BLANK_MAX_S` of blanked samples in a gap
+   (a QRS window, a stimulus) do not count towards it: activity on both sides is one episode,
+   which then spans the blank (never starting or ending in it).
 5. **Classification**: an episode mostly covered by periodic segments (normalised
    autocorrelation ≥ :data:`A_PERIODICITY` at one lag of a 40–300 Hz rate) is an A-train however
-   short (a 50 ms, 3-MUAP train included); otherwise ≥ :data:`TRAIN_MIN_S` long is a B-train,
-   ≤ :data:`SPIKE_MAX_MUAPS` MUAP peaks (dominant polarity of ``y``) within :data:`SPIKE_MAX_S`
-   a spike, anything else a burst.
+   short (a 50 ms, 3-MUAP train included), as is one whose MUAP peaks fire at a steady rate in
+   that range over most of it (:data:`A_REGULAR_FRACTION`); otherwise ≥ :data:`TRAIN_MIN_S`
+   long is a B-train, ≤ :data:`SPIKE_MAX_MUAPS` MUAP peaks (dominant polarity of ``y``) within
+   :data:`SPIKE_MAX_S` a spike, anything else a burst.
 
 Everything is computed from the absolute sample index (filters carry state, σ changes only at
 block boundaries; the envelope's running sum is exact integer arithmetic), so any chunking
@@ -71,6 +76,13 @@ GAP_MAX_S = 0.45
 GAP_RECENT_SEGMENTS = 16
 #: Samples within this (s) after a blanked sample are blanked too (filter settling).
 BLANK_GUARD_S = 0.005
+#: A segment cut short by a blank is kept (truncated at the blank) when it was above threshold
+#: at least this long (s) before the blank; shorter ones are the blanked artifact's lead-in.
+BLANK_LEAD_S = 0.005
+#: Blanked samples between two segments do not count towards the gap between them when there
+#: are at most this many seconds of them (a QRS window, a stimulus): activity going on on both
+#: sides of a short blank is one episode. Longer blanks (cautery, lead-off) end an episode.
+BRIDGE_BLANK_MAX_S = 0.35
 #: Classification limits.
 SPIKE_MAX_S = 0.040
 SPIKE_MAX_MUAPS = 2
@@ -84,6 +96,13 @@ PERIODIC_MIN_S = 0.03
 A_PERIODICITY = 0.7
 A_PERIOD_TOLERANCE = 0.1
 A_COVERAGE = 0.7
+#: … or when at least A_MIN_MUAPS MUAP peaks span A_COVERAGE of it at a steady rate in that
+#: range: A_REGULAR_FRACTION of their intervals within A_ISI_TOLERANCE of the median interval
+#: (a small, low-rate A-train whose 2 ms envelope dips below threshold every period breaks into
+#: segments too short to be periodic on their own; B-trains fire irregularly, CV ≈ 0.5).
+A_MIN_MUAPS = 6
+A_ISI_TOLERANCE = 0.15
+A_REGULAR_FRACTION = 0.8
 #: Onset/offset correction (s): the first sample above OFF lags the visible start of a MUAP,
 #: and the causal envelope outlasts its end by about one window.
 ONSET_LEAD_S = 0.002
@@ -136,12 +155,15 @@ class _Segment:
     peaks: tuple[np.ndarray, np.ndarray]       # positive peaks: indices, heights
     troughs: tuple[np.ndarray, np.ndarray]     # negative peaks: indices, heights (as > 0)
     period: float | None = None                # samples, when the segment is periodic
+    blanked_start: int = 0                     # blanked samples on the channel before start
+    blanked_stop: int = 0                      # … and before stop
 
 
 @dataclass
 class _Episode:
     segments: list[_Segment] = field(default_factory=list)
     gap: int = 0
+    bridged: int = 0                           # blanked samples between its segments
 
     @property
     def last_stop(self) -> int:
@@ -169,6 +191,7 @@ class _Open:
     sigma: float
     strong: bool
     parts: list[np.ndarray] = field(default_factory=list)
+    blanked_start: int = 0                     # blanked samples on the channel before start
 
 
 class EmgEventDetector:
@@ -196,6 +219,8 @@ class EmgEventDetector:
         self._history_len = max(1, round(SIGMA_HISTORY_S / BLOCK_S))
         self._force_blocks = max(1, round(SIGMA_FORCE_S / BLOCK_S))
         self._guard = round(BLANK_GUARD_S * fs)
+        self._blank_lead = max(1, round(BLANK_LEAD_S * fs))
+        self._bridge_max = round(BRIDGE_BLANK_MAX_S * fs)
         self._gap = round(GAP_S * fs)
         self._gap_max = round(GAP_MAX_S * fs)
         self._peak_distance = max(1, round(PEAK_MIN_DISTANCE_S * fs))
@@ -218,6 +243,9 @@ class EmgEventDetector:
         self._open: list[_Open | None] = [None] * c
         self._episodes: list[_Episode | None] = [None] * c
         self._a_trains: list[list[tuple[int, int]]] = [[] for _ in range(c)]
+        self._blanked_total = np.zeros(c, np.int64)   # blanked samples before the chunk
+        self._chunk_blocked: np.ndarray | None = None  # the chunk's blanked samples
+        self._chunk_start = 0
 
     # --- public API ---
 
@@ -244,6 +272,7 @@ class EmgEventDetector:
             bad |= np.asarray(blanked, bool).T
         x[bad] = 0.0
         blocked = self._guarded(bad, start)
+        self._chunk_start, self._chunk_blocked = start, blocked
         if self._hp_zi is None:
             self._hp_zi = self._hp_zi_unit[:, None, :] * x[:, 0][None, :, None]
         y, self._hp_zi = signal.sosfilt(self._hp, x, axis=1, zi=self._hp_zi)
@@ -252,7 +281,16 @@ class EmgEventDetector:
         events: list[DetectedEvent] = []
         self._segments(y, above, strong, blocked, sigma_at, start, events)
         self._expire(start + n, events)
+        self._blanked_total += np.count_nonzero(blocked, axis=1)
+        self._chunk_start, self._chunk_blocked = start + n, None
         return sorted(events, key=lambda ev: (ev.onset, ev.channel))
+
+    def _blanked_before(self, c: int, index: int) -> int:
+        """Blanked samples on channel ``c`` before absolute ``index`` (within the chunk)."""
+        total = int(self._blanked_total[c])
+        if self._chunk_blocked is None or index <= self._chunk_start:
+            return total
+        return total + int(np.count_nonzero(self._chunk_blocked[c, :index - self._chunk_start]))
 
     def flush(self) -> list[DetectedEvent]:
         """End of record: close open activity and return every remaining event."""
@@ -263,7 +301,7 @@ class EmgEventDetector:
             if op is not None:
                 self._open[c] = None
                 if op.strong:
-                    self._add_segment(c, self._segment(op, np.concatenate(op.parts), end), events)
+                    self._add_segment(c, self._segment(c, op, np.concatenate(op.parts), end), events)
             if self._episodes[c] is not None:
                 events.append(self._finalise(c))
         self._prev_above[:] = False
@@ -377,7 +415,7 @@ class EmgEventDetector:
             self._history[rows, self._history_i[rows] % self._history_len] = values[rows]
             self._history_i[rows] += 1
             self._stalled[forced] = 0
-            self._sigma = _row_nanmedian(self._history) / MAD_TO_SIGMA
+            self._sigma = _row_warmup_median(self._history, self._history_i) / MAD_TO_SIGMA
 
     def _segments(self, y: np.ndarray, above: np.ndarray, strong: np.ndarray,
                   blocked: np.ndarray, sigma_at: list[tuple[int, np.ndarray]], start: int,
@@ -393,8 +431,8 @@ class EmgEventDetector:
             strong_count = np.concatenate(([0], np.cumsum(strong[c], dtype=np.int64)))
             op = self._open[c]
             if op is not None and not above[c, 0]:  # the open segment ended at the boundary
-                if op.strong and not blocked[c, 0]:
-                    self._add_segment(c, self._segment(op, np.concatenate(op.parts), start),
+                if op.strong and (not blocked[c, 0] or start - op.start >= self._blank_lead):
+                    self._add_segment(c, self._segment(c, op, np.concatenate(op.parts), start),
                                       events)
                 op = None
             for lo, hi in zip(rises, falls):
@@ -403,23 +441,25 @@ class EmgEventDetector:
                     op.strong = op.strong or is_strong
                 else:
                     sigma = next(sig for first, sig in reversed(sigma_at) if first <= lo)
-                    op = _Open(start + int(lo), float(sigma[c]), is_strong)
+                    op = _Open(start + int(lo), float(sigma[c]), is_strong,
+                               blanked_start=self._blanked_before(c, start + int(lo)))
                 op.parts.append(y[c, lo:hi])
                 if hi == n:
                     break
-                if op.strong and not blocked[c, hi]:
-                    self._add_segment(c, self._segment(op, np.concatenate(op.parts), start + hi),
+                if op.strong and (not blocked[c, hi] or start + hi - op.start >= self._blank_lead):
+                    self._add_segment(c, self._segment(c, op, np.concatenate(op.parts), start + hi),
                                       events)
                 op = None
             self._open[c] = op if (op is not None and above[c, -1]) else None
 
-    def _segment(self, op: _Open, ys: np.ndarray, stop: int) -> _Segment:
+    def _segment(self, c: int, op: _Open, ys: np.ndarray, stop: int) -> _Segment:
         height = PEAK_SIGMA * op.sigma
         pk, props = signal.find_peaks(ys, height=height, distance=self._peak_distance)
         tr, tprops = signal.find_peaks(-ys, height=height, distance=self._peak_distance)
         return _Segment(op.start, stop, float(ys.max() - ys.min()),
                         (pk + op.start, props["peak_heights"]),
-                        (tr + op.start, tprops["peak_heights"]), self._period(ys))
+                        (tr + op.start, tprops["peak_heights"]), self._period(ys),
+                        op.blanked_start, self._blanked_before(c, stop))
 
     def _period(self, ys: np.ndarray) -> float | None:
         """Period (samples) of a segment whose normalised autocorrelation at some lag of an
@@ -453,13 +493,17 @@ class EmgEventDetector:
 
     def _add_segment(self, c: int, seg: _Segment, events: list[DetectedEvent]) -> None:
         ep = self._episodes[c]
-        if ep is not None and seg.start - ep.last_stop > ep.gap:
-            events.append(self._finalise(c))
-            ep = None
+        bridged = 0
+        if ep is not None:
+            bridged = self._bridged(seg.blanked_start - ep.segments[-1].blanked_stop)
+            if seg.start - ep.last_stop - bridged > ep.gap:
+                events.append(self._finalise(c))
+                ep, bridged = None, 0
         if ep is None:
             ep = _Episode()
             self._episodes[c] = ep
         ep.segments.append(seg)
+        ep.bridged += bridged
         times = ep.muap_times(GAP_RECENT_SEGMENTS)
         ep.gap = self._gap
         if len(times) >= 3:
@@ -474,8 +518,14 @@ class EmgEventDetector:
                 continue
             op = self._open[c]
             nxt = op.start if op is not None else end
-            if nxt - ep.last_stop > ep.gap:
+            blanked = (op.blanked_start if op is not None else self._blanked_before(c, end)) \
+                - ep.segments[-1].blanked_stop
+            if nxt - ep.last_stop - self._bridged(blanked) > ep.gap:
                 events.append(self._finalise(c))
+
+    def _bridged(self, blanked: int) -> int:
+        """Samples of a gap that do not count: all its blanked ones if they are few enough."""
+        return blanked if blanked <= self._bridge_max else 0
 
     def _a_train_rate_hz(self, ep: _Episode, length: int) -> float | None:
         """Firing rate (Hz) if periodic segments of one period cover at least
@@ -491,6 +541,20 @@ class EmgEventDetector:
             return None
         return self.sample_rate_hz / main
 
+    def _steady_rate_hz(self, times: np.ndarray, length: int) -> float | None:
+        """Firing rate (Hz) if the sorted MUAP peak ``times`` are A-train regular and cover
+        :data:`A_COVERAGE` of ``length`` samples (blanked gaps may leave long intervals)."""
+        if len(times) < A_MIN_MUAPS:
+            return None
+        isi = np.diff(times).astype(float)
+        period = float(np.median(isi))
+        if not A_RATE_HZ[0] <= self.sample_rate_hz / period <= A_RATE_HZ[1]:
+            return None
+        steady = np.abs(isi - period) <= A_ISI_TOLERANCE * period
+        if steady.mean() < A_REGULAR_FRACTION or isi[steady].sum() + period < A_COVERAGE * length:
+            return None
+        return self.sample_rate_hz / float(np.mean(isi[steady]))
+
     def _finalise(self, c: int) -> DetectedEvent:
         ep = self._episodes[c]
         assert ep is not None
@@ -503,7 +567,9 @@ class EmgEventDetector:
         pp = max(s.pp_uv for s in ep.segments)
         duration_s = (offset - onset + 1) / fs
         kind, train_type, rate = "burst", None, None
-        regular_rate = self._a_train_rate_hz(ep, offset - onset + 1)
+        regular_rate = self._a_train_rate_hz(ep, offset - onset + 1 - ep.bridged)
+        if regular_rate is None:
+            regular_rate = self._steady_rate_hz(times, offset - onset + 1 - ep.bridged)
         if regular_rate is not None:
             kind, train_type, rate = "train", "A", regular_rate
             self._a_trains[c].append((onset, offset))
@@ -514,6 +580,20 @@ class EmgEventDetector:
             kind = "spike"
         return DetectedEvent(c, kind, train_type, onset, offset, pp, rate,
                              bool(pp >= self._thresholds[c]), n_muaps)
+
+
+def _row_warmup_median(values: np.ndarray, pushed: np.ndarray) -> np.ndarray:
+    """Noise-floor pool per row: the median of a full history; while a row's history is
+    still filling (``pushed`` < its length) the lower quartile of what it has (the minimum for
+    up to 4 values), so activity in the first usable blocks cannot set a high floor."""
+    full = pushed >= values.shape[1]
+    if full.all():
+        return _row_nanmedian(values)
+    ordered = np.sort(values, axis=1)  # NaN sort last
+    count = np.isfinite(values).sum(axis=1)
+    rows = np.arange(values.shape[0])
+    low = ordered[rows, np.maximum(count - 1, 0) // 4]
+    return np.where(full, _row_nanmedian(values), np.where(count > 0, low, math.nan))
 
 
 def _row_nanmedian(values: np.ndarray) -> np.ndarray:
