@@ -33,7 +33,7 @@ onwards by :meth:`ArtifactDetector.blank_mask`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -47,6 +47,9 @@ FLAT_UV = 0.5
 CAUTERY_NOISE_FACTOR = 40.0
 #: … and at least this much (µV, difference RMS; the largest MUAPs stay below ~100 µV).
 CAUTERY_MIN_UV = 200.0
+#: … raised to this (µV) for one- or two-channel recordings, where large needle MUAPs (several
+#: mV) would otherwise pass for cautery; real cautery is far bigger and usually rails.
+CAUTERY_FEW_CHANNELS_MIN_UV = 3000.0
 #: Fraction of the channels that must be hot at once (at least 1, at most all).
 CAUTERY_CHANNEL_FRACTION = 0.4
 #: Consecutive hot windows that confirm a cautery onset (a stimulus artifact is shorter).
@@ -126,6 +129,8 @@ class ArtifactDetector:
         self.sample_rate_hz = float(sample_rate_hz)
         self.range_uv = float(range_uv)
         self.min_channels = min_channels or max(1, math.ceil(CAUTERY_CHANNEL_FRACTION * n_channels))
+        # with one or two channels there is no spatial evidence: only cautery-sized levels count
+        self._cautery_min_uv = CAUTERY_MIN_UV if n_channels >= 3 else CAUTERY_FEW_CHANNELS_MIN_UV
         fs = self.sample_rate_hz
         self.window = max(2, round(WINDOW_S * fs))
         self._s = {name: round(value * fs) for name, value in (
@@ -188,7 +193,8 @@ class ArtifactDetector:
         for c, run in enumerate(self._stuck):
             if run is not None:
                 self._close_stuck(c, run, end)
-        return self._take_new()
+        # margins (recovery tail, ringing) end with the record
+        return [replace(s, stop=end) if s.stop > end else s for s in self._take_new()]
 
     def open_spans(self) -> list[ArtifactSpan]:
         """Spans still going on (``stop`` None); rail runs during cautery are part of it."""
@@ -258,7 +264,7 @@ class ArtifactDetector:
             # windows up to the next noise update share one noise estimate
             todo = NOISE_UPDATE_WINDOWS - (first_index + k) % NOISE_UPDATE_WINDOWS
             part = slice(k, min(k + todo, len(dr)))
-            limit = np.fmax(CAUTERY_NOISE_FACTOR * self._noise, CAUTERY_MIN_UV)
+            limit = np.fmax(CAUTERY_NOISE_FACTOR * self._noise, self._cautery_min_uv)
             hot = ((dr[part] > limit) | any_rail[part]) & ~flat[part]
             n_hot = hot.sum(axis=1)
             busy = (self._cautery_start is not None or self._hot_run > 0
@@ -293,7 +299,7 @@ class ArtifactDetector:
                 self._hot_first = w_start
             self._hot_run += 1
             if self._cautery_start is None and self._hot_run >= CAUTERY_CONFIRM_WINDOWS:
-                self._cautery_start = self._hot_first - self._s["c_pre"]
+                self._cautery_start = max(0, self._hot_first - self._s["c_pre"])  # not before the record
             if self._cautery_start is not None:
                 self._last_hot_end = w_end
                 self._quiet_since = None

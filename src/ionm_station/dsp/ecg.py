@@ -570,6 +570,9 @@ class EcgCanceller:
             if self._spk is not None:
                 self._spk = max(self._npk, 0.5 * self._spk)
         if self._spk is None:
+            # still learning the threshold: nothing is subtracted, so the detector must not take
+            # a candidate QRS for EMG on any channel
+            self._note_unlearned(fid, self._flags_between(fid - self._pre, fid + self._core_post))
             self._learn_threshold(fid, peak)
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)

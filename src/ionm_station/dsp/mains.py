@@ -36,6 +36,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: A block whose residual variance exceeds this many times the channel's noise floor holds EMG
+#: activity: the amplitudes do not learn from it.
+ACTIVITY_RATIO = 3.0
 #: A block whose peak-to-peak is below this (µV) is flat (lead-off), not signal.
 FLAT_UV = 0.5
 #: Nominal mains frequencies the detector chooses between (Hz).
@@ -345,7 +348,9 @@ class MainsCanceller:
         self._noise_var = np.where(usable, self._noise_var * np.minimum(ratio, 1.0) ** 0.5
                                    * np.minimum(np.maximum(ratio, 1.0) ** 0.05, 1.1),
                                    self._noise_var)
-        weight = np.where(usable, np.minimum(1.0, 1.0 / ratio), 0.0)
+        # EMG activity well above the floor (a train firing near a harmonic) teaches nothing:
+        # learning it would leave a fading "echo" of the train after it stops
+        weight = np.where(usable & (ratio <= ACTIVITY_RATIO), np.minimum(1.0, 1.0 / ratio), 0.0)
         self._weight_sum += weight
         memory = self.amplitude_tau_s / self.block_s
         step = np.where(weight > 0, weight / np.maximum(np.minimum(self._weight_sum, memory), 1e-12), 0.0)
