@@ -152,3 +152,15 @@ def test_threshold_per_root(engine) -> None:
     assert log.of_kind("alarm_threshold")[0].data == {"tile": "L5-L", "threshold_uv": 300.0}
     with pytest.raises(ValueError):
         eng.set_threshold("L5-L", 1.0)
+
+
+def test_ongoing_a_train_alarms_before_it_ends(engine) -> None:
+    eng, _ = engine
+    eng.update(s(1.2), ongoing=[Ev(L5L_TIBANT, "train", "A", s(1.0), s(1.15), 150.0)])
+    t = eng.tile("L5-L")
+    assert t.state == "alarm" and "ongoing" in t.reason and t.train_time_s == 0.0
+    eng.update(s(1.9), ongoing=[Ev(L5L_TIBANT, "train", "A", s(1.0), s(1.8), 150.0)])
+    assert eng.tile("L5-L").priority == "caution"  # 0.8 s so far ≥ 0.5 s
+    eng.update(s(3.5), [Ev(L5L_TIBANT, "train", "A", s(1.0), s(3.0), 150.0)])
+    t = eng.tile("L5-L")
+    assert t.train_time_s == pytest.approx(2.0)  # counted once, when it ended

@@ -248,3 +248,28 @@ def test_simulated_case_meets_targets(simulated_case):
             assert result["onset_error_ms"][kind] <= 10.0
     assert result["train_type_accuracy"] >= 0.9
     assert abs(result["a_train_time"]["relative_error"]) <= 0.1
+
+
+def test_long_a_train_is_reported_while_it_goes_on() -> None:
+    """A 3 s A-train must reach the alarms during the train, not 3 s later."""
+    from ionm_station.detect.events import EmgEventDetector
+    from ionm_station.montage import load_montage
+
+    fs = 10_000
+    rng = np.random.default_rng(8)
+    n = 6 * fs
+    x = rng.standard_normal((n, 1)) * 3.0
+    t = np.arange(2 * fs, 5 * fs)
+    x[t, 0] += 100 * np.sin(2 * np.pi * 120 * (t - 2 * fs) / fs)  # 120 Hz, 200 µV p-p, 2–5 s
+    det = EmgEventDetector(load_montage("lumbar").first(1), fs)
+    first_seen = None
+    done = []
+    for i in range(0, n, 1000):
+        done += det.process(x[i:i + 1000], i)
+        ongoing = det.ongoing_a_trains()
+        if ongoing and first_seen is None:
+            first_seen = i + 1000
+            assert ongoing[0].train_type == "A" and abs(ongoing[0].rate_hz - 120) < 5
+    assert first_seen is not None and first_seen <= 2.5 * fs
+    final = [e for e in done + det.flush() if e.train_type == "A"]
+    assert len(final) == 1 and abs(det.channel_train_time_s(0) - 3.0) < 0.3

@@ -148,3 +148,21 @@ def test_band_change_is_applied_and_logged() -> None:
     assert session.dsp.chain.bandpass.low_hz == 30.0 and session.dsp.settings.low_hz == 30.0
     with pytest.raises(ValueError):
         session.set_band(500.0, 100.0)
+
+
+def test_l5_tile_alarms_during_the_demo_a_train() -> None:
+    """lumbar_demo fires a 3 s L5-L A-train at 40 s: the L5-L tile must be in alarm one second
+    into the train (raw at 41 s), long before the train ends."""
+    import time
+
+    session = make_session(41.0)
+    session.start()
+    assert session.acquisition.wait(120)
+    deadline = time.monotonic() + 60
+    while session.dsp.reader.cursor < 410_000 and time.monotonic() < deadline:
+        time.sleep(0.01)  # processing catches up; the chain is NOT flushed (the train goes on)
+    time.sleep(0.05)
+    tile = session.alarms.tile("L5-L")
+    session.stop()
+    assert tile.state == "alarm" and "A-train ongoing" in tile.reason
+    assert session.alarms.tile("L5-R").state != "alarm"

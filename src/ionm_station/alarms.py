@@ -7,8 +7,9 @@ events it appends to the session's event log.
 States, by display precedence:
 
 * ``alarm`` — a neurotonic A-train on the root (any amplitude: train time, not size, is what
-  predicts palsy), or summed A-train time past the caution (0.5 s) or warning (10 s) level
-  (Prell et al. 2007). Latched until acknowledged.
+  predicts palsy), raised while the train is still going on (once it has lasted 0.1 s), or
+  summed A-train time past the caution (0.5 s) or warning (10 s) level (Prell et al. 2007).
+  Latched until acknowledged.
 * ``no_signal`` — every channel of the root is off (lead-off, railed) or the source is lost.
 * ``blanked`` — electrocautery: detection is blanked, so the tile says so instead of "quiet".
 * ``activity`` — a spike, burst or B-train at or above the channel's threshold (µV p-p) within
@@ -133,8 +134,9 @@ class AlarmEngine:
     # --- inputs (DSP thread) ---
 
     def update(self, now: int, events: list[EmgEvent] = (), opened: list[Span] = (),
-               closed: list[Span] = ()) -> None:
-        """Take events that ended, artifact spans that opened or closed, and the time ``now``."""
+               closed: list[Span] = (), ongoing: list[EmgEvent] = ()) -> None:
+        """Take events that ended, artifact spans that opened or closed, A-trains still going
+        on (alarm at once, train time counted when they end), and the time ``now``."""
         with self._lock:
             self._now = max(self._now, now)
             for s in opened:
@@ -143,6 +145,8 @@ class AlarmEngine:
                 self._span(s, False)
             for e in events:
                 self._event(e)
+            for e in ongoing:
+                self._ongoing(e)
             self._emit_changes(self._now)
 
     def set_source_lost(self, lost: bool, now: int) -> None:
@@ -230,6 +234,15 @@ class AlarmEngine:
         if e.peak_uv >= self.thresholds_uv[e.channel]:
             r.last_activity = e.offset
             r.last_peak_uv = float(e.peak_uv)
+
+    def _ongoing(self, e: EmgEvent) -> None:
+        r = self._root_of.get(e.channel)
+        if r is None:
+            return
+        so_far = (e.offset - e.onset) / self.fs
+        label = self.montage.channels[e.channel].label
+        self._raise(r, self._train_priority(r.train_time_s + so_far),
+                    f"A-train ongoing {label} {e.peak_uv:.0f} µV, {so_far:.1f} s")
 
     def _train_priority(self, train_time_s: float) -> str:
         if train_time_s >= self.config.warning_train_time_s:

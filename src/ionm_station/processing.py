@@ -144,7 +144,7 @@ class ProcessingWorker:
         for span in out.artifacts:
             self.events.append(Event("artifact", span.start, span.stop, span.channels, {"kind": span.kind}))
         opened = self._newly_open()
-        self.alarms.update(out.start + len(out.clean), out.events, opened, out.artifacts)
+        self.alarms.update(out.start + len(out.clean), out.events, opened, out.artifacts, out.ongoing)
 
     def _newly_open(self) -> list[ArtifactSpan]:
         spans = self.chain.artifacts.open_spans()

@@ -36,7 +36,7 @@ gives the same events. An event is reported once the gap after it has passed: be
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy import signal
@@ -112,6 +112,11 @@ MAD_TO_SIGMA = 0.6745
 
 KINDS = ("spike", "burst", "train")
 
+
+#: An A-train still going on is reported (provisionally, for alarms) once it has lasted this (s).
+ONGOING_MIN_S = 0.1
+#: Signal of a still-open segment examined for its period (s).
+ONGOING_WINDOW_S = 0.5
 
 def robust_sigma(x: np.ndarray, axis: int = 0) -> np.ndarray:
     """Robust noise σ (same unit as ``x``) = median(|x|) / 0.6745 along ``axis``."""
@@ -555,10 +560,41 @@ class EmgEventDetector:
             return None
         return self.sample_rate_hz / float(np.mean(isi[steady]))
 
+    def ongoing_a_trains(self) -> list[DetectedEvent]:
+        """Episodes still going on that already qualify as neurotonic A-trains and have lasted
+        :data:`ONGOING_MIN_S`: provisional events (offset = latest MUAP so far) so alarms can
+        sound during a long train instead of after it. Nothing is counted or stored."""
+        found = []
+        fs = self.sample_rate_hz
+        for c, ep in enumerate(self._episodes):
+            segments = list(ep.segments) if ep is not None else []
+            op = self._open[c]
+            if op is not None and op.strong:  # a train can hold the envelope up all along
+                ys = np.concatenate(op.parts)
+                stop = op.start + len(ys)
+                tail = ys[-int(ONGOING_WINDOW_S * fs):]  # bounded work per call
+                recent = self._segment(c, _Open(stop - len(tail), op.sigma, True,
+                                                blanked_start=op.blanked_start), tail, stop)
+                segments.append(replace(recent, start=op.start))
+            if not segments or segments[-1].stop - segments[0].start < ONGOING_MIN_S * fs:
+                continue
+            provisional = _Episode(segments, bridged=ep.bridged if ep is not None else 0)
+            event = self._classify(c, provisional)
+            if event.train_type == "A":
+                found.append(event)
+        return found
+
     def _finalise(self, c: int) -> DetectedEvent:
         ep = self._episodes[c]
         assert ep is not None
         self._episodes[c] = None
+        event = self._classify(c, ep)
+        if event.train_type == "A":
+            self._a_trains[c].append((event.onset, event.offset))
+        return event
+
+    def _classify(self, c: int, ep: _Episode) -> DetectedEvent:
+        """The event an episode makes (kind, A/B type, size, rate); no state changes."""
         fs = self.sample_rate_hz
         onset = int(max(ep.segments[0].start - round(ONSET_LEAD_S * fs), 0))
         offset = int(max(ep.last_stop - round(OFFSET_LAG_S * fs), onset))
@@ -572,7 +608,6 @@ class EmgEventDetector:
             regular_rate = self._steady_rate_hz(times, offset - onset + 1 - ep.bridged)
         if regular_rate is not None:
             kind, train_type, rate = "train", "A", regular_rate
-            self._a_trains[c].append((onset, offset))
         elif duration_s >= TRAIN_MIN_S:
             kind, train_type = "train", "B"
             rate = (n_muaps - 1) / ((times[-1] - times[0]) / fs) if n_muaps >= 2 else None

@@ -62,12 +62,14 @@ class ChainOutput:
             and where cautery, saturation or lead-off left no usable signal.
         events: events that ended.
         artifacts: artifact spans that closed.
+        ongoing: neurotonic A-trains still going on (provisional, for alarms; not counted).
     """
 
     start: int
     clean: np.ndarray
     events: list[DetectedEvent] = field(default_factory=list)
     artifacts: list[ArtifactSpan] = field(default_factory=list)
+    ongoing: list[DetectedEvent] = field(default_factory=list)
 
 
 class FreeRunChain:
@@ -113,7 +115,8 @@ class FreeRunChain:
             self.bandpass.reset()
             rest = self.process(raw[cut:], seeks[0], [e for e in source_events if e.start >= seeks[0]])
             return ChainOutput(first.start, np.concatenate([first.clean, rest.clean]),
-                               first.events + rest.events, first.artifacts + rest.artifacts)
+                               first.events + rest.events, first.artifacts + rest.artifacts,
+                               rest.ongoing)
         for e in source_events:
             if e.kind == "stimulus":
                 self.artifacts.mark_stimulus(e.start)
@@ -165,7 +168,7 @@ class FreeRunChain:
             # what is shown and exported: no signal where cautery, rails or lead-off left none
             # (stimulus blanking is for detection only: the evoked response stays visible)
             body[self.artifacts.blank_mask(first, len(body), SIGNAL_LOST_KINDS)] = np.nan
-        return ChainOutput(start, clean, events, spans)
+        return ChainOutput(start, clean, events, spans, self.detector.ongoing_a_trains())
 
     def train_time_s(self) -> dict[str, float]:
         """Summed A-train duration (s) per channel label so far."""
