@@ -12,18 +12,9 @@ from pathlib import Path
 
 from ionm_station import __version__
 from ionm_station.commands.recording_commands import add_export_parser, add_info_parser, cmd_export, cmd_info
+from ionm_station.commands.args import positive
 from ionm_station.commands.simulate_device import add_simulate_device_parser, cmd_simulate_device
 from ionm_station.errors import IonmError
-
-
-def _positive(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
-    if x <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return x
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,11 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="hardware profile: a name in hardware_profiles/ or a path (default: simulated)")
     run.add_argument("--montage", help="montage name (lumbar, cervical, thoracolumbar, combined32) or path")
     run.add_argument("--scenario", help="simulated amplifier: scenario name or path (default: the profile's)")
-    run.add_argument("--seconds", type=_positive, help="stop after this much signal (s); default: until Ctrl-C")
+    run.add_argument("--seconds", type=positive, help="stop after this much signal (s); default: until Ctrl-C")
     run.add_argument("--port", help="serial port (serial profiles) or board port (BrainFlow profiles)")
     run.add_argument("--fast", action="store_true",
                      help="simulated amplifier: as fast as possible instead of real time")
-    run.add_argument("--status-interval", type=_positive, default=1.0, metavar="S",
+    run.add_argument("--status-interval", type=positive, default=1.0, metavar="S",
                      help="seconds between status lines (default 1)")
     run.add_argument("--json", type=Path, metavar="OUT", help="write a JSON summary to OUT at the end")
     run.add_argument("--record", type=Path, metavar="FILE.h5", help="record the case into a new HDF5 file")
@@ -96,7 +87,10 @@ def _source_and_montage(args: argparse.Namespace):
         recorded = getattr(media, "montage", None)
         montage = (match_montage(load_montage(args.montage), labels, str(args.replay)) if args.montage
                    else recorded or montage_from_labels(labels))
-        return ReplaySource(media, speed=None if args.fast else args.speed), montage, profile
+        try:
+            return ReplaySource(media, speed=None if args.fast else args.speed), montage, profile
+        except ValueError as exc:
+            raise IonmError(f"--speed: {exc}") from None
     montage = montage_for(profile, args.montage)
     source = build_source(profile, montage, scenario=args.scenario,
                           realtime=False if args.fast else None, port=args.port)

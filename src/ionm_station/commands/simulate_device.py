@@ -17,27 +17,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from ionm_station.commands.args import positive, probability
 from ionm_station.sources.emulator import DeviceEmulator, EmulatorSettings
-
-
-def _probability(value: str) -> float:
-    try:
-        p = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability 0–1, got {value!r}") from None
-    if not 0.0 <= p <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability 0–1, got {value!r}")
-    return p
-
-
-def _positive(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if x <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return x
 
 
 def add_simulate_device_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -49,26 +30,26 @@ def add_simulate_device_parser(subparsers: argparse._SubParsersAction) -> argpar
                     "exact fault counts as JSON at exit.")
     p.add_argument("--link", type=Path, required=True, metavar="PATH",
                    help="symlink to create for the device side, e.g. /tmp/ionm-amp")
-    p.add_argument("--rate", type=_positive, default=10000.0, metavar="HZ",
+    p.add_argument("--rate", type=positive, default=10000.0, metavar="HZ",
                    help="samples per second per channel, 2000–20000 (default 10000)")
     p.add_argument("--channels", type=int, default=16, metavar="N", help="channels (default 16)")
     p.add_argument("--montage", help="montage name or path (default: lumbar, or combined32 "
                                      "above 16 channels)")
     p.add_argument("--scenario", default="lumbar_demo", help="simulator scenario name or path")
     p.add_argument("--seed", type=int, help="simulator seed (default: the scenario's)")
-    p.add_argument("--uv-per-lsb", type=_positive, default=0.1, metavar="UV",
+    p.add_argument("--uv-per-lsb", type=positive, default=0.1, metavar="UV",
                    help="µV per ADC step; must match the profile (default 0.1)")
     p.add_argument("--samples-per-frame", type=int, metavar="N",
                    help="samples per channel per frame (default: 1 ms worth)")
-    p.add_argument("--corrupt-rate", type=_probability, default=0.0, metavar="P",
+    p.add_argument("--corrupt-rate", type=probability, default=0.0, metavar="P",
                    help="probability per frame of corrupting it (CRC error)")
-    p.add_argument("--drop-rate", type=_probability, default=0.0, metavar="P",
+    p.add_argument("--drop-rate", type=probability, default=0.0, metavar="P",
                    help="probability per frame of not sending it (sequence gap)")
-    p.add_argument("--disconnect-after", type=_positive, metavar="S",
+    p.add_argument("--disconnect-after", type=positive, metavar="S",
                    help="pull the cable after S wall-clock seconds (link removed, exit)")
-    p.add_argument("--seconds", type=_positive, metavar="S",
+    p.add_argument("--seconds", type=positive, metavar="S",
                    help="stop after S seconds of signal (default: until Ctrl-C / SIGTERM)")
-    p.add_argument("--speed", type=_positive, default=1.0, metavar="X",
+    p.add_argument("--speed", type=positive, default=1.0, metavar="X",
                    help="multiple of real time (default 1)")
     p.add_argument("--stats", type=Path, metavar="FILE", help="also write the counts as JSON here")
     return p
