@@ -12,8 +12,10 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import dataclasses  # noqa: E402
 import json  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 from types import SimpleNamespace  # noqa: E402
+from typing import ClassVar  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -30,6 +32,7 @@ from ionm_station.gui.decimate import ColumnBuffer, bridge_columns, minmax_colum
 from ionm_station.gui.main_window import MainWindow  # noqa: E402
 from ionm_station.gui.replay_bar import ReplayBar  # noqa: E402
 from ionm_station.gui.settings import GuiSettings  # noqa: E402
+from ionm_station.gui.triggered_view import TriggeredView, response_label  # noqa: E402
 from ionm_station.profiles import load_profile  # noqa: E402
 from ionm_station.session import Session, build_source, montage_for  # noqa: E402
 
@@ -270,6 +273,187 @@ def test_replay_bar_drives_a_replay_source(app, tmp_path, qtbot) -> None:  # noq
     w.close()
 
 
+class SounderStandIn:
+    """The AlarmSounder interface, recording every priority it is handed."""
+
+    instances: ClassVar[list[SounderStandIn]] = []
+
+    def __init__(self, volume: float = 0.5, muted: bool = False) -> None:
+        self.volume, self.muted = volume, muted
+        self.available, self.notice = False, "audio off: no output device (test)"
+        self.priorities: list[str | None] = []
+        self.closed = False
+        SounderStandIn.instances.append(self)
+
+    def set_priority(self, priority: str | None) -> None:
+        self.priorities.append(priority)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_alarm_sound_follows_audible_and_volume_persists(app, tmp_path, qtbot,
+                                                         monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setattr("ionm_station.gui.main_window.AlarmSounder", SounderStandIn)
+    SounderStandIn.instances.clear()
+    path = tmp_path / "gui.json"
+    session = make_session()
+    engine = attach_alarms(session)
+    w = MainWindow(session, path)
+    qtbot.addWidget(w)
+    (sounder,) = SounderStandIn.instances
+    session.start()
+    try:
+        w.show()
+        engine.update(now=4000, events=[a_train(session, "L5-L", 1.0, 0.8)])
+        qtbot.waitUntil(lambda: bool(sounder.priorities) and sounder.priorities[-1] is not None,
+                        timeout=2000)
+        assert sounder.priorities == [engine.audible] and engine.audible in (
+            "advisory", "caution", "warning")
+        w.silence()  # silenced: audible is None, so the sounder is told to stop
+        qtbot.waitUntil(lambda: sounder.priorities[-1] is None, timeout=2000)
+        w.refresh_status()  # no device: the notice stays in the status bar (no dialog)
+        assert w.status_labels["audio"].text() == "audio off: no output device (test)"
+        w.mute_button.click()
+        w.volume_slider.setValue(80)
+        assert sounder.muted and sounder.volume == pytest.approx(0.8)
+        w.close()
+    finally:
+        session.stop()
+    assert sounder.closed
+    doc = json.loads(path.read_text())
+    assert doc["alarm_muted"] is True and doc["alarm_volume"] == pytest.approx(0.8)
+    again = MainWindow(make_session(seconds=0.1, realtime=False), path)
+    qtbot.addWidget(again)
+    assert SounderStandIn.instances[-1].muted and again.mute_button.isChecked()
+    assert SounderStandIn.instances[-1].volume == pytest.approx(0.8)
+    again.close()
+
+
+def test_filter_band_is_editable_and_persists(app, tmp_path, qtbot) -> None:  # noqa: ANN001
+    path = tmp_path / "gui.json"
+    session = make_session(seconds=1.0, realtime=False)
+    w = MainWindow(session, path)
+    qtbot.addWidget(w)
+    assert w.status_labels["recording"].text() == "REC off"
+    applied: list[tuple[float, float]] = []
+    real = session.set_band
+    session.set_band = lambda lo, hi: (real(lo, hi), applied.append((lo, hi)))  # type: ignore[method-assign]
+    w.filter_low.setValue(30.0)
+    assert applied[-1] == (30.0, w.filter_high.value())
+    w.filter_high.setValue(20.0)  # low > high: refused, said in the status bar
+    assert applied[-1][1] != 20.0 and "not changed" in w.statusBar().currentMessage()
+    w.filter_high.setValue(800.0)
+    w.close()
+    doc = json.loads(path.read_text())
+    assert (doc["band_low_hz"], doc["band_high_hz"]) == (30.0, 800.0)
+    again_session = make_session(seconds=1.0, realtime=False)
+    again = MainWindow(again_session, path)
+    qtbot.addWidget(again)
+    assert again_session.dsp._new_band == (30.0, 800.0)  # applied at start-up
+    again.close()
+
+
+def hunt_session(seconds: float, rate_hz: float = 2000.0, hunts=("L5-R",)) -> Session:
+    """The pedicle-screw scenario run (not real time) for at least ``seconds`` and until the
+    queued hunts are done (how much signal a hunt takes depends on thread timing)."""
+    profile = dataclasses.replace(load_profile("simulated"), sample_rate_hz=rate_hz)
+    montage = montage_for(profile)
+    source = build_source(profile, montage, scenario="pedicle_screws", realtime=False)
+    session = Session(source, montage, max_samples=source.info.seconds_to_samples(seconds + 60))
+    for key in hunts:
+        session.triggered.hunt(*key.split("-"))
+    session.start()
+    assert session.wait_until(source.info.seconds_to_samples(seconds), 120)
+    deadline = time.monotonic() + 60
+    while len(session.triggered.screw_log.screws) < len(hunts) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    session.stop()
+    assert len(session.triggered.screw_log.screws) == len(hunts)
+    return session
+
+
+def test_triggered_dock_shows_hunt_and_confirms_high_current(app, tmp_path, qtbot) -> None:  # noqa: ANN001
+    session = hunt_session(15.0)
+    trig = session.triggered
+    (screw,) = trig.screw_log.screws
+    w = MainWindow(session, tmp_path / "gui.json")
+    qtbot.addWidget(w)
+    view = w.triggered_view
+    assert isinstance(view, TriggeredView) and w.triggered_dock is not None
+    view.target_box.setCurrentText("L5-R")
+    ours = [r for r in trig.responses if r.target == "L5-R"]
+    shown = [lbl.toPlainText() for lbl in view.labels if lbl.toPlainText()]
+    assert shown == [response_label(r) for r in ours[::-1][:12]]  # newest on top
+    assert "✓" in shown[0] or "✗" in shown[0]
+    assert view.screw_table.rowCount() == 1
+    assert view.screw_table.item(0, 4).text() == screw.band == "likely breach"
+    assert view.screw_table.item(0, 4).background().color().name() == "#b3141c"
+    assert view.hunt_button.isEnabled()
+
+    calls: list[tuple] = []
+    trig.stimulate = lambda *a, **k: calls.append((a, k)) or 0  # type: ignore[method-assign]
+    view.current_box.setValue(35.0)
+    view.stim_button.click()
+    assert calls == [] and view.stim_button.text() == "Confirm 35 mA"
+    view.stim_button.click()
+    assert calls == [((35.0, "L5-R"), {"confirmed": True})]
+    assert view.stim_button.text() == "Stimulate"
+    view.stim_button.click()  # armed again; changing the current drops the confirmation
+    view.current_box.setValue(12.0)
+    assert not view.armed and view.stim_button.text() == "Stimulate"
+    view.stim_button.click()
+    assert calls[-1] == ((12.0, "L5-R"), {"confirmed": False})
+    w.close()
+
+
+def test_triggered_dock_without_stimulator_disables_hunt(app, tmp_path, qtbot) -> None:  # noqa: ANN001
+    session = make_session(seconds=0.1, realtime=False)
+    session.triggered.stimulator = None
+    w = MainWindow(session, tmp_path / "gui.json")
+    qtbot.addWidget(w)
+    view = w.triggered_view
+    assert not view.hunt_button.isEnabled() and not view.stim_button.isEnabled()
+    assert "cannot stimulate" in view.hunt_button.toolTip()
+    w.close()
+
+
+def test_paused_replay_scrolls_back_through_the_ring(app, tmp_path, qtbot) -> None:  # noqa: ANN001
+    session = make_session(seconds=20.0, realtime=False)
+    session.start()
+    assert session.wait_until(session.info.seconds_to_samples(20.0), 60)
+    session.stop()
+
+    class PausedReplay:
+        info, counters, position_s, n_samples, paused = (session.source.info,
+                                                         session.source.counters, 20.0,
+                                                         40_000, True)
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return lambda *a: None
+
+    session.source = PausedReplay()  # type: ignore[assignment]
+    w = MainWindow(session, tmp_path / "gui.json")
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    _settle(app, qtbot, 100)
+    w.refresh_replay()
+    newest = session.filtered.published
+    assert w.review_slider.isEnabled() and w.traces.max_review_s() > 5.0
+    w.review_slider.setValue(50)  # 5.0 s back
+    assert w.traces.review_s == pytest.approx(5.0)
+    assert w.traces.last_drawn_index == newest - 5 * 2000
+    assert "−5.0 s" in w.review_label.text()
+    w.traces.set_review(100.0)  # clamped to what the ring holds beyond one window
+    assert w.traces.review_s == pytest.approx(w.traces.max_review_s(), abs=1e-3)
+    session.source.paused = False  # playing again: back to live
+    w.refresh_replay()
+    assert w.traces.review_s == 0.0 and not w.review_slider.isEnabled()
+    assert w.traces.last_drawn_index == newest
+    w.close()
+
+
 # --- screenshots ----------------------------------------------------------------------------
 
 
@@ -367,3 +551,24 @@ def test_screenshots(app, tmp_path, qtbot) -> None:  # noqa: ANN001
     w.close()
     for name in ("live_view.png", "live_cautery_scroll.png", "alarm_panel.png", "replay_bar.png"):
         assert (SCREENSHOTS / name).stat().st_size > 10_000 or name == "replay_bar.png"
+
+
+def test_screenshot_triggered(app, tmp_path, qtbot) -> None:  # noqa: ANN001
+    """The Triggered EMG dock after two threshold hunts and two trains-of-four."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    session = hunt_session(75.0, rate_hz=10000.0, hunts=("L5-R", "S1-L"))
+    assert len(session.triggered.screw_log.screws) == 2 and session.triggered.tof_results
+    w = MainWindow(session, tmp_path / "gui.json")
+    qtbot.addWidget(w)
+    w.resize(1600, 1000)
+    w.triggered_view.target_box.setCurrentText("L5-R")
+    w.show()
+    w.triggered_dock.raise_()
+    w.resizeDocks([w.triggered_dock], [560], Qt.Orientation.Horizontal)
+    _settle(app, qtbot)
+    w.traces.update_frame()
+    _settle(app, qtbot)
+    assert w.triggered_dock.grab().save(str(SCREENSHOTS / "triggered_dock.png"))
+    assert w.grab().save(str(SCREENSHOTS / "triggered_window.png"))
+    w.close()
+    assert (SCREENSHOTS / "triggered_dock.png").stat().st_size > 10_000

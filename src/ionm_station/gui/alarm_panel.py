@@ -9,13 +9,11 @@ full-screen on a second monitor (:class:`AlarmWindow`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
-
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QMouseEvent, QPainter, QPaintEvent
 from PySide6.QtWidgets import QGridLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
+from ionm_station.alarms import TileState
 from ionm_station.gui import theme
 
 #: Flash period of an unacknowledged alarm tile (ms per half cycle).
@@ -23,47 +21,16 @@ FLASH_MS = 350
 SIDE_NAMES = {"L": "LEFT", "R": "RIGHT"}
 
 
-class TileLike(Protocol):
-    """What a tile shows: the fields of ``ionm_station.alarms.TileState``."""
-
-    key: str
-    root: str
-    side: str
-    state: str
-    priority: str | None
-    reason: str
-    train_time_s: float
-    last_peak_uv: float | None
-    latched: bool
-    silenced_until_s: float | None
-
-
-@dataclass(frozen=True)
-class QuietTile:
-    """A tile with nothing to report (used while no alarm engine is attached)."""
-
-    key: str
-    root: str
-    side: str
-    state: str = "quiet"
-    priority: str | None = None
-    reason: str = ""
-    train_time_s: float = 0.0
-    last_peak_uv: float | None = None
-    latched: bool = False
-    silenced_until_s: float | None = None
-
-
-def quiet_tiles(keys: list[str]) -> list[QuietTile]:
-    """All-quiet tiles for root-side keys like ``"L5-L"``."""
+def quiet_tiles(keys: list[str]) -> list[TileState]:
+    """All-quiet tiles for root-side keys like ``"L5-L"`` (while no alarm engine is attached)."""
     out = []
     for key in keys:
         root, _, side = key.partition("-")
-        out.append(QuietTile(key=key, root=root, side=side))
+        out.append(TileState(key=key, root=root, side=side))
     return out
 
 
-def _state_text(tile: TileLike) -> str:
+def _state_text(tile: TileState) -> str:
     """Headline of a tile: what the surgeon must read first (details go below it)."""
     reason = tile.reason.lower()
     if tile.state == "alarm":
@@ -89,7 +56,7 @@ class AlarmTile(QWidget):
         super().__init__(parent)
         root, _, side = key.partition("-")
         self.key = key
-        self._tile: TileLike = QuietTile(key=key, root=root, side=side)
+        self._tile: TileState = TileState(key=key, root=root, side=side)
         self._flash_dark = False
         self.setMinimumSize(90, 60)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
@@ -101,7 +68,7 @@ class AlarmTile(QWidget):
         return self._tile.state
 
     @property
-    def tile(self) -> TileLike:
+    def tile(self) -> TileState:
         """The tile state last shown."""
         return self._tile
 
@@ -110,7 +77,7 @@ class AlarmTile(QWidget):
         """True while an alarm is latched (unacknowledged)."""
         return self._tile.state == "alarm" and self._tile.latched
 
-    def set_tile(self, tile: TileLike) -> None:
+    def set_tile(self, tile: TileState) -> None:
         """Show a new state (repaints only when something visible changed)."""
         if tile != self._tile:
             self._tile = tile
@@ -216,7 +183,7 @@ class AlarmPanel(QWidget):
         self._flash.timeout.connect(self._toggle_flash)
         self._flash.start()
 
-    def update_tiles(self, tiles: list[TileLike]) -> None:
+    def update_tiles(self, tiles: list[TileState]) -> None:
         """Show the alarm engine's latest snapshot (keys not on this panel are ignored)."""
         for t in tiles:
             tile = self.tiles.get(t.key)

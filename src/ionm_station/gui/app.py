@@ -20,14 +20,17 @@ SIGNAL_POLL_MS = 200
 
 
 def ensure_app() -> QApplication:
-    """The QApplication (created with the dark theme on first call)."""
+    """The QApplication, with the dark theme (also applied to one created elsewhere, e.g. by
+    pytest-qt, so screenshots show what the station shows)."""
     app = QApplication.instance()
     if app is None:
         app = QApplication(sys.argv[:1])
         app.setApplicationName("IONM Station")
         app.setOrganizationName("ionm-station")
-        theme.apply_dark_palette(app)
     assert isinstance(app, QApplication)
+    if app.property("ionm_theme") is not True:
+        theme.apply_dark_palette(app)
+        app.setProperty("ionm_theme", True)
     return app
 
 

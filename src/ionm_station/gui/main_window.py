@@ -8,9 +8,14 @@ What the window needs from the session (all read-only, polled on GUI timers):
 * optional ``alarms`` (AlarmEngine: ``tiles()``, ``acknowledge(key)``, ``silence(seconds)``) —
   without it every tile shows quiet;
 * optional ``recorder`` with ``status()`` → ``RecorderStatus`` (state, path,
-  file_size_bytes, free_bytes) — without it the record button is disabled and the status bar
-  says "REC n/a";
-* optional ``dsp.bandpass`` / ``dsp.settings`` with ``low_hz``/``high_hz`` for the filter display;
+  file_size_bytes, free_bytes) — the status bar says "REC off" when not recording and
+  "REC n/a" when the session cannot record;
+* optional ``dsp.bandpass`` / ``dsp.settings`` with ``low_hz``/``high_hz`` for the filter
+  band, and ``set_band(low, high)`` to change it (the spin boxes are read-only without it);
+* optional ``alarms.audible`` (highest priority that should sound, None when silenced) drives
+  an :class:`~ionm_station.audio.AlarmSounder` (volume / mute in the toolbar, persisted);
+* optional ``triggered`` (:class:`~ionm_station.triggered.controller.TriggeredEmg`) adds the
+  Triggered EMG dock (:mod:`ionm_station.gui.triggered_view`);
 * a replay source (``source`` with ``seek`` and ``pause``) shows :attr:`MainWindow.replay_bar`.
 
 The window never starts or stops the session (see :func:`ionm_station.gui.app.run_gui`) and
@@ -36,16 +41,20 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QPushButton,
     QScrollArea,
+    QSlider,
     QToolBar,
     QVBoxLayout,
     QWidget,
 )
 
+from ionm_station.alarms import TileState
+from ionm_station.audio import AlarmSounder
 from ionm_station.events import Event
-from ionm_station.gui.alarm_panel import AlarmPanel, AlarmWindow, TileLike, quiet_tiles
+from ionm_station.gui.alarm_panel import AlarmPanel, AlarmWindow, quiet_tiles
 from ionm_station.gui.replay_bar import ReplayBar
 from ionm_station.gui.settings import N_PRESETS, GuiSettings, default_settings_path
 from ionm_station.gui.traces import SENSITIVITIES_UV, TIMEBASES_S, TraceView
+from ionm_station.gui.triggered_view import TriggeredView
 
 #: Poll periods (ms) of the alarm tiles and the status bar.
 TILES_MS = 100
@@ -87,12 +96,17 @@ class MainWindow(QMainWindow):
     marker_added = Signal(str, int)
     record_toggled = Signal(bool)
 
-    def __init__(self, session: Any, settings_path: Path | None = None) -> None:
+    def __init__(self, session: Any, settings_path: Path | None = None,
+                 sounder: Any | None = None) -> None:
         super().__init__()
         self.session = session
         self.montage = session.montage
         self.settings_path = settings_path or default_settings_path()
         self.settings = GuiSettings.load(self.settings_path)
+        #: Plays alarm tones (``set_priority``/``volume``/``muted``/``notice``/``close``).
+        self.sounder = sounder if sounder is not None else AlarmSounder(
+            self.settings.alarm_volume, self.settings.alarm_muted)
+        self._sounding: str | None = None
         self._keys = self.montage.root_sides()
         self.alarm_window: AlarmWindow | None = None
         self.replay_bar: ReplayBar | None = None
@@ -108,6 +122,15 @@ class MainWindow(QMainWindow):
                                       Qt.DockWidgetArea.RightDockWidgetArea)
         self._setup_dock = self._dock("Setup", "setup", self._build_setup(),
                                       Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.triggered_view: TriggeredView | None = None
+        self.triggered_dock: QDockWidget | None = None
+        if getattr(session, "triggered", None) is not None:
+            self.triggered_view = TriggeredView(session)
+            self.triggered_view.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
+            self.triggered_dock = self._dock("Triggered EMG", "triggered", self.triggered_view,
+                                             Qt.DockWidgetArea.LeftDockWidgetArea)
+            self.tabifyDockWidget(self._setup_dock, self.triggered_dock)
+            self._setup_dock.raise_()
         self._build_toolbar()
         self._build_status_bar()
         if callable(getattr(session.source, "seek", None)) and callable(
@@ -117,6 +140,21 @@ class MainWindow(QMainWindow):
             bar.setObjectName("replay")
             bar.setMovable(False)
             bar.addWidget(self.replay_bar)
+            bar.addSeparator()
+            self.review_slider = QSlider(Qt.Orientation.Horizontal)
+            self.review_slider.setFixedWidth(220)
+            self.review_slider.setInvertedAppearance(True)  # right = now, left = further back
+            self.review_slider.setEnabled(False)
+            self.review_slider.setToolTip("Paused: scroll back through the last "
+                                          "30 s (also the mouse wheel on the traces)")
+            self.review_label = QLabel("review: live")
+            self.review_label.setMinimumWidth(110)
+            self.review_slider.valueChanged.connect(
+                lambda v: self._show_review(self.traces.set_review(v / 10)))
+            self.traces.review_changed.connect(self._show_review)
+            bar.addWidget(QLabel(" Review "))
+            bar.addWidget(self.review_slider)
+            bar.addWidget(self.review_label)
             self.addToolBar(Qt.ToolBarArea.BottomToolBarArea, bar)
             self._wire_replay(session.source, self.replay_bar)
         self._build_shortcuts()
@@ -179,6 +217,17 @@ class MainWindow(QMainWindow):
         self.silence_button.clicked.connect(self.silence)
         bar.addWidget(self.ack_button)
         bar.addWidget(self.silence_button)
+        self.mute_button = QPushButton("Sound on")
+        self.mute_button.setCheckable(True)
+        self.mute_button.setToolTip("Mute / unmute alarm sound (the tiles keep showing)")
+        self.mute_button.toggled.connect(self._on_mute)
+        self.volume_slider = QSlider(Qt.Orientation.Horizontal)
+        self.volume_slider.setRange(5, 100)
+        self.volume_slider.setFixedWidth(90)
+        self.volume_slider.setToolTip("Alarm volume")
+        self.volume_slider.valueChanged.connect(self._on_volume)
+        bar.addWidget(self.mute_button)
+        bar.addWidget(self.volume_slider)
         bar.addSeparator()
         self.marker_edit = QLineEdit()
         self.marker_edit.setPlaceholderText("M: marker text, Enter to add · F1–F8 presets")
@@ -211,13 +260,24 @@ class MainWindow(QMainWindow):
         form.addRow("Source", QLabel(f"{info.source}, {info.sample_rate_hz:g} Hz"))
         layout.addWidget(m)
 
-        f = QGroupBox("Filter (display)")
+        f = QGroupBox("Filter band (free-run)")
         form = QFormLayout(f)
-        band = filter_band_hz(self.session)
-        self.filter_low = QLabel("—" if band is None else f"{band[0]:g} Hz")
-        self.filter_high = QLabel("—" if band is None else f"{band[1]:g} Hz")
-        for lbl in (self.filter_low, self.filter_high):
-            lbl.setToolTip("Set by the processing chain; not adjustable here yet")
+        band = filter_band_hz(self.session) or (0.0, 0.0)
+        nyquist = float(info.sample_rate_hz) / 2
+        can_set = callable(getattr(self.session, "set_band", None))
+        self.filter_low = QDoubleSpinBox()
+        self.filter_low.setRange(0.1, 1000.0)
+        self.filter_high = QDoubleSpinBox()
+        self.filter_high.setRange(10.0, max(10.0, nyquist))
+        for spin, value in ((self.filter_low, band[0]), (self.filter_high, band[1])):
+            spin.setDecimals(1)
+            spin.setSuffix(" Hz")
+            spin.setValue(value)
+            spin.setKeyboardTracking(False)
+            spin.setEnabled(can_set)
+            spin.setToolTip("Band-pass edge; applied on Enter" if can_set
+                            else "This session's band cannot be changed")
+            spin.valueChanged.connect(lambda _: self.apply_band())
         form.addRow("High-pass", self.filter_low)
         form.addRow("Low-pass", self.filter_high)
         layout.addWidget(f)
@@ -277,11 +337,12 @@ class MainWindow(QMainWindow):
         bar = self.statusBar()
         self.status_labels: dict[str, QLabel] = {}
         for name in ("source", "rate", "samples", "dropped", "overruns", "recording", "disk",
-                     "error"):
+                     "audio", "error"):
             lbl = QLabel()
             self.status_labels[name] = lbl
             bar.addPermanentWidget(lbl)
         self.status_labels["error"].setStyleSheet("color: #ff6b6b; font-weight: bold;")
+        self.status_labels["audio"].setStyleSheet("color: #ffb02e;")
 
     def _build_shortcuts(self) -> None:
         def key(seq: QKeySequence | str, slot: Any) -> None:
@@ -316,6 +377,16 @@ class MainWindow(QMainWindow):
                 self.traces.set_channel_sensitivity(i, s.channel_sensitivity_uv[ch.label])
         for edit, text in zip(self.preset_edits, s.marker_presets):
             edit.setText(text)
+        self.volume_slider.setValue(round(100 * s.alarm_volume))
+        self.mute_button.setChecked(s.alarm_muted)
+        self._on_mute(s.alarm_muted)
+        if s.band_low_hz > 0 and s.band_high_hz > 0 and self.filter_low.isEnabled():
+            for spin, value in ((self.filter_low, s.band_low_hz),
+                                (self.filter_high, s.band_high_hz)):
+                spin.blockSignals(True)
+                spin.setValue(value)
+                spin.blockSignals(False)
+            self.apply_band()
         if s.geometry:
             self.restoreGeometry(QByteArray.fromBase64(s.geometry.encode()))
         else:
@@ -367,6 +438,22 @@ class MainWindow(QMainWindow):
         paused = getattr(src, "paused", None)
         if isinstance(paused, bool):
             self.replay_bar.set_playing(not paused)
+        paused = paused is True
+        self.traces.review_enabled = paused
+        self.review_slider.setEnabled(paused)
+        if paused:
+            self.review_slider.setMaximum(int(self.traces.max_review_s() * 10))
+        elif self.traces.review_s > 0:
+            self._show_review(self.traces.set_review(0.0))
+
+    def _show_review(self, back_s: float) -> None:
+        """Reflect the trace view's scroll-back in the slider and its label."""
+        self.review_slider.blockSignals(True)
+        self.review_slider.setValue(round(back_s * 10))
+        self.review_slider.blockSignals(False)
+        self.review_label.setText(f"review: −{back_s:.1f} s" if back_s > 0 else "review: live")
+        self.review_label.setStyleSheet("color: #ffb02e; font-weight: bold;" if back_s > 0
+                                        else "")
 
     # --- control handlers --------------------------------------------------------------------------
 
@@ -398,6 +485,29 @@ class MainWindow(QMainWindow):
             self.settings.channel_sensitivity_uv.pop(label, None)
         else:
             self.settings.channel_sensitivity_uv[label] = float(value)
+
+    def _on_mute(self, muted: bool) -> None:
+        self.settings.alarm_muted = bool(muted)
+        self.sounder.muted = bool(muted)
+        self.mute_button.setText("Sound muted" if muted else "Sound on")
+        self.mute_button.setStyleSheet("background: #5a4a12;" if muted else "")
+
+    def _on_volume(self, value: int) -> None:
+        self.settings.alarm_volume = value / 100
+        self.sounder.volume = value / 100
+
+    def apply_band(self) -> bool:
+        """Apply the band of the spin boxes (``session.set_band``); errors go to the status
+        bar. Returns True if the session took it."""
+        low, high = float(self.filter_low.value()), float(self.filter_high.value())
+        try:
+            self.session.set_band(low, high)
+        except (ValueError, AttributeError) as exc:
+            self.statusBar().showMessage(f"Filter band not changed: {exc}", 8000)
+            return False
+        self.settings.band_low_hz, self.settings.band_high_hz = low, high
+        self.statusBar().showMessage(f"Filter band {low:g}–{high:g} Hz", 4000)
+        return True
 
     def _store_presets(self) -> None:
         self.settings.marker_presets = [e.text() for e in self.preset_edits]
@@ -460,7 +570,7 @@ class MainWindow(QMainWindow):
     def _alarm_window_closed(self) -> None:
         self.alarm_window = None
 
-    def current_tiles(self) -> list[TileLike]:
+    def current_tiles(self) -> list[TileState]:
         """The alarm engine's snapshot, or all-quiet tiles without an engine."""
         alarms = getattr(self.session, "alarms", None)
         return alarms.tiles() if alarms is not None else quiet_tiles(self._keys)
@@ -471,6 +581,15 @@ class MainWindow(QMainWindow):
         self.alarm_panel.update_tiles(tiles)
         if self.alarm_window is not None:
             self.alarm_window.panel.update_tiles(tiles)
+        self.refresh_audio()
+
+    def refresh_audio(self) -> None:
+        """Hand the sounder the priority that should sound now (only when it changes)."""
+        alarms = getattr(self.session, "alarms", None)
+        priority = getattr(alarms, "audible", None) if alarms is not None else None
+        if priority != self._sounding:
+            self._sounding = priority
+            self.sounder.set_priority(priority)
 
     def refresh_status(self) -> None:
         """Update the status bar from ``session.status()``."""
@@ -484,13 +603,17 @@ class MainWindow(QMainWindow):
         lbl["overruns"].setStyleSheet("color: #ff6b6b;" if st.overruns else "")
         recorder = getattr(self.session, "recorder", None)
         rec = recorder.status() if recorder is not None else None
-        if rec is None:
-            lbl["recording"].setText("REC n/a")
+        on = rec is not None and rec.state in ("recording", "low_disk")
+        if on:
+            lbl["recording"].setText(f"● REC {_bytes_text(rec.file_size_bytes)}")
+        elif rec is not None and rec.state == "failed":
+            lbl["recording"].setText("REC failed")
         else:
-            on = rec.state in ("recording", "low_disk")
-            lbl["recording"].setText(f"● REC {_bytes_text(rec.file_size_bytes)}" if on
-                                     else f"REC {rec.state}")
-            lbl["recording"].setStyleSheet("color: #ff5252; font-weight: bold;" if on else "")
+            lbl["recording"].setText("REC off" if hasattr(self.session, "start_recording")
+                                     else "REC n/a")
+        lbl["recording"].setStyleSheet("color: #ff5252; font-weight: bold;"
+                                       if on or (rec is not None and rec.state == "failed")
+                                       else "")
         free = rec.free_bytes if rec is not None and rec.free_bytes >= 0 else None
         if free is None:
             try:
@@ -498,6 +621,7 @@ class MainWindow(QMainWindow):
             except OSError:
                 free = None
         lbl["disk"].setText("disk ?" if free is None else f"disk {_bytes_text(free)} free")
+        lbl["audio"].setText(getattr(self.sounder, "notice", "") or "")
         lbl["error"].setText(st.error or "")
 
     # --- lifetime ---------------------------------------------------------------------------------------
@@ -516,6 +640,10 @@ class MainWindow(QMainWindow):
         self.traces.stop()
         self._tile_timer.stop()
         self._status_timer.stop()
+        self.sounder.set_priority(None)
+        self.sounder.close()
+        if self.triggered_view is not None:
+            self.triggered_view.stop()
         if self.alarm_window is not None:
             self.alarm_window.close()
         self.save_settings()

@@ -32,6 +32,9 @@ class GuiSettings:
         channel_sensitivity_uv: own sensitivity by channel label (µV/div).
         marker_presets: texts of the F1…F8 markers.
         silence_s: how long the Silence button mutes alarm sound (s).
+        alarm_volume: alarm sound volume (0–1]; alarm_muted: alarm sound off.
+        band_low_hz, band_high_hz: free-run band-pass edges (Hz) set by the user; 0 = the
+            session's own.
         geometry, window_state: base64 of Qt's saveGeometry()/saveState().
     """
 
@@ -41,6 +44,10 @@ class GuiSettings:
     channel_sensitivity_uv: dict[str, float] = field(default_factory=dict)
     marker_presets: list[str] = field(default_factory=lambda: list(DEFAULT_MARKER_PRESETS))
     silence_s: float = 60.0
+    alarm_volume: float = 0.5
+    alarm_muted: bool = False
+    band_low_hz: float = 0.0
+    band_high_hz: float = 0.0
     geometry: str = ""
     window_state: str = ""
 
@@ -71,6 +78,8 @@ class GuiSettings:
                     value = (value + list(DEFAULT_MARKER_PRESETS))[:N_PRESETS]
             else:
                 ok = isinstance(value, type(default))
+            if ok and f.name == "alarm_volume":
+                value = min(1.0, value)
             if ok:
                 setattr(out, f.name, value)
         return out

@@ -174,6 +174,7 @@ class TraceView(QWidget):
 
     frame_drawn = Signal(int)
     channel_clicked = Signal(int)
+    review_changed = Signal(float)
 
     def __init__(self, ring: RingBuffer, montage: Montage, sample_rate_hz: float,
                  events: EventLog, frame_interval_ms: int = 20,
@@ -189,6 +190,9 @@ class TraceView(QWidget):
         self._sensitivity_uv = 50.0
         self._channel_sensitivity: dict[int, float] = {}
         self._scroll = False
+        self._review: ColumnBuffer | None = None  # history shown instead of the live buffer
+        self._review_back = 0  # samples between the newest sample and the history's end
+        self.review_enabled = False  # wheel scrolls back (set while a replay is paused)
         self._columns = 0
         self._buffer: ColumnBuffer | None = None
         self._reader = ring.reader()
@@ -299,6 +303,61 @@ class TraceView(QWidget):
         self._timebase_s = float(seconds)
         self._rebuild()
 
+    @property
+    def _scrolling(self) -> bool:
+        """Scroll layout: chosen, or forced while reviewing history."""
+        return self._scroll or self._review is not None
+
+    @property
+    def review_s(self) -> float:
+        """How far back (s) the shown window ends before the newest sample (0 = live)."""
+        return self._review_back / self._fs if self._review is not None else 0.0
+
+    def max_review_s(self) -> float:
+        """Furthest the view can scroll back: what the ring holds beyond one window (s)."""
+        return max(0.0, (min(self._ring.capacity, self._ring.published)
+                         - self._window_samples()) / self._fs)
+
+    def set_review(self, back_s: float) -> float:
+        """Show the window ending ``back_s`` seconds before the newest sample (scroll layout,
+        up to :meth:`max_review_s`); 0 returns to the live display. Returns the seconds used."""
+        back = round(min(max(0.0, back_s), self.max_review_s()) * self._fs)
+        if back <= 0 or self._buffer is None:
+            if self._review is not None:
+                self._review = None
+                self._review_back = 0
+                self._set_x()
+                self._spans = []
+                self._event_cursor = 0  # re-read overlays for the live window
+                self._dirty = True
+                self.update_frame()
+            return 0.0
+        window = self._window_samples()
+        got = self._ring.latest(window + back)
+        end = got.stop - back
+        review = ColumnBuffer(self._columns, window, self._n)
+        keep = got.data[: max(0, end - got.start)]
+        review.push(got.start, keep)
+        was = self._review
+        self._review, self._review_back = review, back
+        if was is None:
+            self._set_x()
+            self._spans = []
+            self._event_cursor = 0  # overlays of the whole log: history may be older than live
+        self._dirty = True
+        self.update_frame()
+        return back / self._fs
+
+    def wheelEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt override)
+        """While review is enabled the wheel scrolls back / forward by a tenth of the window."""
+        if not self.review_enabled:
+            super().wheelEvent(event)
+            return
+        steps = event.angleDelta().y() / 120.0
+        self.set_review(self.review_s + steps * self._timebase_s / 10)
+        self.review_changed.emit(self.review_s)
+        event.accept()
+
     def set_scroll_mode(self, scroll: bool) -> None:
         """Scroll (True) or sweep with erase bar (False)."""
         self._scroll = bool(scroll)
@@ -335,6 +394,7 @@ class TraceView(QWidget):
 
     def _rebuild(self) -> None:
         """New column buffer for the current width and timebase, refilled from the ring."""
+        self._review, self._review_back = None, 0  # history is re-entered by the caller
         width = int(self.plot.getViewBox().width())
         window = self._window_samples()
         self._columns = min(max(MIN_COLUMNS, width), window)
@@ -354,10 +414,10 @@ class TraceView(QWidget):
         dt = self._timebase_s / k
         x = np.empty(2 * k)
         x[0::2] = x[1::2] = (np.arange(k) + 0.5) * dt
-        if self._scroll:
+        if self._scrolling:
             x -= self._timebase_s
         self._x = x
-        x0 = -self._timebase_s if self._scroll else 0.0
+        x0 = -self._timebase_s if self._scrolling else 0.0
         for curve in self.curves:
             curve.set_x_span(x0, self._timebase_s)
         self.plot.getViewBox().setRange(xRange=(x0, x0 + self._timebase_s), yRange=(0, self._n),
@@ -366,7 +426,7 @@ class TraceView(QWidget):
 
     def _draw_grid(self) -> None:
         """Faint lane separators and one vertical line per second (per 5 s above 10 s)."""
-        t0 = -self._timebase_s if self._scroll else 0.0
+        t0 = -self._timebase_s if self._scrolling else 0.0
         t1 = t0 + self._timebase_s
         step = 1.0 if self._timebase_s <= 10 else 5.0
         xs: list[float] = []
@@ -401,8 +461,10 @@ class TraceView(QWidget):
         if not self._dirty:
             return
         self._dirty = False
-        y = buf.interleaved(self._scroll)
-        if not self._scroll and buf.head_slot >= 0:
+        if self._review is not None:
+            buf = self._review
+        y = buf.interleaved(self._scrolling)
+        if not self._scrolling and buf.head_slot >= 0:
             gap = max(2, int(self._columns * ERASE_FRACTION))
             slots = (np.arange(1, gap + 1) + buf.head_slot) % self._columns
             y[2 * slots] = np.nan
@@ -443,7 +505,7 @@ class TraceView(QWidget):
     def _draw_spans(self, newest: int) -> None:
         """Tint artifact spans, mark EMG events and markers inside the visible window."""
         window = self._window_samples()
-        erase = 0 if self._scroll else int(window * ERASE_FRACTION) + 2 * window // self._columns
+        erase = 0 if self._scrolling else int(window * ERASE_FRACTION) + 2 * window // self._columns
         oldest = newest - window + erase
         self._spans = [e for e in self._spans if e.end >= newest - window]
         min_w = MIN_MARK_PX * window // self._columns
@@ -483,7 +545,7 @@ class TraceView(QWidget):
                        window: int) -> list[tuple[float, float]]:
         """x ranges (s) where absolute samples [a, b) appear (sweep may wrap into two)."""
         fs = self._fs
-        if self._scroll:
+        if self._scrolling:
             return [((a - newest) / fs, (b - newest) / fs)]
         out = []
         while a < b:
