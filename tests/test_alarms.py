@@ -164,3 +164,35 @@ def test_ongoing_a_train_alarms_before_it_ends(engine) -> None:
     eng.update(s(3.5), [Ev(L5L_TIBANT, "train", "A", s(1.0), s(3.0), 150.0)])
     t = eng.tile("L5-L")
     assert t.train_time_s == pytest.approx(2.0)  # counted once, when it ended
+
+
+def test_adaptive_threshold_rises_with_continuous_activity_and_reverts() -> None:
+    log = EventLog()
+    eng = AlarmEngine(load_montage("lumbar"), FS, AlarmConfig(adaptive=True), sink=log.append)
+    t = 0.0
+    while t < 12.0:  # a burst of 250 µV every 0.5 s for 12 s: continuous activity
+        eng.update(s(t + 0.1), [Ev(L5L_TIBANT, "burst", None, s(t), s(t + 0.05), 250.0)])
+        t += 0.5
+    change = log.of_kind("alarm_threshold_auto")
+    assert change and change[0].data["threshold_uv"] == 250.0
+    assert change[0].start >= s(10.0)  # only after 10 s of it
+    assert "auto threshold 250" in eng.tile("L5-L").reason
+    eng.update(s(13.0), [Ev(L5L_TIBANT, "burst", None, s(12.9), s(12.95), 200.0)])
+    assert eng.tile("L5-L").last_peak_uv == 250.0  # 200 µV is below the raised threshold
+    eng.update(s(13.1), [Ev(L5L_TIBANT, "train", "A", s(12.95), s(13.05), 90.0)])
+    assert eng.tile("L5-L").state == "alarm"  # an A-train alarms whatever the threshold
+    eng.update(s(29.0))  # 15 s and more of quiet
+    assert log.of_kind("alarm_threshold_auto")[-1].data["threshold_uv"] is None
+    assert "auto threshold" not in eng.tile("L5-L").reason
+
+
+def test_adaptive_threshold_is_capped_and_off_by_default(engine) -> None:
+    eng, log = engine
+    for k in range(30):
+        eng.update(s(k * 0.5 + 0.1), [Ev(L5L_TIBANT, "burst", None, s(k * 0.5), s(k * 0.5 + 0.05), 900.0)])
+    assert not log.of_kind("alarm_threshold_auto")  # default config: off
+    log2 = EventLog()
+    eng2 = AlarmEngine(load_montage("lumbar"), FS, AlarmConfig(adaptive=True), sink=log2.append)
+    for k in range(30):
+        eng2.update(s(k * 0.5 + 0.1), [Ev(L5L_TIBANT, "burst", None, s(k * 0.5), s(k * 0.5 + 0.05), 900.0)])
+    assert log2.of_kind("alarm_threshold_auto")[0].data["threshold_uv"] == 400.0

@@ -15,6 +15,10 @@ States, by display precedence:
 * ``activity`` — a spike, burst or B-train at or above the channel's threshold (µV p-p) within
   the last ``hold_s`` (5 s, as commercial monitors show events).
 * ``quiet`` — none of the above.
+
+An optional adaptive threshold (``AlarmConfig.adaptive``) raises a root's activity threshold
+during long continuous activity, up to 400 µV, and reverts after quiet, as commercial
+monitors do; each change is logged and named on the tile. It never mutes an A-train.
 """
 
 from __future__ import annotations
@@ -23,10 +27,14 @@ import threading
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
+import numpy as np
+
 from ionm_station.events import Event
 from ionm_station.montage import Montage
 
 PRIORITIES = ("advisory", "caution", "warning")
+#: Recent event sizes an adaptive threshold is taken from.
+ADAPTIVE_SIZES = 20
 
 
 class EmgEvent(Protocol):
@@ -59,6 +67,12 @@ class AlarmConfig:
         warning_train_time_s: summed A-train time per root that raises a warning (s).
         latch: alarms stay until acknowledged.
         silence_s: default audio silence after :meth:`AlarmEngine.silence` (s).
+        adaptive: raise a root's activity threshold during continuous activity (off by
+            default). After ``adaptive_after_s`` of activity with no gap longer than
+            ``adaptive_gap_s``, the threshold becomes the median recent event size (never
+            below the set threshold, at most ``adaptive_cap_uv``); it reverts to the set value
+            after ``adaptive_revert_s`` of quiet. Every change is logged and shown on the tile.
+            A-trains alarm whatever the threshold.
     """
 
     hold_s: float = 5.0
@@ -66,6 +80,11 @@ class AlarmConfig:
     warning_train_time_s: float = 10.0
     latch: bool = True
     silence_s: float = 120.0
+    adaptive: bool = False
+    adaptive_after_s: float = 10.0
+    adaptive_gap_s: float = 1.0
+    adaptive_cap_uv: float = 400.0
+    adaptive_revert_s: float = 15.0
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,10 @@ class _Root:
     alarm_reason: str = ""
     shown: TileState | None = None
     off_channels: set[int] = field(default_factory=set)
+    run_start: int | None = None  # first event of the current run of continuous activity
+    run_last: int | None = None  # end of its latest event
+    run_sizes: list[float] = field(default_factory=list)  # recent event sizes (µV p-p)
+    auto_uv: float | None = None  # adaptive threshold in force, if any
 
 
 class AlarmEngine:
@@ -147,6 +170,8 @@ class AlarmEngine:
                 self._event(e)
             for e in ongoing:
                 self._ongoing(e)
+            if self.config.adaptive:
+                self._revert_adaptive(self._now)
             self._emit_changes(self._now)
 
     def set_source_lost(self, lost: bool, now: int) -> None:
@@ -231,9 +256,34 @@ class AlarmEngine:
             label = self.montage.channels[e.channel].label
             self._raise(r, self._train_priority(r.train_time_s),
                         f"A-train {label} {e.peak_uv:.0f} µV, train time {r.train_time_s:.1f} s")
-        if e.peak_uv >= self.thresholds_uv[e.channel]:
+        if self.config.adaptive:
+            self._adapt(r, e)
+        if e.peak_uv >= max(self.thresholds_uv[e.channel], r.auto_uv or 0.0):
             r.last_activity = e.offset
             r.last_peak_uv = float(e.peak_uv)
+
+    def _adapt(self, r: _Root, e: EmgEvent) -> None:
+        """Track continuous activity on the root and raise its threshold after long runs."""
+        cfg = self.config
+        if r.run_last is None or e.onset - r.run_last > cfg.adaptive_gap_s * self.fs:
+            r.run_start, r.run_sizes = e.onset, []
+        r.run_last = max(e.offset, r.run_last or e.offset)
+        r.run_sizes = (r.run_sizes + [float(e.peak_uv)])[-ADAPTIVE_SIZES:]
+        if r.run_start is not None and r.run_last - r.run_start >= cfg.adaptive_after_s * self.fs:
+            base = max(self.thresholds_uv[c] for c in r.channels)
+            level = min(cfg.adaptive_cap_uv, max(base, float(np.median(r.run_sizes))))
+            if level != r.auto_uv and level > base:
+                r.auto_uv = level
+                self._log("alarm_threshold_auto", e.offset, {"tile": r.key, "threshold_uv": round(level, 1),
+                                                              "reason": "continuous activity"})
+
+    def _revert_adaptive(self, now: int) -> None:
+        for r in self._roots.values():
+            if r.auto_uv is not None and r.run_last is not None \
+                    and now - r.run_last >= self.config.adaptive_revert_s * self.fs:
+                r.auto_uv, r.run_start, r.run_last = None, None, None
+                self._log("alarm_threshold_auto", now, {"tile": r.key, "threshold_uv": None,
+                                                        "reason": "quiet: set threshold again"})
 
     def _ongoing(self, e: EmgEvent) -> None:
         r = self._root_of.get(e.channel)
@@ -262,6 +312,8 @@ class AlarmEngine:
         base = TileState(r.key, r.root, r.side, train_time_s=round(r.train_time_s, 3),
                          last_peak_uv=r.last_peak_uv, silenced_until_s=silenced)
         notes = []
+        if r.auto_uv is not None:
+            notes.append(f"auto threshold {r.auto_uv:.0f} µV")
         if self._cautery_open:
             notes.append("cautery: detection blanked")
         if self._blockade_reason:

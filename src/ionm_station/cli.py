@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replay a recording (.h5) or EDF/BDF file through the live pipeline")
     run.add_argument("--speed", type=float, default=1.0,
                      help="replay speed, 0.25–16 × real time (default 1); see --fast")
+    run.add_argument("--adaptive-threshold", action="store_true",
+                     help="raise a root's activity threshold during long continuous activity "
+                          "(up to 400 µV, logged and shown on the tile; A-trains always alarm)")
     run.add_argument("--hunt", metavar="ROOT-SIDE[,...]",
                      help="simulated amplifier: automatic stimulation-threshold hunt on these screws, "
                           "e.g. L5-R,S1-L (reported in --json)")
@@ -101,20 +104,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     import dataclasses
     from datetime import datetime
 
+    from ionm_station.alarms import AlarmConfig
     from ionm_station.headless import run_headless
     from ionm_station.recording import CaseMetadata
     from ionm_station.session import Session
 
+    alarm_config = AlarmConfig(adaptive=args.adaptive_threshold)
     if not args.headless:
         from ionm_station.gui.app import run_gui
 
         source, montage, profile = _source_and_montage(args)
-        return run_gui(Session(source, montage))
+        return run_gui(Session(source, montage, alarm_config=alarm_config))
     source, montage, profile = _source_and_montage(args)
     limit = None if args.seconds is None else source.info.seconds_to_samples(args.seconds)
     if args.replay is not None and limit is None:
         limit = source.n_samples  # a replay ends with its recording
-    session = Session(source, montage, max_samples=limit)
+    session = Session(source, montage, max_samples=limit, alarm_config=alarm_config)
     if args.hunt:
         for key in args.hunt.split(","):
             level, _, side = key.strip().partition("-")

@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ionm_station.alarms import AlarmEngine
+from ionm_station.alarms import AlarmConfig, AlarmEngine
 from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.dsp.chain import ChainOutput, ChainSettings, FreeRunChain
 from ionm_station.dsp.filters import BandpassFilter
@@ -45,11 +45,13 @@ class ProcessingWorker:
         events: the session's event log (read for source events, appended with results).
         settings: chain settings (band, mains, ECG removal).
         triggered: the triggered-EMG controller (None: stimuli are only blanked).
+        alarm_config: alarm engine settings (train-time levels, adaptive threshold …).
     """
 
     def __init__(self, raw: RingBuffer, clean: RingBuffer, info: StreamInfo, montage: Montage,
                  events: EventLog, settings: ChainSettings = ChainSettings(),
-                 triggered: TriggeredEmg | None = None) -> None:
+                 triggered: TriggeredEmg | None = None,
+                 alarm_config: AlarmConfig = AlarmConfig()) -> None:
         self.raw = raw
         self.clean = clean
         self.info = info
@@ -57,7 +59,7 @@ class ProcessingWorker:
         self.settings = settings
         self.reader = raw.reader(start=0)
         self.chain = FreeRunChain(montage, info.sample_rate_hz, info.range_uv, settings)
-        self.alarms = AlarmEngine(montage, info.sample_rate_hz, sink=events.append)
+        self.alarms = AlarmEngine(montage, info.sample_rate_hz, alarm_config, sink=events.append)
         self.triggered = triggered
         self.error: str | None = None
         self._event_cursor = 0

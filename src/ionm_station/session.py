@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ionm_station.acquisition import AcquisitionWorker
+from ionm_station.alarms import AlarmConfig
 from ionm_station.clock import Clock
 from ionm_station.dsp.chain import ChainSettings
 from ionm_station.errors import ConfigError, IonmError
@@ -125,6 +126,7 @@ class Session:
         max_samples: stop acquiring after this many samples per channel (None: until stopped).
         ring_seconds: signal held by each ring (s).
         settings: free-run chain settings (band, mains, ECG removal).
+        alarm_config: alarm engine settings.
 
     Attributes:
         raw: ring of samples as acquired (µV).
@@ -135,7 +137,8 @@ class Session:
     """
 
     def __init__(self, source: Source, montage: Montage, max_samples: int | None = None,
-                 ring_seconds: float = RING_SECONDS, settings: ChainSettings = ChainSettings()) -> None:
+                 ring_seconds: float = RING_SECONDS, settings: ChainSettings = ChainSettings(),
+                 alarm_config: AlarmConfig = AlarmConfig()) -> None:
         if len(montage.channels) != source.info.n_channels:
             raise ConfigError(montage.name, "channels",
                               f"montage has {len(montage.channels)} channels, "
@@ -154,7 +157,7 @@ class Session:
         self.triggered = TriggeredEmg(montage, self.info.sample_rate_hz, self.raw, self.events.append,
                                       stimulator=stimulator)
         self.dsp = ProcessingWorker(self.raw, self.filtered, self.info, montage, self.events,
-                                    settings, self.triggered)
+                                    settings, self.triggered, alarm_config)
         self.alarms = self.dsp.alarms
         self.recorder: Recorder | None = None
         self._started = False
