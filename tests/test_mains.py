@@ -251,3 +251,29 @@ def test_flat_lead_off_channel_does_not_drag_the_others() -> None:
     y = np.concatenate([mc.process(x[i:i + 1000]) for i in range(0, n, 1000)])
     err = y[6 * fs:, [0, 1, 3]] - noise[6 * fs:, [0, 1, 3]]
     assert np.sqrt(np.mean(err ** 2)) < 0.5  # µV, against 20 µV of mains
+
+
+@pytest.mark.parametrize("nominal_hz", [50.0, 60.0])
+def test_long_train_near_a_harmonic_leaves_no_echo(nominal_hz: float) -> None:
+    """An 8 s MUAP train whose 4th harmonic sits 0.1 Hz from the mains 2nd harmonic is not
+    learnt as mains: the tracked noise floor must not creep up to the train's level, or the
+    canceller re-emits the train's line as a fading sinusoid ("echo") once it stops."""
+    n, ch = int(18 * FS_HZ), 4
+    line_hz = nominal_hz - 0.5
+    emg = muap_train_uv(n, ch, (2.0 * line_hz + 0.1) / 4.0, 4.0, 12.0, peak_uv=150.0)
+    clean = noise_uv(n, ch) + emg
+    y = MainsCanceller(ch, FS_HZ).process(clean + mains_uv(n, ch, nominal_hz, offset_hz=-0.5))
+    err = y - clean  # mains left behind (or re-emitted)
+    t_s = np.arange(n) / FS_HZ
+
+    def line_uv(start_s: float, stop_s: float) -> np.ndarray:
+        """Amplitude (µV) of the error at harmonics 1–5 over [start, stop) s, per channel."""
+        seg = slice(int(start_s * FS_HZ), int(stop_s * FS_HZ))
+        return np.array([2.0 * np.abs((err[seg] * np.exp(-2j * np.pi * h * line_hz * t_s[seg])[:, None])
+                                      .mean(axis=0)) for h in range(1, 6)])
+
+    before = line_uv(2.0, 4.0)
+    assert before.max() < 0.3, before
+    for start_s in (12.3, 14.3):
+        echo = line_uv(start_s, start_s + 2.0)
+        assert echo.max() < 0.3, (start_s, echo.round(2))

@@ -20,10 +20,14 @@ Method: block-wise harmonic regression locked to a tracked mains phase.
   ``freeze_uv`` (electrocautery, rails) teaches nothing; if no channel is usable the tracker
   just predicts across the block (its uncertainty grows, so it re-locks quickly afterwards).
   A channel whose block residual variance exceeds its tracked noise floor (EMG bursts, trains)
-  updates P with a gain scaled down by the ratio. The phase measurement weights every channel
-  by the inverse of its block residual variance, down-weights harmonics whose amplitude does not
-  fit P (an EMG train at 120 Hz sits on the 2nd harmonic of 60 Hz), and an innovation far
-  outside its predicted spread has its variance inflated (soft gate). NaN rows pass as NaN.
+  updates P with a gain scaled down by the ratio, and not at all beyond ``ACTIVITY_RATIO``. The
+  floor quickly follows quieter blocks down but rises by at most ``FLOOR_RISE_PER_S``: were it
+  to follow a long train up, the train (e.g. a B-train whose 4th harmonic sits on 2 × 59.5 Hz)
+  would be learnt and re-emitted as a fading sinusoid (an "echo") after it stops. The phase
+  measurement weights every channel by the inverse of its block residual variance,
+  down-weights harmonics whose amplitude does not fit P (an EMG train at 120 Hz sits on the
+  2nd harmonic of 60 Hz), and an innovation far outside its predicted spread has its variance
+  inflated (soft gate). NaN rows pass as NaN.
 * With ``mains_hz=None`` the first ``detect_s`` of usable signal is passed through unchanged
   while the power explained by 50/100/150 Hz and by 60/120/180 Hz are compared; the winner
   becomes :attr:`MainsCanceller.detected_hz` and the stored blocks then train the tracker.
@@ -33,6 +37,8 @@ follow the mains frequency, so broadband EMG, even near the harmonics, is left i
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -57,6 +63,10 @@ MISFIT_TOLERANCE = 9.0
 #: Normalised squared phase innovation (1 = as expected) beyond which the measurement variance
 #: is inflated in proportion, so outliers (EMG trains locked to a harmonic) barely move the tracker.
 INNOVATION_GATE = 16.0
+#: Fastest rise of a channel's tracked noise floor (factor per second; it falls quickly). Slow
+#: enough that a sustained train (B-trains last up to ~10 s) cannot lift the floor to its own
+#: level and so be learnt as mains; a genuinely noisier channel resumes learning within seconds.
+FLOOR_RISE_PER_S = 1.05
 #: Smallest phase-measurement variance the tracker trusts (rad²).
 MIN_PHASE_VARIANCE_RAD2 = 1e-8
 
@@ -106,6 +116,10 @@ class MainsCanceller:
         self.jerk_psd = jerk_psd
         # block-relative time of each sample (s), centred so that τ = 0 mid-block
         self._tau_s = (np.arange(self.block_len) - (self.block_len - 1) / 2.0) / self.sample_rate_hz
+        self._half_tau2 = 0.5 * self._tau_s * self._tau_s
+        self._memory_blocks = amplitude_tau_s / self.block_s  # amplitude smoothing (blocks)
+        self._floor_rise = FLOOR_RISE_PER_S ** self.block_s  # fastest floor rise per block
+        self._transitions: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # blocks → (F, Q)
         self._detect_pinv = self._detector_pinv()
         self.reset()
 
@@ -133,7 +147,7 @@ class MainsCanceller:
     def reset(self) -> None:
         """Forget everything learnt (including a detected mains frequency)."""
         self._n_abs = 0  # absolute index of the next input sample
-        self._block = np.zeros((self.block_len, self.n_channels))
+        self._block = np.zeros((self.n_channels, self.block_len))  # channel-major: fast reductions
         self._block_hold = np.zeros(self.n_channels, dtype=bool)  # channels held in this block
         self._nominal_hz: float | None = None
         self._harmonics = np.zeros(0)
@@ -143,11 +157,11 @@ class MainsCanceller:
         self._kf_p = np.zeros((3, 3))
         self._kf_block: int | None = None
         self._phasors = np.zeros((0, self.n_channels), dtype=complex)  # P (µV), (harmonics, channels)
-        self._coef = np.zeros((0, self.n_channels))  # Re P, −Im P interleaved per harmonic
+        self._coef = np.zeros((0, self.n_channels))  # Re P (harmonics 1…n), then −Im P
         self._weight_sum = np.zeros(self.n_channels)  # learning weight accumulated per channel
         self._noise_var = np.full(self.n_channels, np.nan)  # tracked block residual floor (µV²)
         self._synth_state: np.ndarray | None = None  # θ_c, ω, ω̇ for the block being filled
-        self._synth_design = np.zeros((self.block_len, 1))  # its regression matrix (see _design)
+        self._synth_design = np.zeros((1, self.block_len))  # its regression matrix (see _design)
         if self.mains_hz is not None:
             self._set_nominal(float(self.mains_hz))
 
@@ -171,8 +185,8 @@ class MainsCanceller:
             if self._synth_state is None:
                 out[pos:pos + take] = seg
             else:
-                out[pos:pos + take] = seg - self._synth_design[fill:fill + take, 1:] @ self._coef
-            self._block[fill:fill + take] = seg
+                out[pos:pos + take] = seg - self._synth_design[1:, fill:fill + take].T @ self._coef
+            self._block[:, fill:fill + take] = seg.T
             if hold is not None:
                 self._block_hold |= hold[pos:pos + take].any(axis=0)
             pos += take
@@ -189,6 +203,8 @@ class MainsCanceller:
 
     def _set_nominal(self, nominal_hz: float) -> None:
         self._nominal_hz = nominal_hz
+        self._omega_lo = 2.0 * np.pi * (nominal_hz - self.max_offset_hz)  # tracked ω bounds (rad/s)
+        self._omega_hi = 2.0 * np.pi * (nominal_hz + self.max_offset_hz)
         top_hz = MAX_HARMONIC_OF_FS * self.sample_rate_hz
         n = min(self.n_harmonics_max, int(top_hz // (nominal_hz + self.max_offset_hz)))
         self._harmonics = np.arange(1, n + 1, dtype=float)
@@ -202,13 +218,13 @@ class MainsCanceller:
             for h in range(1, DETECT_HARMONICS + 1):
                 arg = 2.0 * np.pi * h * f0 * self._tau_s
                 columns += [np.cos(arg), np.sin(arg)]
-        return np.linalg.pinv(np.stack(columns, axis=1))
+        return np.linalg.pinv(np.stack(columns, axis=0))  # applied to a channel-major block
 
     def _usable(self, block: np.ndarray) -> np.ndarray:
-        """Channels of a block to learn from: all finite, below the freeze level and not flat
+        """Channels of a (channels, block_len) block to learn from: all finite, below the freeze level and not flat
         (a lead-off channel pinned at a rail is ~0 after the band-pass and would otherwise get
         an unbounded weight). NaN fails the comparisons because max/min propagate it."""
-        hi, lo = block.max(axis=0), block.min(axis=0)
+        hi, lo = block.max(axis=1), block.min(axis=1)
         return (hi < self.freeze_uv) & (lo > -self.freeze_uv) & (hi - lo > FLAT_UV)
 
     def _end_block(self, j: int) -> None:
@@ -225,11 +241,11 @@ class MainsCanceller:
 
     def _detect(self, j: int, usable: np.ndarray) -> None:
         """Score a block for 50 vs 60 Hz; decide and train on the stored blocks when enough."""
-        x = np.where(usable, self._block, 0.0)
-        beta = self._detect_pinv @ x  # (1 + 2·2·DETECT_HARMONICS, channels)
-        var = x.var(axis=0)
+        x = np.where(usable[:, None], self._block, 0.0)
+        beta = x @ self._detect_pinv  # (channels, 1 + 2·2·DETECT_HARMONICS)
+        var = x.var(axis=1)
         weight = np.where(usable & (var > 0), 1.0 / np.where(var > 0, var, 1.0), 0.0)
-        per_nominal = (beta[1:] ** 2).reshape(len(NOMINAL_MAINS_HZ), -1, self.n_channels).sum(axis=1)
+        per_nominal = (beta[:, 1:].T ** 2).reshape(len(NOMINAL_MAINS_HZ), -1, self.n_channels).sum(axis=1)
         self._detect_score += per_nominal @ weight
         self._detect_store.append((j, self._block.copy(), usable))
         if len(self._detect_store) < self.detect_blocks:
@@ -240,41 +256,47 @@ class MainsCanceller:
         self._detect_store = []
         self._prepare(j + 1)
 
-    def _predict(self, j: int) -> tuple[np.ndarray, np.ndarray]:
-        """Kalman state and covariance carried to the centre of block ``j``."""
-        t = (j - self._kf_block) * self.block_s
-        f = np.array([[1.0, t, t * t / 2.0], [0.0, 1.0, t], [0.0, 0.0, 1.0]])
-        q = self.jerk_psd * np.array([[t ** 5 / 20.0, t ** 4 / 8.0, t ** 3 / 6.0],
-                                      [t ** 4 / 8.0, t ** 3 / 3.0, t ** 2 / 2.0],
-                                      [t ** 3 / 6.0, t ** 2 / 2.0, t]])
-        x = f @ self._kf_x
-        x[0] = np.angle(np.exp(1j * x[0]))
-        return x, f @ self._kf_p @ f.T + q
+    def _transition(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """Kalman transition F and process noise Q over ``steps`` blocks (cached)."""
+        fq = self._transitions.get(steps)
+        if fq is None:
+            t = steps * self.block_s
+            f = np.array([[1.0, t, t * t / 2.0], [0.0, 1.0, t], [0.0, 0.0, 1.0]])
+            q = self.jerk_psd * np.array([[t ** 5 / 20.0, t ** 4 / 8.0, t ** 3 / 6.0],
+                                          [t ** 4 / 8.0, t ** 3 / 3.0, t ** 2 / 2.0],
+                                          [t ** 3 / 6.0, t ** 2 / 2.0, t]])
+            fq = self._transitions[steps] = (f, q)
+        return fq
 
-    def _phase(self, state: np.ndarray, tau_s: np.ndarray) -> np.ndarray:
-        """Mains phase (rad) at block-relative times ``tau_s`` (s) for state (θ_c, ω, ω̇)."""
-        return state[0] + state[1] * tau_s + 0.5 * state[2] * tau_s * tau_s
+    def _predict(self, j: int, covariance: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Kalman state and (if asked) covariance carried to the centre of block ``j``."""
+        f, q = self._transition(j - self._kf_block)
+        x = f @ self._kf_x
+        x[0] = _wrap(x[0])
+        return x, (f @ self._kf_p @ f.T + q) if covariance else None
 
     def _design(self, state: np.ndarray) -> np.ndarray:
-        """Regression matrix over one block for state (θ_c, ω, ω̇): an offset column, then
-        cos(h·θ), sin(h·θ) interleaved for h = 1 … n_harmonics, (block_len, 1 + 2·n_harmonics).
+        """Regression matrix over one block for state (θ_c, ω, ω̇), transposed: an offset row,
+        then cos(h·θ) for h = 1 … n_harmonics, then sin(h·θ), (1 + 2·n_harmonics, block_len).
 
         The harmonics come from powers of e^{iθ} (one complex exponential per sample)."""
-        theta = self._phase(state, self._tau_s)
-        powers = np.empty((self.block_len, self._harmonics.size), dtype=complex)
-        powers[:, 0] = np.exp(1j * theta)
-        for k in range(1, self._harmonics.size):
-            np.multiply(powers[:, k - 1], powers[:, 0], out=powers[:, k])
-        design = np.empty((self.block_len, 1 + 2 * self._harmonics.size))
-        design[:, 0] = 1.0
-        design[:, 1:] = powers.view(np.float64)
+        theta = state[0] + state[1] * self._tau_s + state[2] * self._half_tau2
+        n_h = self._harmonics.size
+        powers = np.empty((n_h, self.block_len), dtype=complex)
+        powers[0] = np.exp(1j * theta)
+        for k in range(1, n_h):
+            np.multiply(powers[k - 1], powers[0], out=powers[k])
+        design = np.empty((1 + 2 * n_h, self.block_len))
+        design[0] = 1.0
+        design[1:1 + n_h] = powers.real
+        design[1 + n_h:] = powers.imag
         return design
 
     def _prepare(self, j: int) -> None:
         """Set the synthesis parameters for block ``j`` once amplitudes have been learnt."""
         if self._kf_block is None or not self._weight_sum.any():
             return
-        self._synth_state = self._predict(j)[0]
+        self._synth_state = self._predict(j, covariance=False)[0]
         self._synth_design = self._design(self._synth_state)
 
     def _measure_phase(self, a: np.ndarray, w: np.ndarray) -> tuple[float, float] | None:
@@ -286,17 +308,23 @@ class MainsCanceller:
         refines it. A second step down-weights each harmonic/channel whose amplitude does not fit
         the learnt one (e.g. a 120 Hz EMG train on the 2nd harmonic of 60 Hz mains)."""
         p = self._phasors
-        z1 = (w * a[0] * np.conj(p[0])).sum()
-        if abs(z1) == 0.0:
+        cross = a * np.conj(p)  # a·P*, whose phase is the error (h × it for harmonic h)
+        z1 = complex(cross[0] @ w)
+        if z1 == 0.0:
             return None
         h = self._harmonics[:, None]
-        error = float(np.angle(z1))
-        weight = np.broadcast_to(w, a.shape)
+        p2 = p.real * p.real + p.imag * p.imag
+        h2p2 = h * h * p2
+        a2p2 = a.real * a.real + a.imag * a.imag + p2
+        error = math.atan2(z1.imag, z1.real)
+        weight = w
+        rotated = cross * np.exp(-1j * h * error)
         for _ in range(2):
-            rotated = a * np.exp(-1j * h * error)
-            info = float((weight * h * h * np.abs(p) ** 2).sum())
-            error += float((weight * h * (rotated * np.conj(p)).imag).sum()) / info
-            misfit = w * np.abs(a * np.exp(-1j * h * error) - p) ** 2 / 2.0  # ≈ 1 for noise alone
+            info = float((weight * h2p2).sum())
+            error += float((weight * h * rotated.imag).sum()) / info
+            rotated = cross * np.exp(-1j * h * error)
+            # |a·e^{−ihε} − P|² · w / 2, ≈ 1 for noise alone
+            misfit = w * (a2p2 - 2.0 * rotated.real) / 2.0
             weight = w / np.maximum(1.0, misfit / MISFIT_TOLERANCE)
         return error, max(1.0 / info, MIN_PHASE_VARIANCE_RAD2)
 
@@ -313,13 +341,13 @@ class MainsCanceller:
         x_pred, p_pred = self._predict(j)
         n_h = self._harmonics.size
         phi = self._design(x_pred) if design is None else design
-        x = block if usable.all() else np.where(usable, block, 0.0)
-        proj = phi.T @ x
-        beta = np.linalg.solve(phi.T @ phi, proj)
-        dof = self.block_len - phi.shape[1]
-        resid_var = np.maximum(np.einsum("ij,ij->j", x, x) - (beta * proj).sum(axis=0), 0.0) / dof
-        resid_var = np.maximum(resid_var, np.finfo(float).tiny)
-        a = beta[1::2] - 1j * beta[2::2]  # (harmonics, channels) µV
+        x = block if usable.all() else np.where(usable[:, None], block, 0.0)  # (channels, samples)
+        proj = phi @ x.T
+        beta = np.linalg.solve(phi @ phi.T, proj)
+        dof = self.block_len - phi.shape[0]
+        resid_var = np.maximum(np.einsum("ij,ij->i", x, x) - np.einsum("ij,ij->j", beta, proj),
+                               _TINY * dof) / dof
+        a = beta[1:1 + n_h] - 1j * beta[1 + n_h:]  # (harmonics, channels) µV
 
         # phase innovation against the learnt amplitudes (channels already learnt only)
         known = usable & (self._weight_sum > 0)
@@ -334,26 +362,33 @@ class MainsCanceller:
             variance *= max(1.0, surprise / INNOVATION_GATE)
             gain = p_pred[:, 0] / (p_pred[0, 0] + variance)
             x_pred = x_pred + gain * error
-            p_pred = p_pred - np.outer(gain, p_pred[0])
-            x_pred[0] = np.angle(np.exp(1j * x_pred[0]))
-            omega_lo = 2.0 * np.pi * (self._nominal_hz - self.max_offset_hz)
-            omega_hi = 2.0 * np.pi * (self._nominal_hz + self.max_offset_hz)
-            x_pred[1] = min(max(x_pred[1], omega_lo), omega_hi)
+            p_pred = p_pred - gain[:, None] * p_pred[0]
+            x_pred[0] = _wrap(x_pred[0])
+            x_pred[1] = min(max(x_pred[1], self._omega_lo), self._omega_hi)
         self._kf_x, self._kf_p, self._kf_block = x_pred, p_pred, j
 
         # amplitudes: de-rotate by the measured phase error, smooth, gain scaled by noise ratio
-        fresh = usable & np.isnan(self._noise_var)
-        self._noise_var[fresh] = resid_var[fresh]
-        ratio = np.where(usable, resid_var / np.where(usable, self._noise_var, 1.0), 1.0)
-        self._noise_var = np.where(usable, self._noise_var * np.minimum(ratio, 1.0) ** 0.5
-                                   * np.minimum(np.maximum(ratio, 1.0) ** 0.05, 1.1),
-                                   self._noise_var)
+        noise_var = self._noise_var
+        fresh = usable & np.isnan(noise_var)
+        noise_var[fresh] = resid_var[fresh]
+        ratio = np.ones(self.n_channels)  # block residual / floor, 1 for unusable channels
+        np.divide(resid_var, noise_var, out=ratio, where=usable)
+        # the floor falls quickly but rises slowly (at most FLOOR_RISE_PER_S): a sustained EMG
+        # train must not lift it to its own level, or the train would be learnt as mains
+        noise_var *= np.sqrt(np.minimum(ratio, 1.0)) * np.minimum(
+            np.maximum(ratio, 1.0) ** 0.05, self._floor_rise)
         # EMG activity well above the floor (a train firing near a harmonic) teaches nothing:
         # learning it would leave a fading "echo" of the train after it stops
         weight = np.where(usable & (ratio <= ACTIVITY_RATIO), np.minimum(1.0, 1.0 / ratio), 0.0)
         self._weight_sum += weight
-        memory = self.amplitude_tau_s / self.block_s
-        step = np.where(weight > 0, weight / np.maximum(np.minimum(self._weight_sum, memory), 1e-12), 0.0)
-        derotated = a * np.exp(-1j * self._harmonics[:, None] * error)
-        self._phasors += step * (derotated - self._phasors)
-        self._coef = np.stack((self._phasors.real, -self._phasors.imag), axis=1).reshape(2 * n_h, -1)
+        step = weight / np.maximum(np.minimum(self._weight_sum, self._memory_blocks), 1e-12)
+        self._phasors += step * (a * np.exp(-1j * self._harmonics[:, None] * error) - self._phasors)
+        self._coef = np.concatenate((self._phasors.real, -self._phasors.imag))
+
+
+_TINY = float(np.finfo(float).tiny)
+
+
+def _wrap(angle: float) -> float:
+    """``angle`` (rad) wrapped into [−π, π)."""
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
