@@ -189,6 +189,28 @@ def test_chunking_random_sizes_at_5khz() -> None:
     assert np.allclose(out, whole, atol=1e-9, equal_nan=True)
 
 
+def test_chunking_with_drifting_noise_levels() -> None:
+    """The noise scales change between a beat and the end of the input batch it arrived in
+    (each channel's noise swells and fades): alignment must use the scales in force at the
+    beat, not the latest ones, or the output depends on the chunk size."""
+    fs = 2000.0
+    rec = make_record(fs=fs, duration_s=20.0, n_ch=6, seed=12)
+    n = len(rec.x)
+    rng = np.random.default_rng(5)
+    t = np.arange(n)[:, None] / fs
+    swell = 1.0 + 6.0 * (0.5 + 0.5 * np.sin(2.0 * np.pi * t / rng.uniform(1.5, 4.0, 6)
+                                            + rng.uniform(0.0, 2.0 * np.pi, 6)))
+    noise = signal.sosfilt(bandpass_sos(10.0, 3000.0, fs), rng.standard_normal((n, 6)), axis=0)
+    rec.x += noise * swell
+    whole_stage = EcgCanceller(6, fs)
+    whole = run(whole_stage, rec.x)
+    for chunk in (37, 500):
+        stage = EcgCanceller(6, fs)
+        out = run(stage, rec.x, chunk)
+        assert stage.beats == whole_stage.beats, chunk
+        assert np.allclose(out, whole, atol=1e-9, equal_nan=True), chunk
+
+
 def test_delay_nan_rows_and_gaps() -> None:
     fs = 5000.0
     rec = make_record(fs=fs, duration_s=12.0, n_ch=3, seed=5)

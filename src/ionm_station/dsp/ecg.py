@@ -15,7 +15,10 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   fiducial is the centroid of the peak's top half, within ±10 ms), judged by a Pan–Tompkins
   adaptive threshold (signal and noise peak levels, threshold 30 % of the way between them; the
   signal level starts at the largest candidate of the first 2 s and halves after 2.5 s without
-  a beat), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval.
+  a beat), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval. The
+  candidates of the first 2 s are judged once it is over: they are reported and learnt from
+  but not subtracted (already output); the candidate that ends it is judged on time and,
+  if a beat, subtracted with the running mean of the beats before it.
 * **Alignment.** Each beat is aligned to the multichannel template jointly (±10 ms on a 1 ms
   grid, channels weighted by 1/σ² — a matched filter across channels), then per channel within
   ±2 ms of it by parabolic interpolation of that channel's correlation. Channels with EMG in the
@@ -154,7 +157,11 @@ class _Rows:
         self.stop = start
 
     def append(self, rows: np.ndarray) -> None:
-        n, live = len(rows), self.stop - self.start
+        self._extend(len(rows))[:] = rows
+
+    def _extend(self, n: int) -> np.ndarray:
+        """Make room for ``n`` more rows at the end and return them (uninitialised)."""
+        live = self.stop - self.start
         if self._off + live + n > len(self._data):
             if 2 * (live + n) <= len(self._data):  # room enough: move the live rows down
                 self._data[:live] = self._data[self._off:self._off + live]
@@ -164,13 +171,13 @@ class _Rows:
                 self._data = data
             self._off = 0
         i = self._off + live
-        self._data[i:i + n] = rows
         self.stop += n
+        return self._data[i:i + n]
 
     def pad(self, n: int) -> None:
         """Append ``n`` rows of the fill value."""
         if n > 0:
-            self.append(np.full((n, self._data.shape[1]), self._fill, self._data.dtype))
+            self._extend(n)[:] = self._fill
 
     def view(self, a: int, b: int) -> np.ndarray:
         """Rows [a, b) (absolute) as a writable view."""
@@ -192,6 +199,17 @@ class _Beat:
     fiducial: int
     lags: np.ndarray   # per channel, samples
     gains: np.ndarray  # per channel
+
+
+def _median_axis1(a: np.ndarray) -> np.ndarray:
+    """np.median(a, axis=1) for a (k, n, c) array, without its per-call overhead."""
+    n = a.shape[1]
+    h = n // 2
+    s = np.ascontiguousarray(a.transpose(0, 2, 1))  # sorting short contiguous rows is fastest
+    s.sort(axis=-1)
+    if n % 2:
+        return s[..., h]
+    return (s[..., h - 1] + s[..., h]) / 2.0
 
 
 def _raised_cosine_taper(length: int, ramp: int) -> np.ndarray:
@@ -262,8 +280,8 @@ class EcgCanceller:
         self._taper = _raised_cosine_taper(self._window, round(TAPER_S * fs))
         self._sos_detect = signal.butter(2, DETECT_BAND_HZ, btype="bandpass", fs=fs / dec,
                                          output="sos")
-        self._sos_activity = signal.butter(2, min(ACTIVITY_HP_HZ, 0.4 * fs), btype="highpass",
-                                           fs=fs, output="sos")
+        self._ba_activity = signal.butter(2, min(ACTIVITY_HP_HZ, 0.4 * fs), btype="highpass",
+                                          fs=fs, output="ba")
         self._history = max(1, round(HISTORY_S / (self._block / fs)))
         self._hold_blocks = math.ceil(ARTIFACT_HOLD_S * fs / self._block)
         self._dead_hold_blocks = math.ceil(DEAD_HOLD_S * fs / self._block)
@@ -292,6 +310,7 @@ class EcgCanceller:
         self._det.pad(lead)
         self._flags = _Rows(c, np.int8)    # per block: _WILD | _DEAD bits
         self._glob = _Rows(1, np.bool_)    # per block: global artifact (incl. hold-off)
+        self._noise = _Rows(c, np.float64)  # per block: >200 Hz σ in force (µV)
         self._next_candidate = 0           # next decimated index to test as a candidate
         self._zi_detect: np.ndarray | None = None
         self._zi_activity: np.ndarray | None = None
@@ -312,6 +331,7 @@ class EcgCanceller:
         self._rr: deque[int] = deque(maxlen=RR_AVERAGE)
         self._missed: list[tuple[int, float]] = []  # (fiducial, peak) under threshold
         self._learning: list[tuple[int, float]] = []  # (fiducial, peak) before the first threshold
+        self._late = False  # judging a candidate whose window may already be output
         # templates
         w = self._window
         self._template = np.zeros((c, w))
@@ -362,11 +382,12 @@ class EcgCanceller:
             blocks = min((self._x.stop - self._end) // self._block, self._batch_blocks)
             self._advance(blocks)
         first = self._n_in - n - self.delay
-        out = np.full((n, self.n_channels), np.nan)
+        out = np.empty((n, self.n_channels))
         a = max(first, 0)
         b = self._n_in - self.delay
+        out[:max(0, min(n, a - first))] = np.nan
         if b > a:
-            out[a - first:] = self._x.view(a, b) - self._sub.view(a, b)
+            np.subtract(self._x.view(a, b), self._sub.view(a, b), out=out[a - first:])
         self._trim(max(b, 0))
         return out
 
@@ -378,46 +399,68 @@ class EcgCanceller:
         self._sub.drop_before(keep)
         self._flags.drop_before(keep // self._block - 1)
         self._glob.drop_before(keep // self._block - 1)
+        self._noise.drop_before(keep // self._block - 1)
+        # candidates look back at most this far from the next one to test
+        self._det.drop_before(self._next_candidate - self._peak_half - self._smooth)
 
     def _advance(self, n_blocks: int) -> None:
         """Filter and judge ``n_blocks`` complete blocks, then run every decision now due."""
         bl, dec, c = self._block, self._dec, self.n_channels
         a, b = self._end, self._end + n_blocks * bl
         raw = self._x.view(a, b)
-        peak = np.abs(raw).reshape(n_blocks, bl, c).max(axis=1)  # NaN where a sample is NaN
-        gap = ~np.isfinite(peak).all(axis=1)
+        # per-block peaks only when the whole batch holds a NaN or a sample near the rail
+        top = max(raw.max(), -raw.min())  # NaN if any sample is NaN
+        limit = math.inf if self.rail_uv is None else RAIL_FRACTION * self.rail_uv
+        if top < limit:
+            gap = np.zeros(n_blocks, dtype=bool)
+            railed = np.zeros((n_blocks, c), dtype=bool)
+        else:
+            blocks3 = raw.reshape(n_blocks, bl, c)
+            peak = np.maximum(blocks3.max(axis=1), -blocks3.min(axis=1))  # NaN where one is
+            gap = ~np.isfinite(peak).all(axis=1)
+            railed = peak >= limit if self.rail_uv is not None else np.zeros((n_blocks, c), bool)
         clean = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0) if gap.any() else raw
         # detection path: block means over `dec` samples (nulls at multiples of the decimated
         # rate protect the 5–40 Hz band from aliasing), then the band-pass at the low rate
-        low = clean.reshape(-1, dec, c).mean(axis=1)
+        low = clean.reshape(-1, dec, c).sum(axis=1) / dec if dec > 1 else clean
         if self._zi_detect is None:
             self._zi_detect = signal.sosfilt_zi(self._sos_detect)[:, :, None] * low[0]
-            self._zi_activity = signal.sosfilt_zi(self._sos_activity)[:, :, None] * clean[0]
-        detect, self._zi_detect = signal.sosfilt(self._sos_detect, low, axis=0,
-                                                 zi=self._zi_detect)
-        activity, self._zi_activity = signal.sosfilt(self._sos_activity, clean, axis=0,
+            self._zi_activity = signal.lfilter_zi(*self._ba_activity)[:, None] * clean[0]
+        # the sections one by one with lfilter: the same recursion, less per-call overhead
+        detect = low
+        for k, section in enumerate(self._sos_detect):
+            detect, self._zi_detect[k] = signal.lfilter(section[:3], section[3:], detect,
+                                                        axis=0, zi=self._zi_detect[k])
+        # one biquad: lfilter is the same recursion with less overhead than sosfilt
+        activity, self._zi_activity = signal.lfilter(*self._ba_activity, clean, axis=0,
                                                      zi=self._zi_activity)
         detect = detect.reshape(n_blocks, bl // dec, c)
         activity = activity.reshape(n_blocks, bl, c)
-        stats = np.concatenate((np.sqrt(np.einsum("kbc,kbc->kc", activity, activity) / bl),
-                                np.median(np.abs(detect), axis=1)), axis=1)
-        if self.rail_uv is None:
-            railed = np.zeros((n_blocks, c), dtype=bool)
-        else:
-            railed = peak >= RAIL_FRACTION * self.rail_uv
+        stats = np.empty((n_blocks, 2 * c))
+        np.sqrt(np.einsum("kbc,kbc->kc", activity, activity) / bl, out=stats[:, :c])
+        stats[:, c:] = _median_axis1(np.abs(detect))
         sigma = np.ones((n_blocks, c))
-        included = np.zeros((n_blocks, c), dtype=bool)
-        flags = np.zeros((n_blocks, c), dtype=np.int8)
-        glob = np.zeros(n_blocks, dtype=bool)
+        noise = np.ones((n_blocks, c))
+        wild = np.zeros((n_blocks, c), dtype=bool)
+        dead = np.ones((n_blocks, c), dtype=bool)
         k = 0
+        while k < n_blocks and self._scale is None:  # leading gap blocks before any scale
+            if not self._start_scale(stats[k], gap[k]):
+                k += 1
+        first = k  # blocks before it are gaps judged before any scale existed
         while k < n_blocks:  # groups of blocks sharing one scale (cut at scale updates)
             index = a // bl + k
-            m = 1 if self._scale is None else min(
-                n_blocks - k, SCALE_EVERY_BLOCKS - index % SCALE_EVERY_BLOCKS)
+            m = min(n_blocks - k, SCALE_EVERY_BLOCKS - index % SCALE_EVERY_BLOCKS)
             part = slice(k, k + m)
-            sigma[part], included[part], flags[part], glob[part] = self._judge_blocks(
+            noise[part], sigma[part], wild[part], dead[part] = self._judge_scales(
                 index, stats[part], gap[part], railed[part])
             k += m
+        flags = (wild * _WILD | dead * _DEAD).astype(np.int8)
+        included = np.zeros((n_blocks, c), dtype=bool)
+        glob = np.ones(n_blocks, dtype=bool)
+        if first < n_blocks:
+            included[first:], glob[first:] = self._judge_holds(wild[first:], dead[first:],
+                                                               gap[first:])
         included &= ~glob[:, None]
         z = detect / sigma[:, None, :]
         energy = np.minimum(z * z, ENERGY_CAP) * included[:, None, :]
@@ -425,39 +468,59 @@ class EcgCanceller:
         self._det.append(det_rows.reshape(-1, 1))
         self._flags.append(flags)
         self._glob.append(glob[:, None])
+        self._noise.append(noise)
         self._end = b
         self._sub.pad(b + self._window + self._lag_max - self._sub.stop)
         self._run_events()
 
-    def _judge_blocks(self, index: int, stats: np.ndarray, gap: np.ndarray,
-                      railed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Judge m consecutive blocks starting at block ``index`` that share one scale.
+    def _start_scale(self, stats: np.ndarray, gap: bool) -> bool:
+        """Start the robust scales from the first block without a gap; False on a gap."""
+        if gap:
+            return False
+        self._hist[:] = stats
+        self._scale = self._scales(self._hist)
+        return True
+
+    def _judge_scales(self, index: int, stats: np.ndarray, gap: np.ndarray, railed: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Judge m consecutive blocks starting at block ``index`` that share one scale, and
+        update the scales from them.
 
         ``stats`` (m, 2·channels) holds per block the >200 Hz RMS then the detection-band
-        median |x| (µV). Returns per block: detection-band σ (µV), channels included in
-        detection, flags, and whether the block is a global artifact.
+        median |x| (µV). Returns the >200 Hz σ and detection-band σ (µV) in force (each
+        (channels,)), and per block and channel whether it is wild and whether it is dead.
         """
         c, m = self.n_channels, len(stats)
-        if self._scale is None:
-            if gap[0]:
-                return np.ones((1, c)), np.zeros((1, c), bool), np.full((1, c), _DEAD, np.int8), \
-                    np.ones(1, bool)
-            self._hist[:] = stats[0]
-            self._scale = self._scales(self._hist)
         steps = np.arange(m)[:, None]
         act_sigma, det_sigma = self._scale[:c], self._scale[c:]
-        wild = stats[:, :c] > WILD_RATIO * act_sigma
-        dead = railed | gap[:, None] | (stats[:, :c] < FLAT_RATIO * act_sigma)
+        act = stats[:, :c]
+        wild = act > WILD_RATIO * act_sigma
+        dead = act < FLAT_RATIO * act_sigma
+        dead |= railed
+        if gap.any():
+            dead |= gap[:, None]
         bad = wild | dead
-        # run of excluded blocks per channel, up to and including each block
-        last_good = np.maximum.accumulate(np.where(bad, -1, steps), axis=0)
-        run = np.where(last_good >= 0, steps - last_good, self._excluded_run + steps + 1)
-        self._excluded_run = run[-1]
-        # a long-wild channel accepts its new level; a flat one never does (lead-off ends)
-        push = ~bad | ((run > self._relearn_blocks) & ~dead)
-        rows = (self._hist_pos + np.arange(m)) % self._history
-        self._hist[rows] = np.where(np.concatenate((push, push), axis=1), stats, self._hist[rows])
-        self._hist_pos = (self._hist_pos + m) % self._history
+        if bad.any():
+            # run of excluded blocks per channel, up to and including each block
+            last_good = np.maximum.accumulate(np.where(bad, -1, steps), axis=0)
+            run = np.where(last_good >= 0, steps - last_good, self._excluded_run + steps + 1)
+            self._excluded_run = run[-1]
+            # a long-wild channel accepts its new level; a flat one never does (lead-off ends)
+            push = ~bad | ((run > self._relearn_blocks) & ~dead)
+        else:
+            self._excluded_run = np.zeros(c, dtype=np.int64)
+            push = None
+        pos = self._hist_pos
+        if pos + m <= self._history:
+            rows = slice(pos, pos + m)
+        else:
+            rows = (pos + np.arange(m)) % self._history
+        if push is None:
+            self._hist[rows] = stats
+        else:
+            self._hist[rows] = np.where(np.concatenate((push, push), axis=1), stats,
+                                        self._hist[rows])
+        self._hist_pos = (pos + m) % self._history
         self._hist_filled += m
         if (index + m) % SCALE_EVERY_BLOCKS == 0:
             if self._hist_filled < self._history:  # start-up: filled rows only
@@ -470,6 +533,14 @@ class EcgCanceller:
             smooth = (ratio > 0.5) & (ratio < 2.0)
             new[c:][smooth] = self._scale[c:][smooth] * ratio[smooth] ** SCALE_SMOOTHING
             self._scale = new
+        return act_sigma, det_sigma, wild, dead
+
+    def _judge_holds(self, wild: np.ndarray, dead: np.ndarray, gap: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Hold-offs over consecutive judged blocks: per block and channel whether it is
+        included in detection, and per block whether it is a global artifact."""
+        m, c = wild.shape
+        bad = wild | dead
         # hold-offs: a channel stays out after it was wild or flat, all after a global artifact
         live = c - dead.sum(axis=1)
         artifact = gap | (live == 0) | (wild.sum(axis=1) > GLOBAL_FRACTION * live)
@@ -477,24 +548,32 @@ class EcgCanceller:
         # detection off afterwards (filter ringing); a brief one (a stimulus artifact, a few ms)
         # blanks its own blocks and the next, so a beat right after a stimulus is not lost.
         # blocks still to hold after each block: the latest set value minus the blocks since
-        k = np.arange(m)
-        flags_run = np.concatenate((self._recent_artifact, artifact))
         n_long = LONG_ARTIFACT_BLOCKS
-        sustained = np.all([flags_run[i:i + m] for i in range(n_long)], axis=0)
-        after = np.maximum.reduce((
-            np.maximum.accumulate(np.where(sustained, self._hold_blocks + k, k)) - k,
-            self._hold - (k + 1), np.zeros(m, np.int64)))
-        glob = artifact | flags_run[n_long - 2:n_long - 2 + m] \
-            | (np.concatenate(([self._hold], after[:-1])) > 0)
-        self._hold = int(after[-1])
+        flags_run = np.concatenate((self._recent_artifact, artifact))
+        if not flags_run.any() and self._hold <= 0:
+            glob = np.zeros(m, dtype=bool)
+            self._hold = 0
+        else:
+            k = np.arange(m)
+            sustained = np.all([flags_run[i:i + m] for i in range(n_long)], axis=0)
+            after = np.maximum.reduce((
+                np.maximum.accumulate(np.where(sustained, self._hold_blocks + k, k)) - k,
+                self._hold - (k + 1), np.zeros(m, np.int64)))
+            glob = artifact | flags_run[n_long - 2:n_long - 2 + m] \
+                | (np.concatenate(([self._hold], after[:-1])) > 0)
+            self._hold = int(after[-1])
         self._recent_artifact = flags_run[-(n_long - 1):]
-        ch_set = np.maximum(dead * self._dead_hold_blocks, wild * self._hold_blocks) + steps
-        ch_after = np.maximum.reduce((np.maximum.accumulate(ch_set, axis=0) - steps,
-                                      self._channel_hold - (steps + 1), np.zeros((m, c), np.int64)))
-        included = ~bad & (np.concatenate((self._channel_hold[None, :], ch_after[:-1])) == 0)
-        self._channel_hold = ch_after[-1]
-        flags = (wild * _WILD | dead * _DEAD).astype(np.int8)
-        return np.broadcast_to(det_sigma, (m, c)), included, flags, glob
+        if not bad.any() and not self._channel_hold.any():
+            included = np.ones((m, c), dtype=bool)
+        else:
+            steps = np.arange(m)[:, None]
+            ch_set = np.maximum(dead * self._dead_hold_blocks, wild * self._hold_blocks) + steps
+            ch_after = np.maximum.reduce((np.maximum.accumulate(ch_set, axis=0) - steps,
+                                          self._channel_hold - (steps + 1),
+                                          np.zeros((m, c), np.int64)))
+            included = ~bad & (np.concatenate((self._channel_hold[None, :], ch_after[:-1])) == 0)
+            self._channel_hold = ch_after[-1]
+        return included, glob
 
     def _scales(self, hist: np.ndarray) -> np.ndarray:
         """Robust scales from block history: >200 Hz σ = median block RMS, detection-band
@@ -589,10 +668,23 @@ class EcgCanceller:
         self._learning.append((fid, peak))
         if fid - self._learning[0][0] < self._learn_s:
             return
-        self._spk = max(p for _, p in self._learning)
+        # the largest candidate of the first LEARN_S only: the one that ends the learning is
+        # judged against it, not part of it (the detection scale is still settling at the
+        # start — mains not yet cancelled — so later peaks run larger and one of them would
+        # put every beat before it under the threshold)
+        self._spk = max(p for _, p in self._learning[:-1])
         learned, self._learning = self._learning, []
-        for f, p in learned:
+        self._late = True  # all but the last are already (partly, by chunking) output
+        for f, p in learned[:-1]:
             self._decide(f, p)
+        self._late = False
+        # the beats accepted so far ended long ago (≥ the refractory period before it): learn
+        # them now, so the candidate that ended the learning — the only one still ahead of the
+        # output — is already aligned to and subtracted with their running mean
+        f, p = learned[-1]
+        while self._pending and self._pending[0].due <= f:
+            self._learn(self._pending.popleft())
+        self._decide(f, p)
 
     def _search_back(self, fid: int) -> None:
         """Accept the largest candidate missed since the last beat if it reaches half the
@@ -637,7 +729,9 @@ class EcgCanceller:
         seg = np.nan_to_num(self._x.view(lo, fid + self._core_post + self._lag_max + 1).T)
         flags = self._flags_between(lo, fid + self._core_post + self._lag_max)
         clean = flags == 0
-        sigma = self._scale[:c]
+        # the scale in force at the fiducial (not the latest one: that depends on how much
+        # input has been judged, i.e. on the chunking)
+        sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
         weights = np.where(clean, 1.0 / sigma ** 2, 0.0)
         started = self._count > 0
         lags = np.zeros(c, dtype=np.int64)
@@ -676,8 +770,7 @@ class EcgCanceller:
         common = int(np.round(np.median(fine[good])))
         fine = np.where(good, fine, common)
         lags = coarse + fine
-        rows = lf + lc + lags[:, None] + np.arange(core)[None, :]
-        beat = np.take_along_axis(seg, rows, axis=1)
+        beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lf + lc + lags]
         energy = (tmpl * tmpl).sum(axis=1)
         ls_gain = np.where(energy > 0, (beat * tmpl).sum(axis=1) / np.where(energy > 0, energy, 1),
                            1.0)
@@ -692,13 +785,13 @@ class EcgCanceller:
         # bootstrap left ~8 s of full-size QRS in the output at the start of every record
         apply = started & ((flags & _DEAD) == 0) & helps
         self._note_unlearned(fid, flags)
-        if not apply.any():
+        if self._late or not apply.any():
             return
-        ch = np.flatnonzero(apply)
-        sub_lo = fid - pre - self._lag_max
-        sub = self._sub.view(sub_lo, fid + self._post + self._lag_max)
-        idx = (lags[ch, None] + self._lag_max + np.arange(self._window)[None, :])
-        sub[idx.T, ch[None, :]] += (gains[ch, None] * self._template[ch] * self._taper).T
+        sub = self._sub.view(fid - pre - self._lag_max, fid + self._post + self._lag_max)
+        w = self._window
+        for ch in np.flatnonzero(apply).tolist():
+            i = int(lags[ch]) + self._lag_max
+            sub[i:i + w, ch] += gains[ch] * self._template[ch] * self._taper
 
     def _note_unlearned(self, fid: int, flags: np.ndarray) -> None:
         """Remember the QRS window of a beat on live channels whose template is still being
@@ -732,12 +825,16 @@ class EcgCanceller:
         """Update the templates with a beat's full window (channels clean over it only)."""
         w = self._window
         lo = beat.fiducial - self._pre - self._lag_max
-        seg = self._x.view(lo, beat.fiducial + self._post + self._lag_max).T
-        rows = beat.lags[:, None] + self._lag_max + np.arange(w)[None, :]
-        data = np.take_along_axis(seg, rows, axis=1)
+        if self._artifact_between(lo, beat.due):
+            return
         flags = self._flags_between(lo, beat.due)
+        if flags.all():
+            return
+        seg = self._x.view(lo, beat.fiducial + self._post + self._lag_max).T
+        data = sliding_window_view(seg, w, axis=1)[np.arange(self.n_channels),
+                                                   beat.lags + self._lag_max]
         ok = (flags == 0) & np.isfinite(data).all(axis=1)
-        if self._artifact_between(lo, beat.due) or not ok.any():
+        if not ok.any():
             return
         nb = self.bootstrap_beats
         booting = ok & (self._count < nb)
@@ -756,11 +853,22 @@ class EcgCanceller:
         if not mature.any():
             return
         ch = np.flatnonzero(mature)
-        resid = np.sqrt(np.mean((data[ch] - beat.gains[ch, None] * self._template[ch]) ** 2,
-                                axis=1))
+        sel = slice(None) if len(ch) == self.n_channels else ch  # no fancy-index copies
+        r = beat.gains[sel, None] * self._template[sel]
+        np.subtract(data[sel], r, out=r)
+        np.square(r, out=r)
+        resid = np.sqrt(np.mean(r, axis=1))
         accept = resid <= OUTLIER_RATIO * self._residual[ch]
         good, bad = ch[accept], ch[~accept]
-        self._template[good] += (data[good] - self._template[good]) / self.template_beats
+        if len(good):
+            step = np.subtract(data, self._template, out=data)
+            step /= self.template_beats
+            if len(good) == self.n_channels:
+                self._template += step
+            else:
+                learn = np.zeros(self.n_channels, dtype=bool)
+                learn[good] = True
+                np.add(self._template, step, out=self._template, where=learn[:, None])
         self._residual[good] += (resid[accept] - self._residual[good]) / RESIDUAL_BEATS
         self._rejects[good] = 0
         self._rejects[bad] += 1
