@@ -54,6 +54,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
 
+from ionm_station.dsp.filters import SosFilter
+
 #: median |x| of Gaussian noise is 0.6745 σ: σ = median|x| / MAD_TO_SIGMA.
 MAD_TO_SIGMA = 0.6745
 #: Smallest robust noise scale (µV): keeps flat channels from dividing by zero.
@@ -891,45 +893,10 @@ def highpass30(x: np.ndarray, sample_rate_hz: float) -> np.ndarray:
     return Highpass30(np.asarray(x).shape[1], sample_rate_hz).process(x)
 
 
-class Highpass30:
-    """Streaming 30 Hz high-pass baseline with the stage contract (``delay`` = 0).
-
-    NaN rows pass as NaN and restart the filter at steady state on the next finite row.
-    """
-
-    delay = 0
+class Highpass30(SosFilter):
+    """Streaming 30 Hz high-pass baseline with the stage contract (``delay`` = 0); NaN rows
+    pass as NaN and restart the filter at steady state on the next finite row."""
 
     def __init__(self, n_channels: int, sample_rate_hz: float) -> None:
-        self.n_channels = n_channels
+        super().__init__(highpass30_sos(sample_rate_hz), n_channels)
         self.sample_rate_hz = sample_rate_hz
-        self._sos = highpass30_sos(sample_rate_hz)
-        self._zi_unit = signal.sosfilt_zi(self._sos)
-        self._zi: np.ndarray | None = None
-
-    def reset(self) -> None:
-        """Forget the filter state."""
-        self._zi = None
-
-    def flush(self) -> np.ndarray:
-        """Nothing is held back: an empty (0, n_channels) array."""
-        return np.zeros((0, self.n_channels))
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        if self._zi is None:
-            self._zi = self._zi_unit[:, :, None] * x[0][None, None, :]
-        y, self._zi = signal.sosfilt(self._sos, x, axis=0, zi=self._zi)
-        return y
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Filter the next chunk (n, n_channels) µV → float64 µV."""
-        x64 = np.asarray(x, dtype=np.float64)
-        out = np.full(x64.shape, np.nan)
-        finite = np.isfinite(x64).all(axis=1)
-        edges = np.flatnonzero(np.diff(np.concatenate(([0], finite.astype(np.int8), [0]))))
-        if len(x64) and not finite[0]:
-            self.reset()
-        for start, stop in zip(edges[0::2], edges[1::2]):
-            out[start:stop] = self._run(x64[start:stop])
-            if stop < len(x64):
-                self.reset()
-        return out

@@ -28,8 +28,59 @@ def bandpass_sos(low_hz: float, high_hz: float, sample_rate_hz: float, order: in
     return signal.butter(order, [low_hz, high], btype="bandpass", fs=sample_rate_hz, output="sos")
 
 
-class BandpassFilter:
-    """Band-pass every channel of a (n_samples, n_channels) µV stream.
+class SosFilter:
+    """Run one IIR filter (second-order sections) on every channel of a (n_samples, n_channels)
+    µV stream, with the streaming contract of this module (``delay`` = 0).
+
+    Args:
+        sos: the filter as second-order sections.
+        n_channels: channels in each chunk.
+        out_dtype: dtype of the output (float32 for the live rings, float64 for analysis).
+    """
+
+    delay = 0
+
+    def __init__(self, sos: np.ndarray, n_channels: int, out_dtype: type = np.float64) -> None:
+        self.sos = sos
+        self.n_channels = n_channels
+        self.out_dtype = out_dtype
+        self._zi_unit = signal.sosfilt_zi(self.sos)  # (n_sections, 2) for a unit step
+        self._zi: np.ndarray | None = None  # (n_sections, 2, n_channels) once started
+
+    def reset(self) -> None:
+        """Forget the state: the next finite sample restarts the filter at steady state."""
+        self._zi = None
+
+    def flush(self) -> np.ndarray:
+        """Nothing is held back: an empty (0, n_channels) array."""
+        return np.zeros((0, self.n_channels), self.out_dtype)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        if self._zi is None:
+            self._zi = self._zi_unit[:, :, None] * x[0][None, None, :]
+        y, self._zi = signal.sosfilt(self.sos, x, axis=0, zi=self._zi)
+        return y
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Filter one chunk (n_samples, n_channels) µV; rows holding NaN stay NaN and restart state."""
+        x64 = np.asarray(x, dtype=np.float64)
+        bad = ~np.isfinite(x64).all(axis=1)
+        if not bad.any():
+            return (self._run(x64) if len(x64) else x64).astype(self.out_dtype)
+        out = np.full(x64.shape, np.nan, dtype=self.out_dtype)
+        edges = np.flatnonzero(np.diff(np.concatenate(([True], bad, [True])).astype(np.int8)))
+        if bad[0]:
+            self.reset()
+        # edges alternate: start of a finite run, end of it
+        for start, stop in zip(edges[0::2], edges[1::2]):
+            out[start:stop] = self._run(x64[start:stop])
+            if stop < len(x64):
+                self.reset()
+        return out
+
+
+class BandpassFilter(SosFilter):
+    """Band-pass every channel of a (n_samples, n_channels) µV stream (float32 out).
 
     Args:
         n_channels: channels in each chunk.
@@ -41,40 +92,8 @@ class BandpassFilter:
 
     def __init__(self, n_channels: int, sample_rate_hz: float, low_hz: float = 10.0,
                  high_hz: float = 3000.0, order: int = 4) -> None:
-        self.n_channels = n_channels
+        super().__init__(bandpass_sos(low_hz, high_hz, sample_rate_hz, order), n_channels,
+                         np.float32)
         self.sample_rate_hz = sample_rate_hz
         self.low_hz = low_hz
         self.high_hz = min(high_hz, MAX_EDGE_OF_NYQUIST * sample_rate_hz / 2.0)
-        self.sos = bandpass_sos(low_hz, high_hz, sample_rate_hz, order)
-        self._zi_unit = signal.sosfilt_zi(self.sos)  # (n_sections, 2) for a unit step
-        self._zi: np.ndarray | None = None  # (n_sections, 2, n_channels) once started
-
-    def reset(self) -> None:
-        """Forget the state: the next finite sample restarts the filter at steady state."""
-        self._zi = None
-
-    def _start_state(self, first_row: np.ndarray) -> np.ndarray:
-        return self._zi_unit[:, :, None] * first_row[None, None, :]
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        if self._zi is None:
-            self._zi = self._start_state(x[0])
-        y, self._zi = signal.sosfilt(self.sos, x, axis=0, zi=self._zi)
-        return y
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Filter one chunk (n_samples, n_channels) µV; rows holding NaN stay NaN and restart state."""
-        x64 = np.asarray(x, dtype=np.float64)
-        bad = ~np.isfinite(x64).all(axis=1)
-        if not bad.any():
-            return self._run(x64).astype(np.float32) if len(x64) else x64.astype(np.float32)
-        out = np.full(x64.shape, np.nan, dtype=np.float32)
-        edges = np.flatnonzero(np.diff(np.concatenate(([True], bad, [True])).astype(np.int8)))
-        if bad[0]:
-            self.reset()
-        # edges alternate: start of a finite run, end of it
-        for start, stop in zip(edges[0::2], edges[1::2]):
-            out[start:stop] = self._run(x64[start:stop])
-            if stop < len(x64):
-                self.reset()
-        return out
