@@ -127,3 +127,21 @@ def test_no_response_without_cmap_even_with_large_stimulus_artifact() -> None:
     assert s.threshold_ma is None and s.band == "no breach"
     assert all(not r.any for r in ctl.responses)
     assert np.max([r.max_uv for r in ctl.responses]) < 50.0
+
+
+def test_a_response_window_holding_another_stimulus_is_not_measured() -> None:
+    """Two stimuli 30 ms apart: neither window is clean, so neither is scored; a hunt waiting
+    on one of them stimulates again instead of taking a confounded 'no response'."""
+    montage = load_montage("lumbar")
+    sc = dataclasses.replace(load_scenario("quiet"), events=(
+        ScriptEvent(kind="stimulus", at_s=1.0, target="L5-R", current_ma=10.0),
+        ScriptEvent(kind="stimulus", at_s=1.03, target="L4-L", current_ma=10.0)), loop=False)
+    amp = SimulatedAmplifier(montage, sc, FS, seed=2, realtime=False)
+    amp.open()
+    ring = RingBuffer(int(10 * FS), 16)
+    log = EventLog()
+    ctl = TriggeredEmg(montage, FS, ring, log.append)
+    run_until_idle(amp, ring, ctl, int(2 * FS), min_samples=int(2 * FS))
+    assert ctl.responses == []
+    missed = log.of_kind("cmap_missed")
+    assert len(missed) == 2 and all("another stimulus" in e.data["reason"] for e in missed)

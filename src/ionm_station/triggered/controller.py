@@ -9,6 +9,7 @@ previous response was measured. Everything it concludes is appended to the event
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import asdict, dataclass
 from typing import Callable, Protocol
 
@@ -72,6 +73,7 @@ class TriggeredEmg:
         self.responses: list[Response] = []
         self.tof_results: list[tof.TofResult] = []
         self._pending: list[_Pending] = []
+        self._stimulus_times: list[int] = []  # every stimulus seen (absolute indices, sorted)
         self._tof: list[Response] = []
         self._hunts: list[tuple[str, str]] = []  # queued (level, side)
         self._hunt: ThresholdHunt | None = None
@@ -87,6 +89,7 @@ class TriggeredEmg:
             if e.kind == "stimulus":
                 self._pending.append(_Pending(e.start, float(e.data.get("current_ma", 0.0)),
                                               str(e.data.get("target", "")), e.data.get("tof_pulse")))
+                bisect.insort(self._stimulus_times, e.start)
 
     def hunt(self, level: str, side: str) -> None:
         """Queue an automatic threshold hunt for the screw at ``level`` on ``side`` (e.g. L5, R)."""
@@ -129,6 +132,13 @@ class TriggeredEmg:
             return
         a, b = cmap.window_bounds(p.index, self.fs)
         a = max(0, a)  # a stimulus in the first 60 ms of the stream has a shorter baseline
+        lo, hi = bisect.bisect_left(self._stimulus_times, a), bisect.bisect_left(self._stimulus_times, b)
+        if hi - lo > 1:  # another stimulus's artifact or response would be measured as ours
+            self.sink(Event("cmap_missed", p.index, data={"target": p.target,
+                                                          "reason": "another stimulus in the window"}))
+            if self._awaiting == p.index:
+                self._awaiting = None  # the hunt stimulates again at the same current
+            return
         got = self.raw.reader(start=a).read(b - a)
         if got.lost or got.n_samples < b - a:
             self.sink(Event("cmap_missed", p.index, data={"target": p.target, "reason": "data overwritten"}))
