@@ -166,3 +166,14 @@ def test_l5_tile_alarms_during_the_demo_a_train() -> None:
     session.stop()
     assert tile.state == "alarm" and "A-train ongoing" in tile.reason
     assert session.alarms.tile("L5-R").state != "alarm"
+
+
+def test_window_without_display_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the display check is for Linux")
+    for var in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(var, raising=False)
+    assert main(["run", "--seconds", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--headless" in err[0]

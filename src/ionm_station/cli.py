@@ -74,6 +74,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Debian packages Qt's xcb platform needs beyond a minimal system, by library name.
+XCB_LIBRARIES = {"xcb-cursor": "libxcb-cursor0", "xcb-icccm": "libxcb-icccm4",
+                 "xcb-keysyms": "libxcb-keysyms1"}
+
+
+def check_display() -> None:
+    """Fail with one line, not a Qt abort, when the window cannot open on this machine."""
+    import ctypes.util
+    import os
+
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if not sys.platform.startswith("linux") or platform in ("offscreen", "minimal", "vnc"):
+        return
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise IonmError("no display to open the monitoring window on: use `run --headless` "
+                        "(or set QT_QPA_PLATFORM=offscreen)")
+    if platform in ("", "xcb") and not os.environ.get("WAYLAND_DISPLAY"):
+        missing = [pkg for lib, pkg in XCB_LIBRARIES.items() if ctypes.util.find_library(lib) is None]
+        if missing:
+            raise IonmError(f"Qt needs {', '.join(missing)} for a window on X11: "
+                            f"sudo apt-get install {' '.join(missing)}")
+
+
 def _source_and_montage(args: argparse.Namespace):
     """The source ``run`` asked for (replay, profile's device or simulator) and its montage."""
     from ionm_station.profiles import load_profile
@@ -111,6 +134,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     alarm_config = AlarmConfig(adaptive=args.adaptive_threshold)
     if not args.headless:
+        check_display()
         from ionm_station.gui.app import run_gui
 
         source, montage, profile = _source_and_montage(args)
