@@ -310,6 +310,42 @@ def test_export_edf_matches_within_quantisation(tmp_path: Path) -> None:
     assert edfio.read_edf(anon).patient.code == "X"
 
 
+def test_long_export_streams_in_bounded_memory(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "long.h5"
+    fs, seconds = 10_000, 120
+    w = RecordingWriter(path, INFO, MONTAGE, None, {}, CASE)
+    rng = np.random.default_rng(5)
+    for s in range(seconds):
+        w.append((rng.standard_normal((fs, 16)) * 50).astype(np.float32))
+        w.add_events([Event("stimulus", s * fs + 17, data={"current_ma": 5})])
+    w.add_events([Event("gap", 55 * fs, 55 * fs + 300)])
+    w.close()
+    whole_signal = seconds * fs * 16 * 4  # float32 bytes: what a load-everything export holds
+    out = tmp_path / "long.edf"
+    tracemalloc.start()
+    try:
+        done = export_edf(path, out, deidentify=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < whole_signal / 4, f"peak {peak / 1e6:.1f} MB"
+    assert done["samples"] == seconds * fs and done["annotations"] == seconds + 1
+    edf = edfio.read_edf(out)
+    assert edf.num_data_records == seconds * 10 and edf.patient.code == "X"
+    step_uv = 2 * INFO.range_uv / 65535
+    with open_recording(path) as r:
+        for start in (0, 10 * fs - 500, 119 * fs):  # includes a 10 s chunk boundary
+            want = r.read(start, start + 1000)
+            got = np.stack([sig.data[start:start + 1000] for sig in edf.signals], axis=1)
+            assert np.abs(got - want).max() <= step_uv / 2 + 1e-6
+    onsets = sorted(a.onset for a in edf.annotations if a.text.startswith("stimulus"))
+    assert onsets == pytest.approx([s + 17 / fs for s in range(seconds)])
+    gap = [a for a in edf.annotations if a.text.startswith("gap")]
+    assert len(gap) == 1 and gap[0].onset == 55 and gap[0].duration == pytest.approx(0.03)
+
+
 def test_info_and_export_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "case.h5"
     _small_recording(path)

@@ -13,16 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from ionm_station.events import Event
-from ionm_station.io.edf import edf_kind, read_edf, write_edf
+from ionm_station.io.edf import EdfWriter, edf_kind, read_edf
 from ionm_station.recording.format import CaseMetadata, RecordingError
 from ionm_station.recording.reader import is_hdf5, open_recording
 
-#: EDF header fields (byte offset, width): local patient and recording identification,
-#: start date (dd.mm.yy) and start time (hh.mm.ss).
-PATIENT_FIELD = (8, 80)
-RECORDING_FIELD = (88, 80)
-STARTDATE_FIELD = (168, 8)
-STARTTIME_FIELD = (176, 8)
+#: Samples read from the recording and written per step (s): bounds export memory.
+CHUNK_S = 10.0
 EQUIPMENT = "IONM_Station"
 #: Event data keys shown in annotation texts, in this order.
 ANNOTATION_KEYS = ("text", "current_ma", "peak_uv", "train_type", "message", "samples")
@@ -41,23 +37,15 @@ def _start(case: CaseMetadata) -> datetime.datetime | None:
         return None
 
 
-def _header_fields(case: CaseMetadata, deidentify: bool) -> dict[tuple[int, int], str]:
-    """EDF+ header text per field; de-identified: patient and dates are 'X' / 01.01.85."""
+def _header_fields(case: CaseMetadata, deidentify: bool) -> dict[str, Any]:
+    """EDF+ patient / recording identification and start; de-identified: 'X' and no start
+    (written as 01.01.85 00.00.00)."""
     start = None if deidentify else _start(case)
     patient = "X X X X" if deidentify else f"{_subfield(case.patient_id)} X X X"
     date = start.strftime("%d-%b-%Y").upper() if start else "X"
     recording = (f"Startdate {date} X {_subfield(case.operator)} {EQUIPMENT}"
                  f" {_subfield(case.procedure)}")
-    return {PATIENT_FIELD: patient, RECORDING_FIELD: recording,
-            STARTDATE_FIELD: start.strftime("%d.%m.%y") if start else "01.01.85",
-            STARTTIME_FIELD: start.strftime("%H.%M.%S") if start else "00.00.00"}
-
-
-def _patch_header(path: Path, fields: dict[tuple[int, int], str]) -> None:
-    with open(path, "r+b") as f:
-        for (offset, width), text in fields.items():
-            f.seek(offset)
-            f.write(text.encode("ascii")[:width].ljust(width))
+    return {"patient": patient, "recording": recording, "start": start}
 
 
 def annotation_text(event: Event, labels: tuple[str, ...]) -> str:
@@ -70,26 +58,40 @@ def annotation_text(event: Event, labels: tuple[str, ...]) -> str:
     return " ".join(str(p) for p in parts)
 
 
-def export_edf(recording_path: str | Path, out_edf: str | Path, deidentify: bool = False) -> dict:
+def export_edf(recording_path: str | Path, out_edf: str | Path, deidentify: bool = False,
+               chunk_s: float = CHUNK_S) -> dict:
     """Write ``recording_path`` as EDF+ to ``out_edf``; returns a summary (samples, events).
 
     Every recorded event becomes an annotation (onset s, duration s for spans, text). With
-    ``deidentify`` the patient identification, start date and start time are blanked.
+    ``deidentify`` the patient identification, start date and start time are blanked. The
+    samples are streamed ``chunk_s`` at a time (:class:`EdfWriter`), so memory stays bounded
+    whatever the recording length.
     """
     out = Path(out_edf)
     with open_recording(recording_path) as rec:
         fs = rec.info.sample_rate_hz
-        data = rec.read(0, rec.n_samples)
         notes = [(e.start / fs, (e.stop - e.start) / fs if e.stop and e.stop > e.start else None,
                   annotation_text(e, rec.info.labels))
                  for e in sorted(rec.events, key=lambda e: e.start) if e.start >= 0]
-        case = rec.case
-    try:
-        write_edf(out, fs, list(rec.info.labels), data, notes, range_uv=rec.info.range_uv)
-    except ValueError as exc:
-        raise RecordingError(f"{out}: cannot export: {exc}") from None
-    _patch_header(out, _header_fields(case, deidentify))
-    return {"samples": int(data.shape[0]), "annotations": len(notes), "path": str(out)}
+        try:
+            writer = EdfWriter(out, fs, list(rec.info.labels), rec.info.range_uv, notes,
+                               n_samples=rec.n_samples, **_header_fields(rec.case, deidentify))
+        except (ValueError, OSError) as exc:
+            raise RecordingError(f"{out}: cannot export: {exc}") from None
+        step = max(writer.per_record, round(chunk_s * fs) // writer.per_record
+                   * writer.per_record)
+        try:
+            for i in range(0, rec.n_samples, step):
+                writer.write(rec.read(i, i + step))
+        except BaseException:
+            writer.abort()
+            raise
+        try:
+            writer.close()
+        except (ValueError, OSError) as exc:
+            raise RecordingError(f"{out}: cannot export: {exc}") from None
+        n = rec.n_samples
+    return {"samples": int(n), "annotations": len(notes), "path": str(out)}
 
 
 def info(path: str | Path, deidentify: bool = False) -> dict[str, Any]:
