@@ -251,6 +251,7 @@ class EmgEventDetector:
         self._blanked_total = np.zeros(c, np.int64)   # blanked samples before the chunk
         self._chunk_blocked: np.ndarray | None = None  # the chunk's blanked samples
         self._chunk_start = 0
+        self._scratch: dict[str, np.ndarray] = {}
 
     # --- public API ---
 
@@ -271,11 +272,13 @@ class EmgEventDetector:
         if n == 0:
             return []
         # channel-major internally: every per-channel operation runs on contiguous rows
-        x = np.array(clean, dtype=np.float64).T
+        x = self._work("x", (self.n_channels, n), np.float64)
+        np.copyto(x, np.asarray(clean).T)
         bad = ~np.isfinite(x)
         if blanked is not None:
             bad |= np.asarray(blanked, bool).T
-        x[bad] = 0.0
+        if bad.any():
+            x[bad] = 0.0
         blocked = self._guarded(bad, start)
         self._chunk_start, self._chunk_blocked = start, blocked
         if self._hp_zi is None:
@@ -337,6 +340,14 @@ class EmgEventDetector:
 
     # --- stages ---
 
+    def _work(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        """A scratch array kept between chunks (fresh large arrays cost page faults every
+        chunk); its content is only valid within one :meth:`process` call."""
+        buf = self._scratch.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self._scratch[name] = np.empty(shape, dtype)
+        return buf
+
     def _guarded(self, blanked: np.ndarray, start: int) -> np.ndarray:
         """(channels, n) blanked samples dilated by the guard interval (carried across chunks)."""
         n = blanked.shape[1]
@@ -358,16 +369,21 @@ class EmgEventDetector:
         """(channels, n) RMS of ``y`` over the last ENVELOPE_S (causal). The running sum is
         taken in integers (y² in units of :data:`ENVELOPE_QUANTUM_UV2`), so it is exact and
         every output sample is identical whatever the chunking."""
-        q = y * y
-        q *= 1.0 / ENVELOPE_QUANTUM_UV2
-        q = q.astype(np.int64)
-        padded = np.concatenate([self._env_tail, q], axis=1)
-        sums = np.zeros((padded.shape[0], padded.shape[1] + 1), np.int64)
-        np.cumsum(padded, axis=1, out=sums[:, 1:])
         length = self._env_len
-        self._env_tail = padded[:, padded.shape[1] - (length - 1):]
-        total = sums[:, length:] - sums[:, :-length]
-        return np.sqrt(total * (ENVELOPE_QUANTUM_UV2 / length))
+        c, n = y.shape
+        q = np.multiply(y, y, out=self._work("env", (c, n), np.float64))
+        q *= 1.0 / ENVELOPE_QUANTUM_UV2
+        # sums[:, i] = Σ padded[:, :i] with padded = tail ++ quantised y² (written in place)
+        sums = self._work("env_sums", (c, length + n), np.int64)
+        sums[:, 0] = 0
+        sums[:, 1:length] = self._env_tail
+        sums[:, length:] = q  # truncating cast, as astype(np.int64)
+        self._env_tail = sums[:, n + 1:].copy()
+        np.cumsum(sums[:, 1:], axis=1, out=sums[:, 1:])
+        total = np.subtract(sums[:, length:], sums[:, :-length],
+                            out=self._work("env_total", (c, n), np.int64))
+        np.multiply(total, ENVELOPE_QUANTUM_UV2 / length, out=q)
+        return np.sqrt(q, out=q)
 
     def _threshold(self, y: np.ndarray, env: np.ndarray, blocked: np.ndarray, start: int
                    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
@@ -433,7 +449,7 @@ class EmgEventDetector:
         for c in np.flatnonzero(changed | np.array([o is not None for o in self._open])):
             edges = np.diff(np.concatenate(([0], above[c].view(np.int8), [0])))
             rises, falls = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-            strong_count = np.concatenate(([0], np.cumsum(strong[c], dtype=np.int64)))
+            strong_c = strong[c]
             op = self._open[c]
             if op is not None and not above[c, 0]:  # the open segment ended at the boundary
                 if op.strong and (not blocked[c, 0] or start - op.start >= self._blank_lead):
@@ -441,7 +457,7 @@ class EmgEventDetector:
                                       events)
                 op = None
             for lo, hi in zip(rises, falls):
-                is_strong = bool(strong_count[hi] > strong_count[lo])
+                is_strong = bool(strong_c[lo:hi].any())
                 if lo == 0 and op is not None:  # continues the open segment
                     op.strong = op.strong or is_strong
                 else:

@@ -147,7 +147,7 @@ class ArtifactDetector:
         self._pos: int | None = None          # absolute index of the first buffered sample
         self._buffer = np.zeros((0, c), np.float64)
         self._prev_row: np.ndarray | None = None  # last sample before the buffer (differences)
-        self._history = np.full((NOISE_HISTORY_WINDOWS, c), np.nan)
+        self._history = np.full((c, NOISE_HISTORY_WINDOWS), np.nan)  # channel-major ring
         self._history_i = 0
         self._noise = np.full(c, np.nan)      # difference RMS of the baseline (µV)
         self._hot_run = 0
@@ -160,6 +160,8 @@ class ArtifactDetector:
         self._new: list[ArtifactSpan] = []
         self._starts = np.zeros(0, np.int64)
         self._stops = np.zeros(0, np.int64)
+        self._sq: np.ndarray | None = None       # scratch arrays of _analyse
+        self._by_channel = np.zeros((c, 0))
 
     # --- public API ---
 
@@ -247,17 +249,35 @@ class ArtifactDetector:
     def _analyse(self, data: np.ndarray, pos: int) -> None:
         """Whole windows ``data`` (k·window, channels) starting at absolute index ``pos``."""
         w, c = self.window, self.n_channels
-        prev = data[:1] if self._prev_row is None else self._prev_row[None, :]
-        diff = np.diff(np.concatenate([prev, data]), axis=0)
-        diff = np.nan_to_num(diff, nan=0.0)
-        dr = np.sqrt(np.mean(diff.reshape(-1, w, c) ** 2, axis=1))
-        windows = data.reshape(-1, w, c)
+        n = len(data)
+        prev = data[0] if self._prev_row is None else self._prev_row
+        # squared first difference (NaN → 0), without concatenating a copy of the chunk
+        if self._sq is None or self._sq.shape != (n, c):
+            self._sq = np.empty((n, c))  # kept between chunks: fresh large arrays page-fault
+            self._by_channel = np.empty((c, n))
+        sq = self._sq
+        np.subtract(data[1:], data[:-1], out=sq[1:])
+        np.subtract(data[0], prev, out=sq[0])
+        nan = np.isnan(sq)
+        if nan.any():
+            sq[nan] = 0.0
+        np.multiply(sq, sq, out=sq)
+        dr = np.sqrt(np.mean(sq.reshape(-1, w, c), axis=1))
+        # per-window extremes on channel-major rows (contiguous reductions; max/min are exact)
+        np.copyto(self._by_channel, data.T)
+        rows_first = self._by_channel.reshape(c, -1, w)
+        # fmax/fmin skip NaN (gaps) and give NaN for an all-NaN window, without a warning
+        top = np.fmax.reduce(rows_first, axis=2).T
+        bottom = np.fmin.reduce(rows_first, axis=2).T
+        rail_uv = RAIL_FRACTION * self.range_uv
         with np.errstate(invalid="ignore"):
-            rail = np.abs(windows) >= RAIL_FRACTION * self.range_uv
-            # fmax/fmin skip NaN (gaps) and give NaN for an all-NaN window, without a warning
-            flat = (np.fmax.reduce(windows, axis=1) - np.fmin.reduce(windows, axis=1)) < FLAT_UV
-        any_rail = rail.any(axis=1)
-        usable_dr = np.where(any_rail | flat, np.nan, dr)
+            flat = (top - bottom) < FLAT_UV
+            any_rail = (top >= rail_uv) | (bottom <= -rail_uv)  # = any(|x| ≥ rail_uv)
+        windows = data.reshape(-1, w, c)
+        odd = any_rail | flat
+        odd_window = odd.any(axis=1)
+        usable_dr = np.where(odd, np.nan, dr)
+        not_flat = ~flat
         first_index = pos // w
         k = 0
         while k < len(dr):
@@ -265,31 +285,39 @@ class ArtifactDetector:
             todo = NOISE_UPDATE_WINDOWS - (first_index + k) % NOISE_UPDATE_WINDOWS
             part = slice(k, min(k + todo, len(dr)))
             limit = np.fmax(CAUTERY_NOISE_FACTOR * self._noise, self._cautery_min_uv)
-            hot = ((dr[part] > limit) | any_rail[part]) & ~flat[part]
-            n_hot = hot.sum(axis=1)
+            hot = (dr[part] > limit) | any_rail[part]
+            hot &= not_flat[part]
+            n_hot = np.count_nonzero(hot, axis=1)
             busy = (self._cautery_start is not None or self._hot_run > 0
                     or bool((n_hot >= self.min_channels).any()))
-            stuck = any(r is not None for r in self._stuck) or bool(any_rail[part].any()
-                                                                     or flat[part].any())
-            rows = usable_dr[part].copy()
-            for j in range(part.start, part.stop) if busy or stuck else ():
-                w_start = pos + j * w
-                if busy:
-                    if self._cautery_start is not None or self._hot_run:
-                        rows[j - part.start] = np.nan
-                    self._cautery_window(w_start, int(n_hot[j - part.start]), dr[j], flat[j])
-                if stuck:
-                    self._stuck_window(w_start, rail[j], any_rail[j], flat[j])
+            stuck = bool(odd_window[part].any()) or any(r is not None for r in self._stuck)
+            rows = usable_dr[part]
+            if busy or stuck:
+                rows = rows.copy()
+                for j in range(part.start, part.stop):
+                    w_start = pos + j * w
+                    if busy:
+                        if self._cautery_start is not None or self._hot_run:
+                            rows[j - part.start] = np.nan
+                        self._cautery_window(w_start, int(n_hot[j - part.start]), dr[j], flat[j])
+                    if stuck:
+                        self._stuck_window(w_start, windows[j], any_rail[j], flat[j])
             self._push_history(rows)
             k = part.stop
             if (first_index + k) % NOISE_UPDATE_WINDOWS == 0:
-                noise = _column_nanmedian(self._history)
+                noise = _row_nanmedian(self._history)
                 self._noise = np.where(np.isfinite(noise), noise, self._noise)
 
     def _push_history(self, rows: np.ndarray) -> None:
-        idx = (self._history_i + np.arange(len(rows))) % NOISE_HISTORY_WINDOWS
-        self._history[idx] = rows
-        self._history_i += len(rows)
+        """Append windows' ``rows`` (m, channels) to the channel-major ring of noise values."""
+        m = len(rows)
+        at = self._history_i % NOISE_HISTORY_WINDOWS
+        if at + m <= NOISE_HISTORY_WINDOWS:
+            self._history[:, at:at + m] = rows.T
+        else:
+            idx = (at + np.arange(m)) % NOISE_HISTORY_WINDOWS
+            self._history[:, idx] = rows.T
+        self._history_i += m
 
     def _cautery_window(self, w_start: int, n_hot: int, dr: np.ndarray, flat: np.ndarray) -> None:
         """Cautery state machine for one window with ``n_hot`` hot channels."""
@@ -327,15 +355,16 @@ class ArtifactDetector:
         self._cautery_start = None
         self._quiet_since = None
 
-    def _stuck_window(self, w_start: int, rail: np.ndarray, any_rail: np.ndarray,
+    def _stuck_window(self, w_start: int, window: np.ndarray, any_rail: np.ndarray,
                       flat: np.ndarray) -> None:
-        """Per-channel saturation / lead-off bookkeeping for one window."""
+        """Per-channel saturation / lead-off bookkeeping for one window of raw samples."""
         w = self.window
         w_end = w_start + w
         for c in range(self.n_channels):
             run = self._stuck[c]
             if any_rail[c] or flat[c]:
-                rows = np.flatnonzero(rail[:, c])
+                with np.errstate(invalid="ignore"):
+                    rows = np.flatnonzero(np.abs(window[:, c]) >= RAIL_FRACTION * self.range_uv)
                 first = w_start + int(rows[0]) if (any_rail[c] and not flat[c]) else w_start
                 last = w_start + int(rows[-1]) + 1 if (any_rail[c] and not flat[c]) else w_end
                 if run is not None and first - run.last > self._s["s_merge"]:
@@ -383,12 +412,16 @@ class ArtifactDetector:
         return new
 
 
-def _column_nanmedian(values: np.ndarray) -> np.ndarray:
-    """Median of the finite values of each column (NaN where a column has none); much faster
-    than :func:`numpy.nanmedian` for small arrays."""
-    ordered = np.sort(values, axis=0)  # NaN sort last
-    count = np.isfinite(values).sum(axis=0)
-    cols = np.arange(values.shape[1])
-    lo = ordered[np.maximum(count - 1, 0) // 2, cols]
-    hi = ordered[count // 2 - (count == 0), cols]
+def _row_nanmedian(values: np.ndarray) -> np.ndarray:
+    """Median of the finite values of each row (NaN where a row has none); much faster than
+    :func:`numpy.nanmedian` for small arrays."""
+    count = np.count_nonzero(np.isfinite(values), axis=1)
+    size = values.shape[1]
+    if size and (count == size).all():  # no gaps: the two middle order statistics suffice
+        mid = np.partition(values, [(size - 1) // 2, size // 2], axis=1)
+        return 0.5 * (mid[:, (size - 1) // 2] + mid[:, size // 2])
+    ordered = np.sort(values, axis=1)  # NaN sort last
+    rows = np.arange(values.shape[0])
+    lo = ordered[rows, np.maximum(count - 1, 0) // 2]
+    hi = ordered[rows, count // 2 - (count == 0)]
     return np.where(count > 0, 0.5 * (lo + hi), np.nan)
