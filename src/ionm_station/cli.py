@@ -20,7 +20,8 @@ from ionm_station.errors import IonmError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ionm-station",
-        description="IONM Station: intraoperative neuromonitoring EMG workstation. "
+        description="IONM Station: intraoperative neuromonitoring EMG workstation. Without a "
+                    "command it opens the monitoring window on the built-in simulated amplifier. "
                     "Research and education use only; not cleared for clinical decisions.",
     )
     parser.add_argument("--version", action="version", version=f"ionm-station {__version__}")
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seconds", type=positive, help="stop after this much signal (s); default: until Ctrl-C")
     run.add_argument("--port", help="serial port (serial profiles) or board port (BrainFlow profiles)")
     run.add_argument("--fast", action="store_true",
-                     help="simulated amplifier: as fast as possible instead of real time")
+                     help="simulated amplifier or replay: as fast as possible instead of real time")
     run.add_argument("--status-interval", type=positive, default=1.0, metavar="S",
                      help="seconds between status lines (default 1)")
     run.add_argument("--json", type=Path, metavar="OUT", help="write a JSON summary to OUT at the end")
