@@ -277,3 +277,34 @@ def test_long_train_near_a_harmonic_leaves_no_echo(nominal_hz: float) -> None:
     for start_s in (12.3, 14.3):
         echo = line_uv(start_s, start_s + 2.0)
         assert echo.max() < 0.3, (start_s, echo.round(2))
+
+
+def test_dead_lead_off_the_rails_does_not_unlearn_mains() -> None:
+    """A lead that goes dead without railing (no noise, no mains for 8 s) must not teach the
+    canceller zero mains nor drag its noise floor down: when the lead returns, mains is
+    cancelled at once (before the fix the full 16 µV fundamental stayed for minutes)."""
+    fs, n = 10_000, 30 * 10_000
+    rng = np.random.default_rng(5)
+    t = np.arange(n) / fs
+    mains = 16.0 * np.sin(2 * np.pi * 50.2 * t)
+    noise = rng.standard_normal((n, 2)) * 2.5
+    x = noise + mains[:, None]
+    x[8 * fs:16 * fs, 1] = rng.standard_normal(8 * fs) * 0.3
+    mc = MainsCanceller(2, fs, mains_hz=50.0)
+    y = np.concatenate([mc.process(x[i:i + 1000]) for i in range(0, n, 1000)])
+    err = y[17 * fs:, 1] - noise[17 * fs:, 1]
+    assert np.sqrt(np.mean(err ** 2)) < 0.5  # µV
+
+
+def test_a_channel_that_gets_quieter_still_learns() -> None:
+    """Noise dropping 10× (a better electrode) with mains still present is not a dead lead:
+    the floor follows it down and mains amplitude changes are still learnt."""
+    fs, n = 10_000, 30 * 10_000
+    rng = np.random.default_rng(6)
+    t = np.arange(n) / fs
+    amp = np.where(t < 15, 16.0, 8.0)  # mains halves at 15 s
+    x = (rng.standard_normal(n) * np.where(t < 8, 3.0, 0.3) + amp * np.sin(2 * np.pi * 50.2 * t))[:, None]
+    mc = MainsCanceller(1, fs, mains_hz=50.0)
+    y = np.concatenate([mc.process(x[i:i + 1000]) for i in range(0, n, 1000)])
+    resid = y[20 * fs:, 0] - (x[20 * fs:, 0] - amp[20 * fs:] * np.sin(2 * np.pi * 50.2 * t[20 * fs:]))
+    assert np.sqrt(np.mean(resid ** 2)) < 0.2

@@ -45,6 +45,12 @@ import numpy as np
 #: A block whose residual variance exceeds this many times the channel's noise floor holds EMG
 #: activity: the amplitudes do not learn from it.
 ACTIVITY_RATIO = 3.0
+#: A dead lead: block residual variance below this fraction of the floor …
+DEAD_RATIO = 0.1
+#: … and its fundamental below this fraction of the learnt one …
+DEAD_MAINS_FRACTION = 0.2
+#: … on a channel that has learnt at least this much mains (µV).
+DEAD_MIN_MAINS_UV = 1.0
 #: A block whose peak-to-peak is below this (µV) is flat (lead-off), not signal.
 FLAT_UV = 0.5
 #: Nominal mains frequencies the detector chooses between (Hz).
@@ -375,11 +381,19 @@ class MainsCanceller:
         np.divide(resid_var, noise_var, out=ratio, where=usable)
         # the floor falls quickly but rises slowly (at most FLOOR_RISE_PER_S): a sustained EMG
         # train must not lift it to its own level, or the train would be learnt as mains
-        noise_var *= np.sqrt(np.minimum(ratio, 1.0)) * np.minimum(
-            np.maximum(ratio, 1.0) ** 0.05, self._floor_rise)
+        # A lead gone dead off the rails (so not caught as flat) shows neither its noise nor
+        # its mains: far below the floor AND the learnt fundamental missing. Such a block
+        # teaches nothing and leaves the floor alone, or the channel would unlearn its mains
+        # and then take every normal block after it for EMG activity. (A channel that merely
+        # got quieter still carries its mains, and its floor follows it down.)
+        learnt = np.abs(self._phasors[0])
+        dead = usable & (ratio < DEAD_RATIO) & (learnt >= DEAD_MIN_MAINS_UV) \
+            & (np.abs(a[0]) < DEAD_MAINS_FRACTION * learnt)
+        fall = np.where(dead, 1.0, np.sqrt(np.minimum(ratio, 1.0)))
+        noise_var *= fall * np.minimum(np.maximum(ratio, 1.0) ** 0.05, self._floor_rise)
         # EMG activity well above the floor (a train firing near a harmonic) teaches nothing:
         # learning it would leave a fading "echo" of the train after it stops
-        weight = np.where(usable & (ratio <= ACTIVITY_RATIO), np.minimum(1.0, 1.0 / ratio), 0.0)
+        weight = np.where(usable & ~dead & (ratio <= ACTIVITY_RATIO), np.minimum(1.0, 1.0 / ratio), 0.0)
         self._weight_sum += weight
         step = weight / np.maximum(np.minimum(self._weight_sum, self._memory_blocks), 1e-12)
         self._phasors += step * (a * np.exp(-1j * self._harmonics[:, None] * error) - self._phasors)
