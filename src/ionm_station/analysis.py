@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +11,9 @@ from ionm_station.detect.events import DetectedEvent
 from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.dsp.chain import ChainSettings, FreeRunChain
 from ionm_station.errors import IonmError
-from ionm_station.io.edf import SignalFileError, edf_kind, read_edf
 from ionm_station.montage import Montage, MontageChannel, channel_from_label
-from ionm_station.recording.export import annotation_text
-from ionm_station.recording.reader import is_hdf5, open_recording
+from ionm_station.recording.reader import Recording
+from ionm_station.recording.replay import open_media
 
 #: Samples are pushed through the chain in blocks of this length (s), as a live source would.
 BLOCK_S = 1.0
@@ -28,7 +27,6 @@ class Record:
     labels: list[str]
     data: np.ndarray
     range_uv: float
-    annotations: list[tuple[float, float | None, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -122,19 +120,12 @@ def match_montage(montage: Montage, labels: list[str], path: str) -> Montage:
 def load_record(path: str | Path) -> tuple[Record, Montage | None]:
     """Read an IONM Station recording (.h5) or an EDF/EDF+/BDF file into memory; a recording
     also gives the montage that was in force (EDF files give None)."""
-    p = Path(path)
-    if not p.is_file():
-        raise SignalFileError(f"{p}: file not found")
-    if is_hdf5(p):
-        with open_recording(p) as rec:
-            fs = rec.info.sample_rate_hz
-            notes = [(e.start / fs, (e.stop - e.start) / fs if e.stop and e.stop > e.start else None,
-                      annotation_text(e, rec.info.labels)) for e in rec.events]
-            record = Record(fs, list(rec.info.labels), rec.read(0, rec.n_samples), rec.info.range_uv,
-                            notes)
-            return record, rec.montage
-    if edf_kind(p) is None:
-        raise SignalFileError(f"{p}: not an EDF/BDF file or IONM Station recording")
-    content = read_edf(p)
-    return Record(content.sample_rate_hz, content.labels, content.data, content.range_uv,
-                  content.annotations), None
+    media = open_media(path)
+    try:
+        info = media.info
+        record = Record(info.sample_rate_hz, list(info.labels), media.read(0, media.n_samples),
+                        info.range_uv)
+    finally:
+        if isinstance(media, Recording):
+            media.close()
+    return record, getattr(media, "montage", None)
