@@ -59,7 +59,10 @@ def test_screw_bands_lumbar_and_thoracic() -> None:
     assert "unreliable" in neg.note
 
 
-def closed_loop(scenario, targets: list[str], seconds: float, seed: int = 3):
+def closed_loop(scenario, targets: list[str], seconds: float, seed: int = 3,
+                min_seconds: float = 1.0):
+    """Run the controller on the simulated amplifier (its stimulator) with hunts on
+    ``targets``, for at least ``min_seconds`` and at most ``seconds``."""
     montage = load_montage("lumbar")
     amp = SimulatedAmplifier(montage, scenario, FS, seed=seed, realtime=False)
     amp.open()
@@ -68,7 +71,7 @@ def closed_loop(scenario, targets: list[str], seconds: float, seed: int = 3):
     ctl = TriggeredEmg(montage, FS, ring, log.append, stimulator=amp)
     for t in targets:
         ctl.hunt(*t.split("-"))
-    run_until_idle(amp, ring, ctl, int(seconds * FS), min_samples=int(1 * FS))
+    run_until_idle(amp, ring, ctl, int(seconds * FS), min_samples=int(min_seconds * FS))
     return ctl, log, amp
 
 
@@ -91,13 +94,7 @@ def test_closed_loop_hunts_find_the_scenarios_thresholds() -> None:
 def test_train_of_four_count(level: int) -> None:
     train = ScriptEvent(kind="tof", at_s=1.0, target="L5-L", block_level=level, current_ma=40.0)
     sc = dataclasses.replace(load_scenario("quiet"), events=(train,), loop=False)
-    montage = load_montage("lumbar")
-    amp = SimulatedAmplifier(montage, sc, FS, seed=5, realtime=False)
-    amp.open()
-    ring = RingBuffer(int(10 * FS), 16)
-    log = EventLog()
-    ctl = TriggeredEmg(montage, FS, ring, log.append)
-    run_until_idle(amp, ring, ctl, int(4 * FS), min_samples=int(4 * FS))
+    ctl, log, _ = closed_loop(sc, [], 4, seed=5, min_seconds=4)
     (result,) = ctl.tof_results
     assert result.count == level
     reason = log.of_kind("tof")[0].data["blockade"]
@@ -132,16 +129,10 @@ def test_no_response_without_cmap_even_with_large_stimulus_artifact() -> None:
 def test_a_response_window_holding_another_stimulus_is_not_measured() -> None:
     """Two stimuli 30 ms apart: neither window is clean, so neither is scored; a hunt waiting
     on one of them stimulates again instead of taking a confounded 'no response'."""
-    montage = load_montage("lumbar")
     sc = dataclasses.replace(load_scenario("quiet"), events=(
         ScriptEvent(kind="stimulus", at_s=1.0, target="L5-R", current_ma=10.0),
         ScriptEvent(kind="stimulus", at_s=1.03, target="L4-L", current_ma=10.0)), loop=False)
-    amp = SimulatedAmplifier(montage, sc, FS, seed=2, realtime=False)
-    amp.open()
-    ring = RingBuffer(int(10 * FS), 16)
-    log = EventLog()
-    ctl = TriggeredEmg(montage, FS, ring, log.append)
-    run_until_idle(amp, ring, ctl, int(2 * FS), min_samples=int(2 * FS))
+    ctl, log, _ = closed_loop(sc, [], 2, seed=2, min_seconds=2)
     assert ctl.responses == []
     missed = log.of_kind("cmap_missed")
     assert len(missed) == 2 and all("another stimulus" in e.data["reason"] for e in missed)
