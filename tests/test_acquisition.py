@@ -7,10 +7,10 @@ import time
 import numpy as np
 import pytest
 
-from ionm_station.acquisition import AcquisitionWorker
+from ionm_station.pipeline.acquisition import AcquisitionWorker
 from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.events import Event, EventLog
-from ionm_station.processing import ProcessingWorker
+from ionm_station.pipeline.processing import ProcessingWorker
 from ionm_station.ring import RingBuffer
 from ionm_station.sources.base import SourceCounters
 from ionm_station.stream import Chunk, StreamInfo

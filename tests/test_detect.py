@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ionm_station.detect import DetectedEvent, EmgEventDetector, robust_sigma
-from ionm_station.detect.scoring import score
+from support.scoring import score
 from ionm_station.dsp.artifacts import ArtifactDetector
 from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.montage import load_montage

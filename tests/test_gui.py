@@ -242,7 +242,7 @@ def test_replay_bar_drives_a_replay_source(app, tmp_path, qtbot) -> None:  # noq
     calls: list[tuple] = []
 
     class ReplayStandIn:
-        """The controls of recording.replay.ReplaySource, recording every call."""
+        """The controls of sources.replay.ReplaySource, recording every call."""
 
         info, counters, position_s, n_samples, paused = (session.source.info,
                                                          session.source.counters, 12.0,

@@ -18,7 +18,7 @@ import pytest
 
 from ionm_station.errors import DeviceError
 from ionm_station.profiles import SerialSettings
-from ionm_station.sources.emulator import DeviceEmulator, EmulatorSettings, to_lsb
+from ionm_station.sim.emulator import DeviceEmulator, EmulatorSettings, to_lsb
 from ionm_station.sources.serial_source import SerialSource
 from ionm_station.stream import Chunk
 

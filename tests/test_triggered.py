@@ -14,7 +14,7 @@ from ionm_station.sim.amplifier import SimulatedAmplifier
 from ionm_station.sim.scenario import ScriptEvent, load_scenario
 from ionm_station.triggered.controller import HighCurrentNotConfirmed, TriggeredEmg
 from ionm_station.triggered.hunt import ThresholdHunt
-from ionm_station.triggered.offline import run_until_idle
+from support.offline import run_until_idle
 from ionm_station.triggered.screws import REGIONS, ScrewLog
 
 FS = 10_000.0

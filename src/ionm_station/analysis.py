@@ -9,11 +9,11 @@ import numpy as np
 
 from ionm_station.detect.events import DetectedEvent
 from ionm_station.dsp.artifacts import ArtifactSpan
-from ionm_station.dsp.chain import ChainSettings, FreeRunChain
+from ionm_station.pipeline.chain import ChainSettings, FreeRunChain
 from ionm_station.errors import IonmError
 from ionm_station.montage import Montage, MontageChannel, channel_from_label
 from ionm_station.recording.reader import Recording
-from ionm_station.recording.replay import open_media
+from ionm_station.sources.replay import open_media
 
 #: Samples are pushed through the chain in blocks of this length (s), as a live source would.
 BLOCK_S = 1.0

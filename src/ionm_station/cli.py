@@ -107,7 +107,7 @@ def _source_and_montage(args: argparse.Namespace):
     if args.replay is not None:
         from ionm_station.analysis import match_montage, montage_from_labels
         from ionm_station.montage import load_montage
-        from ionm_station.recording.replay import ReplaySource, open_media
+        from ionm_station.sources.replay import ReplaySource, open_media
 
         media = open_media(args.replay)
         labels = list(media.info.labels)
@@ -166,7 +166,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     import time
 
     from ionm_station.analysis import analyze_record, load_record, match_montage, montage_from_labels
-    from ionm_station.dsp.chain import ChainSettings
+    from ionm_station.pipeline.chain import ChainSettings
     from ionm_station.io.edf import write_edf
     from ionm_station.montage import load_montage
     from ionm_station.profiles import load_profile

@@ -12,15 +12,15 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ionm_station.acquisition import AcquisitionWorker
+from ionm_station.pipeline.acquisition import AcquisitionWorker
 from ionm_station.alarms import AlarmConfig
 from ionm_station.clock import Clock
-from ionm_station.dsp.chain import ChainSettings
+from ionm_station.pipeline.chain import ChainSettings
 from ionm_station.errors import ConfigError, IonmError
 from ionm_station.events import EventLog
 from ionm_station.montage import Montage, load_montage
 from ionm_station.profiles import Profile
-from ionm_station.processing import ProcessingWorker
+from ionm_station.pipeline.processing import ProcessingWorker
 from ionm_station.recording import CaseMetadata, Recorder
 from ionm_station.ring import RingBuffer
 from ionm_station.sim.amplifier import SimulatedAmplifier

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from ionm_station.commands.args import positive, probability
-from ionm_station.sources.emulator import DeviceEmulator, EmulatorSettings
+from ionm_station.sim.emulator import DeviceEmulator, EmulatorSettings
 
 
 def add_simulate_device_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

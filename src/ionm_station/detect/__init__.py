@@ -1,9 +1,9 @@
-"""Free-run EMG detection: events (spikes, bursts, A- and B-trains), train time and scoring.
+"""Free-run EMG detection: events (spikes, bursts, A- and B-trains) and train time.
 
 * :mod:`ionm_station.detect.events` — :class:`~ionm_station.detect.events.EmgEventDetector`,
   the streaming detector, and :class:`~ionm_station.detect.events.DetectedEvent`.
-* :mod:`ionm_station.detect.scoring` — :func:`~ionm_station.detect.scoring.score`, detected
-  events against the simulator's ground truth.
+
+Scoring against the simulator's ground truth is test support (``tests/support/scoring.py``).
 """
 
 from ionm_station.detect.events import DetectedEvent, EmgEventDetector, robust_sigma

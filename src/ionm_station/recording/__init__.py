@@ -1,8 +1,7 @@
-"""Case recording (crash-safe HDF5), replay as a source, and EDF+ exchange.
+"""Case recording (crash-safe HDF5) and EDF+ exchange (replay is a source: :mod:`ionm_station.sources.replay`).
 
 Public API here: :class:`RecordingWriter`, :class:`Recorder`, :func:`open_recording`,
-:func:`recover`; replay in :mod:`.replay` (:class:`ReplaySource`, :func:`open_media`); exchange in
-:mod:`.export` (:func:`export_edf`, :func:`info`). The file layout is specified in
+:func:`recover`; exchange in :mod:`.export` (:func:`export_edf`, :func:`info`). The file layout is specified in
 ``docs/recording-format.md``.
 """
 

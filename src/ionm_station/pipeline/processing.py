@@ -1,7 +1,7 @@
 """The processing thread: raw ring → free-run chain → clean ring, events, alarms, triggered EMG.
 
 One thread, one direction: it reads the raw ring with its own cursor, pushes every block
-through :class:`~ionm_station.dsp.chain.FreeRunChain`, writes the clean signal into the clean
+through :class:`~ionm_station.pipeline.chain.FreeRunChain`, writes the clean signal into the clean
 ring on the same sample clock (the clean ring lags the raw one by the chain's delay), appends
 what it found to the event log, feeds the alarm engine, and lets the triggered-EMG controller
 measure stimuli. Source events (stimuli, lead-off, signal lost) reach it through the event
@@ -17,7 +17,7 @@ import numpy as np
 
 from ionm_station.alarms import AlarmConfig, AlarmEngine
 from ionm_station.dsp.artifacts import ArtifactSpan
-from ionm_station.dsp.chain import ChainOutput, ChainSettings, FreeRunChain
+from ionm_station.pipeline.chain import ChainOutput, ChainSettings, FreeRunChain
 from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.events import Event, EventLog
 from ionm_station.montage import Montage

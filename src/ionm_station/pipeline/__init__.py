@@ -1,0 +1,1 @@
+"""The live pipeline: acquisition thread, free-run chain, processing thread."""
