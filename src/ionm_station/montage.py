@@ -39,8 +39,14 @@ class MontageChannel:
 
     @property
     def root_side(self) -> str:
-        """Alarm-tile key, e.g. ``"L5-L"``."""
+        """Root and side, e.g. ``"L5-L"`` (a stimulation target)."""
         return f"{self.root}-{self.side}"
+
+    @property
+    def tile_key(self) -> str:
+        """The alarm tile this channel feeds: its root-side (``"L5-L"``), or its own label for a
+        channel with no known root (e.g. a foreign EDF's ``"EMG1"``) — one rule everywhere."""
+        return self.root_side if self.root else self.label
 
 
 @dataclass(frozen=True)
@@ -56,11 +62,13 @@ class Montage:
         return tuple(c.label for c in self.channels)
 
     def root_sides(self) -> list[str]:
-        """Distinct ``root-side`` keys in montage order (one alarm tile each)."""
-        seen: dict[str, None] = {}
-        for c in self.channels:
-            seen.setdefault(c.root_side, None)
-        return list(seen)
+        """Distinct ``root-side`` keys of the channels that have a root, in montage order
+        (stimulation targets)."""
+        return list(dict.fromkeys(c.root_side for c in self.channels if c.root))
+
+    def tile_keys(self) -> list[str]:
+        """Distinct alarm-tile keys (:attr:`MontageChannel.tile_key`) in montage order."""
+        return list(dict.fromkeys(c.tile_key for c in self.channels))
 
     def channels_of(self, root: str, side: str | None = None) -> list[int]:
         """Indices of the channels recording ``root`` (on ``side`` if given)."""
