@@ -39,7 +39,7 @@ from ionm_station.sim.scenario import (
     ScriptEvent,
     expand_random,
 )
-from ionm_station.sources.base import SourceCounters
+from ionm_station.sources.base import Source, SourceCounters, Stimulator
 from ionm_station.stream import Chunk, StreamInfo
 
 #: Samples per noise block (noise of a block depends only on seed and block number).
@@ -267,8 +267,12 @@ def _scaled_pp(wave: np.ndarray, peak_uv: float) -> np.ndarray:
 # --- the amplifier ------------------------------------------------------------------------
 
 
-class SimulatedAmplifier:
-    """A :class:`~ionm_station.sources.base.Source` rendering a scenario on a montage.
+class SimulatedAmplifier(Source):
+    """A :class:`~ionm_station.sources.base.Source` rendering a scenario on a montage; it is
+    its own :attr:`stimulator` (closed-loop stimuli are rendered into the signal).
+
+    Lead-off is reported in the closed form (``lead_off`` with ``stop`` set) at its onset:
+    the script knows its end in advance.
 
     Args:
         montage: channel i records ``montage.channels[i]`` (1–64 channels).
@@ -317,7 +321,21 @@ class SimulatedAmplifier:
     def n_channels(self) -> int:
         return len(self.montage.channels)
 
-    # --- Source protocol ---
+    # --- Source interface ---
+
+    @property
+    def state(self) -> str:
+        """``streaming`` between :meth:`open` and :meth:`close`, else ``closed``."""
+        return "closed" if self._t0 is None else "streaming"
+
+    @property
+    def live(self) -> bool:
+        """Paced in real time (``realtime``): the acquisition must not make it wait."""
+        return self.realtime
+
+    @property
+    def stimulator(self) -> Stimulator:
+        return self
 
     def open(self) -> None:
         """Start the stream at sample 0 now (by the clock)."""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import asdict, dataclass
-from typing import Callable, Protocol
+from typing import Callable
 
 from ionm_station.events import Event
 from ionm_station.montage import Montage
 from ionm_station.ring import RingBuffer
+from ionm_station.sources.base import Stimulator
 from ionm_station.triggered import cmap, tof
 from ionm_station.triggered.cmap import CmapCriteria, Response
 from ionm_station.triggered.hunt import ThresholdHunt
@@ -25,12 +26,6 @@ from ionm_station.triggered.screws import ScrewLog
 WARN_ABOVE_MA = 30.0
 #: Pause between hunt stimuli (s) so responses never overlap.
 HUNT_INTERVAL_S = 0.5
-
-
-class Stimulator(Protocol):
-    """Something that can deliver a stimulus (the simulated amplifier, or a real stimulator)."""
-
-    def schedule_stimulus(self, current_ma: float, target: str, at_index: int | None = None) -> int: ...
 
 
 class HighCurrentNotConfirmed(ValueError):
