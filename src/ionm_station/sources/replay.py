@@ -12,7 +12,11 @@ bumps :attr:`ReplaySource.seek_generation` and puts a ``replay_seek`` event
 stateful consumers (filters, detectors) can reset there instead of seeing a step.
 
 Recorded events are re-emitted in ``Chunk.events`` as they are played, moved to the played
-clock, with ``data["recording_sample"]`` = their index in the recording.
+clock, with ``data["recording_sample"]`` = their index in the recording. They follow the source
+event definitions of :mod:`ionm_station.sources.base` (:func:`as_source_events`): a recorded
+lead-off whose end is known (its closing event, or an older recording's ``lead_restored``
+edge) is played once, in the closed form, at its start; stimuli always carry ``current_ma`` and
+``target``.
 
 Pacing: played samples = anchor + elapsed clock time × rate × speed, re-anchored at every play,
 speed change and seek; speed ``None`` plays as fast as the consumer reads.
@@ -23,7 +27,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -34,7 +38,7 @@ from ionm_station.events import Event
 from ionm_station.io.edf import edf_kind, read_edf
 from ionm_station.recording.format import RecordingError
 from ionm_station.recording.reader import is_hdf5, open_recording
-from ionm_station.sources.base import SourceCounters
+from ionm_station.sources.base import Source, SourceCounters
 from ionm_station.stream import Chunk, StreamInfo
 
 MIN_SPEED, MAX_SPEED = 0.25, 16.0
@@ -93,7 +97,33 @@ def open_media(path: str | Path) -> ReplayMedia:
     raise RecordingError(f"{path}: neither an IONM Station recording (HDF5) nor an EDF/BDF file")
 
 
-class ReplaySource:
+def as_source_events(events: list[Event]) -> list[Event]:
+    """Recorded events (sorted by start) in the source event definitions: an opening
+    ``lead_off`` whose end the recording holds becomes one closed ``lead_off``; its closing
+    event and legacy ``lead_restored`` edges are dropped; stimuli get ``current_ma`` and
+    ``target`` (None where the recording lacks them)."""
+    closed = {(e.start, e.channels) for e in events if e.kind == "lead_off" and e.stop is not None}
+    out: list[Event] = []
+    open_at: dict[int, int] = {}  # channel → position in ``out`` of its open lead-off
+    for e in events:
+        if e.kind == "lead_off" and e.stop is None:
+            if (e.start, e.channels) not in closed:
+                open_at.update((c, len(out)) for c in e.channels)
+                out.append(e)
+        elif e.kind == "lead_off":
+            out.append(e)
+        elif e.kind == "lead_restored":
+            for c in e.channels:
+                if (i := open_at.pop(c, None)) is not None:
+                    out[i] = replace(out[i], stop=e.start)
+        elif e.kind == "stimulus":
+            out.append(replace(e, data={"current_ma": None, "target": None, **e.data}))
+        else:
+            out.append(e)
+    return out
+
+
+class ReplaySource(Source):
     """Plays ``media`` paced by ``clock``; controls may be called from any thread.
 
     Args:
@@ -116,7 +146,7 @@ class ReplaySource:
         self._block = max(1, round(block_s * fs))
         self._max_chunk = max(self._block, round(MAX_CHUNK_S * fs))
         self._emit = emit_events
-        self._events = sorted(media.events, key=lambda e: e.start)
+        self._events = as_source_events(sorted(media.events, key=lambda e: e.start))
         self._starts = [e.start for e in self._events]
         self._lock = threading.Lock()
         self._speed = self._checked(speed)
@@ -219,7 +249,21 @@ class ReplaySource:
         played, rec = self._segments[bisect.bisect_right(starts, played_index) - 1]
         return rec + played_index - played
 
-    # --- Source protocol ---
+    # --- Source interface ---
+
+    @property
+    def state(self) -> str:
+        """``closed`` until :meth:`open` and after :meth:`close`, ``ended`` once the whole
+        recording was played, else ``streaming`` (paused included)."""
+        if not self._opened:
+            return "closed"
+        return "ended" if self.at_end else "streaming"
+
+    @property
+    def live(self) -> bool:
+        """Paced against the clock (a speed is set); as fast as possible is not live. Follows
+        :meth:`set_speed`."""
+        return self._speed is not None
 
     def open(self) -> None:
         """Start playing at the current position now (by the clock)."""
