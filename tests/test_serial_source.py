@@ -19,6 +19,7 @@ import pytest
 from ionm_station.errors import DeviceError
 from ionm_station.profiles import SerialSettings
 from ionm_station.sim.emulator import DeviceEmulator, EmulatorSettings, to_lsb
+from ionm_station.sources import serial_protocol as sp
 from ionm_station.sources.serial_source import SerialSource
 from ionm_station.stream import Chunk
 
@@ -104,14 +105,15 @@ def test_ten_seconds_with_corruption_counts_match_and_data_are_bit_exact(tmp_pat
     assert stop == 100_000
     gaps = sum(b.start - a.stop for a, b in itertools.pairwise(chunks))
     assert gaps == injected.lost_samples  # dropped samples advance start, never joined
-    events = [(e.kind, e.start, e.channels) for c in chunks for e in c.events]
+    events = [(e.kind, e.start, e.stop, e.channels) for c in chunks for e in c.events]
     spf = injected.samples_per_frame
     if not any(c.start <= 5004 < c.stop for c in chunks):
         pytest.skip("the stimulus frame happened to be faulted")  # fixed seed: not the case
     stim = [e for c in chunks for e in c.events if e.kind == "stimulus"]
-    assert [(e.start, e.data["current_ma"]) for e in stim] == [(5004, 7.25)]
-    assert ("lead_off", 3000 // spf * spf, (10,)) in events
-    assert ("lead_restored", 7000 // spf * spf, (10,)) in events
+    assert [(e.start, e.data) for e in stim] == [(5004, {"current_ma": 7.25, "target": None})]
+    off, on = 3000 // spf * spf, 7000 // spf * spf  # lead-off is an interval: open, then closed
+    assert [e for e in events if e[0].startswith("lead")] == [("lead_off", off, None, (10,)),
+                                                             ("lead_off", off, on, (10,))]
 
 
 def test_missing_and_busy_ports_name_the_port(tmp_path: Path) -> None:
@@ -184,3 +186,72 @@ def test_pulled_link_is_reported_within_half_a_second_and_a_restart_is_picked_up
         for proc in (first,):
             if proc.poll() is None:
                 proc.kill()
+
+
+def read_until(source: SerialSource, chunks: list[Chunk], samples: int, timeout_s: float) -> None:
+    """Append chunks until ``source`` delivered ``samples`` in total (fails after ``timeout_s``)."""
+    assert wait_for(lambda: bool(chunks.append(source.read()))
+                    or source.counters.samples >= samples, timeout_s, 0.0) is not None
+
+
+def device_index(emulator: DeviceEmulator, chunk: Chunk, around: int, spf: int) -> int:
+    """Where the device really sent ``chunk``: the frame start near ``around`` whose simulated
+    samples equal the chunk's."""
+    got = np.rint(chunk.data[:spf].astype(np.float64) / LSB_UV).astype(np.int64)
+    for start in range(max(0, around - 2000) // spf * spf, around + 2000, spf):
+        if np.array_equal(to_lsb(emulator.amplifier.generate(start, spf), LSB_UV), got):
+            return start
+    raise AssertionError(f"chunk at {chunk.start} matches no device frame near {around}")
+
+
+def test_a_reader_fault_crashes_the_worker_and_a_restart_resumes_after_a_counted_gap(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = EmulatorSettings(link=tmp_path / "amp", rate_hz=RATE_HZ, channels=4,
+                                uv_per_lsb=LSB_UV, seconds=4.0)
+    with DeviceEmulator(settings) as emulator:
+        source = source_for(settings.link, emulator.montage.labels)
+        source.open()
+        runner = threading.Thread(target=emulator.run)
+        runner.start()
+        chunks: list[Chunk] = []
+        try:
+            read_until(source, chunks, 5000, 3.0)
+            feed = sp.FrameDecoder.feed
+            armed = [True]
+
+            def faulty_feed(decoder: sp.FrameDecoder, data: bytes) -> list[sp.Frame]:
+                if armed:
+                    armed.clear()
+                    raise RuntimeError("decoder bug")
+                return feed(decoder, data)
+
+            monkeypatch.setattr(sp.FrameDecoder, "feed", faulty_feed)
+            (reader,) = source.workers()
+            assert wait_for(lambda: reader.health().state == "crashed", 1.0) is not None
+            assert reader.health().error == "RuntimeError: decoder bug"
+            assert "faulty_feed" in reader.traceback
+            assert source.state == "lost"  # never "streaming" while no reader runs
+            time.sleep(0.3)  # the device streams on; nobody reads
+            assert source.state == "lost"
+            reader.restart()  # as the supervisor does
+            assert wait_for(lambda: source.state == "streaming", 2.0) is not None
+            read_until(source, chunks, source.counters.samples + 5000, 3.0)
+        finally:
+            source.close()
+            runner.join()
+    chunks = [c for c in chunks if c is not None]
+    events = [e for c in chunks for e in c.events]
+    (lost,) = [e for e in events if e.kind == "signal_lost"]
+    (restored,) = [e for e in events if e.kind == "signal_restored"]
+    assert "RuntimeError: decoder bug" in lost.data["reason"]
+    (before, after), = [(a, b) for a, b in itertools.pairwise(c for c in chunks if c.n_samples)
+                        if b.start != a.stop]
+    assert lost.start == before.stop and restored.start == after.start
+    gap = after.start - before.stop  # the clock advanced by the wall time lost: a NaN gap
+    assert gap == restored.data["lost_samples"] == source.counters.dropped
+    assert 0 < gap < RATE_HZ
+    assert reader.restarts == 1 and source.counters.reconnects == 0
+    spf = emulator.stats.samples_per_frame
+    assert before.stop == device_index(emulator, before, before.start, spf) + before.n_samples
+    # the port stayed open, so the device's sequence counter places the samples exactly
+    assert after.start == device_index(emulator, after, after.start, spf)
