@@ -1,0 +1,684 @@
+"""Real-signal free-run EMG cases: real ECG and real MUAP shapes, with exact ground truth.
+
+A case is 8 lumbar channels (µV) at 5 or 10 kHz, the sum of
+
+- **ECG** from a real recording (``../shared/data/physionet_ecg``): MIT-BIH record 100 (360 Hz,
+  2 leads, 30 min, cardiologists' beat labels incl. atrial and ventricular premature beats) or
+  PTB s0010_re (1000 Hz, 15 leads, 38 s, looped on whole beats). Each channel sees its own
+  projection of the heart: a mix of two leads, scaled to 20–400 µV peak (trunk and proximal
+  muscles larger), random sign, 0–5 ms delay. The heart rate is time-warped by up to ±15 %
+  (a slowly varying rate), windows start at a different place per seed and, in record 100,
+  always hold a labelled premature beat. The recordings' own mains (60 Hz in MIT-BIH, 50 Hz in
+  PTB) and baseline wander are filtered out first, so the case's mains is the only mains.
+- **EMG events** built from real MUAPs: isolated discharges cut from the three PhysioNet
+  emgdb needle records (4 kHz tibialis anterior; healthy, myopathy, neuropathy), resampled.
+  Spikes (one MUAP), bursts (3–15 MUAPs of 1–3 units within 20–200 ms), A-trains (one unit
+  firing at a steady 60–210 Hz for 0.2–5 s, smoothed to a near-sinusoid), B-trains (one unit
+  firing irregularly at 5–40 Hz for 0.3–5 s); 30–1000 µV p-p (log-uniform, so about a quarter
+  are 30–80 µV); about 40 per minute spread over the channels, never overlapping on a channel.
+- **Electrocautery**: broadband bursts (2–50 mV RMS, so they rail the amplifier at
+  ±:data:`RANGE_UV`) lasting 1–6 s, then per channel a recovery step of its own size and sign
+  decaying with τ = 0.1–1 s.
+- **Mains** 50 or 60 Hz, off-nominal by up to ±0.5 Hz, drifting slowly (±0.05–0.1 Hz), with
+  harmonics 2–7 of their own amplitudes and phases (3rd 20–60 % of the fundamental, which is
+  5–100 µV per channel).
+- **Common-mode steps** (10–40 µV on 5–6 channels at one sample: a fast transient or a slow
+  step) and **electrode pops** (one channel, 0.1–2 mV step decaying with τ = 50–500 ms).
+- **Amplifier noise** 2–4 µV RMS per channel, and slow baseline wander in half the cases.
+
+The sum is clipped at ±:data:`RANGE_UV` like the amplifier. The ground truth uses the
+simulator's types (:class:`~ionm_station.sim.amplifier.GroundTruth`), so
+:func:`support.scoring.score` scores it: events with onset/offset/channel/p-p, artifacts
+``cautery`` (incl. its recovery tail), ``pop`` and ``common_mode`` (activity there is not EMG),
+the heart's R-peak indices in ``ecg_beats``. Every component is kept, so the artifact-free
+signal (EMG + noise) is there for envelope and cleaning metrics.
+
+Everything is a deterministic function of the case's seed. Data: PhysioNet (Goldberger et al.,
+Circulation 101(23):e215–e220, 2000), MIT-BIH Arrhythmia Database (Moody & Mark 2001), PTB
+Diagnostic ECG Database (Bousseljot et al. 1995), Examples of Electromyograms (emgdb 1.0.0);
+ODC-By 1.0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import wfdb
+from scipy import signal
+
+from ionm_station.montage import Montage, load_montage
+from ionm_station.sim.amplifier import GroundTruth, TruthArtifact, TruthEvent
+
+#: The shared real recordings, beside the checkout (``<repo>/../shared/data``).
+DATA_DIR = Path(__file__).resolve().parents[3] / "shared" / "data"
+#: Amplifier input range (± µV): the case is clipped here.
+RANGE_UV = 5000.0
+N_CHANNELS = 8
+
+# --- ECG ---
+#: Mains frequency (Hz) inside each ECG recording (removed) and whether it has beat labels.
+ECG_RECORDS = {"100": (60.0, True), "s0010_re": (50.0, False)}
+#: MIT-BIH beat annotation symbols (others, e.g. ``+`` rhythm change, are not beats).
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ")
+#: ECG peak (µV) by muscle keyword; trunk and proximal muscles pick up most of the heart.
+ECG_PEAK_UV = (("iliops", 150.0, 400.0), ("anal", 150.0, 400.0), ("adductor", 60.0, 200.0),
+               ("vastus", 40.0, 150.0))
+ECG_PEAK_UV_DISTAL = (20.0, 80.0)
+#: Largest delay (s) of a channel's ECG behind the heart.
+ECG_DELAY_MAX_S = 0.005
+#: Heart-rate change: the rate factor moves linearly between knots 10–40 s apart, each drawn
+#: within ±RATE_CHANGE of the recording's own rate.
+RATE_CHANGE = 0.15
+RATE_KNOT_S = (10.0, 40.0)
+#: Window (s) either side of an R peak in which a channel's ECG peak is measured.
+R_WINDOW_S = 0.05
+#: The looped record is cut this long (s) before an R peak (in diastole).
+LOOP_CUT_BEFORE_R_S = 0.3
+#: Source ECG taken before the case's first sample (s), so resampling edges fall outside.
+ECG_LEAD_IN_S = 0.5
+#: High-pass corner (Hz) removing the recordings' baseline wander.
+ECG_HIGHPASS_HZ = 0.5
+
+# --- MUAPs ---
+EMG_RECORDS = ("healthy", "myopathy", "neuropathy")
+EMG_FS = 4000.0
+#: MUAP window (s) before and after its largest peak.
+MUAP_PRE_S, MUAP_POST_S = 0.005, 0.007
+#: A discharge counts when its peak exceeds this many σ of the record, nothing else within
+#: ±MUAP_GUARD_S beyond its central ±MUAP_CORE_S reaches MUAP_ISOLATION of it, and its window's
+#: first and last ms stay below MUAP_EDGE of it.
+MUAP_MIN_SIGMA = 6.0
+MUAP_GUARD_S, MUAP_CORE_S = 0.004, 0.0025
+MUAP_ISOLATION, MUAP_EDGE = 0.35, 0.12
+#: Shapes kept per record (evenly through the record).
+MUAPS_PER_RECORD = 40
+
+# --- EMG events ---
+EVENTS_PER_MIN = {"b_train": 8.0, "a_train": 9.0, "burst": 11.0, "spike": 12.0}
+PEAK_UV = (30.0, 1000.0)
+BURST_S, BURST_MUAPS, BURST_UNITS = (0.02, 0.2), (3, 15), (1, 3)
+A_TRAIN_HZ, A_TRAIN_S = (60.0, 210.0), (0.2, 5.0)
+B_TRAIN_HZ, B_TRAIN_S = (5.0, 40.0), (0.3, 5.0)
+#: A-trains are low-passed at this multiple of their rate (near-sinusoidal, like real ones).
+A_TRAIN_LOWPASS_X_RATE = 2.0
+#: Samples below this fraction of an event's largest value at its ends are not part of it.
+NEGLIGIBLE = 1e-3
+#: Random starts tried before an event is drawn anew (shorter) or a case declared too short.
+PLACE_TRIES, EVENT_DRAWS = 500, 50
+#: Spacing (s) between anything placed on the same channel; events keep CAUTERY_CLEAR_S more
+#: after a cautery span, and EDGE_S from both ends of the case.
+PLACE_GAP_S, CAUTERY_CLEAR_S, EDGE_S = 0.5, 1.0, 1.0
+
+# --- artifacts ---
+CAUTERY_PER_MIN, CAUTERY_S, CAUTERY_RMS_UV = 0.75, (1.0, 6.0), (2000.0, 50000.0)
+CAUTERY_STEP_UV, CAUTERY_TAU_S = (0.1 * RANGE_UV, RANGE_UV), (0.1, 1.0)
+#: Cautery is keyed in pulses of these lengths (s) with these pauses (s) (RF leaks at 2 %).
+CAUTERY_PULSE_S, CAUTERY_PAUSE_S, CAUTERY_LEAK = (0.1, 1.0), (0.03, 0.3), 0.02
+POPS_PER_MIN, POP_UV, POP_TAU_S = 1.5, (100.0, 2000.0), (0.05, 0.5)
+COMMON_MODE_PER_MIN, COMMON_MODE_UV, COMMON_MODE_CHANNELS = 1.5, (10.0, 40.0), (5, 6)
+COMMON_MODE_TAU_S = {"transient": (0.005, 0.05), "step": (2.0, 10.0)}
+#: An artifact span lasts while it is ≥ VISIBLE_UV through the chain's CHAIN_HIGHPASS_HZ
+#: high-pass (its edge, then its tail's slope), at least MIN_ARTIFACT_S.
+VISIBLE_UV, CHAIN_HIGHPASS_HZ, MIN_ARTIFACT_S = 1.0, 10.0, 0.1
+#: Decays are drawn until they are this small (µV), so no step is left where they stop.
+DECAY_END_UV = 0.01
+
+# --- baseline ---
+NOISE_UV = (2.0, 4.0)
+WANDER_UV, WANDER_HZ, WANDER_COMPONENTS, WANDER_CHANCE = (5.0, 50.0), (0.05, 0.5), 3, 0.5
+MAINS_UV, MAINS_OFFSET_HZ = (5.0, 100.0), 0.5
+MAINS_DRIFT_HZ, MAINS_DRIFT_PERIOD_S = (0.05, 0.1), (20.0, 120.0)
+#: Harmonic amplitude ranges relative to the fundamental (harmonics 2–7); per channel ×0.7–1.3.
+MAINS_HARMONICS = ((0.02, 0.1), (0.2, 0.6), (0.01, 0.08), (0.1, 0.3), (0.01, 0.05), (0.05, 0.2))
+
+#: Random streams per component: adding or changing one leaves the others as they were.
+_STREAM = {"ecg": 1, "events": 2, "cautery": 3, "pops": 4, "noise": 5, "mains": 6, "wander": 7,
+           "common_mode": 8}
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """One benchmark case: seed, rate (Hz), nominal mains (Hz), ECG record, length (s)."""
+
+    name: str
+    seed: int
+    rate_hz: int
+    mains_hz: float
+    ecg_record: str
+    tuning: bool
+    duration_s: float = 240.0
+
+
+#: Tuning seeds (101, 102) may be looked at while tuning the chain; held-out seeds never.
+CASES = (
+    CaseSpec("tune-mitdb-10k", 101, 10_000, 50.0, "100", True),
+    CaseSpec("tune-ptb-5k-60Hz", 102, 5_000, 60.0, "s0010_re", True),
+    CaseSpec("holdout-mitdb-10k-60Hz", 9101, 10_000, 60.0, "100", False),
+    CaseSpec("holdout-ptb-10k", 9102, 10_000, 50.0, "s0010_re", False),
+    CaseSpec("holdout-mitdb-5k", 9103, 5_000, 50.0, "100", False),
+)
+
+
+@dataclass
+class RealCase:
+    """A rendered case: ``raw`` (samples × 8) µV as the amplifier gives it, every component
+    that went into it (µV, same shape), the ground truth and the actual mean mains (Hz)."""
+
+    spec: CaseSpec
+    montage: Montage
+    raw: np.ndarray
+    components: dict[str, np.ndarray]
+    truth: GroundTruth
+    beat_labels: tuple[str, ...]
+    mains_hz: float
+    range_uv: float = RANGE_UV
+
+    @property
+    def sample_rate_hz(self) -> float:
+        return float(self.spec.rate_hz)
+
+    @property
+    def duration_s(self) -> float:
+        return self.raw.shape[0] / self.sample_rate_hz
+
+    def artifact_free(self) -> np.ndarray:
+        """EMG events plus amplifier noise (µV): what a perfect cleaning chain would output."""
+        return self.components["emg"] + self.components["noise"]
+
+
+def data_dir() -> Path:
+    """:data:`DATA_DIR`, or FileNotFoundError saying what is missing."""
+    if not DATA_DIR.is_dir():
+        raise FileNotFoundError(f"real-signal cases need the PhysioNet recordings in {DATA_DIR} "
+                                "(../shared/data beside the checkout)")
+    return DATA_DIR
+
+
+def generate(spec: CaseSpec, duration_s: float | None = None) -> RealCase:
+    """Render ``spec`` (first ``duration_s`` s of it; None: all of it)."""
+    fs = float(spec.rate_hz)
+    n = round((duration_s or spec.duration_s) * fs)
+    montage = load_montage("lumbar").first(N_CHANNELS)
+    rng = {name: np.random.default_rng([spec.seed, tag]) for name, tag in _STREAM.items()}
+    timeline = _Timeline(n, N_CHANNELS)
+    artifacts = np.zeros((n, N_CHANNELS), np.float32)
+    truth = GroundTruth()
+    _add_cautery(artifacts, truth, timeline, rng["cautery"], fs)
+    _add_pops(artifacts, truth, timeline, rng["pops"], fs)
+    _add_common_mode(artifacts, truth, timeline, rng["common_mode"], fs)
+    emg = np.zeros((n, N_CHANNELS), np.float32)
+    _add_events(emg, truth, timeline, rng["events"], fs)
+    truth.events.sort(key=lambda e: e.onset)
+    truth.artifacts.sort(key=lambda a: a.onset)
+    ecg, beats, labels = _ecg(spec.ecg_record, montage, n, fs, rng["ecg"])
+    truth.ecg_beats = beats.tolist()
+    mains, mains_hz = _mains(spec.mains_hz, n, fs, rng["mains"])
+    components = {"emg": emg, "ecg": ecg, "mains": mains, "artifacts": artifacts,
+                  "noise": _noise(n, rng["noise"]), "wander": _wander(n, fs, rng["wander"])}
+    raw = np.clip(sum(components.values()), -RANGE_UV, RANGE_UV).astype(np.float32)
+    return RealCase(spec, montage, raw, components, truth, labels, mains_hz)
+
+
+# --- placing things without overlap --------------------------------------------------------
+
+
+class _Timeline:
+    """Spans already taken, per channel, so events and artifacts can be placed apart."""
+
+    def __init__(self, n: int, n_channels: int) -> None:
+        self.n = n
+        self._spans = np.zeros((0, 2), np.int64)
+        self._channels = np.zeros((0, n_channels), bool)
+
+    def take(self, start: int, stop: int, channels: np.ndarray) -> None:
+        """Mark samples [start, stop) of ``channels`` (indices) taken."""
+        mask = np.zeros((1, self._channels.shape[1]), bool)
+        mask[0, channels] = True
+        self._spans = np.vstack([self._spans, [[start, stop]]])
+        self._channels = np.vstack([self._channels, mask])
+
+    def place(self, rng: np.random.Generator, length: int, channels: np.ndarray, gap: int,
+              edge: int) -> int | None:
+        """A random start for ``length`` samples on ``channels`` at least ``gap`` samples from
+        anything taken there and ``edge`` samples from both ends; None if none was found."""
+        on_channels = self._channels[:, channels].any(axis=1)
+        starts, stops = self._spans[on_channels, 0], self._spans[on_channels, 1]
+        for _ in range(PLACE_TRIES):
+            start = int(rng.integers(edge, max(edge + 1, self.n - edge - length)))
+            if start + length + edge <= self.n and not np.any(
+                    (starts < start + length + gap) & (stops + gap > start)):
+                return start
+        return None
+
+    def must_place(self, rng: np.random.Generator, length: int, channels: np.ndarray, gap: int,
+                   edge: int) -> int:
+        """:meth:`place`, or RuntimeError when the case is too short."""
+        start = self.place(rng, length, channels, gap, edge)
+        if start is None:
+            raise RuntimeError(f"cannot place {length} samples on channels {channels.tolist()} "
+                               f"of a {self.n}-sample case without overlap: it is too short")
+        return start
+
+
+def _count(per_min: float, n: int, fs: float) -> int:
+    """How many of a thing at ``per_min`` per minute fit a case of ``n`` samples."""
+    return max(1, round(per_min * n / fs / 60.0))
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float], size: int | None = None):
+    """Log-uniform draw(s) within ``bounds``."""
+    return np.exp(rng.uniform(np.log(bounds[0]), np.log(bounds[1]), size))
+
+
+# --- artifacts -----------------------------------------------------------------------------
+
+
+def _visible_s(step_uv: np.ndarray, tau_s: np.ndarray) -> float:
+    """How long (s) steps of ``step_uv`` (µV) decaying with ``tau_s`` (s) stay ≥ VISIBLE_UV
+    through a CHAIN_HIGHPASS_HZ high-pass: its edge (height step, time constant of the
+    high-pass) and its tail's slope (height step·τ_hp/τ, time constant τ); the longest."""
+    tau_hp = 1.0 / (2.0 * np.pi * CHAIN_HIGHPASS_HZ)
+    size = np.abs(step_uv) / VISIBLE_UV
+    edge = tau_hp * np.log(np.maximum(size, 1.0))
+    tail = tau_s * np.log(np.maximum(size * tau_hp / tau_s, 1.0))
+    return float(max(MIN_ARTIFACT_S, edge.max(), tail.max()))
+
+
+def _add_decay(out: np.ndarray, start: int, step_uv: np.ndarray, tau_s: np.ndarray,
+               channels: np.ndarray, fs: float) -> None:
+    """Add steps of ``step_uv`` (µV) at ``start`` on ``channels`` decaying with ``tau_s`` (s),
+    drawn until they are below DECAY_END_UV (or the case ends)."""
+    length = math.ceil(float(np.max(tau_s * np.log(np.abs(step_uv) / DECAY_END_UV))) * fs)
+    t = np.arange(min(length, out.shape[0] - start)) / fs
+    out[start:start + len(t), channels] += step_uv * np.exp(-t[:, None] / tau_s)
+
+
+def _cautery_gate(rng: np.random.Generator, length: int, fs: float) -> np.ndarray:
+    """Cautery keying over ``length`` samples: 1 in pulses, CAUTERY_LEAK in pauses."""
+    n_max = math.ceil(length / fs / CAUTERY_PULSE_S[0]) + 1
+    pulses = np.round(rng.uniform(*CAUTERY_PULSE_S, n_max) * fs).astype(np.int64)
+    pauses = np.round(rng.uniform(*CAUTERY_PAUSE_S, n_max) * fs).astype(np.int64)
+    levels = np.tile([1.0, CAUTERY_LEAK], n_max)
+    return np.repeat(levels, np.column_stack([pulses, pauses]).ravel())[:length]
+
+
+def _add_cautery(out: np.ndarray, truth: GroundTruth, timeline: _Timeline,
+                 rng: np.random.Generator, fs: float) -> None:
+    """Cautery episodes on every channel: keyed broadband noise, then per-channel recovery."""
+    everywhere = np.arange(N_CHANNELS)
+    for _ in range(_count(CAUTERY_PER_MIN, timeline.n, fs)):
+        length = round(rng.uniform(*CAUTERY_S) * fs)
+        step = rng.uniform(*CAUTERY_STEP_UV, N_CHANNELS) * rng.choice([-1.0, 1.0], N_CHANNELS)
+        tau = rng.uniform(*CAUTERY_TAU_S, N_CHANNELS)
+        tail = round(_visible_s(step, tau) * fs)
+        start = timeline.must_place(rng, length + tail, everywhere, round(3 * PLACE_GAP_S * fs),
+                                    round(EDGE_S * fs))
+        level = _log_uniform(rng, CAUTERY_RMS_UV, N_CHANNELS)
+        gate = _cautery_gate(rng, length, fs)
+        noise = rng.standard_normal((length, N_CHANNELS)).astype(np.float32)
+        out[start:start + length] += noise * (gate[:, None] * level).astype(np.float32)
+        _add_decay(out, start + length, step, tau, everywhere, fs)
+        stop = start + length + tail
+        timeline.take(start, stop + round(CAUTERY_CLEAR_S * fs), everywhere)
+        truth.artifacts.append(TruthArtifact("cautery", tuple(everywhere.tolist()), start, stop - 1))
+
+
+def _add_transient(out: np.ndarray, truth: GroundTruth, timeline: _Timeline,
+                   rng: np.random.Generator, fs: float, kind: str, channels: np.ndarray,
+                   step_uv: np.ndarray, tau_s: np.ndarray) -> None:
+    """One decaying step on ``channels`` at a free place, with its truth span."""
+    span = round(_visible_s(step_uv, tau_s) * fs)
+    start = timeline.must_place(rng, span, channels, round(PLACE_GAP_S * fs), round(EDGE_S * fs))
+    _add_decay(out, start, step_uv, tau_s, channels, fs)
+    timeline.take(start, start + span, channels)
+    truth.artifacts.append(TruthArtifact(kind, tuple(sorted(channels.tolist())), start,
+                                         start + span - 1))
+
+
+def _add_pops(out: np.ndarray, truth: GroundTruth, timeline: _Timeline,
+              rng: np.random.Generator, fs: float) -> None:
+    """Electrode pops: one channel steps by 0.1–2 mV and decays (τ 50–500 ms)."""
+    for _ in range(_count(POPS_PER_MIN, timeline.n, fs)):
+        channel = rng.integers(N_CHANNELS, size=1)
+        step = _log_uniform(rng, POP_UV, 1) * rng.choice([-1.0, 1.0])
+        _add_transient(out, truth, timeline, rng, fs, "pop", channel, step,
+                       rng.uniform(*POP_TAU_S, 1))
+
+
+def _add_common_mode(out: np.ndarray, truth: GroundTruth, timeline: _Timeline,
+                     rng: np.random.Generator, fs: float) -> None:
+    """Common-mode steps: 5–6 channels jump by 10–40 µV (one sign) at the same sample, then
+    return fast (a transient, τ 5–50 ms) or slowly (a step, τ 2–10 s)."""
+    for _ in range(_count(COMMON_MODE_PER_MIN, timeline.n, fs)):
+        k = int(rng.integers(COMMON_MODE_CHANNELS[0], COMMON_MODE_CHANNELS[1] + 1))
+        channels = np.sort(rng.choice(N_CHANNELS, k, replace=False))
+        step = rng.uniform(*COMMON_MODE_UV, k) * rng.choice([-1.0, 1.0])
+        kind = ("transient", "step")[int(rng.integers(2))]
+        tau = np.full(k, rng.uniform(*COMMON_MODE_TAU_S[kind]))
+        _add_transient(out, truth, timeline, rng, fs, "common_mode", channels, step, tau)
+
+
+# --- EMG events from real MUAPs ------------------------------------------------------------
+
+
+def _needle_emg_uv(name: str) -> np.ndarray:
+    """An emgdb record (µV). Read from the ``_mV.txt`` copy: ``emg_neuropathy.dat`` wraps
+    410 samples around int16 (see the data's SOURCE.md)."""
+    path = data_dir() / "physionet_emgdb" / f"emg_{name}_mV.txt"
+    return np.loadtxt(path, comments="#")[:, 1] * 1000.0
+
+
+def _isolated_muaps(x: np.ndarray) -> np.ndarray:
+    """Isolated discharges of a 4 kHz needle record (shapes × samples, µV), each a
+    MUAP_PRE_S + MUAP_POST_S window around its largest peak, ends brought to 0."""
+    y = signal.sosfiltfilt(signal.butter(2, 20.0, "highpass", fs=EMG_FS, output="sos"), x)
+    sigma = np.median(np.abs(y)) / 0.6745
+    pre, post, guard = (round(s * EMG_FS) for s in (MUAP_PRE_S, MUAP_POST_S, MUAP_GUARD_S))
+    peaks, _ = signal.find_peaks(np.abs(y), height=MUAP_MIN_SIGMA * sigma, distance=pre + post)
+    peaks = peaks[(peaks >= pre + guard) & (peaks < len(y) - post - guard)]
+    windows = y[peaks[:, None] + np.arange(-pre - guard, post + guard)]
+    height = np.abs(y[peaks])[:, None]
+    core = round(MUAP_CORE_S * EMG_FS)
+    around = np.ones(windows.shape[1], bool)
+    around[guard + pre - core:guard + pre + core] = False
+    muaps = windows[:, guard:guard + pre + post]
+    edge = round(0.001 * EMG_FS)
+    ends = np.maximum(np.abs(muaps[:, :edge]).max(1), np.abs(muaps[:, -edge:]).max(1))
+    good = muaps[(np.abs(windows[:, around]).max(1) < MUAP_ISOLATION * height[:, 0])
+                 & (ends < MUAP_EDGE * height[:, 0])]
+    good = good[np.unique(np.linspace(0, len(good) - 1, MUAPS_PER_RECORD).astype(int))]
+    ramp = np.linspace(0.0, 1.0, good.shape[1])
+    good = good - good[:, :1] - (good[:, -1:] - good[:, :1]) * ramp
+    return good * signal.windows.tukey(good.shape[1], 0.3)
+
+
+def _ratio(to_hz: float, from_hz: float) -> tuple[int, int]:
+    """Up and down factors for resample_poly from ``from_hz`` to ``to_hz``."""
+    r = Fraction(to_hz).limit_denominator(10_000) / Fraction(from_hz).limit_denominator(10_000)
+    return r.numerator, r.denominator
+
+
+@lru_cache(maxsize=4)
+def muap_library(fs: float) -> np.ndarray:
+    """Real MUAP shapes (shapes × samples) at ``fs`` (Hz), each scaled to p-p 1."""
+    shapes = np.concatenate([_isolated_muaps(_needle_emg_uv(name)) for name in EMG_RECORDS])
+    shapes = signal.resample_poly(shapes, *_ratio(fs, EMG_FS), axis=1)
+    return shapes / np.ptp(shapes, axis=1, keepdims=True)
+
+
+def _fire(shape: np.ndarray, times_s: np.ndarray, amplitudes: np.ndarray,
+          fs: float) -> np.ndarray:
+    """``shape`` fired at ``times_s`` (s, ≥ 0) with ``amplitudes``; sample 0 is time 0."""
+    at = np.round(times_s * fs).astype(np.int64)
+    impulses = np.bincount(at, weights=amplitudes, minlength=int(at.max()) + 1)
+    return np.convolve(impulses, shape)
+
+
+def _unit(rng: np.random.Generator, library: np.ndarray) -> np.ndarray:
+    """One MUAP shape of the library, random polarity."""
+    return library[int(rng.integers(len(library)))] * rng.choice([-1.0, 1.0])
+
+
+def _spike(rng: np.random.Generator, library: np.ndarray, fs: float) -> tuple[np.ndarray, None]:
+    return _unit(rng, library), None
+
+
+def _burst(rng: np.random.Generator, library: np.ndarray, fs: float) -> tuple[np.ndarray, None]:
+    """3–15 MUAPs of 1–3 units at random times within 20–200 ms."""
+    duration = float(_log_uniform(rng, BURST_S))
+    n = int(rng.integers(BURST_MUAPS[0], BURST_MUAPS[1] + 1))
+    units = int(rng.integers(BURST_UNITS[0], BURST_UNITS[1] + 1))
+    owner = rng.integers(units, size=n)
+    times, amplitudes = rng.uniform(0.0, duration, n), rng.uniform(0.4, 1.0, n)
+    parts = [_fire(_unit(rng, library), times[owner == u], amplitudes[owner == u], fs)
+             for u in range(units) if np.any(owner == u)]
+    wave = np.zeros(max(len(p) for p in parts))
+    for p in parts:
+        wave[:len(p)] += p
+    return wave, None
+
+
+def _a_train(rng: np.random.Generator, library: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
+    """One unit at a steady 60–210 Hz for 0.2–5 s (±8 % slow amplitude modulation), low-passed
+    at 2× its rate: a near-sinusoid, as real A-trains look."""
+    rate = float(rng.uniform(*A_TRAIN_HZ))
+    times = np.arange(0.0, float(_log_uniform(rng, A_TRAIN_S)), 1.0 / rate)
+    modulation = 1.0 + 0.08 * np.sin(2 * np.pi * rng.uniform(1.0, 4.0) * times
+                                     + rng.uniform(0, 2 * np.pi))
+    wave = _fire(_unit(rng, library), times, modulation, fs)
+    sos = signal.butter(4, A_TRAIN_LOWPASS_X_RATE * rate, fs=fs, output="sos")
+    return signal.sosfiltfilt(sos, wave), rate
+
+
+def _b_train(rng: np.random.Generator, library: np.ndarray, fs: float) -> tuple[np.ndarray, float]:
+    """One unit firing irregularly (gamma intervals, CV 0.5) at ~5–40 Hz for 0.3–5 s."""
+    rate = float(rng.uniform(*B_TRAIN_HZ))
+    duration = float(_log_uniform(rng, B_TRAIN_S))
+    min_isi = 1.5 * library.shape[1] / fs
+    isi = np.maximum(rng.gamma(4.0, 0.25 / rate, int(duration * rate * 3) + 4), min_isi)
+    times = np.concatenate([[0.0], np.cumsum(isi)])
+    times = times[:max(2, int(np.sum(times <= duration)))]
+    return _fire(_unit(rng, library), times, rng.uniform(0.6, 1.0, len(times)), fs), rate
+
+
+_SHAPES = {"spike": _spike, "burst": _burst, "a_train": _a_train, "b_train": _b_train}
+
+
+def _trimmed(wave: np.ndarray) -> np.ndarray:
+    """``wave`` without the negligible samples at both ends."""
+    keep = np.flatnonzero(np.abs(wave) >= NEGLIGIBLE * np.abs(wave).max())
+    return wave[keep[0]:keep[-1] + 1]
+
+
+def _add_events(out: np.ndarray, truth: GroundTruth, timeline: _Timeline,
+                rng: np.random.Generator, fs: float) -> None:
+    """EMG events of every kind (longest kinds first, so everything fits), one channel each;
+    an event that finds no room is drawn anew (in a short case, long trains rarely fit)."""
+    library = muap_library(fs)
+    for kind, per_min in EVENTS_PER_MIN.items():
+        for _ in range(_count(per_min, timeline.n, fs)):
+            for _ in range(EVENT_DRAWS):
+                shape, rate = _SHAPES[kind](rng, library, fs)
+                wave = _trimmed(shape)
+                channel = rng.integers(N_CHANNELS, size=1)
+                start = timeline.place(rng, len(wave), channel, round(PLACE_GAP_S * fs),
+                                       round(EDGE_S * fs))
+                if start is not None:
+                    break
+            else:
+                raise RuntimeError(f"no room for a {kind} in a {timeline.n}-sample case")
+            wave = wave * (float(_log_uniform(rng, PEAK_UV)) / np.ptp(wave))
+            out[start:start + len(wave), channel[0]] += wave
+            timeline.take(start, start + len(wave), channel)
+            train = {"a_train": "A", "b_train": "B"}.get(kind)
+            truth.events.append(TruthEvent(kind, (int(channel[0]),), start, start + len(wave) - 1,
+                                           float(np.ptp(wave.astype(np.float32))), train, rate,
+                                           (1.0,)))
+
+
+# --- real ECG ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EcgRecord:
+    """An ECG recording ready for use: leads (samples × leads, mV) with its own mains and
+    baseline wander removed, R-peak sample indices and beat symbols (``?``: not labelled)."""
+
+    name: str
+    fs: float
+    leads: np.ndarray
+    r_peaks: np.ndarray
+    labels: np.ndarray
+
+    def loop_bounds(self) -> tuple[int, int]:
+        """[start, stop) of the whole beats that are looped: from just before the 2nd R peak to
+        just before the last."""
+        cut = round(LOOP_CUT_BEFORE_R_S * self.fs)
+        return int(self.r_peaks[1]) - cut, int(self.r_peaks[-1]) - cut
+
+
+@lru_cache(maxsize=2)
+def load_ecg(name: str) -> EcgRecord:
+    """Read an ECG record of :data:`ECG_RECORDS` from ``physionet_ecg`` with wfdb; R peaks from
+    its ``.atr`` beat labels, or detected on all leads together where it has none."""
+    path = str(data_dir() / "physionet_ecg" / name)
+    mains_hz, annotated = ECG_RECORDS[name]
+    record = wfdb.rdrecord(path)
+    fs = float(record.fs)
+    leads = _without_mains(record.p_signal, fs, mains_hz)
+    if annotated:
+        ann = wfdb.rdann(path, "atr")
+        symbols = np.array(ann.symbol)
+        beat = np.isin(symbols, list(BEAT_SYMBOLS))
+        r_peaks, labels = np.asarray(ann.sample)[beat], symbols[beat]
+    else:
+        r_peaks = _detect_r(leads, fs)
+        labels = np.full(len(r_peaks), "?")
+    return EcgRecord(name, fs, leads, r_peaks.astype(np.int64), labels)
+
+
+def _without_mains(x: np.ndarray, fs: float, mains_hz: float) -> np.ndarray:
+    """``x`` (samples × leads) zero-phase high-passed at ECG_HIGHPASS_HZ and notched at every
+    harmonic of ``mains_hz`` below Nyquist."""
+    y = signal.sosfiltfilt(signal.butter(2, ECG_HIGHPASS_HZ, "highpass", fs=fs, output="sos"),
+                           x, axis=0)
+    for f in np.arange(mains_hz, fs / 2.0 - 1.0, mains_hz):
+        b, a = signal.iirnotch(f, 30.0, fs)
+        y = signal.filtfilt(b, a, y, axis=0)
+    return y
+
+
+def _detect_r(leads: np.ndarray, fs: float) -> np.ndarray:
+    """R peaks of an unlabelled record: peaks of the 5–30 Hz vector magnitude of all leads."""
+    sos = signal.butter(2, [5.0, 30.0], "bandpass", fs=fs, output="sos")
+    energy = np.sqrt((signal.sosfiltfilt(sos, leads, axis=0) ** 2).sum(axis=1))
+    peaks, _ = signal.find_peaks(energy, height=0.4 * np.percentile(energy, 99),
+                                 distance=round(0.3 * fs))
+    return peaks
+
+
+def _looped(rec: EcgRecord, start: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``m`` samples of the record's looped whole beats from ``start`` (within the loop): leads,
+    R peaks (stream samples) and their labels. The loop is ramp-corrected so it joins smoothly."""
+    lo, hi = rec.loop_bounds()
+    loop = rec.leads[lo:hi] - np.outer(np.arange(hi - lo) / (hi - lo), rec.leads[hi] - rec.leads[lo])
+    inside = (rec.r_peaks >= lo) & (rec.r_peaks < hi)
+    passes = np.arange(math.ceil((start + m) / (hi - lo)) + 1)[:, None] * (hi - lo)
+    beats = (rec.r_peaks[inside] - lo + passes).ravel() - start
+    labels = np.tile(rec.labels[inside], len(passes))
+    keep = (beats >= 0) & (beats < m)
+    return loop[(start + np.arange(m)) % (hi - lo)], beats[keep], labels[keep]
+
+
+def _window_start(rec: EcgRecord, m: int, rng: np.random.Generator) -> int:
+    """Where a window of ``m`` samples starts in the loop: around a random premature beat of a
+    labelled record (so every case holds one), anywhere otherwise."""
+    lo, hi = rec.loop_bounds()
+    inside = (rec.r_peaks >= lo) & (rec.r_peaks < hi)
+    ectopic = rec.r_peaks[inside & ~np.isin(rec.labels, ["N", "?"])] - lo
+    if len(ectopic) and m < hi - lo:
+        anchor = int(rng.choice(ectopic))
+        return int(np.clip(anchor - rng.uniform(0.1, 0.9) * m, 0, hi - lo - m))
+    return int(rng.integers(hi - lo))
+
+
+def _source_time_s(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    """Recording time (s) played at each of ``n`` case samples: the playback rate moves
+    linearly between knots RATE_KNOT_S apart within 1 ± RATE_CHANGE."""
+    knots = np.cumsum(rng.uniform(*RATE_KNOT_S, math.ceil(n / fs / RATE_KNOT_S[0]) + 5)) \
+        - RATE_KNOT_S[1]
+    rates = rng.uniform(1.0 - RATE_CHANGE, 1.0 + RATE_CHANGE, len(knots))
+    rate = np.interp(np.arange(n) / fs, knots, rates)
+    return ECG_LEAD_IN_S + (np.cumsum(rate) - rate[0]) / fs
+
+
+def _lead_mix(n_leads: int, rng: np.random.Generator) -> np.ndarray:
+    """Weights (leads × channels): each channel a cos/sin mix of two different leads."""
+    weights = np.zeros((n_leads, N_CHANNELS))
+    for c in range(N_CHANNELS):
+        a, b = rng.choice(n_leads, 2, replace=False)
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        weights[[a, b], c] = np.cos(angle), np.sin(angle)
+    return weights
+
+
+def _ecg_peak_uv(montage: Montage, rng: np.random.Generator) -> np.ndarray:
+    """Target ECG peak per channel (µV) by muscle, with a random sign."""
+    ranges = [next(((lo, hi) for key, lo, hi in ECG_PEAK_UV if key in ch.muscle.lower()),
+                   ECG_PEAK_UV_DISTAL) for ch in montage.channels]
+    return np.array([rng.uniform(lo, hi) for lo, hi in ranges]) \
+        * rng.choice([-1.0, 1.0], len(ranges))
+
+
+def _ecg(record: str, montage: Montage, n: int, fs: float,
+         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """The ECG component (n × 8, µV), the heart's R-peak indices in the case and their beat
+    labels."""
+    rec = load_ecg(record)
+    source_s = _source_time_s(n, fs, rng)
+    m = math.ceil((source_s[-1] + 2 * ECG_LEAD_IN_S) * rec.fs)
+    leads, beats, labels = _looped(rec, _window_start(rec, m, rng), m)
+    mixed = leads @ _lead_mix(leads.shape[1], rng)
+    half = round(R_WINDOW_S * rec.fs)
+    around_r = np.clip(beats[:, None] + np.arange(-half, half + 1), 0, m - 1)
+    natural = np.median(np.abs(mixed[around_r]).max(axis=1), axis=0)
+    mixed *= _ecg_peak_uv(montage, rng) / natural
+    resampled = signal.resample_poly(mixed, *_ratio(fs, rec.fs), axis=0)
+    delay_s = rng.uniform(0.0, ECG_DELAY_MAX_S, N_CHANNELS)
+    grid = np.arange(len(resampled)) / fs
+    ecg = np.column_stack([np.interp(source_s - delay_s[c], grid, resampled[:, c])
+                           for c in range(N_CHANNELS)]).astype(np.float32)
+    beat_s = beats / rec.fs
+    inside = (beat_s >= source_s[0]) & (beat_s <= source_s[-1])
+    r_case = np.round(np.interp(beat_s[inside], source_s, np.arange(n))).astype(np.int64)
+    return ecg, r_case, tuple(labels[inside].tolist())
+
+
+# --- baseline: noise, wander, mains --------------------------------------------------------
+
+
+def _noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """White amplifier noise (n × 8, µV), 2–4 µV RMS per channel."""
+    sigma = rng.uniform(*NOISE_UV, N_CHANNELS).astype(np.float32)
+    return rng.standard_normal((n, N_CHANNELS), np.float32) * sigma
+
+
+def _wander(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
+    """Slow baseline wander (n × 8, µV) in half the cases: 3 sinusoids of 0.05–0.5 Hz, 5–50 µV
+    per channel together; zeros otherwise."""
+    out = np.zeros((n, N_CHANNELS), np.float32)
+    if rng.random() < WANDER_CHANCE:
+        t = np.arange(n) / fs
+        amp = _log_uniform(rng, WANDER_UV, N_CHANNELS) / math.sqrt(WANDER_COMPONENTS)
+        for f in rng.uniform(*WANDER_HZ, WANDER_COMPONENTS):
+            phase = rng.uniform(0.0, 2.0 * np.pi, N_CHANNELS)
+            out += (np.sin(2.0 * np.pi * f * t[:, None] + phase) * amp).astype(np.float32)
+    return out
+
+
+def _mains(nominal_hz: float, n: int, fs: float,
+           rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """Mains (n × 8, µV) with harmonics 1–7 and its mean frequency (Hz): off-nominal by up to
+    ±0.5 Hz, drifting sinusoidally; fundamental 5–100 µV per channel, harmonics with their own
+    relative amplitudes and phases (each varied per channel)."""
+    mean_hz = nominal_hz + rng.uniform(-MAINS_OFFSET_HZ, MAINS_OFFSET_HZ)
+    drift, period = rng.uniform(*MAINS_DRIFT_HZ), rng.uniform(*MAINS_DRIFT_PERIOD_S)
+    t = np.arange(n) / fs
+    cycles = mean_hz * t - drift * period / (2 * np.pi) * np.cos(2 * np.pi * t / period
+                                                                  + rng.uniform(0, 2 * np.pi))
+    relative = np.array([1.0] + [rng.uniform(lo, hi) for lo, hi in MAINS_HARMONICS])
+    amp = relative[:, None] * _log_uniform(rng, MAINS_UV, N_CHANNELS)[None, :]
+    amp[1:] *= rng.uniform(0.7, 1.3, (len(relative) - 1, N_CHANNELS))
+    phase = rng.uniform(0, 2 * np.pi, len(relative))[:, None] \
+        + rng.uniform(-0.3, 0.3, (len(relative), N_CHANNELS))
+    out = np.zeros((n, N_CHANNELS), np.float32)
+    for h in range(len(relative)):
+        angle = 2 * np.pi * (h + 1) * cycles
+        out += (np.sin(angle)[:, None] * (amp[h] * np.cos(phase[h]))
+                + np.cos(angle)[:, None] * (amp[h] * np.sin(phase[h]))).astype(np.float32)
+    return out, float(mean_hz)
