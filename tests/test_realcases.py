@@ -1,0 +1,176 @@
+"""Real-signal benchmark cases (``support.realcases``): determinism, truth that matches the
+signal, and ``scripts/bench_detection --quick --family real_ecg``.
+
+The cases are built from PhysioNet recordings in ../shared/data beside the checkout (CI has
+them; elsewhere the tests are skipped, except under CI=true where missing data is a failure).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import signal
+
+from support import realcases
+
+SHORT_S = 20.0
+#: One case per ECG record, both at 5 kHz to keep the tests fast.
+SPECS = {"mitdb": realcases.CASES[4], "ptb": realcases.CASES[1]}
+BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench_detection"
+#: wfdb's annotation tables use a pandas keyword pandas now deprecates: not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def shared_data() -> None:
+    if not realcases.DATA_DIR.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"{realcases.DATA_DIR} missing: CI must have ../shared beside the checkout")
+        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
+
+
+@pytest.fixture(scope="module", params=list(SPECS))
+def case(request: pytest.FixtureRequest) -> realcases.RealCase:
+    return realcases.generate(SPECS[request.param], SHORT_S)
+
+
+def highpass(x: np.ndarray, fs: float, hz: float = realcases.CHAIN_HIGHPASS_HZ) -> np.ndarray:
+    """First-order high-pass (the model behind the generator's artifact spans)."""
+    b, a = signal.butter(1, hz, "highpass", fs=fs)
+    return signal.lfilter(b, a, x, axis=0)
+
+
+def test_same_seed_same_case_other_seed_other_case() -> None:
+    spec = SPECS["ptb"]
+    a, b = realcases.generate(spec, SHORT_S), realcases.generate(spec, SHORT_S)
+    np.testing.assert_array_equal(a.raw, b.raw)
+    assert a.truth == b.truth and a.beat_labels == b.beat_labels and a.mains_hz == b.mains_hz
+    other = realcases.generate(dataclasses.replace(spec, seed=spec.seed + 1), SHORT_S)
+    assert not np.array_equal(a.raw, other.raw)
+    assert a.truth.events != other.truth.events
+
+
+def test_raw_is_the_clipped_sum_of_its_components(case: realcases.RealCase) -> None:
+    total = sum(case.components.values())
+    np.testing.assert_allclose(case.raw, np.clip(total, -realcases.RANGE_UV, realcases.RANGE_UV),
+                               atol=1e-3)
+    assert case.raw.shape == (round(SHORT_S * case.sample_rate_hz), realcases.N_CHANNELS)
+
+
+def test_events_are_where_and_as_large_as_the_truth_says(case: realcases.RealCase) -> None:
+    emg = case.components["emg"]
+    events = case.truth.events
+    assert {e.kind for e in events} == {"spike", "burst", "a_train", "b_train"}
+    for e in events:
+        ch = e.channels[0]
+        assert emg[e.onset, ch] != 0 and emg[e.offset, ch] != 0
+        assert emg[e.onset - 1, ch] == 0 and emg[e.offset + 1, ch] == 0
+        assert np.ptp(emg[e.onset:e.offset + 1, ch]) == pytest.approx(e.peak_uv, rel=1e-5)
+        assert realcases.PEAK_UV[0] * 0.999 <= e.peak_uv <= realcases.PEAK_UV[1] * 1.001
+        if e.train_type == "A":
+            assert realcases.A_TRAIN_HZ[0] <= e.rate_hz <= realcases.A_TRAIN_HZ[1]
+    # between events the EMG-only truth is silent
+    covered = np.zeros(emg.shape, bool)
+    for e in events:
+        covered[e.onset:e.offset + 1, e.channels[0]] = True
+    assert not emg[~covered].any()
+
+
+def test_real_muap_library() -> None:
+    shapes = realcases.muap_library(5000.0)
+    assert len(shapes) >= 60
+    np.testing.assert_allclose(np.ptp(shapes, axis=1), 1.0)
+    assert np.abs(shapes[:, [0, -1]]).max() < 0.01  # tapered ends
+
+
+def test_cautery_rails_every_channel_then_recovers(case: realcases.RealCase) -> None:
+    cautery = [a for a in case.truth.artifacts if a.kind == "cautery"]
+    assert cautery
+    for a in cautery:
+        span = case.raw[a.onset:a.offset + 1]
+        assert (np.abs(span) >= realcases.RANGE_UV).any(axis=0).all()
+        assert a.offset - a.onset >= realcases.CAUTERY_S[0] * case.sample_rate_hz
+
+
+def test_artifact_spans_cover_what_a_10hz_chain_sees(case: realcases.RealCase) -> None:
+    fs = case.sample_rate_hz
+    seen = np.abs(highpass(case.components["artifacts"], fs))
+    for a in case.truth.artifacts:
+        after = seen[a.offset + 1:a.offset + 1 + round(0.2 * fs), list(a.channels)]
+        assert after.max() < 2 * realcases.VISIBLE_UV, a
+
+
+def test_common_mode_steps_and_pops_hit_their_channels_at_one_sample(
+        case: realcases.RealCase) -> None:
+    jumps = np.abs(np.diff(case.components["artifacts"], axis=0))
+    kinds = {a.kind for a in case.truth.artifacts}
+    assert {"pop", "common_mode"} <= kinds
+    for a in case.truth.artifacts:
+        if a.kind == "cautery":
+            continue
+        on = np.zeros(realcases.N_CHANNELS, bool)
+        on[list(a.channels)] = True
+        jump = jumps[a.onset - 1]
+        if a.kind == "pop":
+            assert len(a.channels) == 1 and (jump[on] >= 0.99 * realcases.POP_UV[0]).all()
+        else:
+            lo, hi = realcases.COMMON_MODE_CHANNELS
+            assert lo <= len(a.channels) <= hi
+            assert (jump[on] >= 0.99 * realcases.COMMON_MODE_UV[0]).all()
+        assert (jump[~on] < 1.0).all()
+
+
+def test_r_peaks_land_on_the_ecg_peaks(case: realcases.RealCase) -> None:
+    fs = case.sample_rate_hz
+    beats = np.array(case.truth.ecg_beats)
+    assert len(beats) == len(case.beat_labels) >= SHORT_S / 2
+    rr = np.diff(beats) / fs
+    assert rr.min() > 0.3 and rr.max() < 2.0
+    # each channel's sharpest deflection (a lead mix's R or S) is in the QRS window
+    # (R −60…+100 ms) the ECG residual metric uses, beat after beat to the end of the case
+    qrs = np.abs(highpass(case.components["ecg"], fs))
+    half = round(0.3 * fs)
+    beats = beats[(beats >= half) & (beats < len(qrs) - half)]
+    window = beats[:, None] + np.arange(-half, half + 1)
+    lag_ms = (np.argmax(qrs[window], axis=1) - half) / fs * 1000.0  # beats × channels
+    assert np.mean((lag_ms >= -60.0) & (lag_ms <= 100.0)) >= 0.95
+    assert (np.abs(np.median(lag_ms, axis=0)) < 60.0).all()
+    peak = np.median(np.abs(case.components["ecg"][window]).max(axis=1), axis=0)
+    assert ((peak > 15.0) & (peak < 450.0)).all()
+
+
+def test_labelled_record_holds_a_premature_beat() -> None:
+    case = realcases.generate(SPECS["mitdb"], 60.0)
+    assert set(case.beat_labels) - {"N"}
+
+
+def test_missing_data_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(realcases, "DATA_DIR", tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="shared/data"):
+        realcases.data_dir()
+
+
+def test_bench_detection_quick_real_ecg_reports_every_figure() -> None:
+    out = subprocess.run([sys.executable, str(BENCH), "--quick", "--family", "real_ecg"],
+                         capture_output=True, text=True, timeout=120, check=True)
+    doc = json.loads(out.stdout)
+    assert list(doc["families"]) == ["real_ecg"]
+    family = doc["families"]["real_ecg"]
+    (result,) = family["cases"]
+    for detector in ("ours", "textbook"):
+        figures = result[detector]
+        for key in ("sensitivity_all", "sensitivity_30_80uV", "false_per_hour",
+                    "false_above_threshold_per_hour", "in_or_1s_after_cautery",
+                    "burst_onset_error_ms", "a_train_time_error_pct", "x_realtime"):
+            assert isinstance(figures[key], (int, float)), (detector, key)
+            assert family["summary"][detector][key] is not None
+        assert figures["ecg_residual"]["per_beat_p99"] > 0
+        mains = figures["mains_db_above_floor_after_5s"]
+        assert len(mains) == 7 and all(isinstance(v, float) for v in mains)
