@@ -52,6 +52,26 @@ class SourceCounters:
     reconnects: int = 0
 
 
+def lost_in_interruption(wall: int, counted: int | None, wrap: int) -> int:
+    """Samples per channel lost while a stream was interrupted (never negative).
+
+    Args:
+        wall: the estimate from host wall time (elapsed seconds × rate, minus the samples that
+            arrived with the first data after the interruption).
+        counted: what the device's own counter says, known only modulo ``wrap`` (its sequence or
+            package counter); None when the counter is no reference (the device may have
+            restarted, e.g. after a reconnect).
+        wrap: samples after which the device's counter repeats.
+
+    Returns:
+        ``wall``, or the count ≡ ``counted`` (mod ``wrap``) nearest to ``wall``: exact as long
+        as the wall-time estimate is off by less than half a wrap.
+    """
+    if counted is None:
+        return max(0, wall)
+    return max(0, counted + wrap * round((wall - counted) / wrap))
+
+
 class Stimulator(Protocol):
     """Something that can deliver a stimulus (the simulated amplifier, or a real stimulator)."""
 

@@ -50,7 +50,7 @@ from ionm_station.events import Event
 from ionm_station.pipeline.worker import STALL_S, Worker
 from ionm_station.profiles import SerialSettings
 from ionm_station.sources import serial_protocol as sp
-from ionm_station.sources.base import Source, SourceCounters
+from ionm_station.sources.base import Source, SourceCounters, lost_in_interruption
 from ionm_station.stream import Chunk, StreamInfo
 
 #: Reconnect attempts start this long after a loss (s) and double up to MAX_BACKOFF_S.
@@ -293,14 +293,11 @@ class SerialReader(Worker):
         restart), exactly from the sequence counter, its wraps told apart by the wall time."""
         if self._last_frame_s is None:
             return 0
-        wall = max(0, round((now_s - self._last_frame_s) * self.info.sample_rate_hz)
-                   - frame.n_samples)
-        if self._last_sequence is None:
-            return wall
-        modulus = sp.SEQUENCE_MODULUS
-        residue = (frame.sequence - self._last_sequence - 1) % modulus
-        frames = residue + modulus * round((wall / frame.n_samples - residue) / modulus)
-        return max(0, frames) * frame.n_samples
+        n = frame.n_samples
+        wall = round((now_s - self._last_frame_s) * self.info.sample_rate_hz) - n
+        counted = (None if self._last_sequence is None
+                   else (frame.sequence - self._last_sequence - 1) % sp.SEQUENCE_MODULUS * n)
+        return lost_in_interruption(wall, counted, sp.SEQUENCE_MODULUS * n)
 
     def _frame_events(self, frame: sp.Frame, start: int) -> list[Event]:
         events = []
