@@ -39,6 +39,7 @@ class BrainFlowSettings:
     timeout_s: int = 0
     preset: str = "default"
     scale_uv: float = 1.0  # multiply the board's values by this to get µV
+    lost_after_ms: int = 500  # no samples for this long: signal lost
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def _brainflow(doc: dict, path: str) -> BrainFlowSettings:
         timeout_s=optional(sec, "timeout_s", int, path, 0, p),
         preset=optional(sec, "preset", str, path, "default", p),
         scale_uv=scale,
+        lost_after_ms=in_range(optional(sec, "lost_after_ms", int, path, 500, p), 10, 60000,
+                               path, f"{p}.lost_after_ms", "ms"),
     )
 
 
