@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from ionm_station.events import EventLog
 from ionm_station.montage import load_montage
+from ionm_station.profiles import SerialSettings
 from ionm_station.ring import RingBuffer
 from ionm_station.sim.amplifier import SimulatedAmplifier
+from ionm_station.sim.emulator import DeviceEmulator, EmulatorSettings
 from ionm_station.sim.scenario import ScriptEvent, load_scenario
+from ionm_station.sources.serial_source import SerialSource
 from ionm_station.triggered.controller import HighCurrentNotConfirmed, TriggeredEmg
 from ionm_station.triggered.hunt import ThresholdHunt
 from support.offline import run_until_idle
@@ -136,3 +141,66 @@ def test_a_response_window_holding_another_stimulus_is_not_measured() -> None:
     assert ctl.responses == []
     missed = log.of_kind("cmap_missed")
     assert len(missed) == 2 and all("another stimulus" in e.data["reason"] for e in missed)
+
+
+SERIAL_STIMULI = """
+name = "serial-stimuli"
+duration_s = 10
+loop = false
+seed = 4
+montage = "lumbar"
+[thresholds_ma]
+"L5-R" = 3.0
+[[events]]
+kind = "stimulus"
+target = "L5-R"
+at_s = 0.5
+current_ma = 10.0
+[[events]]
+kind = "stimulus"
+target = "L4-L"
+at_s = 1.2
+current_ma = 2.5
+"""
+
+
+def test_serial_stimuli_without_target_are_measured_on_every_channel(tmp_path) -> None:
+    """The serial protocol names no target: its stimuli still get CMAPs, on every channel,
+    logged with target None and assigned to no screw."""
+    scenario = tmp_path / "stimuli.toml"
+    scenario.write_text(SERIAL_STIMULI)
+    settings = EmulatorSettings(link=tmp_path / "amp", rate_hz=FS, scenario=str(scenario),
+                                seconds=2.0, speed=4.0)
+    montage = load_montage("lumbar")
+    ring = RingBuffer(int(10 * FS), 16)
+    log = EventLog()
+    ctl = TriggeredEmg(montage, FS, ring, log.append)
+    with DeviceEmulator(settings) as emulator:
+        source = SerialSource(SerialSettings(str(settings.link)), montage.labels, FS)
+        source.open()
+        runner = threading.Thread(target=emulator.run)
+        runner.start()
+        deadline = time.monotonic() + 10.0
+        try:
+            while ring.published < 2 * FS and time.monotonic() < deadline:
+                chunk = source.read()
+                if chunk is not None:
+                    ring.write_nan(chunk.start - ring.published)  # a gap stays a gap
+                    ring.write(chunk.data)
+                    ctl.on_events(chunk.events)
+                    ctl.poll()
+        finally:
+            source.close()
+            runner.join()
+    assert ring.published == 2 * FS and not ctl.busy
+    first, second = log.of_kind("cmap")
+    assert (first.start, second.start) == (5000, 12000)
+    for e, current in ((first, 10.0), (second, 2.5)):
+        assert e.channels == tuple(range(16))
+        assert e.data["target"] is None and e.data["current_ma"] == current
+    target = montage.channels_of("L5", "R")
+    hit = ctl.responses[0]
+    assert [c for c in range(16) if hit.responded[c]] == target
+    assert min(hit.peak_uv[c] for c in target) > 200
+    assert not ctl.responses[1].any  # 2.5 mA, far below L4-L's threshold
+    assert ctl.screw_log.screws == [] and log.of_kind("screw_result") == []

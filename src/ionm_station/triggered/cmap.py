@@ -40,14 +40,16 @@ class CmapCriteria:
 class Response:
     """The response of each measured channel to one stimulus (µV p-p, latency ms).
 
+    ``current_ma`` is None when the source did not report it; ``target`` (root-side) is None
+    for a stimulus aimed at no known root-side, measured on every channel.
     ``channels`` are the montage channels measured; ``waveform_uv`` is the artifact-blanked,
     band-passed signal of those channels from ``PRE_S`` before to ``POST_S`` after the stimulus
     (n_samples, n_measured), for stimulus-locked stacked displays.
     """
 
     stimulus: int
-    current_ma: float
-    target: str
+    current_ma: float | None
+    target: str | None
     peak_uv: tuple[float, ...]
     latency_ms: tuple[float | None, ...]
     responded: tuple[bool, ...]
@@ -70,7 +72,8 @@ def window_bounds(stimulus: int, fs: float) -> tuple[int, int]:
 
 
 def measure(raw: np.ndarray, stimulus: int, window_start: int, fs: float, channels: list[int],
-            current_ma: float, target: str, criteria: CmapCriteria = CmapCriteria()) -> Response:
+            current_ma: float | None, target: str | None,
+            criteria: CmapCriteria = CmapCriteria()) -> Response:
     """Measure the CMAP on ``channels`` of a raw µV window (n, n_channels) starting at
     absolute index ``window_start``, for the stimulus at absolute index ``stimulus``."""
     x = np.array(raw[:, channels], dtype=np.float64)

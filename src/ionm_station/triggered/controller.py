@@ -1,7 +1,9 @@
 """Triggered-EMG controller: stimuli in, CMAP responses, screw thresholds and TOF results out.
 
 It follows the session: stimulus events (from the source's trigger input or the simulator's
-stimulator) are measured once the raw ring holds ``cmap.POST_S`` after them. An automatic hunt
+stimulator) are measured once the raw ring holds ``cmap.POST_S`` after them — on the channels
+of their target root-side, or, for a stimulus without a target (a serial amplifier's), on every
+channel, logged as a ``cmap`` with target None and assigned to no screw. An automatic hunt
 drives a :class:`Stimulator` one stimulus at a time: the next current is chosen only after the
 previous response was measured. Everything it concludes is appended to the event log
 (``cmap``, ``screw_result``, ``tof``) so recordings and views see it.
@@ -34,9 +36,12 @@ class HighCurrentNotConfirmed(ValueError):
 
 @dataclass
 class _Pending:
+    """A stimulus waiting for its response window: sample index, current (mA, None if the
+    source did not say), target root-side (None: measure every channel), TOF pulse 1–4."""
+
     index: int
-    current_ma: float
-    target: str
+    current_ma: float | None
+    target: str | None
     tof_pulse: int | None
 
 
@@ -82,8 +87,9 @@ class TriggeredEmg:
         """Take new session events; stimuli are queued for measurement."""
         for e in events:
             if e.kind == "stimulus":
-                self._pending.append(_Pending(e.start, float(e.data.get("current_ma", 0.0)),
-                                              str(e.data.get("target", "")), e.data.get("tof_pulse")))
+                current = e.data.get("current_ma")
+                self._pending.append(_Pending(e.start, None if current is None else float(current),
+                                              e.data.get("target"), e.data.get("tof_pulse")))
                 bisect.insort(self._stimulus_times, e.start)
 
     def hunt(self, level: str, side: str) -> None:
@@ -120,25 +126,32 @@ class TriggeredEmg:
 
     # --- internals ---
 
+    def _channels(self, target: str | None) -> list[int]:
+        """Channels measured for a stimulus: the target root-side's, or every one."""
+        if target is None:
+            return list(range(len(self.montage.channels)))
+        level, _, side = target.partition("-")
+        return self.montage.channels_of(level, side or None)
+
+    def _missed(self, p: _Pending, reason: str) -> None:
+        self.sink(Event("cmap_missed", p.index, data={"target": p.target, "reason": reason}))
+        if self._awaiting == p.index:
+            self._awaiting = None  # the hunt stimulates again at the same current
+
     def _measure(self, p: _Pending) -> None:
-        level, _, side = p.target.partition("-")
-        channels = self.montage.channels_of(level, side or None)
+        channels = self._channels(p.target)
         if not channels:
+            self._missed(p, f"montage {self.montage.name!r} has no {p.target} channel")
             return
         a, b = cmap.window_bounds(p.index, self.fs)
         a = max(0, a)  # a stimulus in the first 60 ms of the stream has a shorter baseline
         lo, hi = bisect.bisect_left(self._stimulus_times, a), bisect.bisect_left(self._stimulus_times, b)
         if hi - lo > 1:  # another stimulus's artifact or response would be measured as ours
-            self.sink(Event("cmap_missed", p.index, data={"target": p.target,
-                                                          "reason": "another stimulus in the window"}))
-            if self._awaiting == p.index:
-                self._awaiting = None  # the hunt stimulates again at the same current
+            self._missed(p, "another stimulus in the window")
             return
         got = self.raw.reader(start=a).read(b - a)
         if got.lost or got.n_samples < b - a:
-            self.sink(Event("cmap_missed", p.index, data={"target": p.target, "reason": "data overwritten"}))
-            if self._awaiting == p.index:
-                self._awaiting = None  # the hunt stimulates again at the same current
+            self._missed(p, "data overwritten")
             return
         r = cmap.measure(got.data, p.index, a, self.fs, channels, p.current_ma, p.target, self.criteria)
         self.responses.append(r)
