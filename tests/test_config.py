@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from ionm_station.alarms import AlarmConfig
 from ionm_station.config import shipped_names
 from ionm_station.errors import ConfigError
 from ionm_station.montage import channel_from_label, load_montage
+from ionm_station.pipeline.chain import ChainSettings
 from ionm_station.profiles import load_profile
+from ionm_station.triggered.cmap import CmapCriteria
 
 
 def write(tmp_path: Path, text: str, name: str = "x.toml") -> Path:
@@ -122,3 +125,69 @@ def test_duplicate_montage_label(tmp_path: Path) -> None:
 def test_edf_label_parsing(label: str, root: str, side: str, muscle: str) -> None:
     c = channel_from_label(label)
     assert (c.root, c.side, c.muscle) == (root, side, muscle)
+
+
+SIMULATED = 'name="a"\n[source]\nkind="simulated"\nsample_rate_hz=10000\nchannels=8\n'
+CYTON_RATE = 'name="a"\n[source]\nkind="simulated"\nsample_rate_hz=250\nchannels=8\n'
+
+
+def test_profile_settings_tables_are_parsed(tmp_path: Path) -> None:
+    p = write(tmp_path, SIMULATED + "[dsp]\nlow_hz = 20\nhigh_hz = 2000\nmains_hz = 50\n"
+              "remove_ecg = false\n[alarms]\ncaution_train_time_s = 1\nhold_s = 2.5\n"
+              "adaptive = true\n[triggered]\nregion = \"thoracic\"\nmax_ma = 30\n"
+              "criterion_uv = 80\nlatency_ms = [6, 35]\n")
+    profile = load_profile(p)
+    assert profile.chain_settings == ChainSettings(20.0, 2000.0, 50.0, False)
+    assert profile.alarm_config == AlarmConfig(caution_train_time_s=1.0, hold_s=2.5, adaptive=True)
+    t = profile.triggered
+    assert (t.region, t.max_ma) == ("thoracic", 30.0)
+    assert t.criteria == CmapCriteria(latency_ms=(6.0, 35.0), criterion_uv=80.0)
+    log = t.screw_log()
+    assert log.region.name == "thoracic" and log.max_ma == 30.0
+    bare = load_profile(write(tmp_path, SIMULATED, "bare.toml"))
+    assert (bare.chain_settings, bare.alarm_config) == (ChainSettings(), AlarmConfig())
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "expect"),
+    [
+        (SIMULATED + "[dsp]\nhihg_hz = 100\n", "dsp.hihg_hz", "unknown key (did you mean high_hz?)"),
+        (SIMULATED + "[dps]\nhigh_hz = 100\n", "dps", "unknown table (did you mean dsp?)"),
+        (SIMULATED + "[alarm]\nhold_s = 1\n", "alarm", "unknown table (did you mean alarms?)"),
+        (SIMULATED + "[triggered]\ncriterion = 50\n", "triggered.criterion",
+         "did you mean criterion_uv?"),
+        (SIMULATED + "[alarms]\ncaution_train_s = 1\n", "alarms.caution_train_s",
+         "did you mean caution_train_time_s?"),
+        (SIMULATED + "[simulated]\nsenario = \"quiet\"\n", "simulated.senario",
+         "did you mean scenario?"),
+        (SIMULATED.replace("channels=8", "channels=8\nrate=3"), "source.rate",
+         "unknown key (expected one of kind, sample_rate_hz"),
+        ('mame="a"\n' + SIMULATED, "mame", "did you mean name?"),
+        (SIMULATED + '[serial]\nport="/dev/x"\n', "serial",
+         "table for a serial source, but source.kind is 'simulated'"),
+        (SIMULATED + "[dsp]\nmains_hz = 55\n", "dsp.mains_hz", "expected 50 or 60"),
+        (SIMULATED + "[dsp]\nlow_hz = 500\nhigh_hz = 400\n", "dsp.low_hz", "below high_hz (400 Hz)"),
+        (SIMULATED + "[dsp]\nlow_hz = -1\n", "dsp.low_hz", "expected 0–50000 Hz"),
+        (CYTON_RATE + "[dsp]\nhigh_hz = 300\n", "dsp.high_hz", "expected ≤ 125 Hz"),
+        (CYTON_RATE + "[dsp]\nlow_hz = 200\n", "dsp.low_hz", "below high_hz (125 Hz)"),
+        (SIMULATED + "[dsp]\nremove_ecg = 1\n", "dsp.remove_ecg", "expected true/false"),
+        (SIMULATED + "[alarms]\nwarning_train_time_s = 0.2\n", "alarms.warning_train_time_s",
+         "more than caution_train_time_s (0.5 s)"),
+        (SIMULATED + "[alarms]\nhold_s = \"long\"\n", "alarms.hold_s", "expected an integer or a number"),
+        (SIMULATED + "[triggered]\nregion = \"sacral\"\n", "triggered.region",
+         "expected one of lumbar, thoracic, cervical"),
+        (SIMULATED + "[triggered]\nlatency_ms = [40, 5]\n", "triggered.latency_ms",
+         "expected start < end ≤ 60 ms"),
+        (SIMULATED + "[triggered]\nblank_ms = 8\n", "triggered.blank_ms",
+         "less than the latency window's start (5 ms)"),
+        (SIMULATED + "[triggered]\nmax_ma = 500\n", "triggered.max_ma", "expected 0.5–100 mA"),
+        ('name="a"\n[source]\nkind="brainflow"\nsample_rate_hz=250\nchannels=8\n[brainflow]\n'
+         'board_id=-1\nlost_after_ms=2\n', "brainflow.lost_after_ms", "expected 10–60000 ms"),
+    ],
+)
+def test_profile_settings_errors_name_file_key_and_expectation(tmp_path: Path, text: str, key: str,
+                                                                expect: str) -> None:
+    p = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        load_profile(p)
+    assert str(info.value).startswith(f"{p}: {key}: ") and expect in str(info.value)

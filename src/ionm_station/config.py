@@ -6,10 +6,13 @@ a path (``lumbar``); anything else is a path to a ``.toml`` file.
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import os
 import sys
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ionm_station.errors import ConfigError
 
@@ -17,6 +20,8 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised only on Python 3.10
     import tomli as tomllib
+
+T = TypeVar("T")
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: Where ``hardware_profiles/`` sits in a source checkout (the README installs editable).
@@ -107,3 +112,55 @@ def in_range(value: float, lo: float, hi: float, path: str, key: str, unit: str 
         u = f" {unit}" if unit else ""
         raise ConfigError(path, key, f"expected {lo:g}–{hi:g}{u}, got {value!r}")
     return value
+
+
+def check_keys(table: dict, valid: Collection[str], path: str, prefix: str = "") -> None:
+    """Reject a key (or sub-table) of ``table`` that is not in ``valid``, naming the nearest
+    valid one (``did you mean high_hz?``) or, if none is near, all of them."""
+    for key, value in table.items():
+        if key in valid:
+            continue
+        near = difflib.get_close_matches(key, list(valid), n=1)
+        hint = f"did you mean {near[0]}?" if near else f"expected one of {', '.join(valid)}"
+        what = "table" if isinstance(value, dict) else "key"
+        raise ConfigError(path, f"{prefix}.{key}" if prefix else key, f"unknown {what} ({hint})")
+
+
+#: Range of a number by the unit suffix of its key (units are in key names): suffix, lo, hi, unit.
+UNIT_RANGES = (("_s", 0.0, 86400.0, "s"), ("_ms", 0.0, 60000.0, "ms"), ("_hz", 0.0, 50000.0, "Hz"),
+               ("_uv", 0.0, 1e6, "µV"), ("_ma", 0.0, 1000.0, "mA"))
+
+
+def number(value: Any, path: str, key: str) -> float:
+    """``value`` as a float: a number within the range its key's unit suffix allows
+    (:data:`UNIT_RANGES`), or ≥ 0 for a key without a unit."""
+    value = float(_check_type(value, (int, float), path, key))
+    lo, hi, unit = next(((lo, hi, u) for suffix, lo, hi, u in UNIT_RANGES if key.endswith(suffix)),
+                        (0.0, float("inf"), ""))
+    return in_range(value, lo, hi, path, key, unit)
+
+
+def dataclass_from_table(table: dict, cls: type[T], path: str, prefix: str,
+                         parsers: Mapping[str, Callable[[Any, str], Any]] | None = None) -> T:
+    """The dataclass ``cls`` with the fields a TOML table sets (the others keep their defaults).
+
+    Unknown keys are rejected (:func:`check_keys`). A value is read by ``parsers[name](value,
+    full_key)`` if given, else checked against the type of the field's default: true/false, an
+    integer, a number (:func:`number`) or a string.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    check_keys(table, defaults, path, prefix)
+    parsers = parsers or {}
+    values = {}
+    for name, value in table.items():
+        key = f"{prefix}.{name}"
+        default = defaults[name]
+        if name in parsers:
+            values[name] = parsers[name](value, key)
+        elif isinstance(default, bool | int | str):
+            values[name] = _check_type(value, type(default), path, key)
+        elif isinstance(default, float):
+            values[name] = number(value, path, key)
+        else:
+            raise ConfigError(path, key, "cannot be set in a file")
+    return cls(**values)
