@@ -187,3 +187,5 @@ def test_recover_that_cannot_restart_the_board_names_it(
     with pytest.raises(DeviceError, match=r"BrainFlow Synthetic \(id -1, no port\): cannot start"):
         synthetic.recover()
     assert synthetic.state == "lost"
+    with pytest.raises(DeviceError, match=r"BrainFlow Synthetic \(id -1, no port\): no session"):
+        synthetic.read()

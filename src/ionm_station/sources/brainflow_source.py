@@ -137,7 +137,8 @@ class BrainFlowSource(Source):
         if not self._pending:
             board = self._board
             if board is None:
-                raise RuntimeError("open() the BrainFlow source before read()")
+                raise DeviceError(f"{self._name}: no session (not opened, or recover() could "
+                                  "not restart it)")
             try:
                 if board.get_board_data_count(self._preset) == 0:
                     time.sleep(READ_WAIT_S)
