@@ -187,5 +187,6 @@ def test_recover_that_cannot_restart_the_board_names_it(
     with pytest.raises(DeviceError, match=r"BrainFlow Synthetic \(id -1, no port\): cannot start"):
         synthetic.recover()
     assert synthetic.state == "lost"
+    assert [e.kind for e in synthetic.read().events] == ["signal_lost"]
     with pytest.raises(DeviceError, match=r"BrainFlow Synthetic \(id -1, no port\): no session"):
         synthetic.read()
