@@ -174,8 +174,9 @@ class SerialReader(Worker):
             raise
 
     def on_restart(self) -> None:
-        """A fresh decoder; the stream resumes after a wall-time gap. An open port is flushed
-        of the bytes that piled up meanwhile; a closed one is reopened by the new thread."""
+        """A fresh decoder; the stream resumes after a counted gap (:meth:`_lost_before`). An
+        open port is flushed of the bytes that piled up meanwhile; a closed one is reopened by
+        the new thread."""
         self.decoder.reset()
         self._interrupt("serial reader restarted")
         if self._port is None:
@@ -194,10 +195,13 @@ class SerialReader(Worker):
         try:
             data = self._port.read(max(1, min(self._port.in_waiting, MAX_READ_BYTES)))
         except (serial.SerialException, OSError, TypeError) as exc:
-            self._lose(f"read error: {exc}")
-            return 0
+            data = None
+            error = f"read error: {exc}"
         if not self.current(generation):
             return 0  # abandoned after a stall: a newer thread owns the stream now
+        if data is None:
+            self._lose(error)
+            return 0
         now = time.monotonic()
         if data:
             self._last_bytes_s = now
