@@ -181,8 +181,8 @@ def test_profile_settings_tables_are_parsed(tmp_path: Path) -> None:
         (SIMULATED + "[triggered]\nblank_ms = 8\n", "triggered.blank_ms",
          "less than the latency window's start (5 ms)"),
         (SIMULATED + "[triggered]\nmax_ma = 500\n", "triggered.max_ma", "expected 0.5–100 mA"),
-        ('name="a"\n[source]\nkind="brainflow"\nsample_rate_hz=250\nchannels=8\n[brainflow]\n'
-         'board_id=-1\nlost_after_ms=2\n', "brainflow.lost_after_ms", "expected 10–60000 ms"),
+        (('name="a"\n[source]\nkind="brainflow"\nsample_rate_hz=250\nchannels=8\n[brainflow]\n'
+          'board_id=-1\nlost_after_ms=2\n'), "brainflow.lost_after_ms", "expected 10–60000 ms"),
     ],
 )
 def test_profile_settings_errors_name_file_key_and_expectation(tmp_path: Path, text: str, key: str,

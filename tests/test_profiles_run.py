@@ -20,7 +20,7 @@ SYNTHETIC_BOARD = -1
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(COMMAND), "run", "--headless", *args], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
 
 
 def needs_hardware(profile: Profile) -> bool:

@@ -19,8 +19,8 @@ from ionm_station.sim.scenario import ScriptEvent, load_scenario
 from ionm_station.sources.serial_source import SerialSource
 from ionm_station.triggered.controller import HighCurrentNotConfirmed, TriggeredEmg
 from ionm_station.triggered.hunt import ThresholdHunt
-from support.offline import run_until_idle
 from ionm_station.triggered.screws import REGIONS, ScrewLog
+from support.offline import run_until_idle
 
 FS = 10_000.0
 

@@ -20,8 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from ionm_station.alarms import AlarmConfig
-from ionm_station.config import (check_keys, dataclass_from_table, in_range, load_toml, number,
-                                 optional, require, resolve_named_file)
+from ionm_station.config import (
+    check_keys,
+    dataclass_from_table,
+    in_range,
+    load_toml,
+    number,
+    optional,
+    require,
+    resolve_named_file,
+)
 from ionm_station.errors import ConfigError
 from ionm_station.pipeline.chain import ChainSettings
 from ionm_station.triggered.cmap import POST_S, CmapCriteria

@@ -12,8 +12,8 @@ previous response was measured. Everything it concludes is appended to the event
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 from ionm_station.events import Event
 from ionm_station.montage import Montage

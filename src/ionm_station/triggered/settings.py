@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ionm_station.triggered.cmap import CmapCriteria
 from ionm_station.triggered.screws import REGIONS, ScrewLog
@@ -22,7 +22,7 @@ class TriggeredSettings:
 
     region: str = "lumbar"
     max_ma: float = 20.0
-    criteria: CmapCriteria = CmapCriteria()
+    criteria: CmapCriteria = field(default_factory=CmapCriteria)
 
     def screw_log(self) -> ScrewLog:
         """An empty screw log classifying by this region, for hunts up to :attr:`max_ma`."""
