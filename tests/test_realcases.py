@@ -24,8 +24,6 @@ SHORT_S = 20.0
 #: One case per ECG record, both at 5 kHz to keep the tests fast.
 SPECS = {"mitdb": realcases.CASES[4], "ptb": realcases.CASES[1]}
 BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench_detection"
-#: wfdb's annotation tables use a pandas keyword pandas now deprecates: not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword")
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -42,13 +42,13 @@ ODC-By 1.0.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import wfdb
 from scipy import signal
 
 from ionm_station.montage import Montage, load_montage
@@ -113,6 +113,8 @@ PLACE_TRIES, EVENT_DRAWS = 500, 50
 #: Spacing (s) between anything placed on the same channel; events keep CAUTERY_CLEAR_S more
 #: after a cautery span, and EDGE_S from both ends of the case.
 PLACE_GAP_S, CAUTERY_CLEAR_S, EDGE_S = 0.5, 1.0, 1.0
+#: Spacing (s) between cautery episodes (each with its recovery tail).
+CAUTERY_GAP_S = 1.5
 
 # --- artifacts ---
 CAUTERY_PER_MIN, CAUTERY_S, CAUTERY_RMS_UV = 0.75, (1.0, 6.0), (2000.0, 50000.0)
@@ -316,7 +318,7 @@ def _add_cautery(out: np.ndarray, truth: GroundTruth, timeline: _Timeline,
         step = rng.uniform(*CAUTERY_STEP_UV, N_CHANNELS) * rng.choice([-1.0, 1.0], N_CHANNELS)
         tau = rng.uniform(*CAUTERY_TAU_S, N_CHANNELS)
         tail = round(_visible_s(step, tau) * fs)
-        start = timeline.must_place(rng, length + tail, everywhere, round(3 * PLACE_GAP_S * fs),
+        start = timeline.must_place(rng, length + tail, everywhere, round(CAUTERY_GAP_S * fs),
                                     round(EDGE_S * fs))
         level = _log_uniform(rng, CAUTERY_RMS_UV, N_CHANNELS)
         gate = _cautery_gate(rng, length, fs)
@@ -325,7 +327,8 @@ def _add_cautery(out: np.ndarray, truth: GroundTruth, timeline: _Timeline,
         _add_decay(out, start + length, step, tau, everywhere, fs)
         stop = start + length + tail
         timeline.take(start, stop + round(CAUTERY_CLEAR_S * fs), everywhere)
-        truth.artifacts.append(TruthArtifact("cautery", tuple(everywhere.tolist()), start, stop - 1))
+        truth.artifacts.append(TruthArtifact("cautery", tuple(everywhere.tolist()), start,
+                                             stop - 1))
 
 
 def _add_transient(out: np.ndarray, truth: GroundTruth, timeline: _Timeline,
@@ -528,11 +531,15 @@ def load_ecg(name: str) -> EcgRecord:
     its ``.atr`` beat labels, or detected on all leads together where it has none."""
     path = str(data_dir() / "physionet_ecg" / name)
     mains_hz, annotated = ECG_RECORDS[name]
-    record = wfdb.rdrecord(path)
+    with warnings.catch_warnings():  # wfdb builds its tables with a keyword pandas deprecates
+        warnings.filterwarnings("ignore", message="The inplace keyword")
+        import wfdb
+
+        record = wfdb.rdrecord(path)
+        ann = wfdb.rdann(path, "atr") if annotated else None
     fs = float(record.fs)
     leads = _without_mains(record.p_signal, fs, mains_hz)
-    if annotated:
-        ann = wfdb.rdann(path, "atr")
+    if ann is not None:
         symbols = np.array(ann.symbol)
         beat = np.isin(symbols, list(BEAT_SYMBOLS))
         r_peaks, labels = np.asarray(ann.sample)[beat], symbols[beat]
@@ -566,7 +573,8 @@ def _looped(rec: EcgRecord, start: int, m: int) -> tuple[np.ndarray, np.ndarray,
     """``m`` samples of the record's looped whole beats from ``start`` (within the loop): leads,
     R peaks (stream samples) and their labels. The loop is ramp-corrected so it joins smoothly."""
     lo, hi = rec.loop_bounds()
-    loop = rec.leads[lo:hi] - np.outer(np.arange(hi - lo) / (hi - lo), rec.leads[hi] - rec.leads[lo])
+    ramp = np.arange(hi - lo) / (hi - lo)
+    loop = rec.leads[lo:hi] - np.outer(ramp, rec.leads[hi] - rec.leads[lo])
     inside = (rec.r_peaks >= lo) & (rec.r_peaks < hi)
     passes = np.arange(math.ceil((start + m) / (hi - lo)) + 1)[:, None] * (hi - lo)
     beats = (rec.r_peaks[inside] - lo + passes).ravel() - start
