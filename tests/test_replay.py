@@ -21,7 +21,7 @@ from ionm_station.stream import StreamInfo
 
 FS = 2000.0
 MONTAGE = load_montage("lumbar").first(4)
-EVENTS = [Event("stimulus", 3000, 3010, (1,), {"current_ma": 5.0}),
+EVENTS = [Event("stimulus", 3000, 3010, (1,), {"current_ma": 5.0, "target": "L4-R"}),
           Event("marker", 9000, data={"text": "L5 screw"}),
           Event("alarm", 15000, 16000, (2,), {"peak_uv": 300.0})]
 
