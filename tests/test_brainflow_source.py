@@ -21,6 +21,8 @@ brainflow_source = pytest.importorskip(
 package_steps = brainflow_source.package_steps
 BrainFlowSource = brainflow_source.BrainFlowSource
 BrainFlowError = pytest.importorskip("brainflow.board_shim").BrainFlowError
+#: How errors name the synthetic board (a regular expression).
+SYNTHETIC = r"BrainFlow Synthetic \(id -1, no port\)"
 
 
 def test_package_counter_gaps_and_wrap() -> None:
@@ -165,7 +167,7 @@ def test_a_board_error_propagates_and_recover_restarts_the_session(
         raise BrainFlowError("board unplugged", 7)
 
     monkeypatch.setattr(synthetic._board, "get_board_data", unplugged)
-    with pytest.raises(DeviceError, match=r"BrainFlow Synthetic \(id -1, no port\): read failed"):
+    with pytest.raises(DeviceError, match=f"{SYNTHETIC}: read failed"):
         synthetic.read()
     assert synthetic.state == "lost"
     time.sleep(0.2)
@@ -184,9 +186,9 @@ def test_recover_that_cannot_restart_the_board_names_it(
         raise BrainFlowError("unable to prepare streaming session", 7)
 
     monkeypatch.setattr(brainflow_source.BoardShim, "prepare_session", refuse)
-    with pytest.raises(DeviceError, match=r"BrainFlow Synthetic \(id -1, no port\): cannot start"):
+    with pytest.raises(DeviceError, match=f"{SYNTHETIC}: cannot start"):
         synthetic.recover()
     assert synthetic.state == "lost"
     assert [e.kind for e in synthetic.read().events] == ["signal_lost"]
-    with pytest.raises(DeviceError, match=r"BrainFlow Synthetic \(id -1, no port\): no session"):
+    with pytest.raises(DeviceError, match=f"{SYNTHETIC}: no session"):
         synthetic.read()
