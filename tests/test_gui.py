@@ -1,6 +1,7 @@
-"""Monitoring GUI: decimation core, trace view, alarm panel, main window, screenshots.
+"""Monitoring GUI: decimation core, trace view, main window, controls, docks, replay.
 
-Runs headless (offscreen Qt platform). The screenshot test writes PNGs to $IONM_SCREENSHOT_DIR (default: a temp folder).
+Runs headless (offscreen Qt platform). Technical alarms in the window are tested in
+``test_gui_technical.py``, the screenshots in ``test_gui_screenshots.py``.
 """
 
 from __future__ import annotations
@@ -9,36 +10,27 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-import dataclasses  # noqa: E402
 import json  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
 from typing import ClassVar  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 import pytestqt  # noqa: E402,F401  (pytest-qt is a test dependency: fail loudly if missing)
-
 from PySide6.QtCore import Qt  # noqa: E402
 
-from ionm_station.alarms import AlarmEngine  # noqa: E402
-from ionm_station.events import Event  # noqa: E402
-from ionm_station.gui.alarm_panel import AlarmWindow  # noqa: E402
+from ionm_station.alarms import PRIORITIES  # noqa: E402
+from ionm_station.analysis import montage_from_labels  # noqa: E402
 from ionm_station.gui.app import ensure_app  # noqa: E402
 from ionm_station.gui.decimate import ColumnBuffer, bridge_columns, minmax_columns  # noqa: E402
 from ionm_station.gui.main_window import MainWindow  # noqa: E402
-from ionm_station.gui.replay_bar import ReplayBar  # noqa: E402
 from ionm_station.gui.settings import GuiSettings  # noqa: E402
+from ionm_station.gui.setup_panel import tile_thresholds_uv  # noqa: E402
 from ionm_station.gui.triggered_view import TriggeredView, response_label  # noqa: E402
-from ionm_station.profiles import load_profile  # noqa: E402
-from ionm_station.session import Session, build_source, montage_for  # noqa: E402
-
-#: Where the screenshot test saves PNGs; IONM_SCREENSHOT_DIR=docs/screenshots refreshes the docs.
-SCREENSHOTS = Path(os.environ.get("IONM_SCREENSHOT_DIR", Path(tempfile.gettempdir()) / "ionm-screenshots"))
-
+from ionm_station.io.edf import write_edf  # noqa: E402
+from ionm_station.session import Session  # noqa: E402
+from ionm_station.sources.replay import ReplaySource, open_media  # noqa: E402
+from support.gui import a_train, detect, hunt_session, make_session  # noqa: E402
 
 # --- decimation (pure numpy) ----------------------------------------------------------------
 
@@ -112,6 +104,8 @@ def test_bridge_columns_joins_steps_keeps_gaps() -> None:
     assert out[7, 0] - out[6, 0] == pytest.approx(0.01)  # flat line stays visible
 
 
+
+
 # --- Qt ---------------------------------------------------------------------------------------
 
 
@@ -120,47 +114,27 @@ def app():  # noqa: ANN201
     return ensure_app()
 
 
-def make_session(seconds: float | None = None, rate_hz: float = 2000.0,
-                 realtime: bool = True) -> Session:
-    profile = dataclasses.replace(load_profile("simulated"), sample_rate_hz=rate_hz)
-    montage = montage_for(profile)
-    source = build_source(profile, montage, realtime=realtime)
-    limit = None if seconds is None else source.info.seconds_to_samples(seconds)
-    return Session(source, montage, max_samples=limit)
-
-
-def attach_alarms(session: Session) -> AlarmEngine:
-    engine = AlarmEngine(session.montage, session.info.sample_rate_hz,
-                         sink=session.events.append)
-    session.alarms = engine  # type: ignore[attr-defined]
-    return engine
-
-
-def a_train(session: Session, key: str, at_s: float, seconds: float) -> SimpleNamespace:
-    """A detected A-train on the first channel of root-side ``key``."""
-    root, side = key.split("-")
-    ch = session.montage.channels_of(root, side)[0]
-    fs = session.info.sample_rate_hz
-    return SimpleNamespace(channel=ch, kind="train", train_type="A", onset=int(at_s * fs),
-                           offset=int((at_s + seconds) * fs), peak_uv=180.0)
-
-
 @pytest.fixture
 def live(app, tmp_path, qtbot):  # noqa: ANN001, ANN201
-    session = make_session()
-    engine = attach_alarms(session)
-    window = MainWindow(session, tmp_path / "gui.json")
+    """A window over a running real-time session (2 kHz simulator, quiet case)."""
+    session = make_session(scenario="quiet")
+    window = MainWindow(session, tmp_path / "gui.json", recordings_dir=tmp_path / "rec")
     qtbot.addWidget(window)
     window.resize(1600, 1000)
     session.start()
     window.show()
-    yield SimpleNamespace(session=session, window=window, engine=engine)
+    yield window
     window.close()
     session.stop()
 
 
+def _settle(app, qtbot, ms: int = 300) -> None:  # noqa: ANN001
+    qtbot.wait(ms)
+    app.processEvents()
+
+
 def test_window_opens_and_traces_update(live, qtbot) -> None:  # noqa: ANN001
-    w = live.window
+    w = live
     assert w.isVisible() and len(w.traces.curves) == 16
     qtbot.waitUntil(lambda: w.traces.frames >= 2, timeout=5000)
     first = w.traces.curves[3].getData()[1].copy()
@@ -169,108 +143,176 @@ def test_window_opens_and_traces_update(live, qtbot) -> None:  # noqa: ANN001
     second = w.traces.curves[3].getData()[1]
     assert np.isfinite(second).sum() > np.isfinite(first).sum() or not np.array_equal(
         np.nan_to_num(first), np.nan_to_num(second))
-    assert w.status_labels["rate"].text() == "2000 Hz"
-    assert w.traces._reader.overrun_samples == 0
+    assert w.status.labels["source"].text() == "simulated · 16 ch · 2000 Hz"
+    assert not w.traces.raw_mode and not w.traces.banner.isVisible()
+    qtbot.waitUntil(lambda: all(t.state == "quiet" for t in w.alarm_panel.tiles.values()),
+                    timeout=3000)
+    assert set(w.alarm_panel.tiles) == set(w.session.montage.tile_keys())
 
 
-def test_a_train_turns_the_right_tile_to_alarm_and_acknowledge_clears_it(live, qtbot) -> None:  # noqa: ANN001
-    w, engine = live.window, live.engine
-    engine.update(now=4000, events=[a_train(live.session, "L5-L", 1.0, 0.8)])
-    qtbot.waitUntil(lambda: w.alarm_panel.tiles["L5-L"].state == "alarm", timeout=2000)
-    assert w.alarm_panel.tiles["L5-L"].flashing
-    assert w.alarm_panel.tiles["L5-R"].state == "quiet"
-    assert w.alarm_panel.tiles["L4-L"].state == "quiet"
-    assert w.alarm_panel.tiles["L5-L"].tile.train_time_s == pytest.approx(0.8)
+def test_a_train_turns_the_right_tile_to_alarm_and_acknowledge_clears_it(live, qtbot) -> None:
+    w = live
+    detect(w.session, 2.0, [a_train(w.session, "L5-L", 1.0, 0.8)])
+    tiles = w.alarm_panel.tiles
+    qtbot.waitUntil(lambda: tiles["L5-L"].state == "alarm", timeout=2000)
+    assert tiles["L5-L"].flashing
+    assert tiles["L5-R"].state == "quiet" and tiles["L4-L"].state == "quiet"
+    assert tiles["L5-L"].tile.train_time_s == pytest.approx(0.8)
+    headline = [x.text for x in tiles["L5-L"].text_layout().lines if x.role == "headline"]
+    assert headline == ["A-TRAIN"]
     qtbot.keyClick(w, Qt.Key.Key_A)
-    qtbot.waitUntil(lambda: w.alarm_panel.tiles["L5-L"].state != "alarm", timeout=2000)
-    kinds = [e.kind for e in live.session.events.snapshot()]
+    qtbot.waitUntil(lambda: not tiles["L5-L"].flashing, timeout=2000)
+    kinds = [e.kind for e in w.session.events.snapshot()]
     assert "alarm" in kinds and "alarm_ack" in kinds
 
 
 def test_marker_keys_and_inline_text(live, qtbot) -> None:  # noqa: ANN001
-    w = live.window
+    w = live
     seen: list[tuple[str, int]] = []
     w.marker_added.connect(lambda text, index: seen.append((text, index)))
     qtbot.keyClick(w, Qt.Key.Key_F5)
     qtbot.keyClick(w, Qt.Key.Key_M)
-    assert w.marker_edit.hasFocus() or w.focusWidget() is w.marker_edit
-    qtbot.keyClicks(w.marker_edit, "Rod in")
-    qtbot.keyClick(w.marker_edit, Qt.Key.Key_Return)
-    texts = [e.data["text"] for e in live.session.events.of_kind("marker")]
-    assert texts == ["Decompression", "Rod in"] and [t for t, _ in seen] == texts
-    assert w.marker_edit.text() == ""
+    edit = w.controls.marker_edit
+    assert edit.hasFocus() or w.focusWidget() is edit
+    qtbot.keyClicks(edit, "Rod in")
+    qtbot.keyClick(edit, Qt.Key.Key_Return)
+    markers = w.session.events.of_kind
+    qtbot.waitUntil(lambda: len(markers("marker")) == 2, timeout=2000)
+    assert [e.data["text"] for e in markers("marker")] == ["Decompression", "Rod in"]
+    assert [(e.data["text"], e.start) for e in markers("marker")] == seen
+    assert edit.text() == ""
 
 
 def test_controls_change_view_and_settings_persist(app, tmp_path, qtbot) -> None:  # noqa: ANN001
     path = tmp_path / "gui.json"
-    session = make_session(seconds=1.0, realtime=False)
+    session = make_session(seconds=2.0, realtime=False)
     w = MainWindow(session, path)
     qtbot.addWidget(w)
-    thresholds: list[tuple[str, float]] = []
-    w.threshold_changed.connect(lambda k, v: thresholds.append((k, v)))
-    w.sensitivity_box.setCurrentIndex(w.sensitivity_box.findData(200))
-    w.timebase_box.setCurrentIndex(w.timebase_box.findData(5))
-    w.mode_box.setCurrentIndex(1)
-    w.channel_box.setCurrentIndex(2)
-    w.channel_gain_box.setCurrentIndex(w.channel_gain_box.findData(20))
-    w.channel_gain_box.activated.emit(w.channel_gain_box.currentIndex())
-    w.threshold_boxes["S1-R"].setValue(250)
+    c, setup = w.controls, w.setup
+    c.sensitivity_box.setCurrentIndex(c.sensitivity_box.findData(200))
+    c.timebase_box.setCurrentIndex(c.timebase_box.findData(5))
+    c.mode_box.setCurrentIndex(1)
+    setup.channel_box.setCurrentIndex(2)
+    setup.channel_gain_box.setCurrentIndex(setup.channel_gain_box.findData(20))
+    setup.channel_gain_box.activated.emit(setup.channel_gain_box.currentIndex())
+    setup.threshold_boxes["S1-R"].setValue(250)
     assert w.traces.sensitivity_uv == 200 and w.traces.timebase_s == 5 and w.traces.scroll_mode
     assert w.traces.channel_sensitivity(2) == 20 and w.traces.channel_sensitivity(3) == 200
-    assert thresholds == [("S1-R", 250.0)]
-    assert w.record_button.isEnabled()  # a live session can always start a recording
+    assert c.record_button.isEnabled()  # a live session can always start a recording
+    session.start()  # the threshold was queued: the processing thread applies it
+    qtbot.waitUntil(lambda: tile_thresholds_uv(session, session.state())["S1-R"] == 250,
+                    timeout=5000)
+    session.stop()
+    assert [e.data for e in session.events.of_kind("alarm_threshold")][-1]["threshold_uv"] == 250
     w.close()
     doc = json.loads(path.read_text())
     assert doc["sensitivity_uv"] == 200 and doc["timebase_s"] == 5 and doc["scroll_mode"] is True
-    again = MainWindow(session, path)
+    again = MainWindow(make_session(seconds=0.1, realtime=False), path)
     qtbot.addWidget(again)
     assert again.traces.sensitivity_uv == 200 and again.traces.channel_sensitivity(2) == 20
     again.close()
 
 
+def test_a_refused_threshold_is_said_in_the_status_bar(app, tmp_path, qtbot) -> None:  # noqa: ANN001
+    w = MainWindow(make_session(seconds=0.1, realtime=False), tmp_path / "gui.json")
+    qtbot.addWidget(w)
+    assert not w.setup.apply_threshold("L5-L", 2.0)
+    assert "Threshold not changed" in w.status.currentMessage()
+    assert not w.setup.apply_threshold("Z9-Q", 100.0)
+    assert "no alarm tile" in w.status.currentMessage()
+    w.close()
+
+
 def test_settings_file_garbage_falls_back_to_defaults(tmp_path) -> None:
     path = tmp_path / "gui.json"
-    path.write_text('{"sensitivity_uv": "__import__(\'os\')", "timebase_s": -3, "marker_presets": 5}')
+    path.write_text('{"sensitivity_uv": "__import__(\'os\')", "timebase_s": -3, '
+                    '"marker_presets": 5}')
     s = GuiSettings.load(path)
     assert s.sensitivity_uv == 50.0 and s.timebase_s == 10.0 and len(s.marker_presets) == 8
     path.write_text("not json")
     assert GuiSettings.load(path) == GuiSettings()
 
 
-def test_replay_bar_drives_a_replay_source(app, tmp_path, qtbot) -> None:  # noqa: ANN001
-    session = make_session(seconds=2.0, realtime=False)
-    calls: list[tuple] = []
+def edf_replay(tmp_path: Path, seconds: float = 60.0, rate_hz: float = 2000.0) -> Session:
+    """A session replaying an EDF (three lumbar muscles and one foreign channel without a root,
+    annotations at 10, 30 and 45 s) as fast as it is read."""
+    labels = ["L4-L VastMed", "L5-L TibAnt", "L5-R TibAnt", "EMG aux"]
+    rng = np.random.default_rng(3)
+    data = (rng.standard_normal((int(seconds * rate_hz), len(labels))) * 8).astype(np.float32)
+    path = tmp_path / "case.edf"
+    write_edf(path, rate_hz, labels, data, [(10.0, None, "screw L4"), (30.0, None, "screw L5"),
+                                            (45.0, None, "closure")], 5000.0)
+    media = open_media(path)
+    source = ReplaySource(media, speed=None)
+    return Session(source, montage_from_labels(list(media.info.labels)),
+                   max_samples=source.n_samples)
 
-    class ReplayStandIn:
-        """The controls of sources.replay.ReplaySource, recording every call."""
 
-        info, counters, position_s, n_samples, paused = (session.source.info,
-                                                         session.source.counters, 12.0,
-                                                         120_000, False)
-
-        def __getattr__(self, name: str):  # noqa: ANN204
-            if name in ("play", "pause", "set_speed", "seek", "seek_time", "next_event",
-                        "previous_event"):
-                return lambda *a: calls.append((name, *a))
-            raise AttributeError(name)
-
-    session.source = ReplayStandIn()  # type: ignore[assignment]
+def test_replay_bar_drives_the_replay_source(app, tmp_path, qtbot) -> None:  # noqa: ANN001
+    session = edf_replay(tmp_path)
+    replay = session.replay
+    assert replay is not None and not session.can_record
     w = MainWindow(session, tmp_path / "gui.json")
     qtbot.addWidget(w)
-    bar = w.replay_bar
-    assert isinstance(bar, ReplayBar)
-    w.refresh_replay()
+    assert "EMG aux" in w.alarm_panel.tiles  # a foreign channel reaches its own tile
+    assert not w.controls.record_button.isEnabled()
+    w.refresh_status()
+    assert w.status.labels["recording"].text() == "REC n/a"
+    rc = w.replay_controls
+    assert rc is not None
+    bar = rc.bar
+    replay.seek_time(12.0)
+    w.refresh_tiles()
     assert bar.time_label.text() == "0:00:12 / 0:01:00"
     bar.timeline.resize(412, 34)
     qtbot.mouseClick(bar.timeline, Qt.MouseButton.LeftButton, pos=bar.timeline.rect().center())
+    assert replay.position_s == pytest.approx(30.0, abs=0.5)
+    replay.seek_time(31.0)
     bar.next_button.click()
+    assert replay.position_s == pytest.approx(45.0)
     bar.prev_button.click()
+    assert replay.position_s == pytest.approx(30.0)
     bar.play_button.click()
+    assert replay.paused
     bar.speed.setCurrentIndex(bar.speed.findData(4.0))
-    names = [c[0] for c in calls]
-    assert names == ["seek_time", "next_event", "previous_event", "pause", "set_speed"]
-    assert calls[0][1] == pytest.approx(30.0, abs=0.5) and calls[-1][1] == 4.0
+    assert replay.speed == 4.0
     w.close()
+
+
+def test_paused_replay_scrolls_back_through_the_ring(app, tmp_path, qtbot) -> None:  # noqa: ANN001
+    session = edf_replay(tmp_path)
+    replay = session.replay
+    assert replay is not None
+    session.start()
+    try:
+        fs = session.info.sample_rate_hz
+        assert session.wait_until(int(20 * fs), 60)
+        replay.pause()
+        qtbot.waitUntil(lambda: session.clean.published >= session.raw.published
+                        - session.chain_delay, timeout=5000)
+        w = MainWindow(session, tmp_path / "gui.json")
+        qtbot.addWidget(w)
+        w.resize(1200, 800)
+        w.show()
+        _settle(app, qtbot, 100)
+        w.refresh_tiles()
+        rc = w.replay_controls
+        newest = session.clean.published
+        assert rc.review_slider.isEnabled() and w.traces.max_review_s() > 5.0
+        rc.review_slider.setValue(50)  # 5.0 s back
+        assert w.traces.review_s == pytest.approx(5.0)
+        assert w.traces.last_drawn_index == newest - 5 * int(fs)
+        assert "−5.0 s" in rc.review_label.text()
+        w.traces.set_review(100.0)  # clamped to what the ring holds beyond one window
+        assert w.traces.review_s == pytest.approx(w.traces.max_review_s(), abs=1e-3)
+        replay.set_speed(1.0)
+        replay.play()  # playing again: back to live
+        w.refresh_tiles()
+        assert w.traces.review_s == 0.0 and not rc.review_slider.isEnabled()
+        assert w.traces.last_drawn_index >= newest
+        w.close()
+    finally:
+        session.stop()
 
 
 class SounderStandIn:
@@ -297,25 +339,24 @@ def test_alarm_sound_follows_audible_and_volume_persists(app, tmp_path, qtbot,
     monkeypatch.setattr("ionm_station.gui.main_window.AlarmSounder", SounderStandIn)
     SounderStandIn.instances.clear()
     path = tmp_path / "gui.json"
-    session = make_session()
-    engine = attach_alarms(session)
+    session = make_session(scenario="quiet")
     w = MainWindow(session, path)
     qtbot.addWidget(w)
     (sounder,) = SounderStandIn.instances
     session.start()
     try:
         w.show()
-        engine.update(now=4000, events=[a_train(session, "L5-L", 1.0, 0.8)])
-        qtbot.waitUntil(lambda: bool(sounder.priorities) and sounder.priorities[-1] is not None,
+        detect(session, 2.0, [a_train(session, "L5-L", 1.0, 0.8)])
+        qtbot.waitUntil(lambda: bool(sounder.priorities) and sounder.priorities[-1] == "caution",
                         timeout=2000)
-        assert sounder.priorities == [engine.audible] and engine.audible in (
-            "advisory", "caution", "warning")
+        assert sounder.priorities[-1] in PRIORITIES and session.state().audible == "caution"
         w.silence()  # silenced: audible is None, so the sounder is told to stop
         qtbot.waitUntil(lambda: sounder.priorities[-1] is None, timeout=2000)
         w.refresh_status()  # no device: the notice stays in the status bar (no dialog)
-        assert w.status_labels["audio"].text() == "audio off: no output device (test)"
-        w.mute_button.click()
-        w.volume_slider.setValue(80)
+        audio = w.status.labels["audio"]
+        assert audio.text().startswith("audio off") and audio.toolTip() == sounder.notice
+        w.controls.mute_button.click()
+        w.controls.volume_slider.setValue(80)
         assert sounder.muted and sounder.volume == pytest.approx(0.8)
         w.close()
     finally:
@@ -325,7 +366,7 @@ def test_alarm_sound_follows_audible_and_volume_persists(app, tmp_path, qtbot,
     assert doc["alarm_muted"] is True and doc["alarm_volume"] == pytest.approx(0.8)
     again = MainWindow(make_session(seconds=0.1, realtime=False), path)
     qtbot.addWidget(again)
-    assert SounderStandIn.instances[-1].muted and again.mute_button.isChecked()
+    assert SounderStandIn.instances[-1].muted and again.controls.mute_button.isChecked()
     assert SounderStandIn.instances[-1].volume == pytest.approx(0.8)
     again.close()
 
@@ -335,52 +376,40 @@ def test_filter_band_is_editable_and_persists(app, tmp_path, qtbot) -> None:  # 
     session = make_session(seconds=1.0, realtime=False)
     w = MainWindow(session, path)
     qtbot.addWidget(w)
-    assert w.status_labels["recording"].text() == "REC off"
-    applied: list[tuple[float, float]] = []
-    real = session.set_band
-    session.set_band = lambda lo, hi: (real(lo, hi), applied.append((lo, hi)))  # type: ignore[method-assign]
-    w.filter_low.setValue(30.0)
-    assert applied[-1] == (30.0, w.filter_high.value())
-    w.filter_high.setValue(20.0)  # low > high: refused, said in the status bar
-    assert applied[-1][1] != 20.0 and "not changed" in w.statusBar().currentMessage()
-    w.filter_high.setValue(800.0)
+    setup = w.setup
+    assert w.status.labels["recording"].text() == "REC off"
+    band = session.state().processing.settings
+    assert setup.filter_low.value() == band.low_hz
+    assert setup.filter_high.value() == min(band.high_hz, setup.filter_high.maximum())
+    setup.filter_low.setValue(30.0)
+    assert "Filter band 30" in w.status.currentMessage()
+    setup.filter_high.setValue(20.0)  # low > high: refused, said in the status bar
+    assert "not changed" in w.status.currentMessage()
+    setup.filter_high.setValue(800.0)
     w.close()
     doc = json.loads(path.read_text())
     assert (doc["band_low_hz"], doc["band_high_hz"]) == (30.0, 800.0)
-    again_session = make_session(seconds=1.0, realtime=False)
-    again = MainWindow(again_session, path)
+    again_session = make_session(seconds=2.0, realtime=False)
+    again = MainWindow(again_session, path)  # applied at start-up, through the session
     qtbot.addWidget(again)
-    assert again_session.dsp._new_band == (30.0, 800.0)  # applied at start-up
+    again_session.start()
+    settings = lambda: again_session.state().processing.settings  # noqa: E731
+    qtbot.waitUntil(lambda: (settings().low_hz, settings().high_hz) == (30.0, 800.0), timeout=5000)
+    again_session.stop()
+    again.refresh_tiles()
+    again.refresh_status()
+    assert (again.setup.filter_low.value(), again.setup.filter_high.value()) == (30.0, 800.0)
     again.close()
-
-
-def hunt_session(seconds: float, rate_hz: float = 2000.0, hunts=("L5-R",)) -> Session:
-    """The pedicle-screw scenario run (not real time) for at least ``seconds`` and until the
-    queued hunts are done (how much signal a hunt takes depends on thread timing)."""
-    profile = dataclasses.replace(load_profile("simulated"), sample_rate_hz=rate_hz)
-    montage = montage_for(profile)
-    source = build_source(profile, montage, scenario="pedicle_screws", realtime=False)
-    session = Session(source, montage, max_samples=source.info.seconds_to_samples(seconds + 60))
-    for key in hunts:
-        session.triggered.hunt(*key.split("-"))
-    session.start()
-    assert session.wait_until(source.info.seconds_to_samples(seconds), 120)
-    deadline = time.monotonic() + 60
-    while len(session.triggered.screw_log.screws) < len(hunts) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    session.stop()
-    assert len(session.triggered.screw_log.screws) == len(hunts)
-    return session
 
 
 def test_triggered_dock_shows_hunt_and_confirms_high_current(app, tmp_path, qtbot) -> None:  # noqa: ANN001
     session = hunt_session(15.0)
-    trig = session.triggered
+    trig = session.triggered_data
     (screw,) = trig.screw_log.screws
     w = MainWindow(session, tmp_path / "gui.json")
     qtbot.addWidget(w)
     view = w.triggered_view
-    assert isinstance(view, TriggeredView) and w.triggered_dock is not None
+    assert isinstance(view, TriggeredView)
     view.target_box.setCurrentText("L5-R")
     ours = [r for r in trig.responses if r.target == "L5-R"]
     shown = [lbl.toPlainText() for lbl in view.labels if lbl.toPlainText()]
@@ -392,7 +421,7 @@ def test_triggered_dock_shows_hunt_and_confirms_high_current(app, tmp_path, qtbo
     assert view.hunt_button.isEnabled()
 
     calls: list[tuple] = []
-    trig.stimulate = lambda *a, **k: calls.append((a, k)) or 0  # type: ignore[method-assign]
+    session.stimulate = lambda *a, **k: calls.append((a, k))  # type: ignore[method-assign]
     view.current_box.setValue(35.0)
     view.stim_button.click()
     assert calls == [] and view.stim_button.text() == "Confirm 35 mA"
@@ -409,166 +438,10 @@ def test_triggered_dock_shows_hunt_and_confirms_high_current(app, tmp_path, qtbo
 
 def test_triggered_dock_without_stimulator_disables_hunt(app, tmp_path, qtbot) -> None:  # noqa: ANN001
     session = make_session(seconds=0.1, realtime=False)
-    session.triggered.stimulator = None
+    session.triggered_data.stimulator = None
     w = MainWindow(session, tmp_path / "gui.json")
     qtbot.addWidget(w)
     view = w.triggered_view
     assert not view.hunt_button.isEnabled() and not view.stim_button.isEnabled()
     assert "cannot stimulate" in view.hunt_button.toolTip()
     w.close()
-
-
-def test_paused_replay_scrolls_back_through_the_ring(app, tmp_path, qtbot) -> None:  # noqa: ANN001
-    session = make_session(seconds=20.0, realtime=False)
-    session.start()
-    assert session.wait_until(session.info.seconds_to_samples(20.0), 60)
-    session.stop()
-
-    class PausedReplay:
-        info, counters, position_s, n_samples, paused = (session.source.info,
-                                                         session.source.counters, 20.0,
-                                                         40_000, True)
-
-        def __getattr__(self, name: str):  # noqa: ANN204
-            return lambda *a: None
-
-    session.source = PausedReplay()  # type: ignore[assignment]
-    w = MainWindow(session, tmp_path / "gui.json")
-    qtbot.addWidget(w)
-    w.resize(1200, 800)
-    w.show()
-    _settle(app, qtbot, 100)
-    w.refresh_replay()
-    newest = session.filtered.published
-    assert w.review_slider.isEnabled() and w.traces.max_review_s() > 5.0
-    w.review_slider.setValue(50)  # 5.0 s back
-    assert w.traces.review_s == pytest.approx(5.0)
-    assert w.traces.last_drawn_index == newest - 5 * 2000
-    assert "−5.0 s" in w.review_label.text()
-    w.traces.set_review(100.0)  # clamped to what the ring holds beyond one window
-    assert w.traces.review_s == pytest.approx(w.traces.max_review_s(), abs=1e-3)
-    session.source.paused = False  # playing again: back to live
-    w.refresh_replay()
-    assert w.traces.review_s == 0.0 and not w.review_slider.isEnabled()
-    assert w.traces.last_drawn_index == newest
-    w.close()
-
-
-# --- screenshots ----------------------------------------------------------------------------
-
-
-def _case_at(seconds: float) -> Session:
-    """The lumbar demo acquired (not real time) up to ``seconds``, with the events the
-    detector and artifact blanker will produce, taken from the simulator's ground truth."""
-    session = make_session(seconds=seconds, rate_hz=10000.0, realtime=False)
-    session.start()
-    assert session.wait_until(session.source.info.seconds_to_samples(seconds), 60)
-    session.stop()
-    truth = session.source.truth
-    for a in truth.artifacts:
-        channels = () if a.kind == "cautery" else a.channels
-        session.events.append(Event("artifact", a.onset, a.offset + 1, channels,
-                                    {"kind": a.kind}))
-    for e in truth.events:
-        kind = {"a_train": "train", "b_train": "train"}.get(e.kind, e.kind)
-        for ch, gain in zip(e.channels, e.gains):
-            session.events.append(Event("emg_event", e.onset, e.offset + 1, (ch,), {
-                "kind": kind, "train_type": e.train_type, "peak_uv": e.peak_uv * gain,
-                "above_threshold": e.peak_uv * gain >= session.montage.channels[ch].threshold_uv}))
-    fs = session.info.sample_rate_hz
-    session.events.append(Event("marker", int(36.5 * fs), int(36.5 * fs), (),
-                                {"text": "Screw L5 left"}))
-    return session
-
-
-def _settle(app, qtbot, ms: int = 300) -> None:  # noqa: ANN001
-    qtbot.wait(ms)
-    app.processEvents()
-
-
-def test_screenshots(app, tmp_path, qtbot) -> None:  # noqa: ANN001
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    session = _case_at(43.0)
-    engine = attach_alarms(session)
-    fs = session.info.sample_rate_hz
-    engine.update(now=int(43 * fs), events=[a_train(session, "L5-L", 40.0, 3.0)])
-    burst = SimpleNamespace(channel=session.montage.channels_of("L3", "L")[0], kind="burst",
-                            train_type=None, onset=int(39 * fs), offset=int(39.2 * fs),
-                            peak_uv=400.0)
-    engine.update(now=int(43 * fs), events=[burst])
-    engine.set_source_lost(False, int(43 * fs))
-    w = MainWindow(session, tmp_path / "gui.json")
-    qtbot.addWidget(w)
-    w.resize(1600, 1000)
-    w.show()
-    _settle(app, qtbot)
-    w.traces.update_frame()
-    _settle(app, qtbot)
-    live = w.grab()
-    assert live.width() == 1600 and live.save(str(SCREENSHOTS / "live_view.png"))
-    tile = w.alarm_panel.tiles["L5-L"]
-    assert tile.state == "alarm"
-
-    surgeon = AlarmWindow(session.montage.root_sides(), "lumbar · 12 roots")
-    qtbot.addWidget(surgeon)
-    surgeon.resize(1280, 800)
-    surgeon.panel.update_tiles(engine.tiles())
-    no_signal = dataclasses.replace(engine.tile("L4-R"), state="no_signal",
-                                    reason="lead-off / saturated")
-    blanked = dataclasses.replace(engine.tile("S2-L"), state="blanked",
-                                  reason="cautery: detection blanked")
-    surgeon.panel.update_tiles([no_signal, blanked])
-    surgeon.show()
-    _settle(app, qtbot)
-    assert surgeon.grab().save(str(SCREENSHOTS / "alarm_panel.png"))
-    assert {t.state for t in (surgeon.panel.tiles[k] for k in surgeon.panel.tiles)} == {
-        "alarm", "activity", "quiet", "no_signal", "blanked"}
-    surgeon.close()
-
-    cautery = _case_at(24.5)
-    c = MainWindow(cautery, tmp_path / "gui2.json")
-    qtbot.addWidget(c)
-    c.resize(1600, 1000)
-    c.mode_box.setCurrentIndex(1)  # scroll mode
-    c.show()
-    _settle(app, qtbot)
-    c.traces.update_frame()
-    _settle(app, qtbot)
-    assert c.grab().save(str(SCREENSHOTS / "live_cautery_scroll.png"))
-    c.close()
-
-    bar = ReplayBar()
-    qtbot.addWidget(bar)
-    bar.resize(1600, 46)
-    bar.set_position(2592.0, 7260.0)
-    bar.set_events([(t, k) for t, k in ((380, "artifact"), (900, "emg_event"), (1510, "alarm"),
-                                        (2200, "marker"), (2590, "emg_event"), (3100, "alarm"),
-                                        (4400, "artifact"), (5100, "marker"))])
-    bar.set_playing(False)
-    bar.show()
-    _settle(app, qtbot, 100)
-    assert bar.grab().save(str(SCREENSHOTS / "replay_bar.png"))
-    w.close()
-    for name in ("live_view.png", "live_cautery_scroll.png", "alarm_panel.png", "replay_bar.png"):
-        assert (SCREENSHOTS / name).stat().st_size > 10_000 or name == "replay_bar.png"
-
-
-def test_screenshot_triggered(app, tmp_path, qtbot) -> None:  # noqa: ANN001
-    """The Triggered EMG dock after two threshold hunts and two trains-of-four."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    session = hunt_session(75.0, rate_hz=10000.0, hunts=("L5-R", "S1-L"))
-    assert len(session.triggered.screw_log.screws) == 2 and session.triggered.tof_results
-    w = MainWindow(session, tmp_path / "gui.json")
-    qtbot.addWidget(w)
-    w.resize(1600, 1000)
-    w.triggered_view.target_box.setCurrentText("L5-R")
-    w.show()
-    w.triggered_dock.raise_()
-    w.resizeDocks([w.triggered_dock], [560], Qt.Orientation.Horizontal)
-    _settle(app, qtbot)
-    w.traces.update_frame()
-    _settle(app, qtbot)
-    assert w.triggered_dock.grab().save(str(SCREENSHOTS / "triggered_dock.png"))
-    assert w.grab().save(str(SCREENSHOTS / "triggered_window.png"))
-    w.close()
-    assert (SCREENSHOTS / "triggered_dock.png").stat().st_size > 10_000

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import signal
 import sys
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from ionm_station.errors import IonmError
 from ionm_station.gui import theme
 from ionm_station.gui.main_window import MainWindow
+from ionm_station.session import Session
 
 #: How often Python gets the chance to run signal handlers (Ctrl-C) inside the Qt loop (ms).
 SIGNAL_POLL_MS = 200
@@ -34,28 +32,7 @@ def ensure_app() -> QApplication:
     return app
 
 
-#: Where the record button puts new recordings.
-RECORDINGS_DIR = Path.home() / "ionm-recordings"
-
-
-def _toggle_recording(window: MainWindow, session: Any, on: bool) -> None:
-    """Start a new recording file (named by date and time) or close the current one; a failure
-    shows in the status bar, never in a modal dialog."""
-    if not on:
-        session.stop_recording()
-        window.statusBar().showMessage("Recording closed", 5000)
-        return
-    path = RECORDINGS_DIR / f"case-{datetime.now():%Y%m%d-%H%M%S}.h5"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        session.start_recording(path)
-        window.statusBar().showMessage(f"Recording to {path}", 5000)
-    except (IonmError, OSError) as exc:
-        window.record_button.setChecked(False)
-        window.statusBar().showMessage(f"Recording not started: {exc}", 10000)
-
-
-def run_gui(session: Any, settings_path: Path | None = None, alarm_window: bool = False) -> int:
+def run_gui(session: Session, settings_path: Path | None = None, alarm_window: bool = False) -> int:
     """Open the main window on ``session``, start it, run until the window closes.
 
     Args:
@@ -69,12 +46,6 @@ def run_gui(session: Any, settings_path: Path | None = None, alarm_window: bool 
     """
     app = ensure_app()
     window = MainWindow(session, settings_path)
-    window.record_toggled.connect(lambda on: _toggle_recording(window, session, on))
-    window.threshold_changed.connect(session.alarms.set_threshold)
-    media = getattr(session.source, "media", None)
-    if media is not None and getattr(window, "replay_bar", None) is not None:
-        fs = media.info.sample_rate_hz
-        window.replay_bar.set_events([(e.start / fs, e.kind) for e in media.events])
     previous = {s: signal.signal(s, lambda *_: window.close())
                 for s in (signal.SIGINT, signal.SIGTERM)}
     wake = QTimer()  # lets the interpreter run signal handlers while Qt waits

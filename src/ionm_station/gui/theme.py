@@ -26,15 +26,46 @@ ARTIFACT_TINTS = {"cautery": (70, 120, 220, 70), "saturation": (220, 140, 40, 60
 MARKER_COLOUR = "#b9f6ca"
 
 #: Alarm tile colours by state: (background, foreground).
+#:
+#: Clinical states keep the traffic-light family (green quiet, amber activity, red alarm) plus
+#: navy for cautery-blanked and dark plum for no signal (lead-off, railed). The two technical
+#: states that blind a tile (IEC 60601-1-8 technical alarm conditions: the station cannot vouch
+#: for the clinical state) get colours no clinical state uses, bright and saturated so they
+#: read across the room: **magenta** for NOT MONITORING (processing down, stalled or behind)
+#: and **cyan** for SIGNAL LOST (source silent or disconnected). Both are also hatched
+#: (:data:`TECHNICAL_HATCH`), so they stay distinct without colour vision.
 TILE_COLOURS = {
     "quiet": ("#17663a", "#e9fff1"),
     "activity": ("#d4a900", "#1a1400"),
     "alarm": ("#d0121b", "#ffffff"),
     "blanked": ("#2f4a78", "#dfe9ff"),
     "no_signal": ("#4b1650", "#ffc9ff"),
+    "not_monitoring": ("#d4148c", "#ffffff"),
+    "signal_lost": ("#00b4d8", "#00161c"),
 }
+#: NOT MONITORING because the run ended on purpose (end of a replay, sample limit): stated,
+#: hatched, but slate grey — not an alarm.
+ENDED = ("#3d4551", "#e8edf3")
+#: Tile states that are technical alarms (hatched, reason always shown).
+TECHNICAL_STATES = ("not_monitoring", "signal_lost")
+#: Diagonal hatch laid over a technical tile (RGBA): darker stripes, text stays readable.
+TECHNICAL_HATCH = (0, 0, 0, 46)
+#: Band at the foot of a tile naming a technical condition that does not blind it
+#: (RECORDING STOPPED, LOW SAMPLE RATE): (background, foreground), teal of the technical family.
+TECHNICAL_BAND = ("#0b6577", "#e6fbff")
 #: Background of an alarm tile in the dark half of its flash.
 ALARM_FLASH_DARK = "#5c070b"
+#: Status-bar and banner text colours.
+AMBER = "#ffb02e"
+ERROR_RED = "#ff6b6b"
+
+
+def tile_colours(state: str, priority: str | None) -> tuple[str, str]:
+    """(background, foreground) of a tile (or banner) in ``state``: NOT MONITORING without a
+    priority — the run ended on purpose — is :data:`ENDED`, not an alarm colour."""
+    if state == "not_monitoring" and priority is None:
+        return ENDED
+    return TILE_COLOURS.get(state, TILE_COLOURS["not_monitoring"])
 
 
 def side_colour(side: str) -> str:

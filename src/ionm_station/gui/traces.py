@@ -1,14 +1,17 @@
 """TraceView: the live multichannel EMG display (one plot, one curve per channel, stacked).
 
-The view pulls from its own cursor into a ring on a QTimer, folds the new samples into a
-:class:`~ionm_station.gui.decimate.ColumnBuffer` (min/max per pixel column) and hands each
-curve one vertical bar per pixel column (2 points, ``connect='pairs'``, drawn with
-``drawLines``; see :func:`~ionm_station.gui.decimate.bridge_columns`) — never the raw
-samples. Measured at 32 ch × 1424 columns offscreen, this paints in about half the time of a
-``connect='finite'`` min/max polyline, whose NaN splitting alone cost ~13 ms per frame with a
-sweep erase bar. Fixed ranges, thin pens, no antialiasing. NaN columns (gaps, blanked spans,
-the sweep erase bar) are dropped, which breaks the trace. Artifact spans from the event log are tinted, detected EMG events
-marked as coloured bars at the top of their channel's lane, user markers as vertical lines.
+The view pulls from its own cursor (a :class:`~ionm_station.gui.trace_feed.TraceFeed`: the
+clean ring, or the raw ring band-passed in the view while processing is down) on a QTimer,
+folds the new samples into a :class:`~ionm_station.gui.decimate.ColumnBuffer` (min/max per
+pixel column) and hands each curve one vertical bar per pixel column (2 points,
+``connect='pairs'``, drawn with ``drawLines``; see
+:func:`~ionm_station.gui.decimate.bridge_columns`) — never the raw samples. Measured at 32 ch ×
+1424 columns offscreen, this paints in about half the time of a ``connect='finite'`` min/max
+polyline, whose NaN splitting alone cost ~13 ms per frame with a sweep erase bar. Fixed ranges,
+thin pens, no antialiasing. NaN columns (gaps, blanked spans, the sweep erase bar) are dropped,
+which breaks the trace. Overlays (artifact tints, EMG-event bars, markers) are
+:mod:`~ionm_station.gui.trace_overlays`; a banner (:mod:`~ionm_station.gui.trace_banner`) says
+when the traces are not the monitored signal.
 
 Geometry: channel ``i`` (0 = top) occupies the lane ``[n-1-i, n-i]`` in y; one lane is two
 divisions, so a sensitivity of S µV/div puts ±2·S µV at the lane edges. Signals larger than
@@ -17,17 +20,18 @@ divisions, so a sensitivity of S µV/div puts ±2·S µV at the lane edges. Sign
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QMouseEvent, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QSizePolicy, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
-from ionm_station.events import Event, EventLog
+from ionm_station.events import EventLog
 from ionm_station.gui import theme
+from ionm_station.gui.channel_labels import ChannelLabels
 from ionm_station.gui.decimate import ColumnBuffer, bridge_columns
+from ionm_station.gui.trace_banner import TraceBanner, TraceNotice
+from ionm_station.gui.trace_feed import TraceFeed
+from ionm_station.gui.trace_overlays import TraceOverlays
 from ionm_station.montage import Montage
 from ionm_station.ring import RingBuffer
 
@@ -41,22 +45,6 @@ CLIP_LANES = 0.6
 ERASE_FRACTION = 0.015
 #: Fewest pixel columns the view decimates to (a very narrow window still draws a trace).
 MIN_COLUMNS = 100
-#: Width (px) of the channel label column.
-LABEL_WIDTH = 168
-#: Thinnest event mark (px), so a 5 ms spike stays visible at 20 s per screen.
-MIN_MARK_PX = 3
-
-
-@dataclass(frozen=True)
-class _Span:
-    """A rectangle to draw: absolute sample range, lanes (channels) and colour."""
-
-    start: int
-    stop: int
-    channels: tuple[int, ...]
-    colour: QColor
-    band: tuple[float, float]  # (bottom, top) within a lane, 0..1; (0, 1) = whole lane
-    above: bool  # drawn over the traces rather than under them
 
 
 class LaneCurve(pg.PlotCurveItem):
@@ -80,89 +68,15 @@ class LaneCurve(pg.PlotCurveItem):
         return self._lane_rect
 
 
-class ChannelLabels(QWidget):
-    """Labels left of the traces: root-side in its side colour, muscle and sensitivity.
-
-    Emits :attr:`channel_clicked` with the channel index when a label is clicked.
-    """
-
-    channel_clicked = Signal(int)
-
-    def __init__(self, montage: Montage, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self._montage = montage
-        self._top = 0.0
-        self._bottom = 1.0
-        self._sensitivity: list[float] = [50.0] * len(montage.channels)
-        self._custom: list[bool] = [False] * len(montage.channels)
-        self.setFixedWidth(LABEL_WIDTH)
-        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Expanding)
-
-    def set_geometry_band(self, top: float, bottom: float) -> None:
-        """Pixel rows (in this widget) of the top and bottom edge of the lanes."""
-        if (top, bottom) != (self._top, self._bottom):
-            self._top, self._bottom = top, bottom
-            self.update()
-
-    def set_sensitivities(self, values_uv: list[float], custom: list[bool]) -> None:
-        """µV/div per channel and whether it differs from the global setting."""
-        self._sensitivity, self._custom = list(values_uv), list(custom)
-        self.update()
-
-    def _lane_height(self) -> float:
-        return (self._bottom - self._top) / max(1, len(self._montage.channels))
-
-    def mousePressEvent(self, event: QMouseEvent) -> None:  # noqa: N802 (Qt override)
-        lane = int((event.position().y() - self._top) // max(1.0, self._lane_height()))
-        if 0 <= lane < len(self._montage.channels):
-            self.channel_clicked.emit(lane)
-
-    def paintEvent(self, event: QPaintEvent) -> None:  # noqa: N802 (Qt override)
-        p = QPainter(self)
-        p.fillRect(self.rect(), QColor(theme.PANEL))
-        h = self._lane_height()
-        big = QFont(self.font())
-        big.setBold(True)
-        big.setPixelSize(max(9, min(17, int(h * 0.36))))
-        small = QFont(self.font())
-        small.setPixelSize(max(8, min(13, int(h * 0.25))))
-        two_lines = h >= 30
-        w = self.width() - 8
-        for i, ch in enumerate(self._montage.channels):
-            y0 = self._top + i * h
-            if i:
-                p.setPen(QColor(theme.LANE_LINE))
-                p.drawLine(0, int(y0), self.width(), int(y0))
-            p.setPen(QColor(theme.side_colour(ch.side)))
-            p.setFont(big)
-            head = f"{ch.root} {ch.side}" if ch.root else ch.label
-            sens = f"{self._sensitivity[i]:g} µV" + ("*" if self._custom[i] else "")
-            if two_lines:
-                p.drawText(QRectF(8, y0, w, h / 2), Qt.AlignmentFlag.AlignLeft
-                           | Qt.AlignmentFlag.AlignBottom, head)
-                p.setFont(small)
-                p.setPen(QColor(theme.TEXT_DIM))
-                p.drawText(QRectF(8, y0 + h / 2, w, h / 2), Qt.AlignmentFlag.AlignLeft
-                           | Qt.AlignmentFlag.AlignTop, ch.muscle or ch.label)
-                p.drawText(QRectF(8, y0, w, h / 2), Qt.AlignmentFlag.AlignRight
-                           | Qt.AlignmentFlag.AlignBottom, sens)
-            else:
-                p.drawText(QRectF(8, y0, w, h), Qt.AlignmentFlag.AlignLeft
-                           | Qt.AlignmentFlag.AlignVCenter, head)
-                p.setFont(small)
-                p.setPen(QColor(theme.TEXT_DIM))
-                p.drawText(QRectF(8, y0, w, h), Qt.AlignmentFlag.AlignRight
-                           | Qt.AlignmentFlag.AlignVCenter, f"{ch.muscle[:14]}  {sens}")
-        p.end()
-
-
 class TraceView(QWidget):
-    """Stacked live traces of every channel of one ring.
+    """Stacked live traces of every channel: the clean ring, or the raw one while processing
+    is down (:meth:`show_notice`).
 
     Args:
-        ring: ring to display (the session's ``filtered`` ring: the clean signal).
+        clean: the session's clean ring (shown while monitoring).
+        raw: the session's raw ring (shown band-passed while processing is down).
         montage: one channel per ring column (labels, sides).
-        sample_rate_hz: sample rate of the ring (Hz).
+        sample_rate_hz: sample rate of the rings (Hz).
         events: the session's event log (artifact spans, EMG events, markers are drawn).
         frame_interval_ms: redraw period (ms); 33 ≈ 30 fps, 16 ≈ 60 fps.
 
@@ -170,21 +84,20 @@ class TraceView(QWidget):
         frame_drawn(int): after each frame that drew new samples: absolute index one past the
             newest sample now handed to the curves.
         channel_clicked(int): a channel label was clicked.
+        review_changed(float): the wheel scrolled the review to this many seconds back.
     """
 
     frame_drawn = Signal(int)
     channel_clicked = Signal(int)
     review_changed = Signal(float)
 
-    def __init__(self, ring: RingBuffer, montage: Montage, sample_rate_hz: float,
-                 events: EventLog, frame_interval_ms: int = 20,
+    def __init__(self, clean: RingBuffer, raw: RingBuffer, montage: Montage,
+                 sample_rate_hz: float, events: EventLog, frame_interval_ms: int = 20,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         theme.configure_pyqtgraph()
-        self._ring = ring
-        self._montage = montage
+        self._feed = TraceFeed(clean, raw, sample_rate_hz)
         self._fs = float(sample_rate_hz)
-        self._events = events
         self._n = len(montage.channels)
         self._timebase_s = 10.0
         self._sensitivity_uv = 50.0
@@ -195,11 +108,8 @@ class TraceView(QWidget):
         self.review_enabled = False  # wheel scrolls back (set while a replay is paused)
         self._columns = 0
         self._buffer: ColumnBuffer | None = None
-        self._reader = ring.reader()
         self._x = np.empty(0)
         self._dirty = True
-        self._event_cursor = 0
-        self._spans: list[Event] = []
         self.frames = 0
         self.last_drawn_index = 0
 
@@ -209,11 +119,16 @@ class TraceView(QWidget):
         self._plot_widget.setFrameShape(pg.QtWidgets.QFrame.Shape.NoFrame)
         self.plot = self._plot_widget.getPlotItem()
         self._setup_plot()
-        layout = QHBoxLayout(self)
+        self.banner = TraceBanner()
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        layout.addWidget(self._labels)
-        layout.addWidget(self._plot_widget, 1)
+        layout.addWidget(self.banner)
+        row = QHBoxLayout()
+        row.setSpacing(0)
+        row.addWidget(self._labels)
+        row.addWidget(self._plot_widget, 1)
+        layout.addLayout(row, 1)
 
         self.curves: list[LaneCurve] = []
         vb = self.plot.getViewBox()
@@ -232,7 +147,7 @@ class TraceView(QWidget):
                                            pen=pg.mkPen(theme.ERASE_BAR, width=1))
         self._erase_line.setZValue(10)
         vb.addItem(self._erase_line, ignoreBounds=True)
-        self._rects: list[QGraphicsRectItem] = []
+        self._overlays = TraceOverlays(vb, events, self._n, self._fs)
         vb.sigResized.connect(self._on_resized)
 
         self._timer = QTimer(self)
@@ -315,7 +230,8 @@ class TraceView(QWidget):
 
     def max_review_s(self) -> float:
         """Furthest the view can scroll back: what the ring holds beyond one window (s)."""
-        return max(0.0, (min(self._ring.capacity, self._ring.published)
+        ring = self._feed.ring
+        return max(0.0, (min(ring.capacity, ring.published)
                          - self._window_samples()) / self._fs)
 
     def set_review(self, back_s: float) -> float:
@@ -327,13 +243,12 @@ class TraceView(QWidget):
                 self._review = None
                 self._review_back = 0
                 self._set_x()
-                self._spans = []
-                self._event_cursor = 0  # re-read overlays for the live window
+                self._overlays.reset()  # re-read overlays for the live window
                 self._dirty = True
                 self.update_frame()
             return 0.0
         window = self._window_samples()
-        got = self._ring.latest(window + back)
+        got = self._feed.latest(window + back)
         end = got.stop - back
         review = ColumnBuffer(self._columns, window, self._n)
         keep = got.data[: max(0, end - got.start)]
@@ -342,8 +257,7 @@ class TraceView(QWidget):
         self._review, self._review_back = review, back
         if was is None:
             self._set_x()
-            self._spans = []
-            self._event_cursor = 0  # overlays of the whole log: history may be older than live
+            self._overlays.reset()  # the whole log: history may be older than live
         self._dirty = True
         self.update_frame()
         return back / self._fs
@@ -363,6 +277,24 @@ class TraceView(QWidget):
         self._scroll = bool(scroll)
         self._set_x()
         self._dirty = True
+
+    @property
+    def raw_mode(self) -> bool:
+        """True while the traces show the raw signal band-passed in the view."""
+        return self._feed.raw_mode
+
+    def show_notice(self, notice: TraceNotice | None) -> None:
+        """Show a blinding technical alarm's banner (None: hide it); while ``notice.raw`` the
+        traces go on with the raw signal, back to the clean ring once it is not — each switch
+        continues at the sample index the view had reached."""
+        shown = self.banner.isVisibleTo(self)
+        self.banner.show_notice(notice)
+        if self.banner.isVisibleTo(self) != shown:  # the lanes moved: so do the labels
+            QTimer.singleShot(0, self, self._place_labels)
+        raw = notice is not None and notice.raw
+        if raw != self._feed.raw_mode:
+            self._feed.set_raw(raw, self._buffer.newest if self._buffer is not None else 0)
+            self._dirty = True
 
     def start(self) -> None:
         """Start pulling and drawing on the timer."""
@@ -386,11 +318,17 @@ class TraceView(QWidget):
         self._place_labels()
 
     def _place_labels(self) -> None:
+        """Line the labels up with the lanes (in the label widget's own pixel rows)."""
         rect = self.plot.getViewBox().sceneBoundingRect()
         view = self._plot_widget
-        top = view.mapTo(self, view.mapFromScene(rect.topLeft())).y()
-        bottom = view.mapTo(self, view.mapFromScene(rect.bottomLeft())).y()
+        offset = self._labels.y()
+        top = view.mapTo(self, view.mapFromScene(rect.topLeft())).y() - offset
+        bottom = view.mapTo(self, view.mapFromScene(rect.bottomLeft())).y() - offset
         self._labels.set_geometry_band(float(top), float(bottom))
+
+    def resizeEvent(self, event) -> None:  # noqa: ANN001, N802 (Qt override)
+        super().resizeEvent(event)
+        QTimer.singleShot(0, self, self._place_labels)  # after the layout moved the children
 
     def _rebuild(self) -> None:
         """New column buffer for the current width and timebase, refilled from the ring."""
@@ -399,9 +337,8 @@ class TraceView(QWidget):
         window = self._window_samples()
         self._columns = min(max(MIN_COLUMNS, width), window)
         self._buffer = ColumnBuffer(self._columns, window, self._n)
-        recent = self._ring.latest(window)
+        recent = self._feed.restart(window)
         self._buffer.push(recent.start, recent.data)
-        self._reader = self._ring.reader(start=max(recent.stop, self._buffer.newest))
         self._set_x()
         self._draw_grid()
         self._dirty = True
@@ -449,14 +386,11 @@ class TraceView(QWidget):
         buf = self._buffer
         if buf is None:
             return
-        got = self._reader.read()
+        got = self._feed.read()
         if got.n_samples:
             buf.push(got.start, got.data)
             self._dirty = True
-        new_events, self._event_cursor = self._events.since(self._event_cursor)
-        if new_events:
-            self._spans.extend(e for e in new_events
-                               if e.kind in ("artifact", "emg_event", "marker"))
+        if self._overlays.poll():
             self._dirty = True
         if not self._dirty:
             return
@@ -479,78 +413,9 @@ class TraceView(QWidget):
         lanes = bridge_columns(np.clip(y * scale, -CLIP_LANES, CLIP_LANES), px).T.copy()
         for curve, row in zip(self.curves, lanes):
             curve.setData(self._x, row)
-        self._draw_spans(buf.newest)
+        window = self._window_samples()
+        erase = 0 if self._scrolling else int(window * ERASE_FRACTION) + 2 * window // self._columns
+        self._overlays.draw(buf.newest, window, self._columns, self._scrolling, erase)
         self.frames += 1
         self.last_drawn_index = buf.newest
         self.frame_drawn.emit(buf.newest)
-
-    # --- overlays --------------------------------------------------------------------------------
-
-    def _span_of(self, e: Event) -> _Span | None:
-        d = e.data
-        if e.kind == "artifact":
-            tint = theme.ARTIFACT_TINTS.get(d.get("kind", ""), theme.ARTIFACT_TINTS["cautery"])
-            return _Span(e.start, e.end, e.channels, QColor(*tint), (0.0, 1.0), True)
-        if e.kind == "emg_event":
-            key = d.get("kind", "spike")
-            if key == "train":
-                key = "train_A" if d.get("train_type") == "A" else "train_B"
-            colour = QColor(theme.EVENT_COLOURS.get(key, theme.EVENT_COLOURS["spike"]))
-            colour.setAlpha(235 if d.get("above_threshold", True) else 110)
-            return _Span(e.start, e.end, e.channels, colour, (0.84, 0.98), True)
-        if e.kind == "marker":
-            return _Span(e.start, e.start, (), QColor(theme.MARKER_COLOUR), (0.0, 1.0), True)
-        return None
-
-    def _draw_spans(self, newest: int) -> None:
-        """Tint artifact spans, mark EMG events and markers inside the visible window."""
-        window = self._window_samples()
-        erase = 0 if self._scrolling else int(window * ERASE_FRACTION) + 2 * window // self._columns
-        oldest = newest - window + erase
-        self._spans = [e for e in self._spans if e.end >= newest - window]
-        min_w = MIN_MARK_PX * window // self._columns
-        rects: list[tuple[QRectF, QColor, bool]] = []
-        for e in self._spans:
-            span = self._span_of(e)
-            if span is None:
-                continue
-            a, b = max(span.start, oldest), min(max(span.stop, span.start + min_w), newest)
-            if b <= a:
-                continue
-            lanes = span.channels or tuple(range(self._n))
-            for x0, x1 in self._screen_ranges(a, b, newest, window):
-                if span.channels:
-                    for c in lanes:
-                        base = self._n - 1 - c
-                        rects.append((QRectF(x0, base + span.band[0], x1 - x0,
-                                             span.band[1] - span.band[0]), span.colour,
-                                      span.above))
-                else:
-                    rects.append((QRectF(x0, 0, x1 - x0, self._n), span.colour, span.above))
-        vb = self.plot.getViewBox()
-        while len(self._rects) < len(rects):
-            item = QGraphicsRectItem()
-            item.setPen(QPen(Qt.PenStyle.NoPen))
-            vb.addItem(item, ignoreBounds=True)
-            self._rects.append(item)
-        for item, (rect, colour, above) in zip(self._rects, rects):
-            item.setRect(rect)
-            item.setBrush(QBrush(colour))
-            item.setZValue(5 if above else -10)
-            item.show()
-        for item in self._rects[len(rects):]:
-            item.hide()
-
-    def _screen_ranges(self, a: int, b: int, newest: int,
-                       window: int) -> list[tuple[float, float]]:
-        """x ranges (s) where absolute samples [a, b) appear (sweep may wrap into two)."""
-        fs = self._fs
-        if self._scrolling:
-            return [((a - newest) / fs, (b - newest) / fs)]
-        out = []
-        while a < b:
-            lap_end = (a // window + 1) * window
-            stop = min(b, lap_end)
-            out.append(((a % window) / fs, ((stop - 1) % window + 1) / fs))
-            a = stop
-        return out

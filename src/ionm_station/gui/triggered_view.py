@@ -11,13 +11,13 @@ Shows, for the selected root-side target:
   ``WARN_ABOVE_MA`` the Stimulate button first turns into "Confirm N mA" for
   :data:`CONFIRM_S` seconds: a second press delivers it (no modal dialog).
 
-Everything is read from ``session.triggered`` (written by the processing thread) as list
-snapshots on a GUI timer; nothing here blocks.
+Everything is read from :attr:`Session.triggered_data <ionm_station.session.Session.triggered_data>`
+(written by the processing thread) as list snapshots on a GUI timer; hunts and stimuli go
+through :meth:`Session.hunt` and :meth:`Session.stimulate` (queued for the processing thread; a
+refusal there shows as ``command_rejected`` in the status bar). Nothing here blocks.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
@@ -38,8 +38,12 @@ from PySide6.QtWidgets import (
 )
 
 from ionm_station.gui import theme
+from ionm_station.session import Session
 from ionm_station.triggered import cmap
-from ionm_station.triggered.controller import WARN_ABOVE_MA, HighCurrentNotConfirmed
+from ionm_station.triggered.cmap import Response
+from ionm_station.triggered.controller import WARN_ABOVE_MA
+from ionm_station.triggered.screws import ScrewResult
+from ionm_station.triggered.tof import TofResult
 
 #: Responses stacked in the view (newest on top).
 STACK_DEPTH = 12
@@ -57,19 +61,20 @@ BAND_COLOURS = {"likely breach": ("#b3141c", "#ffffff"), "possible breach": ("#d
 AMBER = "#ffb02e"
 
 
-def response_label(r: Any) -> str:
+def response_label(r: Response) -> str:
     """``"12.0 mA ✓ 873 µV"`` (✗ when nothing responded)."""
     return f"{r.current_ma:.1f} mA {'✓' if r.any else '✗'} {r.max_uv:.0f} µV"
 
 
 def threshold_text(threshold_ma: float | None, max_ma: float | None = None) -> str:
+    """A screw's threshold (mA) for the log: ``"> 30"`` when nothing responded up to the max."""
     if threshold_ma is None:
         return f"> {max_ma:g}" if max_ma else "none"
     return f"{threshold_ma:.1f}"
 
 
 class TriggeredView(QWidget):
-    """The triggered-EMG dock contents over ``session.triggered``.
+    """The triggered-EMG dock contents over ``session.triggered_data``.
 
     Signals:
         message(str): something for the status bar (errors of hunt / stimulate, confirmations).
@@ -77,11 +82,11 @@ class TriggeredView(QWidget):
 
     message = Signal(str)
 
-    def __init__(self, session: Any, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         theme.configure_pyqtgraph()
         self.session = session
-        self.trig = session.triggered
+        self.trig = session.triggered_data
         self._fs = float(session.info.sample_rate_hz)
         self._seen: tuple = ()
         self._armed_ma: float | None = None
@@ -192,6 +197,7 @@ class TriggeredView(QWidget):
         self.busy_label.setStyleSheet(f"color: {AMBER};")
         self.scale_label = QLabel("")
         self.scale_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
+        self.scale_label.setWordWrap(True)  # a narrow dock wraps it rather than widening
         grid.addWidget(QLabel("Target"), 0, 0)
         grid.addWidget(self.target_box, 0, 1)
         grid.addWidget(self.hunt_button, 0, 2)
@@ -213,7 +219,7 @@ class TriggeredView(QWidget):
     def hunt(self) -> None:
         level, _, side = self.target.partition("-")
         try:
-            self.trig.hunt(level, side)
+            self.session.hunt(level, side)
         except ValueError as exc:
             self.message.emit(f"Hunt not started: {exc}")
             return
@@ -238,8 +244,8 @@ class TriggeredView(QWidget):
             return
         self.disarm()
         try:
-            self.trig.stimulate(current, self.target, confirmed=confirmed)
-        except (HighCurrentNotConfirmed, ValueError) as exc:
+            self.session.stimulate(current, self.target, confirmed=confirmed)
+        except ValueError as exc:
             self.message.emit(f"Not stimulated: {exc}")
             return
         self.message.emit(f"Stimulus {current:g} mA → {self.target}")
@@ -262,7 +268,7 @@ class TriggeredView(QWidget):
         responses = list(self.trig.responses)
         screws = list(self.trig.screw_log.screws)
         tofs = list(self.trig.tof_results)
-        self.busy_label.setText("hunting…" if getattr(self.trig, "busy", False) else "")
+        self.busy_label.setText("hunting…" if self.trig.busy else "")
         seen = (len(responses), len(screws), len(tofs), self.target)
         if seen == self._seen and not force:
             return
@@ -271,7 +277,7 @@ class TriggeredView(QWidget):
         self._fill_screws(screws)
         self._fill_tof(tofs[-3:])
 
-    def _draw_stack(self, newest_first: list) -> None:
+    def _draw_stack(self, newest_first: list[Response]) -> None:
         waves = []
         for r in newest_first:
             w = r.waveform_uv
@@ -300,8 +306,8 @@ class TriggeredView(QWidget):
             label.setText(response_label(r))
             label.setColor(colour if r.any else theme.TEXT_DIM)
 
-    def _fill_screws(self, screws: list) -> None:
-        max_ma = getattr(self.trig.screw_log, "max_ma", None)
+    def _fill_screws(self, screws: list[ScrewResult]) -> None:
+        max_ma = self.trig.screw_log.max_ma
         self.screw_table.setRowCount(len(screws))
         for row, s in enumerate(screws):
             cells = [s.level, s.side, threshold_text(s.threshold_ma, max_ma), str(s.stimuli),
@@ -318,7 +324,7 @@ class TriggeredView(QWidget):
                                           | Qt.AlignmentFlag.AlignVCenter)
                 self.screw_table.setItem(row, col, item)
 
-    def _fill_tof(self, tofs: list) -> None:
+    def _fill_tof(self, tofs: list[TofResult]) -> None:
         if not tofs:
             self.tof_label.setText(f"<span style='color:{theme.TEXT_DIM}'>TOF: none yet</span>")
             return

@@ -1,0 +1,114 @@
+"""Helpers of the GUI tests: sessions on the simulator, faults injected through real paths,
+detections handed to the processing thread's alarm engine, Qt settling."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from types import SimpleNamespace
+
+from ionm_station.profiles import load_profile
+from ionm_station.session import Session, build_source, montage_for
+
+
+def make_session(seconds: float | None = None, rate_hz: float = 2000.0, realtime: bool = True,
+                 scenario: str | None = None) -> Session:
+    """The simulated amplifier (lumbar montage) at ``rate_hz``; ``seconds`` limits the run."""
+    profile = dataclasses.replace(load_profile("simulated"), sample_rate_hz=rate_hz)
+    montage = montage_for(profile)
+    source = build_source(profile, montage, scenario=scenario, realtime=realtime)
+    limit = None if seconds is None else source.info.seconds_to_samples(seconds)
+    return Session(source, montage, max_samples=limit)
+
+
+def a_train(session: Session, key: str, at_s: float, seconds: float,
+            peak_uv: float = 180.0) -> SimpleNamespace:
+    """A detected A-train on the first channel of root-side ``key`` (``offset`` inclusive)."""
+    root, side = key.split("-")
+    ch = session.montage.channels_of(root, side)[0]
+    fs = session.info.sample_rate_hz
+    return SimpleNamespace(channel=ch, kind="train", train_type="A", onset=int(at_s * fs),
+                           offset=int((at_s + seconds) * fs) - 1, peak_uv=peak_uv)
+
+
+def detect(session: Session, now_s: float, events: list[SimpleNamespace]) -> None:
+    """Hand detections to the processing thread's alarm engine (as its chain would) at
+    ``now_s``; the next snapshot, and so ``session.state()``, shows them."""
+    session.processing.alarms.update(int(now_s * session.info.sample_rate_hz), events=events)
+
+
+class Fault:
+    """Makes ``obj.name`` raise on calls ``at`` … ``at + times - 1``; ``fired_at`` is when the
+    first one raised (monotonic s). ``heal()`` puts the original back."""
+
+    def __init__(self, obj: object, name: str, at: int = 1, times: int = 1,
+                 error: Exception | None = None) -> None:
+        self.obj, self.name = obj, name
+        self.original = getattr(obj, name)
+        self.at, self.times = at, times
+        self.error = error or RuntimeError("injected fault")
+        self.calls = 0
+        self.fired_at: float | None = None
+        setattr(obj, name, self)
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        if self.at <= self.calls < self.at + self.times:
+            self.fired_at = self.fired_at or time.monotonic()
+            raise self.error
+        return self.original(*args, **kwargs)
+
+    def heal(self) -> None:
+        """Undo the injection."""
+        setattr(self.obj, self.name, self.original)
+
+
+def hold_at(session: Session, seconds: float) -> None:
+    """Make a simulator that is not real time deliver nothing after ``seconds`` of signal: the
+    session runs on, monitored and caught up, showing that moment (for screenshots)."""
+    source = session.source
+    stop = source.info.seconds_to_samples(seconds)
+    read = source.read
+
+    def held() -> object:
+        if source.counters.samples >= stop:
+            time.sleep(0.005)
+            return None
+        return read()
+
+    source.read = held  # type: ignore[method-assign]
+
+
+def run_to(session: Session, seconds: float, timeout_s: float = 120.0) -> None:
+    """Start ``session`` held at ``seconds`` (:func:`hold_at`) and wait until processing has
+    taken in everything."""
+    hold_at(session, seconds)
+    session.start()
+    stop = session.info.seconds_to_samples(seconds)
+    deadline = time.monotonic() + timeout_s
+    while session.state().processing.index < stop:
+        assert time.monotonic() < deadline, "processing did not catch up"
+        time.sleep(0.01)
+
+
+def hunt_session(seconds: float, rate_hz: float = 2000.0, hunts: tuple[str, ...] = ("L5-R",),
+                 keep_running: bool = False) -> Session:
+    """The pedicle-screw scenario run (not real time) for ``seconds`` and until the queued
+    hunts are done (how much signal a hunt takes depends on thread timing); then stopped, or
+    with ``keep_running`` held at ``seconds`` (:func:`hold_at`), monitored."""
+    session = make_session(None if keep_running else seconds + 60, rate_hz, realtime=False,
+                           scenario="pedicle_screws")
+    if keep_running:
+        hold_at(session, seconds)
+    for key in hunts:
+        session.hunt(*key.split("-"))
+    session.start()
+    assert session.wait_until(session.info.seconds_to_samples(seconds), 120)
+    screws = session.triggered_data.screw_log.screws
+    deadline = time.monotonic() + 60
+    while len(screws) < len(hunts) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if not keep_running:
+        session.stop()
+    assert len(screws) == len(hunts)
+    return session
