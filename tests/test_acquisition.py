@@ -10,6 +10,7 @@ import pytest
 from ionm_station.pipeline.acquisition import AcquisitionWorker
 from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.events import Event, EventLog
+from ionm_station.pipeline.commands import CommandQueue
 from ionm_station.pipeline.processing import ProcessingWorker
 from ionm_station.ring import RingBuffer
 from ionm_station.sources.base import SourceCounters
@@ -19,13 +20,19 @@ from ionm_station.stream import Chunk, StreamInfo
 class ScriptedSource:
     """Emits chunks whose channel 0 is the absolute sample index; skips given index ranges."""
 
+    live = True
+    state = "streaming"
+    stimulator = None
+
     def __init__(self, sizes: list[int], skips: dict[int, int] | None = None,
-                 n_channels: int = 3, fail_after: int | None = None) -> None:
+                 n_channels: int = 3, fail_after: int | None = None, recover_after: int = 0) -> None:
         self.info = StreamInfo(1000.0, tuple(f"ch{i}" for i in range(n_channels)))
         self.counters = SourceCounters()
         self.sizes = list(sizes)
         self.skips = skips or {}
         self.fail_after = fail_after
+        self.recover_after = recover_after  # recover() calls that fail before one succeeds
+        self.recover_calls = 0
         self.index = 0
         self.calls = 0
 
@@ -34,6 +41,15 @@ class ScriptedSource:
 
     def close(self) -> None:
         pass
+
+    def workers(self) -> list:
+        return []
+
+    def recover(self) -> None:
+        self.recover_calls += 1
+        if self.recover_calls <= self.recover_after:
+            raise OSError("still unplugged")
+        self.fail_after = None
 
     def read(self) -> Chunk | None:
         self.calls += 1
@@ -57,7 +73,8 @@ def run_worker(source: ScriptedSource, capacity: int = 10_000, max_samples: int 
     worker = AcquisitionWorker(source, ring, log, max_samples)
     worker.start()
     deadline = time.monotonic() + 5.0
-    while source.sizes and not worker.finished and time.monotonic() < deadline:
+    while (source.sizes or worker.source_fault) and not worker.finished \
+            and time.monotonic() < deadline:
         time.sleep(0.001)
     worker.stop()  # joins: the chunk being ingested lands first
     return worker, reader.read(), log
@@ -84,13 +101,17 @@ def test_gap_becomes_nan_rows_and_event() -> None:
     assert (gap.start, gap.stop) == (200, 250)
 
 
-def test_source_fault_is_reported_not_raised() -> None:
-    src = ScriptedSource([10] * 100, fail_after=3)
+def test_source_fault_is_reported_and_recovered_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ionm_station.pipeline import acquisition
+
+    monkeypatch.setattr(acquisition, "RECOVER_FIRST_S", 0.01)
+    src = ScriptedSource([10] * 100, fail_after=3, recover_after=2)
     worker, got, log = run_worker(src)
-    assert worker.finished
-    assert worker.error is not None and "device unplugged" in worker.error
-    assert log.of_kind("source_error")
-    assert got.n_samples == 30
+    assert worker.error is None and worker.health().state == "stopped"  # never crashed
+    assert worker.counters.source_faults == 1 and src.recover_calls == 3
+    assert log.of_kind("source_error")[0].data["message"] == "OSError: device unplugged"
+    assert log.of_kind("source_recovered")[0].start == 30
+    assert got.n_samples == 1000 and worker.source_fault is None
 
 
 def test_max_samples_truncates_exactly() -> None:
@@ -142,7 +163,7 @@ def test_processing_keeps_sample_clock_through_overrun() -> None:
     montage = load_montage("lumbar").first(2)
     info = StreamInfo(10_000.0, montage.labels)
     raw, clean = RingBuffer(5000, 2), RingBuffer(5000, 2)
-    proc = ProcessingWorker(raw, clean, info, montage, EventLog())
+    proc = ProcessingWorker(raw, clean, info, montage, EventLog(), CommandQueue())
     rng = np.random.default_rng(0)
     raw.write((rng.standard_normal((3000, 2)) * 3).astype(np.float32))
     while proc.step():
@@ -152,7 +173,8 @@ def test_processing_keeps_sample_clock_through_overrun() -> None:
         pass
     assert proc.reader.overrun_samples == 7_000  # 3000–10000 were overwritten unread
     assert clean.published == raw.published - proc.delay  # same clock, lagging by the chain delay
-    proc.stop(drain=True)
+    proc.stop()
+    proc.drain()
     assert clean.published == raw.published == 15_000
     got = clean.reader(start=10_000).read()
     assert np.isfinite(got.data[-1000:]).all()

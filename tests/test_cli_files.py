@@ -34,8 +34,10 @@ def test_analyze_recording_finds_the_scripted_events(case: Path, tmp_path: Path)
     found = {(e["channel"], round(e["onset_s"])) for e in doc["events"]}
     assert found == {("L4-L VastMed", 8), ("S1-R Gastroc", 12)}  # and nothing else: no ECG events
     assert doc["channels"][3] == {"label": "L5-L TibAnt", "root": "L5", "side": "L",
-                                  "muscle": "tibialis anterior", "threshold_uv": 100.0}
-    assert set(doc["train_time_s"]) == {c["label"] for c in doc["channels"]}
+                                  "muscle": "tibialis anterior", "threshold_uv": 100.0,
+                                  "tile": "L5-L"}
+    assert set(doc["train_time_by_channel_s"]) == {c["label"] for c in doc["channels"]}
+    assert set(doc["train_time_by_tile_s"]) == {c["tile"] for c in doc["channels"]}
 
 
 def test_export_and_analyze_edf_agree(case: Path, tmp_path: Path) -> None:
@@ -57,9 +59,27 @@ def test_replay_through_the_live_pipeline(case: Path, tmp_path: Path) -> None:
     before = case.read_bytes()
     assert main(["run", "--headless", "--replay", str(case), "--fast", "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
-    assert doc["status"]["samples"] == 140_000 and doc["status"]["gaps"] == 0
+    status = doc["state"]["status"]
+    assert status["samples"] == 140_000 and status["gaps"] == 0 and status["processed"] == 140_000
     assert doc["events"]["emg_event"] >= 2
     assert case.read_bytes() == before  # replay never writes into the file
+
+
+def test_run_json_and_analyze_report_the_same_numbers(tmp_path: Path) -> None:
+    """The demo's L5-L A-train recorded, then replayed live and analysed offline: the same
+    events and the same train time per tile and per channel (one definition)."""
+    case = tmp_path / "a_train.h5"
+    assert main(["run", "--headless", "--fast", "--seconds", "46", "--record", str(case),
+                 "--status-interval", "100"]) == 0
+    live, offline = tmp_path / "live.json", tmp_path / "offline.json"
+    assert main(["run", "--headless", "--replay", str(case), "--fast", "--json", str(live),
+                 "--status-interval", "100"]) == 0
+    assert main(["analyze", str(case), "--json", str(offline)]) == 0
+    run, ana = json.loads(live.read_text())["state"], json.loads(offline.read_text())
+    assert run["train_time_by_tile_s"]["L5-L"] > 2.5  # the 3 s train, once (union over muscles)
+    assert run["train_time_by_tile_s"] == ana["train_time_by_tile_s"]
+    assert run["train_time_by_channel_s"] == ana["train_time_by_channel_s"]
+    assert json.loads(live.read_text())["events"]["emg_event"] == len(ana["events"])
 
 
 @pytest.mark.parametrize("content", [None, b"", b"hello, not a signal file", b"0       " + b"x" * 300])

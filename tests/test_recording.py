@@ -116,7 +116,7 @@ def test_recorder_records_a_session_exactly(tmp_path: Path) -> None:
     rec.start()
     session.start()
     assert session.acquisition.wait(30)
-    rec.note_settings({"threshold_uv": 50}, session_index=30_000)
+    session.events.append(Event("settings", 30_000, data={"threshold_uv": 50}))  # as processing logs it
     status = rec.stop()
     session.stop()
     assert status.state == "stopped" and status.samples_written == 60_000

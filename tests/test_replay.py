@@ -100,9 +100,8 @@ def test_seek_pause_speed_and_event_navigation(recording: Path) -> None:
         assert src.next_event() is None and src.position == 15_000
         chunk = src.read()
         assert chunk.data[0, 0] == 15_000
-        replayed = [e for e in chunk.events if e.kind == "alarm"]
-        assert replayed == [Event("alarm", chunk.start, chunk.start + 1000, (2,),
-                                  {"peak_uv": 300.0, "recording_sample": 15_000})]
+        # a recorded alarm is a place to jump to, not a source event: the pipeline concludes afresh
+        assert not [e for e in chunk.events if e.kind == "alarm"]
         src.pause()
         before, t = src.position, clock.now()
         assert src.read() is None and src.read() is None
@@ -125,7 +124,7 @@ def test_as_fast_as_possible_to_the_end(recording: Path) -> None:
             chunks.append(src.read())
         data = np.concatenate([c.data for c in chunks])
         assert np.array_equal(data, rec.read(0, rec.n_samples))
-        assert [e.data["recording_sample"] for c in chunks for e in c.events] == [3000, 9000, 15000]
+        assert [e.data["recording_sample"] for c in chunks for e in c.events] == [3000, 9000]
         assert src.read() is None
 
 
@@ -145,7 +144,7 @@ def test_replay_through_a_session_has_no_gaps(recording: Path) -> None:
         assert np.array_equal(got.data[:, 0], np.arange(8000, 20_000, dtype=np.float32))
         replayed = [(e.kind, e.start) for e in session.events.snapshot()
                     if e.kind == "replay_seek" or "recording_sample" in e.data]
-        assert replayed == [("replay_seek", 0), ("marker", 1000), ("alarm", 7000)]
+        assert replayed == [("replay_seek", 0), ("marker", 1000)]  # the alarm is concluded afresh
 
 
 def test_replaying_never_modifies_the_file(recording: Path) -> None:

@@ -29,7 +29,7 @@ def make_session(seconds: float, **kw) -> Session:
 
 def test_session_delivers_every_sample_exactly() -> None:
     session = make_session(3.0)
-    reader = session.filtered.reader(start=0)
+    reader = session.clean.reader(start=0)
     session.start()
     assert session.acquisition.wait(30)
     session.stop()
@@ -44,7 +44,7 @@ def test_session_delivers_every_sample_exactly() -> None:
     np.testing.assert_array_equal(np.isnan(got.data), np.isnan(offline.clean))
     np.testing.assert_allclose(np.nan_to_num(got.data), np.nan_to_num(offline.clean), atol=1e-3)
     live = sorted((e.start, e.stop, e.channels[0]) for e in session.events.of_kind("emg_event"))
-    assert live == sorted((e.onset, e.offset, e.channel) for e in offline.events)
+    assert live == sorted((e.onset, e.stop, e.channel) for e in offline.events)
 
 
 def test_session_logs_source_events() -> None:
@@ -63,9 +63,13 @@ def test_cli_run_headless_fast_json(tmp_path: Path, capsys: pytest.CaptureFixtur
     rc = main(["run", "--headless", "--fast", "--seconds", "2", "--json", str(out)])
     assert rc == 0
     doc = json.loads(out.read_text())
-    assert doc["status"]["samples"] == 20_000
-    assert doc["status"]["gaps"] == 0 and doc["status"]["overruns"] == 0
+    status = doc["state"]["status"]
+    assert status["samples"] == 20_000 and status["processed"] == 20_000
+    assert status["gaps"] == 0 and status["overruns"] == 0
     assert doc["channels"][3] == "L5-L TibAnt"
+    assert not doc["faults"] and not doc["technical_timeline"]  # monitored throughout
+    assert doc["state"]["tiles"][0]["state"] == "not_monitoring"  # the run has ended
+    assert doc["state"]["tiles"][0]["reason"] == "run ended" and doc["state"]["audible"] is None
     assert "done: 20000 samples per channel" in capsys.readouterr().out
 
 
@@ -126,7 +130,7 @@ def test_headless_screw_hunts_and_tof_report(tmp_path: Path) -> None:
                "--hunt", "L5-R,S1-L,L4-L", "--json", str(out), "--status-interval", "100"])
     assert rc == 0
     doc = json.loads(out.read_text())
-    assert doc["status"]["overruns"] == 0  # a non-live source waits for its consumers
+    assert doc["state"]["status"]["overruns"] == 0  # a non-live source waits for its consumers
     screws = {f"{s['level']}-{s['side']}": s for s in doc["screws"]}
     truth = {"L5-R": 3.2, "S1-L": 6.0, "L4-L": 14.0}  # pedicle_screws.toml [thresholds_ma]
     for key, true_ma in truth.items():
@@ -145,7 +149,7 @@ def test_band_change_is_applied_and_logged() -> None:
     session.stop()
     change = session.events.of_kind("settings")
     assert change and change[0].data["band_hz"] == [30.0, 1000.0]
-    assert session.dsp.chain.bandpass.low_hz == 30.0 and session.dsp.settings.low_hz == 30.0
+    assert session.state().processing.settings.low_hz == 30.0
     with pytest.raises(ValueError):
         session.set_band(500.0, 100.0)
 
@@ -159,13 +163,14 @@ def test_l5_tile_alarms_during_the_demo_a_train() -> None:
     session.start()
     assert session.acquisition.wait(120)
     deadline = time.monotonic() + 60
-    while session.dsp.reader.cursor < 410_000 and time.monotonic() < deadline:
+    while session.state().processing.index < 410_000 and time.monotonic() < deadline:
         time.sleep(0.01)  # processing catches up; the chain is NOT flushed (the train goes on)
     time.sleep(0.05)
-    tile = session.alarms.tile("L5-L")
+    tiles = session.state().processing.tiles
     session.stop()
+    tile = next(t for t in tiles if t.key == "L5-L")
     assert tile.state == "alarm" and "A-train ongoing" in tile.reason
-    assert session.alarms.tile("L5-R").state != "alarm"
+    assert next(t for t in tiles if t.key == "L5-R").state != "alarm"
 
 
 def test_window_without_display_is_a_one_line_error(monkeypatch: pytest.MonkeyPatch,

@@ -99,6 +99,8 @@ def test_replay_plays_recorded_lead_off_as_intervals() -> None:
         Event("lead_restored", 500, None, (2,)),
         Event("stimulus", 600, data={"current_ma": 5.0}),
         Event("lead_off", 700, None, (0,)),  # still off when the recording ended
+        Event("emg_event", 800, 900, (1,)),  # concluded by the station: concluded afresh
+        Event("alarm", 900, data={"tile": "L5-L"}),
     ]
     assert as_source_events(recorded) == [
         Event("lead_off", 100, 300, (1,)),

@@ -1,8 +1,13 @@
 """Alarm engine: detected EMG events and artifact spans → one state per nerve root and side.
 
-Pure Python, no Qt. The DSP thread calls :meth:`AlarmEngine.update` with what the chain found;
-the GUI, the headless runner and the recorder read :meth:`AlarmEngine.tiles` and the alarm
-events it appends to the session's event log.
+Pure Python, no Qt. The processing thread calls :meth:`AlarmEngine.update` with what the chain
+found — events that ended, A-trains still going on, and the artifact spans open *now* (a level,
+not open/close edges, so no span can be left behind open) — and applies user commands
+(threshold, acknowledge, silence). Its tiles go into the station's state snapshot; the alarm
+events it appends to the session's event log are recorded with the case.
+
+Train time per tile is the union of the A-train spans of the tile's muscles
+(:class:`~ionm_station.detect.train_time.TrainTimeLedger`, the one definition).
 
 States, by display precedence:
 
@@ -10,7 +15,9 @@ States, by display precedence:
   predicts palsy), raised while the train is still going on (once it has lasted 0.1 s), or
   summed A-train time past the caution (0.5 s) or warning (10 s) level (Prell et al. 2007).
   Latched until acknowledged.
-* ``no_signal`` — every channel of the root is off (lead-off, railed) or the source is lost.
+* ``no_signal`` — every channel of the root is off (lead-off, railed). A lost source or a
+  processing fault is a *technical* alarm laid over the tiles by
+  :mod:`ionm_station.pipeline.technical`, not a state of this engine.
 * ``blanked`` — electrocautery: detection is blanked, so the tile says so instead of "quiet".
 * ``activity`` — a spike, burst or B-train at or above the channel's threshold (µV p-p) within
   the last ``hold_s`` (5 s, as commercial monitors show events).
@@ -25,20 +32,27 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
 
+from ionm_station.detect.train_time import TrainTimeLedger
 from ionm_station.events import Event
 from ionm_station.montage import Montage
 
 PRIORITIES = ("advisory", "caution", "warning")
+#: Open artifact kinds that take a channel off (no usable signal on it).
+OFF_KINDS = ("saturation", "lead_off")
+#: Allowed event thresholds (µV p-p).
+THRESHOLD_RANGE_UV = (5.0, 5000.0)
 #: Recent event sizes an adaptive threshold is taken from.
 ADAPTIVE_SIZES = 20
 
 
 class EmgEvent(Protocol):
-    """What the engine needs of a detected event (see ``detect.events.DetectedEvent``)."""
+    """What the engine needs of a detected event (see ``detect.events.DetectedEvent``);
+    ``offset`` is the last sample (inclusive)."""
 
     channel: int
     kind: str
@@ -49,11 +63,9 @@ class EmgEvent(Protocol):
 
 
 class Span(Protocol):
-    """What the engine needs of an artifact span (see ``dsp.artifacts.ArtifactSpan``)."""
+    """What the engine needs of an open artifact span (see ``dsp.artifacts.ArtifactSpan``)."""
 
     kind: str
-    start: int
-    stop: int | None
     channels: tuple[int, ...]
 
 
@@ -89,7 +101,13 @@ class AlarmConfig:
 
 @dataclass(frozen=True)
 class TileState:
-    """What one alarm tile shows (key ``"L5-L"``: root and side)."""
+    """What one alarm tile shows (key ``"L5-L"``: root and side; see ``MontageChannel.tile_key``).
+
+    ``state`` is one of ``quiet``, ``activity``, ``alarm``, ``blanked``, ``no_signal`` (from
+    this engine) or ``not_monitoring``, ``signal_lost`` (technical, laid over by
+    :func:`ionm_station.pipeline.technical.overlay`). ``technical`` names a technical condition
+    that does not stop monitoring (e.g. ``RECORDING STOPPED``), shown beside the clinical state.
+    """
 
     key: str
     root: str
@@ -101,6 +119,7 @@ class TileState:
     last_peak_uv: float | None = None
     latched: bool = False
     silenced_until_s: float | None = None
+    technical: str = ""
 
 
 @dataclass
@@ -109,17 +128,26 @@ class _Root:
     root: str
     side: str
     channels: list[int]
-    train_time_s: float = 0.0
     last_activity: int | None = None  # sample index of the last above-threshold event's end
     last_peak_uv: float | None = None
     alarm_priority: str | None = None  # latched/active alarm
     alarm_reason: str = ""
     shown: TileState | None = None
-    off_channels: set[int] = field(default_factory=set)
+    off_channels: frozenset[int] = frozenset()
     run_start: int | None = None  # first event of the current run of continuous activity
     run_last: int | None = None  # end of its latest event
     run_sizes: list[float] = field(default_factory=list)  # recent event sizes (µV p-p)
     auto_uv: float | None = None  # adaptive threshold in force, if any
+
+
+def check_threshold(montage: Montage, key: str, threshold_uv: float) -> None:
+    """Raise ValueError unless ``key`` is a tile of ``montage`` and the threshold (µV p-p) is
+    finite and within :data:`THRESHOLD_RANGE_UV`."""
+    if key not in montage.tile_keys():
+        raise ValueError(f"no alarm tile {key!r} (tiles: {', '.join(montage.tile_keys())})")
+    lo, hi = THRESHOLD_RANGE_UV
+    if not lo <= threshold_uv <= hi:  # also refuses NaN
+        raise ValueError(f"threshold must be {lo:g}–{hi:g} µV, got {threshold_uv}")
 
 
 class AlarmEngine:
@@ -130,25 +158,32 @@ class AlarmEngine:
         sample_rate_hz: to turn sample indices into seconds.
         config: alarm settings.
         sink: called with every alarm :class:`Event` (the session passes ``EventLog.append``).
+        thresholds_uv: event threshold per channel (µV p-p), shared by reference with the
+            detector so one change reaches both; default: the montage's.
+
+    Attributes:
+        thresholds_uv: the per-channel thresholds in force (µV p-p).
+        train_time: the tile train-time ledger.
     """
 
     def __init__(self, montage: Montage, sample_rate_hz: float, config: AlarmConfig = AlarmConfig(),
-                 sink=None) -> None:
+                 sink: Callable[[Event], None] | None = None,
+                 thresholds_uv: np.ndarray | None = None) -> None:
         self.montage = montage
         self.fs = sample_rate_hz
         self.config = config
         self._sink = sink
         self._lock = threading.Lock()
-        self.thresholds_uv = [c.threshold_uv for c in montage.channels]
+        self.thresholds_uv = (np.array([c.threshold_uv for c in montage.channels], float)
+                              if thresholds_uv is None else thresholds_uv)
+        self.train_time = TrainTimeLedger(montage, sample_rate_hz)
         self._roots: dict[str, _Root] = {}
         self._root_of: dict[int, _Root] = {}
         for i, c in enumerate(montage.channels):
-            key = c.root_side if c.root else c.label
-            r = self._roots.setdefault(key, _Root(key, c.root, c.side, []))
+            r = self._roots.setdefault(c.tile_key, _Root(c.tile_key, c.root, c.side, []))
             r.channels.append(i)
             self._root_of[i] = r
         self._cautery_open = False
-        self._source_lost = False
         self._blockade_reason = ""
         self._silenced_until: int | None = None
         self._now = 0
@@ -156,16 +191,15 @@ class AlarmEngine:
 
     # --- inputs (DSP thread) ---
 
-    def update(self, now: int, events: list[EmgEvent] = (), opened: list[Span] = (),
-               closed: list[Span] = (), ongoing: list[EmgEvent] = ()) -> None:
-        """Take events that ended, artifact spans that opened or closed, A-trains still going
-        on (alarm at once, train time counted when they end), and the time ``now``."""
+    def update(self, now: int, events: Sequence[EmgEvent] = (), open_spans: Sequence[Span] = (),
+               ongoing: Sequence[EmgEvent] = ()) -> None:
+        """Take events that ended, the artifact spans open at ``now`` (cautery blanks every
+        tile; lead-off or saturation on all of a tile's channels is ``no_signal``), A-trains
+        still going on (alarm at once, train time counted when they end) and the time ``now``
+        (absolute sample index)."""
         with self._lock:
             self._now = max(self._now, now)
-            for s in opened:
-                self._span(s, True)
-            for s in closed:
-                self._span(s, False)
+            self._levels(open_spans)
             for e in events:
                 self._event(e)
             for e in ongoing:
@@ -174,12 +208,6 @@ class AlarmEngine:
                 self._revert_adaptive(self._now)
             self._emit_changes(self._now)
 
-    def set_source_lost(self, lost: bool, now: int) -> None:
-        """The device link is down (every tile ``no_signal``) or back."""
-        with self._lock:
-            self._source_lost = lost
-            self._emit_changes(max(self._now, now))
-
     def set_blockade(self, reason: str, now: int) -> None:
         """Neuromuscular blockade (e.g. TOF count < 4): tiles say EMG is unreliable; '' clears."""
         with self._lock:
@@ -187,9 +215,12 @@ class AlarmEngine:
             self._emit_changes(max(self._now, now))
 
     def set_threshold(self, key: str, threshold_uv: float) -> None:
-        """Set the event threshold (µV p-p) of every channel of root-side ``key``."""
-        if not 5.0 <= threshold_uv <= 5000.0:
-            raise ValueError(f"threshold must be 5–5000 µV, got {threshold_uv}")
+        """Set the event threshold (µV p-p) of every channel of tile ``key``.
+
+        Raises:
+            ValueError: an unknown tile or a threshold outside 5–5000 µV.
+        """
+        check_threshold(self.montage, key, threshold_uv)
         with self._lock:
             for ch in self._roots[key].channels:
                 self.thresholds_uv[ch] = threshold_uv
@@ -228,34 +259,37 @@ class AlarmEngine:
             return shown
 
     @property
+    def silenced(self) -> bool:
+        """Alarm sound (clinical and technical) is silenced now."""
+        return self._silenced_until is not None and self._now < self._silenced_until
+
+    @property
     def audible(self) -> str | None:
-        """Highest priority that should sound now (None when quiet or silenced)."""
+        """Highest clinical priority that should sound now (None when quiet or silenced)."""
         with self._lock:
-            if self._silenced_until is not None and self._now < self._silenced_until:
+            if self.silenced:
                 return None
             levels = [r.alarm_priority for r in self._roots.values() if r.alarm_priority]
             return max(levels, key=PRIORITIES.index) if levels else None
 
     # --- internals (lock held) ---
 
-    def _span(self, s: Span, is_open: bool) -> None:
-        if s.kind == "cautery":
-            self._cautery_open = is_open
-            return
-        for ch in s.channels:
-            r = self._root_of.get(ch)
-            if r is not None:
-                (r.off_channels.add if is_open else r.off_channels.discard)(ch)
+    def _levels(self, open_spans: Sequence[Span]) -> None:
+        self._cautery_open = any(s.kind == "cautery" for s in open_spans)
+        off = {ch for s in open_spans if s.kind in OFF_KINDS for ch in s.channels}
+        for r in self._roots.values():
+            r.off_channels = frozenset(off.intersection(r.channels))
 
     def _event(self, e: EmgEvent) -> None:
         r = self._root_of.get(e.channel)
         if r is None:
             return
         if e.kind == "train" and e.train_type == "A":
-            r.train_time_s += (e.offset - e.onset) / self.fs
+            self.train_time.add(e.channel, e.onset, e.offset + 1)
+            total = self.train_time.tile_s(r.key)
             label = self.montage.channels[e.channel].label
-            self._raise(r, self._train_priority(r.train_time_s),
-                        f"A-train {label} {e.peak_uv:.0f} µV, train time {r.train_time_s:.1f} s")
+            self._raise(r, self._train_priority(total),
+                        f"A-train {label} {e.peak_uv:.0f} µV, train time {total:.1f} s")
         if self.config.adaptive:
             self._adapt(r, e)
         if e.peak_uv >= max(self.thresholds_uv[e.channel], r.auto_uv or 0.0):
@@ -289,9 +323,10 @@ class AlarmEngine:
         r = self._root_of.get(e.channel)
         if r is None:
             return
-        so_far = (e.offset - e.onset) / self.fs
+        so_far = (e.offset + 1 - e.onset) / self.fs
         label = self.montage.channels[e.channel].label
-        self._raise(r, self._train_priority(r.train_time_s + so_far),
+        total = self.train_time.tile_s(r.key, [(e.onset, e.offset + 1)])
+        self._raise(r, self._train_priority(total),
                     f"A-train ongoing {label} {e.peak_uv:.0f} µV, {so_far:.1f} s")
 
     def _train_priority(self, train_time_s: float) -> str:
@@ -309,7 +344,7 @@ class AlarmEngine:
     def _compute(self, r: _Root, now: int) -> TileState:
         silenced = (self._silenced_until / self.fs
                     if self._silenced_until is not None and now < self._silenced_until else None)
-        base = TileState(r.key, r.root, r.side, train_time_s=round(r.train_time_s, 3),
+        base = TileState(r.key, r.root, r.side, train_time_s=round(self.train_time.tile_s(r.key), 3),
                          last_peak_uv=r.last_peak_uv, silenced_until_s=silenced)
         notes = []
         if r.auto_uv is not None:
@@ -318,13 +353,12 @@ class AlarmEngine:
             notes.append("cautery: detection blanked")
         if self._blockade_reason:
             notes.append(self._blockade_reason)
-        all_off = self._source_lost or (r.channels and r.off_channels >= set(r.channels))
+        all_off = bool(r.channels) and r.off_channels >= set(r.channels)
         if r.alarm_priority:
             return replace(base, state="alarm", priority=r.alarm_priority, latched=self.config.latch,
                            reason="; ".join([r.alarm_reason, *notes]))
         if all_off:
-            why = "source lost" if self._source_lost else "lead-off / saturated"
-            return replace(base, state="no_signal", reason="; ".join([why, *notes]))
+            return replace(base, state="no_signal", reason="; ".join(["lead-off / saturated", *notes]))
         if self._cautery_open:
             return replace(base, state="blanked", reason="; ".join(notes))
         held = r.last_activity is not None and now - r.last_activity <= self.config.hold_s * self.fs

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ionm_station.detect.events import DetectedEvent
+from ionm_station.detect.train_time import TrainTimeLedger
 from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.pipeline.chain import ChainSettings, FreeRunChain
 from ionm_station.errors import IonmError
@@ -38,7 +39,8 @@ class AnalysisResult:
     montage: Montage
     events: list[DetectedEvent]
     artifacts: list[ArtifactSpan]
-    train_time_s: dict[str, float]
+    train_time: TrainTimeLedger
+    notes: tuple[str, ...] = ()
     clean: np.ndarray | None = None
 
     @property
@@ -49,18 +51,16 @@ class AnalysisResult:
         """The JSON document of ``ionm-station analyze`` (times in s, amplitudes in µV p-p)."""
         fs = self.sample_rate_hz
         labels = self.montage.labels
-        roots: dict[str, float] = {}
-        for ch, t in zip(self.montage.channels, labels):
-            if ch.root:
-                roots[ch.root_side] = roots.get(ch.root_side, 0.0) + self.train_time_s.get(t, 0.0)
         return {
             "fs": fs,
             "duration_s": self.duration_s,
             "channels": [{"label": c.label, "root": c.root or None, "side": c.side or None,
-                          "muscle": c.muscle or None, "threshold_uv": c.threshold_uv}
+                          "muscle": c.muscle or None, "threshold_uv": c.threshold_uv,
+                          "tile": c.tile_key}
                          for c in self.montage.channels],
+            "chain_notes": list(self.notes),
             "events": [{"channel": labels[e.channel], "kind": e.kind, "train_type": e.train_type,
-                        "onset_s": round(e.onset / fs, 5), "offset_s": round(e.offset / fs, 5),
+                        "onset_s": round(e.onset / fs, 5), "offset_s": round(e.stop / fs, 5),
                         "peak_uv": round(float(e.peak_uv), 2),
                         "rate_hz": None if e.rate_hz is None else round(float(e.rate_hz), 2),
                         "above_threshold": bool(e.above_threshold)}
@@ -68,8 +68,8 @@ class AnalysisResult:
             "artifacts": [{"kind": a.kind, "onset_s": round(a.start / fs, 5),
                            "offset_s": round(a.stop / fs, 5), "channels": [labels[c] for c in a.channels]}
                           for a in sorted(self.artifacts, key=lambda a: a.start)],
-            "train_time_s": {t: round(self.train_time_s.get(t, 0.0), 4) for t in labels},
-            "train_time_by_root_s": {k: round(v, 4) for k, v in roots.items()},
+            "train_time_by_tile_s": {k: round(v, 4) for k, v in self.train_time.by_tile().items()},
+            "train_time_by_channel_s": {k: round(v, 4) for k, v in self.train_time.by_channel().items()},
         }
 
 
@@ -95,7 +95,11 @@ def analyze_record(record: Record, montage: Montage, settings: ChainSettings = C
     if keep_clean:
         cleans.append(out.clean)
         clean = np.concatenate(cleans)[chain.delay:chain.delay + n]
-    return AnalysisResult(record.sample_rate_hz, n, montage, events, spans, chain.train_time_s(), clean)
+    ledger = TrainTimeLedger(montage, record.sample_rate_hz)
+    for e in events:
+        if e.kind == "train" and e.train_type == "A":
+            ledger.add(e.channel, e.onset, e.stop)
+    return AnalysisResult(record.sample_rate_hz, n, montage, events, spans, ledger, chain.notes, clean)
 
 
 def montage_from_labels(labels: list[str]) -> Montage:

@@ -7,6 +7,7 @@ never a traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replay a recording (.h5) or EDF/BDF file through the live pipeline")
     run.add_argument("--speed", type=float, default=1.0,
                      help="replay speed, 0.25–16 × real time (default 1); see --fast")
+    run.add_argument("--mains-hz", type=float, choices=(50.0, 60.0),
+                     help="mains frequency (default: the profile's, else detected)")
     run.add_argument("--adaptive-threshold", action="store_true",
                      help="raise a root's activity threshold during long continuous activity "
                           "(up to 400 µV, logged and shown on the tile; A-trains always alarm)")
@@ -124,34 +127,45 @@ def _source_and_montage(args: argparse.Namespace):
     return source, montage, profile
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import dataclasses
-    from datetime import datetime
-
-    from ionm_station.alarms import AlarmConfig
-    from ionm_station.headless import run_headless
-    from ionm_station.recording import CaseMetadata
+def _session(args: argparse.Namespace, source, montage, profile, max_samples: int | None = None):
+    """The session with the profile's chain, alarm and triggered settings, the command line's
+    on top."""
     from ionm_station.session import Session
 
-    alarm_config = AlarmConfig(adaptive=args.adaptive_threshold)
+    chain = profile.chain_settings
+    if args.mains_hz is not None:
+        chain = dataclasses.replace(chain, mains_hz=args.mains_hz)
+    alarms = dataclasses.replace(profile.alarm_config,
+                                 adaptive=profile.alarm_config.adaptive or args.adaptive_threshold)
+    return Session(source, montage, max_samples=max_samples, settings=chain, alarm_config=alarms,
+                   triggered=profile.triggered)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from ionm_station.headless import run_headless
+    from ionm_station.recording import CaseMetadata
+
     if not args.headless:
         check_display()
         from ionm_station.gui.app import run_gui
 
         source, montage, profile = _source_and_montage(args)
-        return run_gui(Session(source, montage, alarm_config=alarm_config))
+        return run_gui(_session(args, source, montage, profile))
     source, montage, profile = _source_and_montage(args)
     limit = None if args.seconds is None else source.info.seconds_to_samples(args.seconds)
     if args.replay is not None and limit is None:
         limit = source.n_samples  # a replay ends with its recording
-    session = Session(source, montage, max_samples=limit, alarm_config=alarm_config)
+    session = _session(args, source, montage, profile, limit)
     if args.hunt:
         for key in args.hunt.split(","):
             level, _, side = key.strip().partition("-")
-            try:
-                session.triggered.hunt(level, side)
-            except ValueError as exc:
-                raise IonmError(f"--hunt {key}: {exc}") from None
+            if f"{level}-{side}" not in montage.root_sides():
+                raise IonmError(f"--hunt {key}: montage {montage.name!r} has no {level}-{side} muscle")
+            if session.source.stimulator is None:
+                raise IonmError(f"--hunt {key}: this source has no stimulator")
+            session.hunt(level, side)
     if args.record is not None:
         case = CaseMetadata(args.patient_id, args.procedure, args.operator,
                             datetime.now().astimezone().isoformat(timespec="seconds"))

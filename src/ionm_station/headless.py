@@ -1,4 +1,7 @@
-"""Headless runner: the live pipeline without a window, with a periodic status line."""
+"""Headless runner: the live pipeline without a window — status lines, alarm lines, JSON.
+
+It reads only what the window reads: :meth:`Session.state` and the event log.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +13,32 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-from ionm_station.session import Session, SessionStatus
+from ionm_station.events import Event
+from ionm_station.session import Session
+
+#: Event kinds printed as they happen (alarm tile changes, technical alarms, worker faults).
+ANNOUNCED = ("alarm", "technical_alarm", "worker_fault", "worker_restarted", "worker_failed",
+             "source_error", "source_recovered", "recording_error", "not_monitored")
 
 
 def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
                  json_path: Path | None = None) -> int:
-    """Run ``session`` until its sample limit (if any), Ctrl-C or a fault; return the exit code.
+    """Run ``session`` until its sample limit (if any) or Ctrl-C; return the exit code.
 
-    Prints one status line every ``status_interval_s`` and a final summary. Ctrl-C or SIGTERM
-    end the run with a clean shutdown (exit code 0). A source fault ends it with exit code 1.
+    Prints one status line every ``status_interval_s``, a line for every alarm tile change,
+    technical alarm and worker fault as it happens, and a final summary. Ctrl-C or SIGTERM end
+    the run with a clean shutdown. Exit code 0, or 1 when the case had time that was not
+    monitored (a blinding technical alarm was raised) or a fault that was not recovered.
     """
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    cursor = 0
     try:
         session.start()
         next_status = time.monotonic() + status_interval_s
-        while not stop.is_set() and not session.acquisition.finished:
+        while not stop.is_set() and not session.finished:
             stop.wait(0.02)
+            cursor = _announce(session, out, cursor)
             if time.monotonic() >= next_status:
                 print(session.status().line(), file=out, flush=True)
                 next_status += status_interval_s
@@ -34,39 +46,67 @@ def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
         session.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    status = session.status()
-    print(summary(status, session), file=out, flush=True)
+    _announce(session, out, cursor)
+    state = session.state()
+    print(summary(session), file=out, flush=True)
     if json_path is not None:
-        json_path.write_text(json.dumps(report(session, status), indent=2))
-    return 1 if status.error else 0
+        json_path.write_text(json.dumps(report(session), indent=2))
+    return 1 if _unmonitored(session.events.snapshot()) or state.status.error else 0
 
 
-def report(session: Session, status: SessionStatus) -> dict:
-    """The ``--json`` document: status, event counts, train time, alarm tiles, screws, TOF."""
-    detector = session.dsp.chain.detector
+def _announce(session: Session, out: TextIO, cursor: int) -> int:
+    new, cursor = session.events.since(cursor)
+    fs = session.info.sample_rate_hz
+    for e in new:
+        if e.kind in ANNOUNCED:
+            print(f"{e.start / fs:9.3f} s  {e.kind.upper():17s} {_describe(e)}", file=out, flush=True)
+    return cursor
+
+
+def _describe(e: Event) -> str:
+    d = e.data
+    if e.kind == "alarm":
+        return f"{d['tile']}: {d['state']}" + (f" ({d['priority']})" if d.get("priority") else "") \
+            + (f" — {d['reason']}" if d.get("reason") else "")
+    if e.kind == "technical_alarm":
+        return f"{d['condition']} {d['what']}: {d['reason']}"
+    return "; ".join(f"{k} {v}" for k, v in d.items())
+
+
+def _unmonitored(events: list[Event]) -> bool:
+    return any(e.kind == "technical_alarm" and e.data["what"] == "raised" and e.data["priority"]
+               and e.data["condition"] in ("not_monitoring", "signal_lost") for e in events)
+
+
+def report(session: Session) -> dict:
+    """The ``--json`` document: the final state (tiles, train time, thresholds, settings, worker
+    health, counters), event counts, the tile and technical-alarm timelines, screws and TOF."""
+    fs = session.info.sample_rate_hz
+    events = session.events.snapshot()
+    counts: dict[str, int] = {}
+    for e in events:
+        counts[e.kind] = counts.get(e.kind, 0) + 1
+    trig = session.triggered_data
     return {
-        "status": status.to_dict(),
+        "state": session.state().to_dict(),
         "channels": list(session.info.labels),
-        "events": _event_counts(session),
-        "train_time_s": {k: round(v, 4) for k, v in detector.train_time_s().items()},
-        "train_time_by_root_s": {k: round(v, 4) for k, v in detector.root_side_train_time_s().items()},
-        "alarms": [asdict(t) for t in session.alarms.tiles()],
-        "screws": session.triggered.screw_log.to_json(),
-        "tof": [asdict(t) | {"blockade": t.blockade()} for t in session.triggered.tof_results],
+        "events": counts,
+        "tile_timeline": [{"t_s": round(e.start / fs, 4), **e.data} for e in events if e.kind == "alarm"],
+        "technical_timeline": [{"t_s": round(e.start / fs, 4), **e.data}
+                               for e in events if e.kind == "technical_alarm"],
+        "faults": [{"t_s": round(e.start / fs, 4), "kind": e.kind, **e.data} for e in events
+                   if e.kind in ("worker_fault", "worker_restarted", "worker_failed", "source_error",
+                                 "source_recovered", "recording_error")],
+        "screws": trig.screw_log.to_json(),
+        "tof": [asdict(t) | {"blockade": t.blockade()} for t in trig.tof_results],
     }
 
 
-def _event_counts(session: Session) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for e in session.events.snapshot():
-        counts[e.kind] = counts.get(e.kind, 0) + 1
-    return counts
-
-
-def summary(status: SessionStatus, session: Session) -> str:
-    """Closing line: samples per channel, signal time, gaps, overruns and DSP throughput."""
-    processed = session.dsp.reader.cursor
-    return (f"done: {status.samples} samples per channel ({status.elapsed_s:.2f} s at "
-            f"{status.rate_hz:g} Hz, {status.channels} ch), gaps {status.gaps}, "
-            f"dropped {status.dropped}, overruns {status.overruns}, filtered {processed}"
-            + (f", ERROR {status.error}" if status.error else ""))
+def summary(session: Session) -> str:
+    """Closing line: samples per channel, signal time, gaps, overruns, processing, faults."""
+    st = session.status()
+    faults = sum(1 for e in session.events.snapshot() if e.kind in ("worker_fault", "source_error"))
+    return (f"done: {st.samples} samples per channel ({st.elapsed_s:.2f} s at "
+            f"{st.rate_hz:g} Hz, {st.channels} ch), gaps {st.gaps}, "
+            f"dropped {st.dropped}, overruns {st.overruns}, processed {st.processed}, "
+            f"faults {faults}" + (f", last error {st.error}" if st.error else ""))

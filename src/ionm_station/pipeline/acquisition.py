@@ -1,27 +1,35 @@
 """The acquisition thread: source → ring buffer, every sample accounted for.
 
-The worker owns the source while running. It never waits for a consumer: the ring's producer
-side never blocks, and consumers that fall behind count their own overruns. A jump forward in
-a chunk's start index (samples the source lost) is written into the ring as NaN rows and
-logged as a ``gap`` event, so the ring's index stays equal to the source's sample clock and
-views and recorders see the hole instead of two joined pieces of signal.
+A supervised worker that owns the source while running. It never waits for a consumer when the
+source is live (a device's data must be taken as it comes): the ring's producer side never
+blocks, and consumers that fall behind count their own overruns. A jump forward in a chunk's
+start index (samples the source lost) is written into the ring as NaN rows and logged as a
+``gap`` event, so the ring's index stays equal to the source's sample clock and views and
+recorders see the hole instead of two joined pieces of signal.
+
+A source that raises is not a crash of this thread: the fault is logged once (``source_error``),
+:attr:`AcquisitionWorker.source_fault` names it (the session raises SIGNAL LOST), and the worker
+calls ``source.recover()`` with growing pauses until the source delivers again
+(``source_recovered``). Only a fault in this thread's own code crashes it, for the supervisor.
 """
 
 from __future__ import annotations
 
-import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
-
 
 from ionm_station.events import Event, EventLog
+from ionm_station.pipeline.worker import Worker
 from ionm_station.ring import RingBuffer
 from ionm_station.sources.base import Source
 from ionm_station.stream import Chunk
 
-
 #: How long a non-live source waits for slow consumers before trying again (s).
 BACKLOG_WAIT_S = 0.002
+#: Pauses between recovery attempts of a failed source (s): doubling from the first to the last.
+RECOVER_FIRST_S = 0.1
+RECOVER_MAX_S = 2.0
 
 
 @dataclass
@@ -34,6 +42,7 @@ class AcquisitionCounters:
         gaps: number of holes in the source's sample clock.
         gap_samples: samples missing in those holes (written as NaN).
         duplicates: samples the source sent twice (index went backwards), discarded.
+        source_faults: times the source raised.
     """
 
     samples: int = 0
@@ -41,34 +50,40 @@ class AcquisitionCounters:
     gaps: int = 0
     gap_samples: int = 0
     duplicates: int = 0
+    source_faults: int = 0
 
 
-class AcquisitionWorker:
-    """Reads ``source`` on its own thread into ``ring`` and ``events``.
+class AcquisitionWorker(Worker):
+    """Reads ``source`` on its own supervised thread into ``ring`` and ``events``.
 
     Args:
         source: an opened :class:`~ionm_station.sources.base.Source`.
         ring: ring buffer with the source's channel count.
         events: the session's event log (source events and gaps go here).
-        max_samples: stop after this many samples per channel (None: run until stopped).
+        max_samples: finish after this many samples per channel (None: run until stopped).
         backlog: for sources that are not live (a simulator or a replay running as fast as
             possible): returns how many samples the slowest consumer still has to read; the
             worker waits while that exceeds half the ring, so nothing is overwritten unread.
-            None (live devices): never wait — a device's data must be taken when it comes.
+            Ignored for live sources.
+
+    Attributes:
+        last_data_s: host monotonic time of the last chunk with samples (s).
+        source_fault: the source's fault while it is failing (one line), else None.
     """
 
     def __init__(self, source: Source, ring: RingBuffer, events: EventLog,
                  max_samples: int | None = None, backlog: Callable[[], int] | None = None) -> None:
+        super().__init__("acquisition", idle_s=0.0)
         self.source = source
         self.ring = ring
         self.events = events
         self.max_samples = max_samples
-        self.backlog = backlog
+        self.backlog = None if source.live else backlog
         self.counters = AcquisitionCounters()
-        self.error: str | None = None
-        self._stop = threading.Event()
-        self._finished = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="acquisition", daemon=True)
+        self.last_data_s = time.monotonic()
+        self.source_fault: str | None = None
+        self._retry_at = 0.0
+        self._retry_pause = RECOVER_FIRST_S
 
     @property
     def next_index(self) -> int:
@@ -77,36 +92,32 @@ class AcquisitionWorker:
 
     @property
     def finished(self) -> bool:
-        """True once the thread has ended (limit reached, stopped, or source failed)."""
-        return self._finished.is_set()
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        """Ask the thread to end and wait for it (at most ``timeout_s`` s)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
+        """True once acquisition has ended on purpose (sample limit reached)."""
+        return self.health().state == "finished"
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait until the thread ends; True if it did within ``timeout_s``."""
-        return self._finished.wait(timeout_s)
+        return self.join(timeout_s)
 
-    def _run(self) -> None:
+    def step(self) -> int | None:
+        if self.max_samples is not None and self.next_index >= self.max_samples:
+            return None
+        if self.source_fault is not None:
+            return self._recover()
+        if self.backlog is not None and self.backlog() > self.ring.capacity // 2:
+            self._stop.wait(BACKLOG_WAIT_S)
+            return 0
         try:
-            while not self._stop.is_set():
-                if self.backlog is not None and self.backlog() > self.ring.capacity // 2:
-                    self._stop.wait(BACKLOG_WAIT_S)
-                    continue
-                chunk = self.source.read()
-                if chunk is not None and self.ingest(chunk):
-                    break
-        except Exception as exc:  # a driver fault must not kill the station silently
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.events.append(Event("source_error", self.next_index, data={"message": self.error}))
-        finally:
-            self._finished.set()
+            chunk = self.source.read()
+        except Exception as exc:  # a driver fault: SIGNAL LOST and recovery, not a crash
+            self._fault(exc)
+            return 0
+        if chunk is None:
+            return 0
+        if chunk.n_samples:
+            self.last_data_s = time.monotonic()
+        self.ingest(chunk)
+        return max(1, chunk.n_samples)
 
     def ingest(self, chunk: Chunk) -> bool:
         """Account for one chunk and write it to the ring; True when ``max_samples`` is reached."""
@@ -141,3 +152,27 @@ class AcquisitionWorker:
         self.events.append(Event("gap", expected, start, data={"samples": start - expected}))
         self.ring.write_nan(missing)
         self.counters.samples += missing
+
+    def _fault(self, exc: Exception) -> None:
+        self.source_fault = f"{type(exc).__name__}: {exc}"
+        self.counters.source_faults += 1
+        self.events.append(Event("source_error", self.next_index, data={"message": self.source_fault}))
+        self._retry_pause = RECOVER_FIRST_S
+        self._retry_at = time.monotonic() + self._retry_pause
+
+    def _recover(self) -> int:
+        now = time.monotonic()
+        if now < self._retry_at:
+            self._stop.wait(min(0.05, self._retry_at - now))
+            return 0
+        try:
+            self.source.recover()
+        except Exception as exc:
+            self.source_fault = f"{type(exc).__name__}: {exc}"
+            self._retry_pause = min(2 * self._retry_pause, RECOVER_MAX_S)
+            self._retry_at = now + self._retry_pause
+            return 0
+        self.events.append(Event("source_recovered", self.next_index,
+                                 data={"after": self.source_fault}))
+        self.source_fault = None
+        return 0

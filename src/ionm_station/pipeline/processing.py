@@ -1,159 +1,226 @@
 """The processing thread: raw ring → free-run chain → clean ring, events, alarms, triggered EMG.
 
-One thread, one direction: it reads the raw ring with its own cursor, pushes every block
-through :class:`~ionm_station.pipeline.chain.FreeRunChain`, writes the clean signal into the clean
-ring on the same sample clock (the clean ring lags the raw one by the chain's delay), appends
-what it found to the event log, feeds the alarm engine, and lets the triggered-EMG controller
-measure stimuli. Source events (stimuli, lead-off, signal lost) reach it through the event
-log; the acquisition thread logs them before it publishes the samples they belong to.
+One supervised worker, one direction: it reads the raw ring with its own cursor, applies the
+user's commands between blocks (:mod:`~ionm_station.pipeline.commands`), pushes every block
+through :class:`~ionm_station.pipeline.chain.FreeRunChain`, writes the clean signal into the
+clean ring on the same sample clock (lagging the raw ring by the chain's delay), appends what it
+found to the event log, feeds the alarm engine the events that ended and the artifact spans open
+now, lets the triggered-EMG controller measure stimuli, and publishes a
+:class:`~ionm_station.pipeline.state.ProcessingSnapshot`.
+
+After a fault the supervisor restarts it: the chain is rebuilt at the newest acquired sample
+(the samples skipped are logged as ``not_monitored`` and written as NaN into the clean ring, so
+views and the clean clock stay aligned); the alarm engine — latched alarms, train time,
+thresholds — and the triggered-EMG controller carry over, because they are the case's history.
+Raw data never stop flowing to the recorder meanwhile: the recorder reads the raw ring itself.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 from dataclasses import replace
 
 import numpy as np
 
 from ionm_station.alarms import AlarmConfig, AlarmEngine
-from ionm_station.dsp.artifacts import ArtifactSpan
-from ionm_station.pipeline.chain import ChainOutput, ChainSettings, FreeRunChain
-from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.events import Event, EventLog
 from ionm_station.montage import Montage
+from ionm_station.pipeline import commands as cmd
+from ionm_station.pipeline.chain import ChainOutput, ChainSettings, FreeRunChain
+from ionm_station.pipeline.state import ProcessingSnapshot
+from ionm_station.pipeline.worker import Worker
 from ionm_station.ring import RingBuffer
 from ionm_station.stream import StreamInfo
 from ionm_station.triggered.controller import TriggeredEmg
 
-#: How long the thread sleeps when no new samples are waiting (s).
-IDLE_S = 0.005
-#: Largest block pushed through the chain at once (s): bounds latency after a stall.
+#: Largest block pushed through the chain at once (s): bounds latency and memory after a stall
+#: or a long gap.
 MAX_BLOCK_S = 0.1
-#: Source event kinds the chain and the alarm engine act on.
-SOURCE_KINDS = ("stimulus", "lead_off", "signal_lost", "signal_restored", "replay_seek")
+#: Source event kinds the chain acts on.
+SOURCE_KINDS = ("stimulus", "lead_off", "replay_seek")
+
+log = logging.getLogger("ionm_station")
 
 
-class ProcessingWorker:
-    """Runs the free-run chain, alarms and triggered EMG on its own thread.
+class ProcessingWorker(Worker):
+    """Runs the free-run chain, alarms and triggered EMG on its own supervised thread.
 
     Args:
         raw: ring the acquisition thread writes (µV).
         clean: ring this stage writes (same capacity and channels): band-passed, mains- and
-            ECG-free µV, NaN where undefined (gaps, blanked artifact).
+            ECG-free µV, NaN where undefined (gaps, blanked artifact, not monitored).
         info: stream description.
-        montage: channel ↔ root map and thresholds.
+        montage: channel ↔ tile map and thresholds.
         events: the session's event log (read for source events, appended with results).
+        commands: the session's command queue (read here only).
         settings: chain settings (band, mains, ECG removal).
         triggered: the triggered-EMG controller (None: stimuli are only blanked).
         alarm_config: alarm engine settings (train-time levels, adaptive threshold …).
     """
 
     def __init__(self, raw: RingBuffer, clean: RingBuffer, info: StreamInfo, montage: Montage,
-                 events: EventLog, settings: ChainSettings = ChainSettings(),
+                 events: EventLog, commands: cmd.CommandQueue,
+                 settings: ChainSettings = ChainSettings(),
                  triggered: TriggeredEmg | None = None,
                  alarm_config: AlarmConfig = AlarmConfig()) -> None:
+        super().__init__("processing")
         self.raw = raw
         self.clean = clean
         self.info = info
+        self.montage = montage
         self.events = events
+        self.commands = commands
         self.settings = settings
-        self.reader = raw.reader(start=0)
-        self.chain = FreeRunChain(montage, info.sample_rate_hz, info.range_uv, settings)
-        self.alarms = AlarmEngine(montage, info.sample_rate_hz, alarm_config, sink=events.append)
         self.triggered = triggered
-        self.error: str | None = None
+        self.thresholds_uv = np.array([c.threshold_uv for c in montage.channels], float)
+        self.alarms = AlarmEngine(montage, info.sample_rate_hz, alarm_config, sink=events.append,
+                                  thresholds_uv=self.thresholds_uv)
+        self.reader = raw.reader(start=0)
+        self.chain = self._new_chain(0)
+        self.samples_in = 0  # samples per channel pushed through a chain (gap NaN included)
         self._event_cursor = 0
         self._pending: list[Event] = []  # source events not yet handed to the chain
-        self._open: set[tuple[str, int, tuple[int, ...]]] = set()
+        self._open_lead_off: dict[tuple[int, tuple[int, ...]], Event] = {}
         self._blockade = ""
-        self._new_band: tuple[float, float] | None = None
         self._block = max(1, int(MAX_BLOCK_S * info.sample_rate_hz))
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="processing", daemon=True)
+        self.snapshot = self._snapshot()
 
     @property
     def delay(self) -> int:
         """Samples by which the clean ring lags the raw ring."""
         return self.chain.delay
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, drain: bool = True, timeout_s: float = 5.0) -> None:
-        """End the thread; with ``drain`` it first processes everything already published and
-        flushes the chain, so the clean ring and the event log reach the last raw sample."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
-        if drain and self.error is None:
-            while self.step():
-                pass
-            self._emit(self.chain.flush())
-
-    def set_band(self, low_hz: float, high_hz: float) -> None:
-        """Change the band-pass (Hz) from any thread; the processing thread applies it at its
-        next step (the filter restarts at steady state) and logs a ``settings`` event."""
-        BandpassFilter(1, self.info.sample_rate_hz, low_hz, high_hz)  # raises on bad edges now
-        self._new_band = (low_hz, high_hz)
+    # --- the worker ---
 
     def step(self) -> int:
-        """Process whatever is waiting (at most one block); returns the samples processed."""
-        if self._new_band is not None:
-            low, high = self._new_band
-            self._new_band = None
-            self.chain.bandpass = BandpassFilter(self.info.n_channels, self.info.sample_rate_hz, low, high)
-            self.settings = replace(self.settings, low_hz=low, high_hz=self.chain.bandpass.high_hz)
-            self.events.append(Event("settings", self.reader.cursor,
-                                     data={"band_hz": [low, self.chain.bandpass.high_hz]}))
+        """Apply waiting commands, process at most one block, publish the snapshot; returns
+        the samples taken in (0: nothing waiting)."""
+        generation = self.generation
+        applied = self._apply_commands()
         self._take_source_events()
         got = self.reader.read(self._block)
         if got.lost:  # fell a whole ring behind: the chain sees the hole as a gap (NaN rows)
-            self._process(np.full((got.lost, self.info.n_channels), np.nan, np.float32),
-                          got.start - got.lost)
+            for a in range(got.start - got.lost, got.start, self._block):
+                b = min(a + self._block, got.start)
+                self._process(np.full((b - a, self.info.n_channels), np.nan, np.float32), a, generation)
         if len(got.data):
-            self._process(got.data, got.start)
+            self._process(got.data, got.start, generation)
         if self.triggered is not None:
             self.triggered.poll()
             self._blockade_from_tof()
-        return len(got.data)
+        done = len(got.data) + got.lost
+        if (done or applied) and generation == self.generation:
+            self.snapshot = self._snapshot()
+        return done
+
+    def on_restart(self) -> None:
+        """Rebuild the chain at the newest acquired sample; keep alarms and triggered EMG."""
+        at = self.raw.published
+        skipped_from = self.reader.cursor
+        if at > skipped_from:
+            self.events.append(Event("not_monitored", skipped_from, at,
+                                     data={"reason": f"processing restarted after: {self.error}"}))
+        self.reader = self.raw.reader(start=at)
+        self.chain = self._new_chain(at)
+        fill = at - self.chain.delay - self.clean.published
+        if fill > 0:
+            self.clean.write_nan(fill)
+        self._pending = [e for e in self._pending if e.start >= at]
+        # lead-offs still open carry over: the new chain must keep those channels blanked
+        self._pending += list(self._open_lead_off.values())
+        self.snapshot = self._snapshot()
+
+    def drain(self) -> None:
+        """On the caller's thread, after :meth:`stop`: process everything already published and
+        flush the chain, so the clean ring and the event log reach the last raw sample."""
+        if self.health().state in ("failed", "crashed"):
+            return
+        generation = self.generation
+        try:
+            while self.step():
+                pass
+            self._emit(self.chain.flush(), generation)
+            self.snapshot = self._snapshot()
+        except Exception as exc:  # the final drain must not lose the rest of the shutdown
+            log.exception("processing drain failed")
+            self.error = f"{type(exc).__name__}: {exc}"
+
+    # --- commands ---
+
+    def _apply_commands(self) -> int:
+        todo = self.commands.drain()
+        for c in todo:
+            try:
+                self._apply(c)
+            except ValueError as exc:  # checked at submit; the state may have changed since
+                self.events.append(Event("command_rejected", self.reader.cursor,
+                                         data={"command": type(c).__name__, "reason": str(exc)}))
+        return len(todo)
+
+    def _apply(self, c: cmd.Command) -> None:
+        at = self.reader.cursor
+        if isinstance(c, cmd.SetBand):
+            low, high = self.chain.set_band(c.low_hz, c.high_hz)
+            self.settings = replace(self.settings, low_hz=low, high_hz=high)
+            self.events.append(Event("settings", at, data={"band_hz": [low, high]}))
+        elif isinstance(c, cmd.SetMains):
+            self.chain.set_mains(c.mains_hz)
+            self.settings = replace(self.settings, mains_hz=c.mains_hz)
+            self.events.append(Event("settings", at, data={"mains_hz": c.mains_hz}))
+        elif isinstance(c, cmd.SetThreshold):
+            self.alarms.set_threshold(c.key, c.threshold_uv)  # logs alarm_threshold
+        elif isinstance(c, cmd.Acknowledge):
+            self.alarms.acknowledge(c.key)
+        elif isinstance(c, cmd.Silence):
+            self.alarms.silence(c.seconds)
+        elif isinstance(c, cmd.AddMarker):
+            self.events.append(Event("marker", c.index, c.index, (), {"text": c.text}))
+        elif isinstance(c, (cmd.Hunt, cmd.Stimulate)):
+            if self.triggered is None:
+                raise ValueError("this session has no triggered EMG")
+            if isinstance(c, cmd.Hunt):
+                self.triggered.hunt(c.level, c.side)
+            else:
+                self.triggered.stimulate(c.current_ma, c.target, confirmed=c.confirmed)
+
+    # --- blocks ---
 
     def _take_source_events(self) -> None:
         new, self._event_cursor = self.events.since(self._event_cursor)
         for e in new:
             if e.kind in SOURCE_KINDS:
                 self._pending.append(e)
-                if e.kind in ("signal_lost", "signal_restored"):
-                    self.alarms.set_source_lost(e.kind == "signal_lost", e.start)
+                if e.kind == "lead_off":
+                    key = (e.start, e.channels)
+                    if e.stop is None:
+                        self._open_lead_off[key] = e
+                    else:
+                        self._open_lead_off.pop(key, None)
         if self.triggered is not None:
             self.triggered.on_events(new)
 
-    def _process(self, data: np.ndarray, start: int) -> None:
+    def _process(self, data: np.ndarray, start: int, generation: int) -> None:
         stop = start + len(data)
         mine = [e for e in self._pending if e.start < stop]
         self._pending = [e for e in self._pending if e.start >= stop]
-        self._emit(self.chain.process(data, start, mine))
+        self._emit(self.chain.process(data, start, mine), generation)
+        self.samples_in += len(data)
 
-    def _emit(self, out: ChainOutput) -> None:
-        defined = max(0, -out.start)  # rows before index 0 only fill the chain's delay
+    def _emit(self, out: ChainOutput, generation: int) -> None:
+        if generation != self.generation:
+            return  # an abandoned (stalled) pass: its successor owns the rings now
+        defined = max(0, self.clean.published - out.start)  # rows before the clean clock: fill
         if len(out.clean) > defined:
             self.clean.write(out.clean[defined:].astype(np.float32))
         for ev in out.events:
-            self.events.append(Event("emg_event", ev.onset, ev.offset, (ev.channel,),
+            self.events.append(Event("emg_event", ev.onset, ev.stop, (ev.channel,),
                                      {"kind": ev.kind, "train_type": ev.train_type,
                                       "peak_uv": round(float(ev.peak_uv), 1),
                                       "rate_hz": None if ev.rate_hz is None else round(float(ev.rate_hz), 1),
                                       "above_threshold": bool(ev.above_threshold)}))
         for span in out.artifacts:
             self.events.append(Event("artifact", span.start, span.stop, span.channels, {"kind": span.kind}))
-        opened = self._newly_open()
-        self.alarms.update(out.start + len(out.clean), out.events, opened, out.artifacts, out.ongoing)
-
-    def _newly_open(self) -> list[ArtifactSpan]:
-        spans = self.chain.artifacts.open_spans()
-        keys = {(s.kind, s.start, s.channels) for s in spans}
-        new = [s for s in spans if (s.kind, s.start, s.channels) not in self._open]
-        self._open = keys
-        return new
+        self.alarms.update(out.start + len(out.clean), out.events, self.chain.open_spans(), out.ongoing)
 
     def _blockade_from_tof(self) -> None:
         results = self.triggered.tof_results if self.triggered is not None else []
@@ -163,11 +230,15 @@ class ProcessingWorker:
                 self._blockade = reason
                 self.alarms.set_blockade(reason, self.clean.published)
 
-    def _run(self) -> None:
-        try:
-            while not self._stop.is_set():
-                if self.step() == 0:
-                    self._stop.wait(IDLE_S)
-        except Exception as exc:  # report, never kill the process
-            self.error = f"processing: {type(exc).__name__}: {exc}"
-            self.events.append(Event("processing_error", self.reader.cursor, data={"message": self.error}))
+    def _new_chain(self, start: int) -> FreeRunChain:
+        return FreeRunChain(self.montage, self.info.sample_rate_hz, self.info.range_uv,
+                            self.settings, start=start, thresholds_uv=self.thresholds_uv)
+
+    def _snapshot(self) -> ProcessingSnapshot:
+        a = self.alarms
+        return ProcessingSnapshot(
+            index=self.reader.cursor, tiles=tuple(a.tiles()), audible=a.audible,
+            silenced=a.silenced, train_time_by_tile=a.train_time.by_tile(),
+            train_time_by_channel=a.train_time.by_channel(),
+            thresholds_uv=tuple(float(t) for t in self.thresholds_uv), settings=self.settings,
+            notes=self.chain.notes)

@@ -1,26 +1,28 @@
 """The recorder thread: raw ring + event log → one HDF5 recording, the only h5py user.
 
-It reads the session's raw ring with its own cursor and the event log with its own position,
-appends both to a :class:`~.writer.RecordingWriter` and flushes at least every
+A supervised worker. It reads the session's raw ring with its own cursor and the event log with
+its own position, appends both to a :class:`~.writer.RecordingWriter` and flushes at least every
 :data:`~.format.FLUSH_INTERVAL_S`. It never blocks acquisition: if it falls more than a ring
 behind, the lost samples are written as NaN with a ``gap`` event (never silently joined). A write
 error (disk full, I/O error) stops *recording* loudly — state ``failed``, a ``recording_error``
-event in the session log — while monitoring goes on. Free disk is checked periodically and a
-``recording_disk_low`` event is logged when it would last less than an hour.
+event in the session log, RECORDING STOPPED on the tiles — while monitoring goes on. Any other
+fault crashes the worker; the supervisor restarts it on the same open file, reading the ring
+again from the first sample not yet in the file, so the recording has no hole. Free disk is
+checked periodically and a ``recording_disk_low`` event is logged when it would last less than
+an hour. Settings changes are the session's ``settings`` events, recorded as such.
 """
 
 from __future__ import annotations
 
 import shutil
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from queue import Empty, SimpleQueue
 from typing import Any
 
 from ionm_station.events import Event, EventLog
+from ionm_station.pipeline.worker import Worker
 from ionm_station.montage import Montage
 from ionm_station.recording import format as fmt
 from ionm_station.recording.format import CaseMetadata, RecordingError
@@ -67,8 +69,8 @@ class RecorderStatus:
         return asdict(self)
 
 
-class Recorder:
-    """Record a session's raw ring and event log into ``path`` on a thread of its own.
+class Recorder(Worker):
+    """Record a session's raw ring and event log into ``path`` on a supervised thread.
 
     Args:
         ring: the session's raw ring (read with a private cursor; never modified).
@@ -99,6 +101,7 @@ class Recorder:
                  disk_free: Callable[[Path], int] = lambda p: shutil.disk_usage(p).free) -> None:
         if not 0 < flush_interval_s <= 1.0:
             raise ValueError(f"flush interval must be in (0, 1] s, got {flush_interval_s}")
+        super().__init__("recorder", stall_s=5.0, idle_s=min(POLL_S, flush_interval_s / 2))
         self.path = Path(path)
         self._ring = ring
         self._events = events
@@ -109,22 +112,20 @@ class Recorder:
         self._start_index = start_index
         self._flush_interval_s = flush_interval_s
         self._disk_free = disk_free
-        self._settings_queue: SimpleQueue[tuple[int, dict[str, Any]]] = SimpleQueue()
-        self._stop = threading.Event()
-        self._opened = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="recorder", daemon=True)
+        self._max_read = max(1, info.seconds_to_samples(MAX_READ_S))
         self._writer: RecordingWriter | None = None
         self._reader: RingReader | None = None
-        self._state = "idle"
+        self._event_cursor = 0
+        self._rec_state = "idle"
         self._message: str | None = None
         self._samples = 0
         self._lost = 0
         self._lost_events = 0
-        self._stop_at = 0
+        self._stop_at: int | None = None
         self._size = 0
         self._rate = 0.0
         self._free = -1
-        self._open_error: RecordingError | None = None
+        self._t0 = self._last_flush = self._last_disk = time.monotonic()
 
     # --- control (any thread) ---
 
@@ -134,71 +135,51 @@ class Recorder:
         Raises:
             RecordingError: the file cannot be created (exists, no directory, no permission).
         """
-        self._thread.start()
-        if not self._opened.wait(timeout_s):
-            raise RecordingError(f"{self.path}: recorder did not start within {timeout_s:g} s")
-        if self._open_error is not None:
-            raise self._open_error
+        start = self._ring.published if self._start_index is None else self._start_index
+        try:
+            self._writer = RecordingWriter(self.path, *self._writer_args, first_index=start)
+        except RecordingError as exc:
+            self._fail(str(exc), start)
+            raise
+        self._reader = self._ring.reader(start=start)
+        self._rec_state = "recording"
+        super().start()
 
     def stop(self, timeout_s: float = 10.0) -> RecorderStatus:
         """Write everything published so far, close the file cleanly, end the thread."""
         self._stop_at = self._ring.published
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout_s)
+        super().stop(timeout_s)
+        if self._writer is not None and self.health().state != "running":
+            self._close()  # the thread is gone (failed, given up): close from here
         return self.status()
-
-    def note_settings(self, settings: dict[str, Any], session_index: int | None = None) -> None:
-        """Record a settings change in force from ``session_index`` (default: newest sample)."""
-        index = self._ring.published if session_index is None else int(session_index)
-        self._settings_queue.put((index, dict(settings)))
 
     @property
     def cursor(self) -> int:
         """Absolute index of the next raw sample the recorder will read (its backlog marker)."""
         return self._reader.cursor if self._reader is not None else self._ring.published
 
+    @property
+    def recording(self) -> bool:
+        """Still writing (``recording`` or ``low_disk``)."""
+        return self._rec_state in ("recording", "low_disk")
+
+    @property
+    def failure(self) -> str | None:
+        """Why recording stopped on a fault (None while fine or stopped by the user)."""
+        return self._message if self._rec_state == "failed" else None
+
     def status(self) -> RecorderStatus:
-        return RecorderStatus(self._state, str(self.path), self._size, self._samples, self._lost,
+        return RecorderStatus(self._rec_state, str(self.path), self._size, self._samples, self._lost,
                               self._rate, self._free, self._message)
 
-    # --- the thread ---
+    # --- the worker ---
 
-    def _run(self) -> None:
+    def step(self) -> int | None:
+        writer, reader = self._writer, self._reader
+        if writer is None or reader is None or not self.recording:
+            return None
         try:
-            start = self._ring.published if self._start_index is None else self._start_index
-            self._writer = RecordingWriter(self.path, *self._writer_args, first_index=start)
-        except RecordingError as exc:
-            self._open_error = exc
-            self._fail(str(exc), start_if_known=self._ring.published)
-            self._opened.set()
-            return
-        self._state = "recording"
-        self._opened.set()
-        try:
-            self._loop(self._writer, start)
-            self._writer.close()
-            self._size = self._writer.file_size_bytes
-            self._state = "stopped"
-        except Exception as exc:  # disk full, I/O error: stop recording, keep monitoring
-            self._writer.abandon()
-            self._fail(f"{self.path}: recording stopped: {type(exc).__name__}: {exc}",
-                       start_if_known=self._ring.published)
-
-    def _fail(self, message: str, start_if_known: int) -> None:
-        self._state = "failed"
-        self._message = message
-        self._events.append(Event("recording_error", start_if_known,
-                                  data={"message": message, "path": str(self.path)}))
-
-    def _loop(self, writer: RecordingWriter, start: int) -> None:
-        reader = self._reader = self._ring.reader(start=start)
-        cursor = 0
-        t0 = last_flush = last_disk = time.monotonic()
-        max_read = max(1, self._info.seconds_to_samples(MAX_READ_S))
-        while True:
-            stopping = self._stop.is_set()  # read the flag first: the final pass drains all
-            got = reader.read(max_read)
+            got = reader.read(self._max_read)
             if got.lost:
                 self._lost += got.lost
                 self._lost_events += 1
@@ -207,37 +188,75 @@ class Recorder:
                                           data={"samples": got.lost, "cause": "recorder_overrun"}))
             writer.append(got.data)
             self._samples = writer.n_samples
-            self._drain_settings(writer)
-            cursor = self._write_events(writer, cursor, start)
+            self._write_events(writer)
             now = time.monotonic()
-            caught_up = reader.available() <= 0
-            if stopping and reader.cursor >= self._stop_at:
-                writer.set_counters(self._counter_values())
-                return
-            if now - last_flush >= self._flush_interval_s:
-                writer.set_counters(self._counter_values())
-                writer.flush()
-                last_flush = now
-                self._size = writer.file_size_bytes
-                self._rate = self._size / max(now - t0, 1e-9)
-            if now - last_disk >= DISK_CHECK_INTERVAL_S:
+            if now - self._last_flush >= self._flush_interval_s:
+                self._flush(writer, now)
+            if now - self._last_disk >= DISK_CHECK_INTERVAL_S:
                 self._check_disk(reader.cursor)
-                last_disk = now
-            if caught_up:
-                self._stop.wait(min(POLL_S, self._flush_interval_s / 2))
+                self._last_disk = now
+        except OSError as exc:  # disk full, I/O error: stop recording, keep monitoring
+            self._abandon(f"{self.path}: recording stopped: {type(exc).__name__}: {exc}")
+            return None
+        return got.n_samples + got.lost
 
-    def _write_events(self, writer: RecordingWriter, cursor: int, start: int) -> int:
-        new, cursor = self._events.since(cursor)
-        writer.add_events([e for e in new if e.start >= start])
-        return cursor
+    def on_restart(self) -> None:
+        """Go on with the same file from the first sample not yet in it (no hole)."""
+        if self._writer is not None:
+            self._reader = self._ring.reader(start=self._writer.first_index + self._writer.n_samples)
 
-    def _drain_settings(self, writer: RecordingWriter) -> None:
-        while True:
+    def on_exit(self) -> None:
+        """Stopped by the user: drain what was published up to the stop, then close."""
+        if self._writer is not None and self.recording:
             try:
-                index, settings = self._settings_queue.get_nowait()
-            except Empty:
-                return
-            writer.settings_changed(index, settings)
+                while self._reader is not None and self._reader.cursor < (self._stop_at or 0):
+                    if not self.step():
+                        break
+                self._close()
+            except OSError as exc:
+                self._abandon(f"{self.path}: recording stopped: {type(exc).__name__}: {exc}")
+
+    # --- internals ---
+
+    def _close(self) -> None:
+        writer = self._writer
+        if writer is None:
+            return
+        self._write_events(writer)
+        writer.set_counters(self._counter_values())
+        writer.close()
+        self._size = writer.file_size_bytes
+        self._writer = None
+        if self._rec_state != "failed":
+            self._rec_state = "stopped"
+
+    def _abandon(self, message: str) -> None:
+        if self._writer is not None:
+            self._writer.abandon()
+            self._writer = None
+        self._fail(message, self._ring.published)
+
+    def _fail(self, message: str, index: int) -> None:
+        self._rec_state = "failed"
+        self._message = message
+        self._events.append(Event("recording_error", index,
+                                  data={"message": message, "path": str(self.path)}))
+
+    def _flush(self, writer: RecordingWriter, now: float) -> None:
+        writer.set_counters(self._counter_values())
+        writer.flush()
+        self._last_flush = now
+        self._size = writer.file_size_bytes
+        self._rate = self._size / max(now - self._t0, 1e-9)
+
+    def _write_events(self, writer: RecordingWriter) -> None:
+        new, cursor = self._events.since(self._event_cursor)
+        mine = [e for e in new if e.start >= writer.first_index]
+        writer.add_events(mine)
+        for e in mine:
+            if e.kind == "settings":
+                writer.settings_changed(e.start, e.data)
+        self._event_cursor = cursor
 
     def _counter_values(self) -> dict[str, int]:
         values = dict(self._counters())
@@ -249,8 +268,8 @@ class Recorder:
         if self._rate <= 0:
             return
         left_s = self._free / self._rate
-        if left_s < LOW_DISK_HORIZON_S and self._state == "recording":
-            self._state = "low_disk"
+        if left_s < LOW_DISK_HORIZON_S and self._rec_state == "recording":
+            self._rec_state = "low_disk"
             self._message = (f"{self.path.parent}: {self._free / 1e9:.2f} GB free, "
                              f"{left_s / 60:.0f} min of recording left at "
                              f"{self._rate * 3600 / 1e9:.2f} GB/h")

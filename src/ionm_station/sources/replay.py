@@ -11,9 +11,12 @@ bumps :attr:`ReplaySource.seek_generation` and puts a ``replay_seek`` event
 (``data = {from_sample, to_sample, generation}``) at the first played sample after the jump, so
 stateful consumers (filters, detectors) can reset there instead of seeing a step.
 
-Recorded events are re-emitted in ``Chunk.events`` as they are played, moved to the played
-clock, with ``data["recording_sample"]`` = their index in the recording. They follow the source
-event definitions of :mod:`ionm_station.sources.base` (:func:`as_source_events`): a recorded
+Recorded *source* events (:data:`REPLAYED_KINDS`: stimuli, triggers, lead-off, signal loss,
+markers) are re-emitted in ``Chunk.events`` as they are played, moved to the played clock, with
+``data["recording_sample"]`` = their index in the recording; what the station concluded when it
+recorded (detections, alarms, artifacts) is not: the pipeline concludes afresh, with the
+settings of the replay, and the recorded conclusions stay in ``media.events``. They follow the
+source event definitions of :mod:`ionm_station.sources.base` (:func:`as_source_events`): a recorded
 lead-off whose end is known (its closing event, or an older recording's ``lead_restored``
 edge) is played once, in the closed form, at its start; stimuli always carry ``current_ma`` and
 ``target``.
@@ -97,8 +100,15 @@ def open_media(path: str | Path) -> ReplayMedia:
     raise RecordingError(f"{path}: neither an IONM Station recording (HDF5) nor an EDF/BDF file")
 
 
+#: Recorded event kinds a replay plays back into the pipeline (what the source reported, and
+#: the user's markers and EDF+ annotations).
+REPLAYED_KINDS = ("stimulus", "trigger", "lead_off", "lead_restored", "signal_lost",
+                  "signal_restored", "marker", "annotation")
+
+
 def as_source_events(events: list[Event]) -> list[Event]:
-    """Recorded events (sorted by start) in the source event definitions: an opening
+    """Recorded source events (sorted by start; other kinds are left out) in the source event
+    definitions: an opening
     ``lead_off`` whose end the recording holds becomes one closed ``lead_off``; its closing
     event and legacy ``lead_restored`` edges are dropped; stimuli get ``current_ma`` and
     ``target`` (None where the recording lacks them)."""
@@ -118,7 +128,7 @@ def as_source_events(events: list[Event]) -> list[Event]:
                     out[i] = replace(out[i], stop=e.start)
         elif e.kind == "stimulus":
             out.append(replace(e, data={"current_ma": None, "target": None, **e.data}))
-        else:
+        elif e.kind in REPLAYED_KINDS:
             out.append(e)
     return out
 
@@ -146,7 +156,10 @@ class ReplaySource(Source):
         self._block = max(1, round(block_s * fs))
         self._max_chunk = max(self._block, round(MAX_CHUNK_S * fs))
         self._emit = emit_events
-        self._events = as_source_events(sorted(media.events, key=lambda e: e.start))
+        recorded = sorted(media.events, key=lambda e: e.start)
+        self._marks = recorded  # every recorded event: places to jump to
+        self._mark_starts = [e.start for e in recorded]
+        self._events = as_source_events(recorded)  # what is played back into the pipeline
         self._starts = [e.start for e in self._events]
         self._lock = threading.Lock()
         self._speed = self._checked(speed)
@@ -228,16 +241,16 @@ class ReplaySource(Source):
 
     def next_event(self, kinds: tuple[str, ...] | None = None) -> Event | None:
         """Seek to the first recorded event (of ``kinds``) after the current position."""
-        i = bisect.bisect_right(self._starts, self._position)
-        found = next((e for e in self._events[i:] if kinds is None or e.kind in kinds), None)
+        i = bisect.bisect_right(self._mark_starts, self._position)
+        found = next((e for e in self._marks[i:] if kinds is None or e.kind in kinds), None)
         if found is not None:
             self.seek(found.start)
         return found
 
     def previous_event(self, kinds: tuple[str, ...] | None = None) -> Event | None:
         """Seek to the last recorded event (of ``kinds``) before the current position."""
-        i = bisect.bisect_left(self._starts, self._position)
-        found = next((e for e in reversed(self._events[:i]) if kinds is None or e.kind in kinds),
+        i = bisect.bisect_left(self._mark_starts, self._position)
+        found = next((e for e in reversed(self._marks[:i]) if kinds is None or e.kind in kinds),
                      None)
         if found is not None:
             self.seek(found.start)

@@ -1,0 +1,162 @@
+"""The supervisor: watches every worker, restarts the fallen, raises technical alarms.
+
+Every :data:`POLL_S` it looks at each worker's health. A worker that raised is logged (one
+``worker_fault`` event with the error in plain words; the traceback into the station's log file)
+and restarted with fresh state at once (well within 1 s of the fault), unless it has used up its
+restart budget (:data:`MAX_RESTARTS` in :data:`BUDGET_WINDOW_S`): then it is given up — health
+``failed``, a ``worker_failed`` event — and its technical alarm stays up. A worker stalled for
+:data:`STALL_RESTART_S` is abandoned and restarted the same way.
+
+It also evaluates the technical alarm conditions (:func:`~.technical.assess`) every poll and
+logs a ``technical_alarm`` event when one is raised or cleared. A condition is held for at least
+:data:`HOLD_S` after it clears, so a fault that recovers within one poll still shows on the
+tiles long enough to be seen. The loop itself cannot die: an exception inside a poll is logged
+and the next poll runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ionm_station.events import Event, EventLog
+from ionm_station.pipeline.technical import TechnicalAlarm, Vitals, assess, restarted
+from ionm_station.pipeline.worker import Worker
+
+#: Seconds between polls.
+POLL_S = 0.05
+#: Restarts allowed per worker within BUDGET_WINDOW_S before it is given up.
+MAX_RESTARTS = 5
+BUDGET_WINDOW_S = 60.0
+#: A worker stalled this long is abandoned and restarted (s).
+STALL_RESTART_S = 2.0
+#: A technical alarm stays shown at least this long after its condition clears (s).
+HOLD_S = 2.0
+
+log = logging.getLogger("ionm_station")
+
+
+@dataclass
+class _Held:
+    alarm: TechnicalAlarm
+    raised_s: float
+    last_seen_s: float
+
+
+class Supervisor:
+    """Watches workers on its own thread.
+
+    Args:
+        workers: returns the workers to watch now (the recorder comes and goes).
+        events: the session's event log (faults, restarts, technical alarms go here).
+        vitals: returns the inputs of the technical assessment now.
+        now_index: returns the newest acquired sample index (events are placed there).
+        poll_s: seconds between polls.
+    """
+
+    def __init__(self, workers: Callable[[], list[Worker]], events: EventLog,
+                 vitals: Callable[[], Vitals], now_index: Callable[[], int],
+                 poll_s: float = POLL_S) -> None:
+        self._workers = workers
+        self._events = events
+        self._vitals = vitals
+        self._now_index = now_index
+        self.poll_s = poll_s
+        self._restarts: dict[str, deque[float]] = {}
+        self._held: dict[str, _Held] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+
+    def held(self) -> list[TechnicalAlarm]:
+        """Technical alarms raised and not yet cleared (held at least :data:`HOLD_S`)."""
+        with self._lock:
+            return [h.alarm for h in self._held.values()]
+
+    def poll(self) -> None:
+        """One round: restart fallen workers, then update the technical alarms (a worker
+        restarted in this round counts as down: its fault must show even if it is already
+        running again)."""
+        faults = [alarm for worker in self._workers() if (alarm := self._watch(worker))]
+        current = {a.kind: a for a in faults}
+        current.update({a.kind: a for a in assess(self._vitals())})
+        self._technical(list(current.values()), time.monotonic())
+
+    # --- internals ---
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.poll_s):
+            try:
+                self.poll()
+            except Exception:  # never let supervision end: log and poll again
+                log.exception("supervisor poll failed")
+
+    def _watch(self, worker: Worker) -> TechnicalAlarm | None:
+        """Restart ``worker`` if it crashed or stalled too long; the alarm of a restart."""
+        h = worker.health()
+        stalled = h.state == "stalled" and h.heartbeat_age_s >= STALL_RESTART_S
+        if h.state != "crashed" and not stalled:
+            return None
+        index = self._now_index()
+        error = h.error if h.state == "crashed" else f"stalled for {h.heartbeat_age_s:.1f} s"
+        if h.state == "crashed":
+            log.error("worker %s crashed at sample %d:\n%s", worker.name, index, worker.traceback)
+        else:
+            log.error("worker %s stalled for %.1f s at sample %d", worker.name, h.heartbeat_age_s, index)
+        self._events.append(Event("worker_fault", index, data={"worker": worker.name, "error": error}))
+        now = time.monotonic()
+        recent = self._restarts.setdefault(worker.name, deque())
+        while recent and now - recent[0] > BUDGET_WINDOW_S:
+            recent.popleft()
+        if len(recent) >= MAX_RESTARTS:
+            worker.give_up()
+            log.error("worker %s given up after %d restarts in %.0f s", worker.name, len(recent),
+                      BUDGET_WINDOW_S)
+            self._events.append(Event("worker_failed", index, data={
+                "worker": worker.name, "error": error,
+                "reason": f"{len(recent)} restarts within {BUDGET_WINDOW_S:g} s"}))
+            return None  # given up: its health keeps the alarm up
+        recent.append(now)
+        worker.restart()
+        log.warning("worker %s restarted (%d within %.0f s)", worker.name, len(recent), BUDGET_WINDOW_S)
+        self._events.append(Event("worker_restarted", index, data={"worker": worker.name,
+                                                                    "restarts": worker.restarts}))
+        return restarted(worker.name, error)
+
+    def _technical(self, current: list[TechnicalAlarm], now: float) -> None:
+        index = self._now_index()
+        seen = {a.kind: a for a in current}
+        with self._lock:
+            for kind, alarm in seen.items():
+                held = self._held.get(kind)
+                if held is None:
+                    self._held[kind] = _Held(alarm, now, now)
+                    self._log(index, alarm, "raised")
+                else:
+                    held.alarm, held.last_seen_s = alarm, now
+            for kind in [k for k, h in self._held.items() if k not in seen]:
+                held = self._held[kind]
+                if now - held.last_seen_s >= HOLD_S:
+                    del self._held[kind]
+                    self._log(index, held.alarm, "cleared", now - held.raised_s)
+
+    def _log(self, index: int, alarm: TechnicalAlarm, what: str, lasted_s: float | None = None) -> None:
+        data = {"condition": alarm.kind, "what": what, "priority": alarm.priority,
+                "reason": alarm.reason, "host_time_s": round(time.time(), 3)}
+        if lasted_s is not None:
+            data["lasted_s"] = round(lasted_s, 3)
+        self._events.append(Event("technical_alarm", index, data=data))
+        (log.warning if what == "raised" else log.info)("technical alarm %s %s: %s",
+                                                        alarm.headline, what, alarm.reason)
