@@ -30,7 +30,7 @@ from ionm_station.gui.triggered_view import TriggeredView, response_label  # noq
 from ionm_station.io.edf import write_edf  # noqa: E402
 from ionm_station.session import Session  # noqa: E402
 from ionm_station.sources.replay import ReplaySource, open_media  # noqa: E402
-from support.gui import a_train, detect, hunt_session, make_session  # noqa: E402
+from support.gui import a_train, detect, hunt_session, live_window, make_session  # noqa: E402
 
 # --- decimation (pure numpy) ----------------------------------------------------------------
 
@@ -104,8 +104,6 @@ def test_bridge_columns_joins_steps_keeps_gaps() -> None:
     assert out[7, 0] - out[6, 0] == pytest.approx(0.01)  # flat line stays visible
 
 
-
-
 # --- Qt ---------------------------------------------------------------------------------------
 
 
@@ -116,16 +114,8 @@ def app():  # noqa: ANN201
 
 @pytest.fixture
 def live(app, tmp_path, qtbot):  # noqa: ANN001, ANN201
-    """A window over a running real-time session (2 kHz simulator, quiet case)."""
-    session = make_session(scenario="quiet")
-    window = MainWindow(session, tmp_path / "gui.json", recordings_dir=tmp_path / "rec")
-    qtbot.addWidget(window)
-    window.resize(1600, 1000)
-    session.start()
-    window.show()
-    yield window
-    window.close()
-    session.stop()
+    with live_window(qtbot, tmp_path) as window:
+        yield window
 
 
 def _settle(app, qtbot, ms: int = 300) -> None:  # noqa: ANN001

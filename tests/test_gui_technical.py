@@ -23,7 +23,7 @@ from ionm_station.gui.tile_layout import MIN_PX, TileLayout, wrap  # noqa: E402
 from ionm_station.gui.trace_feed import TraceFeed, raw_band_hz  # noqa: E402
 from ionm_station.montage import load_montage  # noqa: E402
 from ionm_station.ring import RingBuffer  # noqa: E402
-from support.gui import Fault, make_session  # noqa: E402
+from support.gui import Fault, live_window, make_session  # noqa: E402
 
 #: A reason as long as real ones get (a worker fault with its exception text).
 LONG_REASON = ("processing failed repeatedly, stopped retrying (IndexError: rows -6..1574 "
@@ -39,17 +39,8 @@ def app():  # noqa: ANN201
 
 @pytest.fixture
 def window(app, tmp_path, qtbot):  # noqa: ANN001, ANN201
-    """A window over a running real-time session (2 kHz simulator, quiet case), monitoring."""
-    session = make_session(scenario="quiet")
-    w = MainWindow(session, tmp_path / "gui.json")
-    qtbot.addWidget(w)
-    w.resize(1600, 1000)
-    session.start()
-    w.show()
-    qtbot.waitUntil(lambda: w.state.monitoring and w.traces.frames > 2, timeout=5000)
-    yield w
-    w.close()
-    session.stop()
+    with live_window(qtbot, tmp_path) as w:
+        yield w
 
 
 def said(layout: TileLayout, role: str) -> str:

@@ -1,12 +1,16 @@
-"""Helpers of the GUI tests: sessions on the simulator, faults injected through real paths,
-detections handed to the processing thread's alarm engine, Qt settling."""
+"""Helpers of the GUI tests: sessions on the simulator, a window over a running one, faults
+injected through real paths, detections handed to the processing thread's alarm engine."""
 
 from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
+from ionm_station.gui.main_window import MainWindow
 from ionm_station.profiles import load_profile
 from ionm_station.session import Session, build_source, montage_for
 
@@ -19,6 +23,25 @@ def make_session(seconds: float | None = None, rate_hz: float = 2000.0, realtime
     source = build_source(profile, montage, scenario=scenario, realtime=realtime)
     limit = None if seconds is None else source.info.seconds_to_samples(seconds)
     return Session(source, montage, max_samples=limit)
+
+
+@contextmanager
+def live_window(qtbot, folder: Path) -> Iterator[MainWindow]:  # noqa: ANN001 (pytest-qt)
+    """A 1600×1000 window over a running real-time session (2 kHz simulator, quiet case),
+    monitoring and drawing; closed and stopped afterwards."""
+    session = make_session(scenario="quiet")
+    window = MainWindow(session, folder / "gui.json", recordings_dir=folder / "rec")
+    qtbot.addWidget(window)
+    window.resize(1600, 1000)
+    session.start()
+    window.show()
+    try:
+        qtbot.waitUntil(lambda: window.state.monitoring and window.traces.frames > 2,
+                        timeout=5000)
+        yield window
+    finally:
+        window.close()
+        session.stop()
 
 
 def a_train(session: Session, key: str, at_s: float, seconds: float,
