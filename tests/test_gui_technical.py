@@ -96,6 +96,18 @@ def test_source_fault_shows_signal_lost_and_recovers(window, qtbot) -> None:  # 
     qtbot.waitUntil(lambda: not w.traces.banner.isVisible(), timeout=1000)
 
 
+def test_a_state_the_window_cannot_read_shows_not_monitoring(window, qtbot) -> None:  # noqa: ANN001
+    w = window
+    fault = Fault(w.session, "state", times=10**9, error=RuntimeError("state unreadable"))
+    qtbot.waitUntil(lambda: fault.fired_at is not None, timeout=1000)
+    qtbot.waitUntil(lambda: tiles_all(w, "not_monitoring"), timeout=1000)
+    assert time.monotonic() - fault.fired_at <= 0.5
+    assert "cannot read the station's state" in w.alarm_panel.tiles["L5-L"].tile.reason
+    assert w.state.audible == "warning" and w.traces.banner.isVisible()
+    fault.heal()
+    qtbot.waitUntil(lambda: tiles_all(w, "quiet"), timeout=2000)
+
+
 def test_a_non_blinding_technical_alarm_is_a_band_under_the_clinical_state(app, qtbot) -> None:  # noqa: ANN001
     montage = load_montage("lumbar")
     panel = AlarmPanel(montage)

@@ -5,9 +5,10 @@ toolbar (:mod:`.controls`), Setup dock (:mod:`.setup_panel`), Triggered EMG dock
 (:mod:`.triggered_view`), replay toolbar (:mod:`.replay_controls`), status bar
 (:mod:`.status_bar`) — and runs the timers. Every :data:`TILES_MS` it reads
 :meth:`Session.state` once and shows it: tiles (technical alarms already laid over), the
-sound, the trace banner and raw fallback; every :data:`STATUS_MS` the status bar and the Setup
-values. It acts only through the session's commands (acknowledge, silence, marker, band,
-threshold, hunt, stimulate) and recording calls; a refused command is a status-bar message.
+sound, the trace banner and raw fallback (a state that cannot be read shows as NOT MONITORING,
+never as the last picture); every :data:`STATUS_MS` the status bar and the Setup values. It
+acts only through the session's commands (acknowledge, silence, marker, band, threshold, hunt,
+stimulate) and recording calls; a refused command is a status-bar message.
 
 The window never starts or stops the session (see :func:`ionm_station.gui.app.run_gui`) and
 never opens a modal dialog.
@@ -15,6 +16,7 @@ never opens a modal dialog.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from ionm_station.gui.trace_banner import trace_notice
 from ionm_station.gui.traces import TraceView
 from ionm_station.gui.triggered_view import TriggeredView
 from ionm_station.pipeline.state import StationState
+from ionm_station.pipeline.technical import TechnicalAlarm, overlay
 from ionm_station.session import Session
 
 #: Poll periods (ms) of the state (tiles, sound, trace banner) and of the status bar.
@@ -246,9 +249,21 @@ class MainWindow(QMainWindow):
 
     # --- showing -----------------------------------------------------------------------------
 
+    def read_state(self) -> StationState:
+        """The station's state; if it cannot be read, the last one with NOT MONITORING laid
+        over every tile — a window that cannot see must not go on showing green tiles."""
+        try:
+            return self.session.state()
+        except Exception as exc:  # any failure must show on the tiles, not freeze them
+            blind = TechnicalAlarm("not_monitoring", "warning", "the window cannot read the "
+                                   f"station's state ({type(exc).__name__}: {exc})")
+            return dataclasses.replace(self.state, tiles=tuple(overlay(list(self.state.tiles),
+                                                                       [blind])),
+                                       technical=(blind,), audible="warning", monitoring=False)
+
     def refresh_tiles(self) -> StationState:
         """Read the station's state and show it: tiles, sound, trace banner and raw fallback."""
-        self.state = state = self.session.state()
+        self.state = state = self.read_state()
         self.alarm_panel.update_tiles(state.tiles)
         if self.alarm_window is not None:
             self.alarm_window.panel.update_tiles(state.tiles)
