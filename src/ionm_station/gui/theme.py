@@ -6,6 +6,8 @@ import pyqtgraph as pg
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
+from ionm_station.pipeline.technical import BLINDING
+
 BACKGROUND = "#0a0d12"
 PANEL = "#141a22"
 GRID = "#1d2630"
@@ -46,8 +48,8 @@ TILE_COLOURS = {
 #: NOT MONITORING because the run ended on purpose (end of a replay, sample limit): stated,
 #: hatched, but slate grey — not an alarm.
 ENDED = ("#3d4551", "#e8edf3")
-#: Tile states that are technical alarms (hatched, reason always shown).
-TECHNICAL_STATES = ("not_monitoring", "signal_lost")
+#: Tile states that are technical alarms (hatched): the conditions that blind a tile.
+TECHNICAL_STATES = BLINDING
 #: Diagonal hatch laid over a technical tile (RGBA): darker stripes, text stays readable.
 TECHNICAL_HATCH = (0, 0, 0, 46)
 #: Band at the foot of a tile naming a technical condition that does not blind it

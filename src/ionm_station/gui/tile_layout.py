@@ -22,6 +22,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QFont, QFontMetricsF
 
 from ionm_station.alarms import TileState
+from ionm_station.pipeline.technical import HEADLINES as TECHNICAL_HEADLINES
 
 #: Smallest pixel size of any tile text (readable at arm's length on the docked panel).
 MIN_PX = 10
@@ -43,8 +44,7 @@ DROP_ORDER = (("details", 0), ("technical", 1), ("reason", 1), ("technical", 0),
 SIDE_NAMES = {"L": "LEFT", "R": "RIGHT"}
 #: Headline per tile state (alarm and blanked are refined by the reason, see :func:`headline`).
 HEADLINES = {"quiet": "QUIET", "activity": "ACTIVITY", "alarm": "ALARM", "blanked": "BLANKED",
-             "no_signal": "NO SIGNAL", "not_monitoring": "NOT MONITORING",
-             "signal_lost": "SIGNAL LOST"}
+             "no_signal": "NO SIGNAL", **TECHNICAL_HEADLINES}
 CAUTERY_NOTE = "cautery: detection blanked"
 
 
@@ -112,8 +112,6 @@ def tile_texts(tile: TileState, title: str) -> TileTexts:
     """What ``tile`` says; ``title`` is its root, or the channel label of a rootless tile."""
     reason = "; ".join(p.strip() for p in tile.reason.split(";")
                        if p.strip() and p.strip() != CAUTERY_NOTE)
-    if tile.state in ("quiet", "activity") and not tile.reason:
-        reason = ""
     details = [f"train {tile.train_time_s:.1f} s"]
     if tile.last_peak_uv is not None:
         details.append(f"{tile.last_peak_uv:.0f} µV")
