@@ -12,7 +12,6 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import json  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import ClassVar  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -30,7 +29,14 @@ from ionm_station.gui.triggered_view import TriggeredView, response_label  # noq
 from ionm_station.io.edf import write_edf  # noqa: E402
 from ionm_station.session import Session  # noqa: E402
 from ionm_station.sources.replay import ReplaySource, open_media  # noqa: E402
-from support.gui import a_train, detect, hunt_session, live_window, make_session  # noqa: E402
+from support.gui import (  # noqa: E402
+    SounderStandIn,
+    a_train,
+    detect,
+    hunt_session,
+    live_window,
+    make_session,
+)
 
 # --- decimation (pure numpy) ----------------------------------------------------------------
 
@@ -303,25 +309,6 @@ def test_paused_replay_scrolls_back_through_the_ring(app, tmp_path, qtbot) -> No
         w.close()
     finally:
         session.stop()
-
-
-class SounderStandIn:
-    """The AlarmSounder interface, recording every priority it is handed."""
-
-    instances: ClassVar[list[SounderStandIn]] = []
-
-    def __init__(self, volume: float = 0.5, muted: bool = False) -> None:
-        self.volume, self.muted = volume, muted
-        self.available, self.notice = False, "audio off: no output device (test)"
-        self.priorities: list[str | None] = []
-        self.closed = False
-        SounderStandIn.instances.append(self)
-
-    def set_priority(self, priority: str | None) -> None:
-        self.priorities.append(priority)
-
-    def close(self) -> None:
-        self.closed = True
 
 
 def test_alarm_sound_follows_audible_and_volume_persists(app, tmp_path, qtbot,

@@ -70,7 +70,9 @@ def test_processing_fault_shows_not_monitoring_raw_traces_and_recovers(window, q
     assert w.traces.raw_mode  # the traces kept moving on the raw signal
     y = np.concatenate([c.getData()[1] for c in w.traces.curves])
     assert np.isfinite(y).any()
+    assert w.sounder.priorities[-1] == "warning"  # technical alarms sound
     qtbot.waitUntil(lambda: tiles_all(w, "quiet"), timeout=6000)  # supervisor restarted it
+    qtbot.waitUntil(lambda: w.sounder.priorities[-1] is None, timeout=1000)
     qtbot.waitUntil(lambda: not w.traces.raw_mode and not w.traces.banner.isVisible(),
                     timeout=1000)
     back = w.traces.last_drawn_index
@@ -90,9 +92,10 @@ def test_source_fault_shows_signal_lost_and_recovers(window, qtbot) -> None:  # 
     assert "amplifier unplugged" in tile.tile.reason
     assert w.traces.banner.isVisible() and w.traces.banner.text().startswith("SIGNAL LOST — ")
     assert not w.traces.raw_mode  # processing is fine: nothing new to show, no fallback
-    assert session.state().audible == "warning"  # technical alarms sound
+    assert w.sounder.priorities[-1] == "warning"  # technical alarms sound
     fault.heal()
     qtbot.waitUntil(lambda: tiles_all(w, "quiet"), timeout=8000)
+    qtbot.waitUntil(lambda: w.sounder.priorities[-1] is None, timeout=1000)
     qtbot.waitUntil(lambda: not w.traces.banner.isVisible(), timeout=1000)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
+from typing import ClassVar
 
 from ionm_station.gui.main_window import MainWindow
 from ionm_station.profiles import load_profile
@@ -25,12 +26,33 @@ def make_session(seconds: float | None = None, rate_hz: float = 2000.0, realtime
     return Session(source, montage, max_samples=limit)
 
 
+class SounderStandIn:
+    """The AlarmSounder interface, recording every priority it is handed."""
+
+    instances: ClassVar[list[SounderStandIn]] = []
+
+    def __init__(self, volume: float = 0.5, muted: bool = False) -> None:
+        self.volume, self.muted = volume, muted
+        self.available, self.notice = False, "audio off: no output device (test)"
+        self.priorities: list[str | None] = []
+        self.closed = False
+        SounderStandIn.instances.append(self)
+
+    def set_priority(self, priority: str | None) -> None:
+        self.priorities.append(priority)
+
+    def close(self) -> None:
+        self.closed = True
+
+
 @contextmanager
 def live_window(qtbot, folder: Path) -> Iterator[MainWindow]:  # noqa: ANN001 (pytest-qt)
     """A 1600×1000 window over a running real-time session (2 kHz simulator, quiet case),
-    monitoring and drawing; closed and stopped afterwards."""
+    monitoring and drawing, its sound going to a :class:`SounderStandIn`; closed and stopped
+    afterwards."""
     session = make_session(scenario="quiet")
-    window = MainWindow(session, folder / "gui.json", recordings_dir=folder / "rec")
+    window = MainWindow(session, folder / "gui.json", sounder=SounderStandIn(),
+                        recordings_dir=folder / "rec")
     qtbot.addWidget(window)
     window.resize(1600, 1000)
     session.start()
