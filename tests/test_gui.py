@@ -422,3 +422,19 @@ def test_triggered_dock_without_stimulator_disables_hunt(app, tmp_path, qtbot) -
     assert not view.hunt_button.isEnabled() and not view.stim_button.isEnabled()
     assert "cannot stimulate" in view.hunt_button.toolTip()
     w.close()
+
+
+def test_record_button_starts_and_stops_a_recording(live, qtbot, tmp_path) -> None:  # noqa: ANN001
+    w = live
+    button = w.controls.record_button
+    button.click()
+    assert button.isChecked() and "Recording to" in w.status.currentMessage()
+    rec = w.session.recording_status()
+    assert rec is not None and rec.state in ("recording", "low_disk")
+    assert rec.path.startswith(str(tmp_path / "rec"))
+    w.refresh_status()
+    assert w.status.labels["recording"].text().startswith("● REC")
+    button.click()
+    qtbot.waitUntil(lambda: w.session.recording_status().state == "stopped", timeout=5000)
+    w.refresh_status()
+    assert not button.isChecked() and w.status.labels["recording"].text() == "REC off"

@@ -225,9 +225,7 @@ class MainWindow(QMainWindow):
             path.parent.mkdir(parents=True, exist_ok=True)
             self.session.start_recording(path)
         except (IonmError, OSError) as exc:
-            self.controls.record_button.blockSignals(True)
-            self.controls.record_button.setChecked(False)
-            self.controls.record_button.blockSignals(False)
+            self._show_recording(False)
             self.say(f"Recording not started: {exc}")
             return
         self.say(f"Recording to {path}")
@@ -276,10 +274,19 @@ class MainWindow(QMainWindow):
         return state
 
     def refresh_status(self) -> None:
-        """Status bar and the Setup dock's band and thresholds, from the last state."""
-        self.status.show_state(self.state, self.session.recording_status(),
-                               self.session.can_record, self.sounder.notice)
+        """Status bar, the record button (a recording that failed is not "on") and the Setup
+        dock's band and thresholds, from the last state."""
+        rec = self.session.recording_status()
+        self.status.show_state(self.state, rec, self.session.can_record, self.sounder.notice)
+        self._show_recording(rec is not None and rec.state in ("recording", "low_disk"))
         self.setup.show_state(self.state)
+
+    def _show_recording(self, on: bool) -> None:
+        """The record button's state, without asking for a change."""
+        button = self.controls.record_button
+        button.blockSignals(True)
+        button.setChecked(on)
+        button.blockSignals(False)
 
     # --- lifetime ----------------------------------------------------------------------------
 
