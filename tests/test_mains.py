@@ -308,3 +308,57 @@ def test_a_channel_that_gets_quieter_still_learns() -> None:
     y = np.concatenate([mc.process(x[i:i + 1000]) for i in range(0, n, 1000)])
     resid = y[20 * fs:, 0] - (x[20 * fs:, 0] - amp[20 * fs:] * np.sin(2 * np.pi * 50.2 * t[20 * fs:]))
     assert np.sqrt(np.mean(resid ** 2)) < 0.2
+
+
+# ------------------------------------------------------------------------- low rates, long gaps
+
+def test_low_rate_detects_and_cancels_from_the_fundamentals() -> None:
+    """At 250 Hz (BrainFlow synthetic, OpenBCI Cyton) 60 Hz has one harmonic below 0.45 × the
+    rate: detection compares the fundamentals only (150/180 Hz would alias) and still decides."""
+    from ionm_station.dsp.mains import mains_fits
+
+    fs = 250.0
+    n, ch = int(20 * fs), 4
+    rng = np.random.default_rng(3)
+    t = np.arange(n) / fs
+    clean = NOISE_UV * rng.standard_normal((n, ch))
+    x = clean + 30.0 * np.sin(2 * np.pi * 60.3 * t + rng.uniform(0, 6, ch)[None, :].T).T
+    mc = MainsCanceller(ch, fs)
+    y = mc.process(x)
+    assert mc.detected_hz == 60.0 and mc.n_harmonics == 1
+    late = slice(int(5 * fs), None)
+    assert np.sqrt(np.mean((y - clean)[late] ** 2)) < 0.1 * 30.0
+    assert mains_fits(250.0, None) and not mains_fits(140.0, None) and mains_fits(130.0, 50.0)
+    with pytest.raises(ValueError):
+        MainsCanceller(ch, 140.0)
+
+
+def test_a_long_gap_keeps_state_bounded_and_relocks() -> None:
+    """30 minutes of NaN (a device that went away): the tracker predicts across it without
+    caching a transition per block or extrapolating its frequency off the nominal band."""
+    from ionm_station.dsp.mains import CACHED_TRANSITIONS
+
+    fs = 1000.0
+    ch = 3
+    rng = np.random.default_rng(4)
+
+    def piece(start: int, n: int) -> np.ndarray:
+        t = (start + np.arange(n)) / fs
+        return (NOISE_UV * rng.standard_normal((n, ch))
+                + 40.0 * np.sin(2 * np.pi * 50.4 * t)[:, None] * np.array([1.0, 0.6, -0.8]))
+
+    mc = MainsCanceller(ch, fs)
+    pos = 0
+    for _ in range(10):
+        mc.process(piece(pos, int(fs)))
+        pos += int(fs)
+    mc._kf_x[2] = 0.05  # a drift rate that, extrapolated over 30 min, would leave the band
+    gap = np.full((int(fs), ch), np.nan)
+    for _ in range(1800):
+        assert np.isnan(mc.process(gap)).all()
+        pos += int(fs)
+    assert len(mc._transitions) <= CACHED_TRANSITIONS + 1  # 0 … CACHED_TRANSITIONS blocks
+    assert 47.0 <= mc.frequency_hz <= 53.0
+    x = piece(pos, int(6 * fs))
+    y = mc.process(x)
+    assert np.sqrt(np.mean(y[int(4 * fs):] ** 2)) < 1.5 * NOISE_UV  # mains gone again

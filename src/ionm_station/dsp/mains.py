@@ -75,6 +75,19 @@ INNOVATION_GATE = 16.0
 FLOOR_RISE_PER_S = 1.05
 #: Smallest phase-measurement variance the tracker trusts (rad²).
 MIN_PHASE_VARIANCE_RAD2 = 1e-8
+#: Default limit of the tracked frequency about nominal (Hz).
+MAX_OFFSET_HZ = 3.0
+#: Kalman transitions over up to this many blocks are cached (longer ones follow gaps).
+CACHED_TRANSITIONS = 16
+
+
+def mains_fits(sample_rate_hz: float, mains_hz: float | None,
+               max_offset_hz: float = MAX_OFFSET_HZ) -> bool:
+    """Whether the canceller can run at ``sample_rate_hz`` (Hz): the fundamental of ``mains_hz``
+    (None: of both 50 and 60 Hz, to tell them apart), ± ``max_offset_hz``, lies below
+    0.45 × the rate (above 140 Hz for 60 Hz mains)."""
+    highest_hz = max(NOMINAL_MAINS_HZ) if mains_hz is None else mains_hz
+    return 0.0 < highest_hz < MAX_HARMONIC_OF_FS * sample_rate_hz - max_offset_hz
 
 
 class MainsCanceller:
@@ -99,14 +112,14 @@ class MainsCanceller:
 
     def __init__(self, n_channels: int, sample_rate_hz: float, mains_hz: float | None = None,
                  n_harmonics: int = 7, block_s: float = 0.1, amplitude_tau_s: float = 1.0,
-                 detect_s: float = 0.5, freeze_uv: float = 2500.0, max_offset_hz: float = 3.0,
-                 jerk_psd: float = 1e-3) -> None:
+                 detect_s: float = 0.5, freeze_uv: float = 2500.0,
+                 max_offset_hz: float = MAX_OFFSET_HZ, jerk_psd: float = 1e-3) -> None:
         if n_channels < 1:
             raise ValueError(f"n_channels must be ≥ 1, got {n_channels}")
         if n_harmonics < 1:
             raise ValueError(f"n_harmonics must be ≥ 1, got {n_harmonics}")
-        highest_hz = max(NOMINAL_MAINS_HZ) if mains_hz is None else mains_hz
-        if not 0.0 < highest_hz < MAX_HARMONIC_OF_FS * sample_rate_hz - max_offset_hz:
+        if not mains_fits(sample_rate_hz, mains_hz, max_offset_hz):
+            highest_hz = max(NOMINAL_MAINS_HZ) if mains_hz is None else mains_hz
             raise ValueError(f"mains {highest_hz!r} Hz (± {max_offset_hz:g}) does not fit below "
                              f"{MAX_HARMONIC_OF_FS:g} × {sample_rate_hz:g} Hz")
         self.n_channels = n_channels
@@ -218,10 +231,13 @@ class MainsCanceller:
         self._coef = np.zeros((2 * n, self.n_channels))
 
     def _detector_pinv(self) -> np.ndarray:
-        """Pseudo-inverse of the joint 50- and 60-Hz-harmonic basis over one block."""
+        """Pseudo-inverse of the joint 50- and 60-Hz-harmonic basis over one block (as many
+        harmonics of each as fit below 0.45 × the rate for both: aliased ones would mix)."""
+        top_hz = MAX_HARMONIC_OF_FS * self.sample_rate_hz
+        n_h = min(DETECT_HARMONICS, int(top_hz // (max(NOMINAL_MAINS_HZ) + self.max_offset_hz)))
         columns = [np.ones(self.block_len)]
         for f0 in NOMINAL_MAINS_HZ:
-            for h in range(1, DETECT_HARMONICS + 1):
+            for h in range(1, n_h + 1):
                 arg = 2.0 * np.pi * h * f0 * self._tau_s
                 columns += [np.cos(arg), np.sin(arg)]
         return np.linalg.pinv(np.stack(columns, axis=0))  # applied to a channel-major block
@@ -271,14 +287,19 @@ class MainsCanceller:
             q = self.jerk_psd * np.array([[t ** 5 / 20.0, t ** 4 / 8.0, t ** 3 / 6.0],
                                           [t ** 4 / 8.0, t ** 3 / 3.0, t ** 2 / 2.0],
                                           [t ** 3 / 6.0, t ** 2 / 2.0, t]])
-            fq = self._transitions[steps] = (f, q)
+            fq = (f, q)
+            if steps <= CACHED_TRANSITIONS:  # a gap's many lengths are not kept
+                self._transitions[steps] = fq
         return fq
 
     def _predict(self, j: int, covariance: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Kalman state and (if asked) covariance carried to the centre of block ``j``."""
+        """Kalman state and (if asked) covariance carried to the centre of block ``j``; the
+        frequency stays within nominal ± max_offset_hz (a long gap must not extrapolate the
+        frequency drift without bound)."""
         f, q = self._transition(j - self._kf_block)
         x = f @ self._kf_x
         x[0] = _wrap(x[0])
+        x[1] = min(max(x[1], self._omega_lo), self._omega_hi)
         return x, (f @ self._kf_p @ f.T + q) if covariance else None
 
     def _design(self, state: np.ndarray) -> np.ndarray:
