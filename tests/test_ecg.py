@@ -231,6 +231,39 @@ def test_delay_nan_rows_and_gaps() -> None:
     assert np.allclose(again, out, atol=1e-9, equal_nan=True)
 
 
+def test_qrs_a_few_samples_after_the_start() -> None:
+    """Issue 10: a record that starts just before a QRS put the beat's alignment window (its
+    ±12 ms lag search) before the first buffered sample; judged late, once the threshold was
+    learnt (~2.7 s), it raised IndexError and stopped the whole chain. Every start offset now
+    runs, and beats after the first are found."""
+    fs = 10_000.0
+    rec = make_record(fs=fs, duration_s=6.0, n_ch=8, seed=3, bpm=75)
+    r0 = int(rec.r_peaks[0])
+    for shift_ms in range(40, 130, 2):
+        offset = r0 - int(shift_ms * fs / 1000)
+        x = rec.x[offset:offset + int(3.5 * fs)]
+        stage = EcgCanceller(8, fs)
+        run(stage, x, 1000)
+        end = len(x) - 0.3 * fs  # the last beat is judged on the flush's zeros
+        truth = rec.r_peaks - offset
+        se, ppv = score_beats([b for b in stage.beats if b < end], truth[truth < end], fs,
+                              after=int(0.3 * fs))
+        assert se == 1.0 and ppv == 1.0, shift_ms
+
+
+def test_input_is_not_held_without_a_heartbeat() -> None:
+    """A lone candidate followed by silence ends the threshold learning by time: the input
+    buffer stays about one template window long (it used to keep everything from the
+    candidate on, a leak of hours on a case without visible ECG)."""
+    fs = 2000.0
+    x = np.random.default_rng(11).normal(0.0, 3.0, (int(60 * fs), 4))
+    x[int(1.0 * fs):int(1.02 * fs)] += 400.0 * np.hanning(int(0.02 * fs))[:, None]
+    stage = EcgCanceller(4, fs)
+    for i in range(0, len(x), int(0.1 * fs)):
+        stage.process(x[i:i + int(0.1 * fs)])
+        assert stage._x.stop - stage._x.start < 3.0 * fs
+
+
 # --- detection ----------------------------------------------------------------------------------
 
 

@@ -15,10 +15,14 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   fiducial is the centroid of the peak's top half, within ±10 ms), judged by a Pan–Tompkins
   adaptive threshold (signal and noise peak levels, threshold 30 % of the way between them; the
   signal level starts at the largest candidate of the first 2 s and halves after 2.5 s without
-  a beat), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval. The
+  a beat; candidates of the first 250 ms, measured against a scale from a single block, neither
+  start nor move it), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval. The
   candidates of the first 2 s are judged once it is over: they are reported and learnt from
   but not subtracted (already output); the candidate that ends it is judged on time and,
-  if a beat, subtracted with the running mean of the beats before it.
+  if a beat, subtracted with the running mean of the beats before it. Without a candidate
+  after those 2 s (no visible ECG) the learning ends by time, one decision lag later.
+  A beat's window (with the alignment margins) may reach before the first input row: the
+  missing rows count as absent (not learnt from, nothing subtracted there).
 * **Alignment.** Each beat is aligned to the multichannel template jointly (±10 ms on a 1 ms
   grid, channels weighted by 1/σ² — a matched filter across channels), then per channel within
   ±2 ms of it by parabolic interpolation of that channel's correlation. Channels with EMG in the
@@ -41,6 +45,9 @@ channels whose ECG is that small.
 Streaming: input is cut internally into 10 ms blocks aligned to absolute sample indices, and
 every decision happens at a fixed absolute position, so any chunking gives the same output.
 The output lags the input by :attr:`EcgCanceller.delay` samples (188 ms at 10 kHz).
+Memory is bounded whatever the length of the case: the input is held for about one template
+window behind the output (for the first candidates up to ~2.3 s), missed candidates for
+:data:`MISSED_KEPT_S` and the reported beats for the last :data:`BEATS_KEPT`.
 """
 
 from __future__ import annotations
@@ -144,6 +151,11 @@ RESIDUAL_BEATS = 16
 RESTART_REJECTS = 16
 #: Longest stretch (s) filtered at once (bounds memory when a whole record arrives).
 BATCH_S = 1.0
+#: Candidates missed within this long (s) before the current one are kept for search-back
+#: (≥ 1.66 × the longest RR interval of a beating heart, 3 s).
+MISSED_KEPT_S = 5.0
+#: Detected beats kept in :attr:`EcgCanceller.beats` (≈ 15 min at 70 bpm).
+BEATS_KEPT = 1000
 #: Flag bits per block and channel.
 _WILD, _DEAD = 1, 2
 
@@ -186,6 +198,17 @@ class _Rows:
         if not self.start <= a <= b <= self.stop:
             raise IndexError(f"rows {a}..{b} outside {self.start}..{self.stop}")
         return self._data[self._off + a - self.start:self._off + b - self.start]
+
+    def window(self, a: int, b: int) -> np.ndarray:
+        """Rows [a, b) (absolute) to read, NaN where they lie outside the buffer (a window that
+        reaches before the first sample or past the last one)."""
+        lo, hi = max(a, self.start), min(b, self.stop)
+        if lo == a and hi == b:
+            return self.view(a, b)
+        out = np.full((b - a, self._data.shape[1]), np.nan)
+        if lo < hi:
+            out[lo - a:hi - a] = self.view(lo, hi)
+        return out
 
     def drop_before(self, a: int) -> None:
         a = min(max(a, self.start), self.stop)
@@ -241,7 +264,8 @@ class EcgCanceller:
 
     Attributes:
         delay: output delay (samples).
-        beats: detected R peaks (absolute sample indices, ascending), including search-back beats.
+        beats: the last :data:`BEATS_KEPT` detected R peaks (sample indices from the first input
+            row, ascending), including search-back beats.
     """
 
     def __init__(self, n_channels: int, sample_rate_hz: float, rail_uv: float | None = 5000.0,
@@ -289,8 +313,10 @@ class EcgCanceller:
         self._dead_hold_blocks = math.ceil(DEAD_HOLD_S * fs / self._block)
         self._relearn_blocks = math.ceil(RELEARN_S * fs / self._block)
         self._refractory = round(REFRACTORY_S * fs)
+        self._missed_kept = round(MISSED_KEPT_S * fs)
         self._recover = round(RECOVER_S * fs)
         self._batch_blocks = max(1, round(BATCH_S * fs / self._block))
+        self._first_scale = SCALE_EVERY_BLOCKS * self._block  # first scale from a history
         self.reset()
 
     # --- public -------------------------------------------------------------------------------
@@ -355,13 +381,16 @@ class EcgCanceller:
 
     def flush(self) -> np.ndarray:
         """End the record: the last ``delay`` cleaned rows (delay, n_channels) µV. Beats near the
-        end are judged with zeros as look-ahead, so the last QRS window of channels with ECG is
-        reported by :meth:`unsubtracted_mask`. Call :meth:`reset` before a new record."""
+        end are judged with zeros as look-ahead, so the last QRS window of channels with ECG, or
+        without a learnt beat yet, is reported by :meth:`unsubtracted_mask`. Call :meth:`reset`
+        before a new record."""
         if self._finished:
             raise RuntimeError("EcgCanceller: flush() already called; call reset() first")
         n_record = self._n_in
         # the last beat may not be judged on zeros: its QRS window stays on the ECG channels
-        ecg_channels = np.flatnonzero(np.ptp(self._template, axis=1) >= UNLEARNED_BLANK_UV)
+        # (and on those whose ECG is not known yet, as for an unlearnt beat)
+        ecg_channels = np.flatnonzero((self._count == 0)
+                                      | (np.ptp(self._template, axis=1) >= UNLEARNED_BLANK_UV))
         if len(ecg_channels):
             self._unsubtracted.append((n_record - self._pre - self._post, n_record, ecg_channels))
         out = self._feed(np.zeros((self.delay + self._block, self.n_channels)))
@@ -613,28 +642,37 @@ class EcgCanceller:
         return found
 
     def _run_events(self) -> None:
-        """Decide candidates and apply template updates in absolute-time order."""
+        """Decide candidates, apply template updates and end a threshold learning that no
+        candidate ended, in absolute-time order."""
         cands = deque(self._candidates())
-        while cands or (self._pending and self._pending[0].due <= self._end):
-            due_update = self._pending[0].due if self._pending else None
-            if cands:
-                j, peak, fid = cands[0]
-                t_decide = (j + self._peak_half + self._smooth + 1) * self._dec
-                if due_update is None or due_update > self._end or t_decide < due_update:
-                    cands.popleft()
-                    self._decide(fid, peak)
-                    continue
-            self._learn(self._pending.popleft())
+        while True:
+            due = self._pending[0].due if self._pending else math.inf
+            due = due if due <= self._end else math.inf
+            t_decide = ((cands[0][0] + self._peak_half + self._smooth + 1) * self._dec
+                        if cands else math.inf)
+            # no candidate came LEARN_S after the first (no visible ECG): learning ends by time,
+            # so its candidates do not hold the input buffer forever
+            timeout = (self._learning[0][0] + self._learn_s + self._look
+                       if self._learning else math.inf)
+            if timeout <= self._end and timeout < t_decide and timeout < due:
+                self._end_learning(None)
+            elif t_decide < due:
+                _, peak, fid = cands.popleft()
+                self._decide(fid, peak)
+            elif due < math.inf:
+                self._learn(self._pending.popleft())
+            else:
+                return
 
     def _artifact_between(self, a: int, b: int) -> bool:
         lo = max(a // self._block, self._glob.start)
-        hi = max((b - 1) // self._block + 1, lo)
-        return bool(self._glob.view(lo, hi).any())
+        hi = min(max((b - 1) // self._block + 1, lo), self._glob.stop)
+        return bool(self._glob.view(lo, max(hi, lo)).any())
 
     def _flags_between(self, a: int, b: int) -> np.ndarray:
         lo = max(a // self._block, self._flags.start)
-        hi = max((b - 1) // self._block + 1, lo)
-        return np.bitwise_or.reduce(self._flags.view(lo, hi), axis=0)
+        hi = min(max((b - 1) // self._block + 1, lo), self._flags.stop)
+        return np.bitwise_or.reduce(self._flags.view(lo, max(hi, lo)), axis=0)
 
     def _decide(self, fid: int, peak: float) -> None:
         """Judge one candidate fiducial (absolute index) with detection peak ``peak``."""
@@ -659,31 +697,46 @@ class EcgCanceller:
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
         if peak < threshold:
             self._npk += 0.125 * (peak - self._npk)
+            if self._missed and fid - self._missed[0][0] > self._missed_kept:
+                self._missed = [m for m in self._missed if fid - m[0] <= self._missed_kept]
             self._missed.append((fid, peak))
             return
-        self._spk += 0.125 * (peak - self._spk)
+        if fid >= self._first_scale:  # before it the scale (one block) makes peaks read large
+            self._spk += 0.125 * (peak - self._spk)
         self._accept(fid)
 
     def _learn_threshold(self, fid: int, peak: float) -> None:
-        """Collect candidates for LEARN_S from the first one; then start the signal peak level
-        at the largest and judge the collected candidates in order."""
-        self._learning.append((fid, peak))
-        if fid - self._learning[0][0] < self._learn_s:
-            return
+        """Collect candidates for LEARN_S from the first one; the first candidate after that
+        ends the learning."""
+        if self._learning and fid - self._learning[0][0] >= self._learn_s:
+            self._end_learning((fid, peak))
+        else:
+            self._learning.append((fid, peak))
+
+    def _end_learning(self, last: tuple[int, float] | None) -> None:
+        """Start the signal peak level at the largest collected candidate and judge the
+        collected ones in order, then ``last`` (fiducial, peak), the candidate that ended the
+        learning (None: it ended by time)."""
         # the largest candidate of the first LEARN_S only: the one that ends the learning is
         # judged against it, not part of it (the detection scale is still settling at the
         # start — mains not yet cancelled — so later peaks run larger and one of them would
         # put every beat before it under the threshold)
-        self._spk = max(p for _, p in self._learning[:-1])
         learned, self._learning = self._learning, []
-        self._late = True  # all but the last are already (partly, by chunking) output
-        for f, p in learned[:-1]:
+        # nor from a candidate before the first scale update: until then the scale comes from
+        # the first block alone and a QRS right at the start reads many times too large
+        # (it would put every later beat under the threshold; nor does it move the level later)
+        settled = [p for f, p in learned if f >= self._first_scale]
+        self._spk = max(settled or [p for _, p in learned])
+        self._late = True  # all are already (partly, by chunking) output
+        for f, p in learned:
             self._decide(f, p)
         self._late = False
+        if last is None:
+            return
         # the beats accepted so far ended long ago (≥ the refractory period before it): learn
         # them now, so the candidate that ended the learning — the only one still ahead of the
         # output — is already aligned to and subtracted with their running mean
-        f, p = learned[-1]
+        f, p = last
         while self._pending and self._pending[0].due <= f:
             self._learn(self._pending.popleft())
         self._decide(f, p)
@@ -701,7 +754,13 @@ class EcgCanceller:
         peak, f = max(eligible)
         self._spk = (self._spk or peak) + 0.25 * (peak - (self._spk or peak))
         self._note_beat(f)
-        bisect.insort(self.beats, f + self._peak_offset(self._template, np.ones(self.n_channels)))
+        self._report_beat(f + self._peak_offset(self._template, np.ones(self.n_channels)))
+
+    def _report_beat(self, r_peak: int) -> None:
+        """Add an R peak (absolute index) to :attr:`beats`, keeping the last BEATS_KEPT."""
+        bisect.insort(self.beats, r_peak)
+        if len(self.beats) > 2 * BEATS_KEPT:
+            del self.beats[:-BEATS_KEPT]
 
     def _note_beat(self, fid: int) -> None:
         if self._last_beat is not None:
@@ -727,8 +786,8 @@ class EcgCanceller:
         c, pre, core = self.n_channels, self._pre, self._core
         lc, lf = self._coarse, self._fine
         self._note_beat(fid)
-        lo = fid - pre - self._lag_max
-        seg = np.nan_to_num(self._x.view(lo, fid + self._core_post + self._lag_max + 1).T)
+        lo = fid - pre - self._lag_max  # the lag search may reach before the first sample
+        seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + self._lag_max + 1).T)
         flags = self._flags_between(lo, fid + self._core_post + self._lag_max)
         clean = flags == 0
         # the scale in force at the fiducial (not the latest one: that depends on how much
@@ -741,7 +800,7 @@ class EcgCanceller:
         if not (started & clean).any():
             r_offset = self._peak_offset(seg[:, self._lag_max:self._lag_max + self._window],
                                          weights)
-            bisect.insort(self.beats, fid + r_offset)
+            self._report_beat(fid + r_offset)
             self._pending.append(_Beat(fid + self._lag_max + self._post, fid, lags, gains))
             return
         tmpl = self._template[:, :core]
@@ -777,7 +836,7 @@ class EcgCanceller:
         ls_gain = np.where(energy > 0, (beat * tmpl).sum(axis=1) / np.where(energy > 0, energy, 1),
                            1.0)
         gains = np.where(good, np.clip(ls_gain, *GAIN_RANGE), 1.0)
-        bisect.insort(self.beats, fid + coarse + self._peak_offset(self._template, w))
+        self._report_beat(fid + coarse + self._peak_offset(self._template, w))
         self._pending.append(_Beat(fid + self._lag_max + self._post, fid, lags, gains))
         # subtract where the template exists, the channel is live, and it lowers the QRS energy
         residual = beat - gains[:, None] * tmpl
@@ -789,11 +848,12 @@ class EcgCanceller:
         self._note_unlearned(fid, flags)
         if self._late or not apply.any():
             return
-        sub = self._sub.view(fid - pre - self._lag_max, fid + self._post + self._lag_max)
-        w = self._window
+        first = max(lo, self._sub.start)  # rows before the first sample are not there
+        sub = self._sub.view(first, fid + self._post + self._lag_max)
         for ch in np.flatnonzero(apply).tolist():
-            i = int(lags[ch]) + self._lag_max
-            sub[i:i + w, ch] += gains[ch] * self._template[ch] * self._taper
+            i = int(lags[ch]) + self._lag_max + lo - first
+            beat_ecg = gains[ch] * self._template[ch] * self._taper
+            sub[max(i, 0):i + self._window, ch] += beat_ecg[max(-i, 0):]
 
     def _note_unlearned(self, fid: int, flags: np.ndarray) -> None:
         """Remember the QRS window of a beat on live channels whose template is still being
@@ -832,7 +892,7 @@ class EcgCanceller:
         flags = self._flags_between(lo, beat.due)
         if flags.all():
             return
-        seg = self._x.view(lo, beat.fiducial + self._post + self._lag_max).T
+        seg = self._x.window(lo, beat.fiducial + self._post + self._lag_max).T
         data = sliding_window_view(seg, w, axis=1)[np.arange(self.n_channels),
                                                    beat.lags + self._lag_max]
         ok = (flags == 0) & np.isfinite(data).all(axis=1)
