@@ -121,14 +121,108 @@ def test_blank_mask_covers_open_cautery_within_latency(case):
     assert mask.all()                                   # pre-margin and everything after
 
 
-def test_marked_stimulus_and_lead_off_blank():
+def test_marked_spans_blank_and_are_open_until_the_stream_passes_them():
     det = ArtifactDetector(4, FS, RANGE_UV)
     det.mark_stimulus(10000)
     det.mark_lead_off(20000, 25000, 3)
-    noise = 3.0 * np.random.default_rng(2).standard_normal((100, 4))
-    spans = det.process(noise, 0)
-    assert {s.kind for s in spans} == {"stimulus", "lead_off"}
+    noise = 3.0 * np.random.default_rng(2).standard_normal((30000, 4))
+    assert det.process(noise[:100], 0) == [] and det.open_spans() == []  # neither began yet
     mask = det.blank_mask(9900, 1000)
     assert not mask[:80].any() and mask[80:700].all()   # 2 ms before to 60 ms after
     lead = det.blank_mask(19000, 7000)
     assert lead[1000:6000, 3].all() and not lead[:, :3].any()
+    assert det.process(noise[100:10050], 100) == []
+    assert det.open_spans() == [ArtifactSpan("stimulus", 9980, None, (0, 1, 2, 3))]
+    assert det.process(noise[10050:21000], 10050) == [
+        ArtifactSpan("stimulus", 9980, 10600, (0, 1, 2, 3))]
+    assert det.open_spans() == [ArtifactSpan("lead_off", 20000, None, (3,))]
+    closed = det.process(noise[21000:], 21000)          # lead back at 25000 + 0.3 s margin
+    assert closed == [ArtifactSpan("lead_off", 20000, 28000, (3,))] and det.open_spans() == []
+
+
+def test_source_lead_off_opened_then_closed():
+    det = ArtifactDetector(4, FS, RANGE_UV, start=5000)
+    noise = 3.0 * np.random.default_rng(3).standard_normal((40000, 4))
+    det.mark_lead_off(6000, None, 1)
+    assert det.process(noise[:10000], 5000) == []
+    assert det.open_spans() == [ArtifactSpan("lead_off", 6000, None, (1,))]
+    assert det.blank_mask(9000, 100)[:, 1].all()          # open: blanked onwards
+    det.mark_lead_off(6000, 14000, 1)                     # the source says it is back
+    assert det.process(noise[10000:11000], 15000) == []
+    assert det.open_spans() == [ArtifactSpan("lead_off", 6000, None, (1,))]  # margin
+    assert det.process(noise[11000:], 16000) == [ArtifactSpan("lead_off", 6000, 17000, (1,))]
+    assert det.open_spans() == []
+    det.mark_lead_off(44000, None, 2)                     # never closed: ends with the record
+    det.process(noise[:1000], 45000)
+    assert det.flush() == [ArtifactSpan("lead_off", 44000, 46000, (2,))]
+
+
+def _levels(raw: np.ndarray, block: int) -> tuple[list[ArtifactSpan], list[list[ArtifactSpan]]]:
+    """Closed spans and the open spans after every block."""
+    det = ArtifactDetector(raw.shape[1], FS, RANGE_UV)
+    closed, levels = [], []
+    for pos in range(0, len(raw), block):
+        closed += det.process(raw[pos:pos + block], pos)
+        levels.append(det.open_spans())
+    return closed + det.flush(), levels
+
+
+def test_saturation_just_before_cautery_is_reported_closed():
+    rng = np.random.default_rng(4)
+    raw = 3.0 * rng.standard_normal((40000, 8))
+    raw[10000:10300, 2] = RANGE_UV                      # one lead rails 15 ms before cautery …
+    raw[10150:15000] += rng.normal(0.0, 20000.0, (4850, 8))   # … and then everyone does
+    np.clip(raw, -RANGE_UV, RANGE_UV, out=raw)
+    closed, levels = _levels(raw, 100)
+    shown = {(s.kind, s.start, s.channels) for level in levels for s in level}
+    assert ("saturation", 10000 - 50, (2,)) in shown      # shown before cautery was recognised
+    assert {(s.kind, s.start, s.channels) for s in closed} == shown   # and every one closed
+    assert all(level == [] for level in levels[200:])    # nothing stays open after it all
+
+
+def test_a_rail_inside_cautery_is_covered_by_it():
+    rng = np.random.default_rng(5)
+    raw = 3.0 * rng.standard_normal((40000, 8))
+    raw[10000:15000] += rng.normal(0.0, 20000.0, (5000, 8))
+    np.clip(raw, -RANGE_UV, RANGE_UV, out=raw)
+    closed, levels = _levels(raw, 100)
+    assert [s.kind for s in closed] == ["cautery"]
+    assert all([s.kind for s in level] in ([], ["cautery"]) for level in levels)
+
+
+def test_pinned_lead_turns_from_saturation_into_lead_off_under_one_identity():
+    rng = np.random.default_rng(6)
+    raw = 3.0 * rng.standard_normal((40000, 4))
+    raw[10003:25000, 1] = RANGE_UV                      # pinned at the rail for 1.5 s
+    closed, levels = _levels(raw, 100)
+    kinds = [s.kind for level in levels for s in level]
+    assert kinds[0] == "saturation" and kinds[-1] == "lead_off"
+    assert {(s.start, s.channels) for level in levels for s in level} == {(9953, (1,))}
+    assert [(s.kind, s.start, s.channels) for s in closed] == [("lead_off", 9953, (1,))]
+    assert closed[0].stop >= 25000 + 0.3 * FS
+
+
+def test_spans_lie_inside_the_record():
+    rng = np.random.default_rng(7)
+    raw = 3.0 * rng.standard_normal((3000, 4))
+    raw[:20, 0] = RANGE_UV                              # rails at the first sample …
+    raw[-20:, 2] = -RANGE_UV                            # … and at the last
+    det = ArtifactDetector(4, FS, RANGE_UV, start=100)
+    det.mark_stimulus(100)                              # the first sample
+    det.mark_stimulus(3099)                             # the last
+    spans = det.process(raw, 100) + det.flush()
+    assert {(s.kind, s.channels) for s in spans} == {("saturation", (0,)), ("saturation", (2,)),
+                                                     ("stimulus", (0, 1, 2, 3))}
+    assert all(100 <= s.start < s.stop <= 3100 for s in spans)
+
+
+def test_closed_spans_are_forgotten_once_blank_queries_pass_them():
+    det = ArtifactDetector(2, FS, RANGE_UV)
+    noise = 3.0 * np.random.default_rng(8).standard_normal((2000, 2))
+    pos = 0
+    for k in range(200):                                # 200 stimuli, one per 0.2 s
+        det.mark_stimulus(pos + 10)
+        det.process(noise, pos)
+        det.blank_mask(pos, len(noise))
+        pos += len(noise)
+    assert len(det._closed) <= 2 and len(det._pending) <= 2

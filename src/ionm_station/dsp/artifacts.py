@@ -1,8 +1,9 @@
 """Artifact detection on the raw stream: electrocautery, saturation, lead-off, stimuli.
 
 Works on the raw µV stream (before any filtering, rails at ±``range_uv``) in fixed analysis
-windows of :data:`WINDOW_S` aligned to absolute sample indices, so the spans found do not depend
-on how the stream is chunked. Per window and channel it measures:
+windows of :data:`WINDOW_S` (at least :data:`WINDOW_MIN_SAMPLES` samples) aligned to absolute
+sample indices, so the spans found do not depend on how the stream is chunked. Per window and
+channel it measures:
 
 * the RMS of the first difference (a crude high-pass that ignores drift and ECG; µV),
 * whether any sample is at the rails (|x| ≥ :data:`RAIL_FRACTION` · range),
@@ -26,8 +27,23 @@ Spans (absolute sample indices, ``stop`` one past the end):
   not free-run EMG.
 
 Latency: a cautery onset is known :data:`CAUTERY_CONFIRM_WINDOWS` windows (10 ms) after it
-starts, a rail sample within one window (5 ms); spans still open are blanked from their start
+starts, a rail sample within one window (5 ms; 16 samples below 3.2 kHz); spans still open are blanked from their start
 onwards by :meth:`ArtifactDetector.blank_mask`.
+
+Reporting: a span is *open* from its start until the stream has passed its stop (margins
+included), and is then reported closed once, by :meth:`ArtifactDetector.process` or
+:meth:`ArtifactDetector.flush`; :meth:`ArtifactDetector.open_spans` lists the open ones (the
+level state the alarm side reads every block). A span is identified by ``(start, channels)``:
+every span ever listed open is later reported closed under the same identity. Its kind is fixed,
+except that a channel's saturation turns into a lead-off (same start) once the channel has been
+flat for :data:`LEAD_OFF_MIN_S`. A rail run is listed open once it has lasted the cautery
+confirmation time without cautery; a run that only ever lay inside cautery is never listed and is
+dropped (the cautery span covers it). Every reported span lies inside the record: starts are
+clipped to the first sample, and at the end of the record stops to the last one.
+
+Memory: closed spans are kept only until a :meth:`ArtifactDetector.blank_mask` query starts at or
+after their stop (queries never go back), so what is held is bounded by the spans that end within
+the chain's delay of the stream position, whatever the length of the case.
 """
 
 from __future__ import annotations
@@ -37,8 +53,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-#: Analysis window (s); windows are aligned to multiples of its length in samples.
+#: Analysis window (s); windows are aligned to multiples of its length in samples …
 WINDOW_S = 0.005
+#: … and hold at least this many samples (below 3.2 kHz): the peak-to-peak of fewer samples of
+#: a quiet channel's noise (1 µV) falls below FLAT_UV by chance (at 500 Hz a 2-sample window of
+#: 3 µV noise was "flat" one time in eleven).
+WINDOW_MIN_SAMPLES = 16
 #: A sample at or beyond this fraction of the input range is at the rails.
 RAIL_FRACTION = 0.98
 #: A window whose peak-to-peak is below this (µV) is flat (no signal at all).
@@ -104,12 +124,24 @@ class ArtifactSpan:
 
 @dataclass
 class _StuckRun:
-    """A channel at the rails or flat: first bad sample, one past the last, flat run length."""
+    """A channel at the rails or flat.
+
+    Attributes:
+        first, last: absolute index of the first bad sample and one past the last.
+        born: start of the analysis window that opened the run.
+        flat_since: start of the current run of flat windows, None if the last one was not flat.
+        lead_off: flat for at least :data:`LEAD_OFF_MIN_S`.
+        listed: shown by :meth:`ArtifactDetector.open_spans` (it then is reported when it closes).
+        in_cautery: a window of the run ended while cautery was open.
+    """
 
     first: int
     last: int
+    born: int
     flat_since: int | None
     lead_off: bool = False
+    listed: bool = False
+    in_cautery: bool = False
 
 
 class ArtifactDetector:
@@ -121,18 +153,20 @@ class ArtifactDetector:
         range_uv: amplifier input range (µV); the raw stream saturates at ± this.
         min_channels: channels that must be hot at once for cautery; default
             :data:`CAUTERY_CHANNEL_FRACTION` of the channels, at least 1.
+        start: absolute index of the first sample it will see (no span starts before it).
     """
 
     def __init__(self, n_channels: int, sample_rate_hz: float, range_uv: float,
-                 min_channels: int | None = None) -> None:
+                 min_channels: int | None = None, start: int = 0) -> None:
         self.n_channels = n_channels
         self.sample_rate_hz = float(sample_rate_hz)
         self.range_uv = float(range_uv)
+        self.first = start
         self.min_channels = min_channels or max(1, math.ceil(CAUTERY_CHANNEL_FRACTION * n_channels))
         # with one or two channels there is no spatial evidence: only cautery-sized levels count
         self._cautery_min_uv = CAUTERY_MIN_UV if n_channels >= 3 else CAUTERY_FEW_CHANNELS_MIN_UV
         fs = self.sample_rate_hz
-        self.window = max(2, round(WINDOW_S * fs))
+        self.window = max(WINDOW_MIN_SAMPLES, round(WINDOW_S * fs))
         self._s = {name: round(value * fs) for name, value in (
             ("c_pre", CAUTERY_PRE_S), ("c_quiet", CAUTERY_QUIET_S), ("c_hang", CAUTERY_HANGOVER_S),
             ("c_min_post", CAUTERY_MIN_POST_S), ("c_max_tail", CAUTERY_MAX_TAIL_S),
@@ -142,10 +176,12 @@ class ArtifactDetector:
         self.reset()
 
     def reset(self) -> None:
-        """Forget everything: spans, noise estimates and buffered samples."""
+        """Forget everything: spans, noise estimates and buffered samples; the stream starts
+        again at :attr:`first`."""
         c = self.n_channels
-        self._pos: int | None = None          # absolute index of the first buffered sample
-        self._buffer = np.zeros((0, c), np.float64)
+        self._pos = self.first - self.first % self.window  # absolute index of buffer[0]
+        # samples before the stream began are neither flat nor at the rails
+        self._buffer = np.full((self.first - self._pos, c), np.nan)
         self._prev_row: np.ndarray | None = None  # last sample before the buffer (differences)
         self._history = np.full((c, NOISE_HISTORY_WINDOWS), np.nan)  # channel-major ring
         self._history_i = 0
@@ -156,28 +192,28 @@ class ArtifactDetector:
         self._last_hot_end = 0
         self._quiet_since: int | None = None
         self._stuck: list[_StuckRun | None] = [None] * c
-        self._spans: list[ArtifactSpan] = []
-        self._new: list[ArtifactSpan] = []
-        self._starts = np.zeros(0, np.int64)
-        self._stops = np.zeros(0, np.int64)
+        self._source_open: dict[tuple[int, int], ArtifactSpan] = {}  # (start, channel) → span
+        self._pending: list[ArtifactSpan] = []  # stop known, not yet passed by the stream
+        self._closed: list[ArtifactSpan] = []   # passed, kept while a blank query may need them
+        self._closed_bounds: np.ndarray | None = None  # (2, len(_closed)) starts, stops
         self._sq: np.ndarray | None = None       # scratch arrays of _analyse
         self._by_channel = np.zeros((c, 0))
+
+    @property
+    def position(self) -> int:
+        """Absolute index of the next sample expected."""
+        return self._pos + len(self._buffer)
 
     # --- public API ---
 
     def process(self, raw: np.ndarray, start: int) -> list[ArtifactSpan]:
         """Analyse the next consecutive raw chunk (n, n_channels) µV starting at absolute index
-        ``start``; returns the spans that closed since the last call (including marked ones)."""
+        ``start``; returns the spans the stream has now passed (closed), marked ones included."""
         raw = np.asarray(raw, dtype=np.float64)
-        if self._pos is None:
-            self._pos = start - start % self.window
-            self._buffer = np.zeros((start - self._pos, self.n_channels))
-            self._prev_row = raw[0] if len(raw) else None
-            # samples before the stream began are neither flat nor at the rails
-            if len(self._buffer):
-                self._buffer[:] = np.nan
-        elif start != self._pos + len(self._buffer):
-            raise ValueError(f"chunk starts at {start}, expected {self._pos + len(self._buffer)}")
+        if start != self.position:
+            raise ValueError(f"chunk starts at {start}, expected {self.position}")
+        if self._prev_row is None and len(raw):
+            self._prev_row = raw[0]
         data = np.concatenate([self._buffer, raw]) if len(self._buffer) else raw
         n_windows = len(data) // self.window
         if n_windows:
@@ -185,56 +221,81 @@ class ArtifactDetector:
             self._prev_row = data[n_windows * self.window - 1]
         self._buffer = data[n_windows * self.window:].copy()
         self._pos += n_windows * self.window
-        return self._take_new()
+        return self._take_passed(self.position)
 
     def flush(self) -> list[ArtifactSpan]:
-        """End of record: close every open span at the last sample seen and return the new ones."""
-        end = (self._pos or 0) + len(self._buffer)
+        """End of record: close every open span at the last sample seen and return every span
+        not yet reported, cut to the record."""
+        end = self.position
         if self._cautery_start is not None:
             self._close_cautery(max(end, self._last_hot_end))
         for c, run in enumerate(self._stuck):
             if run is not None:
                 self._close_stuck(c, run, end)
-        # margins (recovery tail, ringing) end with the record
-        return [replace(s, stop=end) if s.stop > end else s for s in self._take_new()]
+        for span in self._source_open.values():
+            self._add(replace(span, stop=end))
+        self._source_open = {}
+        return [replace(s, stop=min(s.stop, end)) for s in self._take_passed(None)
+                if s.start < end]
 
     def open_spans(self) -> list[ArtifactSpan]:
-        """Spans still going on (``stop`` None); rail runs during cautery are part of it."""
+        """Spans going on at the stream position (``stop`` None), in a fixed order: cautery, the
+        channels' rail/flat runs, source lead-offs, then spans whose stop is known but not yet
+        reached (margins, stimuli). Rail runs that began inside cautery are part of it."""
+        pos = self.position
         spans = []
         if self._cautery_start is not None:
             spans.append(ArtifactSpan("cautery", self._cautery_start, None,
                                       tuple(range(self.n_channels))))
-        for c, run in enumerate(self._stuck):
-            if run is not None and (run.lead_off or self._cautery_start is None):
-                kind = "lead_off" if run.lead_off else "saturation"
-                spans.append(ArtifactSpan(kind, self._stuck_start(run), None, (c,)))
+        spans += [self._run_span(c, run) for c, run in enumerate(self._stuck)
+                  if run is not None and run.listed]
+        spans += [s for s in self._source_open.values() if s.start < pos]
+        spans += [replace(s, stop=None) for s in self._pending if s.start < pos]
         return spans
 
-    def spans(self) -> list[ArtifactSpan]:
-        """Every closed span so far, in the order they closed."""
-        return list(self._spans)
+    def mark_lead_off(self, start: int, stop: int | None, channel: int) -> None:
+        """A lead-off reported by the source on ``channel`` from sample ``start``: ``stop`` None
+        opens it; a later call with the same ``start`` and channel and ``stop`` set closes it
+        there (without an open one it is a whole lead-off at once). Blanked until ``stop`` plus
+        the saturation post-margin (the reconnection transient)."""
+        start = max(start, self.first)
+        key = (start, channel)
+        if stop is None:
+            self._source_open.setdefault(key, ArtifactSpan("lead_off", start, None, (channel,)))
+            return
+        self._source_open.pop(key, None)
+        self._add(ArtifactSpan("lead_off", start, max(stop, start) + self._s["s_post"],
+                               (channel,)))
 
-    def mark_lead_off(self, start: int, stop: int, channel: int) -> ArtifactSpan:
-        """A lead-off reported by the source on ``channel`` for samples [start, stop); blanked
-        with the saturation post-margin for the reconnection transient."""
-        return self._add(ArtifactSpan("lead_off", start, stop + self._s["s_post"], (channel,)))
-
-    def mark_stimulus(self, index: int) -> ArtifactSpan:
+    def mark_stimulus(self, index: int) -> None:
         """A stimulus at absolute sample ``index``: blank all channels from
         :data:`STIMULUS_PRE_S` before to :data:`STIMULUS_POST_S` after it."""
-        return self._add(ArtifactSpan("stimulus", index - self._s["st_pre"],
-                                      index + self._s["st_post"], tuple(range(self.n_channels))))
+        self._add(ArtifactSpan("stimulus", max(index - self._s["st_pre"], self.first),
+                               max(index + self._s["st_post"], self.first + 1),
+                               tuple(range(self.n_channels))))
 
     def blank_mask(self, start: int, n: int, kinds: tuple[str, ...] | None = None) -> np.ndarray:
-        """(n, n_channels) bool: True where samples [start, start + n) are blanked by a closed or
-        open span (of ``kinds`` only, if given). Open spans blank everything from their start on."""
+        """(n, n_channels) bool: True where samples [start, start + n) are blanked by a span (of
+        ``kinds`` only, if given); open spans blank everything from their start on, rail runs
+        inside cautery included. Queries must not go back: closed spans that end at or before
+        ``start`` are forgotten."""
         mask = np.zeros((n, self.n_channels), bool)
         stop = start + n
-        if len(self._starts) != len(self._spans):
-            self._starts = np.array([s.start for s in self._spans], np.int64)
-            self._stops = np.array([s.stop for s in self._spans], np.int64)
-        hits = np.flatnonzero((self._starts < stop) & (self._stops > start))
-        spans = [self._spans[i] for i in hits] + self.open_spans()
+        if self._closed and self._closed_bounds is None:
+            self._closed_bounds = np.array([[s.start for s in self._closed],
+                                            [s.stop for s in self._closed]], np.int64)
+        spans: list[ArtifactSpan] = []
+        if self._closed:
+            starts, stops = self._closed_bounds
+            spans = [self._closed[i] for i in np.flatnonzero((starts < stop) & (stops > start))]
+            if stops.min() <= start:
+                self._closed = [s for s in self._closed if s.stop > start]  # type: ignore[operator]
+                self._closed_bounds = None
+        spans += self._pending + list(self._source_open.values())
+        if self._cautery_start is not None:
+            spans.append(ArtifactSpan("cautery", self._cautery_start, None,
+                                      tuple(range(self.n_channels))))
+        spans += [self._run_span(c, run) for c, run in enumerate(self._stuck) if run is not None]
         for span in spans:
             if kinds is not None and span.kind not in kinds:
                 continue
@@ -259,8 +320,10 @@ class ArtifactDetector:
         np.subtract(data[1:], data[:-1], out=sq[1:])
         np.subtract(data[0], prev, out=sq[0])
         nan = np.isnan(sq)
+        gap = None  # windows holding a gap (NaN) say nothing about the noise
         if nan.any():
             sq[nan] = 0.0
+            gap = nan.reshape(-1, w, c).any(axis=1)
         np.multiply(sq, sq, out=sq)
         dr = np.sqrt(np.mean(sq.reshape(-1, w, c), axis=1))
         # per-window extremes on channel-major rows (contiguous reductions; max/min are exact)
@@ -276,7 +339,7 @@ class ArtifactDetector:
         windows = data.reshape(-1, w, c)
         odd = any_rail | flat
         odd_window = odd.any(axis=1)
-        usable_dr = np.where(odd, np.nan, dr)
+        usable_dr = np.where(odd if gap is None else odd | gap, np.nan, dr)
         not_flat = ~flat
         first_index = pos // w
         k = 0
@@ -327,7 +390,7 @@ class ArtifactDetector:
                 self._hot_first = w_start
             self._hot_run += 1
             if self._cautery_start is None and self._hot_run >= CAUTERY_CONFIRM_WINDOWS:
-                self._cautery_start = max(0, self._hot_first - self._s["c_pre"])  # not before the record
+                self._cautery_start = max(self.first, self._hot_first - self._s["c_pre"])
             if self._cautery_start is not None:
                 self._last_hot_end = w_end
                 self._quiet_since = None
@@ -371,7 +434,7 @@ class ArtifactDetector:
                     self._close_stuck(c, run, run.last)
                     run = None
                 if run is None:
-                    run = _StuckRun(first, last, None)
+                    run = _StuckRun(first, last, w_start, None)
                     self._stuck[c] = run
                 run.last = max(run.last, last)
                 if flat[c]:
@@ -384,32 +447,45 @@ class ArtifactDetector:
                 run.flat_since = None
                 if w_end - run.last > self._s["s_merge"]:
                     self._close_stuck(c, run, run.last)
+                    continue
+            if run is not None:
+                # listed once it outlived the cautery confirmation without cautery (at a
+                # cautery onset the rails come first), or once it is a lead-off
+                if self._cautery_start is not None:
+                    run.in_cautery = True
+                if run.lead_off or (self._cautery_start is None
+                                    and w_end - run.born >= CAUTERY_CONFIRM_WINDOWS * w):
+                    run.listed = True
 
-    def _stuck_start(self, run: _StuckRun) -> int:
-        return run.first if run.lead_off else run.first - self._s["s_pre"]
+    def _run_span(self, c: int, run: _StuckRun, stop: int | None = None) -> ArtifactSpan:
+        """Channel ``c``'s rail/flat run as a span (open while ``stop`` is None)."""
+        return ArtifactSpan("lead_off" if run.lead_off else "saturation",
+                            max(run.first - self._s["s_pre"], self.first), stop, (c,))
 
     def _close_stuck(self, c: int, run: _StuckRun, last: int) -> None:
-        """Close channel ``c``'s rail/flat run; a saturation inside cautery is dropped."""
+        """Close channel ``c``'s rail/flat run; one that was never listed and lay in cautery is
+        covered by the cautery span and dropped."""
         self._stuck[c] = None
-        start, stop = self._stuck_start(run), last + self._s["s_post"]
-        if not run.lead_off and self._in_cautery(start, last):
-            return
-        self._add(ArtifactSpan("lead_off" if run.lead_off else "saturation", start, stop, (c,)))
+        if run.listed or not run.in_cautery:
+            self._add(self._run_span(c, run, last + self._s["s_post"]))
 
-    def _in_cautery(self, start: int, stop: int) -> bool:
-        if self._cautery_start is not None and self._cautery_start < stop:
-            return True
-        return any(s.kind == "cautery" and s.start < stop and s.stop > start  # type: ignore[operator]
-                   for s in self._spans[-64:])
+    def _add(self, span: ArtifactSpan) -> None:
+        """A span whose stop is known: open until the stream passes it."""
+        self._pending.append(span)
 
-    def _add(self, span: ArtifactSpan) -> ArtifactSpan:
-        self._spans.append(span)
-        self._new.append(span)
-        return span
-
-    def _take_new(self) -> list[ArtifactSpan]:
-        new, self._new = self._new, []
-        return new
+    def _take_passed(self, position: int | None) -> list[ArtifactSpan]:
+        """Move the pending spans that end at or before ``position`` (None: all) to the closed
+        ones and return them with those not reported yet."""
+        if position is None:
+            passed, self._pending = self._pending, []
+        else:
+            passed = [s for s in self._pending if s.stop <= position]  # type: ignore[operator]
+            if passed:
+                self._pending = [s for s in self._pending if s.stop > position]  # type: ignore[operator]
+        if passed:
+            self._closed += passed
+            self._closed_bounds = None
+        return passed
 
 
 def _row_nanmedian(values: np.ndarray) -> np.ndarray:
