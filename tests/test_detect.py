@@ -273,3 +273,68 @@ def test_long_a_train_is_reported_while_it_goes_on() -> None:
     assert first_seen is not None and first_seen <= 2.5 * fs
     final = [e for e in done + det.flush() if e.train_type == "A"]
     assert len(final) == 1 and abs(det.channel_train_time_s(0) - 3.0) < 0.3
+
+
+def test_event_stop_is_one_past_its_last_sample():
+    ev = DetectedEvent(0, "spike", None, 100, 120, 150.0, None, True)
+    assert ev.stop == 121
+
+
+def test_thresholds_are_read_by_reference(synthetic):
+    """The alarm side owns the thresholds array: a change applies to the next event reported."""
+    x, truth = synthetic
+    thresholds = np.full(8, 100.0)
+    det = EmgEventDetector(MONTAGE, FS, thresholds_uv=thresholds)
+    assert det.thresholds_uv is thresholds
+    spike = next(e for e in _detect(x, det=det) if e.channel == 0)
+    assert spike.above_threshold
+    thresholds[0] = 1000.0                                 # raised by its owner, in place
+    det = EmgEventDetector(MONTAGE, FS, thresholds_uv=thresholds)
+    assert not next(e for e in _detect(x, det=det) if e.channel == 0).above_threshold
+    with pytest.raises(ValueError):
+        EmgEventDetector(MONTAGE, FS, thresholds_uv=[100.0] * 8)  # a copy would not follow
+
+
+def test_onset_never_before_the_first_sample():
+    x = _noise(2.0, seed=14, n_channels=1)
+    _add(x, 0, 0.0, np.arange(0, 0.3, 1 / 50), 300.0, 0.01, 2)  # active from the first sample
+    start = 5_000_000
+    det = EmgEventDetector(MONTAGE.first(1), FS)
+    events = det.process(x, start) + det.flush()
+    assert events and all(start <= e.onset <= e.offset < e.stop <= start + len(x) for e in events)
+
+
+def test_stream_starting_just_before_a_noise_block_ends():
+    """The first noise block can hold no sample of the decimated grid (it used to raise)."""
+    fs = 360.0
+    block = round(0.25 * fs)
+    x = np.random.default_rng(15).normal(0.0, 3.0, (int(3 * fs), 2))
+    det = EmgEventDetector(MONTAGE.first(2), fs)
+    det.process(x, block - 1)
+    det.flush()
+    assert np.isfinite(det.sigma_uv).all()
+
+
+def test_continuous_activity_is_reported_piece_by_piece():
+    """Minutes of activity (a C-train, or an A-train that goes on) hold bounded state: segments
+    are cut every SEGMENT_MAX_S, episodes reported every EPISODE_MAX_S, train time adds up."""
+    from ionm_station.detect.events import EPISODE_MAX_S, SEGMENT_MAX_S
+
+    fs = 2000.0
+    n = int(70 * fs)
+    rng = np.random.default_rng(16)
+    x = rng.normal(0.0, 3.0, (n, 1))
+    t = np.arange(int(5 * fs), int(60 * fs))
+    x[t, 0] += 100.0 * np.sin(2 * np.pi * 120.0 * t / fs)     # a 55 s A-train
+    det = EmgEventDetector(MONTAGE.first(1), fs)
+    events = []
+    for i in range(0, n, int(0.1 * fs)):
+        events += det.process(x[i:i + int(0.1 * fs)], i)
+        op, ep = det._open[0], det._episodes[0]
+        assert op is None or sum(len(p) for p in op.parts) <= SEGMENT_MAX_S * fs
+        assert ep is None or ep.last_stop - ep.segments[0].start <= (EPISODE_MAX_S + 1) * fs
+    events += det.flush()
+    assert len(events) == 3 and all(e.train_type == "A" for e in events)
+    assert events[0].onset == pytest.approx(5 * fs, abs=0.01 * fs)
+    assert events[-1].offset == pytest.approx(60 * fs, abs=0.01 * fs)
+    assert det.channel_train_time_s(0) == pytest.approx(55.0, abs=0.1)

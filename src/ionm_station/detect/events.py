@@ -5,7 +5,8 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
 
 1. **Detection signal** ``y``: the clean signal (zero where blanked) through a 2nd-order
    :data:`DETECT_HIGHPASS_HZ` high-pass that strips ECG residue and band-pass ringing but keeps
-   A-trains (≥ 60 Hz); **envelope** ``e`` = RMS of ``y`` over :data:`ENVELOPE_S`.
+   A-trains (≥ 60 Hz); **envelope** ``e`` = RMS of ``y`` over :data:`ENVELOPE_S` (at least
+   :data:`ENVELOPE_MIN_SAMPLES` samples).
 2. **Noise floor** σ = median(|y|)/0.6745 per block of :data:`BLOCK_S`, over samples neither
    blanked nor inside activity; σ is the median of the last :data:`SIGMA_HISTORY_S` of block
    values (their lower quartile while that history is still filling, so activity in the first
@@ -31,6 +32,11 @@ Everything is computed from the absolute sample index (filters carry state, σ c
 block boundaries; the envelope's running sum is exact integer arithmetic), so any chunking
 gives the same events. An event is reported once the gap after it has passed: between
 :data:`GAP_S` and :data:`GAP_MAX_S` (plus the envelope window) after its last MUAP.
+
+Bounded over a long case: a segment is cut every :data:`SEGMENT_MAX_S` and an episode is
+reported once it spans :data:`EPISODE_MAX_S` (continuous activity becomes consecutive events),
+so the signal and segments held per channel never exceed those lengths. Only the A-train list
+behind the train-time methods grows, by one entry per A-train.
 """
 
 from __future__ import annotations
@@ -46,15 +52,21 @@ from ionm_station.montage import Montage
 #: High-pass corner (Hz) and order of the detection signal.
 DETECT_HIGHPASS_HZ = 40.0
 DETECT_HIGHPASS_ORDER = 2
-#: RMS envelope window (s).
+#: RMS envelope window (s) …
 ENVELOPE_S = 0.002
+#: … of at least this many samples (below 4 kHz): an RMS over fewer samples of noise crosses
+#: ON_SIGMA by chance (2 samples at 1 kHz: ~once a second on 8 channels of pure noise).
+ENVELOPE_MIN_SAMPLES = 8
 #: Resolution (µV²) of the envelope's running sum of squares.
 ENVELOPE_QUANTUM_UV2 = 1e-3
 #: Noise-floor block (s) and history (s) over which block estimates are pooled.
 BLOCK_S = 0.25
 SIGMA_HISTORY_S = 4.0
-#: σ is estimated from every this-many-th sample (noise is band-limited; saves time).
+#: σ is estimated from every this-many-th sample (noise is band-limited; saves time) …
 SIGMA_DECIMATION = 4
+#: … from this rate (Hz) on; below, a 0.25 s block holds too few samples for that (at 250 Hz,
+#: 16 a block made σ swing enough for ~200 false events per channel-hour of pure noise).
+SIGMA_DECIMATION_MIN_HZ = 2000.0
 #: A block needs this fraction of usable samples to update the noise floor.
 SIGMA_MIN_USABLE = 0.5
 #: After this long (s) without a usable block because of activity, activity counts as noise.
@@ -103,6 +115,12 @@ A_COVERAGE = 0.7
 A_MIN_MUAPS = 6
 A_ISI_TOLERANCE = 0.15
 A_REGULAR_FRACTION = 0.8
+#: Longest segment (s): a run above threshold is cut into segments of at most this length.
+SEGMENT_MAX_S = 1.0
+#: Longest episode (s): an episode that spans this long is reported and the activity after it
+#: starts a new one (twice the longest B-trains, ~10 s; continuous C-train activity goes on for
+#: minutes).
+EPISODE_MAX_S = 20.0
 #: Onset/offset correction (s): the first sample above OFF lags the visible start of a MUAP,
 #: and the causal envelope outlasts its end by about one window.
 ONSET_LEAD_S = 0.002
@@ -135,7 +153,7 @@ class DetectedEvent:
         offset: absolute index of the last sample of the last MUAP.
         peak_uv: largest peak-to-peak amplitude (µV) of the detection signal in the event.
         rate_hz: firing rate of trains (Hz; median interval for A, mean for B), else None.
-        above_threshold: ``peak_uv`` ≥ the montage channel's ``threshold_uv``.
+        above_threshold: ``peak_uv`` ≥ the channel's threshold (µV p-p) when it was reported.
         n_muaps: MUAP peaks counted.
     """
 
@@ -148,6 +166,11 @@ class DetectedEvent:
     rate_hz: float | None
     above_threshold: bool
     n_muaps: int = 0
+
+    @property
+    def stop(self) -> int:
+        """Absolute index one past the last sample (interval ends are exclusive elsewhere)."""
+        return self.offset + 1
 
 
 @dataclass
@@ -203,14 +226,16 @@ class EmgEventDetector:
     """Streaming free-run EMG event detector for a (n_samples, n_channels) clean µV stream.
 
     Args:
-        montage: channel i is ``montage.channels[i]`` (threshold_uv for ``above_threshold``,
-            root-side for train time).
+        montage: channel i is ``montage.channels[i]`` (root-side for train time).
         sample_rate_hz: sampling rate (Hz).
         on_sigma, off_sigma: envelope hysteresis thresholds in units of the noise σ.
+        thresholds_uv: float array, one event threshold (µV p-p) per channel, read by reference
+            when an event is reported (``above_threshold``), so a change made by its owner applies
+            at once; default: the montage's thresholds.
     """
 
     def __init__(self, montage: Montage, sample_rate_hz: float, on_sigma: float = ON_SIGMA,
-                 off_sigma: float = OFF_SIGMA) -> None:
+                 off_sigma: float = OFF_SIGMA, thresholds_uv: np.ndarray | None = None) -> None:
         self.montage = montage
         self.n_channels = len(montage.channels)
         self.sample_rate_hz = float(sample_rate_hz)
@@ -219,7 +244,8 @@ class EmgEventDetector:
         self._hp = signal.butter(DETECT_HIGHPASS_ORDER, DETECT_HIGHPASS_HZ, btype="highpass",
                                  fs=fs, output="sos")
         self._hp_zi_unit = signal.sosfilt_zi(self._hp)
-        self._env_len = max(1, round(ENVELOPE_S * fs))
+        self._env_len = max(ENVELOPE_MIN_SAMPLES, round(ENVELOPE_S * fs))
+        self._sigma_step = SIGMA_DECIMATION if fs >= SIGMA_DECIMATION_MIN_HZ else 1
         self._block = max(1, round(BLOCK_S * fs))
         self._history_len = max(1, round(SIGMA_HISTORY_S / BLOCK_S))
         self._force_blocks = max(1, round(SIGMA_FORCE_S / BLOCK_S))
@@ -229,12 +255,21 @@ class EmgEventDetector:
         self._gap = round(GAP_S * fs)
         self._gap_max = round(GAP_MAX_S * fs)
         self._peak_distance = max(1, round(PEAK_MIN_DISTANCE_S * fs))
-        self._thresholds = np.array([c.threshold_uv for c in montage.channels])
+        self._offset_lag = max(round(OFFSET_LAG_S * fs), self._env_len)  # ≥ 1 envelope
+        self._segment_max = max(1, round(SEGMENT_MAX_S * fs))
+        self._episode_max = round(EPISODE_MAX_S * fs)
+        if thresholds_uv is None:
+            thresholds_uv = np.array([c.threshold_uv for c in montage.channels], float)
+        if not (isinstance(thresholds_uv, np.ndarray) and thresholds_uv.shape == (self.n_channels,)
+                and thresholds_uv.dtype.kind == "f"):
+            raise ValueError(f"thresholds_uv must be a float array of {self.n_channels} values")
+        self.thresholds_uv = thresholds_uv
         self.reset()
 
     def reset(self) -> None:
         """Forget all state: filters, noise floor, open events and train time."""
         c = self.n_channels
+        self._first: int | None = None  # absolute index of the first sample seen
         self._next: int | None = None
         self._hp_zi: np.ndarray | None = None
         self._env_tail = np.zeros((c, self._env_len - 1), np.int64)
@@ -268,6 +303,8 @@ class EmgEventDetector:
         n = len(clean)
         if self._next is not None and start != self._next:
             raise ValueError(f"chunk starts at {start}, expected {self._next}")
+        if self._first is None:
+            self._first = start
         self._next = start + n
         if n == 0:
             return []
@@ -404,7 +441,8 @@ class EmgEventDetector:
                 np.greater(env[:, part], self.on_sigma * sig, out=strong[:, part])
             strong[:, part] &= above[:, part]
             sigma_at.append((part.start, self._sigma))
-            every = slice(part.start + (-pos) % SIGMA_DECIMATION, part.stop, SIGMA_DECIMATION)
+            step = self._sigma_step
+            every = slice(part.start + (-pos) % step, part.stop, step)
             self._block_parts.append((np.abs(y[:, every]), blocked[:, every] | above[:, every],
                                       blocked[:, every]))
             if stop % self._block == 0:
@@ -414,12 +452,14 @@ class EmgEventDetector:
 
     def _end_block(self) -> None:
         """Update σ from the finished block: median |y| of its quiet samples (every
-        SIGMA_DECIMATION-th sample on the absolute index grid)."""
+        SIGMA_DECIMATION-th sample on the absolute index grid from 2 kHz on)."""
         ay = np.concatenate([p[0] for p in self._block_parts], axis=1)
         excluded = np.concatenate([p[1] for p in self._block_parts], axis=1)
         blocked = np.concatenate([p[2] for p in self._block_parts], axis=1)
         self._block_parts = []
         size = ay.shape[1]
+        if size == 0:  # the stream began just before this block's end: nothing on the grid
+            return
         n_quiet = size - excluded.sum(axis=1)
         usable = n_quiet >= SIGMA_MIN_USABLE * size
         busy = ~usable & (size - blocked.sum(axis=1) >= SIGMA_MIN_USABLE * size)
@@ -457,14 +497,23 @@ class EmgEventDetector:
                                       events)
                 op = None
             for lo, hi in zip(rises, falls):
-                is_strong = bool(strong_c[lo:hi].any())
-                if lo == 0 and op is not None:  # continues the open segment
-                    op.strong = op.strong or is_strong
-                else:
+                if lo != 0 or op is None:  # else it continues the open segment
                     sigma = next(sig for first, sig in reversed(sigma_at) if first <= lo)
-                    op = _Open(start + int(lo), float(sigma[c]), is_strong,
+                    op = _Open(start + int(lo), float(sigma[c]), False,
                                blanked_start=self._blanked_before(c, start + int(lo)))
-                op.parts.append(y[c, lo:hi])
+                # a run longer than SEGMENT_MAX_S becomes consecutive segments (absolute cuts)
+                pos = int(lo)
+                while (cut := op.start + self._segment_max - start) < hi:
+                    op.strong = op.strong or bool(strong_c[pos:cut].any())
+                    op.parts.append(y[c, pos:cut])
+                    if op.strong:
+                        self._add_segment(c, self._segment(c, op, np.concatenate(op.parts),
+                                                           start + cut), events)
+                    op = _Open(start + cut, op.sigma, False,
+                               blanked_start=self._blanked_before(c, start + cut))
+                    pos = cut
+                op.strong = op.strong or bool(strong_c[pos:hi].any())
+                op.parts.append(y[c, pos:hi])
                 if hi == n:
                     break
                 if op.strong and (not blocked[c, hi] or start + hi - op.start >= self._blank_lead):
@@ -525,6 +574,9 @@ class EmgEventDetector:
             self._episodes[c] = ep
         ep.segments.append(seg)
         ep.bridged += bridged
+        if seg.stop - ep.segments[0].start >= self._episode_max:
+            events.append(self._finalise(c))  # continuous activity: report it piece by piece
+            return
         times = ep.muap_times(GAP_RECENT_SEGMENTS)
         ep.gap = self._gap
         if len(times) >= 3:
@@ -612,8 +664,8 @@ class EmgEventDetector:
     def _classify(self, c: int, ep: _Episode) -> DetectedEvent:
         """The event an episode makes (kind, A/B type, size, rate); no state changes."""
         fs = self.sample_rate_hz
-        onset = int(max(ep.segments[0].start - round(ONSET_LEAD_S * fs), 0))
-        offset = int(max(ep.last_stop - round(OFFSET_LAG_S * fs), onset))
+        onset = int(max(ep.segments[0].start - round(ONSET_LEAD_S * fs), self._first or 0))
+        offset = int(max(ep.last_stop - self._offset_lag, onset))
         times = np.sort(ep.muap_times())
         n_muaps = len(times)
         pp = max(s.pp_uv for s in ep.segments)
@@ -630,7 +682,7 @@ class EmgEventDetector:
         elif n_muaps <= SPIKE_MAX_MUAPS and duration_s <= SPIKE_MAX_S:
             kind = "spike"
         return DetectedEvent(c, kind, train_type, onset, offset, pp, rate,
-                             bool(pp >= self._thresholds[c]), n_muaps)
+                             bool(pp >= self.thresholds_uv[c]), n_muaps)
 
 
 def _row_warmup_median(values: np.ndarray, pushed: np.ndarray) -> np.ndarray:
