@@ -7,20 +7,29 @@
 Chunk in, chunk out, with every stage's state carried, so a record processed in any chunking
 gives the same clean signal, spans and events as processing it whole. The clean stream lags
 the raw stream by ``delay`` samples (the ECG canceller needs to see a whole beat); its rows
-carry absolute sample indices like everything else.
+carry absolute sample indices like everything else. A chunk of any length is pushed through
+the stages in pieces of at most :data:`PIECE_S`, so memory stays bounded.
+
+Any sample rate from :data:`MIN_SAMPLE_RATE_HZ`: at :data:`FULL_CHAIN_MIN_HZ` and above every
+stage runs (the band's upper edge is clamped to 0.9 × Nyquist); below it the chain is
+*degraded* — ECG template subtraction needs the 1 ms alignment grid, so a 30 Hz high-pass
+(Drake & Callaghan 2006) takes its place, and mains harmonics above 0.45 × the rate are not
+cancelled (nor mains at all below 141 Hz, where 60 Hz no longer fits). :attr:`FreeRunChain.notes`
+says what was changed, in plain words.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from ionm_station.detect.events import DetectedEvent, EmgEventDetector
 from ionm_station.dsp.artifacts import ArtifactDetector, ArtifactSpan
-from ionm_station.dsp.ecg import EcgCanceller
+from ionm_station.dsp.ecg import EcgCanceller, Highpass30
 from ionm_station.dsp.filters import BandpassFilter
-from ionm_station.dsp.mains import MainsCanceller
+from ionm_station.dsp.mains import (MAX_HARMONIC_OF_FS, MAX_OFFSET_HZ, NOMINAL_MAINS_HZ,
+                                    MainsCanceller, mains_fits)
 from ionm_station.events import Event
 from ionm_station.montage import Montage
 
@@ -34,6 +43,13 @@ RAIL_FRACTION = 0.98
 #: smooth tail would otherwise teach a zero amplitude and a tiny noise floor that then slows
 #: re-learning for seconds once the lead is back.
 RAIL_HOLD_S = 0.5
+#: Lowest sampling rate (Hz) the chain runs at: the detector's 40 Hz high-pass needs it.
+MIN_SAMPLE_RATE_HZ = 100.0
+#: From this rate (Hz) on, the chain is the full free-run chain (ECG template subtraction on its
+#: 1 ms alignment grid, mains to the 7th harmonic, band to ≥ 450 Hz); below it is degraded.
+FULL_CHAIN_MIN_HZ = 1000.0
+#: Longest piece (s) pushed through the stages at once, whatever the chunk length.
+PIECE_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -58,10 +74,11 @@ class ChainOutput:
 
     Attributes:
         start: absolute index of ``clean[0]`` (lags the raw chunk by the chain delay).
-        clean: filtered, mains- and ECG-free µV, (n, n_channels); NaN where not yet defined
-            and where cautery, saturation or lead-off left no usable signal.
+        clean: filtered, mains- and ECG-free µV, (n, n_channels), one row per raw row; NaN
+            before the first raw sample and where cautery, saturation or lead-off left no usable
+            signal.
         events: events that ended.
-        artifacts: artifact spans that closed.
+        artifacts: artifact spans that closed (the stream passed their stop).
         ongoing: neurotonic A-trains still going on (provisional, for alarms; not counted).
     """
 
@@ -76,73 +93,183 @@ class FreeRunChain:
     """Band-pass, mains and ECG removal, artifact blanking and event detection for one stream.
 
     Args:
-        montage: channels (thresholds for ``above_threshold``), one per column.
-        sample_rate_hz: sampling rate (Hz).
+        montage: channels, one per column.
+        sample_rate_hz: sampling rate (Hz), at least :data:`MIN_SAMPLE_RATE_HZ`.
         range_uv: amplifier input range ± µV (saturation detection).
         settings: filter and artifact-removal settings.
+        start: absolute index of the first raw sample it will see (a chain rebuilt mid-stream);
+            the clean output starts ``delay`` rows earlier, with NaN rows before ``start``.
+        thresholds_uv: float array, one event threshold (µV p-p) per channel, that the detector
+            reads by reference for ``above_threshold`` (its owner may change it at any time);
+            default: the montage's thresholds.
+
+    Attributes:
+        notes: what the chain changed because of the sampling rate, in plain words (empty when
+            nothing was).
+        degraded: the chain is not the full free-run chain (below :data:`FULL_CHAIN_MIN_HZ`):
+            the station raises a LOW SAMPLE RATE technical advisory.
+        delay: samples by which the clean output lags the raw input.
     """
 
     def __init__(self, montage: Montage, sample_rate_hz: float, range_uv: float,
-                 settings: ChainSettings = ChainSettings()) -> None:
+                 settings: ChainSettings = ChainSettings(), start: int = 0,
+                 thresholds_uv: np.ndarray | None = None) -> None:
+        if not sample_rate_hz >= MIN_SAMPLE_RATE_HZ:
+            raise ValueError(f"the free-run chain needs at least {MIN_SAMPLE_RATE_HZ:g} Hz, "
+                             f"got {sample_rate_hz:g} Hz")
         n = len(montage.channels)
+        fs = float(sample_rate_hz)
         self.montage = montage
-        self.sample_rate_hz = sample_rate_hz
+        self.sample_rate_hz = fs
+        self.start = start
         self.settings = settings
-        self.bandpass = BandpassFilter(n, sample_rate_hz, settings.low_hz, settings.high_hz)
-        self.mains = MainsCanceller(n, sample_rate_hz, mains_hz=settings.mains_hz)
-        self.ecg = EcgCanceller(n, sample_rate_hz) if settings.remove_ecg else None
-        self.artifacts = ArtifactDetector(n, sample_rate_hz, range_uv)
-        self.detector = EmgEventDetector(montage, sample_rate_hz)
-        self.delay = self.mains.delay + (self.ecg.delay if self.ecg else 0)
+        self.degraded = fs < FULL_CHAIN_MIN_HZ
+        self.bandpass = BandpassFilter(n, fs, settings.low_hz, settings.high_hz)
+        self.mains = self._mains_canceller(settings.mains_hz)
+        # ECG: template subtraction from 1 kHz, else the 30 Hz high-pass baseline
+        full = settings.remove_ecg and not self.degraded
+        self.ecg = EcgCanceller(n, fs) if full else None
+        self.ecg_highpass = Highpass30(n, fs) if settings.remove_ecg and not full else None
+        self.artifacts = ArtifactDetector(n, fs, range_uv, start=start)
+        self.detector = EmgEventDetector(montage, fs, thresholds_uv=thresholds_uv)
+        self.thresholds_uv = self.detector.thresholds_uv
+        self.delay = self.ecg.delay if self.ecg else 0
         self._rail_uv = RAIL_FRACTION * range_uv
-        self._rail_hold = max(1, round(RAIL_HOLD_S * sample_rate_hz))
+        self._rail_hold = max(1, round(RAIL_HOLD_S * fs))
         self._since_rail = np.full(n, np.iinfo(np.int64).max // 2)  # samples since last railed
-        self._clean_next = -self.delay  # absolute index of the next clean row
+        self._piece = max(1, round(PIECE_S * fs))
+        self._raw_next = start               # absolute index of the next raw row
+        self._clean_next = start - self.delay  # absolute index of the next clean row
+        self.notes = self._notes()
+
+    # --- settings -----------------------------------------------------------------------------
+
+    def set_band(self, low_hz: float, high_hz: float) -> tuple[float, float]:
+        """Change the band-pass edges (Hz); raises ValueError on edges that do not make a band
+        below Nyquist. The filter restarts at steady state on the next sample. Returns the edges
+        in force (the upper one clamped to 0.9 × Nyquist)."""
+        bandpass = BandpassFilter(len(self.montage.channels), self.sample_rate_hz, low_hz, high_hz)
+        self.bandpass = bandpass
+        self.settings = replace(self.settings, low_hz=low_hz, high_hz=high_hz)
+        self.notes = self._notes()
+        return bandpass.low_hz, bandpass.high_hz
+
+    def set_mains(self, mains_hz: float | None) -> None:
+        """Set the mains frequency: 50 or 60 Hz, or None to detect it; the canceller restarts
+        (and is off, with a note, where the sampling rate is too low for it)."""
+        if mains_hz is not None and mains_hz not in NOMINAL_MAINS_HZ:
+            raise ValueError(f"mains must be 50 or 60 Hz or None (detect), got {mains_hz!r}")
+        self.mains = self._mains_canceller(mains_hz)
+        self.settings = replace(self.settings, mains_hz=mains_hz)
+        self.notes = self._notes()
+
+    def _mains_canceller(self, mains_hz: float | None) -> MainsCanceller | None:
+        n = len(self.montage.channels)
+        if not mains_fits(self.sample_rate_hz, mains_hz):
+            return None
+        return MainsCanceller(n, self.sample_rate_hz, mains_hz=mains_hz)
+
+    def _notes(self) -> tuple[str, ...]:
+        """What the sampling rate changed, in plain words."""
+        fs, s = self.sample_rate_hz, self.settings
+        notes = []
+        if self.bandpass.high_hz < s.high_hz:
+            notes.append(f"{fs:g} Hz: band {self.bandpass.low_hz:g}–{self.bandpass.high_hz:g} Hz "
+                         f"(upper edge at 0.9 × Nyquist)")
+        if self.mains is None:
+            mains = max(NOMINAL_MAINS_HZ) if s.mains_hz is None else s.mains_hz
+            need = (mains + MAX_OFFSET_HZ) / MAX_HARMONIC_OF_FS
+            notes.append(f"mains removal off (needs more than {need:g} Hz)")
+        elif self.degraded:
+            notes.append(f"mains harmonics up to {MAX_HARMONIC_OF_FS * fs:g} Hz only")
+        if self.ecg_highpass is not None:
+            notes.append(f"ECG removal by 30 Hz high-pass, not template subtraction "
+                         f"(needs {FULL_CHAIN_MIN_HZ:g} Hz)")
+        return tuple(notes)
+
+    # --- streaming ----------------------------------------------------------------------------
 
     def process(self, raw: np.ndarray, start: int, source_events: list[Event] = ()) -> ChainOutput:
         """Process the next consecutive raw chunk (n, n_channels) µV starting at index ``start``.
 
         ``source_events`` are what the source reported in this chunk: stimuli are blanked
-        (artifact and evoked response are not free-run activity), flagged lead-off is blanked,
-        and a replay seek restarts the band-pass at the splice.
+        (artifact and evoked response are not free-run activity); a ``lead_off`` with ``stop``
+        None opens a lead-off on its channels (all if none are named) at its start, and one
+        with the same start and ``stop`` set closes it (alone: a whole lead-off); a replay
+        seek restarts the band-pass at the splice.
         """
-        seeks = sorted(e.start for e in source_events if e.kind == "replay_seek" and e.start > start)
-        if seeks and seeks[0] < start + len(raw):
-            # a replay jumped here: restart the band-pass at steady state on the new signal
-            # rather than ringing across the splice
-            cut = seeks[0] - start
-            first = self.process(raw[:cut], start, [e for e in source_events if e.start < seeks[0]])
-            self.bandpass.reset()
-            rest = self.process(raw[cut:], seeks[0], [e for e in source_events if e.start >= seeks[0]])
-            return ChainOutput(first.start, np.concatenate([first.clean, rest.clean]),
-                               first.events + rest.events, first.artifacts + rest.artifacts,
-                               rest.ongoing)
-        for e in source_events:
-            if e.kind == "stimulus":
-                self.artifacts.mark_stimulus(e.start)
-            elif e.kind == "lead_off" and e.stop is not None:
-                for ch in e.channels:
-                    self.artifacts.mark_lead_off(e.start, e.stop, ch)
-        spans = self.artifacts.process(raw, start)
-        y = self.mains.process(self.bandpass.process(raw), self._railed_hold(raw))
-        if self.ecg is not None:
-            y = self.ecg.process(y)
-        return self._detect(y, spans)
+        raw = np.asarray(raw)
+        n_ch = len(self.montage.channels)
+        if raw.ndim != 2 or raw.shape[1] != n_ch:
+            raise ValueError(f"expected a (n, {n_ch}) chunk, got shape {raw.shape}")
+        if start != self._raw_next:
+            raise ValueError(f"chunk starts at {start}, expected {self._raw_next}")
+        stop = start + len(raw)
+        self._raw_next = stop
+        self._mark(source_events)
+        seeks = {e.start for e in source_events
+                 if e.kind == "replay_seek" and start <= e.start < stop}
+        cuts = sorted(seeks | set(range(start, stop, self._piece)) | {stop})
+        out = ChainOutput(self._clean_next, np.empty(raw.shape))
+        for a, b in zip(cuts, cuts[1:]):
+            if a in seeks:  # a replay jumped here: no ringing across the splice
+                self.bandpass.reset()
+            part = self._run(raw[a - start:b - start], a)
+            out.clean[part.start - out.start:part.start - out.start + len(part.clean)] = part.clean
+            out.events += part.events
+            out.artifacts += part.artifacts
+        out.ongoing = self.detector.ongoing_a_trains()
+        return out
 
     def flush(self) -> ChainOutput:
         """End of record: push the delayed tail through and close every open span and event."""
-        y = self.mains.flush()
         if self.ecg is not None:
-            y = np.concatenate([self.ecg.process(y), self.ecg.flush()]) if len(y) else self.ecg.flush()
-        spans = self.artifacts.flush()
-        out = self._detect(y, spans)
+            y = self.ecg.flush()
+        else:
+            y = np.zeros((0, len(self.montage.channels)))
+        out = self._detect(y, self.artifacts.flush())
         out.events.extend(self.detector.flush())
+        out.ongoing = self.detector.ongoing_a_trains()
         return out
+
+    def open_spans(self) -> list[ArtifactSpan]:
+        """Artifact spans going on at the raw stream position (``stop`` None): the level state
+        to read every block. Each is later reported closed (``ChainOutput.artifacts``) with the
+        same start and channels (see :mod:`ionm_station.dsp.artifacts`)."""
+        return self.artifacts.open_spans()
+
+    def train_time_s(self) -> dict[str, float]:
+        """Summed A-train duration (s) per channel label so far."""
+        return self.detector.train_time_s()
+
+    def _mark(self, source_events: list[Event]) -> None:
+        """Hand the source's stimuli and lead-offs to the artifact detector."""
+        n_ch = len(self.montage.channels)
+        for e in source_events:
+            if e.kind == "stimulus":
+                self.artifacts.mark_stimulus(e.start)
+            elif e.kind == "lead_off":
+                for ch in e.channels or range(n_ch):
+                    if 0 <= ch < n_ch:
+                        self.artifacts.mark_lead_off(e.start, e.stop, ch)
+
+    def _run(self, raw: np.ndarray, start: int) -> ChainOutput:
+        """One piece through every stage."""
+        spans = self.artifacts.process(raw, start)
+        y = self.bandpass.process(raw)
+        if self.mains is not None:
+            y = self.mains.process(y, self._railed_hold(raw))
+        if self.ecg is not None:
+            y = self.ecg.process(y)
+        elif self.ecg_highpass is not None:
+            y = self.ecg_highpass.process(y)
+        return self._detect(y, spans)
 
     def _railed_hold(self, raw: np.ndarray) -> np.ndarray | None:
         """(n, channels) bool: within ``RAIL_HOLD_S`` after a railed raw sample (None: none)."""
         n = len(raw)
-        railed = np.abs(raw) >= self._rail_uv  # NaN compares False (the canceller skips NaN)
+        with np.errstate(invalid="ignore"):
+            railed = np.abs(raw) >= self._rail_uv  # NaN compares False (the canceller skips NaN)
         any_railed = railed.any(axis=0)
         if not any_railed.any() and (self._since_rail >= self._rail_hold).all():
             self._since_rail = np.minimum(self._since_rail + n, np.iinfo(np.int64).max // 2)
@@ -157,19 +284,16 @@ class FreeRunChain:
         start = self._clean_next
         self._clean_next += len(clean)
         events: list[DetectedEvent] = []
-        defined = max(0, -start)  # rows before index 0 only exist to fill the delay
+        defined = min(max(0, self.start - start), len(clean))  # rows before the first sample
+        clean[:defined] = np.nan
         if len(clean) > defined:
             first = start + defined
             body = clean[defined:]
             blank = self.artifacts.blank_mask(first, len(body))
             if self.ecg is not None:  # QRS not yet subtracted (templates still being learnt)
-                blank |= self.ecg.unsubtracted_mask(first, len(body))
+                blank |= self.ecg.unsubtracted_mask(first - self.start, len(body))
             events = self.detector.process(body, first, blank)
             # what is shown and exported: no signal where cautery, rails or lead-off left none
             # (stimulus blanking is for detection only: the evoked response stays visible)
             body[self.artifacts.blank_mask(first, len(body), SIGNAL_LOST_KINDS)] = np.nan
-        return ChainOutput(start, clean, events, spans, self.detector.ongoing_a_trains())
-
-    def train_time_s(self) -> dict[str, float]:
-        """Summed A-train duration (s) per channel label so far."""
-        return self.detector.train_time_s()
+        return ChainOutput(start, clean, events, spans)
