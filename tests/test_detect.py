@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from ionm_station.detect import DetectedEvent, EmgEventDetector, robust_sigma
-from support.scoring import score
 from ionm_station.dsp.artifacts import ArtifactDetector
 from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.montage import load_montage
 from ionm_station.sim import waveforms
 from ionm_station.sim.amplifier import SimulatedAmplifier
 from ionm_station.sim.scenario import load_scenario
+from support.scoring import score
 
 FS = 10000.0
 MONTAGE = load_montage("lumbar").first(8)
@@ -282,7 +282,7 @@ def test_event_stop_is_one_past_its_last_sample():
 
 def test_thresholds_are_read_by_reference(synthetic):
     """The alarm side owns the thresholds array: a change applies to the next event reported."""
-    x, truth = synthetic
+    x, _ = synthetic
     thresholds = np.full(8, 100.0)
     det = EmgEventDetector(MONTAGE, FS, thresholds_uv=thresholds)
     assert det.thresholds_uv is thresholds

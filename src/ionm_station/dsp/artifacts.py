@@ -243,12 +243,7 @@ class ArtifactDetector:
         channels' rail/flat runs, source lead-offs, then spans whose stop is known but not yet
         reached (margins, stimuli). Rail runs that began inside cautery are part of it."""
         pos = self.position
-        spans = []
-        if self._cautery_start is not None:
-            spans.append(ArtifactSpan("cautery", self._cautery_start, None,
-                                      tuple(range(self.n_channels))))
-        spans += [self._run_span(c, run) for c, run in enumerate(self._stuck)
-                  if run is not None and run.listed]
+        spans = self._detected_open(listed_only=True)
         spans += [s for s in self._source_open.values() if s.start < pos]
         spans += [replace(s, stop=None) for s in self._pending if s.start < pos]
         return spans
@@ -292,10 +287,7 @@ class ArtifactDetector:
                 self._closed = [s for s in self._closed if s.stop > start]  # type: ignore[operator]
                 self._closed_bounds = None
         spans += self._pending + list(self._source_open.values())
-        if self._cautery_start is not None:
-            spans.append(ArtifactSpan("cautery", self._cautery_start, None,
-                                      tuple(range(self.n_channels))))
-        spans += [self._run_span(c, run) for c, run in enumerate(self._stuck) if run is not None]
+        spans += self._detected_open(listed_only=False)
         for span in spans:
             if kinds is not None and span.kind not in kinds:
                 continue
@@ -456,6 +448,16 @@ class ArtifactDetector:
                 if run.lead_off or (self._cautery_start is None
                                     and w_end - run.born >= CAUTERY_CONFIRM_WINDOWS * w):
                     run.listed = True
+
+    def _detected_open(self, listed_only: bool) -> list[ArtifactSpan]:
+        """The open cautery span and the channels' rail/flat runs (only the listed ones, or all
+        of them for blanking), ``stop`` None."""
+        spans = []
+        if self._cautery_start is not None:
+            spans.append(ArtifactSpan("cautery", self._cautery_start, None,
+                                      tuple(range(self.n_channels))))
+        return spans + [self._run_span(c, run) for c, run in enumerate(self._stuck)
+                        if run is not None and (run.listed or not listed_only)]
 
     def _run_span(self, c: int, run: _StuckRun, stop: int | None = None) -> ArtifactSpan:
         """Channel ``c``'s rail/flat run as a span (open while ``stop`` is None)."""

@@ -81,13 +81,19 @@ MAX_OFFSET_HZ = 3.0
 CACHED_TRANSITIONS = 16
 
 
+def mains_min_rate_hz(mains_hz: float | None, max_offset_hz: float = MAX_OFFSET_HZ) -> float:
+    """The canceller needs a sampling rate above this (Hz): the fundamental of ``mains_hz``
+    (None: of both 50 and 60 Hz, to tell them apart), ± ``max_offset_hz``, must lie below
+    0.45 × the rate (140 Hz for 60 Hz mains)."""
+    highest_hz = max(NOMINAL_MAINS_HZ) if mains_hz is None else mains_hz
+    return (highest_hz + max_offset_hz) / MAX_HARMONIC_OF_FS
+
+
 def mains_fits(sample_rate_hz: float, mains_hz: float | None,
                max_offset_hz: float = MAX_OFFSET_HZ) -> bool:
-    """Whether the canceller can run at ``sample_rate_hz`` (Hz): the fundamental of ``mains_hz``
-    (None: of both 50 and 60 Hz, to tell them apart), ± ``max_offset_hz``, lies below
-    0.45 × the rate (above 140 Hz for 60 Hz mains)."""
-    highest_hz = max(NOMINAL_MAINS_HZ) if mains_hz is None else mains_hz
-    return 0.0 < highest_hz < MAX_HARMONIC_OF_FS * sample_rate_hz - max_offset_hz
+    """Whether the canceller can run at ``sample_rate_hz`` (Hz) (see :func:`mains_min_rate_hz`)."""
+    return (mains_hz is None or mains_hz > 0.0) \
+        and sample_rate_hz > mains_min_rate_hz(mains_hz, max_offset_hz)
 
 
 class MainsCanceller:

@@ -21,6 +21,7 @@ says what was changed, in plain words.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
 
@@ -28,11 +29,15 @@ from ionm_station.detect.events import DetectedEvent, EmgEventDetector
 from ionm_station.dsp.artifacts import ArtifactDetector, ArtifactSpan
 from ionm_station.dsp.ecg import EcgCanceller, Highpass30
 from ionm_station.dsp.filters import BandpassFilter
-from ionm_station.dsp.mains import (MAX_HARMONIC_OF_FS, MAX_OFFSET_HZ, NOMINAL_MAINS_HZ,
-                                    MainsCanceller, mains_fits)
+from ionm_station.dsp.mains import (
+    MAX_HARMONIC_OF_FS,
+    NOMINAL_MAINS_HZ,
+    MainsCanceller,
+    mains_fits,
+    mains_min_rate_hz,
+)
 from ionm_station.events import Event
 from ionm_station.montage import Montage
-
 
 #: Artifact kinds after which the clean output holds NaN (no usable signal), not samples.
 SIGNAL_LOST_KINDS = ("cautery", "saturation", "lead_off")
@@ -177,9 +182,7 @@ class FreeRunChain:
             notes.append(f"{fs:g} Hz: band {self.bandpass.low_hz:g}–{self.bandpass.high_hz:g} Hz "
                          f"(upper edge at 0.9 × Nyquist)")
         if self.mains is None:
-            mains = max(NOMINAL_MAINS_HZ) if s.mains_hz is None else s.mains_hz
-            need = (mains + MAX_OFFSET_HZ) / MAX_HARMONIC_OF_FS
-            notes.append(f"mains removal off (needs more than {need:g} Hz)")
+            notes.append(f"mains removal off (needs more than {mains_min_rate_hz(s.mains_hz):g} Hz)")
         elif self.degraded:
             notes.append(f"mains harmonics up to {MAX_HARMONIC_OF_FS * fs:g} Hz only")
         if self.ecg_highpass is not None:
@@ -211,7 +214,7 @@ class FreeRunChain:
                  if e.kind == "replay_seek" and start <= e.start < stop}
         cuts = sorted(seeks | set(range(start, stop, self._piece)) | {stop})
         out = ChainOutput(self._clean_next, np.empty(raw.shape))
-        for a, b in zip(cuts, cuts[1:]):
+        for a, b in pairwise(cuts):
             if a in seeks:  # a replay jumped here: no ringing across the splice
                 self.bandpass.reset()
             part = self._run(raw[a - start:b - start], a)
@@ -284,8 +287,7 @@ class FreeRunChain:
         start = self._clean_next
         self._clean_next += len(clean)
         events: list[DetectedEvent] = []
-        defined = min(max(0, self.start - start), len(clean))  # rows before the first sample
-        clean[:defined] = np.nan
+        defined = max(0, self.start - start)  # rows before the first sample only fill the delay
         if len(clean) > defined:
             first = start + defined
             body = clean[defined:]
