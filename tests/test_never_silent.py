@@ -111,7 +111,7 @@ def test_source_fault_shows_signal_lost_and_recovers(monkeypatch: pytest.MonkeyP
     session.start()
     try:
         until(lambda: session.state().processing.index > RATE_HZ / 2)
-        fault = Fault(session.source, "read", times=30, error=OSError("amplifier unplugged"))
+        fault = Fault(session.source, "read", times=5, error=OSError("amplifier unplugged"))
         until(lambda: fault.fired_at is not None)
         seen = until(lambda: all_tiles(session, "signal_lost"), 0.5)
         assert "amplifier unplugged" in session.state().tiles[0].reason

@@ -155,7 +155,8 @@ class Session:
                                        stimulator=source.stimulator,
                                        screw_log=triggered.screw_log(), criteria=triggered.criteria)
         self.processing = ProcessingWorker(self.raw, self.clean, self.info, montage, self.events,
-                                           self.commands, settings, self._triggered, alarm_config)
+                                           self.commands, settings, self._triggered, alarm_config,
+                                           live=source.live)
         self.supervisor = Supervisor(self._workers, self.events, self._vitals,
                                      lambda: self.raw.published)
         self.recorder: Recorder | None = None

@@ -44,6 +44,7 @@ class TraceFeed:
         self.raw_mode = False
         self._reader = clean.reader()
         self._filter: BandpassFilter | None = None
+        self.overrun_samples = 0  # samples lost because the view fell a ring behind
 
     @property
     def ring(self) -> RingBuffer:
@@ -63,6 +64,7 @@ class TraceFeed:
     def read(self) -> ReadResult:
         """Everything new since the last read (band-passed in raw mode)."""
         got = self._reader.read()
+        self.overrun_samples += got.lost
         if self._filter is None or not got.n_samples:
             return got
         if got.lost:

@@ -283,6 +283,11 @@ class TraceView(QWidget):
         """True while the traces show the raw signal band-passed in the view."""
         return self._feed.raw_mode
 
+    @property
+    def overrun_samples(self) -> int:
+        """Samples per channel the view lost because it fell a whole ring behind."""
+        return self._feed.overrun_samples
+
     def show_notice(self, notice: TraceNotice | None) -> None:
         """Show a blinding technical alarm's banner (None: hide it); while ``notice.raw`` the
         traces go on with the raw signal, back to the clean ring once it is not — each switch

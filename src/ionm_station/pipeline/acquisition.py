@@ -7,10 +7,11 @@ start index (samples the source lost) is written into the ring as NaN rows and l
 ``gap`` event, so the ring's index stays equal to the source's sample clock and views and
 recorders see the hole instead of two joined pieces of signal.
 
-A source that raises is not a crash of this thread: the fault is logged once (``source_error``),
-:attr:`AcquisitionWorker.source_fault` names it (the session raises SIGNAL LOST), and the worker
-calls ``source.recover()`` with growing pauses until the source delivers again
-(``source_recovered``). Only a fault in this thread's own code crashes it, for the supervisor.
+A source that raises is not a crash of this thread: the fault is logged once per outage
+(``source_error``), :attr:`AcquisitionWorker.source_fault` names it (the session raises SIGNAL
+LOST), and the worker calls ``source.recover()`` with growing pauses until the source delivers
+samples again (``source_recovered``). Only a fault in this thread's own code crashes it, for the
+supervisor.
 """
 
 from __future__ import annotations
@@ -95,6 +96,11 @@ class AcquisitionWorker(Worker):
         """True once acquisition has ended on purpose (sample limit reached)."""
         return self.health().state == "finished"
 
+    def start(self) -> None:
+        """Start reading; the silence clock starts now, not when the worker was built."""
+        self.last_data_s = time.monotonic()
+        super().start()
+
     def wait(self, timeout_s: float | None = None) -> bool:
         """Wait until the thread ends; True if it did within ``timeout_s``."""
         return self.join(timeout_s)
@@ -102,8 +108,8 @@ class AcquisitionWorker(Worker):
     def step(self) -> int | None:
         if self.max_samples is not None and self.next_index >= self.max_samples:
             return None
-        if self.source_fault is not None:
-            return self._recover()
+        if self._retry_at and not self._recover():
+            return 0
         if self.backlog is not None and self.backlog() > self.ring.capacity // 2:
             self._stop.wait(BACKLOG_WAIT_S)
             return 0
@@ -116,6 +122,11 @@ class AcquisitionWorker(Worker):
             return 0
         if chunk.n_samples:
             self.last_data_s = time.monotonic()
+            if self.source_fault is not None:
+                self.events.append(Event("source_recovered", self.next_index,
+                                         data={"after": self.source_fault}))
+                self.source_fault = None
+                self._retry_pause = RECOVER_FIRST_S
         self.ingest(chunk)
         return max(1, chunk.n_samples)
 
@@ -154,25 +165,27 @@ class AcquisitionWorker(Worker):
         self.counters.samples += missing
 
     def _fault(self, exc: Exception) -> None:
-        self.source_fault = f"{type(exc).__name__}: {exc}"
-        self.counters.source_faults += 1
-        self.events.append(Event("source_error", self.next_index, data={"message": self.source_fault}))
-        self._retry_pause = RECOVER_FIRST_S
+        """The source raised: log it once per outage and schedule a recovery attempt."""
+        message = f"{type(exc).__name__}: {exc}"
+        if self.source_fault is None:
+            self.counters.source_faults += 1
+            self.events.append(Event("source_error", self.next_index, data={"message": message}))
+        else:  # still failing after a recovery: wait longer before the next attempt
+            self._retry_pause = min(2 * self._retry_pause, RECOVER_MAX_S)
+        self.source_fault = message
         self._retry_at = time.monotonic() + self._retry_pause
 
-    def _recover(self) -> int:
+    def _recover(self) -> bool:
+        """Try ``source.recover()`` when due; True once it succeeded (then read again: the
+        fault clears with the first samples)."""
         now = time.monotonic()
         if now < self._retry_at:
             self._stop.wait(min(0.05, self._retry_at - now))
-            return 0
+            return False
         try:
             self.source.recover()
         except Exception as exc:
-            self.source_fault = f"{type(exc).__name__}: {exc}"
-            self._retry_pause = min(2 * self._retry_pause, RECOVER_MAX_S)
-            self._retry_at = now + self._retry_pause
-            return 0
-        self.events.append(Event("source_recovered", self.next_index,
-                                 data={"after": self.source_fault}))
-        self.source_fault = None
-        return 0
+            self._fault(exc)
+            return False
+        self._retry_at = 0.0
+        return True

@@ -8,9 +8,10 @@ found to the event log, feeds the alarm engine the events that ended and the art
 now, lets the triggered-EMG controller measure stimuli, and publishes a
 :class:`~ionm_station.pipeline.state.ProcessingSnapshot`.
 
-After a fault the supervisor restarts it: the chain is rebuilt at the newest acquired sample
-(the samples skipped are logged as ``not_monitored`` and written as NaN into the clean ring, so
-views and the clean clock stay aligned); the alarm engine — latched alarms, train time,
+After a fault the supervisor restarts it: the chain is rebuilt at the newest acquired sample of
+a live source (a non-live one — a fast replay — goes on after the block that failed); the samples
+skipped are logged as ``not_monitored`` and written as NaN into the clean ring, so views and the
+clean clock stay aligned; the alarm engine — latched alarms, train time,
 thresholds — and the triggered-EMG controller carry over, because they are the case's history.
 Raw data never stop flowing to the recorder meanwhile: the recorder reads the raw ring itself.
 """
@@ -56,14 +57,17 @@ class ProcessingWorker(Worker):
         settings: chain settings (band, mains, ECG removal).
         triggered: the triggered-EMG controller (None: stimuli are only blanked).
         alarm_config: alarm engine settings (train-time levels, adaptive threshold …).
+        live: the source is live (a restart skips to the newest sample) or not (a restart goes
+            on after the failed block).
     """
 
     def __init__(self, raw: RingBuffer, clean: RingBuffer, info: StreamInfo, montage: Montage,
                  events: EventLog, commands: cmd.CommandQueue,
                  settings: ChainSettings = ChainSettings(),
                  triggered: TriggeredEmg | None = None,
-                 alarm_config: AlarmConfig = AlarmConfig()) -> None:
+                 alarm_config: AlarmConfig = AlarmConfig(), live: bool = True) -> None:
         super().__init__("processing")
+        self.live = live
         self.raw = raw
         self.clean = clean
         self.info = info
@@ -77,7 +81,10 @@ class ProcessingWorker(Worker):
                                   thresholds_uv=self.thresholds_uv)
         self.reader = raw.reader(start=0)
         self.chain = self._new_chain(0)
+        self.settings = replace(settings, low_hz=self.chain.bandpass.low_hz,
+                                high_hz=self.chain.bandpass.high_hz)  # as the chain runs it
         self.samples_in = 0  # samples per channel pushed through a chain (gap NaN included)
+        self._done_to = 0  # absolute index up to which raw samples went through a chain
         self._event_cursor = 0
         self._pending: list[Event] = []  # source events not yet handed to the chain
         self._open_lead_off: dict[tuple[int, tuple[int, ...]], Event] = {}
@@ -114,12 +121,13 @@ class ProcessingWorker(Worker):
         return done
 
     def on_restart(self) -> None:
-        """Rebuild the chain at the newest acquired sample; keep alarms and triggered EMG."""
-        at = self.raw.published
-        skipped_from = self.reader.cursor
-        if at > skipped_from:
-            self.events.append(Event("not_monitored", skipped_from, at,
+        """Rebuild the chain at the newest acquired sample (live) or after the failed block;
+        keep alarms and triggered EMG."""
+        at = self.raw.published if self.live else self.reader.cursor
+        if at > self._done_to:
+            self.events.append(Event("not_monitored", self._done_to, at,
                                      data={"reason": f"processing restarted after: {self.error}"}))
+        self._done_to = at
         self.reader = self.raw.reader(start=at)
         self.chain = self._new_chain(at)
         fill = at - self.chain.delay - self.clean.published
@@ -205,6 +213,7 @@ class ProcessingWorker(Worker):
         self._pending = [e for e in self._pending if e.start >= stop]
         self._emit(self.chain.process(data, start, mine), generation)
         self.samples_in += len(data)
+        self._done_to = stop
 
     def _emit(self, out: ChainOutput, generation: int) -> None:
         if generation != self.generation:
@@ -241,4 +250,4 @@ class ProcessingWorker(Worker):
             silenced=a.silenced, train_time_by_tile=a.train_time.by_tile(),
             train_time_by_channel=a.train_time.by_channel(),
             thresholds_uv=tuple(float(t) for t in self.thresholds_uv), settings=self.settings,
-            notes=self.chain.notes)
+            notes=self.chain.notes, open_spans=tuple(self.chain.open_spans()))

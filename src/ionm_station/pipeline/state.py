@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ionm_station.alarms import TileState
+from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.pipeline.chain import ChainSettings
 from ionm_station.pipeline.technical import TechnicalAlarm
 from ionm_station.pipeline.worker import WorkerHealth
@@ -30,8 +31,9 @@ class ProcessingSnapshot:
         silenced: alarm sound is silenced now.
         train_time_by_tile, train_time_by_channel: train time (s) per tile key / channel label.
         thresholds_uv: event threshold per channel (µV p-p), as the detector and alarms use it.
-        settings: the chain settings in force (band, mains, ECG removal).
+        settings: the chain settings in force (band as the chain runs it, mains, ECG removal).
         notes: how the chain runs if degraded (empty: full chain).
+        open_spans: artifact spans open now (cautery, saturation, lead-off), for views to tint.
     """
 
     index: int
@@ -43,6 +45,7 @@ class ProcessingSnapshot:
     thresholds_uv: tuple[float, ...]
     settings: ChainSettings
     notes: tuple[str, ...] = ()
+    open_spans: tuple[ArtifactSpan, ...] = ()
 
 
 @dataclass
@@ -141,6 +144,7 @@ class StationState:
             "thresholds_uv": list(p.thresholds_uv),
             "settings": asdict(p.settings),
             "chain_notes": list(p.notes),
+            "open_spans": [asdict(a) for a in p.open_spans],
             "processed_index": p.index,
             "workers": [asdict(w) for w in self.workers],
             "status": self.status.to_dict(),

@@ -137,7 +137,7 @@ class Supervisor:
 
     def _technical(self, current: list[TechnicalAlarm], now: float) -> None:
         index = self._now_index()
-        seen = {a.kind: a for a in current}
+        seen = {a.kind: a for a in current if a.priority}  # "run ended" is a display, not an alarm
         with self._lock:
             for kind, alarm in seen.items():
                 held = self._held.get(kind)
