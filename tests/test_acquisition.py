@@ -7,9 +7,9 @@ import time
 import numpy as np
 import pytest
 
-from ionm_station.pipeline.acquisition import AcquisitionWorker
 from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.events import Event, EventLog
+from ionm_station.pipeline.acquisition import AcquisitionWorker
 from ionm_station.pipeline.commands import CommandQueue
 from ionm_station.pipeline.processing import ProcessingWorker
 from ionm_station.ring import RingBuffer

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from ionm_station.audio import AUDIO_RATE_HZ, PATTERNS, AlarmSounder, emg_to_audio, pulse_onsets, render_alarm
+from ionm_station.audio import (
+    AUDIO_RATE_HZ,
+    PATTERNS,
+    AlarmSounder,
+    emg_to_audio,
+    pulse_onsets,
+    render_alarm,
+)
 
 
 @pytest.mark.parametrize("priority", ["advisory", "caution", "warning"])
@@ -68,3 +76,46 @@ def test_no_audio_device_is_a_notice_not_an_error(monkeypatch: pytest.MonkeyPatc
     assert not s.available and "PortAudio" in s.notice
     s.set_priority("warning")  # returns at once, plays nothing
     s.close()
+
+
+def test_sounder_plays_patterns_on_its_worker_and_repeats() -> None:
+    played: list[int] = []
+    s = AlarmSounder(player=lambda block, rate: played.append(len(block)))
+    s.set_priority("advisory")  # plays once
+    deadline = time.monotonic() + 2
+    while not played and time.monotonic() < deadline:
+        time.sleep(0.005)
+    s.close()
+    assert s.played == ["advisory"] and len(played) == 1 and s.health().state == "stopped"
+
+
+def test_a_crashing_sounder_is_restarted_and_shows_audio_off() -> None:
+    """The alarm sound is a supervised worker: a fault in playback must show, not fall silent."""
+    from ionm_station.events import EventLog
+    from ionm_station.pipeline.supervisor import Supervisor
+    from ionm_station.pipeline.technical import Vitals, assess
+    from ionm_station.pipeline.worker import WorkerHealth
+
+    calls = {"n": 0}
+
+    def flaky(block: np.ndarray, rate: int) -> None:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ValueError("driver bug")
+
+    s = AlarmSounder(player=flaky)
+    ok = WorkerHealth("x", "running")
+    log = EventLog()
+    sup = Supervisor(lambda: [s], log, lambda: Vitals(ok, ok, others=(s.health(),)), lambda: 0)
+    s.set_priority("warning")
+    deadline = time.monotonic() + 2
+    while s.health().state != "crashed" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert [a.kind for a in assess(Vitals(ok, ok, others=(s.health(),)))] == ["audio_off"]
+    sup.poll()
+    assert [a.kind for a in sup.held()] == ["audio_off"]
+    while not s.played and time.monotonic() < deadline:
+        time.sleep(0.005)
+    s.close()
+    assert s.played == ["warning"] and s.restarts == 1
+    assert log.of_kind("worker_restarted")[0].data["worker"] == "audio"

@@ -15,8 +15,8 @@ from ionm_station.io.edf import write_edf
 from ionm_station.montage import load_montage
 from ionm_station.recording import CaseMetadata, RecordingWriter, open_recording
 from ionm_station.recording.export import info
-from ionm_station.sources.replay import ReplaySource, open_media
 from ionm_station.session import Session
+from ionm_station.sources.replay import ReplaySource, open_media
 from ionm_station.stream import StreamInfo
 
 FS = 2000.0

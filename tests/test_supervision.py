@@ -136,7 +136,7 @@ def test_technical_alarm_is_held_after_a_short_fault(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(sup, "HOLD_S", 0.3)
     log = EventLog()
     state = {"v": Vitals(WorkerHealth("processing", "crashed", error="X: y"), healthy())}
-    s = Supervisor(lambda: [], log, lambda: state["v"], lambda: 7)
+    s = Supervisor(list, log, lambda: state["v"], lambda: 7)
     s.poll()
     assert [a.kind for a in s.held()] == ["not_monitoring"]
     state["v"] = Vitals(healthy(), healthy())
@@ -158,7 +158,7 @@ def test_supervisor_survives_a_failing_poll() -> None:
             raise RuntimeError("first poll fails")
         return Vitals(healthy(), healthy())
 
-    s = Supervisor(lambda: [], EventLog(), vitals, lambda: 0, poll_s=0.01)
+    s = Supervisor(list, EventLog(), vitals, lambda: 0, poll_s=0.01)
     s.start()
     wait_for(lambda: calls["n"] >= 3)
     s.stop()

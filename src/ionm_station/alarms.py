@@ -31,8 +31,8 @@ monitors do; each change is logged and named on the tile. It never mutes an A-tr
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, replace
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np

@@ -10,9 +10,9 @@ import numpy as np
 from ionm_station.detect.events import DetectedEvent
 from ionm_station.detect.train_time import TrainTimeLedger
 from ionm_station.dsp.artifacts import ArtifactSpan
-from ionm_station.pipeline.chain import ChainSettings, FreeRunChain
 from ionm_station.errors import IonmError
 from ionm_station.montage import Montage, MontageChannel, channel_from_label
+from ionm_station.pipeline.chain import ChainSettings, FreeRunChain
 from ionm_station.recording.reader import Recording
 from ionm_station.sources.replay import open_media
 

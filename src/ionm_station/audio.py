@@ -9,16 +9,20 @@ harmonic-rich pulses, so the urgency is recognisable without looking:
 
 Rendering is pure numpy (tests write WAV files and check the pattern). Playback uses the
 ``sounddevice`` library when it and an output device are present; when they are not, the
-station says so once and carries on — audio never blocks start-up or acquisition.
+station says so once and carries on — audio never blocks start-up or acquisition. Playback runs
+on a supervised worker thread like every other thread of the station.
 """
 
 from __future__ import annotations
 
-import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import signal
+
+from ionm_station.pipeline.worker import Worker
 
 AUDIO_RATE_HZ = 44_100
 
@@ -83,55 +87,74 @@ def pulse_onsets(audio: np.ndarray, rate_hz: int = AUDIO_RATE_HZ) -> list[float]
     return [s / rate_hz for s in starts]
 
 
-class AlarmSounder:
-    """Plays the alarm of the highest audible priority on a background thread.
+class AlarmSounder(Worker):
+    """Plays the alarm of the highest audible priority on a supervised thread (``audio``).
 
-    ``notice`` says why audio is off (no library, no device); it is '' when audio works.
+    The window hands it the priority to sound (:meth:`set_priority`) and registers it with the
+    session's supervisor: a fault in playback crashes the worker, which is restarted, and shows
+    as an AUDIO OFF technical alarm meanwhile. ``notice`` says why audio is off (no library, no
+    device, the device vanished); it is '' when audio works.
+
+    Args:
+        volume: 0–1.
+        muted: start muted.
+        player: plays a float block at :data:`AUDIO_RATE_HZ` without blocking (default:
+            ``sounddevice.play`` when the library and an output device are present).
     """
 
-    def __init__(self, volume: float = 0.5, muted: bool = False) -> None:
+    def __init__(self, volume: float = 0.5, muted: bool = False,
+                 player: Callable[[np.ndarray, int], object] | None = None) -> None:
+        super().__init__("audio", stall_s=5.0, idle_s=0.02)
         self.volume = volume
         self.muted = muted
         self.notice = ""
-        self._sd = None
+        self._play = player or self._sounddevice()
+        self._priority: str | None = None
+        self._next_s = 0.0  # when the pattern of the priority sounds again (monotonic s)
+        self.played: list[str] = []  # priorities played, newest last (for status and tests)
+
+    def _sounddevice(self) -> Callable[[np.ndarray, int], object] | None:
         try:
             import sounddevice  # noqa: PLC0415 - optional; PortAudio may be missing
 
             sounddevice.query_devices(kind="output")
-            self._sd = sounddevice
         except Exception as exc:  # ImportError, OSError (no PortAudio), PortAudioError (no device)
             self.notice = f"audio off: {type(exc).__name__}: {exc}".splitlines()[0]
-        self._priority: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+            return None
+        return sounddevice.play
 
     @property
     def available(self) -> bool:
-        return self._sd is not None
+        return self._play is not None
 
     def set_priority(self, priority: str | None) -> None:
-        """Sound ``priority`` (None: silence) from now on."""
-        self._priority = priority
-        if self.available and priority and (self._thread is None or not self._thread.is_alive()):
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._loop, name="alarm-audio", daemon=True)
-            self._thread.start()
+        """Sound ``priority`` (None: silence) from now on; starts the thread on first use."""
+        if priority != self._priority:
+            self._priority = priority
+            self._next_s = 0.0
+        if self.available and priority:
+            self.start()
 
     def close(self) -> None:
-        self._stop.set()
+        self.stop(1.0)
 
-    def _loop(self) -> None:
-        while not self._stop.is_set() and self._priority:
-            priority = self._priority
-            if not self.muted:
-                try:
-                    self._sd.play(render_alarm(priority, self.volume), AUDIO_RATE_HZ)
-                except Exception as exc:  # a device that vanished: say so, stop trying
-                    self.notice = f"audio off: {exc}".splitlines()[0]
-                    self._sd = None
-                    return
-            repeat = PATTERNS[priority].repeat_s
-            if repeat is None:
-                self._priority = None
-                return
-            self._stop.wait(repeat)
+    def step(self) -> int:
+        priority = self._priority
+        now = time.monotonic()
+        if not priority or self._play is None or now < self._next_s:
+            return 0
+        if not self.muted:
+            try:
+                self._play(render_alarm(priority, self.volume), AUDIO_RATE_HZ)
+            except OSError as exc:  # a device that vanished: say so, stop trying
+                self.notice = f"audio off: {exc}".splitlines()[0]
+                self._play = None
+                return 0
+            self.played.append(priority)
+            del self.played[:-100]
+        repeat = PATTERNS[priority].repeat_s
+        if repeat is None:
+            self._priority = None
+        else:
+            self._next_s = now + repeat
+        return 1

@@ -12,8 +12,13 @@ import sys
 from pathlib import Path
 
 from ionm_station import __version__
-from ionm_station.commands.recording_commands import add_export_parser, add_info_parser, cmd_export, cmd_info
 from ionm_station.commands.args import positive
+from ionm_station.commands.recording_commands import (
+    add_export_parser,
+    add_info_parser,
+    cmd_export,
+    cmd_info,
+)
 from ionm_station.commands.simulate_device import add_simulate_device_parser, cmd_simulate_device
 from ionm_station.errors import IonmError
 
@@ -179,10 +184,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     import json
     import time
 
-    from ionm_station.analysis import analyze_record, load_record, match_montage, montage_from_labels
-    from ionm_station.pipeline.chain import ChainSettings
+    from ionm_station.analysis import (
+        analyze_record,
+        load_record,
+        match_montage,
+        montage_from_labels,
+    )
     from ionm_station.io.edf import write_edf
     from ionm_station.montage import load_montage
+    from ionm_station.pipeline.chain import ChainSettings
     from ionm_station.profiles import load_profile
 
     record, recorded = load_record(args.file)

@@ -160,6 +160,7 @@ class Session:
         self.supervisor = Supervisor(self._workers, self.events, self._vitals,
                                      lambda: self.raw.published)
         self.recorder: Recorder | None = None
+        self._view_workers: list[Worker] = []
         self._started = False
         self._stopped = False
 
@@ -252,6 +253,11 @@ class Session:
             error=next((e for e in reversed(errors) if e), None),
         )
 
+    def supervise(self, worker: Worker) -> None:
+        """Watch a view's own worker too (e.g. the window's alarm sound): restarted when it
+        crashes, its fault shown as a technical alarm."""
+        self._view_workers.append(worker)
+
     # --- acting (any thread) ---
 
     def submit(self, command: cmd.Command) -> None:
@@ -342,7 +348,7 @@ class Session:
         workers: list[Worker] = [self.acquisition, self.processing, *self.source.workers()]
         if self.recorder is not None and self.recorder.recording:
             workers.append(self.recorder)
-        return workers
+        return workers + self._view_workers
 
     def _vitals(self) -> Vitals:
         rec = self.recorder
@@ -358,7 +364,8 @@ class Session:
             finished=self.finished,
             recorder=rec.health() if rec is not None and rec.recording else None,
             recorder_failed=rec.failure if rec is not None else None,
-            degraded=chain.notes if chain.degraded else ())
+            degraded=chain.notes if chain.degraded else (),
+            others=tuple(w.health() for w in self._view_workers))
 
     def _backlog(self) -> int:
         """Samples the slowest healthy raw-ring consumer (processing, recorder) has still to

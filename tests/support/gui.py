@@ -11,6 +11,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import ClassVar
 
+from ionm_station.audio import AlarmSounder
 from ionm_station.gui.main_window import MainWindow
 from ionm_station.profiles import load_profile
 from ionm_station.session import Session, build_source, montage_for
@@ -26,23 +27,26 @@ def make_session(seconds: float | None = None, rate_hz: float = 2000.0, realtime
     return Session(source, montage, max_samples=limit)
 
 
-class SounderStandIn:
-    """The AlarmSounder interface, recording every priority it is handed."""
+class SounderStandIn(AlarmSounder):
+    """An AlarmSounder with no output device, recording every priority it is handed."""
 
     instances: ClassVar[list[SounderStandIn]] = []
 
     def __init__(self, volume: float = 0.5, muted: bool = False) -> None:
-        self.volume, self.muted = volume, muted
-        self.available, self.notice = False, "audio off: no output device (test)"
+        super().__init__(volume, muted, player=None)
+        self._play = None  # whatever this machine has: no sound from tests
+        self.notice = "audio off: no output device (test)"
         self.priorities: list[str | None] = []
         self.closed = False
         SounderStandIn.instances.append(self)
 
     def set_priority(self, priority: str | None) -> None:
         self.priorities.append(priority)
+        super().set_priority(priority)
 
     def close(self) -> None:
         self.closed = True
+        super().close()
 
 
 @contextmanager

@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.settings = GuiSettings.load(self.settings_path)
         self.sounder = sounder if sounder is not None else AlarmSounder(
             self.settings.alarm_volume, self.settings.alarm_muted)
+        session.supervise(self.sounder)  # a sound that dies must show, not fall silent
         self._sounding: str | None = None
         self.state: StationState = session.state()
         self.alarm_window: AlarmWindow | None = None

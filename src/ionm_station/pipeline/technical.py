@@ -14,6 +14,8 @@ channel:
   on: the tile keeps its clinical state and names the condition in ``technical``.
 * ``low_sample_rate`` — the chain runs degraded (e.g. 250 Hz: no ECG removal); shown like
   ``recording_stopped`` as an advisory.
+* ``audio_off`` — the alarm sound worker is down (restarting or given up): the tiles are right
+  but no tone can sound; shown like ``recording_stopped``.
 
 Pure functions over plain values; the supervisor evaluates them every poll to log raise/clear
 events, and the session evaluates them for every state snapshot.
@@ -33,11 +35,16 @@ MAX_LAG_S = 1.0
 
 #: Headline per kind (what the tile says).
 HEADLINES = {"not_monitoring": "NOT MONITORING", "signal_lost": "SIGNAL LOST",
-             "recording_stopped": "RECORDING STOPPED", "low_sample_rate": "LOW SAMPLE RATE"}
+             "recording_stopped": "RECORDING STOPPED", "audio_off": "AUDIO OFF",
+             "low_sample_rate": "LOW SAMPLE RATE"}
 #: Kinds that replace the clinical state of the tile (its state cannot be known).
 BLINDING = ("not_monitoring", "signal_lost")
 #: What a fault of each worker means for the tiles (others: the signal is lost).
-WORKER_CONDITION = {"processing": "not_monitoring", "recorder": "recording_stopped"}
+WORKER_CONDITION = {"processing": "not_monitoring", "recorder": "recording_stopped",
+                    "audio": "audio_off"}
+#: Priority of each condition while it holds.
+PRIORITY = {"not_monitoring": "warning", "signal_lost": "warning", "recording_stopped": "caution",
+            "audio_off": "advisory", "low_sample_rate": "advisory"}
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class Vitals:
         recorder: health of the recorder worker, or None when not recording.
         recorder_failed: the recording stopped on a fault (message), or None.
         degraded: notes of a chain running degraded (empty: full chain).
+        others: health of workers views added (e.g. the window's alarm sound).
     """
 
     processing: WorkerHealth
@@ -91,6 +99,7 @@ class Vitals:
     recorder: WorkerHealth | None = None
     recorder_failed: str | None = None
     degraded: tuple[str, ...] = ()
+    others: tuple[WorkerHealth, ...] = ()
 
 
 def _down(h: WorkerHealth) -> str:
@@ -124,6 +133,10 @@ def assess(v: Vitals) -> list[TechnicalAlarm]:
     if v.recorder_failed or (v.recorder is not None and v.recorder.down):
         why = v.recorder_failed or _down(v.recorder)  # type: ignore[arg-type]
         out.append(TechnicalAlarm("recording_stopped", "caution", why))
+    for h in v.others:
+        if h.down:
+            kind = WORKER_CONDITION.get(h.name, "signal_lost")
+            out.append(TechnicalAlarm(kind, PRIORITY[kind], _down(h)))
     if v.degraded:
         out.append(TechnicalAlarm("low_sample_rate", "advisory", "; ".join(v.degraded)))
     return out
@@ -133,8 +146,7 @@ def restarted(name: str, error: str | None) -> TechnicalAlarm:
     """The technical alarm of a worker that has just been restarted after ``error``: shown
     (and held) even though the fresh worker is already healthy at the next look."""
     kind = WORKER_CONDITION.get(name, "signal_lost")
-    priority = "caution" if kind == "recording_stopped" else "warning"
-    return TechnicalAlarm(kind, priority, f"{name} restarted after {error}")
+    return TechnicalAlarm(kind, PRIORITY[kind], f"{name} restarted after {error}")
 
 
 def overlay(tiles: list[TileState], alarms: list[TechnicalAlarm]) -> list[TileState]:

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from ionm_station.events import Event, EventLog
-from ionm_station.pipeline.worker import Worker
 from ionm_station.montage import Montage
+from ionm_station.pipeline.worker import Worker
 from ionm_station.recording import format as fmt
 from ionm_station.recording.format import CaseMetadata, RecordingError
 from ionm_station.recording.writer import RecordingWriter
