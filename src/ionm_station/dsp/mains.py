@@ -89,6 +89,14 @@ def mains_min_rate_hz(mains_hz: float | None, max_offset_hz: float = MAX_OFFSET_
     return (highest_hz + max_offset_hz) / MAX_HARMONIC_OF_FS
 
 
+def harmonics_below(sample_rate_hz: float, mains_hz: float | None,
+                    max_offset_hz: float = MAX_OFFSET_HZ) -> int:
+    """Harmonics of ``mains_hz`` (None: of both 50 and 60 Hz) that lie below 0.45 × the rate
+    (Hz) however far the frequency is off nominal."""
+    highest_hz = max(NOMINAL_MAINS_HZ) if mains_hz is None else mains_hz
+    return int(MAX_HARMONIC_OF_FS * sample_rate_hz // (highest_hz + max_offset_hz))
+
+
 def mains_fits(sample_rate_hz: float, mains_hz: float | None,
                max_offset_hz: float = MAX_OFFSET_HZ) -> bool:
     """Whether the canceller can run at ``sample_rate_hz`` (Hz) (see :func:`mains_min_rate_hz`)."""
@@ -230,8 +238,8 @@ class MainsCanceller:
         self._nominal_hz = nominal_hz
         self._omega_lo = 2.0 * np.pi * (nominal_hz - self.max_offset_hz)  # tracked ω bounds (rad/s)
         self._omega_hi = 2.0 * np.pi * (nominal_hz + self.max_offset_hz)
-        top_hz = MAX_HARMONIC_OF_FS * self.sample_rate_hz
-        n = min(self.n_harmonics_max, int(top_hz // (nominal_hz + self.max_offset_hz)))
+        n = min(self.n_harmonics_max,
+                harmonics_below(self.sample_rate_hz, nominal_hz, self.max_offset_hz))
         self._harmonics = np.arange(1, n + 1, dtype=float)
         self._phasors = np.zeros((n, self.n_channels), dtype=complex)
         self._coef = np.zeros((2 * n, self.n_channels))
@@ -239,8 +247,7 @@ class MainsCanceller:
     def _detector_pinv(self) -> np.ndarray:
         """Pseudo-inverse of the joint 50- and 60-Hz-harmonic basis over one block (as many
         harmonics of each as fit below 0.45 × the rate for both: aliased ones would mix)."""
-        top_hz = MAX_HARMONIC_OF_FS * self.sample_rate_hz
-        n_h = min(DETECT_HARMONICS, int(top_hz // (max(NOMINAL_MAINS_HZ) + self.max_offset_hz)))
+        n_h = min(DETECT_HARMONICS, harmonics_below(self.sample_rate_hz, None, self.max_offset_hz))
         columns = [np.ones(self.block_len)]
         for f0 in NOMINAL_MAINS_HZ:
             for h in range(1, n_h + 1):

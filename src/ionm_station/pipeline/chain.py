@@ -33,6 +33,7 @@ from ionm_station.dsp.mains import (
     MAX_HARMONIC_OF_FS,
     NOMINAL_MAINS_HZ,
     MainsCanceller,
+    harmonics_below,
     mains_fits,
     mains_min_rate_hz,
 )
@@ -183,7 +184,7 @@ class FreeRunChain:
                          f"(upper edge at 0.9 × Nyquist)")
         if self.mains is None:
             notes.append(f"mains removal off (needs more than {mains_min_rate_hz(s.mains_hz):g} Hz)")
-        elif self.degraded:
+        elif harmonics_below(fs, s.mains_hz) < self.mains.n_harmonics_max:
             notes.append(f"mains harmonics up to {MAX_HARMONIC_OF_FS * fs:g} Hz only")
         if self.ecg_highpass is not None:
             notes.append(f"ECG removal by 30 Hz high-pass, not template subtraction "
