@@ -246,3 +246,41 @@ def test_tile_timeline_does_not_depend_on_block_size() -> None:
         assert [(k, s) for k, s, _ in other] == [(k, s) for k, s, _ in reference], block_s
         worst = max(abs(a[2] - b[2]) for a, b in zip(other, reference))
         assert worst <= block_s + 0.011, (block_s, worst)
+
+
+def test_after_saturation_and_lead_off_the_tile_returns_within_a_second_and_shows_activity() -> None:
+    """Both muscles of L5-L pinned at the rail for 2 s, then a flagged lead-off for 2 s: the tile
+    says NO SIGNAL meanwhile, is back within 1 s after each ends, and a 300 µV burst soon after
+    each shows as activity (within the detector's latency of a few hundred ms)."""
+    from ionm_station.analysis import montage_from_labels
+    from ionm_station.events import Event
+    from ionm_station.stream import StreamInfo
+
+    fs, n = 5000.0, 100_000
+    montage = montage_from_labels(["L5-L TibAnt", "L5-L EHL"])
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((n, 2)) * 3.0).astype(np.float32)
+    x[25_000:35_000] = 5000.0  # pinned at the rail 5–7 s
+    x[65_000:75_000] = 0.0  # lead-off flagged by the source 13–15 s: flat
+    muap = (150 * np.sin(2 * np.pi * np.arange(20) / 20)).astype(np.float32)  # 4 ms biphasic
+    for at in (39_000, 79_000):  # 7.8 s and 15.8 s: an irregular burst of 4 MUAPs
+        for k in (0, 65, 155, 190):
+            x[at + k:at + k + 20] += muap[:, None]
+    raw, clean, log = RingBuffer(n + 1, 2), RingBuffer(n + 1, 2), EventLog()
+    proc = ProcessingWorker(raw, clean, StreamInfo(fs, montage.labels), montage, log, CommandQueue())
+    for a in range(0, n, 500):
+        if a == 65_000:
+            log.append(Event("lead_off", 65_000, None, (0, 1)))
+        if a == 75_000:
+            log.append(Event("lead_off", 65_000, 75_000, (0, 1)))
+        raw.write(x[a:a + 500])
+        while proc.step():
+            pass
+    timeline = [(e.start / fs, e.data["state"]) for e in log.of_kind("alarm") if e.data["tile"] == "L5-L"]
+    for off, back_by, active_at in ((5.0, 8.0, 7.8), (13.0, 16.0, 15.8)):
+        during = [s for t, s in timeline if off + 0.1 < t < off + 1.9]
+        assert "no_signal" in [s for t, s in timeline if off - 0.1 <= t <= off + 0.6], timeline
+        assert "quiet" not in during and "activity" not in during
+        back = [t for t, s in timeline if t > off + 1.0 and s != "no_signal"]
+        assert back and back[0] <= back_by, timeline
+        assert any(s == "activity" and active_at <= t <= active_at + 0.5 for t, s in timeline), timeline

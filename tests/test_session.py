@@ -182,3 +182,18 @@ def test_window_without_display_is_a_one_line_error(monkeypatch: pytest.MonkeyPa
     assert main(["run", "--seconds", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--headless" in err[0]
+
+
+def test_an_internal_error_is_one_line_and_logged(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from ionm_station import cli
+
+    def broken(args):  # noqa: ANN001, ANN202
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_info", broken)
+    assert main(["info", "whatever.h5"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ionm-station: internal error: KeyError: 'a bug'")
+    log = err[0].split("details in ")[1].rstrip(")")
+    assert "Traceback" in Path(log).read_text()

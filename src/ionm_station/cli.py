@@ -239,7 +239,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ionm-station: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("ionm-station: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug of ours: one line for the user, the traceback in the log
+        from ionm_station.logs import default_log_path, log, open_log
+
+        where = open_log(default_log_path())
+        log.exception("internal error in %s", args.command)
+        print(f"ionm-station: internal error: {type(exc).__name__}: {exc}"
+              + (f" (details in {where})" if where else ""), file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -18,8 +18,6 @@ What views use (the window, the headless runner, remote views — all thin shell
 
 from __future__ import annotations
 
-import logging
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -28,6 +26,7 @@ from ionm_station.alarms import AlarmConfig, check_threshold
 from ionm_station.clock import Clock
 from ionm_station.errors import ConfigError, IonmError
 from ionm_station.events import EventLog
+from ionm_station.logs import default_log_path, open_log
 from ionm_station.montage import Montage, load_montage
 from ionm_station.pipeline import commands as cmd
 from ionm_station.pipeline.acquisition import AcquisitionWorker
@@ -50,34 +49,6 @@ from ionm_station.triggered.settings import TriggeredSettings
 
 #: Seconds of signal each ring holds (scroll-back for views, slack for slow consumers).
 RING_SECONDS = 30.0
-
-log = logging.getLogger("ionm_station")
-
-
-def default_log_path() -> Path:
-    """Where worker faults and their tracebacks are logged: ``$IONM_STATION_LOG_DIR`` or the
-    user state directory (``~/.local/state/ionm-station/station.log``)."""
-    base = os.environ.get("IONM_STATION_LOG_DIR") or os.path.join(
-        os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state"), "ionm-station")
-    return Path(base) / "station.log"
-
-
-def open_log(path: Path) -> Path | None:
-    """Send the station's log (faults, restarts, technical alarms) to ``path`` (once per file);
-    returns the path, or None if it cannot be written (the event log still has everything)."""
-    target = str(path.resolve())
-    if any(getattr(h, "baseFilename", None) == target for h in log.handlers):
-        return path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.FileHandler(path, encoding="utf-8")
-    except OSError:
-        return None
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s: %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    return path
-
 
 def build_source(profile: Profile, montage: Montage, scenario: str | None = None,
                  realtime: bool | None = None, clock: Clock | None = None,
