@@ -438,3 +438,34 @@ def test_record_button_starts_and_stops_a_recording(live, qtbot, tmp_path) -> No
     qtbot.waitUntil(lambda: w.session.recording_status().state == "stopped", timeout=5000)
     w.refresh_status()
     assert not button.isChecked() and w.status.labels["recording"].text() == "REC off"
+
+
+def test_cautery_going_on_is_tinted_up_to_the_newest_sample(app, qtbot) -> None:  # noqa: ANN001
+    """Closed spans reach the event log only when they end; an open one (cautery now) comes
+    from the state snapshot and is tinted from its start to the newest sample drawn."""
+    from ionm_station.dsp.artifacts import ArtifactSpan
+    from ionm_station.events import EventLog
+    from ionm_station.gui.traces import TraceView
+    from ionm_station.montage import load_montage
+    from ionm_station.ring import RingBuffer
+
+    montage = load_montage("lumbar").first(4)
+    clean, raw = RingBuffer(20_000, 4), RingBuffer(20_000, 4)
+    view = TraceView(clean, raw, montage, 1000.0, EventLog())
+    qtbot.addWidget(view)
+    view.resize(800, 400)
+    view.show()
+    view.start()
+    clean.write(np.zeros((4000, 4), np.float32))
+    view.update_frame()
+    rects = lambda: [r.rect() for r in view._overlays._rects if r.isVisible()]  # noqa: E731
+    assert not rects()
+    view.set_open_artifacts([ArtifactSpan("cautery", 3000, None, (0, 1, 2, 3))])
+    view.update_frame()
+    tinted = rects()
+    assert len(tinted) == 4 and all(r.right() == pytest.approx(4.0) for r in tinted)  # to now
+    assert all(r.left() == pytest.approx(3.0) for r in tinted)
+    view.set_open_artifacts([])
+    view.update_frame()
+    assert not rects()
+    view.stop()

@@ -270,6 +270,7 @@ class MainWindow(QMainWindow):
             self._sounding = state.audible
             self.sounder.set_priority(state.audible)
         self.traces.show_notice(trace_notice(state))
+        self.traces.set_open_artifacts(state.processing.open_spans if state.monitoring else ())
         if self.replay_controls is not None:
             self.replay_controls.refresh()
         return state

@@ -1,6 +1,7 @@
 """Overlays of the trace view, from the event log: artifact tints, EMG-event bars, markers.
 
-Artifact spans are tinted across their channels' lanes, detected EMG events are coloured bars
+Artifact spans are tinted across their channels' lanes — closed ones from the event log, open
+ones (cautery going on now) from the state snapshot up to the newest sample — detected EMG events are coloured bars
 at the top of their channel's lane (dim when below threshold), user markers vertical lines
 across all lanes. One reusable pool of rectangles per view; drawn in the view's coordinates
 (x in seconds of the window, y in lanes: channel ``i`` occupies ``[n-1-i, n-i]``).
@@ -8,13 +9,15 @@ across all lanes. One reusable pool of rectangles per view; drawn in the view's 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem
 
+from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.events import Event, EventLog
 from ionm_station.gui import theme
 
@@ -85,12 +88,20 @@ class TraceOverlays:
         self._fs = sample_rate_hz
         self._cursor = 0
         self._spans: list[Event] = []
+        self._open: tuple[Event, ...] = ()
         self._rects: list[QGraphicsRectItem] = []
 
     def reset(self) -> None:
         """Forget what was taken and re-read the whole log (history may be older than live)."""
         self._cursor = 0
         self._spans = []
+
+    def set_open(self, spans: Sequence[ArtifactSpan]) -> bool:
+        """The artifact spans open now (tinted up to the newest sample); True if they changed."""
+        opened = tuple(Event("artifact", s.start, None, s.channels, {"kind": s.kind}) for s in spans)
+        changed = opened != self._open
+        self._open = opened
+        return changed
 
     def poll(self) -> bool:
         """Take new events from the log; True if any is drawn."""
@@ -106,7 +117,7 @@ class TraceOverlays:
         self._spans = [e for e in self._spans if e.end >= newest - window]
         min_w = MIN_MARK_PX * window // columns
         rects: list[tuple[QRectF, QColor]] = []
-        for e in self._spans:
+        for e in [*self._spans, *(replace(o, stop=newest) for o in self._open)]:
             span = span_of(e)
             if span is None:
                 continue

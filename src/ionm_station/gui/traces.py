@@ -20,11 +20,14 @@ divisions, so a sensitivity of S µV/div puts ±2·S µV at the lane edges. Sign
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
+from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.events import EventLog
 from ionm_station.gui import theme
 from ionm_station.gui.channel_labels import ChannelLabels
@@ -282,6 +285,11 @@ class TraceView(QWidget):
     def raw_mode(self) -> bool:
         """True while the traces show the raw signal band-passed in the view."""
         return self._feed.raw_mode
+
+    def set_open_artifacts(self, spans: Sequence[ArtifactSpan]) -> None:
+        """Tint the artifact spans open now (e.g. cautery going on) up to the newest sample."""
+        if self._overlays.set_open(spans):
+            self._dirty = True
 
     @property
     def overrun_samples(self) -> int:
