@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 
 from ionm_station import __version__
 from ionm_station.commands.args import positive
 from ionm_station.commands.recording_commands import (
     add_export_parser,
     add_info_parser,
+    add_recover_parser,
     cmd_export,
     cmd_info,
+    cmd_recover,
 )
 from ionm_station.commands.simulate_device import add_simulate_device_parser, cmd_simulate_device
 from ionm_station.errors import IonmError
@@ -48,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--status-interval", type=positive, default=1.0, metavar="S",
                      help="seconds between status lines (default 1)")
     run.add_argument("--json", type=Path, metavar="OUT", help="write a JSON summary to OUT at the end")
+    run.add_argument("--force", action="store_true", help="replace an existing --json file")
     run.add_argument("--record", type=Path, metavar="FILE.h5", help="record the case into a new HDF5 file")
     run.add_argument("--patient-id", default="", help="case metadata stored in the recording")
     run.add_argument("--procedure", default="", help="case metadata, e.g. 'L4-S1 PLIF'")
@@ -77,9 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write the filtered, mains- and ECG-free signals as EDF+")
     an.add_argument("--mains-hz", type=float, choices=(50.0, 60.0), help="mains frequency (default: detect)")
     an.add_argument("--no-ecg-removal", action="store_true", help="skip ECG template subtraction")
+    an.add_argument("--force", action="store_true", help="replace existing output files")
     add_simulate_device_parser(sub)
     add_export_parser(sub)
     add_info_parser(sub)
+    add_recover_parser(sub)
     return parser
 
 
@@ -150,8 +158,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     from datetime import datetime
 
     from ionm_station.headless import run_headless
+    from ionm_station.outputs import check_outputs, existing_files
     from ionm_station.recording import CaseMetadata
 
+    check_outputs({"--json": args.json, "--record": args.record},
+                  [args.replay, *existing_files(args.profile, args.montage, args.scenario)],
+                  force=args.force, keep=("--record",))
     if not args.headless:
         check_display()
         from ionm_station.gui.app import run_gui
@@ -177,10 +189,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         session.start_recording(args.record, case, dataclasses.asdict(profile))
     print(f"IONM Station {__version__} — {session.info.source} — montage {montage.name} "
           f"({len(montage.channels)} ch) — research use only, not a medical device", flush=True)
-    return run_headless(session, sys.stdout, args.status_interval, args.json)
+    return run_headless(session, sys.stdout, args.status_interval, args.json, args.force)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
+    import contextlib
     import json
     import time
 
@@ -192,9 +205,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     )
     from ionm_station.io.edf import write_edf
     from ionm_station.montage import load_montage
+    from ionm_station.outputs import atomic_output, check_outputs, existing_files
     from ionm_station.pipeline.chain import ChainSettings
     from ionm_station.profiles import load_profile
 
+    check_outputs({"--json": args.json, "--clean-edf": args.clean_edf},
+                  [args.file, *existing_files(args.profile, args.montage)], force=args.force)
     record, recorded = load_record(args.file)
     montage_name = args.montage or (load_profile(args.profile).montage if args.profile else None)
     if montage_name:
@@ -205,12 +221,15 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     result = analyze_record(record, montage, settings, keep_clean=args.clean_edf is not None)
     elapsed = time.perf_counter() - t0
-    args.json.write_text(json.dumps(result.to_json(), indent=1))
-    if args.clean_edf is not None:
-        assert result.clean is not None
-        notes = [(a.start / record.sample_rate_hz, (a.stop - a.start) / record.sample_rate_hz,
-                  f"artifact: {a.kind}") for a in result.artifacts]
-        write_edf(args.clean_edf, record.sample_rate_hz, record.labels, result.clean, notes)
+    with contextlib.ExitStack() as outputs:  # both files appear together, or neither
+        json_tmp = outputs.enter_context(atomic_output(args.json, replace=args.force))
+        json_tmp.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
+        if args.clean_edf is not None:
+            assert result.clean is not None
+            notes = [(a.start / record.sample_rate_hz, (a.stop - a.start) / record.sample_rate_hz,
+                      f"artifact: {a.kind}") for a in result.artifacts]
+            edf_tmp = outputs.enter_context(atomic_output(args.clean_edf, replace=args.force))
+            write_edf(edf_tmp, record.sample_rate_hz, record.labels, result.clean, notes)
     n_a = sum(1 for e in result.events if e.train_type == "A")
     print(f"{args.file}: {result.duration_s:.1f} s, {len(record.labels)} ch @ {record.sample_rate_hz:g} Hz: "
           f"{len(result.events)} events ({n_a} A-trains), {len(result.artifacts)} artifact spans; "
@@ -218,9 +237,18 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM as an exception, so that unfinished outputs are removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(["run"] if argv == [] or (argv is None and len(sys.argv) == 1) else argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         if args.command == "run":
             return cmd_run(args)
@@ -232,15 +260,22 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "info":
             return cmd_info(args)
+        if args.command == "recover":
+            return cmd_recover(args)
     except IonmError as exc:
         print(f"ionm-station: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of our output went away (``info | head``): quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as exc:  # an output file that cannot be written, a full disk, ...
         print(f"ionm-station: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("ionm-station: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        sigterm = isinstance(exc, Terminated)
+        print(f"ionm-station: {'terminated (SIGTERM)' if sigterm else 'interrupted (Ctrl-C)'}; "
+              "no unfinished output left behind", file=sys.stderr)
+        return 143 if sigterm else 130
     except Exception as exc:  # a bug of ours: one line for the user, the traceback in the log
         from ionm_station.logs import default_log_path, log, open_log
 
@@ -249,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ionm-station: internal error: {type(exc).__name__}: {exc}"
               + (f" (details in {where})" if where else ""), file=sys.stderr)
         return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ionm_station.events import Event
+from ionm_station.outputs import write_text
 from ionm_station.session import Session
 
 #: Event kinds printed as they happen (alarm tile changes, technical alarms, worker faults).
@@ -22,13 +23,15 @@ ANNOUNCED = ("alarm", "technical_alarm", "worker_fault", "worker_restarted", "wo
 
 
 def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
-                 json_path: Path | None = None) -> int:
+                 json_path: Path | None = None, replace_json: bool = False) -> int:
     """Run ``session`` until its sample limit (if any) or Ctrl-C; return the exit code.
 
     Prints one status line every ``status_interval_s``, a line for every alarm tile change,
     technical alarm and worker fault as it happens, and a final summary. Ctrl-C or SIGTERM end
     the run with a clean shutdown. Exit code 0, or 1 when the case had time that was not
     monitored (a blinding technical alarm was raised) or a fault that was not recovered.
+    The ``json_path`` report is written atomically (an existing file replaced only with
+    ``replace_json``).
     """
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -50,7 +53,7 @@ def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
     state = session.state()
     print(summary(session), file=out, flush=True)
     if json_path is not None:
-        json_path.write_text(json.dumps(report(session), indent=2))
+        write_text(json_path, json.dumps(report(session), indent=2), replace_json)
     return 1 if _unmonitored(session.events.snapshot()) or state.status.error else 0
 
 

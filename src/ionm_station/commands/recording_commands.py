@@ -1,12 +1,14 @@
-"""``ionm-station export`` and ``ionm-station info``: recordings to EDF+, and file summaries.
+"""``ionm-station export``, ``info`` and ``recover``: recordings to EDF+, file summaries, and
+the repair of a recording whose writer was killed.
 
 Wiring in ``cli.py``::
 
     from ionm_station.commands.recording_commands import (
-        add_export_parser, add_info_parser, cmd_export, cmd_info)
-    add_export_parser(sub); add_info_parser(sub)
+        add_export_parser, add_info_parser, add_recover_parser, cmd_export, cmd_info, cmd_recover)
+    add_export_parser(sub); add_info_parser(sub); add_recover_parser(sub)
     ... if args.command == "export": return cmd_export(args)
     ... if args.command == "info": return cmd_info(args)
+    ... if args.command == "recover": return cmd_recover(args)
 
 Errors are :class:`~ionm_station.errors.IonmError` subclasses (one line, exit code 2).
 """
@@ -14,6 +16,7 @@ Errors are :class:`~ionm_station.errors.IonmError` subclasses (one line, exit co
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -27,7 +30,8 @@ def add_export_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("file", type=Path, help="IONM Station recording (.h5)")
     p.add_argument("--edf", type=Path, required=True, metavar="OUT.edf", help="EDF+ file to write")
     p.add_argument("--deidentify", action="store_true",
-                   help="blank the patient identification, start date and start time")
+                   help="blank the patient identification, operator, start date and start time")
+    p.add_argument("--force", action="store_true", help="replace an existing OUT.edf")
     return p
 
 
@@ -42,10 +46,33 @@ def add_info_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def add_recover_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """``recover FILE.h5 [--backup PATH] [--force]``."""
+    p = sub.add_parser("recover", help="repair a recording whose writer was killed",
+                       description="Make a recording that was never closed (the station was "
+                                   "killed, crashed or lost power) a normal, closed file, in "
+                                   "place: everything up to the writer's last flush (at most "
+                                   "0.5 s before the end) is kept. The file as it was is copied "
+                                   "first to the backup.")
+    p.add_argument("file", type=Path, help="IONM Station recording (.h5)")
+    p.add_argument("--backup", type=Path, metavar="PATH",
+                   help="where to copy the file before repairing it "
+                        "(default: FILE.before-recovery.h5 beside it)")
+    p.add_argument("--force", action="store_true", help="replace an existing backup file")
+    return p
+
+
+def backup_path(path: Path) -> Path:
+    """The default backup of ``path`` made by ``recover``: ``NAME.before-recovery.h5``."""
+    return path.with_name(f"{path.stem}.before-recovery{path.suffix or '.h5'}")
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    from ionm_station.outputs import check_outputs
     from ionm_station.recording.export import export_edf
 
-    done = export_edf(args.file, args.edf, deidentify=args.deidentify)
+    check_outputs({"--edf": args.edf}, [args.file], force=args.force)
+    done = export_edf(args.file, args.edf, deidentify=args.deidentify, replace=args.force)
     print(f"{args.file}: {done['samples']} samples per channel, {done['annotations']} annotations"
           f" -> {args.edf}" + (" (de-identified)" if args.deidentify else ""))
     return 0
@@ -58,7 +85,12 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(doc, indent=1))
         return 0
-    clean = {True: "yes", False: "NO (run recovery)", None: "n/a"}[doc["clean_close"]]
+    clean = {"closed": "yes", "recovered": "yes (recovered after its writer was killed)",
+             "being_recorded": "not yet: being recorded by a running station "
+                               f"(last written {doc.get('last_written_s_ago', 0):.1f} s ago)",
+             "killed": "NO: its writer was killed or crashed; repair it with "
+                       f"`ionm-station recover {doc['path']}`",
+             None: "n/a"}[doc.get("state")]
     lines = [f"{doc['path']} ({doc['kind']}, {doc['file_size_bytes'] / 1e6:.1f} MB)",
              (f"  {doc['n_channels']} ch @ {doc['fs']:g} Hz, {doc['duration_s']:.2f} s "
               f"({doc['n_samples']} samples per channel)"),
@@ -68,4 +100,22 @@ def cmd_info(args: argparse.Namespace) -> int:
     if "case" in doc:
         lines.append("  case: " + ", ".join(f"{k} {v or '-'}" for k, v in doc["case"].items()))
     print("\n".join(lines), file=sys.stdout)
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from ionm_station.recording import open_recording, recover
+
+    report = recover(args.file, args.backup or backup_path(args.file), replace_backup=args.force)
+    if not report.repaired:
+        print(f"{args.file}: closed cleanly, nothing to recover")
+        return 0
+    with open_recording(args.file) as rec:
+        last = datetime.datetime.fromtimestamp(rec.last_flush_unix_s).isoformat(" ", "seconds")
+        what = (f"{rec.duration_s:.2f} s ({rec.n_samples} samples per channel, "
+                f"{rec.info.n_channels} ch @ {rec.info.sample_rate_hz:g} Hz), "
+                f"{len(rec.events)} events, {len(rec.settings_history)} settings records")
+    print(f"{args.file}: recovered {what}, as written at {last}; "
+          f"{report.discarded_rows} unflushed sample rows after that discarded; "
+          f"the file as it was is kept in {report.backup}")
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 
 from ionm_station.commands.args import positive, probability
+from ionm_station.outputs import OutputError, check_outputs, existing_files, write_text
 from ionm_station.sim.emulator import DeviceEmulator, EmulatorSettings
 
 
@@ -52,11 +53,17 @@ def add_simulate_device_parser(subparsers: argparse._SubParsersAction) -> argpar
     p.add_argument("--speed", type=positive, default=1.0, metavar="X",
                    help="multiple of real time (default 1)")
     p.add_argument("--stats", type=Path, metavar="FILE", help="also write the counts as JSON here")
+    p.add_argument("--force", action="store_true", help="replace an existing --stats file")
     return p
 
 
 def cmd_simulate_device(args: argparse.Namespace) -> int:
     """Run the emulator until done or SIGTERM/SIGINT; print counts as JSON; 0 on success."""
+    try:
+        check_outputs({"--stats": args.stats}, [args.link, *existing_files(args.montage, args.scenario)], force=args.force)
+    except OutputError as exc:
+        print(f"ionm-station: error: {exc}", file=sys.stderr)
+        return 2
     settings = EmulatorSettings(
         link=args.link, rate_hz=args.rate, channels=args.channels, montage=args.montage,
         scenario=args.scenario, seed=args.seed, uv_per_lsb=args.uv_per_lsb,
@@ -87,7 +94,7 @@ def cmd_simulate_device(args: argparse.Namespace) -> int:
     text = json.dumps(stats.to_dict())
     print(text, flush=True)
     if args.stats is not None:
-        args.stats.write_text(text + "\n")
+        write_text(args.stats, text + "\n", replace=args.force)
     return 0
 
 

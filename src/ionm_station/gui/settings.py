@@ -7,11 +7,12 @@ hand-edited file can never stop the station from starting.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
+
+from ionm_station.outputs import write_text
 
 DEFAULT_MARKER_PRESETS = (
     "Screw L5 left", "Screw L5 right", "Screw S1 left", "Screw S1 right",
@@ -87,9 +88,7 @@ class GuiSettings:
     def save(self, path: Path) -> None:
         """Write atomically (temporary file, then rename)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=1), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text(path, json.dumps(asdict(self), indent=1), replace=True)
 
 
 def default_settings_path() -> Path:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime
 import os
+import time
 from pathlib import Path
 from typing import Any
 
 from ionm_station.events import Event
 from ionm_station.io.edf import EdfWriter, edf_kind, read_edf
+from ionm_station.outputs import atomic_output, check_outputs
 from ionm_station.recording.format import CaseMetadata, RecordingError
-from ionm_station.recording.reader import is_hdf5, open_recording
+from ionm_station.recording.reader import being_recorded, is_hdf5, open_recording
 
 #: Samples read from the recording and written per step (s): bounds export memory.
 CHUNK_S = 10.0
@@ -59,22 +61,29 @@ def annotation_text(event: Event, labels: tuple[str, ...]) -> str:
 
 
 def export_edf(recording_path: str | Path, out_edf: str | Path, deidentify: bool = False,
-               chunk_s: float = CHUNK_S) -> dict:
+               chunk_s: float = CHUNK_S, replace: bool = False) -> dict:
     """Write ``recording_path`` as EDF+ to ``out_edf``; returns a summary (samples, events).
 
     Every recorded event becomes an annotation (onset s, duration s for spans, text). With
     ``deidentify`` the patient identification, start date and start time are blanked. The
     samples are streamed ``chunk_s`` at a time (:class:`EdfWriter`), so memory stays bounded
-    whatever the recording length.
+    whatever the recording length. The output is written beside its final name and renamed
+    when complete (:func:`~ionm_station.outputs.atomic_output`): it never replaces the
+    recording, and an existing file only with ``replace``.
+
+    Raises:
+        OutputError: ``out_edf`` is the recording, a directory, or exists (without ``replace``).
+        RecordingError: the recording cannot be read or the EDF+ cannot be written.
     """
     out = Path(out_edf)
-    with open_recording(recording_path) as rec:
+    check_outputs({"": out}, [recording_path], force=replace)
+    with open_recording(recording_path) as rec, atomic_output(out, replace) as tmp:
         fs = rec.info.sample_rate_hz
         notes = [(e.start / fs, (e.stop - e.start) / fs if e.stop and e.stop > e.start else None,
                   annotation_text(e, rec.info.labels))
                  for e in sorted(rec.events, key=lambda e: e.start) if e.start >= 0]
         try:
-            writer = EdfWriter(out, fs, list(rec.info.labels), rec.info.range_uv, notes,
+            writer = EdfWriter(tmp, fs, list(rec.info.labels), rec.info.range_uv, notes,
                                n_samples=rec.n_samples, **_header_fields(rec.case, deidentify))
         except (ValueError, OSError) as exc:
             raise RecordingError(f"{out}: cannot export: {exc}") from None
@@ -98,8 +107,10 @@ def info(path: str | Path, deidentify: bool = False) -> dict[str, Any]:
     """Summary of a recording of ours or an EDF/EDF+/BDF file (JSON-ready).
 
     Keys: path, kind, fs, channels (labels), n_channels, n_samples, duration_s, events,
-    events_by_kind, clean_close (None for EDF/BDF), file_size_bytes; for our recordings also format_version,
-    compression, recovered, counters and (unless ``deidentify``) case.
+    events_by_kind, clean_close (None for EDF/BDF), file_size_bytes; for our recordings also
+    state (``closed``, ``recovered``, ``being_recorded`` by a running station, or ``killed``:
+    never closed and no station writing it), last_written_s_ago, format_version, compression,
+    recovered, counters and (unless ``deidentify``) case.
     """
     path = Path(path)
     if not path.is_file():
@@ -110,8 +121,13 @@ def info(path: str | Path, deidentify: bool = False) -> dict[str, Any]:
             by_kind: dict[str, int] = {}
             for e in rec.events:
                 by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
+            if rec.clean_close:
+                state = "recovered" if rec.recovered else "closed"
+            else:
+                state = "being_recorded" if being_recorded(path) else "killed"
             doc: dict[str, Any] = {
-                "path": str(path), "kind": "ionm-station-hdf5",
+                "path": str(path), "kind": "ionm-station-hdf5", "state": state,
+                "last_written_s_ago": round(max(0.0, time.time() - rec.last_flush_unix_s), 3),
                 "fs": rec.info.sample_rate_hz, "channels": list(rec.info.labels),
                 "n_channels": rec.info.n_channels, "n_samples": rec.n_samples,
                 "duration_s": rec.duration_s, "events": len(rec.events),
