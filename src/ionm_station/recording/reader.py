@@ -9,7 +9,10 @@ flags, cuts every dataset to its last committed length and marks the file recove
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,12 +23,33 @@ import numpy as np
 
 from ionm_station.events import Event
 from ionm_station.montage import Montage
+from ionm_station.outputs import atomic_output, check_outputs
 from ionm_station.recording import format as fmt
 from ionm_station.recording import superblock
 from ionm_station.recording.format import CaseMetadata, RecordingError, SettingsChange
 from ionm_station.stream import StreamInfo
 
 HDF5_SIGNATURE = superblock.SIGNATURE
+
+
+def being_recorded(path: str | Path) -> bool:
+    """True while a running station's recorder has ``path`` open for writing (it holds a shared
+    lock on the file until it closes it; the kernel drops the lock when a writer is killed).
+    A file that was never closed and is not being recorded was left by a killed or crashed
+    writer: :func:`recover` repairs it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # a file system without locks
+        return False
+    finally:
+        os.close(fd)  # also drops the lock just taken
+    return False
 
 
 def is_hdf5(path: Path) -> bool:
@@ -88,6 +112,7 @@ class Recording:
         compression: ``"none"``, ``"lzf"`` or ``"gzip"``.
         format_version: layout version of the file.
         first_session_index: session sample index of sample 0.
+        last_flush_unix_s: host time of the writer's last flush (Unix s).
     """
 
     path: Path
@@ -104,6 +129,7 @@ class Recording:
     compression: str
     format_version: int
     first_session_index: int
+    last_flush_unix_s: float
     _file: h5py.File
 
     @property
@@ -187,28 +213,50 @@ def _load(path: Path, f: h5py.File, after_crash: bool) -> Recording:
         clean_close=bool(status["clean_close"]) and not after_crash,
         recovered=bool(status["recovered"]), n_samples=n, compression=str(a["compression"]),
         format_version=version,
-        first_session_index=int(a["first_session_index"]), _file=f)
+        first_session_index=int(a["first_session_index"]),
+        last_flush_unix_s=status["last_flush_unix_ms"] / 1000, _file=f)
 
 
 @dataclass(frozen=True)
 class RecoveryReport:
     """What :func:`recover` did: samples kept (per channel), rows cut after the last flush,
-    whether anything needed repair, and how long it took (s)."""
+    whether anything needed repair, where the original was copied (None: no copy), and how long
+    it took (s)."""
 
     samples: int
     discarded_rows: int
     repaired: bool
+    backup: Path | None
     elapsed_s: float
 
 
-def recover(path: str | Path) -> RecoveryReport:
+def recover(path: str | Path, backup: str | Path | None = None,
+            replace_backup: bool = False) -> RecoveryReport:
     """Make a recording that was not closed cleanly open as a normal file; keeps every sample,
-    event and setting up to the writer's last flush. A clean file is left untouched."""
+    event and setting up to the writer's last flush. A clean file is left untouched.
+
+    Args:
+        path: the recording, repaired in place.
+        backup: first copy the file as it is to here (None: no copy). The copy is written
+            beside its name and renamed when complete; an existing file is replaced only with
+            ``replace_backup``.
+
+    Raises:
+        RecordingError: the file is being recorded right now, is not one of our recordings, or
+            cannot be repaired.
+    """
     path = Path(path)
     t0 = time.perf_counter()
+    if being_recorded(path):
+        raise RecordingError(f"{path}: is being recorded by a running station; stop that "
+                             "recording first (recovery is for a file whose writer was killed)")
     with open_recording(path) as rec:
         if rec.clean_close:
-            return RecoveryReport(rec.n_samples, 0, False, time.perf_counter() - t0)
+            return RecoveryReport(rec.n_samples, 0, False, None, time.perf_counter() - t0)
+    if backup is not None:
+        check_outputs({"backup": backup}, [path], force=replace_backup)
+        with atomic_output(backup, replace_backup) as tmp:
+            shutil.copyfile(path, tmp)
     try:
         if superblock.open_flags(path):
             superblock.clear_open_flags(path)
@@ -223,4 +271,5 @@ def recover(path: str | Path) -> RecoveryReport:
             f[fmt.STATUS][:] = np.array([status[k] for k in fmt.STATUS_FIELDS], "<i8")
     except (OSError, ValueError) as exc:
         raise RecordingError(f"{path}: cannot recover recording ({_short(exc)})") from None
-    return RecoveryReport(n, discarded, True, time.perf_counter() - t0)
+    return RecoveryReport(n, discarded, True, None if backup is None else Path(backup),
+                          time.perf_counter() - t0)

@@ -8,6 +8,7 @@ that any reader (or a recovery after ``SIGKILL``) sees complete up to that flush
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import time
@@ -27,6 +28,20 @@ from ionm_station.stream import StreamInfo
 
 def _json(doc: Any) -> str:
     return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+def _hold_writer_lock(path: Path) -> int | None:
+    """A shared ``flock`` on ``path``, held while this writer has the file open: it tells a
+    recording in progress from one whose writer was killed
+    (:func:`~ionm_station.recording.reader.being_recorded`); the kernel drops it when the
+    process ends, however it ends. None where the file system has no locks."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 class RecordingWriter:
@@ -66,7 +81,8 @@ class RecordingWriter:
         self._settings_bytes = 0
         self._clean = 0
         self._settings_bytes = self._append_text(self._settings, self._settings_line(0, settings))
-        self._file.swmr_mode = True
+        self._file.swmr_mode = True  # HDF5 drops its own file lock here
+        self._lock_fd = _hold_writer_lock(self.path)
         self.flush()
 
     def _create(self, info: StreamInfo, montage: Montage, profile_doc: dict[str, Any] | None,
@@ -158,6 +174,7 @@ class RecordingWriter:
         self._clean = 1
         self.flush()
         self._file.close()
+        self._release_lock()
 
     def abandon(self) -> None:
         """Close the HDF5 handle after a write error without marking the file clean."""
@@ -166,6 +183,12 @@ class RecordingWriter:
                 self._file.close()
         except Exception:  # the file is already broken; recovery will deal with it
             pass
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor drops its lock
+            self._lock_fd = None
 
     def _settings_line(self, index: int, settings: dict[str, Any]) -> str:
         return _json({"index": index, "host_time_s": time.time(), "settings": settings}) + "\n"
