@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from ionm_station.clock import ManualClock
+from ionm_station.cli import main
 from ionm_station.commands.recording_commands import (
     add_export_parser,
     add_info_parser,
@@ -221,17 +222,22 @@ def test_sigkill_loses_at_most_one_second(tmp_path: Path) -> None:
             last = line.split()
             if float(last[3]) - t_start >= 2.5:
                 break
+        assert info(path)["state"] == "being_recorded"  # the writer is alive
+        with pytest.raises(RecordingError, match="is being recorded by a running station"):
+            recover(path)
         os.kill(child.pid, signal.SIGKILL)
         t_kill = time.monotonic()
     finally:
         child.kill()
         child.wait(10)
     generated = max(int(last[1]), int((t_kill - t_start) * 10_000))
+    assert info(path)["state"] == "killed"
     with open_recording(path) as r:
         assert not r.clean_close
         kept = r.n_samples
     report = recover(path)
     assert report.repaired and report.samples == kept and report.elapsed_s < 1.0
+    assert info(path)["state"] == "recovered"
     with open_recording(path) as r:
         assert r.clean_close and r.recovered and r.n_samples == kept
         data = r.read(0, kept)
@@ -243,6 +249,61 @@ def test_sigkill_loses_at_most_one_second(tmp_path: Path) -> None:
     with h5py.File(path, "r") as f:  # a plain HDF5 open works again after recovery
         assert f["samples"].shape[0] == kept
     assert recover(path).repaired is False
+
+
+def _killed_recording(path: Path) -> int:
+    """A recording whose writer stopped without closing it (as after SIGKILL): 3000 samples
+    committed, 500 more appended after the last flush; returns the committed count."""
+    w = RecordingWriter(path, INFO, MONTAGE, None, {}, CASE)
+    w.append(np.ones((3000, 16), np.float32))
+    w.add_events([Event("marker", 10, 10, (), {"text": "incision"})])
+    w.flush()
+    w.append(np.ones((500, 16), np.float32))
+    w._file.id.close()  # noqa: SLF001 - the HDF5 handle goes as a killed process's would
+    w._release_lock()  # noqa: SLF001 - the kernel drops a killed writer's lock
+    return 3000
+
+
+def test_recover_command_repairs_in_place_keeps_a_backup_and_says_what_it_kept(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "case.h5"
+    kept = _killed_recording(path)
+    before = path.read_bytes()
+    assert main(["info", str(path)]) == 0
+    assert f"NO: its writer was killed or crashed; repair it with `ionm-station recover {path}`" \
+        in capsys.readouterr().out
+    assert main(["recover", str(path)]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and "recovered 0.30 s (3000 samples per channel, 16 ch @ 10000 Hz), " \
+        "1 events" in out[0] and "case.before-recovery.h5" in out[0], out
+    backup = tmp_path / "case.before-recovery.h5"
+    assert backup.read_bytes() == before  # the file as it was
+    with open_recording(path) as r:
+        assert r.clean_close and r.recovered and r.n_samples == kept
+        assert [e.data for e in r.events] == [{"text": "incision"}]
+    assert main(["recover", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == f"{path}: closed cleanly, nothing to recover"
+    assert main(["info", str(path)]) == 0
+    assert "closed cleanly: yes (recovered after its writer was killed)" in capsys.readouterr().out
+
+
+def test_recover_refuses_an_existing_backup_and_foreign_files(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "case.h5"
+    _killed_recording(path)
+    (tmp_path / "case.before-recovery.h5").write_text("an older backup")
+    assert main(["recover", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "file exists (use --force to replace it)" in err[0]
+    assert main(["recover", str(path), "--backup", str(path)]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert main(["recover", str(path), "--backup", str(tmp_path / "b.h5")]) == 0
+    capsys.readouterr()
+    text = tmp_path / "notes.h5"
+    text.write_text("not a recording")
+    assert main(["recover", str(text)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not an HDF5 file" in err[0]
 
 
 def _small_recording(path: Path) -> None:
