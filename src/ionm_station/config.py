@@ -48,6 +48,8 @@ def resolve_named_file(name_or_path: str | Path, kind: str) -> Path:
     text = str(name_or_path)
     candidate = Path(text)
     if candidate.suffix == ".toml" or os.sep in text or "/" in text:
+        if candidate.is_dir():
+            raise ConfigError(text, None, "is a directory (expected a .toml file)")
         if not candidate.is_file():
             raise ConfigError(text, None, "file not found")
         return candidate
@@ -66,8 +68,13 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(str(path), None, "file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(str(path), None, "is a directory (expected a .toml file)") from None
     except OSError as exc:
         raise ConfigError(str(path), None, f"cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # tomllib reads UTF-8 text: a binary file ends here
+        raise ConfigError(str(path), None, f"not a text file (byte 0x{exc.object[exc.start]:02x} "
+                                           f"at offset {exc.start} is not UTF-8)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(str(path), None, f"not valid TOML ({exc})") from None
 

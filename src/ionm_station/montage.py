@@ -18,7 +18,14 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ionm_station.config import in_range, load_toml, optional, require, resolve_named_file
+from ionm_station.config import (
+    check_keys,
+    in_range,
+    load_toml,
+    optional,
+    require,
+    resolve_named_file,
+)
 from ionm_station.errors import ConfigError
 
 SIDES = ("L", "R")
@@ -91,8 +98,15 @@ def channel_from_label(label: str) -> MontageChannel:
     return MontageChannel(label=label, muscle=m["muscle"].strip(), root=m["root"], side=m["side"])
 
 
+#: Keys of a montage file and of each of its ``[[channels]]``.
+MONTAGE_KEYS = ("name", "description", "channels")
+CHANNEL_KEYS = ("label", "muscle", "root", "side", "threshold_uv")
+
+
 def parse_montage(doc: dict, path: str) -> Montage:
-    """Validate a montage document; errors name ``path`` and the key."""
+    """Validate a montage document; errors name ``path`` and the key, and an unknown key the
+    nearest valid one."""
+    check_keys(doc, MONTAGE_KEYS, path)
     name = require(doc, "name", str, path)
     description = optional(doc, "description", str, path, "")
     raw = require(doc, "channels", list, path)
@@ -104,6 +118,7 @@ def parse_montage(doc: dict, path: str) -> Montage:
         key = f"channels[{i}]"
         if not isinstance(entry, dict):
             raise ConfigError(path, key, "expected a table with label, muscle, root and side")
+        check_keys(entry, CHANNEL_KEYS, path, key)
         label = require(entry, "label", str, path, key)
         if label in labels:
             raise ConfigError(path, f"{key}.label", f"duplicate label {label!r}")

@@ -17,7 +17,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from ionm_station.commands.args import positive, probability
+from ionm_station.commands.args import OneLineParser, count, positive, probability
 from ionm_station.outputs import OutputError, check_outputs, existing_files, write_text
 from ionm_station.sim.emulator import DeviceEmulator, EmulatorSettings
 
@@ -33,14 +33,14 @@ def add_simulate_device_parser(subparsers: argparse._SubParsersAction) -> argpar
                    help="symlink to create for the device side, e.g. /tmp/ionm-amp")
     p.add_argument("--rate", type=positive, default=10000.0, metavar="HZ",
                    help="samples per second per channel, 2000–20000 (default 10000)")
-    p.add_argument("--channels", type=int, default=16, metavar="N", help="channels (default 16)")
+    p.add_argument("--channels", type=count, default=16, metavar="N", help="channels (default 16)")
     p.add_argument("--montage", help="montage name or path (default: lumbar, or combined32 "
                                      "above 16 channels)")
     p.add_argument("--scenario", default="lumbar_demo", help="simulator scenario name or path")
     p.add_argument("--seed", type=int, help="simulator seed (default: the scenario's)")
     p.add_argument("--uv-per-lsb", type=positive, default=0.1, metavar="UV",
                    help="µV per ADC step; must match the profile (default 0.1)")
-    p.add_argument("--samples-per-frame", type=int, metavar="N",
+    p.add_argument("--samples-per-frame", type=count, metavar="N",
                    help="samples per channel per frame (default: 1 ms worth)")
     p.add_argument("--corrupt-rate", type=probability, default=0.0, metavar="P",
                    help="probability per frame of corrupting it (CRC error)")
@@ -100,7 +100,7 @@ def cmd_simulate_device(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Stand-alone entry: ``python -m ionm_station.commands.simulate_device --link PATH ...``."""
-    parser = argparse.ArgumentParser(prog="ionm-station")
+    parser = OneLineParser(prog="ionm-station")
     add_simulate_device_parser(parser.add_subparsers(dest="command", required=True))
     return cmd_simulate_device(parser.parse_args(["simulate-device", *(argv or sys.argv[1:])]))
 

@@ -21,7 +21,14 @@ from typing import Any
 
 import numpy as np
 
-from ionm_station.config import in_range, load_toml, optional, require, resolve_named_file
+from ionm_station.config import (
+    check_keys,
+    in_range,
+    load_toml,
+    optional,
+    require,
+    resolve_named_file,
+)
 from ionm_station.errors import ConfigError
 from ionm_station.montage import Montage, load_montage
 
@@ -189,7 +196,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 def parse_scenario(doc: dict[str, Any], path: str) -> Scenario:
     """Validate a scenario document; every problem raises :class:`ConfigError` naming ``path``."""
-    _reject_unknown(doc, _TOP_KEYS, path, "")
+    check_keys(doc, sorted(_TOP_KEYS), path)
     duration = float(in_range(require(doc, "duration_s", (int, float), path), 1.0, 86400.0,
                               path, "duration_s", "s"))
     montage_name = optional(doc, "montage", str, path, "lumbar")
@@ -229,14 +236,6 @@ def parse_scenario(doc: dict[str, Any], path: str) -> Scenario:
         events=_parse_events(doc, montage, duration, path),
         random=_parse_random(doc, montage, path),
     )
-
-
-def _reject_unknown(doc: dict[str, Any], allowed: set[str], path: str, prefix: str) -> None:
-    for key in doc:
-        if key not in allowed:
-            full = f"{prefix}.{key}" if prefix else key
-            known = ", ".join(sorted(allowed))
-            raise ConfigError(path, full, f"unknown key (expected one of: {known})")
 
 
 def _number(doc: dict[str, Any], key: str, default: float, lo: float, hi: float, path: str,
@@ -296,7 +295,7 @@ def _parse_event(entry: dict[str, Any], montage: Montage, path: str, key: str) -
     if kind not in EVENT_KINDS:
         raise ConfigError(path, f"{key}.kind",
                           f"expected one of {', '.join(EVENT_KINDS)}, got {kind!r}")
-    _reject_unknown(entry, {"kind", "at_s"} | _EVENT_KEYS[kind], path, key)
+    check_keys(entry, sorted({"kind", "at_s"} | _EVENT_KEYS[kind]), path, key)
     fields: dict[str, Any] = {"kind": kind, "key": key,
                               "at_s": _required_number(entry, "at_s", 0.0, 86400.0, path, key, "s")}
     if kind in _DURATION_S:
@@ -356,7 +355,8 @@ def _parse_random(doc: dict[str, Any], montage: Montage, path: str) -> RandomSpe
     if table is None:
         return None
     rate_keys = {f"{k}_per_hour" for k in _RANDOM_KINDS}
-    _reject_unknown(table, rate_keys | set(_RANGE_KEYS) | {"channels", "min_gap_s"}, path, "random")
+    check_keys(table, sorted(rate_keys | set(_RANGE_KEYS) | {"channels", "min_gap_s"}), path,
+               "random")
     per_hour = {k: _number(table, f"{k}_per_hour", 0.0, 0.0, 36000.0, path, "/h", "random")
                 for k in _RANDOM_KINDS}
     ranges = {k: _pair(table, k, *spec, path) for k, spec in _RANGE_KEYS.items()}
