@@ -13,9 +13,10 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from ionm_station import __version__
-from ionm_station.commands.args import positive
+from ionm_station.commands.args import OneLineParser, mains_hz, positive
 from ionm_station.commands.recording_commands import (
     add_export_parser,
     add_info_parser,
@@ -27,9 +28,13 @@ from ionm_station.commands.recording_commands import (
 from ionm_station.commands.simulate_device import add_simulate_device_parser, cmd_simulate_device
 from ionm_station.errors import IonmError
 
+if TYPE_CHECKING:  # imported where used, so that ``--help`` and bad arguments answer at once
+    from ionm_station.profiles import Profile
+    from ionm_station.session import Session
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="ionm-station",
         description="IONM Station: intraoperative neuromonitoring EMG workstation. Without a "
                     "command it opens the monitoring window on the built-in simulated amplifier. "
@@ -41,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the live monitoring pipeline (window, or --headless)",
                          description="Run the live pipeline: source → ring → DSP → detection → alarms.")
     run.add_argument("--headless", action="store_true",
-                     help="no window: print a status line every second")
+                     help="no window: print a status line every second and a line for every "
+                          "alarm and tile change")
+    run.add_argument("--quiet", action="store_true",
+                     help="with --headless: only the status lines, no alarm or tile lines")
     run.add_argument("--profile", default="simulated",
                      help="hardware profile: a name in hardware_profiles/ or a path (default: simulated)")
     run.add_argument("--montage", help="montage name (lumbar, cervical, thoracolumbar, combined32) or path")
@@ -50,19 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", help="serial port (serial profiles) or board port (BrainFlow profiles)")
     run.add_argument("--fast", action="store_true",
                      help="simulated amplifier or replay: as fast as possible instead of real time")
-    run.add_argument("--status-interval", type=positive, default=1.0, metavar="S",
-                     help="seconds between status lines (default 1)")
+    run.add_argument("--status-interval", type=positive, metavar="S",
+                     help="with --headless: seconds between status lines (default 1)")
     run.add_argument("--json", type=Path, metavar="OUT", help="write a JSON summary to OUT at the end")
     run.add_argument("--force", action="store_true", help="replace an existing --json file")
-    run.add_argument("--record", type=Path, metavar="FILE.h5", help="record the case into a new HDF5 file")
-    run.add_argument("--patient-id", default="", help="case metadata stored in the recording")
+    run.add_argument("--record", type=Path, metavar="FILE.h5",
+                     help="record the case into a new HDF5 file from the first sample (in the "
+                          "window too; never replaces a file)")
+    run.add_argument("--patient-id", default="",
+                     help="case metadata stored in the recording (--record, or the window's "
+                          "record button)")
     run.add_argument("--procedure", default="", help="case metadata, e.g. 'L4-S1 PLIF'")
     run.add_argument("--operator", default="", help="case metadata: who runs the monitoring")
     run.add_argument("--replay", type=Path, metavar="FILE",
                      help="replay a recording (.h5) or EDF/BDF file through the live pipeline")
-    run.add_argument("--speed", type=float, default=1.0,
+    run.add_argument("--speed", type=positive,
                      help="replay speed, 0.25–16 × real time (default 1); see --fast")
-    run.add_argument("--mains-hz", type=float, choices=(50.0, 60.0),
+    run.add_argument("--mains-hz", type=mains_hz,
                      help="mains frequency (default: the profile's, else detected)")
     run.add_argument("--adaptive-threshold", action="store_true",
                      help="raise a root's activity threshold during long continuous activity "
@@ -81,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "recording's, else from labels like 'L4-L TibAnt'")
     an.add_argument("--clean-edf", type=Path, metavar="OUT.edf",
                     help="also write the filtered, mains- and ECG-free signals as EDF+")
-    an.add_argument("--mains-hz", type=float, choices=(50.0, 60.0), help="mains frequency (default: detect)")
+    an.add_argument("--mains-hz", type=mains_hz, help="mains frequency (default: detect)")
     an.add_argument("--no-ecg-removal", action="store_true", help="skip ECG template subtraction")
     an.add_argument("--force", action="store_true", help="replace existing output files")
     add_simulate_device_parser(sub)
@@ -114,6 +126,46 @@ def check_display() -> None:
                             f"sudo apt-get install {' '.join(missing)}")
 
 
+def check_run_args(args: argparse.Namespace) -> None:
+    """Refuse, in one line, a ``run`` argument this run would not use (nothing is silently
+    ignored)."""
+    given = {"--scenario": args.scenario, "--hunt": args.hunt, "--port": args.port,
+             "--record": args.record}
+    if args.replay is not None:
+        for option, value in given.items():
+            if value is not None:
+                raise IonmError(f"{option} does not apply to --replay (a replay plays back a "
+                                "file; it has no device, stimulator or new recording)")
+    elif args.speed is not None:
+        raise IonmError("--speed applies to --replay only (use --fast to run the simulated "
+                        "amplifier as fast as possible)")
+    case = [o for o, v in (("--patient-id", args.patient_id), ("--procedure", args.procedure),
+                           ("--operator", args.operator)) if v]
+    if args.headless:
+        if case and args.record is None:
+            raise IonmError(f"{', '.join(case)}: case metadata is stored in a recording; add "
+                            "--record FILE.h5")
+    else:
+        for option, value in (("--status-interval", args.status_interval),
+                              ("--quiet", args.quiet or None)):
+            if value is not None:
+                raise IonmError(f"{option} applies to --headless runs (the window shows the "
+                                "status and every alarm itself)")
+
+
+def _check_profile_args(args: argparse.Namespace, profile: Profile) -> None:
+    """Refuse source arguments the profile's source would not use."""
+    if profile.kind == "simulated":
+        if args.port is not None:
+            raise IonmError(f"--port applies to serial and BrainFlow profiles; {profile.name!r} "
+                            "is the simulated amplifier")
+        return
+    for option, value in (("--scenario", args.scenario), ("--fast", args.fast or None)):
+        if value is not None:
+            raise IonmError(f"{option} applies to the simulated amplifier and replays; profile "
+                            f"{profile.name!r} streams a live {profile.kind} device")
+
+
 def _source_and_montage(args: argparse.Namespace):
     """The source ``run`` asked for (replay, profile's device or simulator) and its montage."""
     from ionm_station.profiles import load_profile
@@ -131,9 +183,11 @@ def _source_and_montage(args: argparse.Namespace):
         montage = (match_montage(load_montage(args.montage), labels, str(args.replay)) if args.montage
                    else recorded or montage_from_labels(labels))
         try:
-            return ReplaySource(media, speed=None if args.fast else args.speed), montage, profile
+            return (ReplaySource(media, speed=None if args.fast else args.speed or 1.0), montage,
+                    profile)
         except ValueError as exc:
             raise IonmError(f"--speed: {exc}") from None
+    _check_profile_args(args, profile)
     montage = montage_for(profile, args.montage)
     source = build_source(profile, montage, scenario=args.scenario,
                           realtime=False if args.fast else None, port=args.port)
@@ -154,42 +208,56 @@ def _session(args: argparse.Namespace, source, montage, profile, max_samples: in
                    triggered=profile.triggered)
 
 
+def _queue_hunts(text: str, session: Session) -> None:
+    """``--hunt L5-R,S1-L``: one automatic threshold hunt per screw, in order."""
+    for key in text.split(","):
+        level, _, side = key.strip().partition("-")
+        if f"{level}-{side}" not in session.montage.root_sides():
+            raise IonmError(f"--hunt {key}: montage {session.montage.name!r} has no "
+                            f"{level}-{side} muscle")
+        if session.source.stimulator is None:
+            raise IonmError(f"--hunt {key}: this source has no stimulator")
+        session.hunt(level, side)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    """``run``: the same session in the window or headless, every argument honoured in both."""
     from datetime import datetime
 
-    from ionm_station.headless import run_headless
+    from ionm_station.headless import run_headless, summary
     from ionm_station.outputs import check_outputs, existing_files
     from ionm_station.recording import CaseMetadata
 
+    check_run_args(args)
     check_outputs({"--json": args.json, "--record": args.record},
                   [args.replay, *existing_files(args.profile, args.montage, args.scenario)],
                   force=args.force, keep=("--record",))
     if not args.headless:
         check_display()
-        from ionm_station.gui.app import run_gui
-
-        source, montage, profile = _source_and_montage(args)
-        return run_gui(_session(args, source, montage, profile))
     source, montage, profile = _source_and_montage(args)
     limit = None if args.seconds is None else source.info.seconds_to_samples(args.seconds)
-    if args.replay is not None and limit is None:
-        limit = source.n_samples  # a replay ends with its recording
+    if args.replay is not None and limit is None and args.headless:
+        limit = source.n_samples  # a headless replay ends with its recording
     session = _session(args, source, montage, profile, limit)
     if args.hunt:
-        for key in args.hunt.split(","):
-            level, _, side = key.strip().partition("-")
-            if f"{level}-{side}" not in montage.root_sides():
-                raise IonmError(f"--hunt {key}: montage {montage.name!r} has no {level}-{side} muscle")
-            if session.source.stimulator is None:
-                raise IonmError(f"--hunt {key}: this source has no stimulator")
-            session.hunt(level, side)
+        _queue_hunts(args.hunt, session)
+    case = CaseMetadata(args.patient_id, args.procedure, args.operator)
+    profile_doc = dataclasses.asdict(profile)
     if args.record is not None:
-        case = CaseMetadata(args.patient_id, args.procedure, args.operator,
-                            datetime.now().astimezone().isoformat(timespec="seconds"))
-        session.start_recording(args.record, case, dataclasses.asdict(profile))
+        start = datetime.now().astimezone().isoformat(timespec="seconds")
+        session.start_recording(args.record, dataclasses.replace(case, start_time=start),
+                                profile_doc)
+    if not args.headless:
+        from ionm_station.gui.app import run_gui
+
+        code = run_gui(session, json_path=args.json, replace_json=args.force, case=case,
+                       profile_doc=profile_doc)
+        print(summary(session), flush=True)
+        return code
     print(f"IONM Station {__version__} — {session.info.source} — montage {montage.name} "
           f"({len(montage.channels)} ch) — research use only, not a medical device", flush=True)
-    return run_headless(session, sys.stdout, args.status_interval, args.json, args.force)
+    return run_headless(session, sys.stdout, args.status_interval or 1.0, args.json, args.force,
+                        announce=not args.quiet)
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

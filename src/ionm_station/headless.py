@@ -23,11 +23,13 @@ ANNOUNCED = ("alarm", "technical_alarm", "worker_fault", "worker_restarted", "wo
 
 
 def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
-                 json_path: Path | None = None, replace_json: bool = False) -> int:
+                 json_path: Path | None = None, replace_json: bool = False,
+                 announce: bool = True) -> int:
     """Run ``session`` until its sample limit (if any) or Ctrl-C; return the exit code.
 
     Prints one status line every ``status_interval_s``, a line for every alarm tile change,
-    technical alarm and worker fault as it happens, and a final summary. Ctrl-C or SIGTERM end
+    technical alarm and worker fault as it happens (unless not ``announce``: ``--quiet``), and
+    a final summary. Ctrl-C or SIGTERM end
     the run with a clean shutdown. Exit code 0, or 1 when the case had time that was not
     monitored (a blinding technical alarm was raised) or a fault that was not recovered.
     The ``json_path`` report is written atomically (an existing file replaced only with
@@ -41,7 +43,8 @@ def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
         next_status = time.monotonic() + status_interval_s
         while not stop.is_set() and not session.finished:
             stop.wait(0.02)
-            cursor = _announce(session, out, cursor)
+            if announce:
+                cursor = _announce(session, out, cursor)
             if time.monotonic() >= next_status:
                 print(session.status().line(), file=out, flush=True)
                 next_status += status_interval_s
@@ -49,11 +52,12 @@ def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
         session.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    _announce(session, out, cursor)
+    if announce:
+        _announce(session, out, cursor)
     state = session.state()
     print(summary(session), file=out, flush=True)
     if json_path is not None:
-        write_text(json_path, json.dumps(report(session), indent=2), replace_json)
+        write_report(session, json_path, replace_json)
     return 1 if _unmonitored(session.events.snapshot()) or state.status.error else 0
 
 
@@ -103,6 +107,11 @@ def report(session: Session) -> dict:
         "screws": trig.screw_log.to_json(),
         "tof": [asdict(t) | {"blockade": t.blockade()} for t in trig.tof_results],
     }
+
+
+def write_report(session: Session, path: Path, replace: bool = False) -> None:
+    """Write :func:`report` to ``path`` atomically (an existing file only with ``replace``)."""
+    write_text(path, json.dumps(report(session), indent=2), replace)
 
 
 def summary(session: Session) -> str:

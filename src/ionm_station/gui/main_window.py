@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
@@ -37,6 +38,7 @@ from ionm_station.gui.traces import TraceView
 from ionm_station.gui.triggered_view import TriggeredView
 from ionm_station.pipeline.state import StationState
 from ionm_station.pipeline.technical import TechnicalAlarm, overlay
+from ionm_station.recording import CaseMetadata
 from ionm_station.session import Session
 
 #: Poll periods (ms) of the state (tiles, sound, trace banner) and of the status bar.
@@ -60,18 +62,26 @@ class MainWindow(QMainWindow):
         settings_path: JSON settings file; default ``~/.config/ionm-station/gui.json``.
         sounder: plays alarm tones (default: a new :class:`~ionm_station.audio.AlarmSounder`).
         recordings_dir: where the record button creates recordings.
+        case: case metadata (patient id, procedure, operator) stored in the recordings the
+            record button starts, each with its own start time.
+        profile_doc: the hardware profile stored in those recordings.
 
     Signals:
         marker_added(str, int): a marker was submitted (text, sample index).
+        closed(): the window was closed.
     """
 
     marker_added = Signal(str, int)
+    closed = Signal()
 
     def __init__(self, session: Session, settings_path: Path | None = None,
                  sounder: AlarmSounder | None = None,
-                 recordings_dir: Path = RECORDINGS_DIR) -> None:
+                 recordings_dir: Path = RECORDINGS_DIR, case: CaseMetadata | None = None,
+                 profile_doc: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.session = session
+        self.case = case or CaseMetadata()
+        self.profile_doc = profile_doc
         self.montage = session.montage
         self.recordings_dir = recordings_dir
         self.settings_path = settings_path or default_settings_path()
@@ -221,10 +231,12 @@ class MainWindow(QMainWindow):
             self.session.stop_recording()
             self.say("Recording closed")
             return
-        path = self.recordings_dir / f"case-{datetime.now():%Y%m%d-%H%M%S}.h5"
+        now = datetime.now().astimezone()
+        path = self.recordings_dir / f"case-{now:%Y%m%d-%H%M%S}.h5"
+        case = dataclasses.replace(self.case, start_time=now.isoformat(timespec="seconds"))
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.session.start_recording(path)
+            self.session.start_recording(path, case, self.profile_doc)
         except (IonmError, OSError) as exc:
             self._show_recording(False)
             self.say(f"Recording not started: {exc}")
@@ -312,3 +324,4 @@ class MainWindow(QMainWindow):
             self.alarm_window.close()
         self.save_settings()
         super().closeEvent(event)
+        self.closed.emit()
