@@ -26,7 +26,7 @@ from ionm_station.commands.recording_commands import (
     cmd_recover,
 )
 from ionm_station.commands.simulate_device import add_simulate_device_parser, cmd_simulate_device
-from ionm_station.errors import IonmError
+from ionm_station.errors import IonmError, shown
 
 if TYPE_CHECKING:  # imported where used, so that ``--help`` and bad arguments answer at once
     from ionm_station.profiles import Profile
@@ -331,13 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "recover":
             return cmd_recover(args)
     except IonmError as exc:
-        print(f"ionm-station: error: {exc}", file=sys.stderr)
+        print(f"ionm-station: error: {shown(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # the reader of our output went away (``info | head``): quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except OSError as exc:  # an output file that cannot be written, a full disk, ...
-        print(f"ionm-station: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"ionm-station: error: {shown(str(exc.filename or ''))}: "
+              f"{shown(str(exc.strerror or exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         sigterm = isinstance(exc, Terminated)
@@ -349,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
 
         where = open_log(default_log_path())
         log.exception("internal error in %s", args.command)
-        print(f"ionm-station: internal error: {type(exc).__name__}: {exc}"
+        print(f"ionm-station: internal error: {type(exc).__name__}: {shown(str(exc))}"
               + (f" (details in {where})" if where else ""), file=sys.stderr)
         return 1
     finally:

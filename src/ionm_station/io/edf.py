@@ -16,16 +16,13 @@ from pathlib import Path
 import edfio
 import numpy as np
 
-from ionm_station.errors import IonmError
+from ionm_station.errors import input_problem
+from ionm_station.io.edf_header import SignalFileError, check_header
 
 #: Duration of one EDF data record (s) in files we write.
 RECORD_S = 0.1
 #: Factor from each physical dimension spelling to µV.
 UNIT_TO_UV = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3, "": 1.0}
-
-
-class SignalFileError(IonmError):
-    """A signal file is missing, truncated, corrupt or of a kind we cannot read."""
 
 
 @dataclass
@@ -57,21 +54,23 @@ def edf_kind(path: Path) -> str | None:
 
 
 def _open(path: Path) -> edfio.Edf:
-    if not path.is_file():
-        raise SignalFileError(f"{path}: file not found")
+    """Check the file and its header (:func:`~.edf_header.check_header`), then read it."""
+    problem = input_problem(path)
+    if problem:
+        raise SignalFileError(f"{path}: {problem}")
     kind = edf_kind(path)
     if kind is None:
         raise SignalFileError(f"{path}: not an EDF or BDF file (unknown header)")
+    check_header(path, kind)
     reader = edfio.read_bdf if kind == "bdf" else edfio.read_edf
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        try:
-            edf = reader(path)
-        except Exception as exc:  # edfio raises ValueError, IndexError, UnicodeDecodeError, ...
+        try:  # text fields in Latin-1: a name with an accent must not make the file unreadable
+            edf = reader(path, header_encoding="latin-1")
+        except Exception as exc:  # what the header check cannot see (e.g. a broken EDF+ TAL)
             raise SignalFileError(f"{path}: corrupt EDF/BDF file ({exc})") from None
-    for w in caught:  # edfio reads a short file with a warning; for us that is an error
-        if "truncated" in str(w.message).lower() or "data records" in str(w.message):
-            raise SignalFileError(f"{path}: truncated EDF/BDF file ({w.message})")
+    if caught:  # a doubt edfio would only print: for us it is an error
+        raise SignalFileError(f"{path}: {caught[0].message}")
     return edf
 
 
@@ -99,7 +98,10 @@ def read_edf(path: str | Path) -> EdfContent:
     for i, (s, scale) in enumerate(kept):
         data[:, i] = s.data[:n] * scale
     range_uv = min(max(abs(s.physical_min), abs(s.physical_max)) * scale for s, scale in kept)
-    annotations = [(a.onset, a.duration, a.text) for a in edf.annotations]
+    try:  # edfio parses the EDF+ annotation signal only now
+        annotations = [(a.onset, a.duration, a.text) for a in edf.annotations]
+    except ValueError as exc:
+        raise SignalFileError(f"{path}: corrupt EDF+ annotations ({exc})") from None
     return EdfContent(float(fs), [s.label for s, _ in kept], data, float(range_uv), annotations,
                       skipped)
 

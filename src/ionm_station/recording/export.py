@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ionm_station.errors import input_problem
 from ionm_station.events import Event
 from ionm_station.io.edf import EdfWriter, edf_kind, read_edf
 from ionm_station.outputs import atomic_output, check_outputs
@@ -113,8 +114,9 @@ def info(path: str | Path, deidentify: bool = False) -> dict[str, Any]:
     recovered, counters and (unless ``deidentify``) case.
     """
     path = Path(path)
-    if not path.is_file():
-        raise RecordingError(f"{path}: file not found")
+    problem = input_problem(path)
+    if problem:
+        raise RecordingError(f"{path}: {problem}")
     size = os.path.getsize(path)
     if is_hdf5(path):
         with open_recording(path) as rec:

@@ -21,6 +21,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from ionm_station.errors import input_problem
 from ionm_station.events import Event
 from ionm_station.montage import Montage
 from ionm_station.outputs import atomic_output, check_outputs
@@ -66,8 +67,9 @@ def _short(exc: BaseException) -> str:
 
 def _open_h5(path: Path) -> tuple[h5py.File, bool]:
     """Open read-only; (file, opened_after_crash). Raises RecordingError naming the problem."""
-    if not path.is_file():
-        raise RecordingError(f"{path}: file not found")
+    problem = input_problem(path)
+    if problem:
+        raise RecordingError(f"{path}: {problem}")
     if not is_hdf5(path):
         raise RecordingError(f"{path}: not an HDF5 file (no HDF5 signature)")
     try:

@@ -37,6 +37,7 @@ from typing import Protocol
 import numpy as np
 
 from ionm_station.clock import Clock, MonotonicClock
+from ionm_station.errors import input_problem
 from ionm_station.events import Event
 from ionm_station.io.edf import edf_kind, read_edf
 from ionm_station.recording.format import RecordingError
@@ -91,8 +92,9 @@ class EdfMedia:
 def open_media(path: str | Path) -> ReplayMedia:
     """Our HDF5 recording (read-only) or an EDF/BDF file, told apart by their first bytes."""
     path = Path(path)
-    if not path.is_file():
-        raise RecordingError(f"{path}: file not found")
+    problem = input_problem(path)
+    if problem:
+        raise RecordingError(f"{path}: {problem}")
     if is_hdf5(path):
         return open_recording(path)
     if edf_kind(path) is not None:
