@@ -360,7 +360,7 @@ def test_export_edf_matches_within_quantisation(tmp_path: Path) -> None:
             assert sig.label == r.info.labels[i][:16]
             assert np.abs(sig.data[:r.n_samples] - want[:, i]).max() <= step_uv
         texts = [a.text for a in edf.annotations]
-        assert "marker text=root check L5" in texts
+        assert "marker; text=root check L5" in texts
         assert sum(t.startswith("stimulus") for t in texts) == \
             sum(e.kind == "stimulus" for e in r.events) > 0
     assert edf.patient.code == "MRN-0042_Doe" and str(edf.startdate) == "2025-03-01"

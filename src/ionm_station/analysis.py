@@ -11,6 +11,8 @@ from ionm_station.detect.events import DetectedEvent
 from ionm_station.detect.train_time import TrainTimeLedger
 from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.errors import IonmError
+from ionm_station.events import Event
+from ionm_station.io.annotations import annotation_text
 from ionm_station.montage import Montage, MontageChannel, channel_from_label
 from ionm_station.pipeline.chain import ChainSettings, FreeRunChain
 from ionm_station.recording.reader import Recording
@@ -71,6 +73,23 @@ class AnalysisResult:
             "train_time_by_tile_s": {k: round(v, 4) for k, v in self.train_time.by_tile().items()},
             "train_time_by_channel_s": {k: round(v, 4) for k, v in self.train_time.by_channel().items()},
         }
+
+
+    def annotations(self, labels: list[str]) -> list[tuple[float, float | None, str]]:
+        """The artifact spans and detected events as EDF+ annotations (onset s, duration s,
+        text of :func:`~ionm_station.io.annotations.annotation_text` with the EDF signal
+        ``labels``), with the data the live pipeline logs for them."""
+        fs = self.sample_rate_hz
+        events = [Event("artifact", a.start, a.stop, a.channels, {"kind": a.kind})
+                  for a in self.artifacts]
+        events += [Event("emg_event", e.onset, e.stop, (e.channel,),
+                         {"kind": e.kind, "train_type": e.train_type,
+                          "peak_uv": round(float(e.peak_uv), 1),
+                          "rate_hz": None if e.rate_hz is None else round(float(e.rate_hz), 1),
+                          "above_threshold": bool(e.above_threshold)})
+                   for e in self.events]
+        return [(e.start / fs, None if e.stop is None else (e.stop - e.start) / fs,
+                 annotation_text(e, labels)) for e in sorted(events, key=lambda e: e.start)]
 
 
 def analyze_record(record: Record, montage: Montage, settings: ChainSettings = ChainSettings(),

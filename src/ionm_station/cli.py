@@ -271,7 +271,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         match_montage,
         montage_from_labels,
     )
-    from ionm_station.io.edf import write_edf
+    from ionm_station.io.edf import edf_label, write_edf
     from ionm_station.montage import load_montage
     from ionm_station.outputs import atomic_output, check_outputs, existing_files
     from ionm_station.pipeline.chain import ChainSettings
@@ -294,10 +294,9 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         json_tmp.write_text(json.dumps(result.to_json(), indent=1), encoding="utf-8")
         if args.clean_edf is not None:
             assert result.clean is not None
-            notes = [(a.start / record.sample_rate_hz, (a.stop - a.start) / record.sample_rate_hz,
-                      f"artifact: {a.kind}") for a in result.artifacts]
             edf_tmp = outputs.enter_context(atomic_output(args.clean_edf, replace=args.force))
-            write_edf(edf_tmp, record.sample_rate_hz, record.labels, result.clean, notes)
+            write_edf(edf_tmp, record.sample_rate_hz, record.labels, result.clean,
+                      result.annotations([edf_label(label) for label in record.labels]))
     n_a = sum(1 for e in result.events if e.train_type == "A")
     print(f"{args.file}: {result.duration_s:.1f} s, {len(record.labels)} ch @ {record.sample_rate_hz:g} Hz: "
           f"{len(result.events)} events ({n_a} A-trains), {len(result.artifacts)} artifact spans; "

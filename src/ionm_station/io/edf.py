@@ -121,6 +121,11 @@ def _ascii(text: str, width: int) -> bytes:
     return clean.encode("ascii")[:width].ljust(width)
 
 
+def edf_label(label: str) -> str:
+    """``label`` as the EDF header of files we write holds it (16 printable ASCII characters)."""
+    return _ascii(label, 16).decode("ascii").strip()
+
+
 def _number(x: float) -> str:
     """A number as EDF header text: shortest decimal form, no exponent."""
     s = f"{x:.6f}".rstrip("0").rstrip(".")

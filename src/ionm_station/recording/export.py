@@ -10,21 +10,22 @@ from __future__ import annotations
 import datetime
 import os
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from ionm_station.errors import input_problem
 from ionm_station.events import Event
-from ionm_station.io.edf import EdfWriter, edf_kind, read_edf
+from ionm_station.io.annotations import annotation_text
+from ionm_station.io.edf import EdfWriter, edf_kind, edf_label
 from ionm_station.outputs import atomic_output, check_outputs
 from ionm_station.recording.format import CaseMetadata, RecordingError
 from ionm_station.recording.reader import being_recorded, is_hdf5, open_recording
+from ionm_station.sources.replay import EdfMedia
 
 #: Samples read from the recording and written per step (s): bounds export memory.
 CHUNK_S = 10.0
 EQUIPMENT = "IONM_Station"
-#: Event data keys shown in annotation texts, in this order.
-ANNOTATION_KEYS = ("text", "current_ma", "peak_uv", "train_type", "message", "samples")
 
 
 def _subfield(text: str) -> str:
@@ -41,32 +42,24 @@ def _start(case: CaseMetadata) -> datetime.datetime | None:
 
 
 def _header_fields(case: CaseMetadata, deidentify: bool) -> dict[str, Any]:
-    """EDF+ patient / recording identification and start; de-identified: 'X' and no start
-    (written as 01.01.85 00.00.00)."""
+    """EDF+ patient / recording identification and start; de-identified: every person field
+    (patient code, technician = operator) 'X' and no start (written as 01.01.85 00.00.00)."""
     start = None if deidentify else _start(case)
     patient = "X X X X" if deidentify else f"{_subfield(case.patient_id)} X X X"
     date = start.strftime("%d-%b-%Y").upper() if start else "X"
-    recording = (f"Startdate {date} X {_subfield(case.operator)} {EQUIPMENT}"
-                 f" {_subfield(case.procedure)}")
+    technician = "X" if deidentify else _subfield(case.operator)
+    recording = f"Startdate {date} X {technician} {EQUIPMENT} {_subfield(case.procedure)}"
     return {"patient": patient, "recording": recording, "start": start}
-
-
-def annotation_text(event: Event, labels: tuple[str, ...]) -> str:
-    """Short EDF+ annotation text: kind, channels and the main details of ``event``."""
-    parts = [event.kind]
-    if event.channels:
-        parts.append(",".join(labels[c] if 0 <= c < len(labels) else str(c)
-                              for c in event.channels))
-    parts += [f"{k}={event.data[k]}" for k in ANNOTATION_KEYS if k in event.data]
-    return " ".join(str(p) for p in parts)
 
 
 def export_edf(recording_path: str | Path, out_edf: str | Path, deidentify: bool = False,
                chunk_s: float = CHUNK_S, replace: bool = False) -> dict:
     """Write ``recording_path`` as EDF+ to ``out_edf``; returns a summary (samples, events).
 
-    Every recorded event becomes an annotation (onset s, duration s for spans, text). With
-    ``deidentify`` the patient identification, start date and start time are blanked. The
+    Every recorded event becomes an annotation (onset s, duration s for spans, and the text of
+    :func:`~ionm_station.io.annotations.annotation_text`: kind, channels and every data key,
+    which reads back). With ``deidentify`` the patient identification, the operator
+    (technician), start date and start time are blanked. The
     samples are streamed ``chunk_s`` at a time (:class:`EdfWriter`), so memory stays bounded
     whatever the recording length. The output is written beside its final name and renamed
     when complete (:func:`~ionm_station.outputs.atomic_output`): it never replaces the
@@ -80,8 +73,9 @@ def export_edf(recording_path: str | Path, out_edf: str | Path, deidentify: bool
     check_outputs({"": out}, [recording_path], force=replace)
     with open_recording(recording_path) as rec, atomic_output(out, replace) as tmp:
         fs = rec.info.sample_rate_hz
+        labels = [edf_label(label) for label in rec.info.labels]
         notes = [(e.start / fs, (e.stop - e.start) / fs if e.stop and e.stop > e.start else None,
-                  annotation_text(e, rec.info.labels))
+                  annotation_text(e, labels))
                  for e in sorted(rec.events, key=lambda e: e.start) if e.start >= 0]
         try:
             writer = EdfWriter(tmp, fs, list(rec.info.labels), rec.info.range_uv, notes,
@@ -104,11 +98,17 @@ def export_edf(recording_path: str | Path, out_edf: str | Path, deidentify: bool
     return {"samples": int(n), "annotations": len(notes), "path": str(out)}
 
 
+def _count_kinds(events: list[Event]) -> dict[str, int]:
+    return dict(Counter(e.kind for e in events))
+
+
 def info(path: str | Path, deidentify: bool = False) -> dict[str, Any]:
     """Summary of a recording of ours or an EDF/EDF+/BDF file (JSON-ready).
 
     Keys: path, kind, fs, channels (labels), n_channels, n_samples, duration_s, events,
-    events_by_kind, clean_close (None for EDF/BDF), file_size_bytes; for our recordings also
+    events_by_kind (an EDF+ file's annotations read back by
+    :func:`~ionm_station.io.annotations.parse_annotation`), clean_close (None for EDF/BDF),
+    file_size_bytes, skipped (EDF/BDF signals not read); for our recordings also
     state (``closed``, ``recovered``, ``being_recorded`` by a running station, or ``killed``:
     never closed and no station writing it), last_written_s_ago, format_version, compression,
     recovered, counters and (unless ``deidentify``) case.
@@ -120,9 +120,6 @@ def info(path: str | Path, deidentify: bool = False) -> dict[str, Any]:
     size = os.path.getsize(path)
     if is_hdf5(path):
         with open_recording(path) as rec:
-            by_kind: dict[str, int] = {}
-            for e in rec.events:
-                by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
             if rec.clean_close:
                 state = "recovered" if rec.recovered else "closed"
             else:
@@ -133,7 +130,7 @@ def info(path: str | Path, deidentify: bool = False) -> dict[str, Any]:
                 "fs": rec.info.sample_rate_hz, "channels": list(rec.info.labels),
                 "n_channels": rec.info.n_channels, "n_samples": rec.n_samples,
                 "duration_s": rec.duration_s, "events": len(rec.events),
-                "events_by_kind": by_kind, "clean_close": rec.clean_close,
+                "events_by_kind": _count_kinds(rec.events), "clean_close": rec.clean_close,
                 "recovered": rec.recovered, "file_size_bytes": size,
                 "compression": rec.compression, "format_version": rec.format_version, "counters": rec.counters,
                 "montage": rec.montage.name}
@@ -143,10 +140,10 @@ def info(path: str | Path, deidentify: bool = False) -> dict[str, Any]:
     kind = edf_kind(path)
     if kind is None:
         raise RecordingError(f"{path}: neither an IONM Station recording (HDF5) nor an EDF/BDF file")
-    content = read_edf(path)
-    n = int(content.data.shape[0])
-    return {"path": str(path), "kind": kind, "fs": content.sample_rate_hz,
-            "channels": content.labels, "n_channels": len(content.labels), "n_samples": n,
-            "duration_s": n / content.sample_rate_hz, "events": len(content.annotations),
-            "events_by_kind": {"annotation": len(content.annotations)} if content.annotations
-            else {}, "clean_close": None, "file_size_bytes": size, "skipped": content.skipped}
+    media = EdfMedia.load(path)
+    return {"path": str(path), "kind": kind, "fs": media.info.sample_rate_hz,
+            "channels": list(media.info.labels), "n_channels": media.info.n_channels,
+            "n_samples": media.n_samples, "duration_s": media.n_samples / media.info.sample_rate_hz,
+            "events": len(media.events), "events_by_kind": _count_kinds(media.events),
+            "clean_close": None,
+            "file_size_bytes": size, "skipped": media.skipped}

@@ -39,6 +39,7 @@ import numpy as np
 from ionm_station.clock import Clock, MonotonicClock
 from ionm_station.errors import input_problem
 from ionm_station.events import Event
+from ionm_station.io.annotations import parse_annotation
 from ionm_station.io.edf import edf_kind, read_edf
 from ionm_station.recording.format import RecordingError
 from ionm_station.recording.reader import is_hdf5, open_recording
@@ -63,12 +64,19 @@ class ReplayMedia(Protocol):
 
 @dataclass
 class EdfMedia:
-    """An EDF/EDF+/BDF file held in memory; annotations become ``annotation`` events."""
+    """An EDF/EDF+/BDF file held in memory; its annotations become events: ours (exported by
+    IONM Station) as the events they stand for, others as ``annotation`` events
+    (:func:`~ionm_station.io.annotations.parse_annotation`).
+
+    Attributes:
+        skipped: signals not read (another rate, another unit), with the reason.
+    """
 
     path: Path
     info: StreamInfo
     data: np.ndarray
     events: list[Event]
+    skipped: list[str]
 
     @property
     def n_samples(self) -> int:
@@ -81,12 +89,13 @@ class EdfMedia:
     def load(path: Path) -> EdfMedia:
         content = read_edf(path)
         fs = content.sample_rate_hz
-        events = [Event("annotation", round(onset * fs),
-                        None if not duration else round((onset + duration) * fs),
-                        data={"text": text})
+        events = [parse_annotation(text, round(onset * fs),
+                                   None if not duration else round((onset + duration) * fs),
+                                   content.labels)
                   for onset, duration, text in content.annotations]
         info = StreamInfo(fs, tuple(content.labels), content.range_uv, source=path.name)
-        return EdfMedia(path, info, content.data, sorted(events, key=lambda e: e.start))
+        return EdfMedia(path, info, content.data, sorted(events, key=lambda e: e.start),
+                        content.skipped)
 
 
 def open_media(path: str | Path) -> ReplayMedia:
