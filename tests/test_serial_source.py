@@ -255,3 +255,32 @@ def test_a_reader_fault_crashes_the_worker_and_a_restart_resumes_after_a_counted
     assert before.stop == device_index(emulator, before, before.start, spf) + before.n_samples
     # the port stayed open, so the device's sequence counter places the samples exactly
     assert after.start == device_index(emulator, after, after.start, spf)
+
+
+def test_the_seconds_before_the_station_connected_are_not_a_gap(tmp_path: Path) -> None:
+    """The device streams for 1.5 s before the port is opened (its own buffer fills, then it
+    drops frames): the stream starts at a fresh frame, with no gap and nothing dropped."""
+    settings = EmulatorSettings(link=tmp_path / "amp", rate_hz=RATE_HZ, channels=4,
+                                uv_per_lsb=LSB_UV, seconds=4.0)
+    with DeviceEmulator(settings) as emulator:
+        runner = threading.Thread(target=emulator.run)
+        runner.start()
+        time.sleep(1.5)
+        source = source_for(settings.link, emulator.montage.labels)
+        source.open()
+        opened_at = emulator.stats.frames * emulator.stats.samples_per_frame
+        chunks: list[Chunk] = []
+        try:
+            read_until(source, chunks, 10_000, 3.0)
+        finally:
+            source.close()
+            runner.join()
+    assert emulator.stats.frames_unsent > 0  # the device did drop frames before we connected
+    chunks = [c for c in chunks if c is not None and c.n_samples]
+    assert chunks[0].start == 0 and source.counters.dropped == 0
+    assert all(b.start == a.stop for a, b in itertools.pairwise(chunks))  # no gap
+    spf = emulator.stats.samples_per_frame
+    first = device_index(emulator, chunks[0], opened_at, spf)
+    assert first >= opened_at - 0.1 * RATE_HZ  # a fresh frame, not one from before
+    for chunk in chunks[1:3]:  # and the samples that follow it are the device's, in order
+        assert device_index(emulator, chunk, first + chunk.start, spf) == first + chunk.start

@@ -39,7 +39,7 @@ def check_interface(source: Source) -> None:
         assert source.state == "streaming"
         source.recover()  # nothing to re-establish: a no-op
         assert source.state == "streaming"
-        assert source.read() is not None
+        assert any(source.read() is not None for _ in range(40))  # a live device: soon
     finally:
         source.close()
     assert source.state == "closed" and source.state in STATES

@@ -30,7 +30,7 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -76,7 +76,7 @@ class EdfMedia:
     info: StreamInfo
     data: np.ndarray
     events: list[Event]
-    skipped: list[str]
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def n_samples(self) -> int:

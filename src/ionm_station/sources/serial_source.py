@@ -10,6 +10,15 @@ Sample clock: index 0 is the first sample received. A sequence gap of k frames a
 index by k × samples-per-frame (the samples are counted in ``counters.dropped``), so the
 acquisition thread writes a NaN gap and a ``gap`` event — never joins the pieces.
 
+Opening the port: bytes the OS buffered before are discarded, and the frames of the first
+:data:`SETTLE_S` are held back. A device streams whether or not anyone listens, so the first
+frames may be old ones from its own buffer, followed by a jump of its sequence counter over the
+time nobody read. A jump among the held frames longer than the time since the port opened can
+only be that: the frames before it are dropped and the stream starts (index 0, or the
+resumption after a reconnect) with the frame after it, at once — the seconds before the station
+connected are not a gap, and no sample is counted twice. Without such a jump the held frames
+are placed after :data:`SETTLE_S`.
+
 Interruptions and recovery: a read error (port vanished, device closed) or no bytes for
 ``lost_after_ms`` turns ``state`` from ``"streaming"`` to ``"lost"`` and queues a
 ``signal_lost`` event at the first missing sample; the reader then reopens the port with
@@ -40,7 +49,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import serial
@@ -58,6 +67,12 @@ FIRST_BACKOFF_S = 0.05
 MAX_BACKOFF_S = 1.0
 #: Most bytes taken from the port per read call.
 MAX_READ_BYTES = 1 << 16
+#: Frames are held this long after the port opens (s), to tell a device's buffered old frames
+#: from the stream (see the module docstring).
+SETTLE_S = 0.2
+#: Allowance for read and scheduling delays when a sequence jump is compared with the time
+#: since the port opened (s).
+SETTLE_SLACK_S = 0.05
 
 
 @dataclass
@@ -126,6 +141,9 @@ class SerialReader(Worker):
         self._reconnected = False
         self._backoff = FIRST_BACKOFF_S
         self._retry_at = 0.0
+        self._opened_s = 0.0
+        self._settle_until: float | None = None  # frames are held until then
+        self._held: list[tuple[sp.Frame, float]] = []  # (frame, arrival time)
 
     @property
     def state(self) -> str:
@@ -138,10 +156,13 @@ class SerialReader(Worker):
     # --- used by SerialSource ---
 
     def connect(self) -> None:
-        """Open the port (DeviceError naming it if missing or busy)."""
+        """Open the port (DeviceError naming it if missing or busy), discarding what the OS
+        buffered before."""
         self._port = open_port(self.settings)
+        self._port.reset_input_buffer()
         self.link = "streaming"
         self._last_bytes_s = time.monotonic()
+        self._settle(self._last_bytes_s)
 
     def disconnect(self) -> None:
         """Close the port (after :meth:`stop`)."""
@@ -192,6 +213,8 @@ class SerialReader(Worker):
             return None
         if self._port is None:
             return self._retry_open()
+        if self._settle_until is not None and time.monotonic() >= self._settle_until:
+            self._release()
         try:
             data = self._port.read(max(1, min(self._port.in_waiting, MAX_READ_BYTES)))
         except (serial.SerialException, OSError, TypeError) as exc:
@@ -229,7 +252,35 @@ class SerialReader(Worker):
         self.decoder.reset()
         self._reconnected = True
         self._last_bytes_s = now
+        self._settle(now)
         return 0
+
+    def _settle(self, now_s: float) -> None:
+        """The port opened at ``now_s``: hold its first frames (see the module docstring)."""
+        self._opened_s = now_s
+        self._settle_until = now_s + SETTLE_S
+        self._held = []
+
+    def _first_fresh(self) -> int | None:
+        """Index among the held frames of the first after a sequence jump longer than the time
+        since the port opened (the frames before it were buffered before), or None."""
+        rate = self.info.sample_rate_hz
+        first = None
+        for i, (frame, arrived_s) in enumerate(self._held):
+            if frame.dropped_before > (arrived_s - self._opened_s + SETTLE_SLACK_S) * rate:
+                first = i
+        return first
+
+    def _release(self) -> None:
+        """Place the held frames, without the device's old ones (:meth:`_first_fresh`)."""
+        first = self._first_fresh() or 0
+        held, self._held, self._settle_until = self._held, [], None
+        if first:
+            frame, arrived_s = held[first]
+            held[first] = (replace(frame, dropped_before=0), arrived_s)
+        for frame, arrived_s in held[first:]:
+            if not self._place(frame, arrived_s):
+                return
 
     def _close_port(self) -> None:
         """Close the port; the device may restart meanwhile, so its sequence counter is no
@@ -258,30 +309,43 @@ class SerialReader(Worker):
                                                        data={"reason": reason})]))
 
     def _accept(self, frames: list[sp.Frame], now_s: float) -> None:
-        """Place decoded frames on the sample clock and queue them."""
+        """Place decoded frames on the sample clock and queue them (held while the port
+        settles)."""
         stats = self.decoder.stats
         self.counters.crc_errors, self.counters.resyncs = stats.crc_errors, stats.resyncs
-        n_channels = self.info.n_channels
+        if self._settle_until is not None:
+            self._held += [(frame, now_s) for frame in frames]
+            if now_s >= self._settle_until or self._first_fresh() is not None:
+                self._release()  # settled, or the old frames are told apart already
+            return
         for frame in frames:
-            if frame.n_channels < n_channels:
-                self._fail(f"serial port {self.settings.port}: device sends "
-                           f"{frame.n_channels} channels, the profile expects {n_channels}")
+            if not self._place(frame, now_s):
                 return
-            events: list[Event] = []
-            if self._resuming:
-                dropped = self._resume(frame, now_s)
-                events.append(Event("signal_restored", self._next + dropped,
-                                    data={"lost_samples": dropped}))
-            else:
-                dropped = frame.dropped_before
-            self._next += dropped
-            self.counters.dropped += dropped
-            events += self._frame_events(frame, self._next)
-            self._push(_Piece(self._next, frame.samples[:, :n_channels], events))
-            self._next += frame.n_samples
-            self.counters.samples += frame.n_samples
-            self._last_frame_s = now_s
-            self._last_sequence = frame.sequence
+
+    def _place(self, frame: sp.Frame, now_s: float) -> bool:
+        """Place one frame that arrived at ``now_s`` on the clock and queue it; False once the
+        device turned out to send too few channels (fatal)."""
+        n_channels = self.info.n_channels
+        if frame.n_channels < n_channels:
+            self._fail(f"serial port {self.settings.port}: device sends "
+                       f"{frame.n_channels} channels, the profile expects {n_channels}")
+            return False
+        events: list[Event] = []
+        if self._resuming:
+            dropped = self._resume(frame, now_s)
+            events.append(Event("signal_restored", self._next + dropped,
+                                data={"lost_samples": dropped}))
+        else:
+            dropped = frame.dropped_before
+        self._next += dropped
+        self.counters.dropped += dropped
+        events += self._frame_events(frame, self._next)
+        self._push(_Piece(self._next, frame.samples[:, :n_channels], events))
+        self._next += frame.n_samples
+        self.counters.samples += frame.n_samples
+        self._last_frame_s = now_s
+        self._last_sequence = frame.sequence
+        return True
 
     def _resume(self, frame: sp.Frame, now_s: float) -> int:
         """End an interruption: the samples lost before ``frame`` (see :meth:`_lost_before`)."""
