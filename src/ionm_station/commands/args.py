@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from typing import NoReturn
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+T = TypeVar("T")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -22,50 +25,33 @@ class OneLineParser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _finite(value: str, expected: str) -> float:
-    """``value`` as a finite float, else a usage error saying what was ``expected``."""
+def _parsed(value: str, convert: Callable[[str], T], accept: Callable[[T], bool],
+            expected: str) -> T:
+    """``convert(value)`` if it works and is accepted, else a usage error naming the value."""
     try:
-        x = float(value)
+        x = convert(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}") from None
-    if not math.isfinite(x):
+    if not accept(x):
         raise argparse.ArgumentTypeError(f"expected {expected}, got {value!r}")
     return x
 
 
 def positive(value: str) -> float:
-    """A finite number > 0 (seconds, Hz, µV, speed …); otherwise a usage error naming the value."""
-    x = _finite(value, "a positive number")
-    if x <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return x
+    """A finite number > 0 (seconds, Hz, µV, speed …)."""
+    return _parsed(value, float, lambda x: math.isfinite(x) and x > 0, "a positive number")
 
 
 def probability(value: str) -> float:
-    """A probability 0–1; otherwise a usage error naming the value."""
-    p = _finite(value, "a probability 0–1")
-    if not 0.0 <= p <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a probability 0–1, got {value!r}")
-    return p
+    """A probability 0–1 (nan fails the comparison)."""
+    return _parsed(value, float, lambda p: 0.0 <= p <= 1.0, "a probability 0–1")
 
 
 def mains_hz(value: str) -> float:
-    """Mains frequency: 50 or 60 (Hz); otherwise a usage error naming the value."""
-    try:
-        hz = float(value)
-    except ValueError:
-        hz = math.nan
-    if hz not in (50.0, 60.0):
-        raise argparse.ArgumentTypeError(f"expected 50 or 60 (Hz), got {value!r}")
-    return hz
+    """Mains frequency: 50 or 60 (Hz)."""
+    return _parsed(value, float, lambda hz: hz in (50.0, 60.0), "50 or 60 (Hz)")
 
 
 def count(value: str) -> int:
-    """A whole number ≥ 1 (channels, samples per frame); otherwise a usage error."""
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number ≥ 1, got {value!r}")
-    return n
+    """A whole number ≥ 1 (channels, samples per frame)."""
+    return _parsed(value, int, lambda n: n >= 1, "a whole number ≥ 1")
