@@ -4,21 +4,30 @@ Method: block-wise harmonic regression locked to a tracked mains phase.
 
 * The stream is cut into blocks of ``block_s`` (default 0.1 s) at fixed absolute sample
   boundaries, so the output does not depend on how the caller chunks the record.
-* A three-state Kalman filter (phase θ in rad, angular frequency ω in rad/s and its rate ω̇ in
-  rad/s²) predicts the mains phase over each block; the phase is evaluated analytically from
-  the absolute sample index, θ(τ) = θ_c + ω·τ + ½·ω̇·τ² (τ in s from the block centre).
-* While a block streams in, the canceller subtracts Re Σ_h P_h,c · e^{i·h·θ(τ)} (h = 1 …
-  ``n_harmonics``, P_h,c the complex amplitude of harmonic h on channel c in µV) using only
-  parameters learnt from earlier blocks: the stage is causal, ``delay == 0``.
-* When a block is complete, a least-squares fit of an offset plus cos/sin(h·θ) on every
-  channel gives that block's complex amplitudes a_h,c. Their phase against P (all channels
-  and harmonics, inverse-variance weighted) is the Kalman innovation: the tracker follows
-  off-nominal (± a few Hz) and drifting mains. The amplitudes, de-rotated by the measured phase
-  error, update P by exponential smoothing with time constant ``amplitude_tau_s`` (a running
-  mean until that much data is in).
+* A Kalman filter tracks the mains phase, and each harmonic's phase on its own: the common
+  phase θ (rad), angular frequency ω (rad/s) and its rate ω̇ (rad/s²), and for every harmonic
+  h ≥ 2 its own phase offset ψ_h (rad) and frequency offset ν_h (rad/s) from h·θ. Harmonic h
+  is evaluated analytically from the absolute sample index, φ_h(τ) = h·(θ_c + ω·τ + ½·ω̇·τ²)
+  + ψ_h + ν_h·τ (τ in s from the block centre). A harmonic is thus not h × a fundamental
+  estimate with its error multiplied by h: its own phase is measured every block and corrects
+  its own state (a weak harmonic, whose own measurement says little, follows h·θ).
+* While a block streams in, the canceller subtracts Re Σ_h g_h,c·P_h,c · e^{i·φ_h(τ)} (h = 1 …
+  ``n_harmonics``, P_h,c the complex amplitude of harmonic h on channel c in µV, g_h,c its
+  Wiener gain max(0, 1 − E|error|²/|P|²), so a harmonic that is not there is not added back)
+  using only parameters learnt from earlier blocks: the stage is causal, ``delay == 0``.
+* When a block is complete, a least-squares fit of an offset plus cos/sin φ_h on every
+  channel gives that block's complex amplitudes a_h,c. Their phase against P, harmonic by
+  harmonic (channels inverse-variance weighted), is the Kalman measurement: the tracker follows
+  off-nominal (± a few Hz) and drifting mains. The amplitudes, turned by the phase correction
+  the tracker made for their harmonic, update P by exponential smoothing with time constant
+  ``amplitude_tau_s`` (a running mean until that much data is in); a channel whose block
+  amplitudes misfit P by far more than usual (a lead moved) is smoothed with
+  :data:`AMPLITUDE_FAST_TAU_S` until it fits again.
 * Robustness: a channel whose block holds a non-finite sample or a sample of magnitude ≥
   ``freeze_uv`` (electrocautery, rails) teaches nothing; if no channel is usable the tracker
   just predicts across the block (its uncertainty grows, so it re-locks quickly afterwards).
+  Samples the caller holds (after a rail, the band-pass decaying) teach no amplitude but still
+  measure the phase, so the tracker re-locks on the first clean block after cautery.
   A channel whose block residual variance exceeds its tracked noise floor (EMG bursts, trains)
   updates P with a gain scaled down by the ratio, and not at all beyond ``ACTIVITY_RATIO``. The
   floor quickly follows quieter blocks down but rises by at most ``FLOOR_RISE_PER_S``: were it
@@ -28,9 +37,12 @@ Method: block-wise harmonic regression locked to a tracked mains phase.
   down-weights harmonics whose amplitude does not fit P (an EMG train at 120 Hz sits on the
   2nd harmonic of 60 Hz), and an innovation far outside its predicted spread has its variance
   inflated (soft gate). NaN rows pass as NaN.
-* With ``mains_hz=None`` the first ``detect_s`` of usable signal is passed through unchanged
-  while the power explained by 50/100/150 Hz and by 60/120/180 Hz are compared; the winner
-  becomes :attr:`MainsCanceller.detected_hz` and the stored blocks then train the tracker.
+* With ``mains_hz=None`` a 50 Hz and a 60 Hz tracker both learn from the first block on and
+  the output is the one whose harmonics (50/100/150 vs 60/120/180 Hz, fitted jointly) explain
+  more power so far, so mains is cancelled from the second block on; after ``detect_s`` of
+  usable signal the leader becomes :attr:`MainsCanceller.detected_hz` and goes on alone. (A
+  canceller that passed the first 0.5 s through left mains in the ECG canceller's first
+  templates: lines 20 dB above the floor 6–8 s into the real-ECG cases.)
 
 Cancellation is equivalent to a set of adaptive notches a few tenths of a hertz wide that
 follow the mains frequency, so broadband EMG, even near the harmonics, is left intact.
@@ -39,6 +51,7 @@ follow the mains frequency, so broadband EMG, even near the harmonics, is left i
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -79,6 +92,29 @@ MIN_PHASE_VARIANCE_RAD2 = 1e-8
 MAX_OFFSET_HZ = 3.0
 #: Kalman transitions over up to this many blocks are cached (longer ones follow gaps).
 CACHED_TRANSITIONS = 16
+#: Default time constant (s) of the harmonic-amplitude smoothing: long enough that broadband
+#: noise near a harmonic barely moves the learnt amplitude (at 1 s a channel with 3 µV of white
+#: noise kept ~0.06 µV of amplitude error, ~3 dB above the floor at 5 kHz), short enough to
+#: follow a lead being moved; until that much signal is in, a running mean (fast start).
+AMPLITUDE_TAU_S = 4.0
+#: Time constant (s) of the amplitude smoothing while a channel's amplitudes are changing (a
+#: lead moved): the block amplitudes then misfit the learnt ones …
+AMPLITUDE_FAST_TAU_S = 0.3
+#: … by this many times their usual misfit (mean over the harmonics of each one's normalised
+#: misfit over its own running level, so a channel with much ECG near 50 Hz is judged against
+#: its own noise), smoothed with CHANGE_SMOOTHING per block …
+CHANGE_RATIO = 3.0
+CHANGE_SMOOTHING = 0.3
+#: … where the usual misfit is a running mean over this long (s) of a channel's first blocks,
+#: then follows with this time constant.
+MISFIT_LEVEL_TAU_S = 10.0
+#: Default process noise of each harmonic's own frequency offset (rad²/s³, see
+#: :class:`MainsCanceller`).
+HARMONIC_PSD = 1e-5
+#: Initial standard deviation of a harmonic's own frequency offset from h × the fundamental (Hz).
+INITIAL_HARMONIC_OFFSET_SD_HZ = 0.002
+#: Largest tracked offset of a harmonic's frequency from h × the fundamental (Hz).
+MAX_HARMONIC_OFFSET_HZ = 1.0
 
 
 def mains_min_rate_hz(mains_hz: float | None, max_offset_hz: float = MAX_OFFSET_HZ) -> float:
@@ -104,64 +140,60 @@ def mains_fits(sample_rate_hz: float, mains_hz: float | None,
         and sample_rate_hz > mains_min_rate_hz(mains_hz, max_offset_hz)
 
 
-class MainsCanceller:
-    """Remove 50/60 Hz mains and its harmonics from a (n_samples, n_channels) µV stream.
+class MainsTracker:
+    """Track and remove mains of a known nominal frequency (see the module docstring); the
+    public stage is :class:`MainsCanceller`, which also decides 50 or 60 Hz.
 
     Args:
         n_channels: channels in each chunk.
         sample_rate_hz: sampling rate (Hz).
-        mains_hz: nominal mains frequency (Hz); ``None`` detects 50 or 60 Hz from the signal.
+        nominal_hz: nominal mains frequency (Hz).
         n_harmonics: harmonics cancelled (fundamental included), reduced so the highest stays
             below 0.45 × ``sample_rate_hz``.
         block_s: length of the estimation blocks (s); parameters change at block boundaries.
         amplitude_tau_s: time constant of the harmonic-amplitude smoothing (s).
-        detect_s: usable signal examined before deciding 50 vs 60 Hz (s).
         freeze_uv: a channel's block with any |sample| ≥ this (µV) is not learnt from.
         max_offset_hz: the tracked frequency is kept within nominal ± this (Hz).
-        jerk_psd: Kalman process noise, spectral density of dω̇/dt (rad²/s⁵); larger follows
-            faster drift, smaller averages more noise.
+        jerk_psd: Kalman process noise of the common phase, spectral density of dω̇/dt
+            (rad²/s⁵); larger follows faster drift, smaller averages more noise.
+        harmonic_psd: Kalman process noise of each harmonic's own frequency offset, spectral
+            density of dν_h/dt (rad²/s³); 0 locks every harmonic to h × the fundamental.
     """
 
-    delay: int = 0
-
-    def __init__(self, n_channels: int, sample_rate_hz: float, mains_hz: float | None = None,
-                 n_harmonics: int = 7, block_s: float = 0.1, amplitude_tau_s: float = 1.0,
-                 detect_s: float = 0.5, freeze_uv: float = 2500.0,
-                 max_offset_hz: float = MAX_OFFSET_HZ, jerk_psd: float = 1e-3) -> None:
-        if n_channels < 1:
-            raise ValueError(f"n_channels must be ≥ 1, got {n_channels}")
-        if n_harmonics < 1:
-            raise ValueError(f"n_harmonics must be ≥ 1, got {n_harmonics}")
-        if not mains_fits(sample_rate_hz, mains_hz, max_offset_hz):
-            highest_hz = max(NOMINAL_MAINS_HZ) if mains_hz is None else mains_hz
-            raise ValueError(f"mains {highest_hz!r} Hz (± {max_offset_hz:g}) does not fit below "
-                             f"{MAX_HARMONIC_OF_FS:g} × {sample_rate_hz:g} Hz")
+    def __init__(self, n_channels: int, sample_rate_hz: float, nominal_hz: float,
+                 n_harmonics: int = 7, block_s: float = 0.1,
+                 amplitude_tau_s: float = AMPLITUDE_TAU_S, freeze_uv: float = 2500.0,
+                 max_offset_hz: float = MAX_OFFSET_HZ, jerk_psd: float = 1e-3,
+                 harmonic_psd: float = HARMONIC_PSD) -> None:
         self.n_channels = n_channels
         self.sample_rate_hz = float(sample_rate_hz)
-        self.mains_hz = mains_hz
-        self.n_harmonics_max = n_harmonics
-        self.block_len = max(round(block_s * sample_rate_hz), 4 * n_harmonics + 4)
+        self.nominal_hz = float(nominal_hz)
+        self.block_len = block_len(sample_rate_hz, block_s, n_harmonics)
         self.block_s = self.block_len / self.sample_rate_hz
         self.amplitude_tau_s = amplitude_tau_s
-        self.detect_blocks = max(1, int(np.ceil(detect_s / self.block_s)))
         self.freeze_uv = freeze_uv
         self.max_offset_hz = max_offset_hz
         self.jerk_psd = jerk_psd
+        self.harmonic_psd = harmonic_psd
         # block-relative time of each sample (s), centred so that τ = 0 mid-block
         self._tau_s = (np.arange(self.block_len) - (self.block_len - 1) / 2.0) / self.sample_rate_hz
         self._half_tau2 = 0.5 * self._tau_s * self._tau_s
         self._memory_blocks = amplitude_tau_s / self.block_s  # amplitude smoothing (blocks)
+        self._fast_blocks = min(AMPLITUDE_FAST_TAU_S, amplitude_tau_s) / self.block_s
+        self._level_step = self.block_s / MISFIT_LEVEL_TAU_S
         self._floor_rise = FLOOR_RISE_PER_S ** self.block_s  # fastest floor rise per block
+        self._omega_lo = 2.0 * np.pi * (nominal_hz - max_offset_hz)  # tracked ω bounds (rad/s)
+        self._omega_hi = 2.0 * np.pi * (nominal_hz + max_offset_hz)
+        n = min(n_harmonics, harmonics_below(self.sample_rate_hz, nominal_hz, max_offset_hz))
+        self._harmonics = np.arange(1, n + 1, dtype=float)
+        size = 3 + 2 * (n - 1)
+        self._observe = np.zeros((n, size))  # phase of harmonic h = row h−1 · tracker state
+        self._observe[:, 0] = self._harmonics
+        self._observe[np.arange(1, n), 3 + 2 * np.arange(n - 1)] = 1.0
         self._transitions: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # blocks → (F, Q)
-        self._detect_pinv = self._detector_pinv()
         self.reset()
 
     # ----------------------------------------------------------------- public state
-
-    @property
-    def detected_hz(self) -> float | None:
-        """Nominal mains frequency in use (Hz): the given one, or the detected one once decided."""
-        return self._nominal_hz
 
     @property
     def frequency_hz(self) -> float | None:
@@ -171,44 +203,45 @@ class MainsCanceller:
         return float(self._synth_state[1] / (2.0 * np.pi))
 
     @property
+    def harmonic_frequencies_hz(self) -> np.ndarray | None:
+        """Current estimate of each harmonic's own frequency (Hz; fundamental first): h × the
+        fundamental plus the harmonic's tracked offset; ``None`` before tracking starts."""
+        if self._synth_state is None:
+            return None
+        offsets = np.concatenate(([0.0], self._synth_state[4::2]))
+        return (self._harmonics * self._synth_state[1] + offsets) / (2.0 * np.pi)
+
+    @property
     def n_harmonics(self) -> int:
-        """Harmonics actually cancelled (fundamental included), 0 before the nominal is known."""
+        """Harmonics cancelled (fundamental included), those below 0.45 × the rate."""
         return self._harmonics.size
 
     # ----------------------------------------------------------------- stage contract
 
     def reset(self) -> None:
-        """Forget everything learnt (including a detected mains frequency)."""
+        """Forget everything learnt."""
+        n = self._harmonics.size
         self._n_abs = 0  # absolute index of the next input sample
         self._block = np.zeros((self.n_channels, self.block_len))  # channel-major: fast reductions
         self._block_hold = np.zeros(self.n_channels, dtype=bool)  # channels held in this block
-        self._nominal_hz: float | None = None
-        self._harmonics = np.zeros(0)
-        self._detect_score = np.zeros(len(NOMINAL_MAINS_HZ))
-        self._detect_store: list[tuple[int, np.ndarray, np.ndarray]] = []
-        self._kf_x = np.zeros(3)  # θ (rad), ω (rad/s), ω̇ (rad/s²) at the centre of block _kf_block
-        self._kf_p = np.zeros((3, 3))
+        # tracker state at the centre of block _kf_block: θ (rad), ω (rad/s), ω̇ (rad/s²), then
+        # per harmonic h ≥ 2 its phase offset ψ_h (rad) and frequency offset ν_h (rad/s) from h·θ
+        self._kf_x = np.zeros(self._observe.shape[1])
+        self._kf_p = np.zeros((self._kf_x.size, self._kf_x.size))
         self._kf_block: int | None = None
-        self._phasors = np.zeros((0, self.n_channels), dtype=complex)  # P (µV), (harmonics, channels)
-        self._coef = np.zeros((0, self.n_channels))  # Re P (harmonics 1…n), then −Im P
+        self._phasors = np.zeros((n, self.n_channels), dtype=complex)  # P (µV), (harmonics, channels)
+        self._coef = np.zeros((2 * n, self.n_channels))  # Re P (harmonics 1…n), then −Im P
         self._weight_sum = np.zeros(self.n_channels)  # learning weight accumulated per channel
+        self._change = np.zeros(self.n_channels)  # smoothed relative amplitude misfit per channel
+        self._misfit_level = np.ones((n, self.n_channels))  # usual normalised misfit
+        self._judged = np.zeros(self.n_channels)  # blocks whose misfit was judged, per channel
         self._noise_var = np.full(self.n_channels, np.nan)  # tracked block residual floor (µV²)
-        self._synth_state: np.ndarray | None = None  # θ_c, ω, ω̇ for the block being filled
+        self._synth_state: np.ndarray | None = None  # tracker state for the block being filled
         self._synth_design = np.zeros((1, self.block_len))  # its regression matrix (see _design)
-        if self.mains_hz is not None:
-            self._set_nominal(float(self.mains_hz))
 
     def process(self, x: np.ndarray, hold: np.ndarray | None = None) -> np.ndarray:
-        """Cancel mains in the next chunk ``x`` (n_samples, n_channels) µV; returns float64 µV.
-
-        ``hold`` (n_samples, n_channels) bool, optional: samples not to learn from (the caller
-        knows better, e.g. the raw input sat at a rail and the band-passed ``x`` only holds the
-        filter's decay); a channel's block holding any of them teaches nothing."""
-        x = np.asarray(x, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.n_channels:
-            raise ValueError(f"expected a (n, {self.n_channels}) chunk, got shape {x.shape}")
-        if hold is not None and len(hold) != len(x):
-            raise ValueError(f"hold has {len(hold)} rows, the chunk {len(x)}")
+        """Cancel mains in the next chunk ``x`` (n_samples, n_channels) float64 µV, ``hold`` as
+        in :meth:`MainsCanceller.process`; returns float64 µV."""
         out = np.empty_like(x)
         pos = 0
         while pos < len(x):
@@ -228,104 +261,76 @@ class MainsCanceller:
                 self._end_block(self._n_abs // self.block_len - 1)
         return out
 
-    def flush(self) -> np.ndarray:
-        """Nothing is held back (``delay == 0``): an empty (0, n_channels) array."""
-        return np.zeros((0, self.n_channels))
-
     # ----------------------------------------------------------------- internals
 
-    def _set_nominal(self, nominal_hz: float) -> None:
-        self._nominal_hz = nominal_hz
-        self._omega_lo = 2.0 * np.pi * (nominal_hz - self.max_offset_hz)  # tracked ω bounds (rad/s)
-        self._omega_hi = 2.0 * np.pi * (nominal_hz + self.max_offset_hz)
-        n = min(self.n_harmonics_max,
-                harmonics_below(self.sample_rate_hz, nominal_hz, self.max_offset_hz))
-        self._harmonics = np.arange(1, n + 1, dtype=float)
-        self._phasors = np.zeros((n, self.n_channels), dtype=complex)
-        self._coef = np.zeros((2 * n, self.n_channels))
-
-    def _detector_pinv(self) -> np.ndarray:
-        """Pseudo-inverse of the joint 50- and 60-Hz-harmonic basis over one block (as many
-        harmonics of each as fit below 0.45 × the rate for both: aliased ones would mix)."""
-        n_h = min(DETECT_HARMONICS, harmonics_below(self.sample_rate_hz, None, self.max_offset_hz))
-        columns = [np.ones(self.block_len)]
-        for f0 in NOMINAL_MAINS_HZ:
-            for h in range(1, n_h + 1):
-                arg = 2.0 * np.pi * h * f0 * self._tau_s
-                columns += [np.cos(arg), np.sin(arg)]
-        return np.linalg.pinv(np.stack(columns, axis=0))  # applied to a channel-major block
-
-    def _usable(self, block: np.ndarray) -> np.ndarray:
-        """Channels of a (channels, block_len) block to learn from: all finite, below the freeze level and not flat
-        (a lead-off channel pinned at a rail is ~0 after the band-pass and would otherwise get
-        an unbounded weight). NaN fails the comparisons because max/min propagate it."""
-        hi, lo = block.max(axis=1), block.min(axis=1)
-        return (hi < self.freeze_uv) & (lo > -self.freeze_uv) & (hi - lo > FLAT_UV)
-
     def _end_block(self, j: int) -> None:
-        usable = self._usable(self._block) & ~self._block_hold
+        usable = _usable(self._block, self.freeze_uv)
+        learnable = usable & ~self._block_hold
         self._block_hold[:] = False
-        if self._nominal_hz is None:
-            if usable.any():
-                self._detect(j, usable)
-            return
         if usable.any():
-            self._learn(j, self._block, usable,
+            self._learn(j, self._block, usable, learnable,
                         None if self._synth_state is None else self._synth_design)
         self._prepare(j + 1)
 
-    def _detect(self, j: int, usable: np.ndarray) -> None:
-        """Score a block for 50 vs 60 Hz; decide and train on the stored blocks when enough."""
-        x = np.where(usable[:, None], self._block, 0.0)
-        beta = x @ self._detect_pinv  # (channels, 1 + 2·2·DETECT_HARMONICS)
-        var = x.var(axis=1)
-        weight = np.where(usable & (var > 0), 1.0 / np.where(var > 0, var, 1.0), 0.0)
-        per_nominal = (beta[:, 1:].T ** 2).reshape(len(NOMINAL_MAINS_HZ), -1, self.n_channels).sum(axis=1)
-        self._detect_score += per_nominal @ weight
-        self._detect_store.append((j, self._block.copy(), usable))
-        if len(self._detect_store) < self.detect_blocks:
-            return
-        self._set_nominal(NOMINAL_MAINS_HZ[int(np.argmax(self._detect_score))])
-        for jj, block, ok in self._detect_store:
-            self._learn(jj, block, ok, None)
-        self._detect_store = []
-        self._prepare(j + 1)
-
     def _transition(self, steps: int) -> tuple[np.ndarray, np.ndarray]:
-        """Kalman transition F and process noise Q over ``steps`` blocks (cached)."""
+        """Kalman transition F and process noise Q over ``steps`` blocks (cached): the common
+        phase integrates ω and ω̇ (ω̇ a random walk of density ``jerk_psd``), each harmonic's
+        phase offset integrates its frequency offset (a random walk of density ``harmonic_psd``)."""
         fq = self._transitions.get(steps)
         if fq is None:
             t = steps * self.block_s
-            f = np.array([[1.0, t, t * t / 2.0], [0.0, 1.0, t], [0.0, 0.0, 1.0]])
-            q = self.jerk_psd * np.array([[t ** 5 / 20.0, t ** 4 / 8.0, t ** 3 / 6.0],
-                                          [t ** 4 / 8.0, t ** 3 / 3.0, t ** 2 / 2.0],
-                                          [t ** 3 / 6.0, t ** 2 / 2.0, t]])
+            size = self._kf_x.size
+            f = np.eye(size)
+            q = np.zeros((size, size))
+            f[0, 1], f[0, 2], f[1, 2] = t, t * t / 2.0, t
+            q[:3, :3] = self.jerk_psd * np.array([[t ** 5 / 20.0, t ** 4 / 8.0, t ** 3 / 6.0],
+                                                  [t ** 4 / 8.0, t ** 3 / 3.0, t ** 2 / 2.0],
+                                                  [t ** 3 / 6.0, t ** 2 / 2.0, t]])
+            offsets = np.arange(3, size, 2)
+            f[offsets, offsets + 1] = t
+            q[offsets, offsets] = self.harmonic_psd * t ** 3 / 3.0
+            q[offsets, offsets + 1] = q[offsets + 1, offsets] = self.harmonic_psd * t ** 2 / 2.0
+            q[offsets + 1, offsets + 1] = self.harmonic_psd * t
             fq = (f, q)
             if steps <= CACHED_TRANSITIONS:  # a gap's many lengths are not kept
                 self._transitions[steps] = fq
         return fq
 
-    def _predict(self, j: int, covariance: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Kalman state and (if asked) covariance carried to the centre of block ``j``; the
-        frequency stays within nominal ± max_offset_hz (a long gap must not extrapolate the
-        frequency drift without bound)."""
-        f, q = self._transition(j - self._kf_block)
-        x = f @ self._kf_x
+    def _bounded(self, x: np.ndarray) -> np.ndarray:
+        """``x`` with its phases wrapped into [−π, π), the frequency within nominal ±
+        max_offset_hz (a long gap must not extrapolate the frequency drift without bound) and
+        each harmonic's frequency offset within ± :data:`MAX_HARMONIC_OFFSET_HZ`."""
         x[0] = _wrap(x[0])
+        x[3::2] = (x[3::2] + np.pi) % (2.0 * np.pi) - np.pi
         x[1] = min(max(x[1], self._omega_lo), self._omega_hi)
+        limit = 2.0 * np.pi * MAX_HARMONIC_OFFSET_HZ
+        x[4::2] = np.clip(x[4::2], -limit, limit)
+        return x
+
+    def _predict(self, j: int, covariance: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Kalman state and (if asked) covariance carried to the centre of block ``j``."""
+        f, q = self._transition(j - self._kf_block)
+        x = self._bounded(f @ self._kf_x)
         return x, (f @ self._kf_p @ f.T + q) if covariance else None
 
     def _design(self, state: np.ndarray) -> np.ndarray:
-        """Regression matrix over one block for state (θ_c, ω, ω̇), transposed: an offset row,
-        then cos(h·θ) for h = 1 … n_harmonics, then sin(h·θ), (1 + 2·n_harmonics, block_len).
+        """Regression matrix over one block for a tracker state, transposed: an offset row,
+        then cos φ_h for h = 1 … n_harmonics, then sin φ_h, (1 + 2·n_harmonics, block_len),
+        with φ_h(τ) = h·(θ + ω·τ + ½·ω̇·τ²) + ψ_h + ν_h·τ.
 
-        The harmonics come from powers of e^{iθ} (one complex exponential per sample)."""
+        The harmonics come from powers of e^{iθ(τ)} (one complex exponential per sample),
+        turned by each harmonic's own offset."""
         theta = state[0] + state[1] * self._tau_s + state[2] * self._half_tau2
         n_h = self._harmonics.size
         powers = np.empty((n_h, self.block_len), dtype=complex)
         powers[0] = np.exp(1j * theta)
         for k in range(1, n_h):
             np.multiply(powers[k - 1], powers[0], out=powers[k])
+        if n_h > 1:  # e^{i(ψ_h + ν_h·τ)}: a start and a per-sample turn, multiplied along
+            turns = np.empty((n_h - 1, self.block_len), dtype=complex)
+            turns[:, 0] = np.exp(1j * (state[3::2] + state[4::2] * self._tau_s[0]))
+            turns[:, 1:] = np.exp(1j * state[4::2] / self.sample_rate_hz)[:, None]
+            powers[1:] *= np.cumprod(turns, axis=1)
         design = np.empty((1 + 2 * n_h, self.block_len))
         design[0] = 1.0
         design[1:1 + n_h] = powers.real
@@ -339,16 +344,19 @@ class MainsCanceller:
         self._synth_state = self._predict(j, covariance=False)[0]
         self._synth_design = self._design(self._synth_state)
 
-    def _measure_phase(self, a: np.ndarray, w: np.ndarray) -> tuple[float, float] | None:
-        """Phase (rad) of a block's harmonic amplitudes ``a`` (harmonics, channels; µV) against
-        the learnt ones, and its variance (rad²); ``None`` without anything to compare.
+    def _measure_phases(self, a: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """Phase (rad) of each harmonic of a block's amplitudes ``a`` (harmonics, channels; µV)
+        against the learnt ones, and its variance (rad², inf where nothing is known); ``None``
+        without anything to compare.
 
-        ``w`` is each channel's inverse per-quadrature noise variance (1/µV²). The coarse phase
-        comes from the fundamental; a linearised weighted least-squares step over all harmonics
-        refines it. A second step down-weights each harmonic/channel whose amplitude does not fit
-        the learnt one (e.g. a 120 Hz EMG train on the 2nd harmonic of 60 Hz mains)."""
+        ``w`` is each channel's inverse per-quadrature noise variance (1/µV²). A common phase
+        error ε (coarse from the fundamental, refined by linearised weighted least squares over
+        all harmonics) takes out what they share; each harmonic's own phase is then ε·h plus the
+        phase of its weighted, ε-rotated cross products. Harmonic/channel pairs whose amplitude
+        does not fit the learnt one (e.g. a 120 Hz EMG train on the 2nd harmonic of 60 Hz mains)
+        are down-weighted."""
         p = self._phasors
-        cross = a * np.conj(p)  # a·P*, whose phase is the error (h × it for harmonic h)
+        cross = a * np.conj(p)  # a·P*, whose phase is the error
         z1 = complex(cross[0] @ w)
         if z1 == 0.0:
             return None
@@ -357,7 +365,7 @@ class MainsCanceller:
         h2p2 = h * h * p2
         a2p2 = a.real * a.real + a.imag * a.imag + p2
         error = math.atan2(z1.imag, z1.real)
-        weight = w
+        weight = np.broadcast_to(w, p.shape)
         rotated = cross * np.exp(-1j * h * error)
         for _ in range(2):
             info = float((weight * h2p2).sum())
@@ -366,17 +374,60 @@ class MainsCanceller:
             # |a·e^{−ihε} − P|² · w / 2, ≈ 1 for noise alone
             misfit = w * (a2p2 - 2.0 * rotated.real) / 2.0
             weight = w / np.maximum(1.0, misfit / MISFIT_TOLERANCE)
-        return error, max(1.0 / info, MIN_PHASE_VARIANCE_RAD2)
+        own = (weight * rotated).sum(axis=1)
+        info_h = (weight * p2).sum(axis=1)
+        phases = self._harmonics * error + np.angle(own)
+        variances = np.full(info_h.shape, np.inf)
+        np.divide(1.0, info_h, out=variances, where=info_h > 0.0)
+        return phases, np.maximum(variances, MIN_PHASE_VARIANCE_RAD2)
 
-    def _learn(self, j: int, block: np.ndarray, usable: np.ndarray,
+    def _update_tracker(self, x: np.ndarray, p: np.ndarray, phases: np.ndarray,
+                        variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Kalman update of the predicted state ``x`` and covariance ``p`` with each harmonic's
+        measured phase (rad, against ``x``) in turn; a measurement far outside its predicted
+        spread, given those before it, has its variance inflated (soft gate)."""
+        start = x.copy()
+        for h in np.flatnonzero(np.isfinite(variances)):
+            row = self._observe[h]
+            innovation = float(phases[h] - row @ (x - start))
+            ph = p @ row
+            spread = float(row @ ph)
+            variance = variances[h] * max(1.0, innovation * innovation
+                                          / (spread + variances[h]) / INNOVATION_GATE)
+            gain = ph / (spread + variance)
+            x = x + gain * innovation
+            p = p - np.outer(gain, ph)
+        return self._bounded(x), p
+
+    def _cancelled(self) -> np.ndarray:
+        """Synthesis coefficients (Re P, then −Im P) with each learnt amplitude shrunk by the
+        Wiener gain max(0, 1 − E|error|²/|P|²): a harmonic that is not there (its learnt
+        amplitude no bigger than the estimate's own noise, e.g. after one block of noise, which
+        reads as ~0.2 µV of every harmonic) is not added back, a real one is cancelled whole."""
+        p = self._phasors
+        blocks = np.minimum(self._weight_sum, 2.0 * self._memory_blocks)  # averaged, effectively
+        error_var = np.zeros(self.n_channels)  # E|P − true|² (µV²) from the noise floor
+        np.divide(4.0 * np.nan_to_num(self._noise_var) / self.block_len, blocks, out=error_var,
+                  where=blocks > 0)
+        power = p.real * p.real + p.imag * p.imag
+        gain = np.zeros(power.shape)
+        np.divide(error_var, power, out=gain, where=power > 0)
+        g = np.maximum(1.0 - gain, 0.0) * (power > 0)
+        return np.concatenate((p.real * g, -p.imag * g))
+
+    def _learn(self, j: int, block: np.ndarray, usable: np.ndarray, learnable: np.ndarray,
                design: np.ndarray | None) -> None:
-        """Fit block ``j`` against the predicted phase, update the tracker and the amplitudes.
+        """Fit block ``j`` against the predicted phase, update the tracker (from the ``usable``
+        channels) and the amplitudes (from the ``learnable`` ones).
 
         ``design`` is the block's regression matrix when already built for synthesis."""
         if self._kf_block is None:
-            self._kf_x = np.array([0.0, 2.0 * np.pi * self._nominal_hz, 0.0])
-            self._kf_p = np.diag([0.0, (2.0 * np.pi * INITIAL_FREQUENCY_SD_HZ) ** 2,
-                                  (2.0 * np.pi * INITIAL_FREQUENCY_RATE_SD_HZ_S) ** 2])
+            self._kf_x[1] = 2.0 * np.pi * self.nominal_hz
+            initial = np.zeros(self._kf_x.size)
+            initial[1] = (2.0 * np.pi * INITIAL_FREQUENCY_SD_HZ) ** 2
+            initial[2] = (2.0 * np.pi * INITIAL_FREQUENCY_RATE_SD_HZ_S) ** 2
+            initial[4::2] = (2.0 * np.pi * INITIAL_HARMONIC_OFFSET_SD_HZ) ** 2
+            self._kf_p = np.diag(initial)
             self._kf_block = j
         x_pred, p_pred = self._predict(j)
         n_h = self._harmonics.size
@@ -389,30 +440,23 @@ class MainsCanceller:
                                _TINY * dof) / dof
         a = beta[1:1 + n_h] - 1j * beta[1 + n_h:]  # (harmonics, channels) µV
 
-        # phase innovation against the learnt amplitudes (channels already learnt only)
+        # phase innovations against the learnt amplitudes (channels already learnt only)
         known = usable & (self._weight_sum > 0)
         w = np.zeros(self.n_channels)  # 1 / per-quadrature variance, for learnt channels only
         np.divide(self.block_len, 2.0 * resid_var, out=w, where=known)
-        measured = self._measure_phase(a, w)
-        error = 0.0
-        if measured is not None:
-            error, variance = measured
-            # soft gate: an innovation far outside its predicted spread counts for less
-            surprise = error * error / (p_pred[0, 0] + variance)
-            variance *= max(1.0, surprise / INNOVATION_GATE)
-            gain = p_pred[:, 0] / (p_pred[0, 0] + variance)
-            x_pred = x_pred + gain * error
-            p_pred = p_pred - gain[:, None] * p_pred[0]
-            x_pred[0] = _wrap(x_pred[0])
-            x_pred[1] = min(max(x_pred[1], self._omega_lo), self._omega_hi)
-        self._kf_x, self._kf_p, self._kf_block = x_pred, p_pred, j
+        measured = self._measure_phases(a, w)
+        x_post, p_post = (x_pred, p_pred) if measured is None else \
+            self._update_tracker(x_pred, p_pred, *measured)
+        self._kf_x, self._kf_p, self._kf_block = x_post, p_post, j
+        # each harmonic's phase moved by this much: the block's amplitudes in the new frame
+        turn = np.exp(-1j * _wrap_array(self._observe @ (x_post - x_pred)))[:, None]
 
-        # amplitudes: de-rotate by the measured phase error, smooth, gain scaled by noise ratio
+        # amplitudes: smoothed, gain scaled by the noise ratio
         noise_var = self._noise_var
-        fresh = usable & np.isnan(noise_var)
+        fresh = learnable & np.isnan(noise_var)
         noise_var[fresh] = resid_var[fresh]
-        ratio = np.ones(self.n_channels)  # block residual / floor, 1 for unusable channels
-        np.divide(resid_var, noise_var, out=ratio, where=usable)
+        ratio = np.ones(self.n_channels)  # block residual / floor, 1 for channels not learnt from
+        np.divide(resid_var, noise_var, out=ratio, where=learnable)
         # the floor falls quickly but rises slowly (at most FLOOR_RISE_PER_S): a sustained EMG
         # train must not lift it to its own level, or the train would be learnt as mains
         # A lead gone dead off the rails (so not caught as flat) shows neither its noise nor
@@ -421,17 +465,215 @@ class MainsCanceller:
         # and then take every normal block after it for EMG activity. (A channel that merely
         # got quieter still carries its mains, and its floor follows it down.)
         learnt = np.abs(self._phasors[0])
-        dead = usable & (ratio < DEAD_RATIO) & (learnt >= DEAD_MIN_MAINS_UV) \
+        dead = learnable & (ratio < DEAD_RATIO) & (learnt >= DEAD_MIN_MAINS_UV) \
             & (np.abs(a[0]) < DEAD_MAINS_FRACTION * learnt)
         fall = np.where(dead, 1.0, np.sqrt(np.minimum(ratio, 1.0)))
         noise_var *= fall * np.minimum(np.maximum(ratio, 1.0) ** 0.05, self._floor_rise)
         # EMG activity well above the floor (a train firing near a harmonic) teaches nothing:
         # learning it would leave a fading "echo" of the train after it stops
-        weight = np.where(usable & ~dead & (ratio <= ACTIVITY_RATIO), np.minimum(1.0, 1.0 / ratio), 0.0)
+        weight = np.where(learnable & ~dead & (ratio <= ACTIVITY_RATIO),
+                          np.minimum(1.0, 1.0 / ratio), 0.0)
         self._weight_sum += weight
-        step = weight / np.maximum(np.minimum(self._weight_sum, self._memory_blocks), 1e-12)
-        self._phasors += step * (a * np.exp(-1j * self._harmonics[:, None] * error) - self._phasors)
-        self._coef = np.concatenate((self._phasors.real, -self._phasors.imag))
+        # amplitudes that misfit well beyond their usual (a moved lead) are learnt faster
+        moved = a * turn - self._phasors
+        judged = known & learnable & ~dead & (ratio <= ACTIVITY_RATIO)
+        misfit = w * (moved.real ** 2 + moved.imag ** 2) / 2.0  # ≈ 1 for white noise alone
+        relative = (misfit / self._misfit_level).mean(axis=0)
+        self._change = np.where(judged, self._change + CHANGE_SMOOTHING * (relative - self._change),
+                                self._change)
+        changing = self._change > CHANGE_RATIO
+        # the usual level: a running mean over the first blocks, then followed slowly, each
+        # block counting at most CHANGE_RATIO × the level (a moved lead barely lifts it)
+        self._judged += judged
+        level_step = np.maximum(self._level_step, 1.0 / np.maximum(self._judged, 1))
+        toward = np.where(self._judged <= MISFIT_LEVEL_TAU_S / self.block_s, misfit,
+                          np.minimum(misfit, CHANGE_RATIO * self._misfit_level))
+        self._misfit_level += np.where(judged, level_step, 0.0) * (toward - self._misfit_level)
+        memory = np.where(changing, self._fast_blocks, self._memory_blocks)
+        step = weight / np.maximum(np.minimum(self._weight_sum, memory), 1e-12)
+        self._phasors += step * moved
+        self._coef = self._cancelled()
+
+
+class MainsCanceller:
+    """Remove 50/60 Hz mains and its harmonics from a (n_samples, n_channels) µV stream.
+
+    Args:
+        n_channels: channels in each chunk.
+        sample_rate_hz: sampling rate (Hz).
+        mains_hz: nominal mains frequency (Hz); ``None`` detects 50 or 60 Hz from the signal.
+        n_harmonics: harmonics cancelled (fundamental included), reduced so the highest stays
+            below 0.45 × ``sample_rate_hz``.
+        block_s: length of the estimation blocks (s); parameters change at block boundaries.
+        amplitude_tau_s: time constant of the harmonic-amplitude smoothing (s).
+        detect_s: usable signal examined before deciding 50 vs 60 Hz (s).
+        freeze_uv: a channel's block with any |sample| ≥ this (µV) is not learnt from.
+        max_offset_hz: the tracked frequency is kept within nominal ± this (Hz).
+        jerk_psd: Kalman process noise of the common phase, spectral density of dω̇/dt
+            (rad²/s⁵); larger follows faster drift, smaller averages more noise.
+        harmonic_psd: Kalman process noise of each harmonic's own frequency offset, spectral
+            density of dν_h/dt (rad²/s³); 0 locks every harmonic to h × the fundamental.
+    """
+
+    delay: int = 0
+
+    def __init__(self, n_channels: int, sample_rate_hz: float, mains_hz: float | None = None,
+                 n_harmonics: int = 7, block_s: float = 0.1,
+                 amplitude_tau_s: float = AMPLITUDE_TAU_S, detect_s: float = 0.5,
+                 freeze_uv: float = 2500.0, max_offset_hz: float = MAX_OFFSET_HZ,
+                 jerk_psd: float = 1e-3, harmonic_psd: float = HARMONIC_PSD) -> None:
+        if n_channels < 1:
+            raise ValueError(f"n_channels must be ≥ 1, got {n_channels}")
+        if n_harmonics < 1:
+            raise ValueError(f"n_harmonics must be ≥ 1, got {n_harmonics}")
+        if not mains_fits(sample_rate_hz, mains_hz, max_offset_hz):
+            highest_hz = max(NOMINAL_MAINS_HZ) if mains_hz is None else mains_hz
+            raise ValueError(f"mains {highest_hz!r} Hz (± {max_offset_hz:g}) does not fit below "
+                             f"{MAX_HARMONIC_OF_FS:g} × {sample_rate_hz:g} Hz")
+        self.n_channels = n_channels
+        self.sample_rate_hz = float(sample_rate_hz)
+        self.mains_hz = mains_hz
+        self.n_harmonics_max = n_harmonics
+        self.block_len = block_len(sample_rate_hz, block_s, n_harmonics)
+        self.block_s = self.block_len / self.sample_rate_hz
+        self.detect_blocks = max(1, int(np.ceil(detect_s / self.block_s)))
+        self.freeze_uv = freeze_uv
+        self._new_tracker = partial(MainsTracker, n_channels, self.sample_rate_hz,
+                                    n_harmonics=n_harmonics, block_s=block_s,
+                                    amplitude_tau_s=amplitude_tau_s, freeze_uv=freeze_uv,
+                                    max_offset_hz=max_offset_hz, jerk_psd=jerk_psd,
+                                    harmonic_psd=harmonic_psd)
+        self._tau_s = (np.arange(self.block_len) - (self.block_len - 1) / 2.0) / self.sample_rate_hz
+        self._detect_pinv = self._detector_pinv(max_offset_hz)
+        self.reset()
+
+    # ----------------------------------------------------------------- public state
+
+    @property
+    def detected_hz(self) -> float | None:
+        """Nominal mains frequency in use (Hz): the given one, or the detected one once decided."""
+        return None if self._tracker is None else self._tracker.nominal_hz
+
+    @property
+    def frequency_hz(self) -> float | None:
+        """Current estimate of the actual mains frequency (Hz), ``None`` before tracking starts
+        (or while 50 vs 60 Hz is still being decided)."""
+        return None if self._tracker is None else self._tracker.frequency_hz
+
+    @property
+    def harmonic_frequencies_hz(self) -> np.ndarray | None:
+        """Each harmonic's own tracked frequency (Hz; fundamental first), see
+        :attr:`MainsTracker.harmonic_frequencies_hz`; ``None`` before tracking starts."""
+        return None if self._tracker is None else self._tracker.harmonic_frequencies_hz
+
+    @property
+    def n_harmonics(self) -> int:
+        """Harmonics actually cancelled (fundamental included), 0 before the nominal is known."""
+        return 0 if self._tracker is None else self._tracker.n_harmonics
+
+    # ----------------------------------------------------------------- stage contract
+
+    def reset(self) -> None:
+        """Forget everything learnt (including a detected mains frequency)."""
+        self._tracker: MainsTracker | None = None
+        self._candidates: list[MainsTracker] = []
+        if self.mains_hz is not None:
+            self._tracker = self._new_tracker(float(self.mains_hz))
+        else:  # both candidates track and cancel while the evidence is weighed
+            self._candidates = [self._new_tracker(hz) for hz in NOMINAL_MAINS_HZ]
+        self._n_abs = 0  # absolute index of the next input sample
+        self._block = np.zeros((self.n_channels, self.block_len))  # channel-major: fast reductions
+        self._block_hold = np.zeros(self.n_channels, dtype=bool)  # channels held in this block
+        self._detect_score = np.zeros(len(NOMINAL_MAINS_HZ))
+        self._detect_blocks_seen = 0
+        self._winner = 0  # index of the decided candidate
+
+    def process(self, x: np.ndarray, hold: np.ndarray | None = None) -> np.ndarray:
+        """Cancel mains in the next chunk ``x`` (n_samples, n_channels) µV; returns float64 µV.
+
+        ``hold`` (n_samples, n_channels) bool, optional: samples whose amplitude and noise floor
+        are not to be learnt from (the caller knows better, e.g. the raw input sat at a rail and
+        the band-passed ``x`` only holds the filter's decay); a channel's block holding any of
+        them still measures the mains phase, so the tracker re-locks as soon as the signal is
+        back, but teaches no amplitude.
+
+        Until 50 or 60 Hz is decided (``mains_hz=None``), both candidates learn and the output
+        is that of the one leading on the evidence so far (chosen at block boundaries)."""
+        x = np.asarray(x, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != self.n_channels:
+            raise ValueError(f"expected a (n, {self.n_channels}) chunk, got shape {x.shape}")
+        if hold is not None and len(hold) != len(x):
+            raise ValueError(f"hold has {len(hold)} rows, the chunk {len(x)}")
+        if self._tracker is not None:
+            return self._tracker.process(x, hold)
+        outs = [c.process(x, hold) for c in self._candidates]
+        out = np.empty_like(x)
+        pos = 0
+        while pos < len(x) and self._tracker is None:
+            fill = self._n_abs % self.block_len
+            take = min(len(x) - pos, self.block_len - fill)
+            out[pos:pos + take] = outs[int(np.argmax(self._detect_score))][pos:pos + take]
+            self._block[:, fill:fill + take] = x[pos:pos + take].T
+            if hold is not None:
+                self._block_hold |= hold[pos:pos + take].any(axis=0)
+            pos += take
+            self._n_abs += take
+            if fill + take == self.block_len:
+                self._end_detect_block()
+        if pos < len(x):  # decided within this chunk: the rest is the winner's
+            out[pos:] = outs[self._winner][pos:]
+        return out
+
+    def flush(self) -> np.ndarray:
+        """Nothing is held back (``delay == 0``): an empty (0, n_channels) array."""
+        return np.zeros((0, self.n_channels))
+
+    # ----------------------------------------------------------------- internals
+
+    def _detector_pinv(self, max_offset_hz: float) -> np.ndarray:
+        """Pseudo-inverse of the joint 50- and 60-Hz-harmonic basis over one block (as many
+        harmonics of each as fit below 0.45 × the rate for both: aliased ones would mix)."""
+        n_h = min(DETECT_HARMONICS, harmonics_below(self.sample_rate_hz, None, max_offset_hz))
+        columns = [np.ones(self.block_len)]
+        for f0 in NOMINAL_MAINS_HZ:
+            for h in range(1, n_h + 1):
+                arg = 2.0 * np.pi * h * f0 * self._tau_s
+                columns += [np.cos(arg), np.sin(arg)]
+        return np.linalg.pinv(np.stack(columns, axis=0))  # applied to a channel-major block
+
+    def _end_detect_block(self) -> None:
+        """Score a finished block for 50 vs 60 Hz (channels that may be learnt from only); once
+        ``detect_s`` of such blocks are in, the leader becomes the tracker."""
+        learnable = _usable(self._block, self.freeze_uv) & ~self._block_hold
+        self._block_hold[:] = False
+        if not learnable.any():
+            return
+        x = np.where(learnable[:, None], self._block, 0.0)
+        beta = x @ self._detect_pinv  # (channels, 1 + 2·2·DETECT_HARMONICS)
+        var = x.var(axis=1)
+        weight = np.where(learnable & (var > 0), 1.0 / np.where(var > 0, var, 1.0), 0.0)
+        per_nominal = (beta[:, 1:].T ** 2).reshape(len(NOMINAL_MAINS_HZ), -1, self.n_channels).sum(axis=1)
+        self._detect_score += per_nominal @ weight
+        self._detect_blocks_seen += 1
+        if self._detect_blocks_seen >= self.detect_blocks:
+            self._winner = int(np.argmax(self._detect_score))
+            self._tracker = self._candidates[self._winner]
+            self._candidates = []
+
+
+def block_len(sample_rate_hz: float, block_s: float, n_harmonics: int) -> int:
+    """Samples per estimation block: ``block_s`` (s) at ``sample_rate_hz`` (Hz), at least enough
+    for an offset and the cos/sin pairs of ``n_harmonics`` with room for the residual."""
+    return max(round(block_s * sample_rate_hz), 4 * n_harmonics + 4)
+
+
+def _usable(block: np.ndarray, freeze_uv: float) -> np.ndarray:
+    """Channels of a (channels, block_len) block to learn from: all finite, below the freeze
+    level (µV) and not flat (a lead-off channel pinned at a rail is ~0 after the band-pass and
+    would otherwise get an unbounded weight). NaN fails the comparisons because max/min
+    propagate it."""
+    hi, lo = block.max(axis=1), block.min(axis=1)
+    return (hi < freeze_uv) & (lo > -freeze_uv) & (hi - lo > FLAT_UV)
 
 
 _TINY = float(np.finfo(float).tiny)
@@ -440,3 +682,8 @@ _TINY = float(np.finfo(float).tiny)
 def _wrap(angle: float) -> float:
     """``angle`` (rad) wrapped into [−π, π)."""
     return (angle + math.pi) % (2.0 * math.pi) - math.pi
+
+
+def _wrap_array(angles: np.ndarray) -> np.ndarray:
+    """``angles`` (rad) wrapped into [−π, π)."""
+    return (angles + np.pi) % (2.0 * np.pi) - np.pi
