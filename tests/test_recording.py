@@ -18,8 +18,8 @@ import h5py
 import numpy as np
 import pytest
 
-from ionm_station.clock import ManualClock
 from ionm_station.cli import main
+from ionm_station.clock import ManualClock
 from ionm_station.commands.recording_commands import (
     add_export_parser,
     add_info_parser,

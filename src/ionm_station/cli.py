@@ -309,6 +309,7 @@ class Terminated(KeyboardInterrupt):
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Turn SIGTERM into :class:`Terminated` in the main thread."""
     raise Terminated
 
 

@@ -43,6 +43,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def _where(option: str, path: Path) -> str:
+    """How a message names an output: ``--edf out.edf``, or the path alone."""
     return f"{option} {path}" if option else str(path)
 
 
@@ -109,6 +110,7 @@ def _temporary_beside(path: Path) -> Path:
 
 
 def _fsync(path: Path, directory: bool = False) -> None:
+    """Make ``path`` (a file, or a directory's entries) durable on disk."""
     fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
     try:
         os.fsync(fd)

@@ -104,6 +104,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
+    """Repair a killed recording in place after backing it up, and say what it holds now."""
     from ionm_station.recording import open_recording, recover
 
     report = recover(args.file, args.backup or backup_path(args.file), replace_backup=args.force)

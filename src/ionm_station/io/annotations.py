@@ -41,10 +41,12 @@ ALL_CHANNELS = "all"
 
 
 def _json(value: Any) -> str:
+    """``value`` as JSON on one line, a ``;`` inside written ``\\u003b``."""
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": ")).replace(";", "\\u003b")
 
 
 def _reads_as_json(text: str) -> bool:
+    """True if ``text`` parses as JSON (so a plain string like it must be quoted)."""
     try:
         json.loads(text)
     except ValueError:
@@ -62,6 +64,7 @@ def _value(value: Any) -> str:
 
 
 def _channels(channels: Sequence[int], labels: Sequence[str]) -> str:
+    """The ``channels`` value: ``all``, labels joined by ``", "``, or a JSON list of labels."""
     if len(labels) > 1 and sorted(channels) == list(range(len(labels))):
         return ALL_CHANNELS
     names = [labels[c] if 0 <= c < len(labels) else str(c) for c in channels]
@@ -82,6 +85,7 @@ def annotation_text(event: Event, labels: Sequence[str]) -> str:
 
 
 def _read_value(text: str) -> Any:
+    """A field value read back: JSON where it parses as JSON, else the text itself."""
     if text.startswith(('"', "[", "{")) or _reads_as_json(text):
         return json.loads(text)
     return text

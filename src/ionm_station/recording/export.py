@@ -99,6 +99,7 @@ def export_edf(recording_path: str | Path, out_edf: str | Path, deidentify: bool
 
 
 def _count_kinds(events: list[Event]) -> dict[str, int]:
+    """How many events of each kind, in order of first appearance."""
     return dict(Counter(e.kind for e in events))
 
 
