@@ -22,6 +22,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+from ionm_station import memory
 from ionm_station.alarms import AlarmConfig, check_threshold
 from ionm_station.clock import Clock
 from ionm_station.errors import ConfigError, IonmError
@@ -139,6 +140,7 @@ class Session:
 
     def start(self) -> None:
         """Open the source (errors name the device) and start the workers and the supervisor."""
+        memory.fix_mmap_threshold()  # before the workers allocate: memory stays flat for hours
         self.source.open()
         self.processing.start()
         self.acquisition.start()

@@ -11,7 +11,7 @@ It also evaluates the technical alarm conditions (:func:`~.technical.assess`) ev
 logs a ``technical_alarm`` event when one is raised or cleared. A condition is held for at least
 :data:`HOLD_S` after it clears, so a fault that recovers within one poll still shows on the
 tiles long enough to be seen. The loop itself cannot die: an exception inside a poll is logged
-and the next poll runs.
+and the next poll runs. Every :data:`TRIM_S` it also returns unused heap memory to the system.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ionm_station import memory
 from ionm_station.events import Event, EventLog
 from ionm_station.pipeline.technical import TechnicalAlarm, Vitals, assess, restarted
 from ionm_station.pipeline.worker import Worker
@@ -36,6 +37,8 @@ BUDGET_WINDOW_S = 60.0
 STALL_RESTART_S = 2.0
 #: A technical alarm stays shown at least this long after its condition clears (s).
 HOLD_S = 2.0
+#: Seconds between giving unused heap memory back to the system (see :mod:`ionm_station.memory`).
+TRIM_S = 30.0
 
 log = logging.getLogger("ionm_station")
 
@@ -97,9 +100,13 @@ class Supervisor:
     # --- internals ---
 
     def _run(self) -> None:
+        next_trim = time.monotonic() + TRIM_S
         while not self._stop.wait(self.poll_s):
             try:
                 self.poll()
+                if time.monotonic() >= next_trim:
+                    memory.trim()
+                    next_trim += TRIM_S
             except Exception:  # never let supervision end: log and poll again
                 log.exception("supervisor poll failed")
 
