@@ -56,13 +56,14 @@ class Supervisor:
     Args:
         workers: returns the workers to watch now (the recorder comes and goes).
         events: the session's event log (faults, restarts, technical alarms go here).
-        vitals: returns the inputs of the technical assessment now.
+        vitals: returns the inputs of the technical assessment now (None: no station here,
+            e.g. the remote supervisor's own workers: faults and restarts only).
         now_index: returns the newest acquired sample index (events are placed there).
         poll_s: seconds between polls.
     """
 
     def __init__(self, workers: Callable[[], list[Worker]], events: EventLog,
-                 vitals: Callable[[], Vitals], now_index: Callable[[], int],
+                 vitals: Callable[[], Vitals] | None, now_index: Callable[[], int],
                  poll_s: float = POLL_S) -> None:
         self._workers = workers
         self._events = events
@@ -94,7 +95,8 @@ class Supervisor:
         running again)."""
         faults = [alarm for worker in self._workers() if (alarm := self._watch(worker))]
         current = {a.kind: a for a in faults}
-        current.update({a.kind: a for a in assess(self._vitals())})
+        if self._vitals is not None:
+            current.update({a.kind: a for a in assess(self._vitals())})
         self._technical(list(current.values()), time.monotonic())
 
     # --- internals ---

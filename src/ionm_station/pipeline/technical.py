@@ -16,6 +16,8 @@ channel:
   ``recording_stopped`` as an advisory.
 * ``audio_off`` — the alarm sound worker is down (restarting or given up): the tiles are right
   but no tone can sound; shown like ``recording_stopped``.
+* ``remote_off`` — the SDC publisher (``run --publish-sdc``) is down: monitoring is right here,
+  but remote supervisors see nothing new; an advisory like ``audio_off``.
 
 Pure functions over plain values; the supervisor evaluates them every poll to log raise/clear
 events, and the session evaluates them for every state snapshot.
@@ -36,15 +38,15 @@ MAX_LAG_S = 1.0
 #: Headline per kind (what the tile says).
 HEADLINES = {"not_monitoring": "NOT MONITORING", "signal_lost": "SIGNAL LOST",
              "recording_stopped": "RECORDING STOPPED", "audio_off": "AUDIO OFF",
-             "low_sample_rate": "LOW SAMPLE RATE"}
+             "remote_off": "REMOTE VIEW OFF", "low_sample_rate": "LOW SAMPLE RATE"}
 #: Kinds that replace the clinical state of the tile (its state cannot be known).
 BLINDING = ("not_monitoring", "signal_lost")
 #: What a fault of each worker means for the tiles (others: the signal is lost).
 WORKER_CONDITION = {"processing": "not_monitoring", "recorder": "recording_stopped",
-                    "audio": "audio_off"}
+                    "audio": "audio_off", "sdc-publisher": "remote_off"}
 #: Priority of each condition while it holds.
 PRIORITY = {"not_monitoring": "warning", "signal_lost": "warning", "recording_stopped": "caution",
-            "audio_off": "advisory", "low_sample_rate": "advisory"}
+            "audio_off": "advisory", "remote_off": "advisory", "low_sample_rate": "advisory"}
 
 
 @dataclass(frozen=True)
