@@ -226,3 +226,24 @@ def test_closed_spans_are_forgotten_once_blank_queries_pass_them():
         det.blank_mask(pos, len(noise))
         pos += len(noise)
     assert len(det._closed) <= 2 and len(det._pending) <= 2
+
+
+def test_marked_pop_and_common_mode_spans_blank_and_close_unless_signal_was_lost():
+    """Spans handed in by the step detector blank their channels and are reported closed like
+    the others; one beginning where its channels had no signal (a rail's edge is a step too)
+    belongs to that span and is dropped; one marked after the stream passed its stop is not
+    listed open."""
+    rng = np.random.default_rng(9)
+    raw = 3.0 * rng.standard_normal((30000, 4))
+    raw[5000:5300, 2] = RANGE_UV                        # a rail: a saturation span
+    det = ArtifactDetector(4, FS, RANGE_UV)
+    det.process(raw[:10000], 0)
+    det.mark_span(ArtifactSpan("pop", 5290, 8000, (2,)))            # the rail's falling edge
+    det.mark_span(ArtifactSpan("pop", 9000, 9500, (1,)))            # passed already
+    det.mark_span(ArtifactSpan("common_mode", 9800, 11000, (0, 1, 3)))
+    assert [s.kind for s in det.open_spans()] == ["common_mode"]
+    assert det.blank_mask(9000, 2000)[:, [0, 1, 3]].any(axis=0).all()
+    assert not det.blank_mask(9000, 2000)[1000:, 2].any()
+    closed = det.process(raw[10000:], 10000) + det.flush()
+    assert {(s.kind, s.start, s.channels) for s in closed} == {
+        ("pop", 9000, (1,)), ("common_mode", 9800, (0, 1, 3))}

@@ -267,7 +267,8 @@ def test_real_ecg_at_any_start(mitdb_100, fs: float, gain: float) -> None:
 def demo_case() -> tuple[np.ndarray, list[Event], float]:
     """The lumbar demo's happenings (spike, burst, cautery, an L5 A-train, a B-train, a lead-off,
     a stimulus) packed into 15 s on the left-side channels, plus two saturations added to the
-    raw signal: one on a lead 15 ms before the cautery (the rails come first), one alone."""
+    raw signal: one on a lead 15 ms before the cautery (the rails come first), one alone; an
+    electrode pop (0.8 mV decaying over 0.2 s) and a common-mode step (20–35 µV on 5 leads)."""
     import dataclasses
 
     from ionm_station.montage import load_montage
@@ -291,6 +292,10 @@ def demo_case() -> tuple[np.ndarray, list[Event], float]:
     raw = amp.generate(0, n)
     raw[int(2.985 * fs):int(3.02 * fs), 2] = amp.range_uv
     raw[int(14.0 * fs):int(14.03 * fs), 5] = -amp.range_uv
+    t = np.arange(n) / fs
+    raw[:, 6] += np.where(t >= 7.7, 800.0 * np.exp(-(t - 7.7) / 0.2), 0.0)
+    raw[:, [0, 1, 3, 4, 7]] += np.where(t >= 14.6, np.exp(-(t - 14.6) / 3.0), 0.0)[:, None] \
+        * np.array([20.0, 35.0, 25.0, 30.0, 22.0])
     return raw, amp.events_between(0, n), fs
 
 
@@ -313,7 +318,9 @@ def test_block_boundaries_change_nothing(demo_case) -> None:
                         sorted(events + out.events, key=lambda e: (e.onset, e.channel)), levels))
     spans, events, levels = results[0]
     kinds = {s.kind for s in spans}
-    assert kinds == {"cautery", "saturation", "lead_off", "stimulus"}, kinds
+    assert kinds == {"cautery", "saturation", "lead_off", "stimulus", "pop", "common_mode"}, kinds
+    assert not [e for e in events if 7.7 * fs - 20 <= e.onset < 8.0 * fs or (
+        14.6 * fs - 20 <= e.onset < 14.8 * fs and e.channel in (0, 1, 3, 4, 7))]  # steps: no EMG
     assert any(e.train_type == "A" for e in events)
     assert any(level for level in levels.values())
     for other_spans, other_events, other_levels in results[1:]:

@@ -162,6 +162,25 @@ def test_short_blank_inside_a_train_is_bridged(synthetic):
             == sorted(events, key=key)
 
 
+def test_what_rises_as_a_long_blank_ends_is_its_tail_not_emg():
+    """Right where a long blank (cautery, rails) ends, an unsubtracted heartbeat rises at once:
+    not EMG, in any chunking. A burst 50 ms later, or the same
+    wave after a short blank (a QRS window, a stimulus), is reported."""
+    x = _noise(6.0, seed=12)
+    blanked = np.zeros(x.shape, bool)
+    t = np.arange(-0.02, 0.02, 1.0 / FS)                   # a QRS-like wave (~40 ms)
+    ringing = 300.0 * (np.exp(-0.5 * (t / 0.006) ** 2) - 0.4 * np.exp(-0.5 * ((t - 0.012) / 0.005) ** 2))
+    blanked[int(1.0 * FS):int(1.5 * FS), :4] = True      # long: 0.5 s
+    blanked[int(3.0 * FS):int(3.1 * FS), 4:] = True      # short: 0.1 s
+    end = int(1.5 * FS) + int(0.005 * FS)                # past the guard
+    for c, at in ((0, end), (4, int(3.1 * FS) + int(0.005 * FS))):
+        x[at:at + len(ringing), c] += ringing
+    _add(x, 1, 1.555, np.sort(np.random.default_rng(13).uniform(0, 0.05, 5)), 200.0, 0.008, 3)
+    for chunks in (None, _chunks(len(x), 14)):
+        events = _detect(x, chunks=chunks, blanked=blanked)
+        assert sorted(e.channel for e in events) == [1, 4], events
+
+
 def test_long_blank_ends_a_train_without_touching_it(synthetic):
     x, truth = synthetic
     blanked = np.zeros(x.shape, bool)

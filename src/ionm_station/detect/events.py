@@ -15,7 +15,10 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
 3. **Segments**: runs of ``e`` above :data:`OFF_SIGMA`·σ that reach :data:`ON_SIGMA`·σ
    (hysteresis); none starts in a blanked sample or within :data:`BLANK_GUARD_S` after one.
    A segment that runs into a blanked sample is cut there if it was above threshold at least
-   :data:`BLANK_LEAD_S` before it, else dropped (the blanked artifact's lead-in).
+   :data:`BLANK_LEAD_S` before it, else dropped (the blanked artifact's lead-in); one that rises
+   within :data:`POST_BLANK_TAIL_S` after a blank of more than :data:`BRIDGE_BLANK_MAX_S`
+   (cautery, rails, lead-off) on a channel that was quiet before it begins that artifact's
+   tail: an episode it begins gives no event unless it outlasts :data:`POST_BLANK_TAIL_MAX_S`.
 4. **Episodes**: segments closer than :data:`GAP_S` form one episode; a regular low-rate series
    (a B-train) bridges gaps up to :data:`GAP_ISI_FACTOR` × its median inter-spike interval,
    at most :data:`GAP_MAX_S`. Up to :data:`BRIDGE_BLANK_MAX_S` of blanked samples in a gap
@@ -95,6 +98,13 @@ BLANK_LEAD_S = 0.005
 #: are at most this many seconds of them (a QRS window, a stimulus): activity going on on both
 #: sides of a short blank is one episode. Longer blanks (cautery, lead-off) end an episode.
 BRIDGE_BLANK_MAX_S = 0.35
+#: An episode whose first segment rises within POST_BLANK_TAIL_S after such a long blank (past
+#: its guard) and that spans at most POST_BLANK_TAIL_MAX_S is the artifact's tail — an
+#: amplifier still recovering, a filter still ringing, a heartbeat the ECG canceller could not
+#: yet subtract — and gives no event, unless the channel was active within GAP_S before the
+#: blank began (a train going on through it).
+POST_BLANK_TAIL_S = 0.01
+POST_BLANK_TAIL_MAX_S = 0.25
 #: Classification limits.
 SPIKE_MAX_S = 0.040
 SPIKE_MAX_MUAPS = 2
@@ -185,12 +195,14 @@ class _Segment:
     period: float | None = None                # samples, when the segment is periodic
     blanked_start: int = 0                     # blanked samples on the channel before start
     blanked_stop: int = 0                      # … and before stop
+    tail: bool = False                         # rose right after a long blank
 
 
 @dataclass
 class _Episode:
     segments: list[_Segment] = field(default_factory=list)
     gap: int = 0
+    tail: bool = False                         # began as a long blank's tail
     bridged: int = 0                           # blanked samples between its segments
 
     @property
@@ -220,6 +232,7 @@ class _Open:
     strong: bool
     parts: list[np.ndarray] = field(default_factory=list)
     blanked_start: int = 0                     # blanked samples on the channel before start
+    tail: bool = False                         # rose right after a long blank
 
 
 class EmgEventDetector:
@@ -252,6 +265,8 @@ class EmgEventDetector:
         self._guard = round(BLANK_GUARD_S * fs)
         self._blank_lead = max(1, round(BLANK_LEAD_S * fs))
         self._bridge_max = round(BRIDGE_BLANK_MAX_S * fs)
+        self._post_blank_tail = max(1, round(POST_BLANK_TAIL_S * fs))
+        self._post_blank_tail_max = round(POST_BLANK_TAIL_MAX_S * fs)
         self._gap = round(GAP_S * fs)
         self._gap_max = round(GAP_MAX_S * fs)
         self._peak_distance = max(1, round(PEAK_MIN_DISTANCE_S * fs))
@@ -284,6 +299,13 @@ class EmgEventDetector:
         self._episodes: list[_Episode | None] = [None] * c
         self._a_trains: list[list[tuple[int, int]]] = [[] for _ in range(c)]
         self._blanked_total = np.zeros(c, np.int64)   # blanked samples before the chunk
+        self._blank_run = np.zeros(c, np.int64)       # blocked samples ending the last chunk
+        # absolute (start, end) of the long blanks per channel: the last one before the chunk
+        # and those ending within it (end: the first unblocked sample)
+        never = np.iinfo(np.int64).min // 2
+        self._long_blank = np.full((c, 2), never)
+        self._long_blanks: list[np.ndarray] = [np.zeros((0, 2), np.int64)] * c
+        self._last_stop = np.full(c, never)  # end of the channel's last segment kept
         self._chunk_blocked: np.ndarray | None = None  # the chunk's blanked samples
         self._chunk_start = 0
         self._scratch: dict[str, np.ndarray] = {}
@@ -317,6 +339,7 @@ class EmgEventDetector:
         if bad.any():
             x[bad] = 0.0
         blocked = self._guarded(bad, start)
+        self._note_long_blanks(blocked, start)
         self._chunk_start, self._chunk_blocked = start, blocked
         if self._hp_zi is None:
             self._hp_zi = self._hp_zi_unit[:, None, :] * x[:, 0][None, :, None]
@@ -348,7 +371,7 @@ class EmgEventDetector:
                 if op.strong:
                     self._add_segment(c, self._segment(c, op, np.concatenate(op.parts), end), events)
             if self._episodes[c] is not None:
-                events.append(self._finalise(c))
+                self._finalise(c, events)
         self._prev_above[:] = False
         return sorted(events, key=lambda ev: (ev.onset, ev.channel))
 
@@ -401,6 +424,48 @@ class EmgEventDetector:
         for c in np.flatnonzero(carry):
             blocked[c, :carry[c]] = True
         return blocked
+
+    def _note_long_blanks(self, blocked: np.ndarray, start: int) -> None:
+        """Record where blocked runs of at least BRIDGE_BLANK_MAX_S end in this chunk (runs
+        carried across chunks count whole)."""
+        n = blocked.shape[1]
+        for c in range(self.n_channels):
+            self._long_blank[c] = self._latest_long_blank(c, start + n)
+            self._long_blanks[c] = np.zeros((0, 2), np.int64)
+        for c in np.flatnonzero(blocked.any(axis=1) | (self._blank_run > 0)):
+            runs = np.flatnonzero(np.diff(np.concatenate(([0], blocked[c].view(np.int8), [0]))))
+            starts, stops = runs[0::2], runs[1::2]
+            lengths = stops - starts
+            if self._blank_run[c] and not (len(starts) and starts[0] == 0):
+                starts, stops = np.insert(starts, 0, 0), np.insert(stops, 0, 0)  # ended with
+                lengths = np.insert(lengths, 0, 0)                            # the last chunk
+            if self._blank_run[c]:
+                lengths[0] += self._blank_run[c]
+            long = (lengths >= self._bridge_max) & (stops < n)
+            self._long_blanks[c] = np.column_stack([start + stops[long] - lengths[long],
+                                                    start + stops[long]])
+            self._blank_run[c] = lengths[-1] if len(stops) and stops[-1] == n else 0
+
+    def _latest_long_blank(self, c: int, index: int) -> np.ndarray:
+        """Absolute (start, end) of channel ``c``'s latest long blank ended at or before
+        ``index``."""
+        runs = self._long_blanks[c]
+        runs = runs[runs[:, 1] <= index]
+        return runs[-1] if len(runs) else self._long_blank[c]
+
+    def _is_tail(self, c: int, rise: int) -> bool:
+        """Whether a segment rising at absolute ``rise`` on channel ``c`` would be a long
+        blank's tail (see :data:`POST_BLANK_TAIL_S`)."""
+        blank_start, blank_end = self._latest_long_blank(c, rise)
+        last = self._last_stop[c]
+        ep = self._episodes[c]  # not yet closed, but its event (if any) will be kept
+        if ep is not None and not self._short_tail(ep):
+            last = max(last, ep.last_stop)
+        return rise - blank_end < self._post_blank_tail and last < blank_start - self._gap
+
+    def _short_tail(self, ep: _Episode) -> bool:
+        """Whether an episode is a long blank's short tail: no event."""
+        return ep.tail and ep.last_stop - ep.segments[0].start <= self._post_blank_tail_max
 
     def _envelope(self, y: np.ndarray) -> np.ndarray:
         """(channels, n) RMS of ``y`` over the last ENVELOPE_S (causal). The running sum is
@@ -499,8 +564,10 @@ class EmgEventDetector:
             for lo, hi in zip(rises, falls):
                 if lo != 0 or op is None:  # else it continues the open segment
                     sigma = next(sig for first, sig in reversed(sigma_at) if first <= lo)
-                    op = _Open(start + int(lo), float(sigma[c]), False,
-                               blanked_start=self._blanked_before(c, start + int(lo)))
+                    rise = start + int(lo)
+                    op = _Open(rise, float(sigma[c]), False,
+                               blanked_start=self._blanked_before(c, rise),
+                               tail=self._is_tail(c, rise))
                 # a run longer than SEGMENT_MAX_S becomes consecutive segments (absolute cuts)
                 pos = int(lo)
                 while (cut := op.start + self._segment_max - start) < hi:
@@ -529,7 +596,7 @@ class EmgEventDetector:
         return _Segment(op.start, stop, float(ys.max() - ys.min()),
                         (pk + op.start, props["peak_heights"]),
                         (tr + op.start, tprops["peak_heights"]), self._period(ys),
-                        op.blanked_start, self._blanked_before(c, stop))
+                        op.blanked_start, self._blanked_before(c, stop), op.tail)
 
     def _period(self, ys: np.ndarray) -> float | None:
         """Period (samples) of a segment whose normalised autocorrelation at some lag of an
@@ -567,15 +634,15 @@ class EmgEventDetector:
         if ep is not None:
             bridged = self._bridged(seg.blanked_start - ep.segments[-1].blanked_stop)
             if seg.start - ep.last_stop - bridged > ep.gap:
-                events.append(self._finalise(c))
+                self._finalise(c, events)
                 ep, bridged = None, 0
         if ep is None:
-            ep = _Episode()
+            ep = _Episode(tail=seg.tail)
             self._episodes[c] = ep
         ep.segments.append(seg)
         ep.bridged += bridged
         if seg.stop - ep.segments[0].start >= self._episode_max:
-            events.append(self._finalise(c))  # continuous activity: report it piece by piece
+            self._finalise(c, events)  # continuous activity: report it piece by piece
             return
         times = ep.muap_times(GAP_RECENT_SEGMENTS)
         ep.gap = self._gap
@@ -594,7 +661,7 @@ class EmgEventDetector:
             blanked = (op.blanked_start if op is not None else self._blanked_before(c, end)) \
                 - ep.segments[-1].blanked_stop
             if nxt - ep.last_stop - self._bridged(blanked) > ep.gap:
-                events.append(self._finalise(c))
+                self._finalise(c, events)
 
     def _bridged(self, blanked: int) -> int:
         """Samples of a gap that do not count: all its blanked ones if they are few enough."""
@@ -646,20 +713,28 @@ class EmgEventDetector:
                 segments.append(replace(recent, start=op.start))
             if not segments or segments[-1].stop - segments[0].start < ONGOING_MIN_S * fs:
                 continue
+            tail = ep.tail if ep is not None else op is not None and op.tail
+            if tail and segments[-1].stop - segments[0].start <= self._post_blank_tail_max:
+                continue  # maybe a long blank's tail: not yet an alarm
             provisional = _Episode(segments, bridged=ep.bridged if ep is not None else 0)
             event = self._classify(c, provisional)
             if event.train_type == "A":
                 found.append(event)
         return found
 
-    def _finalise(self, c: int) -> DetectedEvent:
+    def _finalise(self, c: int, events: list[DetectedEvent]) -> None:
+        """Close channel ``c``'s episode: its event joins ``events``, unless it is a long
+        blank's short tail (see :data:`POST_BLANK_TAIL_S`)."""
         ep = self._episodes[c]
         assert ep is not None
         self._episodes[c] = None
+        if self._short_tail(ep):
+            return
+        self._last_stop[c] = ep.last_stop
         event = self._classify(c, ep)
         if event.train_type == "A":
             self._a_trains[c].append((event.onset, event.offset))
-        return event
+        events.append(event)
 
     def _classify(self, c: int, ep: _Episode) -> DetectedEvent:
         """The event an episode makes (kind, A/B type, size, rate); no state changes."""

@@ -25,6 +25,9 @@ Spans (absolute sample indices, ``stop`` one past the end):
 * **stimulus** — all channels, :data:`STIMULUS_PRE_S` before to :data:`STIMULUS_POST_S` after a
   stimulus the source reported (:meth:`ArtifactDetector.mark_stimulus`): artifact and CMAP are
   not free-run EMG.
+* **pop**, **common_mode** — electrode pops and steps on many channels at one instant, found
+  on the filtered stream by :class:`~ionm_station.dsp.steps.StepDetector` and handed in with
+  :meth:`ArtifactDetector.mark_span`.
 
 Latency: a cautery onset is known :data:`CAUTERY_CONFIRM_WINDOWS` windows (10 ms) after it
 starts, a rail sample within one window (5 ms; 16 samples below 3.2 kHz); spans still open are blanked from their start
@@ -102,7 +105,9 @@ STIMULUS_POST_S = 0.060
 NOISE_HISTORY_WINDOWS = 400
 NOISE_UPDATE_WINDOWS = 20
 
-KINDS = ("cautery", "saturation", "lead_off", "stimulus")
+KINDS = ("cautery", "saturation", "lead_off", "stimulus", "pop", "common_mode")
+#: Kinds after which a channel has no usable signal: the clean output holds NaN there.
+SIGNAL_LOST_KINDS = ("cautery", "saturation", "lead_off")
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,7 @@ class ArtifactSpan:
     """A stretch of samples that must not be read as EMG.
 
     Attributes:
-        kind: ``"cautery"``, ``"saturation"``, ``"lead_off"`` or ``"stimulus"``.
+        kind: one of :data:`KINDS`.
         start: absolute index of the first blanked sample.
         stop: absolute index one past the last blanked sample; None while the span is open.
         channels: channels concerned (all channels for cautery and stimuli).
@@ -245,7 +250,8 @@ class ArtifactDetector:
         pos = self.position
         spans = self._detected_open(listed_only=True)
         spans += [s for s in self._source_open.values() if s.start < pos]
-        spans += [replace(s, stop=None) for s in self._pending if s.start < pos]
+        # (a span marked after the stream already passed its stop is not open any more)
+        spans += [replace(s, stop=None) for s in self._pending if s.start < pos < s.stop]
         return spans
 
     def mark_lead_off(self, start: int, stop: int | None, channel: int) -> None:
@@ -268,6 +274,19 @@ class ArtifactDetector:
         self._add(ArtifactSpan("stimulus", max(index - self._s["st_pre"], self.first),
                                max(index + self._s["st_post"], self.first + 1),
                                tuple(range(self.n_channels))))
+
+    def mark_span(self, span: ArtifactSpan) -> None:
+        """A span found elsewhere (a pop or common-mode step, with its stop): blanked and
+        reported like the others; its start is clipped to the first sample. One that begins
+        where every one of its channels has no signal (cautery, rails, lead-off: their edges
+        are steps too) is part of that span and dropped."""
+        span = replace(span, start=max(span.start, self.first))
+        lost = [s for s in self._closed + self._pending + list(self._source_open.values())
+                + self._detected_open(listed_only=False)
+                if s.kind in SIGNAL_LOST_KINDS and s.start <= span.start
+                and (s.stop is None or span.start < s.stop)]
+        if not set(span.channels) <= {c for s in lost for c in s.channels}:
+            self._add(span)
 
     def blank_mask(self, start: int, n: int, kinds: tuple[str, ...] | None = None) -> np.ndarray:
         """(n, n_channels) bool: True where samples [start, start + n) are blanked by a span (of

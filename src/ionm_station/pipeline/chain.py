@@ -26,7 +26,7 @@ from itertools import pairwise
 import numpy as np
 
 from ionm_station.detect.events import DetectedEvent, EmgEventDetector
-from ionm_station.dsp.artifacts import ArtifactDetector, ArtifactSpan
+from ionm_station.dsp.artifacts import SIGNAL_LOST_KINDS, ArtifactDetector, ArtifactSpan
 from ionm_station.dsp.ecg import EcgCanceller, Highpass30
 from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.dsp.mains import (
@@ -37,11 +37,10 @@ from ionm_station.dsp.mains import (
     mains_fits,
     mains_min_rate_hz,
 )
+from ionm_station.dsp.steps import StepDetector
 from ionm_station.events import Event
 from ionm_station.montage import Montage
 
-#: Artifact kinds after which the clean output holds NaN (no usable signal), not samples.
-SIGNAL_LOST_KINDS = ("cautery", "saturation", "lead_off")
 #: Raw samples at or beyond this fraction of the input range count as railed (lead-off, cautery).
 RAIL_FRACTION = 0.98
 #: After a railed raw sample, the mains canceller does not learn from that channel for this long
@@ -137,6 +136,9 @@ class FreeRunChain:
         self.ecg = EcgCanceller(n, fs) if full else None
         self.ecg_highpass = Highpass30(n, fs) if settings.remove_ecg and not full else None
         self.artifacts = ArtifactDetector(n, fs, range_uv, start=start)
+        # electrode pops and common-mode steps, found on the filtered stream ahead of the
+        # detector by the ECG canceller's delay (without it they would come too late to blank)
+        self.steps = StepDetector(n, fs, self.bandpass.sos, start) if self.ecg else None
         self.detector = EmgEventDetector(montage, fs, thresholds_uv=thresholds_uv)
         self.thresholds_uv = self.detector.thresholds_uv
         self.delay = self.ecg.delay if self.ecg else 0
@@ -156,6 +158,9 @@ class FreeRunChain:
         in force (the upper one clamped to 0.9 × Nyquist)."""
         bandpass = BandpassFilter(len(self.montage.channels), self.sample_rate_hz, low_hz, high_hz)
         self.bandpass = bandpass
+        if self.steps is not None:  # its templates are the band-pass's step responses
+            self.steps = StepDetector(len(self.montage.channels), self.sample_rate_hz,
+                                      bandpass.sos, self._raw_next)
         self.settings = replace(self.settings, low_hz=low_hz, high_hz=high_hz)
         self.notes = self._notes()
         return bandpass.low_hz, bandpass.high_hz
@@ -263,6 +268,9 @@ class FreeRunChain:
         y = self.bandpass.process(raw)
         if self.mains is not None:
             y = self.mains.process(y, self._railed_hold(raw))
+        if self.steps is not None:
+            for span in self.steps.process(y, start):
+                self.artifacts.mark_span(span)
         if self.ecg is not None:
             y = self.ecg.process(y)
         elif self.ecg_highpass is not None:

@@ -1,0 +1,325 @@
+"""Electrode pops and common-mode steps: sudden level changes that are not EMG.
+
+Works on the band-passed, mains-free stream (µV; the chain runs it between the mains and the
+ECG canceller, so the spans it finds are known well before the detector, which sees the stream
+the ECG canceller's delay later). A step of A µV at sample t₀ in the raw signal — an electrode
+pop (one channel, 0.1–2 mV, then an exponential decay of 50–500 ms), a common-mode step (the
+same instant on several channels, 10–40 µV, decaying in 5 ms to seconds), an amplifier
+recovering from a rail — reaches this stream as A × the band-pass's response to a decaying
+step, whose shape is known: a sharp edge, a fall through zero within ~10 ms and a ringing tail
+(10 Hz, 4th order: −0.35 at 20 ms, +0.17 at 60 ms). A MUAP, a QRS or a train does not fit it.
+
+Per channel and sample index:
+
+1. **Candidates**: local maxima (within :data:`CANDIDATE_SPACING_S`) of the 1 ms difference
+   |z(t + 1 ms) − z(t)| above :data:`CANDIDATE_SIGMA` × its noise.
+2. **Fit**: over [t₀ − :data:`PRE_S`, t₀ + :data:`FIT_S`) the window is fitted by an offset and
+   a slope (the background) plus A × each template (the band-pass's response to a step
+   decaying with τ in :data:`TAUS_S`), at every edge position t₀ within :data:`EDGE_SEARCH_S`;
+   the best fit gives A, the fraction of the background-removed variance it explains, the
+   residual over the noise and the step's significance (|A| over its least-squares error).
+3. **Pop**: one channel whose best fit explains at least :data:`POP_FIT` with significance of at
+   least :data:`POP_SIGNIFICANCE` and a step decaying no faster than :data:`POP_MIN_TAU_S`.
+4. **Common mode**: at least :data:`COMMON_MODE_MIN_CHANNELS` channels step at the same sample
+   (± :data:`COMMON_MODE_SAMPLES`), each fitting as a step (explained ≥
+   :data:`COMMON_MODE_FIT`, or residual within :data:`COMMON_MODE_RESIDUAL` × the noise) with
+   significance ≥ :data:`COMMON_MODE_SIGNIFICANCE`: a transient on many leads at one instant is
+   an artifact, not discharges of several roots.
+5. **Span**: from :data:`PRE_S` before the edge until the template's tail, scaled by the step,
+   stays below :data:`HOLD_NOISE` × the channel's noise (longest over the span's channels; at
+   least :data:`MIN_HOLD_S`, at most :data:`MAX_HOLD_S`).
+
+Everything is computed from absolute sample indices on a carried history, so any chunking gives
+the same spans; rows holding NaN (gaps) are never fitted. Spans are returned once decided, which
+is :data:`PRE_S` + :data:`FIT_S` + a few ms after the edge.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage, signal
+
+from ionm_station.dsp.artifacts import ArtifactSpan
+
+#: Time constants (s) of the decaying steps fitted (inf: a lasting step).
+TAUS_S = (math.inf, 0.2, 0.05, 0.02, 0.008)
+#: Fit window (s) before and after the edge.
+PRE_S = 0.002
+FIT_S = 0.030
+#: Candidate edges: the 1 ms difference above this many times its noise …
+CANDIDATE_SIGMA = 4.5
+#: … and the largest within ± this (s).
+CANDIDATE_SPACING_S = 0.002
+#: The edge is searched from this long (s) before the candidate to its 1 ms difference's end.
+EDGE_SEARCH_S = 0.0005
+#: A pop: the fit explains at least this fraction of the window's background-removed variance …
+POP_FIT = 0.9
+#: … the step is at least this many times its least-squares error …
+POP_SIGNIFICANCE = 20.0
+#: … and it decays no faster than this (s): a monophasic pulse of a few ms on one channel may
+#: be a positive sharp wave, so only the slow steps of pops are taken on a single channel.
+POP_MIN_TAU_S = 0.05
+#: Common mode: at least this many channels step at one sample (± this many samples) …
+COMMON_MODE_MIN_CHANNELS = 3
+COMMON_MODE_SAMPLES = 2
+#: … each explaining at least COMMON_MODE_MIN_FIT of the window by its step fit and either
+#: leaving a residual within COMMON_MODE_RESIDUAL × its noise variance (a small step in noise)
+#: or explaining at least COMMON_MODE_FIT (a large one, whose shape the templates only
+#: approximate; a QRS or MUAP leaves far more: their fits explain 0.1–0.4) …
+COMMON_MODE_MIN_FIT = 0.5
+COMMON_MODE_RESIDUAL = 4.0
+COMMON_MODE_FIT = 0.85
+#: … and a step at least this many times its least-squares error. Once that many channels
+#: step, any other channel whose step is as significant and explains COMMON_MODE_WEAK_FIT of
+#: its window is taken too.
+COMMON_MODE_SIGNIFICANCE = 8.0
+COMMON_MODE_WEAK_FIT = 0.25
+#: A span lasts until the step's tail is below this many times the channel's noise (σ) …
+HOLD_NOISE = 1.0
+#: … at least this long and at most this long (s) after the edge.
+MIN_HOLD_S = 0.02
+MAX_HOLD_S = 0.5
+#: Noise (σ of the 1-sample difference / √2) per block of this length (s), the median of the
+#: last NOISE_HISTORY blocks.
+NOISE_BLOCK_S = 0.25
+NOISE_HISTORY = 16
+#: Length (s) of the templates computed (tail horizon of the hold).
+TEMPLATE_S = 0.5
+
+KINDS = ("pop", "common_mode")
+
+
+class StepDetector:
+    """Streaming pop / common-mode step detector on a band-passed, mains-free µV stream.
+
+    Args:
+        n_channels: channels per chunk.
+        sample_rate_hz: sampling rate (Hz).
+        bandpass_sos: the band-pass in front of this stage (second-order sections): the
+            templates are its responses to decaying steps.
+        start: absolute index of the first sample it will see.
+    """
+
+    def __init__(self, n_channels: int, sample_rate_hz: float, bandpass_sos: np.ndarray,
+                 start: int = 0) -> None:
+        self.n_channels = n_channels
+        self.sample_rate_hz = fs = float(sample_rate_hz)
+        self._pre = max(1, round(PRE_S * fs))
+        self._fit = max(4, round(FIT_S * fs))
+        self._diff = max(1, round(0.001 * fs))
+        self._spacing = max(1, round(CANDIDATE_SPACING_S * fs))
+        self._search = max(1, round(EDGE_SEARCH_S * fs))
+        self._min_hold = round(MIN_HOLD_S * fs)
+        self._max_hold = round(MAX_HOLD_S * fs)
+        self._noise_block = max(16, round(NOISE_BLOCK_S * fs))
+        n_t = max(self._fit, round(TEMPLATE_S * fs))
+        t = np.arange(n_t) / fs
+        responses = np.array([signal.sosfilt(bandpass_sos, np.exp(-t / tau)) for tau in TAUS_S])
+        self._taus = np.array(TAUS_S)
+        # tail envelope: the largest |response| from each sample on (for the hold)
+        self._tail = np.maximum.accumulate(np.abs(responses)[:, ::-1], axis=1)[:, ::-1]
+        bases = [self._basis(r[:self._fit]) for r in responses]
+        # columns: the background basis, each template's basis, each template's amplitude row
+        self._projector = np.concatenate([self._basis(None)[0]] + [q for q, _ in bases]
+                                         + [row[:, None] for _, row in bases], axis=1)
+        self._units = np.array([np.linalg.norm(row) for _, row in bases])
+        # samples of history a decision needs on either side of an edge
+        self._before = self._pre + self._search + self._spacing
+        self._after = self._fit + self._diff + self._spacing + COMMON_MODE_SAMPLES
+        self.first = start
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything; the stream starts again at :attr:`first`."""
+        self._pos = self.first                  # absolute index of _hist[0]
+        self._hist = np.zeros((0, self.n_channels))
+        self._next = self.first + self._before  # first sample not yet examined for an edge
+        self._noise_rows: list[np.ndarray] = []  # |Δz| of the current noise block
+        self._noise_history = np.full((self.n_channels, NOISE_HISTORY), np.nan)
+        self._noise_i = 0
+        # σ in force from each absolute block boundary on (the last few), NaN before the first
+        self._sigma_from = np.array([self.first], np.int64)
+        self._sigmas = np.full((1, self.n_channels), np.nan)
+        self._taken_until = np.full(self.n_channels, -1, np.int64)  # edges decided up to here
+
+    def process(self, z: np.ndarray, start: int) -> list[ArtifactSpan]:
+        """Examine the next consecutive chunk (n, n_channels) µV starting at absolute ``start``;
+        returns the pop and common-mode spans decided with it."""
+        if start != self._pos + len(self._hist):
+            raise ValueError(f"chunk starts at {start}, expected {self._pos + len(self._hist)}")
+        z = np.asarray(z, dtype=np.float64)
+        self._learn_noise(z, start)
+        self._hist = np.concatenate([self._hist, z]) if len(self._hist) else z.copy()
+        end = self._pos + len(self._hist)
+        spans: list[ArtifactSpan] = []
+        last = end - self._after  # edges up to here have all the data they need
+        if last > self._next:
+            spans = self._examine(self._next, last)
+            self._next = last
+        keep_from = max(self._pos, self._next - self._before)
+        self._hist = self._hist[keep_from - self._pos:]
+        self._pos = keep_from
+        return spans
+
+    # --- noise ---
+
+    def _learn_noise(self, z: np.ndarray, start: int) -> None:
+        """σ per channel: median over blocks (absolute boundaries) of median |Δz| / 0.6745 / √2."""
+        prev = self._hist[-1:] if len(self._hist) else z[:1]
+        dz = np.abs(np.diff(np.concatenate([prev, z]), axis=0))
+        pos = start
+        while pos < start + len(z):
+            stop = min((pos // self._noise_block + 1) * self._noise_block, start + len(z))
+            self._noise_rows.append(dz[pos - start:stop - start])
+            if stop % self._noise_block == 0:
+                block = np.concatenate(self._noise_rows)
+                self._noise_rows = []
+                if len(block) and np.isfinite(block).all():
+                    self._noise_history[:, self._noise_i % NOISE_HISTORY] = \
+                        np.median(block, axis=0) / 0.6745 / math.sqrt(2.0)
+                    self._noise_i += 1
+                    sigma = np.nanmedian(self._noise_history, axis=1)
+                    self._sigma_from = np.append(self._sigma_from[-NOISE_HISTORY:], stop)
+                    self._sigmas = np.vstack([self._sigmas[-NOISE_HISTORY:], sigma])
+            pos = stop
+
+    def _sigma_at(self, index: np.ndarray) -> np.ndarray:
+        """(len(index), channels) σ (µV) in force at absolute ``index``: that of the last noise
+        block ended at or before it (so it does not depend on the chunking)."""
+        return self._sigmas[np.searchsorted(self._sigma_from, index, side="right") - 1]
+
+    # --- fitting ---
+
+    def _basis(self, template: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Orthonormal basis (window, q) of offset, slope (and the template, zero before the
+        edge) over a fit window, and the row that gives the template's amplitude (or of the
+        slope without a template)."""
+        n = self._pre + self._fit
+        tt = np.arange(n) / n
+        columns = [np.ones(n), tt]
+        if template is not None:
+            columns.append(np.concatenate([np.zeros(self._pre), template]))
+        x = np.stack(columns, axis=1)
+        q, _ = np.linalg.qr(x)
+        return q, np.linalg.pinv(x)[-1]
+
+    def _fits(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+        """Best template fit of each window (..., window): amplitude ``a`` (µV), template
+        index ``k``, residual power ``rss`` (µV²·samples), ``explained`` fraction of the
+        background-removed power and the amplitude's least-squares error per unit noise
+        (``unit``)."""
+        energy = np.einsum("...i,...i->...", windows, windows)
+        products = windows @ self._projector  # one BLAS product for every basis and amplitude
+        n_k = len(self._taus)
+        squares = products[..., :-n_k] ** 2
+        null = energy - squares[..., :2].sum(-1)
+        rss = energy[..., None] - squares[..., 2:].reshape(*squares.shape[:-1], n_k, 3).sum(-1)
+        k = np.argmin(rss, axis=-1)
+        best_rss = np.take_along_axis(rss, k[..., None], -1)[..., 0]
+        amplitude = np.take_along_axis(products[..., -n_k:], k[..., None], -1)[..., 0]
+        return {"k": k, "rss": best_rss, "a": amplitude, "unit": self._units[k],
+                "explained": 1.0 - best_rss / np.maximum(null, 1e-12)}
+
+    def _windows(self, channels: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        """(len(edges), window) samples of ``channels`` around absolute ``edges``."""
+        idx = edges[:, None] - self._pos + np.arange(-self._pre, self._fit)[None, :]
+        return self._hist[idx, channels[:, None]]
+
+    # --- decisions ---
+
+    def _examine(self, first: int, last: int) -> list[ArtifactSpan]:
+        """Find and judge the edges in [first, last)."""
+        h = self._hist
+        lo = first - self._pos - self._spacing
+        hi = last - self._pos + self._spacing
+        d = np.abs(h[lo + self._diff:hi + self._diff] - h[lo:hi])
+        sigma = self._sigma_at(self._pos + np.arange(lo, hi))
+        with np.errstate(invalid="ignore"):  # no σ yet: NaN, nothing is loud
+            loud = d >= CANDIDATE_SIGMA * math.sqrt(2.0) * sigma
+        if not loud.any():
+            return []
+        d = np.where(np.isfinite(d), d, 0.0)
+        cand = loud & (d >= ndimage.maximum_filter1d(d, 2 * self._spacing + 1, axis=0))
+        cand[:self._spacing] = cand[len(cand) - self._spacing:] = False
+        rows, chans = np.nonzero(cand)
+        if not len(rows):
+            return []
+        at = rows + lo + self._pos  # absolute candidate indices
+        order = np.lexsort((chans, at))
+        at, chans = at[order], chans[order]
+        # each candidate's edge: the sharpest one-sample jump within its difference, ± 1 sample
+        reach = np.arange(-self._search, self._diff + 1)
+        jumps = np.abs(np.diff(h[(at - self._pos)[:, None] + reach, chans[:, None]], axis=1))
+        sharpest = at + reach[np.argmax(np.where(np.isfinite(jumps), jumps, -1.0), axis=1)] + 1
+        own = self._best(chans, sharpest, 1)
+        steplike = np.flatnonzero(own["steplike"])
+        if not len(steplike):
+            return []
+        # every channel at each step-like candidate's edge (± COMMON_MODE_SAMPLES)
+        c = self.n_channels
+        every = self._best(np.tile(np.arange(c), len(steplike)),
+                           np.repeat(own["edge"][steplike], c), COMMON_MODE_SAMPLES)
+        every = {key: val.reshape(len(steplike), c) for key, val in every.items()}
+        spans: list[ArtifactSpan] = []
+        for j, i in enumerate(steplike):
+            ch, t0 = int(chans[i]), int(own["edge"][i])
+            if t0 <= self._taken_until[ch]:
+                continue
+            span = None
+            if every["steplike"][j].sum() >= COMMON_MODE_MIN_CHANNELS:
+                with np.errstate(invalid="ignore"):
+                    members = np.flatnonzero(every["valid"][j] & (
+                        every["steplike"][j]
+                        | ((every["explained"][j] >= COMMON_MODE_WEAK_FIT)
+                           & (every["significance"][j] >= COMMON_MODE_SIGNIFICANCE))))
+                span = self._span("common_mode", t0, members, every["a"][j, members],
+                                  every["k"][j, members], every["sigma"][j, members])
+                self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
+            elif own["explained"][i] >= POP_FIT and own["significance"][i] >= POP_SIGNIFICANCE \
+                    and self._taus[own["k"][i]] >= POP_MIN_TAU_S:
+                span = self._span("pop", t0, np.array([ch]), own["a"][i:i + 1],
+                                  own["k"][i:i + 1], own["sigma"][i:i + 1])
+                self._taken_until[ch] = max(self._taken_until[ch], t0 + self._spacing)
+            if span is not None:
+                spans.append(span)
+        return spans
+
+    def _best(self, channels: np.ndarray, edges: np.ndarray, lags: int) -> dict[str, np.ndarray]:
+        """Best template fit of each (channel, edge) pair over edge positions within ± ``lags``
+        samples: as :meth:`_fits`, plus the ``edge`` chosen, whether its window was all finite
+        (``valid``), the noise ``sigma`` there, the step's ``significance`` (|A| over its
+        least-squares error), the ``residual`` over the noise and whether it is ``steplike``."""
+        offsets = np.arange(-lags, lags + 1)
+        shifted = edges[:, None] + offsets[None, :]
+        wins = self._windows(np.repeat(channels, len(offsets)), shifted.ravel())
+        wins = wins.reshape(len(edges), len(offsets), -1)
+        ok = np.isfinite(wins).all(-1)
+        fit = self._fits(np.where(ok[..., None], wins, 0.0))
+        pick = np.argmin(np.where(ok, fit["rss"], np.inf), axis=1)
+        rows = np.arange(len(edges))
+        best = {key: val[rows, pick] for key, val in fit.items()}
+        best["edge"] = shifted[rows, pick]
+        best["valid"] = ok[rows, pick]
+        best["sigma"] = self._sigma_at(best["edge"])[rows, channels]
+        best["significance"] = np.abs(best["a"]) / (best["unit"] * best["sigma"])
+        best["residual"] = best["rss"] / ((self._pre + self._fit) * best["sigma"] ** 2)
+        with np.errstate(invalid="ignore"):  # no σ yet: NaN, not step-like
+            best["steplike"] = best["valid"] \
+                & (best["explained"] >= COMMON_MODE_MIN_FIT) \
+                & ((best["residual"] <= COMMON_MODE_RESIDUAL)
+                   | (best["explained"] >= COMMON_MODE_FIT)) \
+                & (best["significance"] >= COMMON_MODE_SIGNIFICANCE)
+        return best
+
+    def _span(self, kind: str, t0: int, channels: np.ndarray, amplitude_uv: np.ndarray,
+              template: np.ndarray, sigma_uv: np.ndarray) -> ArtifactSpan:
+        """Span of a step at ``t0`` on ``channels``: until the slowest tail is below noise."""
+        hold = self._min_hold
+        for a, k, sigma in zip(amplitude_uv, template, sigma_uv):
+            below = np.flatnonzero(np.abs(a) * self._tail[k] <= HOLD_NOISE * sigma)
+            hold = max(hold, int(below[0]) if len(below) else self._max_hold)
+        return ArtifactSpan(kind, max(self.first, t0 - self._pre), t0 + min(hold, self._max_hold),
+                            tuple(int(c) for c in channels))
+
