@@ -228,12 +228,14 @@ class AlarmEngine:
 
     # --- user actions (any thread) ---
 
-    def acknowledge(self, key: str | None = None) -> None:
-        """Clear latched alarms of one tile (``None``: all). A new train raises them again."""
+    def acknowledge(self, key: str | None = None, by: str = "") -> None:
+        """Clear latched alarms of one tile (``None``: all); ``by`` (who acknowledged, may be
+        '') is logged with each. A new train raises them again."""
         with self._lock:
             for r in self._roots.values():
                 if (key is None or r.key == key) and r.alarm_priority:
-                    self._log("alarm_ack", self._now, {"tile": r.key, "priority": r.alarm_priority})
+                    self._log("alarm_ack", self._now, {"tile": r.key, "priority": r.alarm_priority,
+                                                       "by": by or None})
                     r.alarm_priority, r.alarm_reason = None, ""
             self._emit_changes(self._now)
 

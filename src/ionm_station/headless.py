@@ -13,13 +13,14 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
+from ionm_station.caselog import baseline_text
 from ionm_station.events import Event
 from ionm_station.outputs import write_text
 from ionm_station.session import Session
 
 #: Event kinds printed as they happen (alarm tile changes, technical alarms, worker faults).
 ANNOUNCED = ("alarm", "technical_alarm", "worker_fault", "worker_restarted", "worker_failed",
-             "source_error", "source_recovered", "recording_error", "not_monitored")
+             "source_error", "source_recovered", "recording_error", "not_monitored", "baseline")
 
 
 def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
@@ -77,6 +78,8 @@ def _describe(e: Event) -> str:
             + (f" — {d['reason']}" if d.get("reason") else "")
     if e.kind == "technical_alarm":
         return f"{d['condition']} {d['what']}: {d['reason']}"
+    if e.kind == "baseline":
+        return f"{d['tile']}: " + baseline_text(d).removeprefix("baseline: ")
     return "; ".join(f"{k} {v}" for k, v in d.items())
 
 

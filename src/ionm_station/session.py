@@ -12,8 +12,9 @@ What views use (the window, the headless runner, remote views — all thin shell
   ``events`` log, :attr:`Session.triggered_data` (stimulus responses, screws, TOF);
 * act: :meth:`Session.submit` with a :mod:`~ionm_station.pipeline.commands` object, or the
   shortcuts :meth:`acknowledge`, :meth:`silence`, :meth:`set_band`, :meth:`set_mains`,
-  :meth:`set_threshold`, :meth:`add_marker`, :meth:`hunt`, :meth:`stimulate`; recording with
-  :meth:`start_recording` / :meth:`stop_recording`; a replay through :attr:`replay`.
+  :meth:`set_threshold`, :meth:`add_marker`, :meth:`baseline`, :meth:`hunt`,
+  :meth:`stimulate`; recording with :meth:`start_recording` / :meth:`stop_recording`; a
+  replay through :attr:`replay`.
 """
 
 from __future__ import annotations
@@ -244,9 +245,9 @@ class Session:
             raise ValueError(f"no alarm tile {command.key!r}")
         self.commands.put(command)
 
-    def acknowledge(self, key: str | None = None) -> None:
-        """Acknowledge one tile's latched alarm (None: all)."""
-        self.submit(cmd.Acknowledge(key))
+    def acknowledge(self, key: str | None = None, by: str = "") -> None:
+        """Acknowledge one tile's latched alarm (None: all); ``by`` names who did (logged)."""
+        self.submit(cmd.Acknowledge(key, by))
 
     def silence(self, seconds: float | None = None) -> None:
         """Silence alarm sound for ``seconds`` (None: the configured default)."""
@@ -269,6 +270,12 @@ class Session:
         at = self.raw.published if index is None else int(index)
         self.submit(cmd.AddMarker(text, at))
         return at
+
+    def baseline(self, seconds: float = 4.0) -> None:
+        """Check every channel's signal quality and take each tile's baseline over the newest
+        ``seconds`` (s) of signal, as soon as the rings hold them away from cautery; the results
+        are ``signal_quality`` and ``baseline`` events (so the recording and report have them)."""
+        self.submit(cmd.Baseline(float(seconds)))
 
     def hunt(self, level: str, side: str) -> None:
         """Queue an automatic threshold hunt on the screw at ``level``/``side``."""

@@ -1,7 +1,7 @@
 """User commands into the processing thread: one queue, applied at a known sample index.
 
 Every change a user makes while monitoring — band, threshold, mains frequency, acknowledge,
-silence, threshold hunt, stimulus, marker — is a command object put on one
+silence, threshold hunt, stimulus, marker, baseline check — is a command object put on one
 :class:`CommandQueue`. The session checks it when it is submitted (a bad value is refused at
 once, in the caller's thread, with a ValueError naming it); the processing thread applies it
 between two blocks, at the sample index it has reached, and logs it once in the event log (so
@@ -58,9 +58,11 @@ class SetMains(_Checked):
 
 @dataclass(frozen=True)
 class Acknowledge(_Checked):
-    """Acknowledge the latched alarm of one tile (None: all tiles)."""
+    """Acknowledge the latched alarm of one tile (None: all tiles); ``by`` names who did
+    (logged with the acknowledgement; '' when not known)."""
 
     key: str | None = None
+    by: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,21 @@ class AddMarker(_Checked):
             raise ValueError("a marker needs text")
 
 
-Command = Union[SetBand, SetThreshold, SetMains, Acknowledge, Silence, Hunt, Stimulate, AddMarker]
+@dataclass(frozen=True)
+class Baseline(_Checked):
+    """A signal-quality check and per-tile baseline over the newest ``seconds`` of signal
+    (taken as soon as the rings hold them, away from cautery); logged as ``signal_quality``
+    events per channel and ``baseline`` events per tile."""
+
+    seconds: float = 4.0
+
+    def check(self) -> None:
+        if not (math.isfinite(self.seconds) and 1.0 <= self.seconds <= 10.0):
+            raise ValueError(f"a baseline measures 1–10 s of signal, got {self.seconds}")
+
+
+Command = Union[SetBand, SetThreshold, SetMains, Acknowledge, Silence, Hunt, Stimulate, AddMarker,
+                Baseline]
 
 
 class CommandQueue:

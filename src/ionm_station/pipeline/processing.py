@@ -14,15 +14,25 @@ skipped are logged as ``not_monitored`` and written as NaN into the clean ring, 
 clean clock stay aligned; the alarm engine — latched alarms, train time,
 thresholds — and the triggered-EMG controller carry over, because they are the case's history.
 Raw data never stop flowing to the recorder meanwhile: the recorder reads the raw ring itself.
+
+Signal quality (:mod:`ionm_station.quality`) is measured from the rings, never from the chain:
+every :data:`QUALITY_INTERVAL_S` of signal the newest :data:`QUALITY_WINDOW_S` of raw and clean
+signal give one ``signal_quality`` event per channel (``check = "periodic"``), so recordings
+carry the channels' quality over the case. A :class:`~ionm_station.pipeline.commands.Baseline`
+command does the same over its own window (``check = "baseline"``) and logs one ``baseline``
+event per tile: the channels' quality, whether the root was quiet, and its latest stimulus
+response — the snapshot later changes are compared to. Both wait while cautery is going on or
+has just ended, and until the chain has run :data:`QUALITY_SETTLE_S`.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ionm_station import quality
 from ionm_station.alarms import AlarmConfig, AlarmEngine
 from ionm_station.events import Event, EventLog
 from ionm_station.montage import Montage
@@ -39,6 +49,21 @@ from ionm_station.triggered.controller import TriggeredEmg
 MAX_BLOCK_S = 0.1
 #: Source event kinds the chain acts on.
 SOURCE_KINDS = ("stimulus", "lead_off", "replay_seek")
+#: Signal time between two periodic signal-quality checks (s).
+QUALITY_INTERVAL_S = 60.0
+#: Signal measured by a periodic check (s).
+QUALITY_WINDOW_S = 2.0
+#: Clean signal the chain must have produced before a check measures it (s): its start-up.
+QUALITY_SETTLE_S = 1.0
+
+
+@dataclass(frozen=True)
+class _Check:
+    """A signal-quality check waiting for its window: ``seconds`` of signal, ``check`` is
+    ``"periodic"`` or ``"baseline"`` (which also logs the per-tile baseline)."""
+
+    seconds: float
+    check: str
 
 log = logging.getLogger("ionm_station")
 
@@ -90,6 +115,9 @@ class ProcessingWorker(Worker):
         self._open_lead_off: dict[tuple[int, tuple[int, ...]], Event] = {}
         self._blockade = ""
         self._block = max(1, int(MAX_BLOCK_S * info.sample_rate_hz))
+        self._cautery_until = 0  # end (absolute index) of the latest cautery span seen
+        self._next_quality = info.seconds_to_samples(QUALITY_WINDOW_S + QUALITY_SETTLE_S)
+        self._baseline: _Check | None = None
         self.snapshot = self._snapshot()
 
     @property
@@ -115,6 +143,7 @@ class ProcessingWorker(Worker):
         if self.triggered is not None:
             self.triggered.poll()
             self._blockade_from_tof()
+        self._quality_checks()
         done = len(got.data) + got.lost
         if (done or applied) and generation == self.generation:
             self.snapshot = self._snapshot()
@@ -178,11 +207,13 @@ class ProcessingWorker(Worker):
         elif isinstance(c, cmd.SetThreshold):
             self.alarms.set_threshold(c.key, c.threshold_uv)  # logs alarm_threshold
         elif isinstance(c, cmd.Acknowledge):
-            self.alarms.acknowledge(c.key)
+            self.alarms.acknowledge(c.key, c.by)
         elif isinstance(c, cmd.Silence):
             self.alarms.silence(c.seconds)
         elif isinstance(c, cmd.AddMarker):
             self.events.append(Event("marker", c.index, c.index, (), {"text": c.text}))
+        elif isinstance(c, cmd.Baseline):
+            self._baseline = _Check(c.seconds, "baseline")
         elif isinstance(c, (cmd.Hunt, cmd.Stimulate)):
             if self.triggered is None:
                 raise ValueError("this session has no triggered EMG")
@@ -229,7 +260,48 @@ class ProcessingWorker(Worker):
                                       "above_threshold": bool(ev.above_threshold)}))
         for span in out.artifacts:
             self.events.append(Event("artifact", span.start, span.stop, span.channels, {"kind": span.kind}))
+            if span.kind == "cautery" and span.stop is not None:
+                self._cautery_until = max(self._cautery_until, span.stop)
         self.alarms.update(out.start + len(out.clean), out.events, self.chain.open_spans(), out.ongoing)
+
+    # --- signal quality ---
+
+    def _quality_checks(self) -> None:
+        """Run the baseline check asked for, or the periodic one when due, once the clean ring
+        holds their window after the chain's start-up and away from cautery."""
+        now = self.clean.published
+        if self._baseline is not None and self._measure(self._baseline, now):
+            self._baseline = None
+        elif now >= self._next_quality and self._measure(_Check(QUALITY_WINDOW_S, "periodic"), now):
+            self._next_quality = now + self.info.seconds_to_samples(QUALITY_INTERVAL_S)
+
+    def _measure(self, check: _Check, now: int) -> bool:
+        """Measure ``check`` over the clean ring's newest samples and log its events; False
+        (try again later) while the window is not there yet or cautery touches it."""
+        n = self.info.seconds_to_samples(check.seconds)
+        start = now - n
+        if start < self.info.seconds_to_samples(QUALITY_SETTLE_S) or start < self._cautery_until \
+                or any(s.kind == "cautery" for s in self.chain.open_spans()):
+            return False
+        raw = self.raw.reader(start=start).read(n)
+        clean = self.clean.reader(start=start).read(n)
+        if raw.lost or clean.lost or raw.n_samples < n or clean.n_samples < n:
+            return False  # overwritten meanwhile: measure a fresh window after the next block
+        off = {c for _, channels in self._open_lead_off for c in channels}
+        found = quality.assess(raw.data, clean.data, self.info.sample_rate_hz,
+                               self.info.range_uv, self.settings.mains_hz, off)
+        for q in found:
+            self.events.append(Event("signal_quality", start, now, (q.channel,),
+                                     {**q.to_data(), "check": check.check}))
+        if check.check == "baseline":
+            responses = self.triggered.responses if self.triggered is not None else []
+            activity = [e for e in self.events.snapshot()
+                        if e.kind == "emg_event" and e.end > start and e.start < now
+                        and e.data.get("above_threshold")]
+            for key, channels, data in quality.tile_baselines(self.montage, found, activity,
+                                                              responses):
+                self.events.append(Event("baseline", start, now, channels, data))
+        return True
 
     def _blockade_from_tof(self) -> None:
         results = self.triggered.tof_results if self.triggered is not None else []
