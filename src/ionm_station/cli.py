@@ -17,6 +17,12 @@ from typing import TYPE_CHECKING
 
 from ionm_station import __version__
 from ionm_station.commands.args import OneLineParser, mains_hz, positive
+from ionm_station.commands.case_commands import (
+    add_events_parser,
+    add_report_parser,
+    cmd_events,
+    cmd_report,
+)
 from ionm_station.commands.recording_commands import (
     add_export_parser,
     add_info_parser,
@@ -79,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--adaptive-threshold", action="store_true",
                      help="raise a root's activity threshold during long continuous activity "
                           "(up to 400 µV, logged and shown on the tile; A-trains always alarm)")
+    run.add_argument("--baseline", action="store_true",
+                     help="check every channel's signal quality (noise, mains, ECG, lead-off, "
+                          "flat) and take each root's baseline once the first seconds are in; "
+                          "failing channels are named with the likely cause")
     run.add_argument("--hunt", metavar="ROOT-SIDE[,...]",
                      help="simulated amplifier: automatic stimulation-threshold hunt on these screws, "
                           "e.g. L5-R,S1-L (reported in --json)")
@@ -100,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_info_parser(sub)
     add_recover_parser(sub)
+    add_events_parser(sub)
+    add_report_parser(sub)
     return parser
 
 
@@ -241,6 +253,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     session = _session(args, source, montage, profile, limit)
     if args.hunt:
         _queue_hunts(args.hunt, session)
+    if args.baseline:
+        session.baseline()
     case = CaseMetadata(args.patient_id, args.procedure, args.operator)
     profile_doc = dataclasses.asdict(profile)
     if args.record is not None:
@@ -330,6 +344,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info(args)
         if args.command == "recover":
             return cmd_recover(args)
+        if args.command == "events":
+            return cmd_events(args)
+        if args.command == "report":
+            return cmd_report(args)
     except IonmError as exc:
         print(f"ionm-station: error: {shown(str(exc))}", file=sys.stderr)
         return 2

@@ -115,6 +115,8 @@ class Recording:
         format_version: layout version of the file.
         first_session_index: session sample index of sample 0.
         last_flush_unix_s: host time of the writer's last flush (Unix s).
+        created_by: the software that wrote it (``ionm-station <version>``).
+        created_unix_s: host time the file was created (Unix s).
     """
 
     path: Path
@@ -132,6 +134,8 @@ class Recording:
     format_version: int
     first_session_index: int
     last_flush_unix_s: float
+    created_by: str
+    created_unix_s: float
     _file: h5py.File
 
     @property
@@ -216,7 +220,9 @@ def _load(path: Path, f: h5py.File, after_crash: bool) -> Recording:
         recovered=bool(status["recovered"]), n_samples=n, compression=str(a["compression"]),
         format_version=version,
         first_session_index=int(a["first_session_index"]),
-        last_flush_unix_s=status["last_flush_unix_ms"] / 1000, _file=f)
+        last_flush_unix_s=status["last_flush_unix_ms"] / 1000,
+        created_by=str(a.get("created_by", "")), created_unix_s=float(a.get("created_unix_s", 0.0)),
+        _file=f)
 
 
 @dataclass(frozen=True)
