@@ -33,6 +33,13 @@ from ionm_station.commands.recording_commands import (
 )
 from ionm_station.commands.simulate_device import add_simulate_device_parser, cmd_simulate_device
 from ionm_station.errors import IonmError, shown
+from ionm_station.remote.commands import (
+    add_publish_arguments,
+    add_supervise_parser,
+    check_publish_args,
+    cmd_supervise,
+    start_publishing,
+)
 
 if TYPE_CHECKING:  # imported where used, so that ``--help`` and bad arguments answer at once
     from ionm_station.profiles import Profile
@@ -92,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hunt", metavar="ROOT-SIDE[,...]",
                      help="simulated amplifier: automatic stimulation-threshold hunt on these screws, "
                           "e.g. L5-R,S1-L (reported in --json)")
+    add_publish_arguments(run)
 
     an = sub.add_parser("analyze", help="detect free-run EMG events and artifacts in a recorded file",
                         description="Run a recorded file (EDF/EDF+/BDF) through the free-run chain "
@@ -110,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_export_parser(sub)
     add_info_parser(sub)
     add_recover_parser(sub)
+    add_supervise_parser(sub)
     add_events_parser(sub)
     add_report_parser(sub)
     return parser
@@ -141,6 +150,7 @@ def check_display() -> None:
 def check_run_args(args: argparse.Namespace) -> None:
     """Refuse, in one line, a ``run`` argument this run would not use (nothing is silently
     ignored)."""
+    check_publish_args(args)
     given = {"--scenario": args.scenario, "--hunt": args.hunt, "--port": args.port,
              "--record": args.record}
     if args.replay is not None:
@@ -154,9 +164,9 @@ def check_run_args(args: argparse.Namespace) -> None:
     case = [o for o, v in (("--patient-id", args.patient_id), ("--procedure", args.procedure),
                            ("--operator", args.operator)) if v]
     if args.headless:
-        if case and args.record is None:
+        if case and args.record is None and not args.publish_sdc:
             raise IonmError(f"{', '.join(case)}: case metadata is stored in a recording; add "
-                            "--record FILE.h5")
+                            "--record FILE.h5 (or publish it: --publish-sdc)")
     else:
         for option, value in (("--status-interval", args.status_interval),
                               ("--quiet", args.quiet or None)):
@@ -261,17 +271,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         start = datetime.now().astimezone().isoformat(timespec="seconds")
         session.start_recording(args.record, dataclasses.replace(case, start_time=start),
                                 profile_doc)
-    if not args.headless:
-        from ionm_station.gui.app import run_gui
+    publisher = start_publishing(args, session) if args.publish_sdc else None
+    try:
+        if not args.headless:
+            from ionm_station.gui.app import run_gui
 
-        code = run_gui(session, json_path=args.json, replace_json=args.force, case=case,
-                       profile_doc=profile_doc)
-        print(summary(session), flush=True)
-        return code
-    print(f"IONM Station {__version__} — {session.info.source} — montage {montage.name} "
-          f"({len(montage.channels)} ch) — research use only, not a medical device", flush=True)
-    return run_headless(session, sys.stdout, args.status_interval or 1.0, args.json, args.force,
-                        announce=not args.quiet)
+            code = run_gui(session, json_path=args.json, replace_json=args.force, case=case,
+                           profile_doc=profile_doc)
+            print(summary(session), flush=True)
+            return code
+        print(f"IONM Station {__version__} — {session.info.source} — montage {montage.name} "
+              f"({len(montage.channels)} ch) — research use only, not a medical device",
+              flush=True)
+        if publisher is not None:
+            print(f"publishing over SDC at {publisher.url}", flush=True)
+        return run_headless(session, sys.stdout, args.status_interval or 1.0, args.json,
+                            args.force, announce=not args.quiet)
+    finally:
+        if publisher is not None:
+            publisher.close()
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -344,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_info(args)
         if args.command == "recover":
             return cmd_recover(args)
+        if args.command == "supervise":
+            return cmd_supervise(args)
         if args.command == "events":
             return cmd_events(args)
         if args.command == "report":
