@@ -219,15 +219,17 @@ class Room:
                 return
             period = self.layout.sample_period_s
             n = len(block)
-            if self._wave_version is not None:
+            if self._wave_version is not None:  # reports are numbered: a jump is a loss
                 if version <= self._wave_version:
                     return  # a report seen already
-                skipped = version - self._wave_version - 1
-                self.stats.missing += skipped * self._batch
-            if self._wave_end_s is not None:
+                hole = (version - self._wave_version - 1) * self._batch
+                self.stats.missing += hole
+            elif self._wave_end_s is not None:  # reconnected: the time away is a hole
                 hole = round((start_s - self._wave_end_s) / period)
-                if hole > 0:
-                    self.waves.write_nan(min(hole, self.waves.capacity))
+            else:
+                hole = 0
+            if hole > 0:
+                self.waves.write_nan(min(hole, self.waves.capacity))
             self.waves.write(block.astype(np.float32, copy=False))
             self._wave_version, self._batch = version, n
             self._wave_end_s = start_s + n * period
@@ -265,8 +267,10 @@ class Room:
                 latched = present in md.SIGNALLED and \
                     self._signals.get(md.signal_handle(i, present)) == "Latch"
                 state = self._values.get(md.tile_handle(i, "state")) or "quiet"
-                priority = CONDITION_PRIORITY.get(present) if state in ("alarm", "activity") \
-                    else ("warning" if state in ("not_monitoring", "signal_lost") else None)
+                priority = CONDITION_PRIORITY.get(present)
+                if state not in ("alarm", "activity"):  # technical: sounding unless the run ended
+                    priority = "warning" if self._conditions.get(
+                        md.tech_condition_handle(state)) else None
                 out.append(TileState(
                     t.key, t.root or t.key, t.side, state=state, priority=priority,
                     reason=self._values.get(md.tile_handle(i, "reason")) or "",
@@ -285,7 +289,7 @@ class Room:
         if self.lost(now):
             return "warning" if self.layout is not None or self.connection == "refused" else None
         value = self._values.get(md.AUDIBLE)
-        return None if value in (None, "none") else str(value)
+        return None if self.silenced or value in (None, "none") else str(value)
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         """The room, JSON-ready."""
