@@ -10,8 +10,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   channel can carry a beat. Channels whose >200 Hz RMS in a block exceeds 3 × its usual level
   (EMG, cautery), that sit at the rail, go flat (lead-off) or hold NaN are left out of the mean
   for that block and 200 ms after (500 ms after rail or flat). When more than half the live
-  channels are wild at once (cautery) the block is a global artifact: no beat is detected there
-  nor 200 ms after. The mean is smoothed over 30 ms; maxima within ±40 ms are candidates (the
+  channels are far out of their noise at once (> 20 σ: cautery, a stimulus artifact; not EMG on
+  several channels) the block is a global artifact: no beat is detected there nor 200 ms after. The mean is smoothed over 30 ms; maxima within ±40 ms are candidates (the
   fiducial is the centroid of the peak's top half, within ±10 ms), judged by a Pan–Tompkins
   adaptive threshold (signal and noise peak levels, threshold 30 % of the way between them; the
   signal level starts at the largest candidate of the first 2 s and halves after 2.5 s without
@@ -23,28 +23,51 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   after those 2 s (no visible ECG) the learning ends by time, one decision lag later.
   A beat's window (with the alignment margins) may reach before the first input row: the
   missing rows count as absent (not learnt from, nothing subtracted there).
-* **Alignment.** Each beat is aligned to the multichannel template jointly (±10 ms on a 1 ms
-  grid, channels weighted by 1/σ² — a matched filter across channels), then per channel within
-  ±2 ms of it by parabolic interpolation of that channel's correlation. Channels with EMG in the
-  beat take the median lag of the clean ones.
-* **Subtraction.** Window −100…+200 ms around the fiducial (which lies ~30 ms after the R peak,
-  so R −70…+230 ms). Per beat a least-squares gain (clamped 0.7–1.3; 1 on EMG channels) scales
-  the template, 10 ms raised-cosine tapers soften the window edges, and a channel is only
-  subtracted if that lowers its energy in the QRS core (never adds a heartbeat where there is
-  none). The P wave (≈ 170 ms before R) lies outside the window and is left in place.
-* **Templates.** Per channel: the element-wise median of the first 8 clean beats (nothing is
-  subtracted on a channel before that, ≈ 8–10 s from the start), then an exponential average
-  over ~32 beats. A beat updates a channel's template only if the channel was clean over the
-  whole window and its residual RMS is ≤ 2 × the channel's typical residual; 16 rejections in a
-  row restart that channel's template. Beats found by search-back are reported but neither
-  subtracted nor learned from (their window has already been output).
+* **Beat classes.** Up to :data:`MAX_CLASSES` morphologies, each with a template per channel:
+  the dominant beat and ectopic ones. A beat joins the class it resembles most (median over
+  channels of the normalised correlation, weighted by each template's energy over the noise);
+  below :data:`NEW_CLASS_SIMILARITY` it starts a new class (replacing the one matched longest
+  ago, never the dominant one), whose first beat is left in place and blanked for detection.
+* **Alignment.** Each beat is aligned to its class jointly (±15 ms on a 1 ms grid, channels
+  weighted by 1/σ² — a matched filter across channels), then per channel within ±2 ms of it by
+  parabolic interpolation of that channel's correlation. Channels with EMG in the beat take the
+  median lag of the others. When a class's beats drift away from lag 0 (the detection
+  fiducial moves against the R peak with the channels it is made of), its templates move in
+  their window, so the search stays centred.
+* **Fit (per beat and channel).** Over the core (−100…+80 ms around the fiducial, which lies
+  ~25–30 ms after the R peak) a least-squares fit of the template's gain (0.5–1.5), shift (its
+  derivative, ±1 ms beyond the lag) and QRS stretch (±25 %), then of the heart's leading time
+  courses (the first :data:`HEART_COMPONENTS` singular vectors of the class's templates across
+  channels) and their derivatives to what is left: one heart projects onto every channel, so a
+  beat whose axis turned or whose QRS changed is a mix of them; noise and EMG are not. The fit
+  is subtracted over the window −100…+200 ms (R −70…+230 ms) with 10 ms raised-cosine tapers at
+  its edges, on channels where it lowers the energy over the core (never adds a heartbeat where
+  there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place.
+* **Across channels.** What is still left over the core is predicted on each channel from the
+  *other* channels' residuals by linear regression on their noise-whitened covariance (averaged
+  over clean beats), and subtracted: the beat-to-beat changes of one heart are shared between
+  channels; a channel's own noise and EMG never are, and are never taken from it.
+* **EMG and the residual gate.** A 10 ms block of a channel's residual whose >200 Hz RMS stands
+  out of the noise (and is not a small part of the block: what a QRS misfit leaves is
+  low-frequency) holds EMG: that channel keeps its own signal (not learnt from, not used to
+  predict others). Where, in blocks free of EMG and where the heartbeat itself is visible to
+  the event detector, the final residual still reads as activity to it (through its 40 Hz
+  high-pass, 2 ms RMS above :data:`GATE_SIGMA` × σ), those blocks and one either side are
+  blanked for detection (:meth:`EcgCanceller.blank_mask`): a beat left too large is never
+  reported as EMG, and EMG overlapping a beat is still found.
+* **Templates.** Per class and channel: the mean of its first beats, then an exponential
+  average over ~32 beats, from beats clean over the whole window (no EMG, flat or rail, no
+  global artifact); once converged, a beat whose QRS residual exceeds 3 × the typical one is not
+  learnt, and 16 such in a row restart the template. Beats found by search-back are reported
+  but neither subtracted nor learnt from (their window has already been output).
 
 Input must be mains-cancelled: uncancelled mains of ~10 µV spoils the per-beat gain and lag on
 channels whose ECG is that small.
 
 Streaming: input is cut internally into 10 ms blocks aligned to absolute sample indices, and
 every decision happens at a fixed absolute position, so any chunking gives the same output.
-The output lags the input by :attr:`EcgCanceller.delay` samples (188 ms at 10 kHz).
+The output lags the input by :attr:`EcgCanceller.delay` samples (244 ms at any rate from
+1 kHz): a beat is judged once its core has arrived.
 Memory is bounded whatever the length of the case: the input is held for about one template
 window behind the output (for the first candidates up to ~2.3 s), missed candidates for
 :data:`MISSED_KEPT_S` and the reported beats for the last :data:`BEATS_KEPT`.
@@ -89,11 +112,15 @@ FLAT_RATIO = 0.1
 RAIL_FRACTION = 0.98
 #: More than this fraction of live channels wild at once is a global artifact (cautery).
 GLOBAL_FRACTION = 0.5
+#: … counting only channels whose >200 Hz RMS exceeds this many robust σ: cautery (mV of
+#: broadband noise, ≥ 100 × σ) and stimulus artifacts, not EMG going on on several channels
+#: at once (a beat amid it is still detected).
+GLOBAL_RATIO = 20.0
 #: No beat is detected this long (s) after a global artifact, and a channel stays out of
 #: detection this long after it was wild, flat or saturated (filter ringing).
 ARTIFACT_HOLD_S = 0.2
-#: Before its template is learnt, a channel whose partial template exceeds this (µV p-p) has
-#: its QRS windows reported by :meth:`EcgCanceller.unsubtracted_mask` (detection blanks them).
+#: At the end of the record the last QRS window stays blanked for detection on channels whose
+#: dominant template exceeds this (µV p-p) or that have none (:meth:`EcgCanceller.flush`).
 UNLEARNED_BLANK_UV = 15.0
 #: A global artifact this many blocks long (30 ms) is sustained (cautery) and gets the hold-off.
 LONG_ARTIFACT_BLOCKS = 3
@@ -133,22 +160,68 @@ RECOVER_S = 2.5
 #: Template window before/after the fiducial (s).
 PRE_S = 0.100
 POST_S = 0.200
+#: The per-beat fit, the correction across channels and the residual gate see the beat up to
+#: this long (s) after the fiducial (QRS and early ST, R + ~60…100 ms): a beat is judged once its
+#: input is there, which sets the output delay.
+CORE_POST_S = 0.080
 #: Raised-cosine taper at each window edge (s).
 TAPER_S = 0.010
 #: Joint (coarse, 1 ms steps) and per-channel (fine, full rate) alignment ranges (s).
-COARSE_LAG_S = 0.010
+COARSE_LAG_S = 0.015
 FINE_LAG_S = 0.002
-#: Beats in the median that starts a template; beats in its exponential average.
+#: Beats after which a channel's template counts as converged (until then the plain mean of
+#: its beats); beats in its exponential average after that.
 BOOTSTRAP_BEATS = 8
 TEMPLATE_BEATS = 32
-#: Per-beat gain limits.
-GAIN_RANGE = (0.7, 1.3)
-#: A beat whose residual RMS exceeds this many typical residuals does not update the template.
-OUTLIER_RATIO = 2.0
-#: Beats averaged in the typical residual.
+#: Beat classes (morphologies, each with a template per channel): the dominant beat and
+#: ectopic ones (ventricular premature beats, aberrant conduction).
+MAX_CLASSES = 3
+#: A beat whose similarity to every class is below this starts a new class (similarity: the
+#: median over channels of the normalised correlation with the class template, weighted by the
+#: template's energy over the noise; channels whose template is below the noise do not vote).
+NEW_CLASS_SIMILARITY = 0.7
+#: Per-beat fit limits: gain, shift beyond the integer lag (s) and QRS stretch (fraction).
+GAIN_RANGE = (0.5, 1.5)
+SHIFT_MAX_S = 0.001
+STRETCH_MAX = 0.25
+#: The shift and stretch terms use the derivative of the template low-passed (zero phase) here
+#: (Hz): the template's own noise, differentiated and weighted by the time from the R peak,
+#: would otherwise add high-frequency noise at the window's edges.
+DERIVATIVE_LOWPASS_HZ = 250.0
+#: A class's template is moved in its window when its beats' mean lag drifts beyond this (s)
+#: (the detection fiducial moves against the R peak with the channels it is made of), so the
+#: lag search stays centred.
+RECENTRE_S = 0.002
+#: Beats in that mean lag.
+LAG_BEATS = 2
+#: After that fit, each channel's residual is fitted by this many time courses of the heart
+#: (the leading singular vectors of the class's templates across channels, and their
+#: derivatives): one heart projects onto every channel, so a beat whose axis turned (breathing)
+#: or whose QRS changed is a mix of them, while noise and EMG are not.
+HEART_COMPONENTS = 3
+#: EMG in a beat on a channel: a 10 ms block of its fit residual whose >200 Hz RMS exceeds
+#: EMG_RATIO × the channel's >200 Hz noise σ, that excess being at least HF_SHARE of the
+#: block's RMS (what a QRS misfit leaves is low-frequency; a MUAP is not).
+EMG_RATIO = 2.5
+HF_SHARE = 0.3
+#: A converged template is not updated by a beat whose residual RMS over the QRS exceeds this
+#: many typical residuals; RESTART_REJECTS such beats in a row restart it.
+OUTLIER_RATIO = 3.0
 RESIDUAL_BEATS = 16
-#: Rejections in a row after which a channel's template restarts.
 RESTART_REJECTS = 16
+#: Residual gate: where the residual left on a channel without EMG, through the detector's
+#: 40 Hz high-pass and 2 ms RMS, exceeds GATE_SIGMA × the channel's noise σ, the QRS window is
+#: blanked for detection (reported by :meth:`EcgCanceller.blank_mask`).
+GATE_SIGMA = 2.0
+GATE_ECG_SIGMA = 1.5
+GATE_HIGHPASS_HZ = 40.0
+GATE_ENVELOPE_S = 0.002
+#: Correction across channels: the residuals' covariance (noise-whitened) is averaged over
+#: SPATIAL_BEATS clean beats and used from SPATIAL_MIN_BEATS on, with at least
+#: SPATIAL_MIN_CHANNELS clean channels in the beat.
+SPATIAL_BEATS = 32
+SPATIAL_MIN_BEATS = 8
+SPATIAL_MIN_CHANNELS = 3
 #: Longest stretch (s) filtered at once (bounds memory when a whole record arrives).
 BATCH_S = 1.0
 #: Candidates missed within this long (s) before the current one are kept for search-back
@@ -222,8 +295,9 @@ class _Beat:
 
     due: int
     fiducial: int
+    klass: int         # beat class (template set)
     lags: np.ndarray   # per channel, samples
-    gains: np.ndarray  # per channel
+    learn: np.ndarray  # per channel: clean over the QRS, may update the class template
 
 
 def _median_axis1(a: np.ndarray) -> np.ndarray:
@@ -235,6 +309,16 @@ def _median_axis1(a: np.ndarray) -> np.ndarray:
     if n % 2:
         return s[..., h]
     return (s[..., h - 1] + s[..., h]) / 2.0
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
+    """(row, start, stop) of every run of True in each row of a 2-D bool array."""
+    padded = np.zeros((mask.shape[0], mask.shape[1] + 2), np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded, axis=1)
+    rows, starts = np.nonzero(edges == 1)
+    stops = np.nonzero(edges == -1)[1]
+    return list(zip(rows.tolist(), starts.tolist(), stops.tolist()))
 
 
 def _raised_cosine_taper(length: int, ramp: int) -> np.ndarray:
@@ -259,8 +343,8 @@ class EcgCanceller:
         rail_uv: amplifier range (µV); samples at ≥ 98 % of it count as saturated. None: no check.
         pre_s, post_s: template window before/after the detection fiducial (s).
         template_beats: beats in the template's exponential average (~20–40).
-        bootstrap_beats: clean beats whose median starts a template; nothing is subtracted on a
-            channel before it has one.
+        bootstrap_beats: beats after which a channel's template counts as converged (until then
+            it is the plain mean of the beats so far, subtracted from the first beat on).
 
     Attributes:
         delay: output delay (samples).
@@ -294,9 +378,12 @@ class EcgCanceller:
         self._post = round(post_s * fs)
         self._window = self._pre + self._post
         self._centroid = max(1, round(CENTROID_SPAN_S * fs / dec))  # decimated
-        self._look = (self._peak_half + self._smooth + 1) * dec  # decision lag after a peak
-        self._core_post = self._look - self._centroid * dec - self._lag_max - 1
-        if self._core_post <= 0 or self._pre <= 0 or self._post <= self._look:
+        # a beat is judged once its core (to CORE_POST_S after the fiducial, lag search
+        # included) has arrived, and never before the candidate's own look-ahead
+        self._core_post = round(CORE_POST_S * fs)
+        self._look = max((self._peak_half + self._smooth + 1) * dec,   # decision lag after a peak
+                         self._centroid * dec + self._core_post + self._lag_max + 1)
+        if self._pre <= 0 or self._post <= self._look:
             raise ValueError("template window too short for the detection look-ahead")
         self._core = self._pre + self._core_post
         self._learn_s = round(LEARN_S * fs)
@@ -304,6 +391,19 @@ class EcgCanceller:
         self.delay = (self._block - 1 + self._look + self._centroid * dec + self._lag_max
                       + self._pre)
         self._taper = _raised_cosine_taper(self._window, round(TAPER_S * fs))
+        self._core_taper = _raised_cosine_taper(self._core, round(TAPER_S * fs))
+        # the stretch term acts on the QRS only: weight 1 over the core, fading out after it
+        ramp = round(TAPER_S * fs)
+        self._stretch_weight = np.zeros(self._window)
+        self._stretch_weight[:self._core] = 1.0
+        self._stretch_weight[self._core:self._core + ramp] = _raised_cosine_taper(
+            2 * ramp, ramp)[ramp:]
+        self._shift_max = max(1.0, SHIFT_MAX_S * fs)
+        self._sos_derivative = signal.butter(2, min(DERIVATIVE_LOWPASS_HZ, 0.4 * fs), fs=fs,
+                                             output="sos")
+        self._recentre = max(dec, round(RECENTRE_S * fs))
+        self._ba_gate = signal.butter(2, GATE_HIGHPASS_HZ, btype="highpass", fs=fs, output="ba")
+        self._gate_envelope = max(8, round(GATE_ENVELOPE_S * fs))
         self._sos_detect = signal.butter(2, DETECT_BAND_HZ, btype="bandpass", fs=fs / dec,
                                          output="sos")
         self._ba_activity = signal.butter(2, min(ACTIVITY_HP_HZ, 0.4 * fs), btype="highpass",
@@ -325,7 +425,7 @@ class EcgCanceller:
         """Forget everything: templates, thresholds, beats, buffers; the next chunk is index 0."""
         c = self.n_channels
         self.beats: list[int] = []
-        self._unsubtracted: list[tuple[int, int, np.ndarray]] = []  # (start, stop, channels)
+        self._blank: list[tuple[int, int, np.ndarray]] = []  # (start, stop, channels)
         self.settled_at: int | None = None  # window start of the first judged beat
         self._finished = False
         self._n_in = 0          # input rows received
@@ -340,6 +440,7 @@ class EcgCanceller:
         self._glob = _Rows(1, np.bool_)    # per block: global artifact (incl. hold-off)
         self._noise = _Rows(c, np.float64)  # per block: >200 Hz σ in force (µV)
         self._next_candidate = 0           # next decimated index to test as a candidate
+        self._cands: deque[tuple[int, float, int]] = deque()  # found, awaiting their decision
         self._zi_detect: np.ndarray | None = None
         self._zi_activity: np.ndarray | None = None
         # robust scales: history of block medians, [activity | detection] per channel
@@ -360,14 +461,19 @@ class EcgCanceller:
         self._missed: list[tuple[int, float]] = []  # (fiducial, peak) under threshold
         self._learning: list[tuple[int, float]] = []  # (fiducial, peak) before the first threshold
         self._late = False  # judging a candidate whose window may already be output
-        # templates
-        w = self._window
-        self._template = np.zeros((c, w))
-        self._count = np.zeros(c, dtype=np.int64)  # beats learned (≥ bootstrap_beats: converged)
-        self._boot = np.zeros((self.bootstrap_beats, c, w))
-        self._residual = np.zeros(c)               # typical residual RMS (µV)
-        self._rejects = np.zeros(c, dtype=np.int64)
+        # templates per beat class and channel
+        k, w = MAX_CLASSES, self._window
+        self._template = np.zeros((k, c, w))
+        self._count = np.zeros((k, c), dtype=np.int64)  # beats learned
+        self._residual = np.zeros((k, c))               # typical QRS residual RMS (µV)
+        self._rejects = np.zeros((k, c), dtype=np.int64)
+        self._class_beats = np.zeros(k, dtype=np.int64)  # beats assigned to each class
+        self._class_last = np.full(k, -1, dtype=np.int64)  # fiducial of its latest beat
+        self._class_lag = np.zeros(k)                     # its beats' mean joint lag (samples)
         self._pending: deque[_Beat] = deque()
+        # residual covariance across channels (noise-whitened) and beats behind each entry
+        self._cov = np.zeros((c, c))
+        self._cov_beats = np.zeros((c, c), dtype=np.int64)
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Clean the next chunk (n, n_channels) µV; returns (n, n_channels) float64 µV, delayed
@@ -382,17 +488,18 @@ class EcgCanceller:
     def flush(self) -> np.ndarray:
         """End the record: the last ``delay`` cleaned rows (delay, n_channels) µV. Beats near the
         end are judged with zeros as look-ahead, so the last QRS window of channels with ECG, or
-        without a learnt beat yet, is reported by :meth:`unsubtracted_mask`. Call :meth:`reset`
+        without a learnt beat yet, is reported by :meth:`blank_mask`. Call :meth:`reset`
         before a new record."""
         if self._finished:
             raise RuntimeError("EcgCanceller: flush() already called; call reset() first")
         n_record = self._n_in
         # the last beat may not be judged on zeros: its QRS window stays on the ECG channels
         # (and on those whose ECG is not known yet, as for an unlearnt beat)
-        ecg_channels = np.flatnonzero((self._count == 0)
-                                      | (np.ptp(self._template, axis=1) >= UNLEARNED_BLANK_UV))
+        k = self._primary()
+        ecg_channels = np.flatnonzero((self._count[k] == 0)
+                                      | (np.ptp(self._template[k], axis=1) >= UNLEARNED_BLANK_UV))
         if len(ecg_channels):
-            self._unsubtracted.append((n_record - self._pre - self._post, n_record, ecg_channels))
+            self._blank.append((n_record - self._pre - self._post, n_record, ecg_channels))
         out = self._feed(np.zeros((self.delay + self._block, self.n_channels)))
         self._finished = True
         self.beats = [b for b in self.beats if b < n_record]
@@ -400,8 +507,13 @@ class EcgCanceller:
 
     @property
     def converged(self) -> np.ndarray:
-        """Per channel: True once its template exists and is being subtracted."""
-        return self._count >= self.bootstrap_beats
+        """Per channel: True once the dominant beat's template has learnt ``bootstrap_beats``
+        beats."""
+        return self._count[self._primary()] >= self.bootstrap_beats
+
+    def _primary(self) -> int:
+        """The beat class with the most beats (the dominant rhythm)."""
+        return int(np.argmax(self._class_beats))
 
     # --- streaming ----------------------------------------------------------------------------
 
@@ -490,8 +602,9 @@ class EcgCanceller:
         included = np.zeros((n_blocks, c), dtype=bool)
         glob = np.ones(n_blocks, dtype=bool)
         if first < n_blocks:
+            extreme = stats[first:, :c] > GLOBAL_RATIO * noise[first:]
             included[first:], glob[first:] = self._judge_holds(wild[first:], dead[first:],
-                                                               gap[first:])
+                                                               gap[first:], extreme)
         included &= ~glob[:, None]
         z = detect / sigma[:, None, :]
         energy = np.minimum(z * z, ENERGY_CAP) * included[:, None, :]
@@ -566,15 +679,16 @@ class EcgCanceller:
             self._scale = new
         return act_sigma, det_sigma, wild, dead
 
-    def _judge_holds(self, wild: np.ndarray, dead: np.ndarray, gap: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray]:
+    def _judge_holds(self, wild: np.ndarray, dead: np.ndarray, gap: np.ndarray,
+                     extreme: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Hold-offs over consecutive judged blocks: per block and channel whether it is
-        included in detection, and per block whether it is a global artifact."""
+        included in detection, and per block whether it is a global artifact (``extreme``:
+        per block and channel, >200 Hz RMS beyond GLOBAL_RATIO σ)."""
         m, c = wild.shape
         bad = wild | dead
         # hold-offs: a channel stays out after it was wild or flat, all after a global artifact
         live = c - dead.sum(axis=1)
-        artifact = gap | (live == 0) | (wild.sum(axis=1) > GLOBAL_FRACTION * live)
+        artifact = gap | (live == 0) | (extreme.sum(axis=1) > GLOBAL_FRACTION * live)
         # Only a sustained global artifact (cautery: ≥ LONG_ARTIFACT_BLOCKS in a row) holds
         # detection off afterwards (filter ringing); a brief one (a stimulus artifact, a few ms)
         # blanks its own blocks and the next, so a beat right after a stimulus is not lost.
@@ -643,13 +757,15 @@ class EcgCanceller:
 
     def _run_events(self) -> None:
         """Decide candidates, apply template updates and end a threshold learning that no
-        candidate ended, in absolute-time order."""
-        cands = deque(self._candidates())
+        candidate ended, in absolute-time order. A candidate is decided once the core of its
+        window (lag search included) has arrived."""
+        cands = self._cands
+        cands.extend(self._candidates())
         while True:
             due = self._pending[0].due if self._pending else math.inf
             due = due if due <= self._end else math.inf
-            t_decide = ((cands[0][0] + self._peak_half + self._smooth + 1) * self._dec
-                        if cands else math.inf)
+            t_decide = cands[0][0] * self._dec + self._look if cands else math.inf
+            t_decide = t_decide if t_decide <= self._end else math.inf
             # no candidate came LEARN_S after the first (no visible ECG): learning ends by time,
             # so its candidates do not hold the input buffer forever
             timeout = (self._learning[0][0] + self._learn_s + self._look
@@ -691,7 +807,11 @@ class EcgCanceller:
         if self._spk is None:
             # still learning the threshold: nothing is subtracted, so the detector must not take
             # a candidate QRS for EMG on any channel
-            self._note_unlearned(fid, self._flags_between(fid - self._pre, fid + self._core_post))
+            flags = self._flags_between(fid - self._pre, fid + self._core_post)
+            if self.settled_at is None:
+                self.settled_at = fid - self._pre
+            self._blank.append((fid - self._pre, fid + self._post,
+                                np.flatnonzero((flags & _DEAD) == 0)))
             self._learn_threshold(fid, peak)
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
@@ -754,7 +874,8 @@ class EcgCanceller:
         peak, f = max(eligible)
         self._spk = (self._spk or peak) + 0.25 * (peak - (self._spk or peak))
         self._note_beat(f)
-        self._report_beat(f + self._peak_offset(self._template, np.ones(self.n_channels)))
+        self._report_beat(f + self._peak_offset(self._template[self._primary()],
+                                                np.ones(self.n_channels)))
 
     def _report_beat(self, r_peak: int) -> None:
         """Add an R peak (absolute index) to :attr:`beats`, keeping the last BEATS_KEPT."""
@@ -782,39 +903,119 @@ class EcgCanceller:
         return peak - self._pre
 
     def _accept(self, fid: int) -> None:
-        """Align a detected beat, subtract the templates, report it and schedule learning."""
-        c, pre, core = self.n_channels, self._pre, self._core
-        lc, lf = self._coarse, self._fine
+        """Align a detected beat to its class, fit and subtract the class templates, correct
+        the residual across channels, gate what is still left, report the beat and schedule
+        its learning."""
+        c, pre, core, lag_max = self.n_channels, self._pre, self._core, self._lag_max
         self._note_beat(fid)
-        lo = fid - pre - self._lag_max  # the lag search may reach before the first sample
-        seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + self._lag_max + 1).T)
-        flags = self._flags_between(lo, fid + self._core_post + self._lag_max)
-        clean = flags == 0
+        lo = fid - pre - lag_max  # the lag search may reach before the first sample
+        seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + lag_max + 1).T)
+        flags = self._flags_between(lo, fid + self._core_post + lag_max)
+        live = (flags & _DEAD) == 0
         # the scale in force at the fiducial (not the latest one: that depends on how much
         # input has been judged, i.e. on the chunking)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
-        weights = np.where(clean, 1.0 / sigma ** 2, 0.0)
-        started = self._count > 0
-        lags = np.zeros(c, dtype=np.int64)
-        gains = np.ones(c)
-        if not (started & clean).any():
-            r_offset = self._peak_offset(seg[:, self._lag_max:self._lag_max + self._window],
-                                         weights)
-            self._report_beat(fid + r_offset)
-            self._pending.append(_Beat(fid + self._lag_max + self._post, fid, lags, gains))
+        k, lags, coarse = self._classify(seg, live, sigma)
+        tmpl = self._template[k]
+        has = (self._count[k] > 0) & live
+        beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
+        fit_full = self._fit(beat, tmpl, has)
+        residual = beat - fit_full[:, :core]
+        emg_blocks = self._emg(residual, sigma) & live[:, None]
+        emg = emg_blocks.any(axis=1)
+        if (emg & has).any():  # EMG pulls its channel's own lag: take the others' instead
+            common = int(np.round(np.median(lags[has & ~emg]))) if (has & ~emg).any() else coarse
+            lags = np.where(emg, common, lags)
+            beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
+            fit_full = self._fit(beat, tmpl, has)
+            residual = beat - fit_full[:, :core]
+            emg_blocks = self._emg(residual, sigma) & live[:, None]
+        self._class_last[k] = fid
+        self._class_beats[k] += 1
+        self._class_lag[k] += (coarse - self._class_lag[k]) / min(self._class_beats[k], LAG_BEATS)
+        self._report_beat(fid + coarse + self._peak_offset(tmpl if has.any() else beat,
+                                                           live / sigma ** 2))
+        # subtract where the template exists and lowers the energy over the QRS (never adds a
+        # heartbeat where there is none)
+        apply = has & ((residual ** 2).sum(axis=1) < (beat ** 2).sum(axis=1))
+        residual = np.where(apply[:, None], residual, beat)
+        clean = live & ~emg
+        resid_rms = np.sqrt(np.mean(residual ** 2, axis=1))
+        learn = self._judge_residual(k, clean, resid_rms)
+        self._pending.append(_Beat(fid + lag_max + self._post, fid, k, lags, learn))
+        correction = self._spatial(residual, sigma, apply, apply & clean,
+                                   learn_from=k == self._primary() and not self._late)
+        residual -= correction
+        ecg = np.where(apply[:, None], fit_full[:, :core], beat)  # the heartbeat seen there
+        self._gate(fid, lags, residual, sigma,
+                   live[:, None] & ~emg_blocks & self._loud(ecg, sigma, GATE_ECG_SIGMA))
+        if self._late or not apply.any():
             return
-        tmpl = self._template[:, :core]
-        w = weights * started
+        first = max(lo, self._sub.start)  # rows before the first sample are not there
+        sub = self._sub.view(first, fid + self._post + lag_max)
+        for ch in np.flatnonzero(apply).tolist():
+            i = int(lags[ch]) + lag_max + lo - first
+            part = fit_full[ch] * self._taper
+            part[:core] += correction[ch]
+            sub[max(i, 0):i + self._window, ch] += part[max(-i, 0):]
+
+    def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray
+                  ) -> tuple[int, np.ndarray, int]:
+        """The beat's class (a new one when it resembles none) and its lags: per channel
+        (samples, window start relative to the fiducial's) and the joint coarse lag."""
+        c = self.n_channels
+        best: tuple[float, int, np.ndarray, int] | None = None
+        for k in np.flatnonzero(self._class_beats > 0).tolist():
+            started = (self._count[k] > 0) & live
+            if not started.any():
+                continue
+            lags, coarse, similarity = self._align(seg, self._template[k], started, sigma)
+            if best is None or similarity > best[0]:
+                best = (similarity, k, lags, coarse)
+        if best is not None and (best[0] >= NEW_CLASS_SIMILARITY or self._late):
+            return best[1], best[2], best[3]   # (no class is started in the learning phase)
+        if best is None and self._class_beats.any():  # its beats are not learnt yet
+            return self._primary(), np.zeros(c, dtype=np.int64), 0
+        k = self._new_class()
+        return k, np.zeros(c, dtype=np.int64), 0
+
+    def _new_class(self) -> int:
+        """A class for a new morphology: an unused one, else the one matched longest ago
+        (never the dominant one); its templates start empty."""
+        unused = np.flatnonzero(self._class_beats == 0)
+        if len(unused):
+            k = int(unused[0])
+        else:
+            order = np.argsort(self._class_last)
+            k = int(next(i for i in order if i != self._primary()))
+        self._template[k] = 0.0
+        self._count[k] = 0
+        self._residual[k] = 0.0
+        self._rejects[k] = 0
+        self._class_beats[k] = 0
+        self._class_lag[k] = 0.0
+        self._pending = deque(b for b in self._pending if b.klass != k)
+        return k
+
+    def _align(self, seg: np.ndarray, template: np.ndarray, started: np.ndarray,
+               sigma: np.ndarray) -> tuple[np.ndarray, int, float]:
+        """Lags of a beat against one class's templates: the joint lag (±COARSE_LAG_S on the
+        1 ms grid, channels weighted by 1/σ² — a matched filter across channels), then per
+        channel the correlation's maximum within ±FINE_LAG_S of it, refined by a parabola.
+        Returns per-channel lags (samples), the joint lag and the similarity (median over the
+        channels whose template stands out of the noise of the normalised correlation, weighted
+        by the template's energy over the noise; 1 when no template does)."""
+        c, core, lc, lf, dec = self.n_channels, self._core, self._coarse, self._fine, self._dec
+        tmpl = template[:, :core]
+        weights = np.where(started, 1.0 / sigma ** 2, 0.0)
         # correlation per channel on the decimated lag grid: lag = m·dec − lc
-        dec = self._dec
         coarse_seg = seg[:, lf:lf + 2 * lc + core][:, ::dec]
         tmpl_dec = tmpl[:, ::dec]
         n_lags = 2 * lc // dec + 1
         views = sliding_window_view(coarse_seg, tmpl_dec.shape[1], axis=1)[:, :n_lags]
         score = np.einsum("clt,ct->cl", views, tmpl_dec)
-        best = int(np.argmax(w @ score))  # joint lag: matched filter across channels
+        best = int(np.argmax(weights @ score))
         coarse = best * dec - lc
-        # per channel: local maximum within ±fine of the joint lag, refined by a parabola
         reach = -(-lf // dec)
         lo_m, hi_m = max(best - reach, 1), min(best + reach, n_lags - 2)
         if hi_m >= lo_m:
@@ -827,116 +1028,244 @@ class EcgCanceller:
         else:
             fine = np.zeros(c, dtype=np.int64)
         fine = np.clip(fine, -lf, lf)
-        good = clean & started
-        common = int(np.round(np.median(fine[good])))
-        fine = np.where(good, fine, common)
-        lags = coarse + fine
-        beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lf + lc + lags]
+        common = int(np.round(np.median(fine[started])))
+        lags = coarse + np.where(started, fine, common)
+        beat = sliding_window_view(seg, core, axis=1)[np.arange(c), self._lag_max + lags]
         energy = (tmpl * tmpl).sum(axis=1)
-        ls_gain = np.where(energy > 0, (beat * tmpl).sum(axis=1) / np.where(energy > 0, energy, 1),
-                           1.0)
-        gains = np.where(good, np.clip(ls_gain, *GAIN_RANGE), 1.0)
-        self._report_beat(fid + coarse + self._peak_offset(self._template, w))
-        self._pending.append(_Beat(fid + self._lag_max + self._post, fid, lags, gains))
-        # subtract where the template exists, the channel is live, and it lowers the QRS energy
-        residual = beat - gains[:, None] * tmpl
-        helps = (residual ** 2).sum(axis=1) < (beat ** 2).sum(axis=1)
-        # a channel's template is subtracted from its first learnt beat on (the running mean of
-        # the beats so far until the bootstrap median takes over): waiting for the full
-        # bootstrap left ~8 s of full-size QRS in the output at the start of every record
-        apply = started & ((flags & _DEAD) == 0) & helps
-        self._note_unlearned(fid, flags)
-        if self._late or not apply.any():
-            return
-        first = max(lo, self._sub.start)  # rows before the first sample are not there
-        sub = self._sub.view(first, fid + self._post + self._lag_max)
-        for ch in np.flatnonzero(apply).tolist():
-            i = int(lags[ch]) + self._lag_max + lo - first
-            beat_ecg = gains[ch] * self._template[ch] * self._taper
-            sub[max(i, 0):i + self._window, ch] += beat_ecg[max(-i, 0):]
+        voting = started & (energy > core * sigma ** 2)
+        if not voting.any():
+            return lags, coarse, 1.0
+        beat_energy = (beat * beat).sum(axis=1)
+        rho = (beat * tmpl).sum(axis=1)[voting] / np.sqrt(energy[voting] * beat_energy[voting]
+                                                         + 1e-30)
+        vote = (energy / sigma ** 2)[voting]
+        order = np.argsort(rho)
+        cumulative = np.cumsum(vote[order])
+        return lags, coarse, float(rho[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
-    def _note_unlearned(self, fid: int, flags: np.ndarray) -> None:
-        """Remember the QRS window of a beat on live channels whose template is still being
-        learnt and already shows ECG (or has no beat yet): nothing, or only the running mean of
-        the first few beats, is subtracted there, so the event detector must not take that QRS
-        (or its residual) for EMG."""
-        ptp = np.ptp(self._template, axis=1)
-        unlearned = (~self.converged & ((flags & _DEAD) == 0)
-                     & ((self._count == 0) | (ptp >= UNLEARNED_BLANK_UV)))
+    def _fit(self, beat: np.ndarray, template: np.ndarray, has: np.ndarray) -> np.ndarray:
+        """Per-beat fit of each channel's template over the window (channels, window µV; zero
+        where ``has`` is False): least squares over the core (``beat``, channels × core) of
+        gain, shift (the template's derivative) and QRS stretch (time from the R peak × the
+        derivative, fading out after the core), within GAIN_RANGE, ±SHIFT_MAX_S and
+        ±STRETCH_MAX; a channel whose fit leaves them is fitted by gain and shift, or failing
+        that by its gain alone. Then each channel's residual is fitted by the heart's leading
+        time courses and their derivatives (:data:`HEART_COMPONENTS`; from more channels with a
+        template than that)."""
+        core = self._core
+        deriv = self._derivative(template)
+        r_peak = self._pre + self._peak_offset(template, has.astype(np.float64))
+        stretch = deriv * ((np.arange(self._window) - r_peak) * self._stretch_weight)
+        basis = np.stack((template, deriv, stretch), axis=1)     # (c, 3, window)
+        a = basis[:, :, :core]
+        gram = np.einsum("ckt,cmt->ckm", a, a)
+        rhs = np.einsum("ckt,ct->ck", a, beat)
+        energy = gram[:, 0, 0]
+        coef = np.zeros_like(rhs)
+        coef[:, 0] = np.clip(rhs[:, 0] / np.where(energy > 0, energy, 1.0), *GAIN_RANGE)
+        for terms in (2, 3):  # gain and shift, then with the stretch: kept where inside limits
+            g, h = gram[:, :terms, :terms], rhs[:, :terms, None]
+            ridge = 1e-9 * np.trace(g, axis1=1, axis2=2)[:, None, None] + 1e-30
+            c = np.linalg.solve(g + ridge * np.eye(terms), h)[:, :, 0]
+            gain = c[:, 0]
+            safe = np.where(np.abs(gain) > 1e-12, gain, 1.0)
+            inside = ((gain >= GAIN_RANGE[0]) & (gain <= GAIN_RANGE[1])
+                      & (np.abs(c[:, 1] / safe) <= self._shift_max))
+            if terms == 3:
+                inside &= np.abs(c[:, 2] / safe) <= STRETCH_MAX
+            coef[inside, :terms] = c[inside]
+        coef[~has] = 0.0
+        fit = np.einsum("ck,ckt->ct", coef, basis)
+        if has.sum() > HEART_COMPONENTS:
+            course = np.linalg.svd(template[has], full_matrices=False)[2][:HEART_COMPONENTS]
+            slope = self._derivative(course)
+            slope *= (np.linalg.norm(course, axis=1, keepdims=True)
+                      / np.maximum(np.linalg.norm(slope, axis=1, keepdims=True), 1e-30))
+            heart = np.concatenate((course, slope))        # (2 × components, window)
+            h = heart[:, :core]
+            g = h @ h.T
+            c = np.linalg.solve(g + (1e-9 * np.trace(g) + 1e-30) * np.eye(len(h)),
+                                h @ (beat[has] - fit[has, :core]).T)
+            fit[has] += c.T @ heart
+        return fit
+
+    def _derivative(self, x: np.ndarray) -> np.ndarray:
+        """Time derivative (per sample) along the rows of ``x``, low-passed at
+        DERIVATIVE_LOWPASS_HZ (zero phase) first."""
+        return np.gradient(signal.sosfiltfilt(self._sos_derivative, x, axis=1), axis=1)
+
+    def _block_rms(self, x: np.ndarray) -> np.ndarray:
+        """RMS of ``x`` (channels × core) over consecutive blocks of the internal block length
+        (the last one shorter): (channels, blocks)."""
+        starts = np.arange(0, x.shape[1], self._block)
+        lengths = np.diff(np.append(starts, x.shape[1]))
+        return np.sqrt(np.add.reduceat(x * x, starts, axis=1) / lengths)
+
+    def _emg(self, residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """Per channel and block of the core: EMG in the beat — the residual's (channels × core
+        µV) >200 Hz RMS exceeds EMG_RATIO × σ (the channel's >200 Hz noise, µV) with that
+        excess at least HF_SHARE of the block's RMS."""
+        b, a = self._ba_activity
+        zi = signal.lfilter_zi(b, a)[None, :] * residual[:, :1]
+        high, _ = signal.lfilter(b, a, residual, axis=1, zi=zi)
+        hf = self._block_rms(high)
+        excess = np.sqrt(np.maximum(hf ** 2 - sigma[:, None] ** 2, 0.0))
+        return (hf > EMG_RATIO * sigma[:, None]) & (excess >= HF_SHARE * self._block_rms(residual))
+
+    def _judge_residual(self, k: int, clean: np.ndarray, resid_rms: np.ndarray) -> np.ndarray:
+        """Which clean channels may update class ``k``'s templates with this beat: any while
+        the template is young; once converged, those whose QRS residual RMS (µV) is within
+        OUTLIER_RATIO of the typical one, which follows them. RESTART_REJECTS outliers in a
+        row restart a channel's template."""
+        count = self._count[k]
+        mature = count >= self.bootstrap_beats
+        typical = self._residual[k]
+        ok = clean & (~mature | (resid_rms <= OUTLIER_RATIO * typical))
+        fitted = ok & (count > 0)  # the first beat has no template to leave a residual
+        typical[fitted] += ((resid_rms[fitted] - typical[fitted])
+                            / np.minimum(count[fitted], RESIDUAL_BEATS))
+        rejects = self._rejects[k]
+        rejects[ok] = 0
+        rejects[clean & ~ok] += 1
+        restart = rejects >= RESTART_REJECTS
+        if restart.any():
+            count[restart] = 0
+            self._template[k][restart] = 0.0
+            typical[restart] = 0.0
+            rejects[restart] = 0
+        return ok
+
+    def _spatial(self, residual: np.ndarray, sigma: np.ndarray, correct: np.ndarray,
+                 observed: np.ndarray, learn_from: bool) -> np.ndarray:
+        """The ECG left in the residual (channels × core µV) predicted across channels. One
+        heart projects onto every channel, so the beat-to-beat changes the templates cannot
+        follow (breathing turns the heart's axis, the QRS widens) are shared between channels,
+        and amplifier noise and EMG are not. Each ``correct`` channel's residual is predicted
+        from the other ``observed`` channels (clean, subtracted) by linear regression on the
+        residuals' noise-whitened covariance, averaged over clean beats — never from the channel
+        itself, so its own noise and EMG stay. Returns the prediction (µV, tapered at the core
+        edges; zero where none is made); ``learn_from`` adds this beat to the covariance."""
+        est = np.zeros_like(residual)
+        white = residual / sigma[:, None]
+        s = np.flatnonzero(observed)
+        if learn_from and len(s) >= 2:
+            pair = np.ix_(s, s)
+            n = self._cov_beats[pair]
+            rate = 1.0 / np.minimum(n + 1, SPATIAL_BEATS)
+            self._cov[pair] += rate * (white[s] @ white[s].T / white.shape[1] - self._cov[pair])
+            self._cov_beats[pair] = n + 1
+        if len(s) < SPATIAL_MIN_CHANNELS or self._cov_beats[np.ix_(s, s)].min() < SPATIAL_MIN_BEATS:
+            return est
+        o = np.flatnonzero(correct & (self._cov_beats[:, s].min(axis=1) >= SPATIAL_MIN_BEATS))
+        if not len(o):
+            return est
+        # precision of the observed channels (eigenvalues kept above half the whitened noise)
+        lam, u = np.linalg.eigh(self._cov[np.ix_(s, s)])
+        precision = (u / np.maximum(lam, 0.5)) @ u.T
+        weighted = precision @ white[s]
+        pred = np.zeros((self.n_channels, white.shape[1]))
+        # an observed channel from the others: E[x_j | x_-j] = x_j - (P x)_j / P_jj
+        pred[s] = white[s] - weighted / np.diag(precision)[:, None]
+        others = np.setdiff1d(o, s)  # a channel with EMG: from all observed ones
+        if len(others):
+            pred[others] = self._cov[np.ix_(others, s)] @ weighted
+        est[o] = pred[o] * sigma[o, None] * self._core_taper
+        return est
+
+    def _loud(self, x: np.ndarray, sigma: np.ndarray, ratio: float) -> np.ndarray:
+        """Per channel and block of the core: ``x`` (channels × core µV) through the event
+        detector's 40 Hz high-pass has a 2 ms RMS above ``ratio`` × σ."""
+        b, a = self._ba_gate
+        zi = signal.lfilter_zi(b, a)[None, :] * x[:, :1]
+        high, _ = signal.lfilter(b, a, x, axis=1, zi=zi)
+        m = min(self._gate_envelope, x.shape[1])
+        power = np.concatenate((np.zeros((len(high), 1)), np.cumsum(high * high, axis=1)), axis=1)
+        envelope = np.sqrt(np.maximum(power[:, m:] - power[:, :-m], 0.0) / m)
+        # the RMS over [t, t + m) belongs to its centre
+        envelope = np.pad(envelope, ((0, 0), (m // 2, x.shape[1] - envelope.shape[1] - m // 2)),
+                          mode="edge")
+        loud = np.maximum.reduceat(envelope, np.arange(0, x.shape[1], self._block), axis=1)
+        return loud > ratio * sigma[:, None]
+
+    def _gate(self, fid: int, lags: np.ndarray, residual: np.ndarray, sigma: np.ndarray,
+              judged: np.ndarray) -> None:
+        """Blank for detection the parts of the QRS window where the residual (channels × core
+        µV, what the output will hold) still reads as activity to the detector (see
+        :meth:`_loud`) in the ``judged`` blocks (channels × blocks: live, without EMG, where the
+        heartbeat itself would read as activity), and one judged block either side."""
         if self.settled_at is None:
             self.settled_at = fid - self._pre
-        if unlearned.any():
-            self._unsubtracted.append((fid - self._pre, fid + self._post, np.flatnonzero(unlearned)))
+        gated = judged & self._loud(residual, sigma, GATE_SIGMA)
+        if not gated.any():
+            return
+        grown = gated.copy()
+        grown[:, 1:] |= gated[:, :-1]
+        grown[:, :-1] |= gated[:, 1:]
+        grown &= judged
+        start = fid - self._pre + lags
+        for ch, first, last in _runs(grown):
+            self._blank.append((int(start[ch] + first * self._block),
+                                int(start[ch] + min(last * self._block, residual.shape[1])),
+                                np.array([ch])))
 
-    def unsubtracted_mask(self, start: int, n: int) -> np.ndarray:
-        """(n, n_channels) bool: QRS windows in [start, start + n) left in the output because
-        the channel's template was not learnt yet (first ~8 beats), and everything before the
-        first beat the detector judged (its ~2 s threshold learning; at most SETTLE_MAX_S). Older windows are dropped."""
+    def blank_mask(self, start: int, n: int) -> np.ndarray:
+        """(n, n_channels) bool: where the detector must not look for EMG in [start, start + n)
+        — QRS windows whose residual still reads as activity (not subtracted yet: first beats,
+        a new beat class; or left too large) and everything before the first beat was judged
+        (the ~2 s threshold learning; at most SETTLE_MAX_S). Older windows are dropped."""
         mask = np.zeros((n, self.n_channels), bool)
         # until the first beat is judged; if none is by SETTLE_MAX_S there is no visible ECG
         settled = min(start + n, self._settle_max) if self.settled_at is None else self.settled_at
         mask[:max(0, min(n, settled - start))] = True
-        self._unsubtracted = [w for w in self._unsubtracted if w[1] > start]
-        for lo, hi, channels in self._unsubtracted:
+        self._blank = [w for w in self._blank if w[1] > start]
+        for lo, hi, channels in self._blank:
             a, b = max(lo, start) - start, min(hi, start + n) - start
             if a < b:
                 mask[a:b, channels] = True
         return mask
 
     def _learn(self, beat: _Beat) -> None:
-        """Update the templates with a beat's full window (channels clean over it only)."""
-        w = self._window
+        """Update the beat's class templates with its whole window: channels judged clean over
+        the QRS and free of EMG (or flat/railed) up to the window's end; the plain mean of the
+        beats so far until ``template_beats`` of them, then an exponential average."""
         lo = beat.fiducial - self._pre - self._lag_max
         if self._artifact_between(lo, beat.due):
             return
-        flags = self._flags_between(lo, beat.due)
-        if flags.all():
+        flags = self._flags_between(beat.fiducial + self._core_post, beat.due)
+        learn = beat.learn & (flags == 0)
+        if not learn.any():
             return
         seg = self._x.window(lo, beat.fiducial + self._post + self._lag_max).T
-        data = sliding_window_view(seg, w, axis=1)[np.arange(self.n_channels),
-                                                   beat.lags + self._lag_max]
-        ok = (flags == 0) & np.isfinite(data).all(axis=1)
-        if not ok.any():
+        data = sliding_window_view(seg, self._window, axis=1)[np.arange(self.n_channels),
+                                                              beat.lags + self._lag_max]
+        learn &= np.isfinite(data).all(axis=1)
+        k = beat.klass
+        count = self._count[k]
+        rate = 1.0 / np.minimum(count + 1, self.template_beats)
+        step = (data - self._template[k]) * np.where(learn, rate, 0.0)[:, None]
+        self._template[k] += step
+        count[learn] += 1
+        self._recentre_class(k)
+
+    def _recentre_class(self, k: int) -> None:
+        """Move class ``k``'s templates in their window (on the 1 ms grid) when its beats' mean
+        lag has drifted beyond RECENTRE_S, so the next beats are found near lag 0 again; the
+        lags of its beats awaiting learning move with them."""
+        dec = self._dec
+        d = round(float(self._class_lag[k]) / dec) * dec
+        if abs(d) < self._recentre:
             return
-        nb = self.bootstrap_beats
-        booting = ok & (self._count < nb)
-        for ch in np.flatnonzero(booting):
-            k = self._count[ch]
-            self._boot[k, ch] = data[ch]
-            self._count[ch] = k + 1
-            if k + 1 < nb:
-                self._template[ch] = self._boot[:k + 1, ch].mean(axis=0)
-            else:
-                self._template[ch] = np.median(self._boot[:, ch], axis=0)
-                self._residual[ch] = np.median(
-                    np.sqrt(np.mean((self._boot[:, ch] - self._template[ch]) ** 2, axis=1)))
-                self._rejects[ch] = 0
-        mature = ok & ~booting & self.converged
-        if not mature.any():
-            return
-        ch = np.flatnonzero(mature)
-        sel = slice(None) if len(ch) == self.n_channels else ch  # no fancy-index copies
-        r = beat.gains[sel, None] * self._template[sel]
-        np.subtract(data[sel], r, out=r)
-        np.square(r, out=r)
-        resid = np.sqrt(np.mean(r, axis=1))
-        accept = resid <= OUTLIER_RATIO * self._residual[ch]
-        good, bad = ch[accept], ch[~accept]
-        if len(good):
-            step = np.subtract(data, self._template, out=data)
-            step /= self.template_beats
-            if len(good) == self.n_channels:
-                self._template += step
-            else:
-                learn = np.zeros(self.n_channels, dtype=bool)
-                learn[good] = True
-                np.add(self._template, step, out=self._template, where=learn[:, None])
-        self._residual[good] += (resid[accept] - self._residual[good]) / RESIDUAL_BEATS
-        self._rejects[good] = 0
-        self._rejects[bad] += 1
-        restart = bad[self._rejects[bad] >= RESTART_REJECTS]
-        self._count[restart] = 0
-        self._template[restart] = 0.0
+        t = self._template[k]
+        if d > 0:   # beats come later than the template: its content moves later
+            t[:, d:] = t[:, :-d].copy()
+            t[:, :d] = 0.0
+        else:
+            t[:, :d] = t[:, -d:].copy()
+            t[:, d:] = 0.0
+        self._class_lag[k] -= d
+        for b in self._pending:
+            if b.klass == k:
+                b.lags = b.lags - d
 
 
 # --- baseline ---------------------------------------------------------------------------------

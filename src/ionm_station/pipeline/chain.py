@@ -301,8 +301,8 @@ class FreeRunChain:
             first = start + defined
             body = clean[defined:]
             blank = self.artifacts.blank_mask(first, len(body))
-            if self.ecg is not None:  # QRS not yet subtracted (templates still being learnt)
-                blank |= self.ecg.unsubtracted_mask(first - self.start, len(body))
+            if self.ecg is not None:  # QRS not (yet) subtracted, or with a large residual
+                blank |= self.ecg.blank_mask(first - self.start, len(body))
             events = self.detector.process(body, first, blank)
             # what is shown and exported: no signal where cautery, rails or lead-off left none
             # (stimulus blanking is for detection only: the evoked response stays visible)
