@@ -450,18 +450,21 @@ class EmgEventDetector:
         """Absolute (start, end) of channel ``c``'s latest long blank ended at or before
         ``index``."""
         runs = self._long_blanks[c]
-        runs = runs[runs[:, 1] <= index]
+        if len(runs):
+            runs = runs[runs[:, 1] <= index]
         return runs[-1] if len(runs) else self._long_blank[c]
 
     def _is_tail(self, c: int, rise: int) -> bool:
         """Whether a segment rising at absolute ``rise`` on channel ``c`` would be a long
         blank's tail (see :data:`POST_BLANK_TAIL_S`)."""
         blank_start, blank_end = self._latest_long_blank(c, rise)
+        if rise - blank_end >= self._post_blank_tail:
+            return False
         last = self._last_stop[c]
         ep = self._episodes[c]  # not yet closed, but its event (if any) will be kept
         if ep is not None and not self._short_tail(ep):
             last = max(last, ep.last_stop)
-        return rise - blank_end < self._post_blank_tail and last < blank_start - self._gap
+        return bool(last < blank_start - self._gap)
 
     def _short_tail(self, ep: _Episode) -> bool:
         """Whether an episode is a long blank's short tail: no event."""

@@ -11,8 +11,9 @@ step, whose shape is known: a sharp edge, a fall through zero within ~10 ms and 
 
 Per channel and sample index:
 
-1. **Candidates**: local maxima (within :data:`CANDIDATE_SPACING_S`) of the 1 ms difference
-   |z(t + 1 ms) − z(t)| above :data:`CANDIDATE_SIGMA` × its noise.
+1. **Candidates**: local maxima (over :data:`CANDIDATE_SPACING_S` blocks) of the 1 ms difference
+   |z(t + 1 ms) − z(t)| above :data:`CANDIDATE_SIGMA` × its noise, whose deflection is still
+   on the same side 3 ms after the edge (:data:`PRESCREEN_RATIO`).
 2. **Fit**: over [t₀ − :data:`PRE_S`, t₀ + :data:`FIT_S`) the window is fitted by an offset and
    a slope (the background) plus A × each template (the band-pass's response to a step
    decaying with τ in :data:`TAUS_S`), at every edge position t₀ within :data:`EDGE_SEARCH_S`;
@@ -39,7 +40,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import signal
 
 from ionm_station.dsp.artifacts import ArtifactSpan
 
@@ -50,10 +51,15 @@ PRE_S = 0.002
 FIT_S = 0.030
 #: Candidate edges: the 1 ms difference above this many times its noise …
 CANDIDATE_SIGMA = 4.5
-#: … and the largest within ± this (s).
+#: … and the largest of its block of this length (s, on the absolute grid) and the blocks
+#: either side.
 CANDIDATE_SPACING_S = 0.002
 #: The edge is searched from this long (s) before the candidate to its 1 ms difference's end.
 EDGE_SEARCH_S = 0.0005
+#: Only edges whose filtered deflection 3 ms after the edge is still at least this fraction of
+#: the one 0.5 ms after it, on the same side of the baseline, are fitted (a step's is 0.6, a
+#: step decaying in 5 ms still 0.3; most MUAP and QRS edges have turned by then).
+PRESCREEN_RATIO = 0.1
 #: A pop: the fit explains at least this fraction of the window's background-removed variance …
 POP_FIT = 0.9
 #: … the step is at least this many times its least-squares error …
@@ -81,10 +87,11 @@ HOLD_NOISE = 1.0
 #: … at least this long and at most this long (s) after the edge.
 MIN_HOLD_S = 0.02
 MAX_HOLD_S = 0.5
-#: Noise (σ of the 1-sample difference / √2) per block of this length (s), the median of the
-#: last NOISE_HISTORY blocks.
+#: Noise (σ of the stream and of its 1 ms difference, from every NOISE_DECIMATION-th sample on
+#: the absolute grid) per block of this length (s), the median of the last NOISE_HISTORY blocks.
 NOISE_BLOCK_S = 0.25
 NOISE_HISTORY = 16
+NOISE_DECIMATION = 4
 #: Length (s) of the templates computed (tail horizon of the hold).
 TEMPLATE_S = 0.5
 
@@ -111,6 +118,8 @@ class StepDetector:
         self._diff = max(1, round(0.001 * fs))
         self._spacing = max(1, round(CANDIDATE_SPACING_S * fs))
         self._search = max(1, round(EDGE_SEARCH_S * fs))
+        self._settle = max(1, round(0.0005 * fs))  # the pre-screen's two looks after the edge
+        self._later = max(self._settle + 1, round(0.003 * fs))
         self._min_hold = round(MIN_HOLD_S * fs)
         self._max_hold = round(MAX_HOLD_S * fs)
         self._noise_block = max(16, round(NOISE_BLOCK_S * fs))
@@ -135,13 +144,14 @@ class StepDetector:
         """Forget everything; the stream starts again at :attr:`first`."""
         self._pos = self.first                  # absolute index of _hist[0]
         self._hist = np.zeros((0, self.n_channels))
-        self._next = self.first + self._before  # first sample not yet examined for an edge
-        self._noise_rows: list[np.ndarray] = []  # |Δz| of the current noise block
-        self._noise_history = np.full((self.n_channels, NOISE_HISTORY), np.nan)
+        # first sample not yet examined for an edge (on the grid of candidate blocks)
+        self._next = -(-(self.first + self._before) // self._spacing) * self._spacing
+        self._noise_rows: list[np.ndarray] = []  # (2, channels, k) |z|, |1 ms difference|
+        self._noise_history = np.full((2, self.n_channels, NOISE_HISTORY), np.nan)
         self._noise_i = 0
         # σ in force from each absolute block boundary on (the last few), NaN before the first
         self._sigma_from = np.array([self.first], np.int64)
-        self._sigmas = np.full((1, self.n_channels), np.nan)
+        self._sigmas = np.full((1, 2, self.n_channels), np.nan)
         self._taken_until = np.full(self.n_channels, -1, np.int64)  # edges decided up to here
 
     def process(self, z: np.ndarray, start: int) -> list[ArtifactSpan]:
@@ -149,16 +159,19 @@ class StepDetector:
         returns the pop and common-mode spans decided with it."""
         if start != self._pos + len(self._hist):
             raise ValueError(f"chunk starts at {start}, expected {self._pos + len(self._hist)}")
+        if not len(z):
+            return []
         z = np.asarray(z, dtype=np.float64)
         self._learn_noise(z, start)
         self._hist = np.concatenate([self._hist, z]) if len(self._hist) else z.copy()
         end = self._pos + len(self._hist)
         spans: list[ArtifactSpan] = []
-        last = end - self._after  # edges up to here have all the data they need
+        # edges up to here have all the data they need (whole candidate blocks)
+        last = (end - self._after) // self._spacing * self._spacing
         if last > self._next:
             spans = self._examine(self._next, last)
             self._next = last
-        keep_from = max(self._pos, self._next - self._before)
+        keep_from = min(max(self._pos, self._next - self._before), end)
         self._hist = self._hist[keep_from - self._pos:]
         self._pos = keep_from
         return spans
@@ -166,29 +179,42 @@ class StepDetector:
     # --- noise ---
 
     def _learn_noise(self, z: np.ndarray, start: int) -> None:
-        """σ per channel: median over blocks (absolute boundaries) of median |Δz| / 0.6745 / √2."""
-        prev = self._hist[-1:] if len(self._hist) else z[:1]
-        dz = np.abs(np.diff(np.concatenate([prev, z]), axis=0))
+        """Noise per channel, per block of absolute boundaries from every NOISE_DECIMATION-th
+        absolute index: σ of the stream's broadband noise (median |z(t) − z(t − 1)| / 0.6745 /
+        √2, for the fits: ECG and wander barely move it) and of its 1 ms difference (median
+        |z(t) − z(t − 1 ms)| / 0.6745, for the candidates: the stream is band-limited, so its
+        samples 1 ms apart are less alike than neighbours); each the median of the last
+        NOISE_HISTORY blocks without a gap."""
+        before = self._hist[len(self._hist) - self._diff:]
+        zz = np.concatenate([np.full((self._diff - len(before), self.n_channels), np.nan),
+                             before, z]) if len(before) < self._diff else np.concatenate([before, z])
+        taken = np.arange((-start) % NOISE_DECIMATION, len(z), NOISE_DECIMATION)
+        # zz[i] is 1 ms before z[i], zz[i + diff - 1] one sample before it
+        values = np.stack([np.abs(z[taken] - zz[taken + self._diff - 1]) / math.sqrt(2.0),
+                           np.abs(z[taken] - zz[taken])])
+        at = start + taken
         pos = start
         while pos < start + len(z):
             stop = min((pos // self._noise_block + 1) * self._noise_block, start + len(z))
-            self._noise_rows.append(dz[pos - start:stop - start])
+            self._noise_rows.append(values[:, (at >= pos) & (at < stop)])
             if stop % self._noise_block == 0:
-                block = np.concatenate(self._noise_rows)
+                block = np.concatenate(self._noise_rows, axis=1)
                 self._noise_rows = []
-                if len(block) and np.isfinite(block).all():
-                    self._noise_history[:, self._noise_i % NOISE_HISTORY] = \
-                        np.median(block, axis=0) / 0.6745 / math.sqrt(2.0)
+                if block.shape[1] and np.isfinite(block).all():
+                    self._noise_history[:, :, self._noise_i % NOISE_HISTORY] = \
+                        np.median(block, axis=1) / 0.6745
                     self._noise_i += 1
-                    sigma = np.nanmedian(self._noise_history, axis=1)
+                    sigma = np.median(self._noise_history[:, :, :self._noise_i], axis=2)
                     self._sigma_from = np.append(self._sigma_from[-NOISE_HISTORY:], stop)
-                    self._sigmas = np.vstack([self._sigmas[-NOISE_HISTORY:], sigma])
+                    self._sigmas = np.concatenate([self._sigmas[-NOISE_HISTORY:], sigma[None]])
             pos = stop
 
-    def _sigma_at(self, index: np.ndarray) -> np.ndarray:
-        """(len(index), channels) σ (µV) in force at absolute ``index``: that of the last noise
-        block ended at or before it (so it does not depend on the chunking)."""
-        return self._sigmas[np.searchsorted(self._sigma_from, index, side="right") - 1]
+    def _sigma_at(self, index: np.ndarray, difference: bool = False) -> np.ndarray:
+        """(len(index), channels) σ (µV) of the stream (or of its 1 ms difference) in force at
+        absolute ``index``: that of the last noise block ended at or before it (so it does not
+        depend on the chunking)."""
+        return self._sigmas[np.searchsorted(self._sigma_from, index, side="right") - 1,
+                            int(difference)]
 
     # --- fitting ---
 
@@ -232,20 +258,21 @@ class StepDetector:
     def _examine(self, first: int, last: int) -> list[ArtifactSpan]:
         """Find and judge the edges in [first, last)."""
         h = self._hist
-        lo = first - self._pos - self._spacing
-        hi = last - self._pos + self._spacing
-        d = np.abs(h[lo + self._diff:hi + self._diff] - h[lo:hi])
-        sigma = self._sigma_at(self._pos + np.arange(lo, hi))
+        g = self._spacing
+        lo = first - self._pos - g  # one candidate block either side
+        hi = last - self._pos + g
+        d = np.abs(h[lo + self._diff:hi + self._diff] - h[lo:hi]).reshape(-1, g, self.n_channels)
+        d = np.where(np.isfinite(d), d, -1.0)
+        arg = np.argmax(d, axis=1)  # each block's largest 1 ms difference (the first of equals)
+        peak = np.take_along_axis(d, arg[:, None], 1)[:, 0]
+        sigma = self._sigma_at(self._pos + lo + g * np.arange(len(peak)), difference=True)
         with np.errstate(invalid="ignore"):  # no σ yet: NaN, nothing is loud
-            loud = d >= CANDIDATE_SIGMA * math.sqrt(2.0) * sigma
-        if not loud.any():
+            cand = (peak[1:-1] >= CANDIDATE_SIGMA * sigma[1:-1]) \
+                & (peak[1:-1] >= peak[:-2]) & (peak[1:-1] > peak[2:])
+        blocks, chans = np.nonzero(cand)
+        if not len(blocks):
             return []
-        d = np.where(np.isfinite(d), d, 0.0)
-        cand = loud & (d >= ndimage.maximum_filter1d(d, 2 * self._spacing + 1, axis=0))
-        cand[:self._spacing] = cand[len(cand) - self._spacing:] = False
-        rows, chans = np.nonzero(cand)
-        if not len(rows):
-            return []
+        rows = (blocks + 1) * g + arg[blocks + 1, chans]
         at = rows + lo + self._pos  # absolute candidate indices
         order = np.lexsort((chans, at))
         at, chans = at[order], chans[order]
@@ -253,6 +280,17 @@ class StepDetector:
         reach = np.arange(-self._search, self._diff + 1)
         jumps = np.abs(np.diff(h[(at - self._pos)[:, None] + reach, chans[:, None]], axis=1))
         sharpest = at + reach[np.argmax(np.where(np.isfinite(jumps), jumps, -1.0), axis=1)] + 1
+        # a step's filtered edge is still on the same side of the baseline 3 ms later (a
+        # MUAP's or QRS's has mostly turned): only those are fitted
+        rows = sharpest - self._pos
+        base = h[rows[:, None] + np.arange(-self._pre, 0), chans[:, None]].mean(axis=1)
+        early = h[rows + self._settle, chans] - base
+        later = h[rows + self._later, chans] - base
+        with np.errstate(invalid="ignore", divide="ignore"):
+            keep = later / early >= PRESCREEN_RATIO
+        if not keep.any():
+            return []
+        at, chans, sharpest = at[keep], chans[keep], sharpest[keep]
         own = self._best(chans, sharpest, 1)
         steplike = np.flatnonzero(own["steplike"])
         if not len(steplike):
