@@ -247,7 +247,7 @@ def test_tls_with_the_sites_certificates_and_unknown_ones_refused(tmp_path: Path
         with publisher.provider._subscriptions_managers["StateEvent"]._subscriptions.lock:
             subscribers = list(publisher.provider._subscriptions_managers["StateEvent"]
                                ._subscriptions.objects)
-        assert len(subscribers) == 1  # only the site's supervisor subscribed
+        assert len(subscribers) == 2  # only the site's supervisor: its reports and its traces
     finally:
         for f in followers:
             f.stop()

@@ -2,8 +2,9 @@
 
 :class:`StationLink` is a supervised worker per room. Connecting is an ``sdc11073`` consumer:
 TLS only when certificates are given (never a fallback to plain HTTP), the station's
-certificate checked against the CA, then a subscription to every episodic report and the
-waveform stream, and one GetMdib read into a :class:`~.wall.Snapshot` (the layout comes from
+certificate checked against the CA, then a subscription to every episodic report, another
+to the waveform stream (the station queues reports per subscription, so an alarm never waits
+behind traces), and one GetMdib read into a :class:`~.wall.Snapshot` (the layout comes from
 the descriptors' concept descriptions, :mod:`.mdib`). Reports that arrive while the snapshot is
 read are held and applied after it when they are newer. From then on each report becomes plain
 values on the :class:`~.wall.Room` on the consumer's own server threads; waveform reports are
@@ -32,7 +33,9 @@ from sdc11073 import observableproperties
 from sdc11073.certloader import SSLContextContainer
 from sdc11073.consumer.consumerimpl import SdcConsumer
 from sdc11073.definitions_sdc import SdcV1Definitions
-from sdc11073.xml_types.actions import periodic_actions
+from sdc11073.xml_types import eventing_types
+from sdc11073.xml_types.actions import Actions, periodic_actions
+from sdc11073.xml_types.dpws_types import DeviceEventingFilterDialectURI
 
 from ionm_station.io.annotations import parse_annotation
 from ionm_station.pipeline.worker import Worker
@@ -45,8 +48,7 @@ RETRY_S = 0.25
 #: Socket timeout of the link's requests (connect, GetMdib, renew) (s).
 REQUEST_TIMEOUT_S = 2
 
-_MSG = "{http://standards.ieee.org/downloads/11073/11073-10207-2017/message}"
-_PM = "{http://standards.ieee.org/downloads/11073/11073-10207-2017/participant}"
+_MSG, _PM = f"{{{md.MSG_NS}}}", f"{{{md.PM_NS}}}"
 
 log = logging.getLogger("ionm_station")
 
@@ -233,7 +235,15 @@ class StationLink(Worker):
         context = self.tls.server_context if self.tls is not None else None
         self._server = SdcServer(_local_address(self.room.url), 0, context, ["gzip"])
         self._server.start()
-        consumer.start_all(not_subscribed_actions=periodic_actions, shared_http_server=self._server)
+        consumer.start_all(not_subscribed_actions=[*periodic_actions, Actions.Waveform],
+                           shared_http_server=self._server)
+        # the traces on a subscription of their own: alarms never queue behind them
+        waves = consumer.waveform_service_client
+        stream = eventing_types.FilterType()
+        stream.text, stream.Dialect = Actions.Waveform, DeviceEventingFilterDialectURI.ACTION
+        consumer.do_subscribe(waves.dpws_hosted, stream,
+                              [k for k in waves.get_available_subscriptions()
+                               if k.action == Actions.Waveform])
         response = consumer.client("Get").get_mdib()
         descriptors, states = response.result
         self.room.reset(snapshot_of(descriptors, states))

@@ -18,6 +18,7 @@ from ionm_station.pipeline.supervisor import Supervisor
 from ionm_station.pipeline.worker import Worker
 from ionm_station.remote.consumer import StationLink
 from ionm_station.remote.discovery import DiscoveryWorker, station_epr, station_url
+from ionm_station.remote.transport import route_library_log
 from ionm_station.remote.wall import Wall
 
 
@@ -33,6 +34,7 @@ class Follower:
 
     def __init__(self, wall: Wall, tls: SSLContextContainer | None,
                  stations: list[tuple[str, int]] = (), discover_on: str | None = None) -> None:
+        route_library_log()
         self.wall = wall
         self.tls = tls
         self.events = EventLog()

@@ -32,6 +32,10 @@ from ionm_station.io.annotations import annotation_text
 from ionm_station.montage import Montage
 from ionm_station.pipeline.technical import HEADLINES, PRIORITY
 
+#: The BICEPS message and participant model namespaces, and XML Schema instance's.
+MSG_NS = "http://standards.ieee.org/downloads/11073/11073-10207-2017/message"
+PM_NS = "http://standards.ieee.org/downloads/11073/11073-10207-2017/participant"
+XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 #: Coding system of the Type codes (private: IONM terms are not in IEEE 11073-10101).
 CODING_SYSTEM = "urn:ionm-station:sdc:codes"
 #: IEEE 11073-10101 unit codes (partition 4, dimensions).
@@ -281,9 +285,7 @@ def mdib_xml(layout: Layout) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         '<msg:GetMdibResponse '
-        'xmlns:msg="http://standards.ieee.org/downloads/11073/11073-10207-2017/message" '
-        'xmlns:pm="http://standards.ieee.org/downloads/11073/11073-10207-2017/participant" '
-        'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" SequenceId="urn:oid:1">'
+        f'xmlns:msg="{MSG_NS}" xmlns:pm="{PM_NS}" xmlns:xsi="{XSI_NS}" SequenceId="urn:oid:1">'
         f'<msg:Mdib SequenceId="urn:oid:1"><pm:MdDescription>{body}</pm:MdDescription>'
         '</msg:Mdib></msg:GetMdibResponse>'
     ).encode()

@@ -33,12 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from lxml import etree
 from sdc11073.definitions_sdc import SdcV1Definitions
 from sdc11073.location import SdcLocation
 from sdc11073.mdib import ProviderMdib
 from sdc11073.provider import SdcProvider
 from sdc11073.provider.providerimpl import provider_components_async_factory
 from sdc11073.xml_types import pm_types
+from sdc11073.xml_types.actions import Actions
 from sdc11073.xml_types.dpws_types import ThisDeviceType, ThisModelType
 
 from ionm_station import __version__
@@ -51,7 +53,11 @@ from ionm_station.remote import DEFAULT_PORT
 from ionm_station.remote import mdib as md
 from ionm_station.remote.discovery import station_discovery, station_epr, station_url
 from ionm_station.remote.tls import ssl_contexts
-from ionm_station.remote.transport import QueuedSubscriptionsManager, SdcServer
+from ionm_station.remote.transport import (
+    QueuedSubscriptionsManager,
+    SdcServer,
+    route_library_log,
+)
 from ionm_station.remote.waveforms import PeakDecimator, decimation_factor
 from ionm_station.session import Session
 
@@ -67,6 +73,10 @@ WORKER_NAME = "sdc-publisher"
 MAX_SUBSCRIPTION_S = 15
 #: A notification not delivered within this is failed, and its subscriber dropped (s).
 SEND_TIMEOUT_S = 1.0
+
+_MSG, _PM = f"{{{md.MSG_NS}}}", f"{{{md.PM_NS}}}"
+_XSI_TYPE = f"{{{md.XSI_NS}}}type"
+_NSMAP = {"msg": md.MSG_NS, "pm": md.PM_NS, "xsi": md.XSI_NS}
 
 log = logging.getLogger("ionm_station")
 
@@ -104,6 +114,7 @@ class Publisher:
     """
 
     def __init__(self, session: Session, settings: PublishSettings) -> None:
+        route_library_log()
         tls = ssl_contexts(settings.certs)
         rate = session.info.sample_rate_hz
         factor = decimation_factor(rate)
@@ -136,7 +147,9 @@ class Publisher:
         self.provider.set_location(SdcLocation(fac="IONM", poc="OR", rm=room))
         self._set_patient(settings.patient_id)
         self.url = station_url(settings.address, settings.port, tls is not None)
-        self.worker = PublisherWorker(session, self.mdib, self.layout, factor, settings)
+        waveforms = self.provider.hosted_services.waveform_service.hosting_service
+        self.worker = PublisherWorker(session, self.mdib, waveforms.subscriptions_manager,
+                                      self.layout, factor, settings)
         session.supervise(self.worker)
         self.worker.start()
 
@@ -168,8 +181,8 @@ def _presence(kind: str | None, new: str | None) -> Any:
 class PublisherWorker(Worker):
     """Keeps a station's MDIB equal to its state (see the module description)."""
 
-    def __init__(self, session: Session, mdib: ProviderMdib, layout: md.Layout, factor: int,
-                 settings: PublishSettings) -> None:
+    def __init__(self, session: Session, mdib: ProviderMdib, waveforms: Any, layout: md.Layout,
+                 factor: int, settings: PublishSettings) -> None:
         super().__init__(WORKER_NAME, stall_s=2.0, idle_s=POLL_S)
         self.session = session
         self.mdib = mdib
@@ -178,6 +191,7 @@ class PublisherWorker(Worker):
         self.fs = session.info.sample_rate_hz
         self.factor = factor
         self.batch = max(1, round(settings.batch_s / layout.sample_period_s))
+        self._waveforms = waveforms
         self._tile_index = layout.tile_index()
         self._screw_index = {k: i for i, k in enumerate(layout.screws)}
         self._channel_tile = [self._tile_index[c.tile_key] for c in session.montage.channels]
@@ -192,6 +206,7 @@ class PublisherWorker(Worker):
         self._pending = np.empty((0, self.session.info.n_channels), np.float32)
         self._pending_t = np.empty(0)
         self._next_out: int | None = None
+        self._wave_version = 0
         self._events_cursor = len(self.session.events)
         self._rates: list[collections.deque[int]] = [collections.deque() for _ in self.layout.tiles]
         self._triggered: dict[str, Any] = {}
@@ -375,17 +390,40 @@ class PublisherWorker(Worker):
         # the first sample's time, so that no sample is dated after it reached the clean ring
         t0 = float(np.min(self._pending_t[:n] - np.arange(n) * self.layout.sample_period_s))
         self._pending, self._pending_t = self._pending[n:], self._pending_t[n:]
-        validity = pm_types.MeasurementValidity
-        with self.mdib.rt_sample_state_transaction() as tr:
-            for c in range(batch.shape[1]):
-                column = batch[:, c]
-                missing = np.isnan(column)
-                st = tr.get_state(md.wave_handle(c))
-                if st.MetricValue is None:
-                    st.mk_metric_value()
-                st.MetricValue.Samples = [Decimal(f"{v:.1f}")
-                                          for v in np.where(missing, 0.0, column).tolist()]
-                st.MetricValue.DeterminationTime = t0
-                st.MetricValue.MetricQuality.Validity = (
-                    validity.INVALID if missing.all() else
-                    validity.QUESTIONABLE if missing.any() else validity.VALID)
+        self._wave_version += 1
+        with self.mdib.mdib_lock:
+            self.mdib.mdib_version += 1
+            group = self.mdib.mdib_version_group
+        self._waveforms.send_to_subscribers(
+            waveform_stream(batch, t0, self._wave_version, group.mdib_version,
+                            group.sequence_id, group.instance_id),
+            Actions.Waveform, group)
+
+
+def waveform_stream(batch: np.ndarray, start_s: float, version: int, mdib_version: int,
+                    sequence_id: str, instance_id: int | None) -> etree._Element:
+    """A WaveformStream report: one real-time sample array state per channel (``wave.i``),
+    ``batch`` (samples × channels, µV; NaN written 0 and the array marked questionable, or
+    invalid when all NaN), its first sample at station time ``start_s``.
+
+    Written directly with lxml (the library's per-sample objects cost ten times more): the
+    stream is the hot path. The MDIB's own sample array states are not updated; their
+    ``StateVersion`` here numbers the reports, so a supervisor counts any it missed."""
+    root = etree.Element(f"{_MSG}WaveformStream", nsmap=_NSMAP)
+    root.set("MdibVersion", str(mdib_version))
+    root.set("SequenceId", sequence_id)
+    if instance_id is not None:
+        root.set("InstanceId", str(instance_id))
+    stamp = str(int(round(start_s * 1000)))
+    missing = np.isnan(batch)
+    values = np.where(missing, 0.0, batch)
+    for c in range(batch.shape[1]):
+        st = etree.SubElement(root, f"{_MSG}State", {
+            _XSI_TYPE: "pm:RealTimeSampleArrayMetricState", "DescriptorHandle": md.wave_handle(c),
+            "StateVersion": str(version), "ActivationState": "On"})
+        column = values[:, c]
+        mv = etree.SubElement(st, f"{_PM}MetricValue", {
+            "DeterminationTime": stamp, "Samples": ("%.1f " * len(column) % tuple(column.tolist()))[:-1]})
+        validity = "Inv" if missing[:, c].all() else "Qst" if missing[:, c].any() else "Vld"
+        etree.SubElement(mv, f"{_PM}MetricQuality", {"Validity": validity})
+    return root

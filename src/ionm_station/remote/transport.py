@@ -31,12 +31,26 @@ from sdc11073.provider.subscriptionmgr_async import (
 )
 from sdc11073.xml_types.basetypes import MessageType
 
+from ionm_station.logs import default_log_path, open_log
+
 #: Reports a subscriber may be behind before its subscription is ended (~5 s of waveforms).
 MAX_QUEUED = 100
 #: How often an idle subscriber's sender looks whether its subscription still holds (s).
 WAKE_S = 1.0
 
 log = logging.getLogger("ionm_station")
+
+
+def route_library_log() -> None:
+    """``sdc11073``'s own log (its loggers are ``sdc.*``): warnings and worse into the station
+    log, never onto the terminal (a supervisor hanging up is not the user's business)."""
+    sdc = logging.getLogger("sdc")
+    sdc.propagate = False
+    sdc.setLevel(logging.WARNING)
+    open_log(default_log_path())
+    for handler in log.handlers or [logging.NullHandler()]:
+        if handler not in sdc.handlers:
+            sdc.addHandler(handler)
 
 
 class _ReusableServer(_ThreadingHTTPServer):
