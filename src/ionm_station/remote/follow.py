@@ -39,6 +39,7 @@ class Follower:
         self.tls = tls
         self.events = EventLog()
         self._workers: list[Worker] = []
+        self._views: list[Worker] = []
         self._lock = threading.Lock()
         self._started = False
         for address, port in stations:
@@ -48,9 +49,9 @@ class Follower:
         self.supervisor = Supervisor(self.workers, self.events, None, lambda: 0)
 
     def workers(self) -> list[Worker]:
-        """Every worker of the follower (links and discovery)."""
+        """Every worker watched: the follower's links and discovery, the views' own."""
         with self._lock:
-            return list(self._workers)
+            return self._workers + self._views
 
     def follow(self, epr: str, url: str) -> None:
         """Follow the station ``epr`` at ``url`` (once; a known station's address is updated)."""
@@ -64,6 +65,12 @@ class Follower:
         if started:
             link.start()
 
+    def supervise(self, worker: Worker) -> None:
+        """Watch a view's own worker too (e.g. the window's alarm sound); it is started by
+        its owner."""
+        with self._lock:
+            self._views.append(worker)
+
     def start(self) -> None:
         """Start every worker and their supervision."""
         with self._lock:
@@ -76,5 +83,7 @@ class Follower:
     def stop(self) -> None:
         """Stop supervision and every worker (their links torn down)."""
         self.supervisor.stop()
-        for w in self.workers():
+        with self._lock:
+            workers = list(self._workers)
+        for w in workers:
             w.stop(timeout_s=3.0)
