@@ -23,7 +23,7 @@ from ionm_station.analysis import montage_from_labels  # noqa: E402
 from ionm_station.gui.app import ensure_app  # noqa: E402
 from ionm_station.gui.decimate import ColumnBuffer, bridge_columns, minmax_columns  # noqa: E402
 from ionm_station.gui.main_window import MainWindow  # noqa: E402
-from ionm_station.gui.settings import GuiSettings  # noqa: E402
+from ionm_station.gui.settings import N_PRESETS, GuiSettings  # noqa: E402
 from ionm_station.gui.setup_panel import tile_thresholds_uv  # noqa: E402
 from ionm_station.gui.triggered_view import TriggeredView, response_label  # noqa: E402
 from ionm_station.io.edf import write_edf  # noqa: E402
@@ -224,7 +224,7 @@ def test_settings_file_garbage_falls_back_to_defaults(tmp_path) -> None:
     path.write_text('{"sensitivity_uv": "__import__(\'os\')", "timebase_s": -3, '
                     '"marker_presets": 5}')
     s = GuiSettings.load(path)
-    assert s.sensitivity_uv == 50.0 and s.timebase_s == 10.0 and len(s.marker_presets) == 8
+    assert s.sensitivity_uv == 50.0 and s.timebase_s == 10.0 and len(s.marker_presets) == N_PRESETS
     path.write_text("not json")
     assert GuiSettings.load(path) == GuiSettings()
 

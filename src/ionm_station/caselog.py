@@ -86,14 +86,37 @@ def _number(value: Any, digits: int = 1) -> str:
     return "-" if value is None else f"{float(value):.{digits}f}"
 
 
-class _Reader:
-    """Turns events into entries, keeping what a line depends on (each tile's alarm)."""
+class CaseLog:
+    """Turns events into entries as they come (the live window feeds it the event log's new
+    events), keeping what a line depends on: each tile's alarm, each channel's last quality.
+
+    Args:
+        montage: channel → tile map (root-side) and labels.
+        fs: sample rate (Hz).
+    """
 
     def __init__(self, montage: Montage, fs: float) -> None:
         self.montage = montage
         self.fs = fs
         self.alarm: dict[str, str | None] = {}  # tile → priority of its alarm now (None: none)
         self.quality: dict[int, str] = {}  # channel → cause at its last check ('' = ok)
+        self._lead_offs: set[tuple[int, tuple[int, ...]]] = set()  # listed (start, channels)
+
+    def feed(self, events: Iterable[Event]) -> list[LogEntry]:
+        """The entries of ``events``, taken in the order given (a lead-off listed open is not
+        listed again when its closed record follows)."""
+        out = []
+        for e in events:
+            if e.kind == "lead_off":
+                if (e.start, e.channels) in self._lead_offs:
+                    continue
+                self._lead_offs.add((e.start, e.channels))
+            got = self.read(e)
+            if got is not None:
+                kind, tiles, text = got
+                stop = e.stop if e.stop is not None and e.stop > e.start else None
+                out.append(LogEntry(e.start, stop, kind, tuple(t for t in tiles if t), text, e))
+        return out
 
     def tiles(self, channels: Iterable[int]) -> tuple[str, ...]:
         keys = [self.montage.channels[c].tile_key for c in channels
@@ -222,25 +245,13 @@ def baseline_text(d: dict[str, Any]) -> str:
     return "baseline: " + "; ".join(parts)
 
 
-def _closed_lead_offs(events: Iterable[Event]) -> set[tuple[int, tuple[int, ...]]]:
-    return {(e.start, e.channels) for e in events if e.kind == "lead_off" and e.stop is not None}
-
-
 def case_log(events: Sequence[Event], montage: Montage, fs: float) -> list[LogEntry]:
-    """The log entries of ``events`` (any order; read in time order, stable) for a case with
-    ``montage`` at ``fs`` Hz. An open lead-off whose closed record exists is listed once."""
-    reader = _Reader(montage, fs)
-    closed = _closed_lead_offs(events)
-    out = []
-    for e in sorted(events, key=lambda e: e.start):
-        if e.kind == "lead_off" and e.stop is None and (e.start, e.channels) in closed:
-            continue
-        got = reader.read(e)
-        if got is not None:
-            kind, tiles, text = got
-            stop = e.stop if e.stop is not None and e.stop > e.start else None
-            out.append(LogEntry(e.start, stop, kind, tuple(t for t in tiles if t), text, e))
-    return out
+    """The log entries of a whole case's ``events`` (any order; read in time order, stable)
+    for ``montage`` at ``fs`` Hz. A lead-off whose closed record exists is listed closed."""
+    closed = {(e.start, e.channels) for e in events if e.kind == "lead_off" and e.stop is not None}
+    return CaseLog(montage, fs).feed(
+        e for e in sorted(events, key=lambda e: e.start)
+        if not (e.kind == "lead_off" and e.stop is None and (e.start, e.channels) in closed))
 
 
 def matches_root(entry: LogEntry, root: str) -> bool:

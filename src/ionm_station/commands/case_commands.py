@@ -88,6 +88,7 @@ def cmd_events(args: argparse.Namespace) -> int:
             close()
     for e in entries:
         print(f"{clock(e.index / fs):>11s}  {e.kind:13s} {', '.join(e.tiles) or '-':10s} {e.text}")
+    sys.stdout.flush()
     print(f"{args.file}: {len(entries)} entries", file=sys.stderr)
     if args.json is not None:
         write_text(args.json, json.dumps([e.to_json(fs) for e in entries], indent=1,

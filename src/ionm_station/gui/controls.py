@@ -67,7 +67,7 @@ class ControlBar(QToolBar):
         self._alarm_controls()
         self.addSeparator()
         self.marker_edit = QLineEdit()
-        self.marker_edit.setPlaceholderText("M: marker text, Enter to add · F1–F8 presets")
+        self.marker_edit.setPlaceholderText("M: marker text, Enter to add · F1–F9 presets")
         self.marker_edit.setMinimumWidth(300)
         self.marker_edit.returnPressed.connect(self._on_marker_entered)
         self.addWidget(self.marker_edit)

@@ -2,8 +2,9 @@
 
 It composes the panels — traces (:mod:`.traces`), alarm tiles (:mod:`.alarm_panel`), controls
 toolbar (:mod:`.controls`), Setup dock (:mod:`.setup_panel`), Triggered EMG dock
-(:mod:`.triggered_view`), replay toolbar (:mod:`.replay_controls`), status bar
-(:mod:`.status_bar`) — and runs the timers. Every :data:`TILES_MS` it reads
+(:mod:`.triggered_view`), Events dock (:mod:`.case_log_view`: the event log, baseline check,
+case report), Trends dock (:mod:`.trends_view`), replay toolbar (:mod:`.replay_controls`),
+status bar (:mod:`.status_bar`) — and runs the timers. Every :data:`TILES_MS` it reads
 :meth:`Session.state` once and shows it: tiles (technical alarms already laid over), the
 sound, the trace banner and raw fallback (a state that cannot be read shows as NOT MONITORING,
 never as the last picture); every :data:`STATUS_MS` the status bar and the Setup values. It
@@ -28,13 +29,20 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QWidget
 from ionm_station.audio import AlarmSounder
 from ionm_station.errors import IonmError
 from ionm_station.gui.alarm_panel import AlarmPanel, AlarmWindow
+from ionm_station.gui.case_log_view import CaseLogView
 from ionm_station.gui.controls import ControlBar, step_combo
 from ionm_station.gui.replay_controls import ReplayControls
-from ionm_station.gui.settings import N_PRESETS, GuiSettings, default_settings_path
+from ionm_station.gui.settings import (
+    FREE_TEXT_SUFFIX,
+    N_PRESETS,
+    GuiSettings,
+    default_settings_path,
+)
 from ionm_station.gui.setup_panel import SetupPanel
 from ionm_station.gui.status_bar import StationStatusBar
 from ionm_station.gui.trace_banner import trace_notice
 from ionm_station.gui.traces import TraceView
+from ionm_station.gui.trends_view import TrendsView
 from ionm_station.gui.triggered_view import TriggeredView
 from ionm_station.pipeline.state import StationState
 from ionm_station.pipeline.technical import TechnicalAlarm, overlay
@@ -112,6 +120,15 @@ class MainWindow(QMainWindow):
         self.triggered_dock = self._dock("Triggered EMG", "triggered", self.triggered_view,
                                          Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(setup_dock, self.triggered_dock)
+        self.case_log = CaseLogView(session, self.traces)
+        self.case_log.message.connect(self.say)
+        self.events_dock = self._dock("Events", "events", self.case_log,
+                                      Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(setup_dock, self.events_dock)
+        self.trends = TrendsView(session)
+        self.trends_dock = self._dock("Trends", "trends", self.trends,
+                                      Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tabifyDockWidget(setup_dock, self.trends_dock)
         setup_dock.raise_()
         self.controls = ControlBar(self.traces, self.sounder, self.settings, session.can_record)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.controls)
@@ -162,8 +179,8 @@ class MainWindow(QMainWindow):
                 ("[", lambda: step_combo(c.sensitivity_box, -1)),
                 (".", lambda: step_combo(c.timebase_box, 1)),
                 (",", lambda: step_combo(c.timebase_box, -1))]
-        keys += [(getattr(Qt.Key, f"Key_F{i + 1}"),
-                  lambda i=i: self.add_marker(self.setup.preset(i))) for i in range(N_PRESETS)]
+        keys += [(getattr(Qt.Key, f"Key_F{i + 1}"), lambda i=i: self.preset_marker(i))
+                 for i in range(N_PRESETS)]
         for seq, slot in keys:
             QShortcut(QKeySequence(seq), self).activated.connect(slot)
         escape = QShortcut(QKeySequence(Qt.Key.Key_Escape), c.marker_edit)
@@ -206,10 +223,22 @@ class MainWindow(QMainWindow):
         self.say(f"Marker “{text}” at {self.session.info.samples_to_seconds(index):.1f} s")
         self.marker_added.emit(text, index)
 
+    def preset_marker(self, i: int) -> None:
+        """Preset ``i`` (F1 = 0): added at once, or one ending in ':' ("Surgeon informed:")
+        put in the marker field for the free text that follows (Enter adds it)."""
+        text = self.setup.preset(i).strip()
+        if not text.endswith(FREE_TEXT_SUFFIX):
+            self.add_marker(text)
+            return
+        self._focus_marker()  # focus first: focusing by shortcut selects the text, typing kills it
+        self.controls.marker_edit.setText(f"{text} ")
+        self.say(f"{text} type what was said, Enter adds the marker")
+
     def acknowledge(self, key: str | None = None) -> None:
-        """Acknowledge one tile's latched alarm (``key``) or all (None)."""
+        """Acknowledge one tile's latched alarm (``key``) or all (None), in the operator's
+        name when the case has one."""
         try:
-            self.session.acknowledge(key)
+            self.session.acknowledge(key, self.case.operator)
         except ValueError as exc:
             self.say(f"Not acknowledged: {exc}")
             return
@@ -320,6 +349,8 @@ class MainWindow(QMainWindow):
         self.sounder.set_priority(None)
         self.sounder.close()
         self.triggered_view.stop()
+        self.case_log.stop()
+        self.trends.stop()
         if self.alarm_window is not None:
             self.alarm_window.close()
         self.save_settings()

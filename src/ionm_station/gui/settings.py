@@ -16,10 +16,13 @@ from ionm_station.outputs import write_text
 
 DEFAULT_MARKER_PRESETS = (
     "Screw L5 left", "Screw L5 right", "Screw S1 left", "Screw S1 right",
-    "Decompression", "Retraction", "Irrigation", "Closure",
+    "Decompression", "Retraction", "Irrigation", "Closure", "Surgeon informed:",
 )
-#: Keys F1…F8 carry the presets.
-N_PRESETS = 8
+#: Keys F1…F9 carry the presets.
+N_PRESETS = 9
+#: A preset ending with this opens the marker field with its text, for free text after it
+#: ("Surgeon informed: L5 train, retractor released"); others are added at once.
+FREE_TEXT_SUFFIX = ":"
 
 
 @dataclass
@@ -31,7 +34,7 @@ class GuiSettings:
         timebase_s: seconds across the screen.
         scroll_mode: True scroll, False sweep.
         channel_sensitivity_uv: own sensitivity by channel label (µV/div).
-        marker_presets: texts of the F1…F8 markers.
+        marker_presets: texts of the F1…F9 markers (one ending in ':' asks for free text).
         silence_s: how long the Silence button mutes alarm sound (s).
         alarm_volume: alarm sound volume (0–1]; alarm_muted: alarm sound off.
         band_low_hz, band_high_hz: free-run band-pass edges (Hz) set by the user; 0 = the
@@ -75,8 +78,8 @@ class GuiSettings:
                     isinstance(v, (int, float)) and v > 0 for v in value.values())
             elif isinstance(default, list):
                 ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-                if ok:
-                    value = (value + list(DEFAULT_MARKER_PRESETS))[:N_PRESETS]
+                if ok:  # a file from before a preset was added gets the new ones
+                    value = (value + list(DEFAULT_MARKER_PRESETS[len(value):]))[:N_PRESETS]
             else:
                 ok = isinstance(value, type(default))
             if ok and f.name == "alarm_volume":

@@ -77,7 +77,8 @@ class AlarmEpisode:
         peak_uv: largest A-train on the tile around it (µV p-p; None if none was logged).
         train_time_s: the tile's train time at its end (s): the union of its A-trains so far.
         ack_index, ack_by: when and by whom it was acknowledged (None: not acknowledged).
-        markers: markers from raised to :data:`MARKER_AFTER_S` after its end (index, text).
+        markers: markers entered after it was raised, up to :data:`MARKER_AFTER_S` after
+            its end, and before another alarm was raised (index, text).
     """
 
     tile: str
@@ -133,7 +134,12 @@ def alarm_episodes(events: Sequence[Event], montage: Montage, fs: float,
                 if e.end >= ep.start - before and e.start <= ep.end]
         ep.peak_uv = max(near) if near else None
         ep.train_time_s = union_samples((e.start, e.end) for e in mine if e.start < ep.end) / fs
-        ep.markers = [(i, t) for i, t in markers if ep.start <= i <= ep.end + after]
+    for i, text in markers:  # a marker belongs to the alarm(s) raised last before it
+        before_it = [ep for ep in episodes if ep.start <= i <= ep.end + after]
+        latest = max((ep.start for ep in before_it), default=None)
+        for ep in before_it:
+            if ep.start == latest:
+                ep.markers.append((i, text))
     return episodes
 
 

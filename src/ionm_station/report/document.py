@@ -24,6 +24,7 @@ from xml.sax.saxutils import escape
 
 import matplotlib
 import numpy as np
+from reportlab import rl_config
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
@@ -63,8 +64,10 @@ PAGE_MARGIN = 15 * mm
 TEXT_WIDTH = A4[0] - 2 * PAGE_MARGIN
 
 
-def _register_fonts() -> None:
-    """Embed matplotlib's DejaVu Sans (the figures' font; µ, –, ✓ and ≥ included)."""
+def _setup_reportlab() -> None:
+    """Binary (not ASCII85) streams — reportlab's ASCII85 encoder is pure Python, seconds per
+    figure — and matplotlib's DejaVu Sans embedded (the figures' font; µ, –, ✓ and ≥)."""
+    rl_config.useA85 = 0
     if FONT in pdfmetrics.getRegisteredFontNames():
         return
     folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
@@ -109,7 +112,8 @@ class _Text:
         return self._pattern.sub("[removed]", text) if self._pattern else text
 
     def p(self, text: Any, style: str = "cell") -> Paragraph:
-        return Paragraph(escape(self.clean(text)), STYLES[style])
+        """A paragraph of ``text`` (a newline breaks the line)."""
+        return Paragraph(escape(self.clean(text)).replace("\n", "<br/>"), STYLES[style])
 
 
 def _table(rows: Sequence[Sequence[Any]], widths: Sequence[float], text: _Text,
@@ -180,7 +184,7 @@ class CaseReport:
 
     def build(self, path: Path) -> ReportResult:
         """Write the PDF to ``path``."""
-        _register_fonts()
+        _setup_reportlab()
         doc = SimpleDocTemplate(
             str(path), pagesize=A4, leftMargin=PAGE_MARGIN, rightMargin=PAGE_MARGIN,
             topMargin=PAGE_MARGIN, bottomMargin=PAGE_MARGIN + 4 * mm, invariant=1,
@@ -360,7 +364,7 @@ class CaseReport:
                  "Markers")]
         for ep in self.episodes:
             ack = "no" if ep.ack_index is None else \
-                f"{self._t(ep.ack_index)}" + (f" by {ep.ack_by}" if ep.ack_by else "")
+                f"{self._t(ep.ack_index)}" + (f"\nby {ep.ack_by}" if ep.ack_by else "")
             rows.append((self._t(ep.start), ep.tile, f"{ep.priority}: {ep.reason}",
                          _num(ep.peak_uv, 0), _num(ep.train_time_s, 2), ack,
                          "; ".join(f"{self._t(i)} {t}" for i, t in ep.markers) or "–"))

@@ -8,6 +8,7 @@ state), so they can be drawn from any thread, e.g. the window's report worker.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from ionm_station.trends import (
 #: Width of a full-width figure (inches: A4 less 15 mm margins) and its resolution (dpi).
 WIDTH_IN = 7.0
 DPI = 150
+#: Pixel columns a waveform panel is reduced to (min and max per column) before drawing.
+COLUMNS = 500
 #: Fixed rc settings: the same bytes on every machine with this matplotlib.
 RC = {"font.family": "DejaVu Sans", "font.size": 7.0, "axes.titlesize": 8.0,
       "axes.labelsize": 7.0, "xtick.labelsize": 6.5, "ytick.labelsize": 6.5,
@@ -81,24 +84,31 @@ def timeline(keys: Sequence[str], duration_s: float, spans: Sequence[Span],
         height = 0.15 + 0.2 * max(n, 1) + 0.75  # title room, rows, axis label and legend (in)
         fig = _figure(height)
         ax = fig.add_axes((0.08, 0.75 / height, 0.9, 0.2 * max(n, 1) / height))
+        bars: dict[tuple[int, str], list[tuple[float, float]]] = {}
+        least = duration_s / 60.0 / 800  # a span shorter than a pixel column still shows
         for s in spans:
-            x0, w = s.start_s / 60.0, max((s.stop_s - s.start_s) / 60.0, duration_s / 60.0 / 800)
-            rows = range(n) if s.row is None else [s.row]
-            for r in rows:
-                if s.kind == "not_monitored":
-                    ax.broken_barh([(x0, w)], (r - 0.45, 0.9), facecolors="none",
-                                   edgecolors=COLOURS[s.kind], hatch="////", linewidth=0.0)
-                else:
-                    height = 0.5 if s.kind == "lead_off" else 0.8
-                    ax.broken_barh([(x0, w)], (r - height / 2, height), facecolors=COLOURS[s.kind],
-                                   alpha=0.35 if s.kind == "cautery" else 0.85, linewidth=0)
-        for row, a, b in trains:
-            ax.plot([a / 60.0, max(b, a + 0.5) / 60.0], [row, row], color=COLOURS["train"],
-                    linewidth=3.0, solid_capstyle="butt", zorder=3)
-        for m in markers:
-            ax.axvline(m / 60.0, color=COLOURS["marker"], linewidth=0.5, linestyle=":")
-        for row, t, band in screws:
-            ax.plot([t / 60.0], [row], marker="^", markersize=5, linestyle="none",
+            x0, w = s.start_s / 60.0, max((s.stop_s - s.start_s) / 60.0, least)
+            for r in range(n) if s.row is None else [s.row]:
+                bars.setdefault((r, s.kind), []).append((x0, w))
+        for (r, kind), xranges in bars.items():  # one collection per row and kind
+            if kind == "not_monitored":
+                ax.broken_barh(xranges, (r - 0.45, 0.9), facecolors="none",
+                               edgecolors=COLOURS[kind], hatch="////", linewidth=0.0)
+            else:
+                height = 0.5 if kind == "lead_off" else 0.8
+                ax.broken_barh(xranges, (r - height / 2, height), facecolors=COLOURS[kind],
+                               alpha=0.35 if kind == "cautery" else 0.85, linewidth=0)
+        if trains:
+            rows, a, b = (np.array(x, float) for x in zip(*trains))
+            ax.hlines(rows, a / 60.0, np.maximum(b, a + 0.5) / 60.0, color=COLOURS["train"],
+                      linewidth=3.0, zorder=3)
+        if markers:
+            ax.vlines(np.asarray(markers) / 60.0, -0.5, n - 0.5, color=COLOURS["marker"],
+                      linewidth=0.5, linestyle=":")
+        for band in sorted({b for _, _, b in screws}):
+            xs = [t / 60.0 for _, t, b in screws if b == band]
+            ys = [row for row, _, b in screws if b == band]
+            ax.plot(xs, ys, marker="^", markersize=5, linestyle="none",
                     color=COLOURS.get(band, "#000000"), markeredgecolor="black",
                     markeredgewidth=0.4)
         ax.set_yticks(range(n), list(keys))
@@ -237,41 +247,67 @@ def _nice(value: float) -> float:
     return float(max(m * exp for m in (1.0, 2.0, 5.0) if m * exp <= value))
 
 
-def _panel(ax, tr: Trace) -> None:
+def envelope(t: np.ndarray, y: np.ndarray, columns: int = COLUMNS) -> tuple[np.ndarray, np.ndarray]:
+    """``y`` (n,) or (n, k) as its min and max per column (2 points per column, in time order)
+    when longer than 2 × ``columns``: what a drawing that wide shows, no spike lost (as the
+    live traces do)."""
+    if len(t) <= 2 * columns:
+        return t, y
+    per = len(t) // columns
+    n = per * columns
+    blocks = y[:n].reshape(columns, per, *y.shape[1:])
+    with warnings.catch_warnings():  # a column of missing samples stays NaN (a break)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanmin(blocks, axis=1), np.nanmax(blocks, axis=1)
+    tt = t[:n].reshape(columns, per)
+    return (np.column_stack([tt[:, 0], tt[:, -1]]).ravel(),
+            np.stack([lo, hi], axis=1).reshape(2 * columns, *y.shape[1:]))
+
+
+def _panel(ax, tr: Trace, x0: float, top: float) -> None:  # noqa: ANN001 (an Axes)
+    """Draw ``tr`` in the unit box whose top-left corner is (``x0``, ``top``) of ``ax``'s
+    data coordinates: title, one lane per row with its label, the mark, scale bars."""
+    ax.text(x0 + 0.02, top - 0.02, tr.title, ha="left", va="top", fontsize=7.5)
     p2p = [float(np.nanmax(r) - np.nanmin(r)) for r in tr.rows if np.isfinite(r).any()]
-    lane = max(50.0, 1.1 * max(p2p, default=50.0))
+    lane_uv = max(50.0, 1.1 * max(p2p, default=50.0))
+    body_top, body_bottom = top - 0.12, top - 0.9
+    lane = (body_top - body_bottom) / len(tr.rows)
+    k = lane / lane_uv  # data units per µV
+    span = float(tr.t[-1] - tr.t[0]) or 1.0
+    sx = 0.8 / span  # data units per time unit
+    left = x0 + 0.03
     for i, (r, label, colour) in enumerate(zip(tr.rows, tr.labels, tr.colours)):
-        offset = -i * lane
+        mid = body_top - (i + 0.5) * lane
         centre = float(np.nanmedian(r)) if np.isfinite(r).any() else 0.0
-        ax.plot(tr.t, (r - centre) + offset, color=colour, linewidth=0.5)
-        ax.text(tr.t[0], offset + 0.3 * lane, label, fontsize=5.5, va="bottom", ha="left",
+        t, y = envelope(tr.t, r)
+        ax.plot(left + (t - tr.t[0]) * sx, mid + (y - centre) * k, color=colour, linewidth=0.5)
+        ax.text(left, mid + 0.3 * lane, label, fontsize=5.5, va="bottom", ha="left",
                 color=colour)
     if tr.mark is not None:
-        ax.axvline(tr.mark, color="#555555", linestyle="--", linewidth=0.5)
-    span = float(tr.t[-1] - tr.t[0])
-    bar_t, bar_uv = _nice(span / 5), _nice(lane * 0.6)
-    x0 = tr.t[-1] - bar_t - span * 0.02
-    y0 = -(len(tr.rows) - 0.55) * lane
-    ax.plot([x0, x0 + bar_t], [y0, y0], color="black", linewidth=1.0)
-    ax.plot([x0 + bar_t, x0 + bar_t], [y0, y0 + bar_uv], color="black", linewidth=1.0)
-    ax.text(x0 + bar_t / 2, y0 - 0.06 * lane, f"{bar_t:g} {tr.unit}", ha="center", va="top",
+        xm = left + (tr.mark - tr.t[0]) * sx
+        ax.plot([xm, xm], [body_bottom, body_top], color="#555555", linestyle="--",
+                linewidth=0.5)
+    bar_t, bar_uv = _nice(span / 5), _nice(lane_uv * 0.6)
+    xb, yb = left + 0.8 - bar_t * sx, body_bottom - 0.02
+    ax.plot([xb, xb + bar_t * sx, xb + bar_t * sx], [yb, yb, yb + bar_uv * k], color="black",
+            linewidth=1.0)
+    ax.text(xb + bar_t * sx / 2, yb - 0.015, f"{bar_t:g} {tr.unit}", ha="center", va="top",
             fontsize=5.5)
-    ax.text(x0 + bar_t + span * 0.01, y0 + bar_uv / 2, f"{bar_uv:g} µV", ha="left",
+    ax.text(xb + bar_t * sx + 0.01, yb + bar_uv * k / 2, f"{bar_uv:g} µV", ha="left",
             va="center", fontsize=5.5)
-    ax.set_ylim(y0 - 0.3 * lane, 0.8 * lane)
-    ax.set_xlim(tr.t[0], tr.t[-1] + span * 0.12)
-    ax.set_title(tr.title, loc="left")
-    ax.axis("off")
 
 
 def snapshots(traces: Sequence[Trace], columns: int = 2) -> bytes:
-    """Up to six waveform panels on one figure (two columns), each with scale bars."""
+    """Up to six waveform panels on one figure (two columns), each with scale bars; one axes
+    for all of them (an axes per panel costs more than the drawing)."""
     with matplotlib.rc_context(RC):
         rows = max(1, -(-len(traces) // columns))
         fig = _figure(2.25 * rows)
+        ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+        ax.set_xlim(0, columns)
+        ax.set_ylim(-rows, 0)
+        ax.axis("off")
         for i, tr in enumerate(traces):
             r, c = divmod(i, columns)
-            ax = fig.add_axes((0.02 + c / columns, 1 - (r + 1) / rows + 0.02 / rows,
-                               1 / columns - 0.04, 0.86 / rows))
-            _panel(ax, tr)
+            _panel(ax, tr, float(c), -float(r))
         return png(fig)
