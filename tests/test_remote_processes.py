@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.support.remote_procs import (
+    free_port,
     read_wall,
     room,
     start_station,
@@ -25,7 +25,6 @@ from tests.support.remote_procs import (
     wait_for,
     write_profile,
 )
-from tests.test_remote import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE_SETUP = "ip link set lo up multicast on && ip route add 224.0.0.0/4 dev lo"
@@ -65,7 +64,7 @@ def _namespace_problem() -> str | None:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         return "unshare or ip (util-linux, iproute2) not installed"
     probe = subprocess.run(["unshare", "-rn", "sh", "-c", NAMESPACE_SETUP],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, check=False)
     if probe.returncode != 0:
         return f"cannot make a network namespace: {probe.stderr.strip() or probe.returncode}"
     return None
@@ -79,7 +78,7 @@ def test_discovery_for_real_in_a_private_network_namespace(tmp_path: Path) -> No
     done = subprocess.run(
         ["unshare", "-rn", "sh", "-c",
          f'{NAMESPACE_SETUP} && exec "$0" "$1" "$2"', sys.executable, str(driver),
-         str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=ROOT)
+         str(tmp_path)], capture_output=True, text=True, timeout=240, cwd=ROOT, check=False)
     log = (tmp_path / "ns.log").read_text() if (tmp_path / "ns.log").exists() else ""
     assert done.returncode == 0, done.stdout + done.stderr + log
     seen = json.loads(done.stdout.strip().splitlines()[-1])

@@ -8,12 +8,14 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from ionm_station.gui.app import ensure_app  # noqa: E402
-from ionm_station.remote.follow import Follower  # noqa: E402
-from ionm_station.remote.provider import Publisher, PublishSettings  # noqa: E402
-from ionm_station.remote.qt_wall import WallWindow  # noqa: E402
-from ionm_station.remote.wall import Wall  # noqa: E402
-from tests.test_remote import TRAIN_SCENARIO, free_port, station  # noqa: E402
+from tests.support.remote_procs import free_port
+from tests.test_remote import TRAIN_SCENARIO, station
+
+from ionm_station.gui.app import ensure_app
+from ionm_station.remote.follow import Follower
+from ionm_station.remote.provider import Publisher, PublishSettings
+from ionm_station.remote.qt_wall import WallWindow
+from ionm_station.remote.wall import Wall
 
 
 def test_wall_shows_rooms_alarms_and_connection_lost(qtbot, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ profile written next to them (channels and rate chosen by the caller), headless 
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -59,7 +60,14 @@ def room(wall: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((r for r in wall["rooms"] if r["room"] == name), None)
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float, poll_s: float = 0.05) -> float:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 30.0, poll_s: float = 0.02) -> float:
     """Seconds until ``predicate()`` is true; raises TimeoutError after ``timeout_s``."""
     t0 = time.monotonic()
     while not predicate():

@@ -266,7 +266,7 @@ class StationLink(Worker):
 
     # --- reports (the consumer's server threads) ---
 
-    def _receiver(self, name: str):  # noqa: ANN202 (a callback for observableproperties)
+    def _receiver(self, name: str):
         def receive(message: Any) -> None:
             with self._lock:
                 if self._held is not None:

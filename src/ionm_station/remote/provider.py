@@ -414,7 +414,7 @@ def waveform_stream(batch: np.ndarray, start_s: float, version: int, mdib_versio
     root.set("SequenceId", sequence_id)
     if instance_id is not None:
         root.set("InstanceId", str(instance_id))
-    stamp = str(int(round(start_s * 1000)))
+    stamp = str(round(start_s * 1000))
     missing = np.isnan(batch)
     values = np.where(missing, 0.0, batch)
     for c in range(batch.shape[1]):
