@@ -1,6 +1,7 @@
-"""The case report and the event log of a recorded simulated case (lumbar demo + screw hunts).
+"""The case report and the event log of recorded simulated cases: the lumbar demo and the
+pedicle-screw case with threshold hunts.
 
-The PDF's text (``pdftotext``) must hold every alarm and screw threshold of the scenario's
+The PDF's text (``pdftotext``) must hold every alarm and screw threshold of the scenarios'
 ground truth; every page renders (``pdftoppm``); the de-identified report holds no patient
 identifier in its text, metadata or bytes; the same recording gives the same bytes twice; a
 truncated or foreign file is one line and exit 2. Without poppler-utils the PDF text and page
@@ -21,9 +22,19 @@ import pytest
 from PIL import Image
 
 from ionm_station.cli import main
-from support.cases import CASE, HUNTS, SURGEON, record_case, true_alarms, true_thresholds
+from support.cases import (
+    CASE,
+    HUNTS,
+    LUMBAR,
+    SCREWS,
+    SURGEON,
+    record_case,
+    true_alarms,
+    true_thresholds,
+)
 
-SECONDS = 110.0
+SECONDS = 110.0  # the lumbar demo up to its second A-train
+SCREW_SECONDS = 80.0  # the screw case: three screws and two TOFs
 POPPLER = shutil.which("pdftotext") is not None and shutil.which("pdftoppm") is not None
 needs_poppler = pytest.mark.skipif(not POPPLER, reason="pdftotext/pdftoppm (Debian "
                                    "poppler-utils) not installed: PDF text and pages not checked")
@@ -33,9 +44,18 @@ IDENTIFIERS = ("4711", "SMITH", "Jane", "Roe", "2025-03-01", "08:15", "MRN")
 
 @pytest.fixture(scope="module")
 def case(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The recorded case, named after the patient (the file name must not leak either)."""
+    """The recorded lumbar case, named after the patient (the file name must not leak)."""
     path = tmp_path_factory.mktemp("case") / "MRN-4711-SMITH.h5"
-    record_case(path, SECONDS)
+    record_case(path, LUMBAR, SECONDS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def screw_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The recorded screw case with its hunts, and its report."""
+    path = tmp_path_factory.mktemp("screws") / "screws.h5"
+    record_case(path, SCREWS, SCREW_SECONDS, HUNTS)
+    assert main(["report", str(path), "--pdf", str(path.with_suffix(".pdf"))]) == 0
     return path
 
 
@@ -49,9 +69,9 @@ def reports(case: Path) -> dict[str, Path]:
 
 
 def pdf_text(path: Path, layout: bool = True) -> str:
-    """The PDF's text: laid out as on the page (table rows on lines), or in drawing order
-    (each table cell's lines together, whitespace made single spaces)."""
-    text = subprocess.run(["pdftotext", *(["-layout"] if layout else []), str(path), "-"],
+    """The PDF's text: laid out as on the page (table rows on lines), or in the order it is
+    drawn (each table cell's lines together; whitespace made single spaces)."""
+    text = subprocess.run(["pdftotext", "-layout" if layout else "-raw", str(path), "-"],
                           capture_output=True, text=True, check=True).stdout
     return text if layout else " ".join(text.split())
 
@@ -68,12 +88,12 @@ def seconds_of(clock: str) -> float:
 
 
 @needs_poppler
-def test_report_holds_every_true_alarm_and_screw_threshold(reports: dict[str, Path]) -> None:
+def test_report_holds_every_true_alarm(reports: dict[str, Path]) -> None:
     text = pdf_text(reports["full"])
     alarms = section(text, "Alarms", "Timeline")
     rows = [(m.group(2), seconds_of(m.group(1)))
             for m in re.finditer(r"(\d+:\d\d:\d\d\.\d)\s+([LS]\d-[LR])\s", alarms)]
-    truth = true_alarms(SECONDS)
+    truth = true_alarms(LUMBAR, SECONDS)
     assert len(truth) == 2
     for key, at_s in truth:  # raised within 0.5 s of the train's onset
         assert any(k == key and 0.0 <= t - at_s <= 0.5 for k, t in rows), (key, at_s, rows)
@@ -81,11 +101,6 @@ def test_report_holds_every_true_alarm_and_screw_threshold(reports: dict[str, Pa
     alarm_cells = cells[cells.index("Alarms Time"):cells.index("Timeline")]
     assert "by Jane Roe" in alarm_cells  # acknowledged by the operator ...
     assert SURGEON in alarm_cells  # ... and the marker that followed
-    screws = section(text, "Pedicle screws (triggered EMG)", "Train-of-four")
-    found = {f"{lv}-{side}": float(ma) for lv, side, ma in
-             re.findall(r"\d+:\d\d:\d\d\.\d\s+([LS]\d)\s+([LR])\s+(\d+\.\d\d)\s", screws)}
-    for key, true_ma in true_thresholds().items():
-        assert abs(found[key] - true_ma) <= 0.5, (key, found)
     for heading in ("Summary", "Signal quality", "Baselines", "Trends", "Waveform snapshots",
                     "Event log"):
         assert f" {heading}\n" in text
@@ -94,6 +109,25 @@ def test_report_holds_every_true_alarm_and_screw_threshold(reports: dict[str, Pa
     assert re.search(r"monitored .* not monitored", summary)
     log = cells[cells.index("Event log Time"):]
     assert "baseline: ok" in log and "lead off: L4-R VastMed" in log and SURGEON in log
+
+
+@needs_poppler
+def test_report_holds_every_true_screw_threshold_and_tof(screw_case: Path) -> None:
+    text = pdf_text(screw_case.with_suffix(".pdf"))
+    screws = section(text, "Pedicle screws (triggered EMG)", "Train-of-four")
+    found = {f"{lv}-{side}": (float(ma), band) for lv, side, ma, band in re.findall(
+        r"\d+:\d\d:\d\d\.\d\s+([LS]\d)\s+([LR])\s+(\d+\.\d\d)\s+(\w+ breach)", screws)}
+    truth = true_thresholds()
+    assert set(found) == set(truth)
+    for key, true_ma in truth.items():
+        assert abs(found[key][0] - true_ma) <= 0.5, (key, found)
+    assert [found[k][1] for k in HUNTS] == ["likely breach", "possible breach", "no breach"]
+    tof = section(text, "Train-of-four", "Trends")
+    assert re.search(r"4/4\s+0\.\d\d", tof) and "2/4" in tof and "neuromuscular blockade" in tof
+    cells = pdf_text(screw_case.with_suffix(".pdf"), layout=False)
+    snapshots = cells[cells.index("Waveform snapshots"):cells.index("Event log Time")]
+    for key in HUNTS:  # a stimulus-locked snapshot of every screw test, captioned
+        assert re.search(rf"\(\d\) screw {key} \d+:\d\d:\d\d\.\d", snapshots), key
 
 
 @needs_poppler
@@ -150,19 +184,22 @@ def test_events_command_lists_filters_and_writes_json(case: Path, tmp_path: Path
     assert main(["events", str(case)]) == 0
     lines = capsys.readouterr().out.splitlines()
     kinds = {line.split()[1] for line in lines}
-    assert {"alarm", "marker", "cautery", "lead_off", "screw", "tof", "baseline"} <= kinds
+    assert {"alarm", "marker", "cautery", "lead_off", "tof", "baseline"} <= kinds
     acked = [line for line in lines if "acknowledged" in line]
     assert len(acked) == 1 and "L5-L" in acked[0] and "by Jane Roe" in acked[0]
     out = tmp_path / "events.json"
-    assert main(["events", str(case), "--kind", "alarm,screw", "--root", "L5-L",
+    assert main(["events", str(case), "--kind", "alarm,marker", "--root", "L5-L",
                  "--json", str(out)]) == 0
     shown = capsys.readouterr().out.splitlines()
     doc = json.loads(out.read_text())
-    assert len(doc) == len(shown) and {e["kind"] for e in doc} <= {"alarm", "screw"}
+    assert len(doc) == len(shown) and {e["kind"] for e in doc} == {"alarm", "marker"}
     assert all(e["tiles"] == ["L5-L"] or not e["tiles"] for e in doc)
-    assert any(e["kind"] == "screw" and "L5-L" in e["text"] for e in doc)
-    assert main(["events", str(case), "--kind", "alarms"]) == 2
-    assert "unknown kind alarms" in capsys.readouterr().err
+    assert any(e["text"] == SURGEON for e in doc)
+    with pytest.raises(SystemExit) as exit_:
+        main(["events", str(case), "--kind", "alarms"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown kind 'alarms'" in err and err.count("\n") == 1
     assert main(["events", str(case), "--root", "T9"]) == 2
     assert "no such root" in capsys.readouterr().err
 
@@ -183,7 +220,15 @@ def test_recording_carries_quality_baselines_and_screws(case: Path) -> None:
         off = [e for e in quality if not e.data["ok"]]  # L4-R VastMed is off from 60 to 68 s
         assert all(rec.montage.channels[e.channels[0]].label == "L4-R VastMed"
                    and e.data["cause"] == "lead off" for e in off)
-        assert kinds.count("screw_result") == len(HUNTS)
+        assert "screw_result" not in kinds  # no hunt in this case
+
+
+def test_screw_case_records_each_hunt(screw_case: Path) -> None:
+    from ionm_station.recording import open_recording
+
+    with open_recording(screw_case) as rec:
+        results = [e.data for e in rec.events if e.kind == "screw_result"]
+        assert [f"{d['level']}-{d['side']}" for d in results] == list(HUNTS)
 
 
 def test_truncated_or_foreign_files_are_one_line(case: Path, tmp_path: Path,

@@ -1,7 +1,11 @@
-"""A recorded simulated case for the case-documentation tests: the lumbar demo (cautery, an
-L5-L A-train, a lead-off, scripted stimuli, a TOF, an L5-R A-train) with screw hunts, a
-baseline check, the L5-L alarm acknowledged and the surgeon informed — through a real session,
-recorded from sample 0."""
+"""Recorded simulated cases for the case-documentation tests, through a real session recorded
+from sample 0, with a baseline check: the lumbar demo (cautery, an L5-L A-train — acknowledged
+by the operator, the surgeon informed —, a lead-off, scripted stimuli, a TOF, an L5-R A-train),
+and the pedicle-screw case with automatic threshold hunts (and two TOFs, one in blockade).
+
+The hunts run on the screw case: in the lumbar demo their timing (a fast run's stimuli land
+where acquisition is) could put them in its cautery or A-train, which is not what is tested
+here."""
 
 from __future__ import annotations
 
@@ -14,23 +18,25 @@ from ionm_station.recording import CaseMetadata
 from ionm_station.session import Session, build_source, montage_for
 from ionm_station.sim.scenario import load_scenario
 
-SCENARIO = "lumbar_demo"
-#: Screws hunted (root-side), with the scenario's true thresholds in its [thresholds_ma].
-HUNTS = ("L5-L", "S1-L")
+LUMBAR = "lumbar_demo"
+SCREWS = "pedicle_screws"
+#: Screws hunted in the screw case (root-side); true thresholds in its [thresholds_ma].
+HUNTS = ("L5-R", "S1-L", "L4-L")
 CASE = CaseMetadata(patient_id="MRN-4711-SMITH", procedure="L4-S1 PLIF", operator="Jane Roe",
                     start_time="2025-03-01T08:15:00+01:00")
 SURGEON = "Surgeon informed: L5 A-train, retractor released"
 
 
-def record_case(path: Path, seconds: float = 110.0, rate_hz: float = 5000.0) -> Session:
-    """Record the case into ``path`` (as fast as the machine goes) and return the stopped
-    session. The L5-L alarm is acknowledged by the operator and the surgeon-informed marker
-    entered as soon as the tile shows it."""
+def record_case(path: Path, scenario: str, seconds: float, hunts: tuple[str, ...] = (),
+                rate_hz: float = 5000.0) -> Session:
+    """Record ``scenario`` into ``path`` (as fast as the machine goes), hunting ``hunts``, and
+    return the stopped session. An L5-L alarm is acknowledged by the operator and the
+    surgeon-informed marker entered as soon as the tile shows it."""
     profile = dataclasses.replace(load_profile("simulated"), sample_rate_hz=rate_hz)
     montage = montage_for(profile)
-    source = build_source(profile, montage, scenario=SCENARIO, realtime=False)
+    source = build_source(profile, montage, scenario=scenario, realtime=False)
     session = Session(source, montage, max_samples=source.info.seconds_to_samples(seconds))
-    for key in HUNTS:
+    for key in hunts:
         session.hunt(*key.split("-"))
     session.baseline()
     session.start_recording(path, CASE, dataclasses.asdict(profile))
@@ -49,11 +55,11 @@ def record_case(path: Path, seconds: float = 110.0, rate_hz: float = 5000.0) -> 
     return session
 
 
-def true_alarms(seconds: float) -> list[tuple[str, float]]:
-    """(root-side, onset s) of every A-train the scenario plays in the first ``seconds``."""
+def true_alarms(scenario: str, seconds: float) -> list[tuple[str, float]]:
+    """(root-side, onset s) of every A-train ``scenario`` plays in the first ``seconds``."""
     montage = montage_for(load_profile("simulated"))
     out = []
-    for e in load_scenario(SCENARIO).events:
+    for e in load_scenario(scenario).events:
         if e.kind != "a_train" or e.at_s >= seconds:
             continue
         if e.channel is not None:
@@ -65,6 +71,6 @@ def true_alarms(seconds: float) -> list[tuple[str, float]]:
 
 
 def true_thresholds() -> dict[str, float]:
-    """The scenario's stimulation threshold of each hunted screw (mA)."""
-    scenario = load_scenario(SCENARIO)
+    """The screw case's stimulation threshold of each hunted screw (mA)."""
+    scenario = load_scenario(SCREWS)
     return {key: scenario.threshold_ma(key) for key in HUNTS}

@@ -57,6 +57,8 @@ ALARM_WINDOW_S = (1.0, 1.0)
 SCREW_WINDOW_MS = (-10.0, 60.0)
 #: Band-pass of the alarm snapshots (Hz): the free-run band, zero phase.
 SNAPSHOT_BAND_HZ = (10.0, 3000.0)
+#: Stimuli within this of the baseline's current are compared with it (mA).
+SAME_CURRENT_MA = 0.25
 #: Panels per snapshot figure.
 PANELS_PER_FIGURE = 6
 FONT, BOLD = "DejaVuSans", "DejaVuSans-Bold"
@@ -328,24 +330,30 @@ class CaseReport:
                                       "button, or `run --baseline`).", "body")]
         last = {e.channels[0]: e.data for e in cs.latest(self.events, "signal_quality")
                 if e.channels}
-        cmaps = [e for e in self.events if e.kind == "cmap" and e.data.get("responded")]
+        tof = {e.start for e in self.events if e.kind == "stimulus" and e.data.get("tof_pulse")}
+        cmaps = [e for e in self.events if e.kind == "cmap" and e.data.get("responded")
+                 and e.start not in tof]  # a TOF's supramaximal twitches are not a baseline
         out.append(self.text.p(f"Baseline at {self._t(base[0].start)}: each root's quiet free-run "
-                               "(noise range of its channels) and its stimulus response if it was "
-                               "stimulated before; compared with the last quality check and the "
-                               "last response of the case.", "body"))
+                               "(noise range of its channels) and its latest stimulus response "
+                               "before it, if it was stimulated; compared with the last quality "
+                               "check and the last response of the case at the same current "
+                               f"(±{SAME_CURRENT_MA:g} mA).", "body"))
         rows = [("Root-side", "Baseline", "Noise µV RMS", "Quiet", "CMAP at baseline",
-                 "Noise µV RMS now", "Last CMAP", "Change")]
+                 "Noise µV RMS now", "Last CMAP, same mA", "Change")]
         for e in base:
             d = e.data
             noise = [v for v in d.get("noise_rms_uv", []) if v is not None]
             now = [last[c]["noise_rms_uv"] for c in e.channels
                    if c in last and last[c].get("noise_rms_uv") is not None]
             cm = d.get("cmap")
-            later = [c for c in cmaps if c.data.get("target") == d.get("tile") and c.start > e.end]
+            later = [] if not cm or cm.get("current_ma") is None else [
+                c for c in cmaps if c.data.get("target") == d.get("tile") and c.start > e.end
+                and c.data.get("current_ma") is not None
+                and abs(c.data["current_ma"] - cm["current_ma"]) <= SAME_CURRENT_MA]
             change = ""
-            if cm and later:
+            if later and max(cm["peak_uv"]) > 0:
                 a, b = max(cm["peak_uv"]), max(later[-1].data["peak_uv"])
-                change = f"{100 * (b - a) / a:+.0f} % CMAP" if a > 0 else ""
+                change = f"{100 * (b - a) / a:+.0f} %"
             rows.append((d.get("tile"), "ok" if d.get("ok") else "FAIL: " + ", ".join(
                 f"{k} {v}" for k, v in d.get("failing", {}).items()),
                 f"{min(noise):.1f}–{max(noise):.1f}" if noise else "–",
@@ -353,7 +361,7 @@ class CaseReport:
                 f"{max(cm['peak_uv']):.0f} µV at {_num(cm.get('current_ma'))} mA" if cm else "not stimulated",
                 f"{min(now):.1f}–{max(now):.1f}" if now else "–",
                 f"{max(later[-1].data['peak_uv']):.0f} µV at {_num(later[-1].data.get('current_ma'))} mA"
-                if later else "–", change))
+                if later else "–", change or "–"))
         return out + [_table(rows, (0.09, 0.2, 0.1, 0.06, 0.15, 0.11, 0.15, 0.14), self.text)]
 
     def _alarms(self) -> list[Flowable]:
@@ -481,7 +489,10 @@ class CaseReport:
             "raised, dashed) and every screw test (stimulus-locked responses, artifact blanked, "
             "30 Hz–3 kHz, by current; ✓ responded).", "body")]
         for i in range(0, len(traces), PANELS_PER_FIGURE):
-            out.append(_image(figures.snapshots(traces[i:i + PANELS_PER_FIGURE])))
+            part = traces[i:i + PANELS_PER_FIGURE]
+            caption = self.text.p("; ".join(f"({i + j + 1}) {tr.title}" for j, tr in enumerate(part)),
+                                  "body")
+            out.append(KeepTogether([_image(figures.snapshots(part, first=i + 1)), caption]))
         return out
 
     def _event_log(self) -> list[Flowable]:

@@ -7,6 +7,7 @@ state), so they can be drawn from any thread, e.g. the window's report worker.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import warnings
 from collections.abc import Sequence
@@ -297,9 +298,10 @@ def _panel(ax, tr: Trace, x0: float, top: float) -> None:  # noqa: ANN001 (an Ax
             va="center", fontsize=5.5)
 
 
-def snapshots(traces: Sequence[Trace], columns: int = 2) -> bytes:
-    """Up to six waveform panels on one figure (two columns), each with scale bars; one axes
-    for all of them (an axes per panel costs more than the drawing)."""
+def snapshots(traces: Sequence[Trace], columns: int = 2, first: int = 1) -> bytes:
+    """Up to six waveform panels on one figure (two columns), each with scale bars, numbered
+    from ``first`` (their captions are the report's text); one axes for all of them (an axes
+    per panel costs more than the drawing)."""
     with matplotlib.rc_context(RC):
         rows = max(1, -(-len(traces) // columns))
         fig = _figure(2.25 * rows)
@@ -309,5 +311,6 @@ def snapshots(traces: Sequence[Trace], columns: int = 2) -> bytes:
         ax.axis("off")
         for i, tr in enumerate(traces):
             r, c = divmod(i, columns)
-            _panel(ax, tr, float(c), -float(r))
+            _panel(ax, dataclasses.replace(tr, title=f"({first + i}) {tr.title}"), float(c),
+                   -float(r))
         return png(fig)
