@@ -138,6 +138,7 @@ class ProcessingWorker(Worker):
             for a in range(got.start - got.lost, got.start, self._block):
                 b = min(a + self._block, got.start)
                 self._process(np.full((b - a, self.info.n_channels), np.nan, np.float32), a, generation)
+                self.beat()  # a long hole is worked through in pieces: still alive
         if len(got.data):
             self._process(got.data, got.start, generation)
         if self.triggered is not None:

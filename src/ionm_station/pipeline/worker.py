@@ -24,8 +24,10 @@ from dataclasses import dataclass
 
 #: Pause of an idle loop pass (s) when :meth:`Worker.step` found nothing to do.
 IDLE_S = 0.005
-#: A running worker whose heartbeat is older than this is stalled (s).
-STALL_S = 0.5
+#: A running worker whose heartbeat is older than this is stalled (s). A hung thread shows within
+#: this; a pass of ordinary work must stay well below it even on a loaded machine (measured: a
+#: 0.1 s block of 16 ch × 10 kHz through the chain took up to ~0.6 s with the 2 cores at load 10).
+STALL_S = 1.0
 
 STATES = ("idle", "running", "stalled", "crashed", "failed", "finished", "stopped")
 
