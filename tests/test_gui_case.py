@@ -1,5 +1,6 @@
 """The window's case documentation: Events dock (entries, filters, double-click to review or
-seek, baseline button, "Surgeon informed" preset, case report button) and Trends dock."""
+seek, baseline button, "Surgeon informed" preset, case report button) and Trends dock.
+Screenshots of both docks go to $IONM_SCREENSHOT_DIR (``docs/screenshots`` refreshes the docs)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import dataclasses  # noqa: E402
+import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
+import pyqtgraph as pg  # noqa: E402
 import pytest  # noqa: E402
 import pytestqt  # noqa: E402,F401  (pytest-qt is a test dependency: fail loudly if missing)
 from PySide6.QtCore import Qt  # noqa: E402
@@ -21,9 +24,11 @@ from ionm_station.gui.main_window import MainWindow  # noqa: E402
 from ionm_station.recording import CaseMetadata  # noqa: E402
 from ionm_station.session import Session  # noqa: E402
 from ionm_station.sources.replay import ReplaySource, open_media  # noqa: E402
-from support.gui import SounderStandIn, a_train, detect, make_session  # noqa: E402
+from support.gui import SounderStandIn, a_train, detect, make_session, run_to  # noqa: E402
 
 CASE = CaseMetadata(patient_id="P-1", procedure="L4-S1 PLIF", operator="J. Roe")
+SCREENSHOTS = Path(os.environ.get("IONM_SCREENSHOT_DIR",
+                                  Path(tempfile.gettempdir()) / "ionm-screenshots"))
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +136,9 @@ def test_trends_dock_draws_the_case(app, qtbot, tmp_path) -> None:  # noqa: ANN0
         trends.tabs.setCurrentIndex(0)
         trends.refresh(force=True)
         image = trends.train.image.image
-        assert image is not None and image.shape == (2, 12)  # minutes × tiles
-        assert image[0, session.montage.tile_keys().index("L5-L")] > 2.0  # the 40 s A-train
+        rows = image if pg.getConfigOption("imageAxisOrder") == "row-major" else image.T
+        assert rows.shape == (12, 2)  # tiles × minutes
+        assert rows[session.montage.tile_keys().index("L5-L"), 0] > 2.0  # the 40 s A-train
         trends.tabs.setCurrentIndex(2)
         curves = trends.noise.getPlotItem().listDataItems()
         assert len(curves) == 16
@@ -142,3 +148,35 @@ def test_trends_dock_draws_the_case(app, qtbot, tmp_path) -> None:  # noqa: ANN0
         assert len(trends.tof.getPlotItem().listDataItems()) == 0  # no TOF before 95 s
     finally:
         w.close()
+
+
+def test_docks_screenshots(app, qtbot, tmp_path) -> None:  # noqa: ANN001
+    """The lumbar demo at 70 s (10 kHz) with a baseline and the surgeon informed after the
+    L5-L A-train: the Events dock (left) and the Trends dock's train time."""
+    session = make_session(rate_hz=10000.0, realtime=False)
+    fs = session.info.sample_rate_hz
+    session.baseline()
+    session.add_marker("Surgeon informed: L5 A-train, retractor released", int(44 * fs))
+    run_to(session, 70.0)
+    try:
+        w = window(qtbot, session, tmp_path)
+        w.resizeDocks([w.events_dock], [620], Qt.Orientation.Horizontal)
+        w.events_dock.raise_()
+        w.case_log.refresh()
+        qtbot.wait(300)
+        w.refresh_tiles()
+        w.refresh_status()
+        for tile in w.alarm_panel.tiles.values():
+            tile.set_flash_phase(False)
+        kinds = {e.kind for e in w.case_log.shown}
+        assert {"baseline", "cautery", "alarm", "marker", "lead_off", "quality"} <= kinds
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        assert w.grab().save(str(SCREENSHOTS / "events_dock.png"))
+        w.trends_dock.raise_()
+        w.trends.tabs.setCurrentIndex(0)
+        w.trends.refresh(force=True)
+        qtbot.wait(200)
+        assert w.grab().save(str(SCREENSHOTS / "trends_dock.png"))
+        w.close()
+    finally:
+        session.stop()

@@ -137,10 +137,10 @@ class CaseLogView(QWidget):
     def refresh(self) -> None:
         """Take the event log's new events; show the new entries that pass the filters."""
         new, self._cursor = self.session.events.since(self._cursor)
-        added = self._log.feed(new)
+        added = sorted(self._log.feed(new), key=lambda e: e.index)
         if not added:
             return
-        if all(not self._starts or e.index >= self._starts[-1] for e in added):
+        if not self._starts or added[0].index >= self._starts[-1]:
             self.entries += added
             self._starts += [e.index for e in added]
             self._append([e for e in added if self._passes(e)])

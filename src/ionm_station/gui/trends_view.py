@@ -55,7 +55,10 @@ class _HeatMap(pg.PlotWidget):
         p.addItem(self.image)
 
     def show_data(self, keys: tuple[str, ...], data: np.ndarray, start_min: float) -> None:
-        self.image.setImage(data.T, autoLevels=False, levels=(0.0, max(float(data.max()), 1e-9)))
+        """``data`` (tiles, minutes) from ``start_min``: one row per tile, top to bottom."""
+        rows_first = pg.getConfigOption("imageAxisOrder") == "row-major"
+        self.image.setImage(data if rows_first else data.T, autoLevels=False,
+                            levels=(0.0, max(float(data.max()), 1e-9)))
         self.image.setRect(start_min, -0.5, data.shape[1], len(keys))
         self.getPlotItem().getAxis("left").setTicks([list(enumerate(keys))])
 
@@ -73,8 +76,8 @@ class TrendsView(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         self.tabs = QTabWidget()
         layout.addWidget(self.tabs)
-        self.train = _HeatMap("A-train time per minute (s)", "Reds")
-        self.rate = _HeatMap("EMG events above threshold per minute", "Blues")
+        self.train = _HeatMap("A-train time per minute (s)", "inferno")
+        self.rate = _HeatMap("EMG events above threshold per minute", "viridis")
         self.noise = _plot("Noise RMS per channel", "µV RMS")
         self.mains = _plot("Mains per channel", "µV RMS")
         self.ecg = _plot("ECG pick-up per channel", "µV p-p")
