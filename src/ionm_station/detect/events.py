@@ -101,9 +101,10 @@ BRIDGE_BLANK_MAX_S = 0.35
 #: An episode whose first segment rises within POST_BLANK_TAIL_S after such a long blank (past
 #: its guard) and that spans at most POST_BLANK_TAIL_MAX_S is the artifact's tail — an
 #: amplifier still recovering, a filter still ringing, a heartbeat the ECG canceller could not
-#: yet subtract — and gives no event, unless the channel was active within GAP_S before the
-#: blank began (a train going on through it).
-POST_BLANK_TAIL_S = 0.01
+#: yet subtract (its QRS begins up to tens of ms apart on different leads) — and gives no
+#: event, unless the channel was active within GAP_S before the blank began (a train going on
+#: through it).
+POST_BLANK_TAIL_S = 0.05
 POST_BLANK_TAIL_MAX_S = 0.25
 #: Classification limits.
 SPIKE_MAX_S = 0.040
