@@ -198,7 +198,7 @@ LAG_BEATS = 2
 #: (the leading singular vectors of the class's templates across channels, and their
 #: derivatives): one heart projects onto every channel, so a beat whose axis turned (breathing)
 #: or whose QRS changed is a mix of them, while noise and EMG are not.
-HEART_COMPONENTS = 3
+HEART_COMPONENTS = 4
 #: EMG in a beat on a channel: a 10 ms block of its fit residual whose >200 Hz RMS exceeds
 #: EMG_RATIO × the channel's >200 Hz noise σ, that excess being at least HF_SHARE of the
 #: block's RMS (what a QRS misfit leaves is low-frequency; a MUAP is not).
@@ -220,7 +220,7 @@ GATE_ENVELOPE_S = 0.002
 #: SPATIAL_BEATS clean beats and used from SPATIAL_MIN_BEATS on, with at least
 #: SPATIAL_MIN_CHANNELS clean channels in the beat.
 SPATIAL_BEATS = 32
-SPATIAL_MIN_BEATS = 8
+SPATIAL_MIN_BEATS = 4
 SPATIAL_MIN_CHANNELS = 3
 #: Longest stretch (s) filtered at once (bounds memory when a whole record arrives).
 BATCH_S = 1.0
@@ -915,13 +915,12 @@ class EcgCanceller:
         # the scale in force at the fiducial (not the latest one: that depends on how much
         # input has been judged, i.e. on the chunking)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
-        k, lags, coarse = self._classify(seg, live, sigma)
-        tmpl = self._template[k]
-        has = (self._count[k] > 0) & live
+        k, lags, coarse, tmpl, has = self._classify(seg, live, sigma)
+        has &= live
         beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
         fit_full = self._fit(beat, tmpl, has)
         residual = beat - fit_full[:, :core]
-        emg_blocks = self._emg(residual, sigma) & live[:, None]
+        emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
         emg = emg_blocks.any(axis=1)
         if (emg & has).any():  # EMG pulls its channel's own lag: take the others' instead
             common = int(np.round(np.median(lags[has & ~emg]))) if (has & ~emg).any() else coarse
@@ -929,7 +928,7 @@ class EcgCanceller:
             beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
             fit_full = self._fit(beat, tmpl, has)
             residual = beat - fit_full[:, :core]
-            emg_blocks = self._emg(residual, sigma) & live[:, None]
+            emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
         self._class_last[k] = fid
         self._class_beats[k] += 1
         self._class_lag[k] += (coarse - self._class_lag[k]) / min(self._class_beats[k], LAG_BEATS)
@@ -960,9 +959,12 @@ class EcgCanceller:
             sub[max(i, 0):i + self._window, ch] += part[max(-i, 0):]
 
     def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray
-                  ) -> tuple[int, np.ndarray, int]:
-        """The beat's class (a new one when it resembles none) and its lags: per channel
-        (samples, window start relative to the fiducial's) and the joint coarse lag."""
+                  ) -> tuple[int, np.ndarray, int, np.ndarray, np.ndarray]:
+        """The beat's class (a new one when it resembles none), its lags — per channel
+        (samples, window start relative to the fiducial's) and the joint coarse lag — and the
+        templates (channels × window µV) to fit it with and which channels have one: the
+        class's own, or for a new class those of the class it resembles most (they still
+        explain part of it)."""
         c = self.n_channels
         best: tuple[float, int, np.ndarray, int] | None = None
         for k in np.flatnonzero(self._class_beats > 0).tolist():
@@ -972,12 +974,15 @@ class EcgCanceller:
             lags, coarse, similarity = self._align(seg, self._template[k], started, sigma)
             if best is None or similarity > best[0]:
                 best = (similarity, k, lags, coarse)
-        if best is not None and (best[0] >= NEW_CLASS_SIMILARITY or self._late):
-            return best[1], best[2], best[3]   # (no class is started in the learning phase)
-        if best is None and self._class_beats.any():  # its beats are not learnt yet
-            return self._primary(), np.zeros(c, dtype=np.int64), 0
-        k = self._new_class()
-        return k, np.zeros(c, dtype=np.int64), 0
+        if best is None:
+            # no template yet: the beats so far are not learnt yet, or this is the first one
+            k = self._primary() if self._class_beats.any() else self._new_class()
+            return k, np.zeros(c, dtype=np.int64), 0, self._template[k], self._count[k] > 0
+        similarity, k, lags, coarse = best
+        fit_with, has = self._template[k].copy(), self._count[k] > 0
+        if similarity < NEW_CLASS_SIMILARITY and not self._late:  # (none in the learning phase)
+            k = self._new_class()
+        return k, lags, coarse, fit_with, has
 
     def _new_class(self) -> int:
         """A class for a new morphology: an unused one, else the one matched longest ago
@@ -1086,7 +1091,7 @@ class EcgCanceller:
             g = h @ h.T
             c = np.linalg.solve(g + (1e-9 * np.trace(g) + 1e-30) * np.eye(len(h)),
                                 h @ (beat[has] - fit[has, :core]).T)
-            fit[has] += c.T @ heart
+            fit[has] += (c.T @ heart) * self._stretch_weight  # the QRS only (fades after the core)
         return fit
 
     def _derivative(self, x: np.ndarray) -> np.ndarray:
@@ -1101,16 +1106,24 @@ class EcgCanceller:
         lengths = np.diff(np.append(starts, x.shape[1]))
         return np.sqrt(np.add.reduceat(x * x, starts, axis=1) / lengths)
 
-    def _emg(self, residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        """Per channel and block of the core: EMG in the beat — the residual's (channels × core
-        µV) >200 Hz RMS exceeds EMG_RATIO × σ (the channel's >200 Hz noise, µV) with that
-        excess at least HF_SHARE of the block's RMS."""
-        b, a = self._ba_activity
-        zi = signal.lfilter_zi(b, a)[None, :] * residual[:, :1]
-        high, _ = signal.lfilter(b, a, residual, axis=1, zi=zi)
-        hf = self._block_rms(high)
+    def _emg(self, beat: np.ndarray, residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
+        """Per channel and block of the core: EMG in the beat (channels × core µV) — its >200 Hz
+        RMS exceeds EMG_RATIO × σ (the channel's >200 Hz noise, µV) both in the beat and in the
+        fit's residual, that excess being at least HF_SHARE of the residual block's RMS. (A
+        template that learnt something it should not have leaves high frequencies in the
+        residual only: the beat is not taken for EMG then, and the template heals.)"""
+        hf_beat, hf = (self._block_rms(self._highpass(x, self._ba_activity))
+                       for x in (beat, residual))
         excess = np.sqrt(np.maximum(hf ** 2 - sigma[:, None] ** 2, 0.0))
-        return (hf > EMG_RATIO * sigma[:, None]) & (excess >= HF_SHARE * self._block_rms(residual))
+        return ((hf > EMG_RATIO * sigma[:, None]) & (hf_beat > EMG_RATIO * sigma[:, None])
+                & (excess >= HF_SHARE * self._block_rms(residual)))
+
+    @staticmethod
+    def _highpass(x: np.ndarray, ba: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """``x`` (channels × samples) through the filter ``ba`` along time, started at steady
+        state on its first sample."""
+        b, a = ba
+        return signal.lfilter(b, a, x, axis=1, zi=signal.lfilter_zi(b, a)[None, :] * x[:, :1])[0]
 
     def _judge_residual(self, k: int, clean: np.ndarray, resid_rms: np.ndarray) -> np.ndarray:
         """Which clean channels may update class ``k``'s templates with this beat: any while
@@ -1175,9 +1188,7 @@ class EcgCanceller:
     def _loud(self, x: np.ndarray, sigma: np.ndarray, ratio: float) -> np.ndarray:
         """Per channel and block of the core: ``x`` (channels × core µV) through the event
         detector's 40 Hz high-pass has a 2 ms RMS above ``ratio`` × σ."""
-        b, a = self._ba_gate
-        zi = signal.lfilter_zi(b, a)[None, :] * x[:, :1]
-        high, _ = signal.lfilter(b, a, x, axis=1, zi=zi)
+        high = self._highpass(x, self._ba_gate)
         m = min(self._gate_envelope, x.shape[1])
         power = np.concatenate((np.zeros((len(high), 1)), np.cumsum(high * high, axis=1)), axis=1)
         envelope = np.sqrt(np.maximum(power[:, m:] - power[:, :-m], 0.0) / m)
