@@ -290,6 +290,17 @@ class _Rows:
 
 
 @dataclass
+class _Shapes:
+    """The per-beat fit's basis for one class's templates (see :meth:`EcgCanceller._fit`)."""
+
+    mask: bytes              # the channels with a template it was made for
+    basis: np.ndarray        # (channels, 3, window): template, its derivative, QRS stretch
+    core: np.ndarray         # basis over the core
+    gram: np.ndarray         # (channels, 3, 3) over the core
+    heart: np.ndarray | None  # (2 × HEART_COMPONENTS, window) time courses and their slopes
+
+
+@dataclass
 class _Beat:
     """A beat awaiting its template update at absolute index ``due``."""
 
@@ -472,6 +483,7 @@ class EcgCanceller:
         self._class_lag = np.zeros(k)                     # its beats' mean joint lag (samples)
         self._pending: deque[_Beat] = deque()
         # residual covariance across channels (noise-whitened) and beats behind each entry
+        self._shape_cache: dict[int, _Shapes] = {}  # per class, until its templates change
         self._cov = np.zeros((c, c))
         self._cov_beats = np.zeros((c, c), dtype=np.int64)
 
@@ -915,10 +927,9 @@ class EcgCanceller:
         # the scale in force at the fiducial (not the latest one: that depends on how much
         # input has been judged, i.e. on the chunking)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
-        k, lags, coarse, tmpl, has = self._classify(seg, live, sigma)
-        has &= live
+        k, lags, coarse, shapes, has = self._classify(seg, live, sigma)
         beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
-        fit_full = self._fit(beat, tmpl, has)
+        fit_full = self._fit(beat, shapes, has)
         residual = beat - fit_full[:, :core]
         emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
         emg = emg_blocks.any(axis=1)
@@ -926,14 +937,14 @@ class EcgCanceller:
             common = int(np.round(np.median(lags[has & ~emg]))) if (has & ~emg).any() else coarse
             lags = np.where(emg, common, lags)
             beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
-            fit_full = self._fit(beat, tmpl, has)
+            fit_full = self._fit(beat, shapes, has)
             residual = beat - fit_full[:, :core]
             emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
         self._class_last[k] = fid
         self._class_beats[k] += 1
         self._class_lag[k] += (coarse - self._class_lag[k]) / min(self._class_beats[k], LAG_BEATS)
-        self._report_beat(fid + coarse + self._peak_offset(tmpl if has.any() else beat,
-                                                           live / sigma ** 2))
+        self._report_beat(fid + coarse + self._peak_offset(
+            shapes.basis[:, 0] if has.any() else beat, live / sigma ** 2))
         # subtract where the template exists and lowers the energy over the QRS (never adds a
         # heartbeat where there is none)
         apply = has & ((residual ** 2).sum(axis=1) < (beat ** 2).sum(axis=1))
@@ -959,12 +970,12 @@ class EcgCanceller:
             sub[max(i, 0):i + self._window, ch] += part[max(-i, 0):]
 
     def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray
-                  ) -> tuple[int, np.ndarray, int, np.ndarray, np.ndarray]:
+                  ) -> tuple[int, np.ndarray, int, _Shapes, np.ndarray]:
         """The beat's class (a new one when it resembles none), its lags — per channel
-        (samples, window start relative to the fiducial's) and the joint coarse lag — and the
-        templates (channels × window µV) to fit it with and which channels have one: the
-        class's own, or for a new class those of the class it resembles most (they still
-        explain part of it)."""
+        (samples, window start relative to the fiducial's) and the joint coarse lag — the
+        basis to fit it with and the live channels that have one: the class's own templates,
+        or for a new class those of the class it resembles most (they still explain part of
+        it)."""
         c = self.n_channels
         best: tuple[float, int, np.ndarray, int] | None = None
         for k in np.flatnonzero(self._class_beats > 0).tolist():
@@ -977,12 +988,15 @@ class EcgCanceller:
         if best is None:
             # no template yet: the beats so far are not learnt yet, or this is the first one
             k = self._primary() if self._class_beats.any() else self._new_class()
-            return k, np.zeros(c, dtype=np.int64), 0, self._template[k], self._count[k] > 0
+            has = (self._count[k] > 0) & live
+            return (k, np.zeros(c, dtype=np.int64), 0, self._shapes(k, self._template[k], has),
+                    has)
         similarity, k, lags, coarse = best
-        fit_with, has = self._template[k].copy(), self._count[k] > 0
+        has = (self._count[k] > 0) & live
+        shapes = self._shapes(k, self._template[k], has)
         if similarity < NEW_CLASS_SIMILARITY and not self._late:  # (none in the learning phase)
             k = self._new_class()
-        return k, lags, coarse, fit_with, has
+        return k, lags, coarse, shapes, has
 
     def _new_class(self) -> int:
         """A class for a new morphology: an unused one, else the one matched longest ago
@@ -994,6 +1008,7 @@ class EcgCanceller:
             order = np.argsort(self._class_last)
             k = int(next(i for i in order if i != self._primary()))
         self._template[k] = 0.0
+        self._shape_cache.pop(k, None)
         self._count[k] = 0
         self._residual[k] = 0.0
         self._rejects[k] = 0
@@ -1048,7 +1063,36 @@ class EcgCanceller:
         cumulative = np.cumsum(vote[order])
         return lags, coarse, float(rho[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
-    def _fit(self, beat: np.ndarray, template: np.ndarray, has: np.ndarray) -> np.ndarray:
+    def _shapes(self, key: int | None, template: np.ndarray, has: np.ndarray) -> _Shapes:
+        """The fit's basis for ``template`` (channels × window µV) on the ``has`` channels,
+        cached under class ``key`` (None: not cached) until its templates change."""
+        mask = has.tobytes()
+        cached = self._shape_cache.get(key)
+        if cached is not None and cached.mask == mask:
+            return cached
+        core = self._core
+        deriv = self._derivative(template)
+        r_peak = self._pre + self._peak_offset(template, has.astype(np.float64))
+        stretch = deriv * ((np.arange(self._window) - r_peak) * self._stretch_weight)
+        basis = np.stack((template, deriv, stretch), axis=1)     # (c, 3, window)
+        a = basis[:, :, :core]
+        heart = None
+        if has.sum() > HEART_COMPONENTS:
+            # leading right singular vectors of the templates, from their channel Gram matrix
+            t = template[has]
+            lam, u = np.linalg.eigh(t @ t.T)
+            top = np.argsort(lam)[::-1][:HEART_COMPONENTS]
+            course = u[:, top].T @ t
+            course /= np.maximum(np.linalg.norm(course, axis=1, keepdims=True), 1e-30)
+            slope = self._derivative(course)
+            slope /= np.maximum(np.linalg.norm(slope, axis=1, keepdims=True), 1e-30)
+            heart = np.concatenate((course, slope)) * self._stretch_weight  # the QRS only
+        shapes = _Shapes(mask, basis, a, np.einsum("ckt,cmt->ckm", a, a), heart)
+        if key is not None:
+            self._shape_cache[key] = shapes
+        return shapes
+
+    def _fit(self, beat: np.ndarray, shapes: _Shapes, has: np.ndarray) -> np.ndarray:
         """Per-beat fit of each channel's template over the window (channels, window µV; zero
         where ``has`` is False): least squares over the core (``beat``, channels × core) of
         gain, shift (the template's derivative) and QRS stretch (time from the R peak × the
@@ -1056,15 +1100,9 @@ class EcgCanceller:
         ±STRETCH_MAX; a channel whose fit leaves them is fitted by gain and shift, or failing
         that by its gain alone. Then each channel's residual is fitted by the heart's leading
         time courses and their derivatives (:data:`HEART_COMPONENTS`; from more channels with a
-        template than that)."""
-        core = self._core
-        deriv = self._derivative(template)
-        r_peak = self._pre + self._peak_offset(template, has.astype(np.float64))
-        stretch = deriv * ((np.arange(self._window) - r_peak) * self._stretch_weight)
-        basis = np.stack((template, deriv, stretch), axis=1)     # (c, 3, window)
-        a = basis[:, :, :core]
-        gram = np.einsum("ckt,cmt->ckm", a, a)
-        rhs = np.einsum("ckt,ct->ck", a, beat)
+        template than that), faded out after the core."""
+        core, gram, basis = self._core, shapes.gram, shapes.basis
+        rhs = np.einsum("ckt,ct->ck", shapes.core, beat)
         energy = gram[:, 0, 0]
         coef = np.zeros_like(rhs)
         coef[:, 0] = np.clip(rhs[:, 0] / np.where(energy > 0, energy, 1.0), *GAIN_RANGE)
@@ -1081,17 +1119,12 @@ class EcgCanceller:
             coef[inside, :terms] = c[inside]
         coef[~has] = 0.0
         fit = np.einsum("ck,ckt->ct", coef, basis)
-        if has.sum() > HEART_COMPONENTS:
-            course = np.linalg.svd(template[has], full_matrices=False)[2][:HEART_COMPONENTS]
-            slope = self._derivative(course)
-            slope *= (np.linalg.norm(course, axis=1, keepdims=True)
-                      / np.maximum(np.linalg.norm(slope, axis=1, keepdims=True), 1e-30))
-            heart = np.concatenate((course, slope))        # (2 × components, window)
-            h = heart[:, :core]
+        if shapes.heart is not None:
+            h = shapes.heart[:, :core]
             g = h @ h.T
             c = np.linalg.solve(g + (1e-9 * np.trace(g) + 1e-30) * np.eye(len(h)),
                                 h @ (beat[has] - fit[has, :core]).T)
-            fit[has] += (c.T @ heart) * self._stretch_weight  # the QRS only (fades after the core)
+            fit[has] += c.T @ shapes.heart
         return fit
 
     def _derivative(self, x: np.ndarray) -> np.ndarray:
@@ -1143,6 +1176,7 @@ class EcgCanceller:
         restart = rejects >= RESTART_REJECTS
         if restart.any():
             count[restart] = 0
+            self._shape_cache.pop(k, None)
             self._template[k][restart] = 0.0
             typical[restart] = 0.0
             rejects[restart] = 0
@@ -1255,6 +1289,7 @@ class EcgCanceller:
         rate = 1.0 / np.minimum(count + 1, self.template_beats)
         step = (data - self._template[k]) * np.where(learn, rate, 0.0)[:, None]
         self._template[k] += step
+        self._shape_cache.pop(k, None)
         count[learn] += 1
         self._recentre_class(k)
 
@@ -1273,6 +1308,7 @@ class EcgCanceller:
         else:
             t[:, :d] = t[:, -d:].copy()
             t[:, d:] = 0.0
+        self._shape_cache.pop(k, None)
         self._class_lag[k] -= d
         for b in self._pending:
             if b.klass == k:
