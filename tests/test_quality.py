@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -115,3 +117,15 @@ def test_session_baseline_and_periodic_checks_are_events() -> None:
     for e in (e for e in events if e.kind == "signal_quality"):
         assert e.data["ok"], e
         assert 1.0 < e.data["noise_rms_uv"] < 6.0
+
+
+def test_run_baseline_prints_each_root(capsys: pytest.CaptureFixture[str]) -> None:
+    """``run --headless --baseline``: a line per root-side once the check is measured."""
+    from ionm_station.cli import main
+
+    assert main(["run", "--headless", "--fast", "--scenario", "quiet", "--seconds", "8",
+                 "--baseline", "--status-interval", "100"]) in (0, 1)  # 1: a loaded machine
+    lines = [x for x in capsys.readouterr().out.splitlines() if " BASELINE " in x]
+    assert len(lines) == 12
+    assert all(re.search(r"[LS]\d-[LR]: ok; noise \d+\.\d–\d+\.\d µV RMS; quiet$", x)
+               for x in lines), lines

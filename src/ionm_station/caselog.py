@@ -66,7 +66,8 @@ class LogEntry:
     def to_json(self, fs: float) -> dict[str, Any]:
         """JSON-ready, with times in seconds (``fs`` Hz)."""
         return {"t_s": round(self.index / fs, 4),
-                "duration_s": None if self.stop is None else round((self.stop - self.index) / fs, 4),
+                "duration_s": (None if self.stop is None
+                               else round((self.stop - self.index) / fs, 4)),
                 "kind": self.kind, "tiles": list(self.tiles), "text": self.text,
                 "event": {"kind": self.event.kind, "start": self.event.start,
                           "stop": self.event.stop, "channels": list(self.event.channels),
@@ -201,18 +202,22 @@ class CaseLog:
 
     def _settings(self, k: str, d: dict[str, Any]) -> tuple[str, tuple[str, ...], str]:
         if k == "alarm_threshold":
-            return "settings", (d.get("tile", ""),), f"event threshold {_number(d.get('threshold_uv'), 0)} µV"
+            uv = _number(d.get("threshold_uv"), 0)
+            return "settings", (d.get("tile", ""),), f"event threshold {uv} µV"
         if k == "alarm_threshold_auto":
             level = "set value again" if d.get("threshold_uv") is None \
                 else f"{_number(d['threshold_uv'], 0)} µV"
-            return "settings", (d.get("tile", ""),), f"automatic threshold {level} ({d.get('reason', '')})"
+            why = d.get("reason", "")
+            return "settings", (d.get("tile", ""),), f"automatic threshold {level} ({why})"
         parts = []
         if "band_hz" in d:
             lo, hi = d["band_hz"]
             parts.append(f"band {lo:g}–{hi:g} Hz")
         if "mains_hz" in d:
-            parts.append("mains detected" if d["mains_hz"] is None else f"mains {d['mains_hz']:g} Hz")
-        parts += [f"{key} {value}" for key, value in d.items() if key not in ("band_hz", "mains_hz")]
+            hz = d["mains_hz"]
+            parts.append("mains detected" if hz is None else f"mains {hz:g} Hz")
+        parts += [f"{key} {value}" for key, value in d.items()
+                  if key not in ("band_hz", "mains_hz")]
         return "settings", (), "settings: " + ", ".join(parts)
 
     def _quality(self, e: Event) -> tuple[str, tuple[str, ...], str] | None:
@@ -224,8 +229,10 @@ class CaseLog:
         if cause == before:
             return None
         label = self.labels(e.channels)
-        values = (f"noise {_number(d.get('noise_rms_uv'))} µV RMS, mains "
-                  f"{_number(d.get('mains_uv'))} µV RMS, ECG {_number(d.get('ecg_uv'), 0)} µV p-p")
+        values = ", ".join(f"{name} {_number(d[key], digits)} {unit}" for name, key, digits, unit
+                           in (("noise", "noise_rms_uv", 1, "µV RMS"),
+                               ("mains", "mains_uv", 1, "µV RMS"), ("ECG", "ecg_uv", 0, "µV p-p"))
+                           if d.get(key) is not None)
         if not cause:
             return "quality", self.tiles(e.channels), f"{label}: signal quality ok again ({values})"
         return "quality", self.tiles(e.channels), f"{label}: {cause} ({values})"

@@ -3,7 +3,7 @@
 Tabs: A-train time and EMG events per minute (one heat-map row per root-side), signal quality
 per channel over time (noise RMS, mains, ECG level of every check), train-of-four count and
 T4/T1, screw thresholds by level. Redrawn every :data:`REFRESH_MS` when the event log has
-grown, only the tab shown.
+grown, only the tab shown, and only while the dock is shown.
 """
 
 from __future__ import annotations
@@ -103,9 +103,10 @@ class TrendsView(QWidget):
         self._timer.start()
 
     def refresh(self, force: bool = False) -> None:
-        """Redraw the tab shown if the event log has grown (or ``force``)."""
+        """Redraw the tab shown if the event log has grown (or ``force``); nothing while the
+        dock is hidden (tabbed behind another), so a long case costs the window nothing."""
         n = len(self.session.events)
-        if n == self._seen and not force:
+        if not force and (n == self._seen or not self.isVisible()):
             return
         self._seen = n
         events = self.session.events.snapshot()

@@ -46,14 +46,16 @@ def not_monitored(events: Sequence[Event], n_samples: int) -> list[Interval]:
         elif e.kind == "gap":
             stop = e.stop if e.stop is not None else e.start + int(d.get("samples", 0))
             cause = "recorder overrun" if d.get("cause") == "recorder_overrun" else "signal gap"
-            out.append(Interval(e.start, stop, cause, f"{d.get('samples', stop - e.start)} samples"))
+            samples = d.get("samples", stop - e.start)
+            out.append(Interval(e.start, stop, cause, f"{samples} samples"))
         elif e.kind == "technical_alarm" and d.get("condition") in BLINDING:
             cond = str(d["condition"])
             if d.get("what") == "raised" and d.get("priority") and cond not in raised:
                 raised[cond] = e
             elif d.get("what") == "cleared" and cond in raised:
                 up = raised.pop(cond)
-                out.append(Interval(up.start, e.start, HEADLINES[cond], str(up.data.get("reason", ""))))
+                out.append(Interval(up.start, e.start, HEADLINES[cond],
+                                    str(up.data.get("reason", ""))))
     for cond, up in raised.items():
         out.append(Interval(up.start, n_samples, HEADLINES[cond], str(up.data.get("reason", ""))))
     return sorted((i for i in out if i.stop > i.start), key=lambda i: (i.start, i.cause))
@@ -189,7 +191,8 @@ def screws(events: Sequence[Event], montage: Montage) -> list[Screw]:
         since = last.get(key, -1)
         measured = tuple(Stimulus(c.start, c.data.get("current_ma"), bool(c.data.get("responded")),
                                   tuple(float(v) for v in c.data.get("peak_uv", [])))
-                         for c in cmaps if c.data.get("target") == key and since < c.start <= e.start)
+                         for c in cmaps
+                         if c.data.get("target") == key and since < c.start <= e.start)
         last[key] = e.start
         muscles = tuple(c.muscle for c in montage.channels if c.tile_key == key)
         out.append(Screw(str(d.get("level")), str(d.get("side")), d.get("threshold_ma"),
@@ -198,22 +201,13 @@ def screws(events: Sequence[Event], montage: Montage) -> list[Screw]:
     return out
 
 
-def latest(events: Sequence[Event], kind: str, check: str | None = None) -> list[Event]:
-    """The events of ``kind`` of the latest window logged (same start), e.g. the last baseline
-    or the last ``check`` of signal quality; [] if none."""
+def one_window(events: Sequence[Event], kind: str, check: str | None = None,
+               last: bool = False) -> list[Event]:
+    """The events of ``kind`` (and ``check``, for signal quality) logged for one window: the
+    first window (or the ``last``), e.g. the baseline or the last periodic check; [] if none."""
     found = [e for e in events if e.kind == kind
              and (check is None or e.data.get("check") == check)]
     if not found:
         return []
-    at = max(e.start for e in found)
-    return [e for e in found if e.start == at]
-
-
-def first(events: Sequence[Event], kind: str, check: str | None = None) -> list[Event]:
-    """The events of ``kind`` of the first window logged (same start); [] if none."""
-    found = [e for e in events if e.kind == kind
-             and (check is None or e.data.get("check") == check)]
-    if not found:
-        return []
-    at = min(e.start for e in found)
+    at = (max if last else min)(e.start for e in found)
     return [e for e in found if e.start == at]

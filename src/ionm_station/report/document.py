@@ -148,6 +148,11 @@ def _num(value: Any, digits: int = 1, unit: str = "") -> str:
     return f"{float(value):.{digits}f}{(' ' + unit) if unit else ''}"
 
 
+def _cmap_text(peak_uv: Sequence[float], current_ma: float | None) -> str:
+    """``"420 µV at 8.0 mA"``: the largest channel's response and the current."""
+    return f"{max(peak_uv):.0f} µV at {_num(current_ma)} mA"
+
+
 def _duration(seconds: float) -> str:
     """``1 h 02 min 05 s`` / ``2 min 05.3 s`` / ``4.2 s``."""
     if seconds < 60:
@@ -181,6 +186,7 @@ class CaseReport:
         self.screws = cs.screws(self.events, self.montage)
         self.gaps = cs.not_monitored(self.events, self.n)
         self.snapshot_count = 0
+        self._code: str | None = None  # the de-identified case code, once computed
 
     # --- the whole document ---
 
@@ -207,9 +213,11 @@ class CaseReport:
         the same file, and not derived from any identifier."""
         if not self.deidentify:
             return self.rec.case.patient_id or "(no patient ID)"
-        h = hashlib.sha256(repr(self.rec.created_unix_s).encode())
-        h.update(np.ascontiguousarray(self.rec.read(0, int(self.fs))).tobytes())
-        return f"case {h.hexdigest()[:10].upper()}"
+        if self._code is None:
+            h = hashlib.sha256(repr(self.rec.created_unix_s).encode())
+            h.update(np.ascontiguousarray(self.rec.read(0, int(self.fs))).tobytes())
+            self._code = f"case {h.hexdigest()[:10].upper()}"
+        return self._code
 
     def _footer(self, canvas, doc) -> None:
         canvas.saveState()
@@ -228,35 +236,43 @@ class CaseReport:
 
     def _header(self) -> list[Flowable]:
         rec, case = self.rec, self.rec.case
-        settings = rec.settings_history[0].settings.get("chain", {})
-        mains = settings.get("mains_hz")
+        chain = rec.settings_history[0].settings.get("chain", {})
+        mains = chain.get("mains_hz")
         profile = rec.profile or {}
-        start = "withheld (de-identified)" if self.deidentify else (case.start_time or "not recorded")
-        if not self.deidentify and case.start_time:
+        withheld = "withheld (de-identified)"
+        start = case.start_time or "not recorded"
+        if case.start_time:
             try:
-                start = datetime.datetime.fromisoformat(case.start_time).strftime("%Y-%m-%d %H:%M:%S %z")
+                start = datetime.datetime.fromisoformat(case.start_time).strftime(
+                    "%Y-%m-%d %H:%M:%S %z")
             except ValueError:
                 pass
-        state = ("closed cleanly" if rec.clean_close else "NOT closed (writer killed; run "
-                 "`ionm-station recover`)") + (", recovered" if rec.recovered else "")
+        state = ("closed cleanly" if rec.clean_close
+                 else "NOT closed (writer killed; run `ionm-station recover`)")
         changes = len(rec.settings_history) - 1
+        band = f"{_num(chain.get('low_hz'), 0)}–{_num(chain.get('high_hz'), 0)} Hz"
+        filters = (f"band-pass {band}, mains "
+                   f"{'detected' if mains is None else f'{mains:g} Hz'} (adaptive canceller), "
+                   f"ECG removal {'on' if chain.get('remove_ecg', True) else 'off'}")
+        if changes:
+            filters += f"; {changes} change(s) during the case (event log)"
+        device = (f"{profile.get('name', rec.info.source)} ({profile.get('kind', 'n/a')}); "
+                  f"{rec.info.n_channels} ch at {self.fs:g} Hz, ±{rec.info.range_uv:g} µV")
+        montage = (f"{self.montage.name}: {len(self.montage.channels)} channels, "
+                   f"{len(self.keys)} root-sides ({', '.join(self.keys)})")
         rows = [
             ("Patient", self.case_label() if self.deidentify else case.patient_id or "(none)"),
             ("Procedure", case.procedure or "(none)"),
-            ("Operator", "withheld (de-identified)" if self.deidentify else case.operator or "(none)"),
-            ("Start", start),
+            ("Operator", withheld if self.deidentify else case.operator or "(none)"),
+            ("Start", withheld if self.deidentify else start),
             ("Duration", f"{_duration(self.duration_s)} ({self.n} samples per channel)"),
-            ("Montage", (f"{self.montage.name}: {len(self.montage.channels)} channels, "
-                        f"{len(self.keys)} root-sides ({', '.join(self.keys)})")),
-            ("Device / profile", (f"{profile.get('name', rec.info.source)} ({profile.get('kind', 'n/a')}); "
-                                 f"{rec.info.n_channels} ch at {self.fs:g} Hz, ±{rec.info.range_uv:g} µV")),
-            ("Filter settings", f"band-pass {_num(settings.get('low_hz'), 0)}–"
-                                f"{_num(settings.get('high_hz'), 0)} Hz, mains "
-                                f"{'detected' if mains is None else f'{mains:g} Hz'} (adaptive "
-                                f"canceller), ECG removal {'on' if settings.get('remove_ecg', True) else 'off'}"
-                                + (f"; {changes} change(s) during the case (event log)" if changes else "")),
-            ("Software", f"recorded by {rec.created_by or 'unknown'}; report by ionm-station {__version__}"),
-            ("Recording", ("" if self.deidentify else f"{rec.path.name}, ") + state),
+            ("Montage", montage),
+            ("Device / profile", device),
+            ("Filter settings", filters),
+            ("Software", f"recorded by {rec.created_by or 'unknown'}; "
+                         f"report by ionm-station {__version__}"),
+            ("Recording", ("" if self.deidentify else f"{rec.path.name}, ") + state
+             + (", recovered" if rec.recovered else "")),
         ]
         return [self.text.p("IONM case report — free-run and triggered EMG", "title"),
                 self.text.p("Research and education use only. IONM Station is not a medical "
@@ -265,21 +281,24 @@ class CaseReport:
 
     def _summary(self) -> list[Flowable]:
         lost = cs.covered_samples(self.gaps, self.n) / self.fs
-        cautery = [e for e in self.events if e.kind == "artifact" and e.data.get("kind") == "cautery"
-                   and e.stop is not None]
+        cautery = [e for e in self.events if e.kind == "artifact" and e.stop is not None
+                   and e.data.get("kind") == "cautery"]
         cautery_s = sum(e.stop - e.start for e in cautery) / self.fs
-        counts = {k: sum(1 for e in self.events if e.kind == k)
-                  for k in ("marker", "tof", "lead_off", "technical_alarm")}
-        lines = [(f"Duration {_duration(self.duration_s)}; monitored {_duration(self.duration_s - lost)} "
-                 f"({100 * (1 - lost / max(self.duration_s, 1e-9)):.1f} %); "
-                 f"<b>not monitored {_duration(lost)}</b>."),
-                 (f"Alarms: {len(self.episodes)} ({sum(1 for e in self.episodes if e.ack_index is not None)} "
-                 f"acknowledged). Screws tested: {len(self.screws)}. Train-of-four: {counts['tof']}. "
-                 f"Markers: {counts['marker']}. Lead-offs: {counts['lead_off']}. "
-                 f"Electrocautery: {len(cautery)} spans, {_duration(cautery_s)} blanked.")]
-        out: list[Flowable] = [self.text.p("Summary", "h1")]
-        out += [Paragraph(escape(self.text.clean(x)).replace("&lt;b&gt;", "<b>").replace(
-            "&lt;/b&gt;", "</b>"), STYLES["body"]) for x in lines]
+        count = {k: sum(1 for e in self.events if e.kind == k)
+                 for k in ("marker", "tof", "lead_off")}
+        acked = sum(1 for e in self.episodes if e.ack_index is not None)
+        share = 100 * (1 - lost / max(self.duration_s, 1e-9))
+        monitored = (f"Duration {_duration(self.duration_s)}; monitored "
+                     f"{_duration(self.duration_s - lost)} ({share:.1f} %); ")
+        counts = (f"Alarms: {len(self.episodes)} ({acked} acknowledged). Screws tested: "
+                  f"{len(self.screws)}. Train-of-four: {count['tof']}. Markers: "
+                  f"{count['marker']}. Lead-offs: {count['lead_off']}. Electrocautery: "
+                  f"{len(cautery)} spans, {_duration(cautery_s)} blanked.")
+        out: list[Flowable] = [
+            self.text.p("Summary", "h1"),
+            Paragraph(escape(monitored) + f"<b>not monitored {escape(_duration(lost))}</b>.",
+                      STYLES["body"]),
+            self.text.p(counts, "body")]
         if self.gaps:
             by_cause: dict[str, list[cs.Interval]] = {}
             for i in self.gaps:
@@ -295,18 +314,19 @@ class CaseReport:
 
     def _quality(self) -> list[Flowable]:
         out: list[Flowable] = [self.text.p("Signal quality", "h1")]
-        check = cs.first(self.events, "signal_quality", "baseline")
+        check = cs.one_window(self.events, "signal_quality", "baseline")
         which = "baseline check"
         if not check:
-            check, which = cs.first(self.events, "signal_quality"), "first periodic check"
+            check, which = cs.one_window(self.events, "signal_quality"), "first periodic check"
         if not check:
             return out + [self.text.p("No signal-quality check in this recording.", "body")]
         at = check[0].start
-        out.append(self.text.p(f"{which.capitalize()} at {self._t(at)} over "
-                               f"{(check[0].end - at) / self.fs:.1f} s: noise RMS of the clean signal; "
-                               "mains (fundamental and harmonics) and ECG pick-up of the raw "
-                               "signal. Failing channels are named with the likely cause. "
-                               "'During the case': periodic checks (every 60 s) that failed.", "body"))
+        window_s = (check[0].end - at) / self.fs
+        out.append(self.text.p(
+            f"{which.capitalize()} at {self._t(at)} over {window_s:.1f} s: noise RMS of the "
+            "clean signal; mains (fundamental and harmonics) and ECG pick-up of the raw signal. "
+            "Failing channels are named with the likely cause. 'During the case': periodic "
+            "checks (every 60 s) that failed.", "body"))
         by_ch = {e.channels[0]: e.data for e in check if e.channels}
         periodic = [e for e in self.events if e.kind == "signal_quality" and e.channels]
         rows = [("Channel", "Muscle", "Noise µV RMS", "Mains µV RMS", "ECG µV p-p", "Result",
@@ -315,21 +335,21 @@ class CaseReport:
             d = by_ch.get(ch, {})
             mine = [e.data for e in periodic if e.channels[0] == ch]
             bad = [x for x in mine if not x.get("ok", True)]
-            causes = sorted({str(x.get("cause")) for x in bad})
+            causes = ", ".join(sorted({str(x.get("cause")) for x in bad}))
             rows.append((c.label, c.muscle, _num(d.get("noise_rms_uv")), _num(d.get("mains_uv")),
                          _num(d.get("ecg_uv"), 0),
                          "ok" if d.get("ok", True) else f"FAIL: {d.get('cause')}",
-                         f"{len(bad)}/{len(mine)} failed" + (f" ({', '.join(causes)})" if causes else "")))
+                         f"{len(bad)}/{len(mine)} failed" + (f" ({causes})" if causes else "")))
         return out + [_table(rows, (0.15, 0.17, 0.11, 0.11, 0.1, 0.15, 0.21), self.text)]
 
     def _baselines(self) -> list[Flowable]:
         out: list[Flowable] = [self.text.p("Baselines", "h1")]
-        base = cs.first(self.events, "baseline")
+        base = cs.one_window(self.events, "baseline")
         if not base:
             return out + [self.text.p("No baseline was taken in this recording (the Baseline "
                                       "button, or `run --baseline`).", "body")]
-        last = {e.channels[0]: e.data for e in cs.latest(self.events, "signal_quality")
-                if e.channels}
+        final = cs.one_window(self.events, "signal_quality", last=True)
+        last = {e.channels[0]: e.data for e in final if e.channels}
         tof = {e.start for e in self.events if e.kind == "stimulus" and e.data.get("tof_pulse")}
         cmaps = [e for e in self.events if e.kind == "cmap" and e.data.get("responded")
                  and e.start not in tof]  # a TOF's supramaximal twitches are not a baseline
@@ -354,14 +374,15 @@ class CaseReport:
             if later and max(cm["peak_uv"]) > 0:
                 a, b = max(cm["peak_uv"]), max(later[-1].data["peak_uv"])
                 change = f"{100 * (b - a) / a:+.0f} %"
-            rows.append((d.get("tile"), "ok" if d.get("ok") else "FAIL: " + ", ".join(
-                f"{k} {v}" for k, v in d.get("failing", {}).items()),
-                f"{min(noise):.1f}–{max(noise):.1f}" if noise else "–",
-                "yes" if d.get("quiet") else "no",
-                f"{max(cm['peak_uv']):.0f} µV at {_num(cm.get('current_ma'))} mA" if cm else "not stimulated",
-                f"{min(now):.1f}–{max(now):.1f}" if now else "–",
-                f"{max(later[-1].data['peak_uv']):.0f} µV at {_num(later[-1].data.get('current_ma'))} mA"
-                if later else "–", change or "–"))
+            failing = ", ".join(f"{k} {v}" for k, v in d.get("failing", {}).items())
+            rows.append((d.get("tile"), "ok" if d.get("ok") else f"FAIL: {failing}",
+                         f"{min(noise):.1f}–{max(noise):.1f}" if noise else "–",
+                         "yes" if d.get("quiet") else "no",
+                         _cmap_text(cm["peak_uv"], cm.get("current_ma")) if cm
+                         else "not stimulated",
+                         f"{min(now):.1f}–{max(now):.1f}" if now else "–",
+                         _cmap_text(later[-1].data["peak_uv"], later[-1].data.get("current_ma"))
+                         if later else "–", change or "–"))
         return out + [_table(rows, (0.09, 0.2, 0.1, 0.06, 0.15, 0.11, 0.15, 0.14), self.text)]
 
     def _alarms(self) -> list[Flowable]:
@@ -406,7 +427,8 @@ class CaseReport:
             rows = [("Time", "Level", "Side", "Threshold mA", "Band", "Stimuli", "Muscles", "Note")]
             rows += [(self._t(s.index), s.level, s.side,
                       "> max (no response)" if s.threshold_ma is None else f"{s.threshold_ma:.2f}",
-                      s.band, s.stimuli, ", ".join(s.muscles), s.note or "–") for s in self.screws]
+                      s.band, s.stimuli, ", ".join(s.muscles), s.note or "–")
+                     for s in self.screws]
             out.append(_table(rows, (0.1, 0.06, 0.05, 0.12, 0.13, 0.07, 0.22, 0.25), self.text))
         else:
             out.append(self.text.p("No screw was tested.", "body"))
@@ -469,13 +491,15 @@ class CaseReport:
             keep = (ms >= lo_ms) & (ms <= hi_ms)
             t = ms[keep]
             rows.append(r.waveform_uv[keep])
-            labels.append(f"{_num(stim.current_ma)} mA {'✓' if r.any else '–'} {r.max_uv:.0f} µV")
+            mark = "✓" if r.any else "–"
+            labels.append(f"{_num(stim.current_ma)} mA {mark} {r.max_uv:.0f} µV")
             cols.append(figures.COLOURS["response" if r.any else "no_response"])
         threshold = "> max" if s.threshold_ma is None else f"{s.threshold_ma:.2f} mA"
-        return figures.Trace(f"screw {s.key} {self._t(s.index)} — {threshold}, {s.band}",
-                             t if t is not None else np.array([lo_ms, hi_ms]), "ms",
-                             tuple(rows) or (np.full(2, np.nan),), tuple(labels) or ("no stimulus",),
-                             tuple(cols) or ("#000000",), 0.0)
+        if not rows:  # no stimulus of this screw could be read back
+            t, rows, labels, cols = np.array([lo_ms, hi_ms]), [np.full(2, np.nan)], \
+                ["no stimulus"], ["#000000"]
+        return figures.Trace(f"screw {s.key} {self._t(s.index)} — {threshold}, {s.band}", t,
+                             "ms", tuple(rows), tuple(labels), tuple(cols), 0.0)
 
     def _snapshots(self) -> list[Flowable]:
         traces = [self._alarm_trace(ep) for ep in self.episodes]
@@ -490,8 +514,8 @@ class CaseReport:
             "30 Hz–3 kHz, by current; ✓ responded).", "body")]
         for i in range(0, len(traces), PANELS_PER_FIGURE):
             part = traces[i:i + PANELS_PER_FIGURE]
-            caption = self.text.p("; ".join(f"({i + j + 1}) {tr.title}" for j, tr in enumerate(part)),
-                                  "body")
+            caption = self.text.p(
+                "; ".join(f"({i + j + 1}) {tr.title}" for j, tr in enumerate(part)), "body")
             out.append(KeepTogether([_image(figures.snapshots(part, first=i + 1)), caption]))
         return out
 

@@ -136,7 +136,7 @@ def tile_trends(trends: TileTrends) -> bytes:
     """Train time and event rate per tile and minute, as two heat maps."""
     with matplotlib.rc_context(RC):
         n = len(trends.keys)
-        fig = _figure(1.2 + 0.32 * n)
+        fig = _figure(0.9 + 0.22 * n)
         edges = np.r_[trends.start_s, trends.start_s[-1] + 60.0 if len(trends.start_s) else 60.0]
         for i, (data, title, unit, cmap) in enumerate((
                 (trends.train_time_s, "A-train time per minute", "s", "Reds"),
@@ -155,7 +155,7 @@ def tile_trends(trends: TileTrends) -> bytes:
 def quality(trend: QualityTrend, labels: Sequence[str], duration_s: float) -> bytes:
     """Noise RMS, mains and ECG level of every channel at each check; failing checks ✕."""
     with matplotlib.rc_context(RC):
-        fig = _figure(4.2)
+        fig = _figure(3.6)
         colours = matplotlib.colormaps["tab20"](np.linspace(0, 1, 20))
         rows = ((trend.noise_rms_uv, "noise (µV RMS)"), (trend.mains_uv, "mains (µV RMS)"),
                 (trend.ecg_uv, "ECG (µV p-p)"))
@@ -184,7 +184,7 @@ def tof_and_screws(tof: Sequence[TofPoint], screws: Sequence[ScrewPoint],
     """Left: TOF count and T4/T1 over the case. Right: screw thresholds by level (L ◀, R ▶),
     coloured by band; ▲ at the top: no response up to the maximum."""
     with matplotlib.rc_context(RC):
-        fig = _figure(2.4)
+        fig = _figure(2.2)
         ax = fig.add_axes((0.07, 0.18, 0.36, 0.72))
         if tof:
             t = np.array([p.t_s for p in tof]) / 60.0
@@ -196,6 +196,8 @@ def tof_and_screws(tof: Sequence[TofPoint], screws: Sequence[ScrewPoint],
                      label="T4/T1")
             ax2.set_ylim(0, 1.1)
             ax2.set_ylabel("T4/T1")
+            ax.legend(handles=[*ax.get_lines(), *ax2.get_lines()], loc="lower left",
+                      frameon=False)
         ax.set_ylim(-0.2, 4.4)
         ax.set_yticks(range(5))
         ax.set_ylabel("TOF count")
