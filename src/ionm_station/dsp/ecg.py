@@ -119,8 +119,8 @@ GLOBAL_RATIO = 20.0
 #: No beat is detected this long (s) after a global artifact, and a channel stays out of
 #: detection this long after it was wild, flat or saturated (filter ringing).
 ARTIFACT_HOLD_S = 0.2
-#: At the end of the record the last QRS window stays blanked for detection on channels whose
-#: dominant template exceeds this (µV p-p) or that have none (:meth:`EcgCanceller.flush`).
+#: A QRS left in place — at the end of the record, or next to an artifact — is blanked for
+#: detection on channels whose dominant template exceeds this (µV p-p) or that have none.
 UNLEARNED_BLANK_UV = 15.0
 #: A global artifact this many blocks long (30 ms) is sustained (cautery) and gets the hold-off.
 LONG_ARTIFACT_BLOCKS = 3
@@ -213,14 +213,18 @@ RESTART_REJECTS = 16
 #: 40 Hz high-pass and 2 ms RMS, exceeds GATE_SIGMA × the channel's noise σ, the QRS window is
 #: blanked for detection (reported by :meth:`EcgCanceller.blank_mask`).
 GATE_SIGMA = 2.0
+#: … only where the heartbeat itself would read as activity (GATE_ECG_SIGMA × σ) and the
+#: residual's RMS in the block is at most GATE_RESIDUAL_MAX × the heartbeat's (its loudest
+#: block).
 GATE_ECG_SIGMA = 1.5
+GATE_RESIDUAL_MAX = 1.0
 GATE_HIGHPASS_HZ = 40.0
 GATE_ENVELOPE_S = 0.002
 #: Correction across channels: the residuals' covariance (noise-whitened) is averaged over
 #: SPATIAL_BEATS clean beats and used from SPATIAL_MIN_BEATS on, with at least
 #: SPATIAL_MIN_CHANNELS clean channels in the beat.
 SPATIAL_BEATS = 32
-SPATIAL_MIN_BEATS = 4
+SPATIAL_MIN_BEATS = 8
 SPATIAL_MIN_CHANNELS = 3
 #: Longest stretch (s) filtered at once (bounds memory when a whole record arrives).
 BATCH_S = 1.0
@@ -484,6 +488,7 @@ class EcgCanceller:
         self._pending: deque[_Beat] = deque()
         # residual covariance across channels (noise-whitened) and beats behind each entry
         self._shape_cache: dict[int, _Shapes] = {}  # per class, until its templates change
+        self._boot: dict[int, np.ndarray] = {}  # per class: its first beats (beats, c, window)
         self._cov = np.zeros((c, c))
         self._cov_beats = np.zeros((c, c), dtype=np.int64)
 
@@ -507,9 +512,7 @@ class EcgCanceller:
         n_record = self._n_in
         # the last beat may not be judged on zeros: its QRS window stays on the ECG channels
         # (and on those whose ECG is not known yet, as for an unlearnt beat)
-        k = self._primary()
-        ecg_channels = np.flatnonzero((self._count[k] == 0)
-                                      | (np.ptp(self._template[k], axis=1) >= UNLEARNED_BLANK_UV))
+        ecg_channels = self._ecg_channels()
         if len(ecg_channels):
             self._blank.append((n_record - self._pre - self._post, n_record, ecg_channels))
         out = self._feed(np.zeros((self.delay + self._block, self.n_channels)))
@@ -522,6 +525,13 @@ class EcgCanceller:
         """Per channel: True once the dominant beat's template has learnt ``bootstrap_beats``
         beats."""
         return self._count[self._primary()] >= self.bootstrap_beats
+
+    def _ecg_channels(self) -> np.ndarray:
+        """Channels whose QRS may read as EMG when it is not subtracted: the dominant beat's
+        template exceeds UNLEARNED_BLANK_UV p-p there, or is not learnt yet."""
+        k = self._primary()
+        return np.flatnonzero((self._count[k] == 0)
+                              | (np.ptp(self._template[k], axis=1) >= UNLEARNED_BLANK_UV))
 
     def _primary(self) -> int:
         """The beat class with the most beats (the dominant rhythm)."""
@@ -804,7 +814,13 @@ class EcgCanceller:
 
     def _decide(self, fid: int, peak: float) -> None:
         """Judge one candidate fiducial (absolute index) with detection peak ``peak``."""
-        if fid - self._pre < 0 or self._artifact_between(fid - self._pre, fid + self._core_post):
+        if fid - self._pre < 0:
+            return
+        if self._artifact_between(fid - self._pre, fid + self._core_post):
+            # a heartbeat at the edge of an artifact is not subtracted: its QRS is not EMG
+            if self._spk is not None and peak >= self._npk + THRESHOLD_FRACTION * (
+                    self._spk - self._npk):
+                self._blank.append((fid - self._pre, fid + self._core_post, self._ecg_channels()))
             return
         last = self._last_beat
         if last is not None and self._rr and fid - last > SEARCH_BACK_RR * np.mean(self._rr):
@@ -927,7 +943,7 @@ class EcgCanceller:
         # the scale in force at the fiducial (not the latest one: that depends on how much
         # input has been judged, i.e. on the chunking)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
-        k, lags, coarse, shapes, has = self._classify(seg, live, sigma)
+        k, lags, coarse, shapes, has, fresh = self._classify(seg, live, sigma)
         beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
         fit_full = self._fit(beat, shapes, has)
         residual = beat - fit_full[:, :core]
@@ -957,8 +973,16 @@ class EcgCanceller:
                                    learn_from=k == self._primary() and not self._late)
         residual -= correction
         ecg = np.where(apply[:, None], fit_full[:, :core], beat)  # the heartbeat seen there
-        self._gate(fid, lags, residual, sigma,
-                   live[:, None] & ~emg_blocks & self._loud(ecg, sigma, GATE_ECG_SIGMA))
+        # what is left of a subtracted heartbeat is smaller than the heartbeat; anything larger
+        # is something else (an A-train too slow for the >200 Hz test)
+        size = self._block_rms(ecg).max(axis=1, keepdims=True)
+        misfit = (fresh | ~apply[:, None]
+                  | (self._block_rms(residual) <= GATE_RESIDUAL_MAX * size))
+        self._gate(fid, lags, residual, sigma, live[:, None] & ~emg_blocks & misfit
+                   & self._loud(ecg, sigma, GATE_ECG_SIGMA))
+        dead = np.setdiff1d(self._ecg_channels(), np.flatnonzero(live))
+        if len(dead):  # flat or railed in the window (an artifact's edge): QRS left in place
+            self._blank.append((fid - pre, fid + self._core_post, dead))
         if self._late or not apply.any():
             return
         first = max(lo, self._sub.start)  # rows before the first sample are not there
@@ -970,12 +994,12 @@ class EcgCanceller:
             sub[max(i, 0):i + self._window, ch] += part[max(-i, 0):]
 
     def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray
-                  ) -> tuple[int, np.ndarray, int, _Shapes, np.ndarray]:
+                  ) -> tuple[int, np.ndarray, int, _Shapes, np.ndarray, bool]:
         """The beat's class (a new one when it resembles none), its lags — per channel
         (samples, window start relative to the fiducial's) and the joint coarse lag — the
         basis to fit it with and the live channels that have one: the class's own templates,
         or for a new class those of the class it resembles most (they still explain part of
-        it)."""
+        it); and whether it started a new class."""
         c = self.n_channels
         best: tuple[float, int, np.ndarray, int] | None = None
         for k in np.flatnonzero(self._class_beats > 0).tolist():
@@ -990,13 +1014,14 @@ class EcgCanceller:
             k = self._primary() if self._class_beats.any() else self._new_class()
             has = (self._count[k] > 0) & live
             return (k, np.zeros(c, dtype=np.int64), 0, self._shapes(k, self._template[k], has),
-                    has)
+                    has, False)
         similarity, k, lags, coarse = best
         has = (self._count[k] > 0) & live
         shapes = self._shapes(k, self._template[k], has)
-        if similarity < NEW_CLASS_SIMILARITY and not self._late:  # (none in the learning phase)
+        fresh = similarity < NEW_CLASS_SIMILARITY and not self._late  # (none while learning)
+        if fresh:
             k = self._new_class()
-        return k, lags, coarse, shapes, has
+        return k, lags, coarse, shapes, has, fresh
 
     def _new_class(self) -> int:
         """A class for a new morphology: an unused one, else the one matched longest ago
@@ -1009,6 +1034,7 @@ class EcgCanceller:
             k = int(next(i for i in order if i != self._primary()))
         self._template[k] = 0.0
         self._shape_cache.pop(k, None)
+        self._boot.pop(k, None)
         self._count[k] = 0
         self._residual[k] = 0.0
         self._rejects[k] = 0
@@ -1271,8 +1297,10 @@ class EcgCanceller:
 
     def _learn(self, beat: _Beat) -> None:
         """Update the beat's class templates with its whole window: channels judged clean over
-        the QRS and free of EMG (or flat/railed) up to the window's end; the plain mean of the
-        beats so far until ``template_beats`` of them, then an exponential average."""
+        the QRS and free of EMG (or flat/railed) up to the window's end; the median of the
+        beats so far until ``bootstrap_beats`` of them (EMG too slow to be told from a QRS in
+        one of the first beats is not learnt), then an exponential average over
+        ``template_beats``."""
         lo = beat.fiducial - self._pre - self._lag_max
         if self._artifact_between(lo, beat.due):
             return
@@ -1285,12 +1313,24 @@ class EcgCanceller:
                                                               beat.lags + self._lag_max]
         learn &= np.isfinite(data).all(axis=1)
         k = beat.klass
-        count = self._count[k]
-        rate = 1.0 / np.minimum(count + 1, self.template_beats)
-        step = (data - self._template[k]) * np.where(learn, rate, 0.0)[:, None]
-        self._template[k] += step
+        count, template, n_boot = self._count[k], self._template[k], self.bootstrap_beats
+        booting = np.flatnonzero(learn & (count < n_boot))
+        if len(booting):
+            boot = self._boot.get(k)
+            if boot is None:
+                boot = self._boot[k] = np.zeros((n_boot, self.n_channels, self._window))
+            boot[count[booting], booting] = data[booting]
+            for n in np.unique(count[booting] + 1).tolist():
+                chs = booting[count[booting] + 1 == n]
+                template[chs] = np.median(boot[:n, chs], axis=0)
+        mature = learn & (count >= n_boot)
+        if mature.any():
+            rate = 1.0 / np.minimum(count + 1, self.template_beats)
+            template += (data - template) * np.where(mature, rate, 0.0)[:, None]
         self._shape_cache.pop(k, None)
         count[learn] += 1
+        if (count >= n_boot).all():
+            self._boot.pop(k, None)
         self._recentre_class(k)
 
     def _recentre_class(self, k: int) -> None:
@@ -1301,13 +1341,13 @@ class EcgCanceller:
         d = round(float(self._class_lag[k]) / dec) * dec
         if abs(d) < self._recentre:
             return
-        t = self._template[k]
-        if d > 0:   # beats come later than the template: its content moves later
-            t[:, d:] = t[:, :-d].copy()
-            t[:, :d] = 0.0
-        else:
-            t[:, :d] = t[:, -d:].copy()
-            t[:, d:] = 0.0
+        for t in (self._template[k], *([self._boot[k]] if k in self._boot else [])):
+            if d > 0:   # beats come later than the template: its content moves later
+                t[..., d:] = t[..., :-d].copy()
+                t[..., :d] = 0.0
+            else:
+                t[..., :d] = t[..., -d:].copy()
+                t[..., d:] = 0.0
         self._shape_cache.pop(k, None)
         self._class_lag[k] -= d
         for b in self._pending:
