@@ -2,9 +2,11 @@
 
 Signals are synthetic and built here (not by the simulator): one heart with P-QRS-T beats at
 jittered RR intervals and a slow respiratory amplitude modulation, seen on every channel with its
-own gain (10–300 µV), sign and delay (0–8 ms); white noise; EMG (A-trains, bursts); cautery and
-lead-off. Every component is band-passed 10 Hz–3 kHz (causal 4th-order Butterworth) like the
-pipeline does before this stage, and kept apart so the truth is exact.
+own gain (10–300 µV), sign and delay (0–8 ms), optionally with premature ventricular beats of
+their own morphology and axis; white noise; EMG (A-trains, bursts); cautery, gaps and lead-off.
+Every component is band-passed 10 Hz–3 kHz (causal 4th-order Butterworth) like the pipeline does
+before this stage, and kept apart so the truth is exact. The last tests run real ECG (MIT-BIH
+record 100) from ``../shared/data`` when it is there.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from ionm_station.dsp.filters import bandpass_sos
 #: ECG beat as Gaussians (centre s from R, σ s, amplitude relative to R): P, Q, R, S, T.
 ECG_WAVES = ((-0.170, 0.020, 0.12), (-0.030, 0.008, -0.15), (0.000, 0.011, 1.00),
              (0.030, 0.009, -0.30), (0.290, 0.050, 0.30))
+#: A premature ventricular beat: no P wave, a wide notched QRS, a discordant T wave.
+VPB_WAVES = ((-0.045, 0.018, 0.50), (0.000, 0.020, -1.00), (0.045, 0.015, 0.35),
+             (0.300, 0.060, -0.35))
 #: QRS window used to measure residual ECG (s around R) and the distance (s) from any R
 #: beyond which the output counts as ECG-free.
 QRS_WINDOW_S = (-0.050, 0.110)
@@ -39,11 +44,12 @@ class Record:
     emg: np.ndarray
     r_peaks: np.ndarray  # R-peak sample indices (int)
     gains_uv: np.ndarray
+    ectopic: np.ndarray | None = None  # per beat: a premature ventricular beat
 
 
-def ecg_beat(t_s: np.ndarray) -> np.ndarray:
+def ecg_beat(t_s: np.ndarray, waves: tuple = ECG_WAVES) -> np.ndarray:
     out = np.zeros_like(t_s)
-    for centre, sigma, amplitude in ECG_WAVES:
+    for centre, sigma, amplitude in waves:
         out += amplitude * np.exp(-0.5 * ((t_s - centre) / sigma) ** 2)
     return out
 
@@ -81,35 +87,47 @@ def burst(n: int, fs: float, onset_s: float, duration_s: float, pp_uv: float,
 
 
 def make_record(fs: float = 5000.0, duration_s: float = 60.0, n_ch: int = 8, seed: int = 1,
-                bpm: float = 78.0, noise_uv: float = 3.0,
-                gains_uv: np.ndarray | None = None) -> Record:
-    """Band-passed ECG + white noise on ``n_ch`` channels; EMG/artifacts are added by tests."""
+                bpm: float = 78.0, noise_uv: float = 3.0, gains_uv: np.ndarray | None = None,
+                ectopic_every: int | None = None) -> Record:
+    """Band-passed ECG + white noise on ``n_ch`` channels; EMG/artifacts are added by tests.
+    With ``ectopic_every`` k, every k-th beat is a premature ventricular beat (70 % of the RR
+    interval, VPB_WAVES, its own gain 0.5–1.5 × and sign on each channel)."""
     rng = np.random.default_rng(seed)
     n = int(duration_s * fs)
     rr = 60.0 / bpm
-    beats_s = []
+    beats_s, ectopic = [], []
     t = 0.5 + rng.uniform(0, rr)
     while t < duration_s - 0.7:
+        vpb = ectopic_every is not None and len(beats_s) % ectopic_every == ectopic_every - 1
+        if vpb:
+            t -= 0.3 * rr
         beats_s.append(t)
-        t += rr * (1.0 + rng.uniform(-0.05, 0.05))
+        ectopic.append(vpb)
+        t += rr * (1.0 + rng.uniform(-0.05, 0.05)) + (0.3 * rr if vpb else 0.0)
     beats_s = np.array(beats_s)
     if gains_uv is None:
         gains_uv = np.exp(rng.uniform(np.log(10.0), np.log(300.0), n_ch))
         gains_uv[0] = 300.0
     sign = rng.choice([-1.0, 1.0], n_ch)
     delay_s = rng.uniform(0.0, 0.008, n_ch)
+    vpb_axis = (rng.uniform(0.5, 1.5, n_ch) * rng.choice([-1.0, 1.0], n_ch)
+                if ectopic_every is not None else None)
     ecg = np.zeros((n, n_ch))
     half = np.arange(int(-0.35 * fs), int(0.6 * fs))
-    for r in beats_s:
+    for r, vpb in zip(beats_s, ectopic):
         idx = int(r * fs) + half
         idx = idx[(idx >= 0) & (idx < n)]
         resp = 1.0 + 0.08 * np.sin(2.0 * np.pi * 0.25 * r)
-        ecg[idx] += ecg_beat(idx[:, None] / fs - r - delay_s[None, :]) * (gains_uv * sign * resp)
+        t_rel = idx[:, None] / fs - r - delay_s[None, :]
+        if vpb:
+            ecg[idx] += ecg_beat(t_rel, VPB_WAVES) * (gains_uv * sign * vpb_axis * resp)
+        else:
+            ecg[idx] += ecg_beat(t_rel) * (gains_uv * sign * resp)
     sos = bandpass_sos(10.0, 3000.0, fs)
     ecg = signal.sosfilt(sos, ecg, axis=0)
     noise = signal.sosfilt(sos, rng.standard_normal((n, n_ch)) * noise_uv, axis=0)
     return Record(fs, ecg + noise, ecg, np.zeros((n, n_ch)), np.round(beats_s * fs).astype(int),
-                  gains_uv)
+                  gains_uv, np.array(ectopic))
 
 
 def add_emg(rec: Record, channel: int, component: np.ndarray) -> None:
@@ -121,12 +139,22 @@ def add_emg(rec: Record, channel: int, component: np.ndarray) -> None:
 
 def run(stage: EcgCanceller, x: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """Feed ``x`` in chunks (None: whole), flush, and undo the delay: rows align with ``x``."""
-    if chunk is None:
-        parts = [stage.process(x)]
-    else:
-        parts = [stage.process(x[i:i + chunk]) for i in range(0, len(x), chunk)]
-    parts.append(stage.flush())
-    return np.concatenate(parts)[stage.delay:]
+    return run_blanked(stage, x, chunk)[0]
+
+
+def run_blanked(stage: EcgCanceller, x: np.ndarray, chunk: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`run`, and the detection blank mask (rows align with ``x``) read as the chain
+    reads it: for the rows each call outputs, right after it."""
+    edges = [0, len(x)] if chunk is None else [*range(0, len(x), chunk), len(x)]
+    parts, masks = [], []
+    for a, b in [*zip(edges[:-1], edges[1:]), (len(x), None)]:  # then the flush
+        out = stage.process(x[a:b]) if b is not None else stage.flush()
+        first = a - stage.delay          # input row of out[0]
+        valid = min(max(0, -first), len(out))  # rows before the first input row are fill
+        parts.append(out[valid:])
+        masks.append(stage.blank_mask(first + valid, len(out) - valid))
+    return np.concatenate(parts), np.concatenate(masks)
 
 
 def qrs_mask(n: int, fs: float, r_peaks: np.ndarray, lo_s: float, hi_s: float) -> np.ndarray:
@@ -163,17 +191,20 @@ def score_beats(found: list[int], truth: np.ndarray, fs: float, tol_s: float = 0
 
 
 def test_chunking_gives_identical_output() -> None:
-    rec = make_record(fs=1000.0, duration_s=13.0, n_ch=3, seed=3)
+    """Output, beats and the detection blank mask (gated residuals, a new beat class) do not
+    depend on the chunking."""
+    rec = make_record(fs=1000.0, duration_s=16.0, n_ch=4, seed=3, ectopic_every=6)
     add_emg(rec, 1, burst(len(rec.x), rec.fs, 9.0, 0.4, 400.0, np.random.default_rng(0)))
     rec.x[5000:5040] = np.nan
-    whole_stage = EcgCanceller(3, rec.fs)
-    whole = run(whole_stage, rec.x)
-    assert whole_stage.converged.all()
+    whole_stage = EcgCanceller(4, rec.fs)
+    whole, whole_blank = run_blanked(whole_stage, rec.x)
+    assert whole_stage.converged.all() and whole_blank[10_000:].any()
     for chunk in (1, 7, 333):
-        stage = EcgCanceller(3, rec.fs)
-        out = run(stage, rec.x, chunk)
+        stage = EcgCanceller(4, rec.fs)
+        out, blank = run_blanked(stage, rec.x, chunk)
         assert np.allclose(out, whole, atol=1e-9, equal_nan=True), chunk
         assert stage.beats == whole_stage.beats
+        assert (blank == whole_blank).all(), chunk
 
 
 def test_chunking_random_sizes_at_5khz() -> None:
