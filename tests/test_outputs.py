@@ -156,8 +156,9 @@ def test_atomic_output_keeps_the_old_file_until_the_new_one_is_complete(tmp_path
     assert target.read_text() == "new"
 
 
-#: A child that exports ``argv[1]`` to ``argv[2]`` slowly (a pause per written block) and says
-#: when it is writing, so a signal surely arrives mid-export.
+#: A child that exports ``argv[1]`` to ``argv[2]`` slowly (a 10 s pause per written block, which a
+#: signal interrupts) and says when it is writing, so a signal surely arrives mid-export even on a
+#: loaded machine.
 SLOW_EXPORT = textwrap.dedent("""
     import sys, time
     from ionm_station.io import edf
@@ -166,7 +167,7 @@ SLOW_EXPORT = textwrap.dedent("""
     def slow(self, block):
         write(self, block)
         print("writing", flush=True)
-        time.sleep(0.2)
+        time.sleep(10.0)
     edf.EdfWriter.write = slow
     sys.exit(main(["export", sys.argv[1], "--edf", sys.argv[2]]))
 """)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEventLoop, QTimer
 from PySide6.QtWidgets import QApplication
 
 from ionm_station.gui import theme
@@ -33,6 +33,14 @@ def ensure_app() -> QApplication:
         theme.apply_dark_palette(app)
         app.setProperty("ionm_theme", True)
     return app
+
+
+def _drain_events() -> None:
+    """Run one pass of a fresh event loop, so the closed window is deleted and nothing of this
+    run is left pending for whoever uses the QApplication next (a later window, a test)."""
+    loop = QEventLoop()
+    QTimer.singleShot(0, loop.quit)
+    loop.exec()
 
 
 def run_gui(session: Session, settings_path: Path | None = None, alarm_window: bool = False,
@@ -79,6 +87,9 @@ def run_gui(session: Session, settings_path: Path | None = None, alarm_window: b
         wake.stop()
         done.stop()
         session.stop()
+        window.closed.disconnect(app.quit)
+        window.deleteLater()
+        _drain_events()
         for s, handler in previous.items():
             signal.signal(s, handler)
     if json_path is not None:
