@@ -158,9 +158,11 @@ def test_atomic_output_keeps_the_old_file_until_the_new_one_is_complete(tmp_path
 
 #: A child that exports ``argv[1]`` to ``argv[2]`` slowly (a 10 s pause per written block, which a
 #: signal interrupts) and says when it is writing, so a signal surely arrives mid-export even on a
-#: loaded machine.
+#: loaded machine. SIGINT is given Python's usual handler: a shell starting the tests in the
+#: background hands its children SIGINT ignored.
 SLOW_EXPORT = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from ionm_station.io import edf
     from ionm_station.cli import main
     write = edf.EdfWriter.write
