@@ -357,3 +357,22 @@ def test_continuous_activity_is_reported_piece_by_piece():
     assert events[0].onset == pytest.approx(5 * fs, abs=0.01 * fs)
     assert events[-1].offset == pytest.approx(60 * fs, abs=0.01 * fs)
     assert det.channel_train_time_s(0) == pytest.approx(55.0, abs=0.1)
+
+
+def test_bursty_low_band_noise_is_not_emg_a_broadband_muap_is():
+    """What a real ECG brings on the channels with the most of it — the P wave's beat-to-beat
+    variation, the recording's own noise — is 40–200 Hz and bursty: tens of µV that the
+    broadband noise floor (amplifier noise spread to 3 kHz) reads as 3–5 σ. The low band's own
+    floor keeps it out; a broadband MUAP of the same size on that channel is still found."""
+    rng = np.random.default_rng(21)
+    x = _noise(20.0, seed=21, n_channels=2)
+    low = BandpassFilter(1, FS, 40.0, 150.0).process(rng.standard_normal((len(x), 1)))[:, 0]
+    low *= 2.0 / low.std()                       # 2 µV RMS background …
+    burst = np.zeros(len(x))
+    for at in np.arange(0.7, 19.5, 0.8):        # … with a 30 ms burst to 3x it every 0.8 s
+        a = int(at * FS)
+        burst[a:a + 300] = np.hanning(300) * 2.0  # (10 events without the low band's floor)
+    x[:, 0] += low * (1.0 + burst)
+    onset, _ = _add(x, 0, 10.31, np.array([0.0]), 60.0, 0.0015, 3)
+    events = _detect(x)
+    assert [(e.channel, abs(e.onset - onset) < 0.005 * FS) for e in events] == [(0, True)]

@@ -13,7 +13,9 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    usable blocks cannot set a high floor), frozen while a channel is active (re-learnt after
    :data:`SIGMA_FORCE_S` of continuous activity, like a commercial auto-threshold).
 3. **Segments**: runs of ``e`` above :data:`OFF_SIGMA`·σ that reach :data:`ON_SIGMA`·σ
-   (hysteresis); none starts in a blanked sample or within :data:`BLANK_GUARD_S` after one.
+   (hysteresis) — on a channel whose 40–200 Hz band is noisy (a real ECG's P waves and own
+   noise) also :data:`HIGH_ON_SIGMA` in the band above :data:`HIGH_BAND_HZ` or
+   :data:`LOW_ON_SIGMA` in the band below, each against its own noise floor; none starts in a blanked sample or within :data:`BLANK_GUARD_S` after one.
    A segment that runs into a blanked sample is cut there if it was above threshold at least
    :data:`BLANK_LEAD_S` before it, else dropped (the blanked artifact's lead-in); one that rises
    within :data:`POST_BLANK_TAIL_S` after a blank of more than :data:`BRIDGE_BLANK_MAX_S`
@@ -77,6 +79,23 @@ SIGMA_FORCE_S = 10.0
 #: Envelope thresholds in σ: a segment must reach ON and lasts while above OFF.
 ON_SIGMA = 3.0
 OFF_SIGMA = 1.8
+#: Two bands of the detection signal, split at HIGH_BAND_HZ (a 4th-order high-pass; from HIGH_BAND_MIN_RATE_HZ on),
+#: each with its own noise floor (median |x| of the same quiet samples; the low band's σ² is
+#: σ² − σ_high²): a segment must also reach HIGH_ON_SIGMA in the high band's 2 ms RMS or
+#: LOW_ON_SIGMA in the low band's. A MUAP is broadband and clears the first; an A-train near
+#: 60 Hz, or anything slow, must stand out of the low band's own floor. What a real ECG brings
+#: with it — the P wave's beat-to-beat variation, the recording's own noise and chest EMG,
+#: 40–200 Hz and tens of µV, bursty, on the channels with the most ECG — sits in the low band,
+#: where the broadband σ (mostly amplifier noise, spread to 3 kHz) put it at 3–5 σ.
+HIGH_BAND_HZ = 200.0
+HIGH_BAND_ORDER = 4
+HIGH_BAND_MIN_RATE_HZ = 1000.0
+HIGH_ON_SIGMA = 3.0
+LOW_ON_SIGMA = 8.0
+#: … on channels whose low band is this much noisier than its high band (robust σ): white
+#: amplifier noise gives ~0.25–0.3 (40–200 Hz against 200 Hz–3 kHz), so channels without a
+#: noisy low band keep the plain ON_SIGMA test.
+LOW_NOISY_RATIO = 0.5
 #: MUAP peaks: at least this many σ in ``y`` and this fraction of the episode's largest peak,
 #: at least :data:`PEAK_MIN_DISTANCE_S` apart.
 PEAK_SIGMA = 3.0
@@ -258,6 +277,8 @@ class EmgEventDetector:
         self._hp = signal.butter(DETECT_HIGHPASS_ORDER, DETECT_HIGHPASS_HZ, btype="highpass",
                                  fs=fs, output="sos")
         self._hp_zi_unit = signal.sosfilt_zi(self._hp)
+        self._hi = (signal.butter(HIGH_BAND_ORDER, HIGH_BAND_HZ, btype="highpass", fs=fs,
+                                  output="sos") if fs >= HIGH_BAND_MIN_RATE_HZ else None)
         self._env_len = max(ENVELOPE_MIN_SAMPLES, round(ENVELOPE_S * fs))
         self._sigma_step = SIGMA_DECIMATION if fs >= SIGMA_DECIMATION_MIN_HZ else 1
         self._block = max(1, round(BLOCK_S * fs))
@@ -289,11 +310,15 @@ class EmgEventDetector:
         self._next: int | None = None
         self._hp_zi: np.ndarray | None = None
         self._env_tail = np.zeros((c, self._env_len - 1), np.int64)
+        self._env_tail_hi = np.zeros((c, self._env_len - 1), np.int64)
+        self._hi_zi = np.zeros((HIGH_BAND_ORDER // 2, c, 2))
         self._sigma = np.full(c, np.nan)
+        self._sigma_hi = np.full(c, np.nan)
         self._history = np.full((c, self._history_len), np.nan)
+        self._history_hi = np.full((c, self._history_len), np.nan)
         self._history_i = np.zeros(c, np.int64)
         self._stalled = np.zeros(c, np.int64)
-        self._block_parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._block_parts: list[tuple[np.ndarray, ...]] = []
         self._prev_above = np.zeros(c, bool)
         self._guard_until = np.full(c, -1, np.int64)
         self._open: list[_Open | None] = [None] * c
@@ -346,7 +371,11 @@ class EmgEventDetector:
             self._hp_zi = self._hp_zi_unit[:, None, :] * x[:, 0][None, :, None]
         y, self._hp_zi = signal.sosfilt(self._hp, x, axis=1, zi=self._hp_zi)
         env = self._envelope(y)
-        above, strong, sigma_at = self._threshold(y, env, blocked, start)
+        hi = env_hi = None
+        if self._hi is not None:
+            hi, self._hi_zi = signal.sosfilt(self._hi, y, axis=1, zi=self._hi_zi)
+            env_hi = self._envelope(hi, "_env_tail_hi")
+        above, strong, sigma_at = self._threshold(y, env, blocked, start, hi, env_hi)
         events: list[DetectedEvent] = []
         self._segments(y, above, strong, blocked, sigma_at, start, events)
         self._expire(start + n, events)
@@ -471,30 +500,33 @@ class EmgEventDetector:
         """Whether an episode is a long blank's short tail: no event."""
         return ep.tail and ep.last_stop - ep.segments[0].start <= self._post_blank_tail_max
 
-    def _envelope(self, y: np.ndarray) -> np.ndarray:
+    def _envelope(self, y: np.ndarray, tail: str = "_env_tail") -> np.ndarray:
         """(channels, n) RMS of ``y`` over the last ENVELOPE_S (causal). The running sum is
         taken in integers (y² in units of :data:`ENVELOPE_QUANTUM_UV2`), so it is exact and
-        every output sample is identical whatever the chunking."""
+        every output sample is identical whatever the chunking. ``tail``: the attribute that
+        carries the last samples' squares between chunks (one per signal)."""
         length = self._env_len
         c, n = y.shape
-        q = np.multiply(y, y, out=self._work("env", (c, n), np.float64))
+        q = np.multiply(y, y, out=self._work("env" + tail, (c, n), np.float64))
         q *= 1.0 / ENVELOPE_QUANTUM_UV2
         # sums[:, i] = Σ padded[:, :i] with padded = tail ++ quantised y² (written in place)
         sums = self._work("env_sums", (c, length + n), np.int64)
         sums[:, 0] = 0
-        sums[:, 1:length] = self._env_tail
+        sums[:, 1:length] = getattr(self, tail)
         sums[:, length:] = q  # truncating cast, as astype(np.int64)
-        self._env_tail = sums[:, n + 1:].copy()
+        setattr(self, tail, sums[:, n + 1:].copy())
         np.cumsum(sums[:, 1:], axis=1, out=sums[:, 1:])
         total = np.subtract(sums[:, length:], sums[:, :-length],
                             out=self._work("env_total", (c, n), np.int64))
         np.multiply(total, ENVELOPE_QUANTUM_UV2 / length, out=q)
         return np.sqrt(q, out=q)
 
-    def _threshold(self, y: np.ndarray, env: np.ndarray, blocked: np.ndarray, start: int
+    def _threshold(self, y: np.ndarray, env: np.ndarray, blocked: np.ndarray, start: int,
+                   hi: np.ndarray | None = None, env_hi: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
-        """(channels, n) masks above OFF·σ and above ON·σ, and the σ in force from each local
-        index on; σ is updated at absolute block boundaries."""
+        """(channels, n) masks above OFF·σ and above ON·σ (and, given the high band ``hi``
+        and its envelope, above HIGH_ON_SIGMA in it or LOW_ON_SIGMA in the low band), and the
+        σ in force from each local index on; σ is updated at absolute block boundaries."""
         n = y.shape[1]
         above = np.empty(y.shape, bool)
         strong = np.empty(y.shape, bool)
@@ -508,16 +540,30 @@ class EmgEventDetector:
                 np.greater(env[:, part], self.off_sigma * sig, out=above[:, part])
                 above[:, part] &= ~blocked[:, part]
                 np.greater(env[:, part], self.on_sigma * sig, out=strong[:, part])
-            strong[:, part] &= above[:, part]
+                strong[:, part] &= above[:, part]
+                if env_hi is not None:
+                    strong[:, part] &= self._band_strong(env[:, part], env_hi[:, part])
             sigma_at.append((part.start, self._sigma))
             step = self._sigma_step
             every = slice(part.start + (-pos) % step, part.stop, step)
             self._block_parts.append((np.abs(y[:, every]), blocked[:, every] | above[:, every],
-                                      blocked[:, every]))
+                                      blocked[:, every],
+                                      None if hi is None else np.abs(hi[:, every])))
             if stop % self._block == 0:
                 self._end_block()
             pos = stop
         return above, strong, sigma_at
+
+    def _band_strong(self, env: np.ndarray, env_hi: np.ndarray) -> np.ndarray:
+        """(channels, n): on a channel whose low band is noisy (LOW_NOISY_RATIO), the high
+        band's envelope ``env_hi`` reaches HIGH_ON_SIGMA × its σ, or the low band's (from
+        ``env``² − ``env_hi``²) LOW_ON_SIGMA × its σ; True on the other channels."""
+        sig, sig_hi = self._sigma[:, None], self._sigma_hi[:, None]
+        low_var = np.maximum(sig * sig - sig_hi * sig_hi, 0.0)
+        strong = env_hi > HIGH_ON_SIGMA * sig_hi
+        strong |= ~(low_var > LOW_NOISY_RATIO ** 2 * sig_hi * sig_hi)
+        strong |= env * env - env_hi * env_hi > LOW_ON_SIGMA ** 2 * low_var
+        return strong
 
     def _end_block(self) -> None:
         """Update σ from the finished block: median |y| of its quiet samples (every
@@ -525,6 +571,8 @@ class EmgEventDetector:
         ay = np.concatenate([p[0] for p in self._block_parts], axis=1)
         excluded = np.concatenate([p[1] for p in self._block_parts], axis=1)
         blocked = np.concatenate([p[2] for p in self._block_parts], axis=1)
+        ah = (np.concatenate([p[3] for p in self._block_parts], axis=1)
+              if self._hi is not None else None)
         self._block_parts = []
         size = ay.shape[1]
         if size == 0:  # the stream began just before this block's end: nothing on the grid
@@ -534,18 +582,26 @@ class EmgEventDetector:
         busy = ~usable & (size - blocked.sum(axis=1) >= SIGMA_MIN_USABLE * size)
         self._stalled = np.where(busy, self._stalled + 1, np.where(usable, 0, self._stalled))
         forced = self._stalled >= self._force_blocks
-        values = np.full(self.n_channels, np.nan)
-        if usable.any():
-            values = _row_nanmedian(np.where(excluded, np.nan, ay))
-        if forced.any():
-            values = np.where(forced, _row_nanmedian(np.where(blocked, np.nan, ay)), values)
         push = usable | forced
-        if push.any():
-            rows = np.flatnonzero(push)
-            self._history[rows, self._history_i[rows] % self._history_len] = values[rows]
-            self._history_i[rows] += 1
-            self._stalled[forced] = 0
-            self._sigma = _row_warmup_median(self._history, self._history_i) / MAD_TO_SIGMA
+        if not push.any():
+            return
+        rows = np.flatnonzero(push)
+        at = self._history_i[rows] % self._history_len
+        for a, history in ((ay, self._history), (ah, self._history_hi)):
+            if a is None:
+                continue
+            values = np.full(self.n_channels, np.nan)
+            if usable.any():
+                values = _row_nanmedian(np.where(excluded, np.nan, a))
+            if forced.any():
+                values = np.where(forced, _row_nanmedian(np.where(blocked, np.nan, a)), values)
+            history[rows, at] = values[rows]
+        self._history_i[rows] += 1
+        self._stalled[forced] = 0
+        self._sigma = _row_warmup_median(self._history, self._history_i) / MAD_TO_SIGMA
+        if self._hi is not None:
+            self._sigma_hi = (_row_warmup_median(self._history_hi, self._history_i)
+                              / MAD_TO_SIGMA)
 
     def _segments(self, y: np.ndarray, above: np.ndarray, strong: np.ndarray,
                   blocked: np.ndarray, sigma_at: list[tuple[int, np.ndarray]], start: int,
