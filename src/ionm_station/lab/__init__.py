@@ -1,0 +1,1 @@
+"""EMG lab: quantitative needle EMG and nerve conduction studies (pure numpy/scipy cores)."""
