@@ -23,6 +23,7 @@ from ionm_station.commands.case_commands import (
     cmd_events,
     cmd_report,
 )
+from ionm_station.commands.ncs_command import add_ncs_parser, cmd_ncs
 from ionm_station.commands.recording_commands import (
     add_export_parser,
     add_info_parser,
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_supervise_parser(sub)
     add_events_parser(sub)
     add_report_parser(sub)
+    add_ncs_parser(sub)
     return parser
 
 
@@ -368,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_events(args)
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "ncs":
+            return cmd_ncs(args)
     except IonmError as exc:
         print(f"ionm-station: error: {shown(str(exc))}", file=sys.stderr)
         return 2

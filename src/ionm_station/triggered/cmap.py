@@ -71,18 +71,31 @@ def window_bounds(stimulus: int, fs: float) -> tuple[int, int]:
     return stimulus - int(PRE_S * fs), stimulus + int(POST_S * fs)
 
 
+def blank_and_filter(raw: np.ndarray, s: int, fs: float, blank_ms: float,
+                     band_hz: tuple[float, float] = (30.0, 3000.0)) -> np.ndarray:
+    """Stimulus-locked sweeps (n_samples, n_sweeps or channels) µV, all with their stimulus at
+    row ``s``: the artifact from 0.5 ms before to ``blank_ms`` after the stimulus replaced by a
+    straight line, then band-passed ``band_hz`` (2nd-order Butterworth, zero phase; the upper
+    edge kept below 0.45 × ``fs``; a lower edge of 0 low-passes only, keeping the offset).
+    Returns float64 of the same shape."""
+    x = np.array(raw, dtype=np.float64)
+    a, b = max(0, s - int(0.0005 * fs)), min(len(x) - 1, s + int(blank_ms * 1e-3 * fs))
+    ramp = np.linspace(0.0, 1.0, b - a + 1)[:, None]
+    x[a:b + 1] = x[a] + (x[b] - x[a]) * ramp
+    high = min(band_hz[1], 0.45 * fs)
+    sos = (signal.butter(2, [band_hz[0], high], btype="bandpass", fs=fs, output="sos")
+           if band_hz[0] > 0 else signal.butter(2, high, btype="lowpass", fs=fs, output="sos"))
+    return signal.sosfiltfilt(sos, x, axis=0)
+
+
 def measure(raw: np.ndarray, stimulus: int, window_start: int, fs: float, channels: list[int],
             current_ma: float | None, target: str | None,
             criteria: CmapCriteria = CmapCriteria()) -> Response:
     """Measure the CMAP on ``channels`` of a raw µV window (n, n_channels) starting at
     absolute index ``window_start``, for the stimulus at absolute index ``stimulus``."""
-    x = np.array(raw[:, channels], dtype=np.float64)
     s = stimulus - window_start
-    a, b = max(0, s - int(0.0005 * fs)), min(len(x) - 1, s + int(criteria.blank_ms * 1e-3 * fs))
-    ramp = np.linspace(0.0, 1.0, b - a + 1)[:, None]
-    x[a:b + 1] = x[a] + (x[b] - x[a]) * ramp
-    sos = signal.butter(2, [30.0, min(3000.0, 0.45 * fs)], btype="bandpass", fs=fs, output="sos")
-    y = signal.sosfiltfilt(sos, x, axis=0)
+    y = blank_and_filter(raw[:, channels], s, fs, criteria.blank_ms)
+    a = max(0, s - int(0.0005 * fs))
     lo, hi = (s + int(ms * 1e-3 * fs) for ms in criteria.latency_ms)
     base = y[max(0, s - int(0.050 * fs)):a]
     win = y[lo:hi]
