@@ -301,40 +301,23 @@ def _mv(t: dict[str, float]) -> dict[str, float]:
 def _description(nerves: dict[str, Any]) -> str:
     """The study description (TOML) of the simulated hand, without its ``recording`` line."""
     med, uln = nerves["median"], nerves["ulnar"]
-    return f"""side = "R"
-
-[[study]]
-kind = "motor"
-nerve = "median"
-channel = "APB"
-sites = [{{ site = "median wrist", distance_mm = {med['distal_mm']:g} }},
-         {{ site = "median elbow", distance_mm = {med['forearm_mm']:g} }}]
-
-[[study]]
-kind = "motor"
-nerve = "ulnar"
-channel = "ADM"
-sites = [{{ site = "ulnar wrist", distance_mm = {uln['distal_mm']:g} }},
-         {{ site = "ulnar below elbow", distance_mm = {uln['forearm_mm']:g} }}]
-
-[[study]]
-kind = "sensory"
-nerve = "median"
-channel = "D4"
-sites = [{{ site = "median wrist D4", distance_mm = 140 }}]
-
-[[study]]
-kind = "sensory"
-nerve = "ulnar"
-channel = "D4"
-sites = [{{ site = "ulnar wrist D4", distance_mm = 140 }}]
-
-[[study]]
-kind = "f_wave"
-nerve = "median"
-channel = "APB"
-sites = [{{ site = "median wrist F" }}]
-"""
+    studies = (
+        ("motor", "median", "APB", (("median wrist", med["distal_mm"]),
+                                    ("median elbow", med["forearm_mm"]))),
+        ("motor", "ulnar", "ADM", (("ulnar wrist", uln["distal_mm"]),
+                                   ("ulnar below elbow", uln["forearm_mm"]))),
+        ("sensory", "median", "D4", (("median wrist D4", 140.0),)),
+        ("sensory", "ulnar", "D4", (("ulnar wrist D4", 140.0),)),
+        ("f_wave", "median", "APB", (("median wrist F", None),)),
+    )
+    blocks = ['side = "R"\n']
+    for kind, nerve, channel, sites in studies:
+        listed = ",\n         ".join(
+            f'{{ site = "{site}"' + ("" if mm is None else f", distance_mm = {mm:g}") + " }"
+            for site, mm in sites)
+        blocks.append(f'[[study]]\nkind = "{kind}"\nnerve = "{nerve}"\nchannel = "{channel}"\n'
+                      f"sites = [{listed}]\n")
+    return "\n".join(blocks)
 
 
 def write_study(study: SimulatedStudy, path: str | Path) -> Path:
