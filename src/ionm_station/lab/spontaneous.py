@@ -11,7 +11,7 @@ grade 0–4 of each kind. Pure numpy; rules on the unit's template and its firin
 * **Fibrillation potential** — regular firing of a brief potential (< 6 ms, ≤ 3 phases,
   < 1 mV).
 * **Complex repetitive discharge** — a complex potential (≥ 3 turns or ≥ 4 phases) firing at
-  ≥ 3 Hz with clock-like regularity (robust CV < 0.05), in runs.
+  ≥ 3 Hz with clock-like regularity (robust CV < 0.05), in runs of at least 8.
 * **Fasciculation potential** — a MUAP-shaped potential (≥ 5 ms) firing slowly and
   irregularly (median interval > 0.7 s, CV ≥ 0.1), at rest (its discharges mostly more than
   0.1 s from any voluntary discharge).
@@ -158,10 +158,10 @@ def classify(units: list[Unit]) -> list[Train]:
         elif cv < REGULAR_CV and _brief(u) and med_isi >= 1 / 15.0:
             u.kind = "fibrillation"
             trains.append(_train(u.kind, t, amp))
-        elif (cv < CLOCK_CV and med_isi <= 1 / 3.0
+        elif (cv < CLOCK_CV and med_isi <= 1 / 3.0 and u.n >= 8
               and (u.shape.turns >= 3 or u.shape.phases >= 4)):
             u.kind = "crd"
-            trains.extend(_train(u.kind, r, amp) for r in _runs(t) if r.size >= 4)
+            trains.extend(_train(u.kind, r, amp) for r in _runs(t) if r.size >= 8)
         elif med_isi > 0.7 and cv >= REGULAR_CV and u.shape.duration_ms >= 5.0:
             u.kind = "fasciculation"
             trains.append(_train(u.kind, t, amp))
