@@ -23,6 +23,7 @@ from ionm_station.commands.case_commands import (
     cmd_events,
     cmd_report,
 )
+from ionm_station.commands.muap_command import add_muap_parser, cmd_muap
 from ionm_station.commands.ncs_command import add_ncs_parser, cmd_ncs
 from ionm_station.commands.recording_commands import (
     add_export_parser,
@@ -123,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_events_parser(sub)
     add_report_parser(sub)
     add_ncs_parser(sub)
+    add_muap_parser(sub)
     return parser
 
 
@@ -372,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "ncs":
             return cmd_ncs(args)
+        if args.command == "muap":
+            return cmd_muap(args)
     except IonmError as exc:
         print(f"ionm-station: error: {shown(str(exc))}", file=sys.stderr)
         return 2
