@@ -90,8 +90,8 @@ def test_real_records(tmp_path, name, expected):
     assert doc["muscle"] == "tibialis_anterior"
     assert doc["summary"]["n_muaps"] >= 20
     assert doc["summary"]["pattern"] == expected
-    if name == "neuropathy":  # the int16 wrap-around of 410 samples is undone
-        assert any("wrapped" in n for n in doc["notes"])
+    if name == "neuropathy":  # 410 samples wrapped around int16 (SOURCE.md): said, not hidden
+        assert any("wrapped around" in n for n in doc["notes"])
         assert min(m["amplitude_uv"] for m in doc["muaps"]) > 0
 
 

@@ -44,8 +44,9 @@ def add_muap_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _read_wfdb(path: Path) -> tuple[float, list[str], np.ndarray, list[str], str]:
     """(rate, labels, samples × channels µV, notes, header comments) of a WFDB record.
-    Format-16 samples that wrapped around (a jump of more than half the int16 range between
-    neighbours) are unwrapped, and said so."""
+    Format-16 jumps of more than half the int16 range between neighbours (a value that may
+    have wrapped around) are counted in the notes; the values are kept as read (a true jump
+    can be that large, so unwrapping by neighbours is not safe)."""
     import wfdb
 
     record = str(path.with_suffix(""))
@@ -57,12 +58,11 @@ def _read_wfdb(path: Path) -> tuple[float, list[str], np.ndarray, list[str], str
     d = np.asarray(rec.d_signal, dtype=np.int64)
     notes = []
     for c, fmt in enumerate(rec.fmt):
-        if fmt == "16" and np.any(np.abs(np.diff(d[:, c])) > 32768):
-            fixed = np.unwrap(d[:, c].astype(float), period=65536).round().astype(np.int64)
-            n = int(np.count_nonzero(fixed != d[:, c]))
-            d[:, c] = fixed
-            notes.append(f"{rec.sig_name[c]}: {n} samples had wrapped around the int16 range "
-                         "and were unwrapped")
+        jumps = int(np.count_nonzero(np.abs(np.diff(d[:, c])) > 32768)) if fmt == "16" else 0
+        if jumps:
+            notes.append(f"{rec.sig_name[c]}: {jumps} jumps between neighbouring samples larger "
+                         "than half the int16 range: the record may have wrapped around "
+                         "(values kept as read)")
     scale = {"mv": 1000.0, "uv": 1.0, "v": 1e6}
     data = np.empty(d.shape)
     for c in range(d.shape[1]):
