@@ -52,7 +52,9 @@ def _read_wfdb(path: Path) -> tuple[float, list[str], np.ndarray, list[str], str
     record = str(path.with_suffix(""))
     try:
         rec = wfdb.rdrecord(record, physical=False)
-    except Exception as exc:  # wfdb raises many kinds on a damaged header
+    except (OSError, ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
+        # wfdb 4.3 on a damaged header or data file: FileNotFoundError (no .dat),
+        # HeaderSyntaxError (a ValueError), ValueError (short data), TypeError (fields missing)
         raise NeedleInputError(f"{path}: not a readable WFDB record ({type(exc).__name__}: "
                                f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
     d = np.asarray(rec.d_signal, dtype=np.int64)

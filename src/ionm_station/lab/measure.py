@@ -104,7 +104,7 @@ def measure_template(x_uv: np.ndarray, fs_hz: float, noise_uv: float = 0.0,
     above = np.flatnonzero(np.abs(x) >= level)
     if above.size == 0:
         return MuapShape(float(np.ptp(x)), 0.0, 0.0, 1, 0, peak, peak)
-    gap = max(1, int(round(GAP_MS * fs_hz / 1000.0)))
+    gap = max(1, round(GAP_MS * fs_hz / 1000.0))
     breaks = np.flatnonzero(np.diff(above) > gap)
     starts = above[np.r_[0, breaks + 1]]
     ends = above[np.r_[breaks, above.size - 1]]

@@ -259,10 +259,10 @@ def decompose(x_uv: np.ndarray, fs_hz: float) -> Decomposition:
     y, det = bands(x_uv, fs_hz)
     noise_det = _noise_rms(det, fs_hz)
     noise_y = _noise_rms(y, fs_hz)
-    half = int(round(HALF_WINDOW_MS * fs_hz / 1000.0))
+    half = round(HALF_WINDOW_MS * fs_hz / 1000.0)
     height = THRESHOLD_SD * max(noise_det, 1e-9)
     peaks, _ = signal.find_peaks(np.abs(det), height=height,
-                                 distance=max(1, int(round(DEAD_MS * fs_hz / 1000.0))))
+                                 distance=max(1, round(DEAD_MS * fs_hz / 1000.0)))
     peaks = peaks[(peaks > half + 1) & (peaks < y.size - half - 2)]
     if peaks.size == 0:
         return Decomposition(fs_hz, y.size, noise_y, 0, [], 0)
@@ -273,7 +273,7 @@ def decompose(x_uv: np.ndarray, fs_hz: float) -> Decomposition:
     idx = peaks[:, None] + np.arange(-half, half + 1)[None, :]
     windows = _shift(y[idx], frac)
     windows -= np.median(np.c_[windows[:, :half // 5], windows[:, -half // 5:]], axis=1)[:, None]
-    c0 = int(round(CORE_MS * fs_hz / 1000.0))
+    c0 = round(CORE_MS * fs_hz / 1000.0)
     step = max(1, int(fs_hz // 10_000))
     core = windows[:, half - c0:half + c0 + 1:step]
     groups = _segment_groups(core, peaks, fs_hz, noise_y)

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Table
 
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from reportlab.lib.pagesizes import A4  # noqa: E402
-from reportlab.lib.styles import ParagraphStyle  # noqa: E402
-from reportlab.lib.units import mm  # noqa: E402
-from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Table  # noqa: E402
+from ionm_station.report.document import FONT, _setup_reportlab
 
-from ionm_station.report.document import FONT, _setup_reportlab  # noqa: E402
+if TYPE_CHECKING:
+    from ionm_station.lab.needle import NeedleResult
 
 
-def _figure(result) -> bytes:  # noqa: ANN001 (NeedleResult)
+def _figure(result: NeedleResult) -> bytes:
     fig = Figure(figsize=(7.0, 2.6), dpi=120)
     ax = fig.add_subplot(111)
     for u in result.muaps:
@@ -35,7 +36,7 @@ def _figure(result) -> bytes:  # noqa: ANN001 (NeedleResult)
     return buf.getvalue()
 
 
-def write_muap_pdf(path: str | Path, doc: dict, result) -> None:  # noqa: ANN001
+def write_muap_pdf(path: str | Path, doc: dict, result: NeedleResult) -> None:
     _setup_reportlab()
     style = ParagraphStyle("t", fontName=FONT, fontSize=9, leading=11)
     s = doc["summary"]

@@ -47,7 +47,8 @@ class NeedleResult:
 
     def to_json(self) -> dict:
         m = self.means()
-        r = (lambda v, d=2: None if v is None else round(v, d))  # noqa: E731
+        def r(v: float | None, d: int = 2) -> float | None:
+            return None if v is None else round(v, d)
         muaps = []
         for i, u in enumerate(self.muaps):
             s = u.shape

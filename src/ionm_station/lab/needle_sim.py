@@ -97,14 +97,15 @@ def _sum_of_hats(amp: np.ndarray, centre: np.ndarray, width: np.ndarray,
 #: units per site, firing rate range (Hz), side lobes of the fibre components
 #: (range; 0 Gaussian, 1 Mexican hat).
 POOL_PARAMS = {
-    "normal": dict(n=(3, 5), disp=0.22, width=(0.22, 0.32), amp=520.0, amp_sd=0.30,
-                   broad=(1.5, 1.9), ratio=(0.10, 0.14), units=4, rate=(8.0, 13.0), lobes=(0.0, 0.5)),
-    "neurogenic": dict(n=(6, 11), disp=0.9, width=(0.25, 0.40), amp=1900.0, amp_sd=0.30,
-                       broad=(2.1, 2.7), ratio=(0.07, 0.10), units=3, rate=(14.0, 22.0),
-                       lobes=(0.3, 0.7)),
-    "myopathic": dict(n=(3, 7), disp=0.7, width=(0.13, 0.20), amp=380.0, amp_sd=0.30,
-                      broad=(0.95, 1.25), ratio=(0.10, 0.14), units=6, rate=(8.0, 13.0),
-                      lobes=(0.4, 0.9)),
+    "normal": {"n": (3, 5), "disp": 0.22, "width": (0.22, 0.32), "amp": 520.0,
+               "amp_sd": 0.30, "broad": (1.5, 1.9), "ratio": (0.10, 0.14), "units": 4,
+               "rate": (8.0, 13.0), "lobes": (0.0, 0.5)},
+    "neurogenic": {"n": (6, 11), "disp": 0.9, "width": (0.25, 0.40), "amp": 1900.0,
+                   "amp_sd": 0.30, "broad": (2.1, 2.7), "ratio": (0.07, 0.10), "units": 3,
+                   "rate": (14.0, 22.0), "lobes": (0.3, 0.7)},
+    "myopathic": {"n": (3, 7), "disp": 0.7, "width": (0.13, 0.20), "amp": 380.0,
+                  "amp_sd": 0.30, "broad": (0.95, 1.25), "ratio": (0.10, 0.14), "units": 6,
+                  "rate": (8.0, 13.0), "lobes": (0.4, 0.9)},
 }
 
 

@@ -90,12 +90,12 @@ def verdict(means: dict[str, float | None], n_muaps: int,
             ref: MuscleReference | None) -> tuple[str, list[str]]:
     """(pattern, reasons) from the MUAP means."""
     if n_muaps < MIN_MUAPS:
-        return "indeterminate", [f"only {n_muaps} MUAPs measured (a verdict needs "
-                                 f"{MIN_MUAPS}; about 20 is the usual sample)"]
+        return "indeterminate", [(f"only {n_muaps} MUAPs measured (a verdict needs "
+                                  f"{MIN_MUAPS}; about 20 is the usual sample)")]
     if ref is None:
-        return "indeterminate", ["no reference limits for this muscle (give --muscle; the "
-                                 "table holds " + ", ".join(
-                                     sorted(load_reference()["muscles"])) + ")"]
+        held = ", ".join(sorted(load_reference()["muscles"]))
+        return "indeterminate", [("no reference limits for this muscle (give --muscle; "
+                                  f"the table holds {held})")]
     high, low, other, reasons = [], [], [], []
     for measure, lim in ref.limits.items():
         value = means.get(measure)
@@ -117,7 +117,7 @@ def verdict(means: dict[str, float | None], n_muaps: int,
     if low:
         return "myopathic", reasons
     if other:
-        return "indeterminate", reasons + ["only phases/turns/polyphasic fraction are out: "
-                                           "seen in both neurogenic and myopathic muscles"]
+        return "indeterminate", reasons + [("only phases/turns/polyphasic fraction are out: "
+                                            "seen in both neurogenic and myopathic muscles")]
     checked = ", ".join(sorted(m for m in ref.limits if means.get(m) is not None))
     return "normal", [f"every mean within the limits of {ref.key} ({checked})"]
