@@ -94,7 +94,7 @@ def test_f_waves_min_latency_and_persistence(analysed: dict) -> None:
         got = next(s for s in result["studies"] if s["kind"] == "f_wave")
         assert got["persistence"] == pytest.approx(true["persistence"]), (kind, seed)
         assert [x is None for x in got["latencies_ms"]] == [x is None for x in true["latencies_ms"]]
-        assert abs(got["min_latency_ms"] - true["min_latency_ms"]) <= 0.15, (kind, seed)
+        assert abs(got["min_latency_ms"] - true["min_latency_ms"]) <= 0.1, (kind, seed)
         assert abs(got["mean_latency_ms"] - true["mean_latency_ms"]) <= 0.1, (kind, seed)
 
 

@@ -12,7 +12,7 @@ and band-passed zero phase by the triggered-EMG CMAP cleaner
 are averaged. Potentials are negative first (active electrode over the motor point, ring
 electrodes on the digit); the baseline noise σ is the robust SD of 25–1 ms before the stimulus.
 
-* **Onset latency**: the line through the potential's last crossings of 2 σ and 5 σ before its
+* **Onset latency**: the line through the potential's last crossings of 4 σ and 10 σ before its
   negative peak, extrapolated to the baseline (between samples).
 * **Amplitude**: baseline to negative peak (mV motor, µV sensory); peak to peak too.
 * **Duration** and **area**: of the negative peak, from onset to the return to baseline.
@@ -54,9 +54,12 @@ BANDS = {"motor": (0.0, 3000.0), "sensory": (0.0, 2000.0), "f_wave": (0.0, 3000.
 PEAK_WINDOW_MS = {"motor": 40.0, "sensory": 15.0, "f_wave": 40.0}
 #: A response's negative peak must exceed this many × the baseline noise.
 RESPONSE_SNR = 5.0
-#: The onset: the line through the last crossings of these levels (× noise) before the peak,
-#: extrapolated to the baseline.
-ONSET_LOW, ONSET_HIGH = 2.0, 5.0
+#: The onset: the line through the last crossings of these levels (× noise; at most 40 % and
+#: 80 % of a small peak) before the peak, extrapolated to the baseline. Averaged, low-passed
+#: noise wanders to 3–4 σ for a millisecond at times: a 2 σ level sent onsets up to 1.1 ms early.
+ONSET_LOW, ONSET_HIGH = 4.0, 10.0
+#: An F-wave's peak is looked for this long after it crosses its threshold (ms).
+F_PEAK_MS = 3.0
 #: An F-wave: at least this (µV) and ``RESPONSE_SNR`` × noise.
 F_CRITERION_UV = 20.0
 #: Shipped reference values (package data).
@@ -181,15 +184,18 @@ def _interp_cross(v: np.ndarray, j: int, level: float) -> float:
 
 def onsets(v: np.ndarray, at: np.ndarray) -> np.ndarray:
     """Onsets (fractional rows) of the deflections of ``v`` (n, m: signed toward the deflection,
-    in units of the baseline noise σ) that stand above ``ONSET_HIGH`` σ at rows ``at`` (m,): the
-    line through the deflection's last crossings of ``ONSET_LOW`` and ``ONSET_HIGH`` σ before
-    ``at``, extrapolated to the baseline. Exact for a linear rise, a little late for a rounded
-    one; two levels clear of the noise keep a noise bump from moving it. Vectorised."""
+    in units of the baseline noise σ) peaking at rows ``at`` (m,): the line through the
+    deflection's last crossings of ``ONSET_LOW`` and ``ONSET_HIGH`` σ (at most 40 % and 80 % of
+    the peak) before ``at``, extrapolated to the baseline. Exact for a linear rise, a little
+    late for a rounded one; levels clear of the noise keep a noise bump from moving it.
+    Vectorised."""
     cols = np.arange(v.shape[1])
     rows = np.arange(len(v))[:, None]
     last = len(v) - 1
+    peak = v[at, cols]
+    low, high = np.minimum(ONSET_LOW, 0.4 * peak), np.minimum(ONSET_HIGH, 0.8 * peak)
 
-    def crossing(level: float) -> np.ndarray:
+    def crossing(level: np.ndarray) -> np.ndarray:
         below = np.maximum.accumulate(np.where(v <= level, rows, -1), axis=0)[at, cols]
         j = np.maximum(below, 0)
         v0, v1 = v[j, cols], v[np.minimum(j + 1, last), cols]
@@ -197,8 +203,8 @@ def onsets(v: np.ndarray, at: np.ndarray) -> np.ndarray:
             frac = np.clip(np.where(v1 != v0, (level - v0) / (v1 - v0), 0.0), 0.0, 1.0)
         return j + frac
 
-    lo, hi = crossing(ONSET_LOW), crossing(ONSET_HIGH)
-    return lo - (hi - lo) * ONSET_LOW / (ONSET_HIGH - ONSET_LOW)
+    lo, hi = crossing(low), crossing(high)
+    return lo - (hi - lo) * low / (high - low)
 
 
 def measure_potential(y: np.ndarray, s: int, fs: float, kind: str) -> dict[str, float] | None:
@@ -250,8 +256,11 @@ def f_wave_onsets(sweeps: np.ndarray, s: int, fs: float, start: int) -> np.ndarr
     above = np.abs(z) > np.maximum(F_CRITERION_UV, RESPONSE_SNR * sigma)
     present = above.any(axis=0)
     cross = np.argmax(above, axis=0)
-    sign = np.sign(z[cross, np.arange(z.shape[1])])
-    onset = np.maximum(onsets(z * (sign / sigma), cross), 0.0) + start
+    cols = np.arange(z.shape[1])
+    v = z * (np.sign(z[cross, cols]) / sigma)
+    window = np.minimum(cross + np.arange(int(F_PEAK_MS * 1e-3 * fs))[:, None], len(z) - 1)
+    peak = window[np.argmax(v[window, cols], axis=0), cols]
+    onset = np.maximum(onsets(v, peak), 0.0) + start
     return np.where(present, (onset - s) / fs * 1e3, np.nan)
 
 
