@@ -39,7 +39,9 @@ def _errors(case, result):
 @pytest.mark.parametrize("pool", ["normal", "neurogenic", "myopathic"])
 def test_pool_measures_and_verdict(pool):
     case = simulate_pool(pool, seed=11, fs_hz=FS)
-    result = analyse(case.data_uv, FS, "tibialis anterior")
+    # no rise-time acceptance: the simulated fibre components are partly Gaussian, with no
+    # positive peak before the main spike (a real near MUAP has one); see docs/emg-lab.md
+    result = analyse(case.data_uv, FS, "tibialis anterior", max_rise_ms=None)
     amp, dur, found = _errors(case, result)
     assert found >= 0.6 * len(case.muaps)
     assert np.median(amp) <= 0.05
@@ -68,6 +70,36 @@ def test_measure_triphasic_template():
     s = measure_template(x, fs)
     assert s.phases == 3 and s.turns == 3  # up to the first lobe, the peak, the last lobe
     assert s.amplitude_uv == pytest.approx(500 + 2 * 500 * np.exp(-1.5), rel=0.01)
+    assert s.rise_time_ms == pytest.approx(np.sqrt(3) * 0.3, abs=0.01)  # lobe to peak
+
+
+@pytest.mark.parametrize("fs", [4000.0, 20_000.0])
+def test_rise_time_interpolated(fs):
+    """A 4 kHz record is not read in 250 µs steps: the rise time of a sharp spike (0.43 ms,
+    still band-limited at 4 kHz) and of a blunt far one (1.73 ms) within 0.03 ms."""
+    t = np.arange(-25, 25, 1000 / fs)
+    for w in (0.25, 1.0):
+        x = -400 * (1 - (t / w) ** 2) * np.exp(-0.5 * (t / w) ** 2)
+        assert measure_template(x, fs).rise_time_ms == pytest.approx(np.sqrt(3) * w, abs=0.03)
+
+
+def test_far_units_not_accepted():
+    """Blunt potentials (rise time > 0.5 ms) are listed apart and left out of the means."""
+    case = simulate_pool("myopathic", seed=11, fs_hz=FS)
+    rng = np.random.default_rng(3)
+    t_ms = np.arange(-25, 25, 1000 / FS)
+    far = -300 * (1 - (t_ms / 1.2) ** 2) * np.exp(-0.5 * (t_ms / 1.2) ** 2)
+    data = case.data_uv.copy()
+    for start in np.sort(rng.uniform(0.5, 29.0, 250)):
+        i = int(start * FS)
+        data[i:i + far.size] += far
+    result = analyse(data, FS, "tibialis anterior")
+    assert all(u.shape.rise_time_ms <= 0.5 for u in result.muaps)
+    far_found = [why for u, why in result.rejected if u.shape.rise_time_ms > 1.5]
+    assert far_found and all("rise time" in why for why in far_found)
+    doc = result.to_json()
+    assert doc["summary"]["n_not_accepted"] == len(doc["not_accepted"]) > 0
+    assert doc["summary"]["acceptance"]["max_rise_time_ms"] == 0.5
 
 
 def test_verdict_reasons():
@@ -78,17 +110,37 @@ def test_verdict_reasons():
     assert verdict({"duration_ms": 9.0}, 20, ref)[0] == "normal"
     assert verdict({"duration_ms": 9.0}, 3, ref)[0] == "indeterminate"
     assert verdict({"duration_ms": 9.0}, 20, None)[0] == "indeterminate"
+    assert any("no published per-MUAP outlier limits for duration_ms" in r
+               for r in verdict({"duration_ms": 9.0}, 20, ref)[1])
+
+
+def test_verdict_mean_or_outliers():
+    """A normal mean with more than 10 % (and >= 3) MUAPs beyond the outlier limit is out."""
+    lim = Limit("amplitude_uv", 200.0, 1000.0, "s", "S", True)
+    out = Limit("amplitude_uv", 100.0, 2000.0, "o", "O", True)
+    ref = MuscleReference("m", {"amplitude_uv": lim}, {"amplitude_uv": out})
+    amps = [600.0] * 17 + [2500.0] * 3
+    pattern, reasons = verdict({"amplitude_uv": 825.0}, 20, ref, {"amplitude_uv": amps})
+    assert pattern == "neurogenic" and "3 of 20 MUAPs" in reasons[0]
+    amps = [600.0] * 18 + [2500.0] * 2  # 2 of 20: within what healthy muscles show
+    assert verdict({"amplitude_uv": 765.0}, 20, ref, {"amplitude_uv": amps})[0] == "normal"
+    assert not any("no published" in r for r in verdict({"amplitude_uv": 765.0}, 20, ref,
+                                                         {"amplitude_uv": amps})[1])
 
 
 @pytest.mark.skipif(not EMGDB.is_dir(), reason="PhysioNet emgdb not present")
-@pytest.mark.parametrize("name,expected", [("myopathy", "myopathic"),
-                                           ("neuropathy", "neurogenic")])
+@pytest.mark.parametrize("name,expected", [
+    pytest.param("healthy", "normal", marks=pytest.mark.xfail(
+        strict=True, reason="known wrong: 13 accepted MUAPs, mean 288 uV below the derived "
+                            "lower limit 477.5 uV (4 kHz record; docs/emg-lab.md)")),
+    ("myopathy", "myopathic"), ("neuropathy", "neurogenic")])
 def test_real_records(tmp_path, name, expected):
     out = tmp_path / "out.json"
     assert main(["muap", str(EMGDB / f"emg_{name}.hea"), "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["muscle"] == "tibialis_anterior"
-    assert doc["summary"]["n_muaps"] >= 20
+    assert doc["summary"]["n_muaps"] >= (10 if name == "healthy" else 20)
+    assert all(m["rise_time_ms"] <= 0.5 and m["amplitude_uv"] >= 50 for m in doc["muaps"])
     assert doc["summary"]["pattern"] == expected
     if name == "neuropathy":  # 410 samples wrapped around int16 (SOURCE.md): said, not hidden
         assert any("wrapped around" in n for n in doc["notes"])

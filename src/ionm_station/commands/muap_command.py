@@ -36,6 +36,10 @@ def add_muap_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--muscle", metavar="NAME",
                    help="muscle for the reference limits, e.g. 'tibialis anterior' (default: "
                         "read from the channel label or the WFDB header when it names one)")
+    p.add_argument("--max-rise-ms", type=float, default=0.5, metavar="MS",
+                   help="accept a MUAP for measurement only when the rise time of its main "
+                        "spike is at most this (default 0.5 ms; some labs use 1; 0 turns "
+                        "the rise-time criterion off)")
     p.add_argument("--json", type=Path, required=True, metavar="OUT", help="write the results here")
     p.add_argument("--pdf", type=Path, metavar="OUT.pdf", help="also write a one-page report")
     p.add_argument("--force", action="store_true", help="replace existing output files")
@@ -121,7 +125,9 @@ def cmd_muap(args: argparse.Namespace) -> int:
                                + ", ".join(sorted(load_reference()["muscles"])) + ")")
     fs, label, x, notes, text = load_needle(args.file, args.channel)
     muscle = args.muscle or muscle_in_text(text)
-    result = analyse(x, fs, muscle, notes)
+    if args.max_rise_ms < 0:
+        raise NeedleInputError(f"--max-rise-ms {args.max_rise_ms:g}: must be >= 0")
+    result = analyse(x, fs, muscle, notes, max_rise_ms=args.max_rise_ms or None)
     doc = {"file": str(args.file), "channel": label, **result.to_json()}
     import contextlib
 
@@ -135,8 +141,8 @@ def cmd_muap(args: argparse.Namespace) -> int:
             write_muap_pdf(pdf_tmp, doc, result)
     s = doc["summary"]
     grades = {k: g for k, g in doc["spontaneous_grades"].items() if g}
-    print(f"{args.file} [{label}, {muscle or 'muscle not given'}]: {s['n_muaps']} MUAPs, mean "
-          f"{s['mean_amplitude_uv']} µV, {s['mean_duration_ms']} ms, polyphasic "
+    print(f"{args.file} [{label}, {muscle or 'muscle not given'}]: {s['n_muaps']} MUAPs "
+          f"({s['n_not_accepted']} not accepted), mean {s['mean_amplitude_uv']} µV, {s['mean_duration_ms']} ms, polyphasic "
           f"{s['polyphasic_fraction']}; {s['pattern']}; spontaneous: "
           f"{', '.join(f'{k} {g}' for k, g in grades.items()) or 'none'} -> {args.json}")
     return 0

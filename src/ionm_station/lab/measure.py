@@ -14,6 +14,12 @@ the benchmark scores the recording, the clustering and the averaging, not two de
 * **Phases**: baseline crossings + 1 between onset and offset (samples within half the level of
   the baseline are not counted as a side); a MUAP with more than 4 phases is **polyphasic**.
 * **Turns**: changes of direction of at least 25 µV on both sides.
+* **Rise time** (ms): from the positive peak that precedes the main negative peak to that
+  negative peak (the main spike's rise), measured on the template interpolated to ≥ 40 kHz
+  (band-limited, so a 4 kHz record is not read in 250 µs steps). The preceding positive peak is
+  the first local maximum met walking back from the negative peak (wiggles smaller than 5 % of
+  the amplitude are passed over). A near MUAP's spike rises in ≤ 0.5 ms; a blunt, slow rise
+  means the fibres are far from the needle (see :data:`ionm_station.lab.needle.ACCEPT_RISE_MS`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import signal
 
 #: Onset/offset level (µV) away from the baseline.
 LEVEL_UV = 10.0
@@ -30,6 +37,11 @@ GAP_MS = 2.0
 TURN_UV = 25.0
 #: More than this many phases is polyphasic.
 POLYPHASIC_PHASES = 4
+#: Rise time is measured on the template interpolated to at least this rate (Hz).
+RISE_FS_HZ = 40_000.0
+#: Walking back from the negative peak, a dip below the running maximum larger than this
+#: fraction of the amplitude ends the search for the preceding positive peak.
+RISE_HYSTERESIS = 0.05
 
 
 @dataclass(frozen=True)
@@ -43,6 +55,7 @@ class MuapShape:
     turns: int
     onset: int
     offset: int
+    rise_time_ms: float = float("nan")
 
     @property
     def thickness_ms(self) -> float:
@@ -90,6 +103,28 @@ def count_turns(x_uv: np.ndarray, turn_uv: float = TURN_UV) -> int:
     return turns
 
 
+def rise_time_ms(x_uv: np.ndarray, fs_hz: float, onset: int = 0,
+                 offset: int | None = None) -> float:
+    """Time (ms) from the positive peak preceding the main negative peak to that peak, on
+    ``x_uv[onset:offset + 1]``; NaN when the potential has no negative phase."""
+    x = np.asarray(x_uv, dtype=float)
+    up = max(1, int(np.ceil(RISE_FS_HZ / fs_hz)))
+    if up > 1:  # band-limited: the template is baseline at both ends
+        x = signal.resample(x, x.size * up)
+    lo = onset * up
+    hi = x.size if offset is None else min(x.size, (offset + 1) * up)
+    seg = x[lo:hi]
+    if seg.size < 2 or seg.min() >= 0:
+        return float("nan")
+    neg = int(np.argmin(seg))
+    back = seg[neg::-1]  # walking back from the negative peak
+    running = np.maximum.accumulate(back)
+    dropped = np.flatnonzero(running - back > RISE_HYSTERESIS * float(np.ptp(seg)))
+    stop = int(dropped[0]) if dropped.size else back.size
+    k = int(np.argmax(back[:stop]))
+    return k * 1000.0 / (fs_hz * up)
+
+
 def measure_template(x_uv: np.ndarray, fs_hz: float, noise_uv: float = 0.0,
                      peak_index: int | None = None) -> MuapShape:
     """Measure a baseline-subtracted template ``x_uv`` sampled at ``fs_hz``.
@@ -118,4 +153,5 @@ def measure_template(x_uv: np.ndarray, fs_hz: float, noise_uv: float = 0.0,
     return MuapShape(amplitude_uv=float(seg.max() - seg.min()),
                      duration_ms=(off - on + 1) * 1000.0 / fs_hz,
                      area_uvms=float(np.abs(seg).sum() * 1000.0 / fs_hz),
-                     phases=phases, turns=count_turns(seg), onset=on, offset=off)
+                     phases=phases, turns=count_turns(seg), onset=on, offset=off,
+                     rise_time_ms=rise_time_ms(x, fs_hz, on, off))

@@ -1,11 +1,18 @@
 """Reference limits of quantitative needle EMG (``reference_muap.toml``) and the verdict.
 
-The verdict from the MUAP means against the muscle's limits:
+Two kinds of limit, each with its source: limits of the **mean** of a muscle's MUAPs
+(``[muscles.M.mean.MEASURE]``) and per-MUAP **outlier** limits (``[muscles.M.outlier.MEASURE]``).
+A measure is out on one side ("mean or outliers", as multi-MUAP analysis judges a muscle) when
+its mean is beyond the mean limit, or when more than :data:`OUTLIER_FRACTION` of the MUAPs (at
+least :data:`OUTLIER_MIN`) lie beyond the outlier limit on that side. Where the table holds no
+outlier limit for a measure, only its mean is judged and the reasons say so.
 
-* **neurogenic** — mean amplitude or mean duration above its upper limit (large, long units),
-  and no mean below a lower limit;
-* **myopathic** — mean duration or mean amplitude below its lower limit (small, short units),
-  and none above an upper limit;
+The verdict:
+
+* **neurogenic** — amplitude or duration out on the high side (large, long units), and none
+  out on the low side;
+* **myopathic** — duration or amplitude out on the low side (small, short units), and none on
+  the high side;
 * **normal** — every mean the table holds within its limits;
 * **indeterminate** — fewer than :data:`MIN_MUAPS` MUAPs, no limits for the muscle, or signs
   both ways; also when only the phases, turns or polyphasic fraction are out (they rise in both
@@ -17,7 +24,7 @@ Each reason names the measure, its value, the limit and the limit's source.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -30,6 +37,13 @@ else:  # pragma: no cover
 MIN_MUAPS = 10
 #: Measures that decide between neurogenic and myopathic.
 SIZE_MEASURES = ("amplitude_uv", "duration_ms")
+#: Measures that have a value per MUAP (the polyphasic fraction is the muscle's only).
+PER_MUAP = ("amplitude_uv", "duration_ms", "area_uvms", "phases", "turns", "thickness_ms")
+#: Outliers: a measure is out on one side when more than this fraction of the MUAPs ...
+OUTLIER_FRACTION = 0.10
+#: ... and at least this many lie beyond its outlier limit on that side (3 of 20 MUAPs).
+#: Our reading of the multi-MUAP practice ("mean or outliers"); not checked against a source.
+OUTLIER_MIN = 3
 
 
 @dataclass(frozen=True)
@@ -46,6 +60,7 @@ class Limit:
 class MuscleReference:
     key: str
     limits: dict[str, Limit]
+    outliers: dict[str, Limit] = field(default_factory=dict)
 
 
 def load_reference() -> dict[str, Any]:
@@ -65,13 +80,14 @@ def muscle_reference(name: str | None, table: dict[str, Any] | None = None
     for key, muscle in table["muscles"].items():
         names = {" ".join(n.lower().replace("_", " ").split()) for n in muscle.get("names", [])}
         if wanted in names or wanted == key.replace("_", " "):
-            limits = {}
-            for measure, spec in muscle.get("mean", {}).items():
-                src = table["sources"][spec["source"]]
-                limits[measure] = Limit(measure, spec.get("lower"), spec.get("upper"),
-                                        spec["source"], src["citation"],
-                                        bool(src.get("verified", False)))
-            return MuscleReference(key, limits)
+            kinds: dict[str, dict[str, Limit]] = {"mean": {}, "outlier": {}}
+            for kind, limits in kinds.items():
+                for measure, spec in muscle.get(kind, {}).items():
+                    src = table["sources"][spec["source"]]
+                    limits[measure] = Limit(measure, spec.get("lower"), spec.get("upper"),
+                                            spec["source"], src["citation"],
+                                            bool(src.get("verified", False)))
+            return MuscleReference(key, kinds["mean"], kinds["outlier"])
     return None
 
 
@@ -86,9 +102,15 @@ def muscle_in_text(text: str, table: dict[str, Any] | None = None) -> str | None
     return None
 
 
-def verdict(means: dict[str, float | None], n_muaps: int,
-            ref: MuscleReference | None) -> tuple[str, list[str]]:
-    """(pattern, reasons) from the MUAP means."""
+def _side(value: float, lim: Limit) -> int:
+    return 1 if lim.upper is not None and value > lim.upper else (
+        -1 if lim.lower is not None and value < lim.lower else 0)
+
+
+def verdict(means: dict[str, float | None], n_muaps: int, ref: MuscleReference | None,
+            values: dict[str, list[float]] | None = None) -> tuple[str, list[str]]:
+    """(pattern, reasons) from the MUAP means and, where the table has outlier limits, the
+    per-MUAP ``values`` of each measure."""
     if n_muaps < MIN_MUAPS:
         return "indeterminate", [(f"only {n_muaps} MUAPs measured (a verdict needs "
                                   f"{MIN_MUAPS}; about 20 is the usual sample)")]
@@ -96,28 +118,45 @@ def verdict(means: dict[str, float | None], n_muaps: int,
         held = ", ".join(sorted(load_reference()["muscles"]))
         return "indeterminate", [("no reference limits for this muscle (give --muscle; "
                                   f"the table holds {held})")]
-    high, low, other, reasons = [], [], [], []
+    out: dict[str, set[int]] = {}
+    reasons: list[str] = []
+
+    def src(lim: Limit) -> str:
+        return lim.source + ("" if lim.verified else ", source not verified")
     for measure, lim in ref.limits.items():
         value = means.get(measure)
-        if value is None:
-            continue
-        src = lim.source + ("" if lim.verified else ", source not verified")
-        if lim.upper is not None and value > lim.upper:
-            (high if measure in SIZE_MEASURES else other).append(measure)
-            reasons.append(f"mean {measure} {value:.3g} above the upper limit {lim.upper:g} "
-                           f"({src})")
-        elif lim.lower is not None and value < lim.lower:
-            (low if measure in SIZE_MEASURES else other).append(measure)
-            reasons.append(f"mean {measure} {value:.3g} below the lower limit {lim.lower:g} "
-                           f"({src})")
+        side = 0 if value is None else _side(value, lim)
+        if side:
+            out.setdefault(measure, set()).add(side)
+            word, bound = ("above the upper", lim.upper) if side > 0 else ("below the lower",
+                                                                          lim.lower)
+            reasons.append(f"mean {measure} {value:.3g} {word} limit {bound:g} ({src(lim)})")
+    for measure, lim in ref.outliers.items():
+        v = [x for x in (values or {}).get(measure, []) if x is not None]
+        need = max(OUTLIER_MIN, int(OUTLIER_FRACTION * len(v)) + 1)
+        for side, word, bound in ((1, "above", lim.upper), (-1, "below", lim.lower)):
+            if bound is None:
+                continue
+            k = sum(1 for x in v if _side(x, lim) == side)
+            if k >= need:
+                out.setdefault(measure, set()).add(side)
+                reasons.append(f"{k} of {len(v)} MUAPs with {measure} {word} the outlier limit "
+                               f"{bound:g} (out from {need}; {src(lim)})")
+    no_outliers = sorted(m for m in ref.limits if m not in ref.outliers and m in PER_MUAP)
+    if no_outliers:
+        reasons.append(f"no published per-MUAP outlier limits for {', '.join(no_outliers)} "
+                       "in reference_muap.toml: judged on the mean only")
+    high = [m for m in SIZE_MEASURES if 1 in out.get(m, ())]
+    low = [m for m in SIZE_MEASURES if -1 in out.get(m, ())]
+    other = [m for m in out if m not in SIZE_MEASURES]
     if high and low:
-        return "indeterminate", reasons + ["signs both ways (some means high, some low)"]
+        return "indeterminate", [*reasons, "signs both ways (some measures high, some low)"]
     if high:
         return "neurogenic", reasons
     if low:
         return "myopathic", reasons
     if other:
-        return "indeterminate", reasons + [("only phases/turns/polyphasic fraction are out: "
+        return "indeterminate", [*reasons, ("only phases/turns/polyphasic fraction are out: "
                                             "seen in both neurogenic and myopathic muscles")]
     checked = ", ".join(sorted(m for m in ref.limits if means.get(m) is not None))
-    return "normal", [f"every mean within the limits of {ref.key} ({checked})"]
+    return "normal", [f"every mean within the limits of {ref.key} ({checked})", *reasons]
