@@ -23,6 +23,7 @@ from ionm_station.commands.case_commands import (
     cmd_events,
     cmd_report,
 )
+from ionm_station.commands.lab_commands import LAB_COMMANDS, add_lab_parsers, cmd_lab
 from ionm_station.commands.muap_command import add_muap_parser, cmd_muap
 from ionm_station.commands.ncs_command import add_ncs_parser, cmd_ncs
 from ionm_station.commands.recording_commands import (
@@ -125,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
     add_ncs_parser(sub)
     add_muap_parser(sub)
+    add_lab_parsers(sub)
     return parser
 
 
@@ -376,6 +378,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_ncs(args)
         if args.command == "muap":
             return cmd_muap(args)
+        if args.command in LAB_COMMANDS:
+            return cmd_lab(args)
     except IonmError as exc:
         print(f"ionm-station: error: {shown(str(exc))}", file=sys.stderr)
         return 2
