@@ -12,7 +12,12 @@ import pytest
 from ionm_station.cli import main
 from ionm_station.lab.measure import measure_template
 from ionm_station.lab.needle import analyse
-from ionm_station.lab.needle_sim import SPONTANEOUS_KINDS, simulate_pool, simulate_rest
+from ionm_station.lab.needle_sim import (
+    SPONTANEOUS_KINDS,
+    simulate_interference,
+    simulate_pool,
+    simulate_rest,
+)
 from ionm_station.lab.reference import Limit, MuscleReference, verdict
 
 EMGDB = Path(__file__).resolve().parents[2] / "shared" / "data" / "physionet_emgdb"
@@ -48,6 +53,22 @@ def test_pool_measures_and_verdict(pool):
     assert np.median(dur) <= (2.5 if pool == "neurogenic" else 1.0)
     assert result.pattern == pool
     assert not result.trains  # voluntary activity only
+
+
+def test_interference_cloud():
+    """Full effort: the neurogenic cloud sits at fewer turns and higher amplitude than the
+    myopathic one (seeds 1-2: ~820 vs ~1930 turns/s, ~950-1160 vs ~330-360 µV)."""
+    docs = {}
+    for pool in ("neurogenic", "myopathic"):
+        case = simulate_interference(pool, seed=13, fs_hz=FS)
+        docs[pool] = analyse(case.data_uv, FS, "tibialis anterior").to_json()["interference"]
+    neu, myo = docs["neurogenic"]["summary"], docs["myopathic"]["summary"]
+    assert neu["n_epochs"] == myo["n_epochs"] == 30  # 3 s, every 100 ms epoch active
+    assert neu["median_turns_per_s"] < 0.7 * myo["median_turns_per_s"]
+    assert neu["median_amplitude_uv"] > 2.0 * myo["median_amplitude_uv"]
+    assert neu["verdict"] is None and "no published" in neu["reason"]
+    e = docs["myopathic"]["epochs"][0]
+    assert set(e) == {"t_s", "turns_per_s", "mean_amplitude_uv", "rms_uv"}
 
 
 @pytest.mark.parametrize("kind", [*SPONTANEOUS_KINDS, None])

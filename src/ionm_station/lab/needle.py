@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ionm_station.lab import interference as ip
 from ionm_station.lab import spontaneous as sp
-from ionm_station.lab.muap import MIN_DISCHARGES, Decomposition, Unit, decompose
+from ionm_station.lab.muap import MIN_DISCHARGES, Decomposition, Unit, bands, decompose
 from ionm_station.lab.reference import MuscleReference, muscle_reference, verdict
 
 #: A voluntary MUAP is reported when at least this many of its discharges were found.
@@ -61,6 +62,7 @@ class NeedleResult:
     reasons: list[str]
     seconds: float
     notes: list[str] = field(default_factory=list)
+    epochs: list[ip.Epoch] = field(default_factory=list)
 
     def means(self) -> dict[str, float | None]:
         if not self.muaps:
@@ -127,6 +129,11 @@ class NeedleResult:
                              "amplitude_uv": round(t.amplitude_uv, 1),
                              "grade": grades[t.kind]} for t in self.trains],
             "spontaneous_grades": grades,
+            "interference": {
+                "epochs": [{"t_s": round(e.t_s, 3), "turns_per_s": round(e.turns_per_s, 1),
+                            "mean_amplitude_uv": round(e.mean_amplitude_uv, 1),
+                            "rms_uv": round(e.rms_uv, 1)} for e in self.epochs],
+                "summary": ip.summary(self.epochs)},
             "detection": {"noise_uv": round(self.decomposition.noise_uv, 2),
                           "discharges_detected": self.decomposition.n_candidates,
                           "discharges_unassigned": self.decomposition.unassigned,
@@ -156,6 +163,7 @@ def analyse(x_uv: np.ndarray, fs_hz: float, muscle: str | None = None,
     result = NeedleResult(fs_hz, len(x_uv) / fs_hz, muscle, ref, dec, muaps, rejected,
                           max_rise_ms, trains, "", [], 0.0, list(notes or []))
     result.pattern, result.reasons = verdict(result.means(), len(muaps), ref, result.values())
+    result.epochs = ip.epochs(bands(x_uv, fs_hz)[0], fs_hz)
     if rejected:
         result.reasons.append(f"{len(rejected)} of {len(voluntary)} voluntary units not "
                               "accepted for measurement (far from the needle: rise time or "

@@ -217,6 +217,31 @@ def simulate_pool(pool: str, seed: int, fs_hz: float = 20_000.0, duration_s: flo
     return NeedleCase(fs_hz, data, pool, units)
 
 
+#: Full effort, per pool: units within the needle's pick-up and their firing rates (Hz):
+#: neurogenic — few units (reduced recruitment) firing fast; myopathic — many small units
+#: (early recruitment).
+INTERFERENCE_PARAMS = {"normal": {"units": 20, "rate": (15.0, 30.0)},
+                       "neurogenic": {"units": 6, "rate": (25.0, 40.0)},
+                       "myopathic": {"units": 40, "rate": (15.0, 30.0)}}
+
+
+def simulate_interference(pool: str, seed: int, fs_hz: float = 20_000.0,
+                          duration_s: float = 3.0, noise_uv: float = NOISE_UV) -> NeedleCase:
+    """A full-effort recording of ``pool``: overlapping MUAPs, an interference pattern."""
+    if pool not in POOLS:
+        raise ValueError(f"unknown pool {pool!r} (expected one of {', '.join(POOLS)})")
+    rng = np.random.default_rng([seed, 200 + POOLS.index(pool)])
+    p = INTERFERENCE_PARAMS[pool]
+    data = _noise(rng, int(duration_s * fs_hz), noise_uv)
+    units = []
+    for _ in range(p["units"]):
+        shape = muap_shape(pool, rng)
+        times = _regular_times(rng, 0.0, duration_s, rng.uniform(*p["rate"]), 0.15)
+        _render(data, fs_hz, shape, times)
+        units.append(TrueUnit("muap", times, truth_shape(shape)))
+    return NeedleCase(fs_hz, data, pool, units)
+
+
 def _myotonic_times(rng: np.random.Generator, start_s: float, length_s: float) -> np.ndarray:
     """A waning discharge: the rate falls smoothly from 50–80 Hz to 20–30 Hz."""
     r0, r1 = rng.uniform(50.0, 80.0), rng.uniform(20.0, 30.0)
