@@ -7,10 +7,14 @@ harmonic-rich pulses, so the urgency is recognisable without looking:
 * caution (medium): 3 pulses, repeated every 15 s;
 * advisory (low): 2 pulses, once.
 
-Rendering is pure numpy (tests write WAV files and check the pattern). Playback uses the
-``sounddevice`` library when it and an output device are present; when they are not, the
-station says so once and carries on — audio never blocks start-up or acquisition. Playback runs
-on a supervised worker thread like every other thread of the station.
+Rendering is pure numpy (tests write WAV files and check the pattern). Everything sounds
+through the one :class:`~ionm_station.audio_out.AudioOutput` (a callback-driven
+``sounddevice`` stream, or its null device): alarm tones and the EMG audio of one channel are
+mixed there. Without PortAudio or an output device the station says so in one line
+(``audio unavailable: install libportaudio2``) and carries on — audio never blocks start-up or
+acquisition. The :class:`AlarmSounder` is the audio worker: a supervised thread like every
+other thread of the station, which sounds the alarm patterns, sets up the EMG feed the output's
+callback pulls from the ring, and turns a failed stream or feed into a supervised fault.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import signal
 
+from ionm_station.audio_out import RATE_HZ, AudioOutput, EmgFeed
 from ionm_station.pipeline.worker import Worker
 
-AUDIO_RATE_HZ = 44_100
+AUDIO_RATE_HZ = RATE_HZ
 
 
 @dataclass(frozen=True)
@@ -88,40 +93,44 @@ def pulse_onsets(audio: np.ndarray, rate_hz: int = AUDIO_RATE_HZ) -> list[float]
 
 
 class AlarmSounder(Worker):
-    """Plays the alarm of the highest audible priority on a supervised thread (``audio``).
+    """The audio worker (``audio``): sounds the alarm of the highest audible priority and, when
+    told to :meth:`listen`, hands the output an EMG feed of one channel of a ring (the output's
+    callback pulls it at every block: no extra thread between the ring and the sound).
 
     The window hands it the priority to sound (:meth:`set_priority`) and registers it with the
-    session's supervisor: a fault in playback crashes the worker, which is restarted, and shows
-    as an AUDIO OFF technical alarm meanwhile. ``notice`` says why audio is off (no library, no
-    device, the device vanished); it is '' when audio works.
+    session's supervisor: a fault in playback (or an output stream that stopped by itself)
+    crashes the worker, which is restarted — the output reopened, the EMG feed started again at
+    the newest sample — and shows as an AUDIO OFF technical alarm meanwhile. ``notice`` says why
+    audio is off (no PortAudio, no device, the device vanished); it is '' when audio works.
 
     Args:
-        volume: 0–1.
-        muted: start muted.
-        player: plays a float block at :data:`AUDIO_RATE_HZ` without blocking (default:
-            ``sounddevice.play`` when the library and an output device are present).
+        volume: alarm volume 0–1.
+        muted: start with alarm tones muted.
+        player: plays a float block at :data:`AUDIO_RATE_HZ` without blocking (default: the
+            ``output``'s :meth:`~ionm_station.audio_out.AudioOutput.play_tone`).
+        output: the audio output (default: a new one on the default sound card).
     """
 
     def __init__(self, volume: float = 0.5, muted: bool = False,
-                 player: Callable[[np.ndarray, int], object] | None = None) -> None:
+                 player: Callable[[np.ndarray, int], object] | None = None,
+                 output: AudioOutput | None = None) -> None:
         super().__init__("audio", stall_s=5.0, idle_s=0.02)
         self.volume = volume
         self.muted = muted
-        self.notice = ""
-        self._play = player or self._sounddevice()
+        self._owns_output = output is None and player is None
+        self.output = output if output is not None else (None if player else AudioOutput())
+        self.notice = self.output.notice if self.output is not None else ""
+        if player is not None:
+            self._play: Callable[[np.ndarray, int], object] | None = player
+        elif self.output is not None and self.output.available:
+            self._play = self.output.play_tone
+        else:
+            self._play = None
         self._priority: str | None = None
         self._next_s = 0.0  # when the pattern of the priority sounds again (monotonic s)
+        self._listen: tuple | None = None  # (ring, channel, rate Hz, full scale µV)
+        self.feed: EmgFeed | None = None
         self.played: list[str] = []  # priorities played, newest last (for status and tests)
-
-    def _sounddevice(self) -> Callable[[np.ndarray, int], object] | None:
-        try:
-            import sounddevice  # noqa: PLC0415 - optional; PortAudio may be missing
-
-            sounddevice.query_devices(kind="output")
-        except Exception as exc:  # ImportError, OSError (no PortAudio), PortAudioError (no device)
-            self.notice = f"audio off: {type(exc).__name__}: {exc}".splitlines()[0]
-            return None
-        return sounddevice.play
 
     @property
     def available(self) -> bool:
@@ -133,23 +142,56 @@ class AlarmSounder(Worker):
             self._priority = priority
             self._next_s = 0.0
         if self.available and priority:
-            self.start()
+            self._start()
+
+    def listen(self, ring, channel: int, sample_rate_hz: float,
+               full_scale_uv: float = 500.0) -> None:
+        """Play ``channel`` of ``ring`` (µV at ``sample_rate_hz``) as EMG audio, ±
+        ``full_scale_uv`` → ±1 (then the output's EMG volume and mute); starts the thread."""
+        self._listen = (ring, int(channel), float(sample_rate_hz), float(full_scale_uv))
+        if self.output is None or not self.output.available:
+            return
+        self.output.open()
+        self.feed = self.output.feed = EmgFeed(ring, channel, sample_rate_hz, self.output,
+                                               full_scale_uv)
+        self._start()
+
+    def _start(self) -> None:
+        if self.output is not None and self.output.available:
+            self.output.open()
+        self.start()
 
     def close(self) -> None:
         self.stop(1.0)
+        if self.output is not None:
+            if self.output.feed is self.feed:
+                self.output.feed = None
+            if self._owns_output:
+                self.output.close()
+
+    def on_restart(self) -> None:
+        """A fresh output stream if it stopped, and a fresh EMG feed at the newest sample."""
+        if self.output is not None and self.output.available:
+            self.output.open()
+            if self._listen is not None:
+                ring, channel, rate, full = self._listen
+                self.feed = self.output.feed = EmgFeed(ring, channel, rate, self.output, full)
 
     def step(self) -> int:
+        done = 0
+        if self.output is not None:
+            self.output.check()  # a stream or feed that failed: crash, restart, AUDIO OFF
         priority = self._priority
         now = time.monotonic()
         if not priority or self._play is None or now < self._next_s:
-            return 0
+            return done
         if not self.muted:
             try:
                 self._play(render_alarm(priority, self.volume), AUDIO_RATE_HZ)
             except OSError as exc:  # a device that vanished: say so, stop trying
                 self.notice = f"audio off: {exc}".splitlines()[0]
                 self._play = None
-                return 0
+                return done
             self.played.append(priority)
             del self.played[:-100]
         repeat = PATTERNS[priority].repeat_s
@@ -157,4 +199,4 @@ class AlarmSounder(Worker):
             self._priority = None
         else:
             self._next_s = now + repeat
-        return 1
+        return done + 1

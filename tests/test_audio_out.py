@@ -1,0 +1,189 @@
+"""The one audio output: mixing, mute, volume, latency through the callback, no PortAudio, and
+the audio worker under supervision (killed → AUDIO OFF → recovered)."""
+
+from __future__ import annotations
+
+import builtins
+import time
+
+import numpy as np
+import pytest
+
+from ionm_station.audio import AlarmSounder, render_alarm
+from ionm_station.audio_out import NO_PORTAUDIO, RATE_HZ, AudioOutput, EmgFeed, probe
+from ionm_station.ring import RingBuffer
+
+FS = 10_000
+
+
+def _render(out: AudioOutput, blocks: int) -> np.ndarray:
+    """Drive the callback by hand (no thread): ``blocks`` blocks of output."""
+    buf = np.zeros((out.block_frames, 1), np.float32)
+    parts = []
+    for _ in range(blocks):
+        out.callback(buf, out.block_frames, None, None)
+        parts.append(buf[:, 0].copy())
+    return np.concatenate(parts)
+
+
+def _sine_ring(seconds: float, amplitude_uv: float,
+               freq_hz: float) -> tuple[RingBuffer, np.ndarray]:
+    ring = RingBuffer(FS * 4, 1)
+    t = np.arange(int(seconds * FS)) / FS
+    return ring, (amplitude_uv * np.sin(2 * np.pi * freq_hz * t)).astype(np.float32)[:, None]
+
+
+def _stream(out: AudioOutput, ring: RingBuffer, feed: EmgFeed, x: np.ndarray) -> np.ndarray:
+    """Feed ``x`` in 10 ms pieces as an amplifier would, rendering blocks as they fill."""
+    parts = []
+    for k in range(0, len(x), FS // 100):
+        ring.write(x[k:k + FS // 100])
+        feed.pump()
+        while out.emg_queued_s * RATE_HZ >= out.prefill + out.block_frames:
+            parts.append(_render(out, 1))
+    return np.concatenate(parts)
+
+
+def test_emg_is_resampled_scaled_and_mixed_with_a_tone() -> None:
+    out = AudioOutput("null")
+    ring, x = _sine_ring(0.5, 250.0, 200.0)
+    feed = EmgFeed(ring, 0, FS, out, full_scale_uv=500.0)
+    out.emg_volume = 1.0
+    y = _stream(out, ring, feed, x)
+    assert out.stats.underruns == 0 and out.stats.dropped_frames == 0
+    assert len(y) > 0.45 * RATE_HZ
+    assert np.abs(y).max() == pytest.approx(0.5, rel=0.02)  # 250 µV of 500 µV full scale
+    spec = np.abs(np.fft.rfft(y))
+    f = np.fft.rfftfreq(len(y), 1 / RATE_HZ)
+    assert abs(f[np.argmax(spec)] - 200.0) < 10.0  # the same tone, at the output rate
+    ring2, x2 = _sine_ring(0.3, 250.0, 200.0)
+    feed = EmgFeed(ring2, 0, FS, out, full_scale_uv=500.0)
+    out.play_tone(render_alarm("advisory", volume=0.4))
+    y2 = _stream(out, ring2, feed, x2)
+    assert np.abs(y2).max() > 0.6  # EMG + tone summed
+    assert np.abs(y2).max() <= 1.0  # and clipped
+
+
+def test_volume_and_mute_act_within_a_block_and_spare_alarm_tones() -> None:
+    out = AudioOutput("null")
+    ring, x = _sine_ring(1.0, 400.0, 150.0)
+    feed = EmgFeed(ring, 0, FS, out, full_scale_uv=500.0)
+    out.emg_volume = 0.25
+    y = _stream(out, ring, feed, x[:FS // 2])
+    assert np.abs(y).max() == pytest.approx(0.2, rel=0.03)
+    out.emg_muted = True
+    assert np.abs(_stream(out, ring, feed, x[FS // 2:])).max() == 0.0
+    out.play_tone(render_alarm("caution", volume=0.5))  # alarms are not muted with the EMG
+    assert np.abs(_render(out, 20)).max() == pytest.approx(0.5, rel=0.05)
+
+
+def test_latency_through_the_callback_and_no_underruns() -> None:
+    """10 kHz in 10 ms blocks into a ring; the null device renders in real time for 2 s; every
+    rendered EMG frame is traced to the arrival time of its ring sample."""
+    out = AudioOutput("null")
+    ring = RingBuffer(FS * 4, 1)
+    sounder = AlarmSounder(output=out)
+    arrivals: dict[int, float] = {}
+    late = 0  # blocks the producer itself delivered > 15 ms late (a loaded machine)
+    rng = np.random.default_rng(1)
+    block = FS // 100
+    sounder.listen(ring, 0, FS)
+    try:
+        t0 = time.monotonic()
+        for k in range(200):
+            wait = t0 + k * 0.01 - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            arrivals[ring.published] = time.monotonic()
+            late += arrivals[ring.published] - (t0 + k * 0.01) > 0.015
+            ring.write(rng.normal(0, 50, (block, 1)).astype(np.float32))
+        time.sleep(0.1)
+    finally:
+        sounder.close()
+        out.close()
+    starts = np.array(sorted(arrivals))
+    latencies = []
+    for render_s, index in list(out.render_log):
+        needed = int(np.ceil(index))  # the frame needs the sample at or after its position
+        k = np.searchsorted(starts, needed, side="right") - 1
+        if k >= 0:
+            latencies.append(render_s - arrivals[int(starts[k])])
+    assert len(latencies) > 200
+    assert out.stats.underruns <= late  # none but those of input that came too late
+    assert np.percentile(latencies, 95) < 0.050 and min(latencies) > 0
+
+
+def test_no_portaudio_is_one_line_and_the_station_runs_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_portaudio(name, *args, **kwargs):
+        if name == "sounddevice":
+            raise OSError("PortAudio library not found")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_portaudio)
+    assert probe() == (None, NO_PORTAUDIO)
+    out = AudioOutput()
+    assert not out.available and out.notice == NO_PORTAUDIO == "audio unavailable: install libportaudio2"
+    out.open()  # nothing to open: no exception
+    s = AlarmSounder(output=out)
+    ring = RingBuffer(1024, 1)
+    s.listen(ring, 0, FS)  # no output: no thread, no error
+    s.set_priority("warning")
+    assert s.notice == NO_PORTAUDIO and s.health().state == "idle"
+    s.close()
+
+
+def test_killed_audio_worker_shows_audio_off_then_recovers() -> None:
+    """The audio worker inside a running session: its EMG feed fails once; the supervisor
+    restarts it, the AUDIO OFF advisory is raised and cleared, and EMG audio flows again."""
+    from ionm_station.montage import load_montage
+    from ionm_station.session import Session
+    from ionm_station.sim.amplifier import SimulatedAmplifier
+    from ionm_station.sim.scenario import load_scenario
+
+    montage = load_montage("lumbar").first(1)
+    source = SimulatedAmplifier(montage, load_scenario("quiet"), sample_rate_hz=FS, realtime=True)
+    session = Session(source, montage)
+    out = AudioOutput("null")
+    sounder = AlarmSounder(output=out)
+    session.supervise(sounder)
+    session.start()
+    try:
+        sounder.listen(session.clean, 0, FS, full_scale_uv=50.0)
+        deadline = time.monotonic() + 5
+        while out.stats.callbacks < 50 or not out.render_log:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        feed = sounder.feed
+        assert feed is not None
+
+        def broken() -> int:
+            raise RuntimeError("audio driver fault (test)")
+
+        feed.pump = broken  # the next pass of the worker raises: the worker is down
+        while "audio_off" not in [a.kind for a in session.state().technical]:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        while not session.events.of_kind("worker_fault"):
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        assert session.events.of_kind("worker_fault")[0].data["worker"] == "audio"
+        while sounder.restarts < 1 or sounder.feed is feed:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        logged = len(out.render_log)
+        deadline = time.monotonic() + 5
+        while "audio_off" in [a.kind for a in session.state().technical]:  # held ≥ 2 s, cleared
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert len(out.render_log) > logged + 50  # EMG audio flows again after the restart
+        assert np.abs(out.rendered(0.5)).max() > 0
+        assert sounder.health().state == "running"
+        cleared = [e for e in session.events.of_kind("technical_alarm")
+                   if e.data["condition"] == "audio_off"]
+        assert [e.data["what"] for e in cleared] == ["raised", "cleared"]
+    finally:
+        sounder.close()
+        out.close()
+        session.stop()
