@@ -23,6 +23,7 @@ from ionm_station.commands.case_commands import (
     cmd_events,
     cmd_report,
 )
+from ionm_station.commands.inject_command import add_inject_parser, cmd_inject
 from ionm_station.commands.lab_commands import LAB_COMMANDS, add_lab_parsers, cmd_lab
 from ionm_station.commands.lab_window_command import add_lab_window_parser, cmd_lab_window
 from ionm_station.commands.muap_command import add_muap_parser, cmd_muap
@@ -127,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_parser(sub)
     add_ncs_parser(sub)
     add_muap_parser(sub)
+    add_inject_parser(sub)
     add_lab_parsers(sub)
     add_lab_window_parser(sub)
     return parser
@@ -380,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_ncs(args)
         if args.command == "muap":
             return cmd_muap(args)
+        if args.command == "inject":
+            return cmd_inject(args)
         if args.command in LAB_COMMANDS:
             return cmd_lab(args)
         if args.command == "lab":
