@@ -17,12 +17,17 @@ analysis after Stålberg), measure every MUAP and judge the muscle. Pure numpy/s
    pause longer than 3 intervals); groups that are the same discharges
    seen at another of their peaks (a fixed lag between their times) keep only the largest.
    The discharges left over are grouped once more over the whole recording (slow firers).
-5. **Measurement.** Each unit's template is the median of the half of its aligned discharges
+5. **Peel-off and merge.** Every unit's sweeps are cleaned of the other units' discharges (the
+   recording minus the sum of all templates at their discharges, plus the unit's own
+   template), twice; then a group whose cleaned template matches a larger group's (same or
+   next segment, :func:`_continues`) is joined to it (a unit's discharges that overlapped
+   another's had made a group of their own).
+6. **Measurement.** Each unit's template is the median of the half of its aligned discharges
    least disturbed by others (residual against the median of all), measured by
    :mod:`.measure` with the template's own noise (its first and last 5 ms). Firing rate =
    1 / median inter-discharge interval between 25 and 250 ms.
-6. **What each unit is** (:mod:`.spontaneous`): a voluntary MUAP, or a spontaneous discharge.
-7. **Verdict** (:mod:`.reference`): the MUAP means against the muscle's reference limits.
+7. **What each unit is** (:mod:`.spontaneous`): a voluntary MUAP, or a spontaneous discharge.
+8. **Verdict** (:mod:`.reference`): the MUAP means against the muscle's reference limits.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ MATCH_RELATIVE = 0.1
 VOLUNTARY_ISI_S = (0.025, 0.25)
 #: A unit smaller than this (µV p-p) or shorter than 0.5 ms is noise that looked alike.
 MIN_UNIT_UV = 30.0
+#: Peel-off rounds (templates cleaned of the other units' discharges).
+PEEL_ROUNDS = 2
 
 
 @dataclass
@@ -254,6 +261,61 @@ def _template(sweeps: np.ndarray, noise: float, half: int) -> tuple[np.ndarray, 
     return t - base, max(mad, 1.25 * noise / np.sqrt(clean.shape[0]))
 
 
+def _model(n: int, peaks: np.ndarray, frac: np.ndarray, groups: list[np.ndarray],
+           templates: list[np.ndarray], half: int) -> np.ndarray:
+    """The recording as the sum of every unit's template at each of its discharges (each
+    placed at its own sub-sample time)."""
+    model = np.zeros(n)
+    offsets = np.arange(-half, half + 1)
+    for g, t in zip(groups, templates):
+        placed = _shift(np.repeat(t[None, :], g.size, axis=0), -frac[g])
+        np.add.at(model, (peaks[g][:, None] + offsets[None, :]).ravel(), placed.ravel())
+    return model
+
+
+def _peel_and_merge(y: np.ndarray, peaks: np.ndarray, frac: np.ndarray, windows: np.ndarray,
+                    groups: list[np.ndarray], noise: float, half: int, c0: int, step: int,
+                    fs_hz: float) -> list[np.ndarray]:
+    """Peel-off: every unit's sweeps are cleaned of the other units' discharges (the recording
+    minus the model of all units, plus the unit's own template), written back into
+    ``windows``, and the templates estimated again (:data:`PEEL_ROUNDS` times). Then a group
+    whose cleaned template matches a larger group's and whose discharges could be the same
+    unit's (:func:`_continues`) is joined to it: the discharges of a unit that overlapped
+    another's had made a group of their own."""
+    if not groups:
+        return groups
+    idx_all = np.concatenate(groups)
+    offsets = np.arange(-half, half + 1)
+    own = {int(i): k for k, g in enumerate(groups) for i in g}
+    for _ in range(PEEL_ROUNDS):
+        templates = [_template(windows[g], noise, half)[0] for g in groups]
+        resid = y - _model(y.size, peaks, frac, groups, templates, half)
+        clean = _shift(resid[peaks[idx_all][:, None] + offsets[None, :]], frac[idx_all])
+        clean -= np.median(np.c_[clean[:, :half // 5], clean[:, -half // 5:]], axis=1)[:, None]
+        clean += np.array([templates[own[int(i)]] for i in idx_all])
+        windows[idx_all] = clean
+    order = sorted(range(len(groups)), key=lambda k: -groups[k].size)
+    templates = [_template(windows[g], noise, half)[0] for g in groups]
+    cores = [t[half - c0:half + c0 + 1:step] for t in templates]
+    merged: list[list[int]] = []
+    for k in order:
+        g = groups[k]
+        for m in merged:
+            big = groups[m[0]]
+            resid, _ = _match(cores[k][None, :], cores[m[0]], noise)
+            near = g.min() < big.max() + SEGMENT_S * fs_hz and g.max() > big.min() - (
+                SEGMENT_S * fs_hz)
+            if near and resid[0] < _threshold(cores[m[0]], noise) and _continues(
+                    peaks[np.concatenate([groups[j] for j in m])], peaks[g], fs_hz):
+                m.append(k)
+                break
+        else:
+            merged.append([k])
+    if len(merged) == len(groups):
+        return groups
+    return [np.sort(np.concatenate([groups[j] for j in m])) for m in merged]
+
+
 def decompose(x_uv: np.ndarray, fs_hz: float) -> Decomposition:
     """Find the units of one needle channel (µV at ``fs_hz``)."""
     y, det = bands(x_uv, fs_hz)
@@ -284,6 +346,7 @@ def decompose(x_uv: np.ndarray, fs_hz: float) -> Decomposition:
         if any(_same_discharges(peaks[k], peaks[g], fs_hz) for k in kept):
             continue
         kept.append(g)
+    kept = _peel_and_merge(y, peaks, frac, windows, kept, noise_y, half, c0, step, fs_hz)
     for g in kept:
         t, tn = _template(windows[g], noise_y, half)
         shape = measure_template(t, fs_hz, tn, peak_index=None)
