@@ -39,6 +39,7 @@ from ionm_station.sim.scenario import (
     ScriptEvent,
     expand_random,
 )
+from ionm_station.sim.voluntary import VoluntaryTruth, render_voluntary
 from ionm_station.sources.base import Source, SourceCounters, Stimulator
 from ionm_station.stream import Chunk, StreamInfo
 
@@ -141,6 +142,7 @@ class GroundTruth:
     artifacts: list[TruthArtifact] = field(default_factory=list)
     stimuli: list[TruthStimulus] = field(default_factory=list)
     ecg_beats: list[int] = field(default_factory=list)
+    voluntary: VoluntaryTruth | None = None
 
     def to_json_dict(self, sample_rate_hz: float) -> dict[str, Any]:
         """JSON-ready dict with times in seconds (sample index / ``sample_rate_hz``)."""
@@ -314,6 +316,7 @@ class SimulatedAmplifier(Source):
         self._n_dynamic = 0
         for number, event in enumerate(expand_random(scenario, montage, self.seed)):
             self._add_script_event(event, np.random.default_rng([self.seed, 3, number]))
+        self._add_voluntary()
         self._script.events.sort(key=lambda e: e.start)
         self._script_span = self._script.span()
 
@@ -580,6 +583,17 @@ class SimulatedAmplifier(Source):
                     self._add_lead_off(at, at + self._index(event.duration_s), c)
             else:
                 self._add_emg(event, at, channels, rng)
+
+    def _add_voluntary(self) -> None:
+        """The biofeedback patient's voluntary EMG (``[biofeedback]``) on its channel, if this
+        montage has it; its truth in :attr:`GroundTruth.voluntary`."""
+        spec = self.scenario.biofeedback
+        if spec is None or spec.channel not in self.montage.labels:
+            return
+        channel = self.montage.labels.index(spec.channel)
+        wave, truth = render_voluntary(spec, channel, self.sample_rate_hz, self._period, self.seed)
+        self._script.placed.append(_Placed(0, wave, np.array([channel]), np.ones(1)))
+        self.truth.voluntary = truth
 
     def _add_emg(self, event: ScriptEvent, at: int, channels: list[int],
                  rng: np.random.Generator) -> None:

@@ -31,6 +31,7 @@ from ionm_station.config import (
 )
 from ionm_station.errors import ConfigError
 from ionm_station.montage import Montage, load_montage
+from ionm_station.sim.voluntary import VoluntarySpec, parse_voluntary
 
 EMG_KINDS = ("spike", "burst", "a_train", "b_train")
 EVENT_KINDS = (*EMG_KINDS, "cautery", "lead_off", "stimulus", "tof")
@@ -53,7 +54,7 @@ _TOP_KEYS = {
     "mains_drift_hz", "mains_drift_period_s", "mains_uv", "heart_rate_bpm",
     "heart_rate_variability", "ecg_scale", "noise_uv", "drift_uv", "cmap_max_uv",
     "cmap_variability", "default_threshold_ma", "stim_artifact_uv_per_ma", "cautery_uv",
-    "cautery_recovery_s", "thresholds_ma", "events", "random",
+    "cautery_recovery_s", "thresholds_ma", "events", "random", "biofeedback",
 }
 _CHANNEL_KEYS = {"channel", "root", "side"}
 _EVENT_KEYS = {
@@ -178,6 +179,7 @@ class Scenario:
     thresholds_ma: dict[str, float] = dataclasses.field(default_factory=dict)
     events: tuple[ScriptEvent, ...] = ()
     random: RandomSpec | None = None
+    biofeedback: VoluntarySpec | None = None
 
     def without_baseline(self) -> Scenario:
         """The same script with noise, drift, ECG and mains switched off (to check truth)."""
@@ -235,6 +237,7 @@ def parse_scenario(doc: dict[str, Any], path: str) -> Scenario:
         thresholds_ma=_parse_thresholds(doc, montage, path),
         events=_parse_events(doc, montage, duration, path),
         random=_parse_random(doc, montage, path),
+        biofeedback=parse_voluntary(doc, montage.labels, duration, path),
     )
 
 

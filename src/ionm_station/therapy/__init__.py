@@ -1,0 +1,1 @@
+"""Therapy modes: EMG biofeedback (``biofeedback``) — pure numpy cores, thin shells elsewhere."""
