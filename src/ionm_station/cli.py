@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from ionm_station import __version__
 from ionm_station.commands.args import OneLineParser, mains_hz, positive
+from ionm_station.commands.biofeedback_command import add_biofeedback_parser, cmd_biofeedback
 from ionm_station.commands.case_commands import (
     add_events_parser,
     add_report_parser,
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_inject_parser(sub)
     add_lab_parsers(sub)
     add_lab_window_parser(sub)
+    add_biofeedback_parser(sub)
     return parser
 
 
@@ -386,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_inject(args)
         if args.command in LAB_COMMANDS:
             return cmd_lab(args)
+        if args.command == "biofeedback":
+            return cmd_biofeedback(args)
         if args.command == "lab":
             return cmd_lab_window(args)
     except IonmError as exc:
