@@ -45,7 +45,7 @@ from scipy import signal as sps
 PROTOCOLS = ("calibration", "activation", "relaxation")
 #: Centred RMS windows (ms) of the timing envelope (work mean, onset, release) and of the level
 #: envelope (time in target). Chosen on the tuning seeds of scripts/bench_biofeedback: a shorter
-#: level window lets the estimate's own fluctuation (~8 % RMS at 150 ms) flicker across the band
+#: level window lets the estimate's own fluctuation (8.7 % SD at 150 ms) flicker across the band
 #: edges; a longer timing window delays the release (the RMS of a falling ramp lags its mean).
 TIMING_WINDOW_MS = 100.0
 LEVEL_WINDOW_MS = 500.0
