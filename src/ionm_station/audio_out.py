@@ -51,7 +51,7 @@ RATE_HZ = 44_100
 BLOCK_FRAMES = 256
 #: EMG audio queued before it starts to play, after a start or an underrun (s); each underrun
 #: raises it by PREFILL_STEP_S up to PREFILL_MAX_S (a jitter buffer that adapts to the machine).
-PREFILL_S = 0.015
+PREFILL_S = 0.020  # ≥ one 10 ms input block + one 5.8 ms callback block, with 4 ms to spare
 PREFILL_STEP_S = 0.005
 PREFILL_MAX_S = 0.035
 #: EMG audio queued beyond the prefill that is dropped (oldest first) to bound the latency (s).
@@ -191,6 +191,7 @@ class AudioOutput:
         self._keep = np.zeros(max(1, round(keep_s * rate_hz)), np.float32)
         self._kept = 0
         self._stream: Any = None
+        self._stream_died = False
         self._error: str | None = None
         #: the EMG feed the callback pulls from the ring at every block (None: no EMG audio)
         self.feed: EmgFeed | None = None
@@ -241,15 +242,19 @@ class AudioOutput:
                 pass
 
     def check(self) -> None:
-        """Raise RuntimeError if the stream ended by itself (device gone, callback fault): the
-        audio worker calls this on every pass, so such a fault is supervised."""
+        """Raise RuntimeError if the stream ended by itself (device gone; the stream is closed,
+        to be reopened) or the EMG feed raised in the callback (the stream plays on, without
+        EMG): the audio worker calls this on every pass, so such a fault is supervised."""
         if self._error is not None:
             error, self._error = self._error, None
-            self.close()
-            raise RuntimeError(f"audio stream stopped: {error}")
+            if self._stream_died:  # the device's stream ended: reopened on restart
+                self._stream_died = False
+                self.close()
+            raise RuntimeError(f"audio output fault: {error}")
 
     def _finished(self) -> None:
         if self._stream is not None:
+            self._stream_died = True
             self._error = "the sound device stopped"
 
     @property
