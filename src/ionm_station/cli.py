@@ -38,6 +38,7 @@ from ionm_station.commands.recording_commands import (
     cmd_recover,
 )
 from ionm_station.commands.simulate_device import add_simulate_device_parser, cmd_simulate_device
+from ionm_station.commands.simulate_lab import add_simulate_lab_parser, cmd_simulate_lab
 from ionm_station.errors import IonmError, shown
 from ionm_station.remote.commands import (
     add_publish_arguments,
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--no-ecg-removal", action="store_true", help="skip ECG template subtraction")
     an.add_argument("--force", action="store_true", help="replace existing output files")
     add_simulate_device_parser(sub)
+    add_simulate_lab_parser(sub)
     add_export_parser(sub)
     add_info_parser(sub)
     add_recover_parser(sub)
@@ -368,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_analyze(args)
         if args.command == "simulate-device":
             return cmd_simulate_device(args)
+        if args.command == "simulate-lab":
+            return cmd_simulate_lab(args)
         if args.command == "export":
             return cmd_export(args)
         if args.command == "info":
