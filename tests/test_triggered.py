@@ -17,7 +17,7 @@ from ionm_station.sim.amplifier import SimulatedAmplifier
 from ionm_station.sim.emulator import DeviceEmulator, EmulatorSettings
 from ionm_station.sim.scenario import ScriptEvent, load_scenario
 from ionm_station.sources.serial_source import SerialSource
-from ionm_station.triggered.controller import HighCurrentNotConfirmed, TriggeredEmg
+from ionm_station.triggered.controller import WAVEFORMS_KEPT, HighCurrentNotConfirmed, TriggeredEmg
 from ionm_station.triggered.hunt import ThresholdHunt
 from ionm_station.triggered.screws import REGIONS, ScrewLog
 from support.offline import run_until_idle
@@ -141,6 +141,21 @@ def test_a_response_window_holding_another_stimulus_is_not_measured() -> None:
     assert ctl.responses == []
     missed = log.of_kind("cmap_missed")
     assert len(missed) == 2 and all("another stimulus" in e.data["reason"] for e in missed)
+
+
+def test_only_the_newest_responses_keep_their_waveforms() -> None:
+    """Over a long case the controller keeps every response's measures but the waveform only of
+    each target's newest WAVEFORMS_KEPT (what the stacked display draws): memory stays bounded."""
+    n = WAVEFORMS_KEPT + 14
+    sc = dataclasses.replace(load_scenario("quiet"), loop=False, events=tuple(
+        ScriptEvent(kind="stimulus", at_s=0.5 + 0.25 * i, target=("L5-R", "L4-L")[i % 2],
+                    current_ma=10.0) for i in range(2 * n)))
+    ctl, _, _ = closed_loop(sc, [], 0.5 + 0.25 * 2 * n + 0.5, min_seconds=0.5 + 0.25 * 2 * n + 0.5)
+    assert len(ctl.responses) == 2 * n
+    for target in ("L5-R", "L4-L"):
+        mine = [r for r in ctl.responses if r.target == target]
+        assert [r.waveform_uv is not None for r in mine] == [False] * (n - WAVEFORMS_KEPT) + [True] * WAVEFORMS_KEPT
+        assert all(len(r.peak_uv) == len(r.channels) > 0 for r in mine)  # the measures stay
 
 
 SERIAL_STIMULI = """

@@ -12,8 +12,9 @@ previous response was measured. Everything it concludes is appended to the event
 from __future__ import annotations
 
 import bisect
+from collections import deque
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from ionm_station.events import Event
 from ionm_station.montage import Montage
@@ -28,6 +29,10 @@ from ionm_station.triggered.screws import ScrewLog
 WARN_ABOVE_MA = 30.0
 #: Pause between hunt stimuli (s) so responses never overlap.
 HUNT_INTERVAL_S = 0.5
+#: Newest responses per target that keep their waveform (the stacked display shows the newest
+#: dozen); older ones keep their measures only — over a long case the waveforms would be tens of
+#: MB, and the report measures its traces again from the recording.
+WAVEFORMS_KEPT = 16
 
 
 class HighCurrentNotConfirmed(ValueError):
@@ -70,7 +75,8 @@ class TriggeredEmg:
         self.screw_log = screw_log or ScrewLog()
         self.criteria = criteria
         self.unreliable = unreliable
-        self.responses: list[Response] = []
+        self.responses: list[Response] = []  # every response; waveforms only on the newest
+        self._with_waveform: dict[str | None, deque[int]] = {}  # per target: indices, oldest first
         self.tof_results: list[tof.TofResult] = []
         self._pending: list[_Pending] = []
         self._stimulus_times: list[int] = []  # every stimulus seen (absolute indices, sorted)
@@ -154,7 +160,7 @@ class TriggeredEmg:
             self._missed(p, "data overwritten")
             return
         r = cmap.measure(got.data, p.index, a, self.fs, channels, p.current_ma, p.target, self.criteria)
-        self.responses.append(r)
+        self._keep(r)
         self.sink(Event("cmap", p.index, channels=tuple(channels),
                         data={"target": p.target, "current_ma": p.current_ma, "responded": r.any,
                               "peak_uv": [round(v, 1) for v in r.peak_uv]}))
@@ -163,6 +169,17 @@ class TriggeredEmg:
         if self._awaiting == p.index and self._hunt is not None:
             self._hunt.record(p.current_ma, r.any)
             self._awaiting = None
+
+    def _keep(self, r: Response) -> None:
+        """Append ``r``; drop the waveform of its target's response beyond the newest
+        :data:`WAVEFORMS_KEPT` (the list is only appended to and items replaced, so a view's copy
+        stays valid)."""
+        self.responses.append(r)
+        kept = self._with_waveform.setdefault(r.target, deque())
+        kept.append(len(self.responses) - 1)
+        while len(kept) > WAVEFORMS_KEPT:
+            i = kept.popleft()
+            self.responses[i] = replace(self.responses[i], waveform_uv=None)
 
     def _tof_pulse(self, pulse: int, r: Response) -> None:
         if pulse == 1:
