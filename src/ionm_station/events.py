@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
-    """One thing that happened, located on the sample clock.
+    """One thing that happened, located on the sample clock (slotted: a long case keeps tens of
+    thousands in memory).
 
     Attributes:
         kind: what it is, e.g. ``"stimulus"``, ``"gap"``, ``"lead_off"``, ``"marker"``.
