@@ -41,6 +41,23 @@ def fix_mmap_threshold() -> bool:
     return _LIBC is not None and bool(_LIBC.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+
+
+def heap_mb() -> dict[str, float] | None:
+    """glibc's heap figures (MB): ``in_use`` (allocated from the heaps), ``free`` (held by the
+    heaps, not in use), ``mmapped`` (large blocks); None without glibc 2.33+."""
+    if _LIBC is None or not hasattr(_LIBC, "mallinfo2"):
+        return None
+    _LIBC.mallinfo2.restype = _MallInfo2
+    m = _LIBC.mallinfo2()
+    return {"in_use": round(m.uordblks / 2**20, 1), "free": round(m.fordblks / 2**20, 1),
+            "mmapped": round(m.hblkhd / 2**20, 1)}
+
+
 def trim() -> None:
     """Give heap memory no longer in use back to the system."""
     if _LIBC is not None and hasattr(_LIBC, "malloc_trim"):
