@@ -153,8 +153,9 @@ def test_verdict_mean_or_outliers():
 @pytest.mark.skipif(not EMGDB.is_dir(), reason="PhysioNet emgdb not present")
 @pytest.mark.parametrize("name,expected", [
     pytest.param("healthy", "normal", marks=pytest.mark.xfail(
-        strict=True, reason="known wrong: mean amplitude (~280 uV) and duration (~6.7 ms) "
-                            "below the derived lower limits 477.5 uV / 7.49 ms "
+        strict=True, reason="not normal: ~9-12 accepted MUAPs in 12.7 s, fewer than the 20 a "
+                            "verdict needs (indeterminate); their mean (~350 uV, ~7 ms) is "
+                            "also below the derived lower limits 477.5 uV / 7.49 ms "
                             "(docs/emg-lab.md)")),
     ("myopathy", "myopathic"), ("neuropathy", "neurogenic")])
 def test_real_records(tmp_path, name, expected):
@@ -162,7 +163,7 @@ def test_real_records(tmp_path, name, expected):
     assert main(["muap", str(EMGDB / f"emg_{name}.hea"), "--json", str(out)]) == 0
     doc = json.loads(out.read_text())
     assert doc["muscle"] == "tibialis_anterior"
-    assert doc["summary"]["n_muaps"] >= (10 if name == "healthy" else 20)
+    assert doc["summary"]["n_muaps"] >= (8 if name == "healthy" else 20)
     assert all(m["rise_time_ms"] <= 0.5 and m["amplitude_uv"] >= 50 for m in doc["muaps"])
     assert doc["summary"]["pattern"] == expected
     if name == "neuropathy":  # 410 samples wrapped around int16 (SOURCE.md): said, not hidden

@@ -33,8 +33,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-#: A verdict needs at least this many MUAPs.
-MIN_MUAPS = 10
+#: A verdict needs at least this many MUAPs: the limits of the mean are for samples of about
+#: 20 (Engstrom & Olney, Muscle Nerve 1992;15:277-281: the 95 % tolerance limits of mean
+#: duration widen from 7.4-13.0 ms for 20 MUAPs to 6.6-14.2 ms for 5; Podnar & Mrkaic, Muscle
+#: Nerve 2003;27:196-201: "a sample size of 20 MUPs is standard"), so a mean of fewer MUAPs
+#: judged against them is out too often.
+MIN_MUAPS = 20
 #: Measures that decide between neurogenic and myopathic.
 SIZE_MEASURES = ("amplitude_uv", "duration_ms")
 #: Measures that have a value per MUAP (the polyphasic fraction is the muscle's only).
@@ -112,8 +116,9 @@ def verdict(means: dict[str, float | None], n_muaps: int, ref: MuscleReference |
     """(pattern, reasons) from the MUAP means and, where the table has outlier limits, the
     per-MUAP ``values`` of each measure."""
     if n_muaps < MIN_MUAPS:
-        return "indeterminate", [(f"only {n_muaps} MUAPs measured (a verdict needs "
-                                  f"{MIN_MUAPS}; about 20 is the usual sample)")]
+        return "indeterminate", [(f"too few MUAPs: {n_muaps} measured, a verdict needs "
+                                  f"{MIN_MUAPS} (the reference limits are for means of "
+                                  "about 20)")]
     if ref is None:
         held = ", ".join(sorted(load_reference()["muscles"]))
         return "indeterminate", [("no reference limits for this muscle (give --muscle; "
