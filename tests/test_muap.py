@@ -49,7 +49,8 @@ def test_pool_measures_and_verdict(pool):
     result = analyse(case.data_uv, FS, "tibialis anterior", max_rise_ms=None)
     amp, dur, found = _errors(case, result)
     assert found >= 0.6 * len(case.muaps)
-    assert len(result.muaps) <= 1.5 * len(case.muaps)  # neurogenic seed 11: 18 true
+    # a unit aligned on another of its peaks is merged at a lag (neurogenic seed 11: 18 true)
+    assert len(result.muaps) <= 1.2 * len(case.muaps)
     assert np.median(amp) <= 0.05
     assert np.median(dur) <= 1.0
     assert result.pattern == pool
@@ -169,6 +170,30 @@ def test_real_records(tmp_path, name, expected):
     if name == "neuropathy":  # 410 samples wrapped around int16 (SOURCE.md): said, not hidden
         assert any("wrapped around" in n for n in doc["notes"])
         assert min(m["amplitude_uv"] for m in doc["muaps"]) > 0
+
+
+@pytest.mark.skipif(not EMGDB.is_dir(), reason="PhysioNet emgdb not present")
+def test_real_records_stable_across_peel_rounds(monkeypatch):
+    """The summary must not swing with an internal iteration count: with one peel-off round
+    fewer and one more than the default (4), the mean amplitudes stay within 10 % and the
+    mean durations within 20 % of each other on every record, and the verdict does not change
+    where one is given. (Before: neuropathy 2078/1343/3103/2089 uV at 0-3 rounds, one event
+    modelled twice.)"""
+    from ionm_station.commands.muap_command import load_needle
+    from ionm_station.lab import muap
+
+    default = muap.PEEL_ROUNDS
+    for name in ("healthy", "myopathy", "neuropathy"):
+        fs, _, x, _, _ = load_needle(EMGDB / f"emg_{name}.hea", None)
+        runs = {}
+        for rounds in (default - 1, default + 1):
+            monkeypatch.setattr(muap, "PEEL_ROUNDS", rounds)
+            r = analyse(x, fs, "tibialis anterior")
+            runs[rounds] = (r.means(), r.pattern)
+        (a, pa), (b, pb) = runs.values()
+        assert abs(a["amplitude_uv"] / b["amplitude_uv"] - 1) <= 0.10, (name, a, b)
+        assert abs(a["duration_ms"] / b["duration_ms"] - 1) <= 0.20, (name, a, b)
+        assert pa == pb, (name, pa, pb)
 
 
 def _fail(capsys, argv):
