@@ -49,7 +49,7 @@ def test_pool_measures_and_verdict(pool):
     result = analyse(case.data_uv, FS, "tibialis anterior", max_rise_ms=None)
     amp, dur, found = _errors(case, result)
     assert found >= 0.6 * len(case.muaps)
-    # a unit aligned on another of its peaks is merged at a lag (neurogenic seed 11: 18 true)
+    # a unit aligned on another of its peaks is merged at a lag (neurogenic seed 11: 24 true)
     assert len(result.muaps) <= 1.2 * len(case.muaps)
     assert np.median(amp) <= 0.05
     assert np.median(dur) <= 1.0

@@ -10,8 +10,8 @@ one broad one, the far fibres, that gives the initial and terminal phases. The p
 * **myopathic** — small (~300 µV), short (~5–6 ms), narrow dispersed components, often
   polyphasic; early recruitment: 6 units per site.
 
-A recording moves the needle through 6 sites (30 s: 4 s of activity and 1 s of rest while
-the needle moves, each), so a muscle holds 18–36 distinct
+A recording moves the needle through 6 sites (8 for the neurogenic pool; 30 s: 4 s, or
+2.75 s, of activity and 1 s of rest while the needle moves, each), so a muscle holds 24–36 distinct
 MUAPs, as a multi-MUAP study collects them. Discharges are placed at continuous times (each
 sampled at its own sub-sample offset) over white noise (8 µV RMS).
 
@@ -109,6 +109,12 @@ POOL_PARAMS = {
 }
 
 
+#: Needle sites per 30 s recording: the neurogenic muscle, with 3 units per site (reduced
+#: recruitment), is sampled at more sites so that it holds the 20 MUAPs a verdict needs
+#: (24), as an examiner would move the needle more; normal 24, myopathic 36.
+SITES = {"normal": 6, "neurogenic": 8, "myopathic": 6}
+
+
 def muap_shape(pool: str, rng: np.random.Generator) -> Shape:
     """A random MUAP of ``pool`` (time 0 near its main peak)."""
     p = POOL_PARAMS[pool]
@@ -197,8 +203,9 @@ def _noise(rng: np.random.Generator, n: int, noise_uv: float) -> np.ndarray:
 
 
 def simulate_pool(pool: str, seed: int, fs_hz: float = 20_000.0, duration_s: float = 30.0,
-                  sites: int = 6, noise_uv: float = NOISE_UV) -> NeedleCase:
-    """A voluntary-activity recording of ``pool`` (normal / neurogenic / myopathic)."""
+                  sites: int | None = None, noise_uv: float = NOISE_UV) -> NeedleCase:
+    """A voluntary-activity recording of ``pool`` (normal / neurogenic / myopathic);
+    ``sites`` None: the pool's own number (:data:`SITES`)."""
     if pool not in POOLS:
         raise ValueError(f"unknown pool {pool!r} (expected one of {', '.join(POOLS)})")
     rng = np.random.default_rng([seed, POOLS.index(pool)])
@@ -206,6 +213,7 @@ def simulate_pool(pool: str, seed: int, fs_hz: float = 20_000.0, duration_s: flo
     n = int(duration_s * fs_hz)
     data = _noise(rng, n, noise_uv)
     units = []
+    sites = SITES[pool] if sites is None else sites
     site_s = duration_s / sites
     for site in range(sites):
         start, stop = site * site_s + 0.05, (site + 1) * site_s - MOVE_S
