@@ -4,9 +4,11 @@ within 0.5 s, recover, and leave no hole in the recording; tiles do not depend o
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from ionm_station.events import EventLog
 from ionm_station.montage import load_montage
 from ionm_station.pipeline import supervisor as sup
 from ionm_station.pipeline.acquisition import AcquisitionWorker
+from ionm_station.pipeline.chain import FreeRunChain
 from ionm_station.pipeline.commands import CommandQueue
 from ionm_station.pipeline.processing import ProcessingWorker
 from ionm_station.profiles import load_profile
@@ -138,6 +141,36 @@ def test_recorder_crash_is_restarted_without_a_hole(tmp_path: Path) -> None:
     with open_recording(path) as r:
         assert r.clean_close and r.n_samples == 8000
         np.testing.assert_array_equal(r.read(0, 8000), session.source.generate(0, 8000))
+
+
+def test_a_chain_replaced_after_a_fault_is_freed_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each processing restart builds a new chain (megabytes of ECG and filter state); the one it
+    replaces must be freed by reference counting, not wait for a full garbage collection that
+    may come hours later — over a long case with faults that is what grows without bound."""
+    real = FreeRunChain.process
+    calls = {"n": 0}
+
+    def flaky(self, *args, **kwargs):  # patched on the class: no reference from the chain
+        calls["n"] += 1
+        if calls["n"] in (20, 60):
+            raise RuntimeError("injected fault")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(FreeRunChain, "process", flaky)
+    session = live_session()
+    gc.disable()
+    try:
+        session.start()
+        old = [weakref.ref(session.processing.chain)]
+        until(lambda: session.processing.restarts >= 1, 10.0)
+        old.append(weakref.ref(session.processing.chain))
+        until(lambda: session.processing.restarts >= 2, 10.0)
+        until(lambda: calls["n"] > 70 and monitoring(session), 10.0)
+        alive = [r() is not None for r in old]
+    finally:
+        gc.enable()
+        session.stop()
+    assert alive == [False, False]
 
 
 def test_processing_that_keeps_failing_is_given_up_and_stays_not_monitoring() -> None:
