@@ -31,12 +31,16 @@ analysis after Stålberg), measure every MUAP and judge the muscle. Pure numpy/s
    moved halfway to their cleaned value (the recording minus the model of all units, each
    template only where its potential is, plus the unit's own template). Then the merge again
    on the cleaned templates, and the peel-off again when it joined anything.
-8. **Measurement.** Each unit's template is the median of the half of its aligned discharges
+8. **Re-centring** (:func:`_recentre`): a unit whose measured potential does not hold its
+   alignment point while its main spike is more than :data:`RECENTRE_MS` away, or reaches the
+   window's edge (:func:`_misplaced`), is realigned on its main spike, re-cut and peeled
+   again; one still misplaced is marked (:attr:`Unit.misplaced`, not accepted).
+9. **Measurement.** Each unit's template is the median of the half of its aligned discharges
    least disturbed by others (residual against the median of all), measured by
    :mod:`.measure` with the template's own noise (its first and last 5 ms). Firing rate =
    1 / median inter-discharge interval between 25 and 250 ms.
-9. **What each unit is** (:mod:`.spontaneous`): a voluntary MUAP, or a spontaneous discharge.
-10. **Verdict** (:mod:`.reference`): the MUAP means against the muscle's reference limits.
+10. **What each unit is** (:mod:`.spontaneous`): a voluntary MUAP, or a spontaneous discharge.
+11. **Verdict** (:mod:`.reference`): the MUAP means against the muscle's reference limits.
 """
 
 from __future__ import annotations
@@ -82,6 +86,9 @@ class Unit:
     fs_hz: float
     kind: str = "muap"
     trains: list[tuple[int, int]] = field(default_factory=list)  # (first, last) discharge index
+    #: Why the template cannot be measured where it is, after re-centring
+    #: (:func:`_misplaced`; the unit is not accepted), or None.
+    misplaced: str | None = None
 
     @property
     def times_s(self) -> np.ndarray:
@@ -359,7 +366,7 @@ EXPLAINED_FRACTION = 0.5
 
 def _drop_explained(y: np.ndarray, peaks: np.ndarray, frac: np.ndarray, windows: np.ndarray,
                     groups: list[np.ndarray], noise: float, half: int, c0: int,
-                    fs_hz: float) -> list[np.ndarray]:
+                    fs_hz: float, check: set[int] | None = None) -> list[np.ndarray]:
     """Every event in one group at most. A large potential is detected at two or more of its
     peaks (≥ 4 ms apart), and each alignment can make or join a group, so one event could sit
     in several groups; modelled twice, it made the peel-off swing (each round's template
@@ -368,13 +375,15 @@ def _drop_explained(y: np.ndarray, peaks: np.ndarray, frac: np.ndarray, windows:
     later group is dropped (left unassigned) when the template of a discharge already kept,
     within ±:data:`EXPLAIN_WINDOW_MS`, placed at its time, holds more than
     :data:`EXPLAINED_FRACTION` of the discharge's energy over ±3 ms. A group left with fewer
-    than :data:`MIN_DISCHARGES` goes."""
+    than :data:`MIN_DISCHARGES` goes. ``check``: only these groups (indices) are checked,
+    after all the others (which are kept as they are)."""
     if len(groups) < 2:
         return groups
     win = EXPLAIN_WINDOW_MS * fs_hz / 1000.0
     reach = min(round(win) + c0, half)
     offs = np.arange(-c0, c0 + 1)
-    order = sorted(range(len(groups)), key=lambda k: -groups[k].size)
+    order = sorted(range(len(groups)), key=lambda k: (check is not None and k in check,
+                                                      -groups[k].size))
     kept_idx: list[np.ndarray] = []
     kept_t: list[np.ndarray] = []
     placed: dict[int, np.ndarray] = {}
@@ -383,7 +392,7 @@ def _drop_explained(y: np.ndarray, peaks: np.ndarray, frac: np.ndarray, windows:
         g = groups[k]
         t, tn = _template(windows[g], noise, half)
         t = _support(t, tn, fs_hz)
-        if kept_idx:
+        if kept_idx and (check is None or k in check):
             ki = np.concatenate(kept_idx)
             kt = np.concatenate(kept_t)
             srt = np.argsort(peaks[ki])
@@ -406,7 +415,7 @@ def _drop_explained(y: np.ndarray, peaks: np.ndarray, frac: np.ndarray, windows:
                         keep[n] = False
                         break
             g = g[keep]
-        if g.size >= MIN_DISCHARGES:
+        if g.size >= MIN_DISCHARGES or (check is not None and k not in check):
             out.append(g)
             kept_idx.append(g)
             kept_t.append(np.repeat(t[None, :], g.size, axis=0))
@@ -546,14 +555,18 @@ def _merge_lagged(y: np.ndarray, peaks: np.ndarray, frac: np.ndarray, windows: n
 
 def _peel(y: np.ndarray, peaks: np.ndarray, frac: np.ndarray, windows: np.ndarray,
           groups: list[np.ndarray], noise: float, half: int, fs_hz: float,
-          rounds: int) -> None:
+          rounds: int, only: set[int] | None = None) -> None:
     """Peel-off: every unit's sweeps are cleaned of the other units' discharges (the recording
     minus the model of all units, plus the unit's own template) and written back into
     ``windows``, ``rounds`` times. Templates enter the model only where their potential is
-    (:func:`_support`); every discharge is in one group at most (:func:`_merge_lagged`)."""
+    (:func:`_support`); every discharge is in one group at most (:func:`_merge_lagged`).
+    ``only``: the sweeps of these groups (indices) only; the others' stay as they are."""
     if not groups:
         return
-    idx_all = np.concatenate(groups)
+    idx_all = np.concatenate([g for k, g in enumerate(groups) if only is None or k in only]
+                             or [np.zeros(0, dtype=np.int64)])
+    if idx_all.size == 0:
+        return
     offsets = np.arange(-half, half + 1)
     own = {int(i): k for k, g in enumerate(groups) for i in g}
     for _ in range(rounds):
@@ -566,6 +579,74 @@ def _peel(y: np.ndarray, peaks: np.ndarray, frac: np.ndarray, windows: np.ndarra
         clean += np.array([templates[own[int(i)]] for i in idx_all])
         clean -= np.median(np.c_[clean[:, :half // 5], clean[:, -half // 5:]], axis=1)[:, None]
         windows[idx_all] = PEEL_STEP * clean + (1.0 - PEEL_STEP) * windows[idx_all]
+
+
+#: A unit's main spike (its template's largest absolute value) must lie within this (ms) of
+#: its alignment point; farther, the unit is re-centred on it (:func:`_recentre`).
+RECENTRE_MS = 2.0
+#: Re-centring passes (each followed by the peel-off).
+RECENTRE_PASSES = 2
+
+
+def _main_offset(t: np.ndarray, half: int) -> float:
+    """Where the main spike (largest absolute value) of template ``t`` is, in samples from its
+    alignment point ``half`` (fraction from a parabola through the peak)."""
+    a = np.abs(t)
+    k = int(np.argmax(a))
+    frac = 0.0
+    if 0 < k < a.size - 1:
+        y0, y1, y2 = a[k - 1:k + 2]
+        d = y0 - 2 * y1 + y2
+        frac = float(np.clip(0.5 * (y0 - y2) / d, -0.5, 0.5)) if d < 0 else 0.0
+    return k + frac - half
+
+
+def _misplaced(t: np.ndarray, noise: float, half: int, fs_hz: float) -> str | None:
+    """Why template ``t`` (aligned at ``half``) cannot be measured where it is, or None: the
+    potential measured from its main spike (:func:`.measure_template`) must hold the
+    alignment point when the main spike is more than :data:`RECENTRE_MS` from it (a long
+    potential aligned on another of its components is fine; a spike of another potential,
+    left in a median of few sweeps, is not), and must keep clear of the window's first and
+    last 5 ms (its baseline)."""
+    shape = measure_template(t, fs_hz, noise)
+    off = _main_offset(t, half) * 1000.0 / fs_hz
+    edge = half // 5
+    if shape.onset < edge or shape.offset > t.size - 1 - edge:
+        return (f"the potential measured reaches the window's edge (main spike {off:+.1f} ms "
+                "from the alignment point)")
+    if abs(off) > RECENTRE_MS and not shape.onset <= half <= shape.offset:
+        return f"main spike {off:+.1f} ms from the alignment point, in another potential"
+    return None
+
+
+def _recentre(y: np.ndarray, peaks: np.ndarray, frac: np.ndarray, windows: np.ndarray,
+              groups: list[np.ndarray], noise: float, half: int, c0: int,
+              fs_hz: float) -> tuple[list[np.ndarray], set[int]]:
+    """Re-centre every unit that cannot be measured where it is (:func:`_misplaced`) and
+    whose main spike lies more than :data:`RECENTRE_MS` from its alignment point: its
+    discharges are realigned on the main spike and re-cut from the recording
+    (:func:`_realign`). A discharge detected at a small peak next to a large potential, or a
+    group merged at a lag (:func:`_merge_lagged`), could leave a template whose largest spike
+    sat at the window's edge (neuropathy record: 4695 uV, 1.57 ms, measured at -24 ms of the
+    +-25 ms window). A re-centred discharge that another unit's template already explains (the
+    same event, :func:`_drop_explained`) is dropped; a group left with fewer than
+    :data:`MIN_DISCHARGES` goes. Returns (groups, the indices of the re-centred ones)."""
+    limit = RECENTRE_MS * fs_hz / 1000.0
+    out: list[np.ndarray] = []
+    moved: set[int] = set()
+    for g in groups:
+        t, tn = _template(windows[g], noise, half)
+        lag = _main_offset(t, half)
+        if abs(lag) > limit and _misplaced(t, tn, half, fs_hz):
+            g = np.sort(_realign(y, peaks, frac, windows, g, lag, half))
+            moved.add(len(out))
+        out.append(g)
+    if not moved:
+        return groups, moved
+    # _drop_explained keeps the unchecked groups first and in order, then the checked ones
+    kept = _drop_explained(y, peaks, frac, windows, out, noise, half, c0, fs_hz, check=moved)
+    first = len(groups) - len(moved)
+    return kept, set(range(first, len(kept)))
 
 
 def decompose(x_uv: np.ndarray, fs_hz: float) -> Decomposition:
@@ -606,12 +687,25 @@ def decompose(x_uv: np.ndarray, fs_hz: float) -> Decomposition:
     kept = _merge_lagged(y, peaks, frac, windows, kept, noise_y, half, c0, step, fs_hz)
     if len(kept) < n_before:  # realigned discharges were re-cut from the recording
         _peel(y, peaks, frac, windows, kept, noise_y, half, fs_hz, PEEL_ROUNDS)
+    for _ in range(RECENTRE_PASSES):
+        kept, moved = _recentre(y, peaks, frac, windows, kept, noise_y, half, c0, fs_hz)
+        if not moved:
+            break
+        # the re-centred sweeps were re-cut from the recording: peel those (only, so that
+        # the other units' templates and measures stay as they were)
+        _peel(y, peaks, frac, windows, kept, noise_y, half, fs_hz, PEEL_ROUNDS, only=moved)
+    limit = round(RECENTRE_MS * fs_hz / 1000.0)
+    near = np.arange(half - limit, half + limit + 1)
     for g in kept:
         t, tn = _template(windows[g], noise_y, half)
-        shape = measure_template(t, fs_hz, tn, peak_index=None)
+        why = _misplaced(t, tn, half, fs_hz)
+        # still misplaced: measured at the alignment point, never accepted (needle.py)
+        peak = None if why is None else int(near[np.argmax(np.abs(t[near]))])
+        shape = measure_template(t, fs_hz, tn, peak_index=peak)
         if shape.amplitude_uv < MIN_UNIT_UV or shape.duration_ms < 0.5:
             continue  # noise that happened to look alike
-        units.append(Unit(t, half, shape, np.sort(peaks[g]).astype(np.int64), tn, fs_hz))
+        units.append(Unit(t, half, shape, np.sort(peaks[g]).astype(np.int64), tn, fs_hz,
+                          misplaced=why))
     assigned = sum(u.n for u in units)
     return Decomposition(fs_hz, y.size, noise_y, int(peaks.size), units,
                          int(peaks.size - assigned))

@@ -38,6 +38,8 @@ _MEASURES = ("amplitude_uv", "duration_ms", "area_uvms", "phases", "turns")
 def _not_accepted(u: Unit, max_rise_ms: float | None) -> str | None:
     """Why ``u`` is not accepted for measurement, or None when it is."""
     s = u.shape
+    if u.misplaced is not None:
+        return u.misplaced + " after re-centring (measured at the alignment point)"
     if s.amplitude_uv < ACCEPT_AMPLITUDE_UV:
         return f"amplitude {s.amplitude_uv:.0f} µV < {ACCEPT_AMPLITUDE_UV:g} µV"
     if max_rise_ms is not None and not np.isfinite(s.rise_time_ms):
