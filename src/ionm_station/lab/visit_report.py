@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, KeepTogether, SimpleDocTemplate
@@ -26,12 +25,12 @@ from ionm_station.lab import patients as pt
 
 # The case report's layout helpers, shared so both reports look and behave the same.
 from ionm_station.report.document import (
-    FONT,
     PAGE_MARGIN,
     _image,
     _setup_reportlab,
     _table,
     _Text,
+    draw_footer,
 )
 from ionm_station.report.figures import RC, _figure, png
 
@@ -210,14 +209,7 @@ def build(doc: dict[str, Any], trends: Sequence[pt.Trend], path: Path, scrub: An
     story.append(_table(lrows, (0.2, 0.08, 0.36, 0.36), text))
 
     def footer(canvas, d) -> None:
-        canvas.saveState()
-        canvas.setFont(FONT, 7)
-        canvas.setFillColor(colors.HexColor("#555555"))
-        canvas.drawString(PAGE_MARGIN, PAGE_MARGIN - 2 * mm,
-                          f"IONM Station visit report — {text.clean(label)} — research use only, "
-                          "not a medical device")
-        canvas.drawRightString(A4[0] - PAGE_MARGIN, PAGE_MARGIN - 2 * mm, f"page {d.page}")
-        canvas.restoreState()
+        draw_footer(canvas, d.page, f"visit report — {text.clean(label)}")
 
     pdf.build(story, onFirstPage=footer, onLaterPages=footer)
     return pdf.page

@@ -142,6 +142,18 @@ def _image(data: bytes) -> Image:
     return img
 
 
+def draw_footer(canvas: Any, page: int, title: str) -> None:
+    """A report page's footer: "IONM Station ``title`` — research use only, not a medical
+    device" at the left, the page number at the right (the case and the visit report)."""
+    canvas.saveState()
+    canvas.setFont(FONT, 7)
+    canvas.setFillColor(colors.HexColor("#555555"))
+    canvas.drawString(PAGE_MARGIN, PAGE_MARGIN - 2 * mm,
+                      f"IONM Station {title} — research use only, not a medical device")
+    canvas.drawRightString(A4[0] - PAGE_MARGIN, PAGE_MARGIN - 2 * mm, f"page {page}")
+    canvas.restoreState()
+
+
 def _num(value: Any, digits: int = 1, unit: str = "") -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "–"
@@ -220,14 +232,7 @@ class CaseReport:
         return self._code
 
     def _footer(self, canvas, doc) -> None:
-        canvas.saveState()
-        canvas.setFont(FONT, 7)
-        canvas.setFillColor(colors.HexColor("#555555"))
-        canvas.drawString(PAGE_MARGIN, PAGE_MARGIN - 2 * mm,
-                          f"IONM Station case report — {self.text.clean(self.case_label())} — "
-                          "research use only, not a medical device")
-        canvas.drawRightString(A4[0] - PAGE_MARGIN, PAGE_MARGIN - 2 * mm, f"page {doc.page}")
-        canvas.restoreState()
+        draw_footer(canvas, doc.page, f"case report — {self.text.clean(self.case_label())}")
 
     def _t(self, index: int) -> str:
         return clock(index / self.fs)
