@@ -8,20 +8,20 @@ line with what it saw; exit 0 when every step held.
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.support.remote_procs import (  # noqa: E402
+from tests.support.remote_procs import (
+    connected,
+    kill_until_lost,
     read_wall,
-    room,
     start_station,
     start_supervisor,
     stop,
     wait_for,
+    wait_until_back,
     write_profile,
 )
 
@@ -35,21 +35,12 @@ def main(folder: Path) -> int:
     sup = start_supervisor(out, log, "--discover", "--sdc-address", "127.0.0.1")
     seen: dict[str, object] = {}
     try:
-        def connected(name: str) -> bool:
-            r = room(read_wall(out), name)
-            return r is not None and r["connection"] == "connected"
-
-        seen["found_s"] = round(wait_for(lambda: connected("OR 1") and connected("OR 2"), 60), 2)
-        stations["OR 1"].send_signal(signal.SIGKILL)
-        stations["OR 1"].wait()
-        killed = time.monotonic()
-        wait_for(lambda: (room(read_wall(out), "OR 1") or {}).get("connection_lost"), 10)
-        seen["lost_after_s"] = round(time.monotonic() - killed, 2)
-        seen["other_still_connected"] = connected("OR 2")
+        seen["found_s"] = round(wait_for(lambda: connected(out, "OR 1")
+                                         and connected(out, "OR 2"), 60), 2)
+        seen["lost_after_s"] = round(kill_until_lost(stations["OR 1"], out, "OR 1"), 2)
+        seen["other_still_connected"] = connected(out, "OR 2")
         stations["OR 1"] = start_station(profile, 6501, "OR 1", log, "--discoverable")
-        back = time.monotonic()
-        wait_for(lambda: connected("OR 1") and room(read_wall(out), "OR 1")["connects"] >= 2, 60)
-        seen["back_after_s"] = round(time.monotonic() - back, 2)
+        seen["back_after_s"] = round(wait_until_back(out, "OR 1"), 2)
         seen["rooms"] = sorted(r["room"] for r in read_wall(out)["rooms"])
     finally:
         stop(sup, *stations.values())

@@ -7,6 +7,7 @@ profile written next to them (channels and rate chosen by the caller), headless 
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +59,29 @@ def read_wall(path: Path) -> dict[str, Any]:
 
 def room(wall: dict[str, Any], name: str) -> dict[str, Any] | None:
     return next((r for r in wall["rooms"] if r["room"] == name), None)
+
+
+def room_now(path: Path, name: str) -> dict[str, Any]:
+    """Room ``name`` as the supervisor's JSON at ``path`` shows it now ({} before it does)."""
+    return room(read_wall(path), name) or {}
+
+
+def connected(path: Path, name: str) -> bool:
+    return room_now(path, name).get("connection") == "connected"
+
+
+def kill_until_lost(station: subprocess.Popen, path: Path, name: str) -> float:
+    """Kill ``station`` (SIGKILL) and wait, 10 s at most, until the supervisor writing ``path``
+    says room ``name``'s connection is lost; returns the seconds from the kill to that."""
+    station.send_signal(signal.SIGKILL)
+    station.wait()
+    return wait_for(lambda: room_now(path, name).get("connection_lost"), 10)
+
+
+def wait_until_back(path: Path, name: str) -> float:
+    """Seconds, 60 at most, until room ``name`` (restarted) is connected again."""
+    return wait_for(lambda: connected(path, name) and room_now(path, name).get("connects", 0) >= 2,
+                    60)
 
 
 def free_port() -> int:
