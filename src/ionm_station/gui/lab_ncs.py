@@ -19,20 +19,18 @@ from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
     QFileDialog,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
-    QSplitter,
     QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from ionm_station.gui import theme
+from ionm_station.gui.lab_common import LabPanel, cell_text, lab_table, split, table_item
 from ionm_station.gui.lab_jobs import NCS_WINDOW_MS, NcsView, SiteTrace, ncs_job, write_ncs_json
-from ionm_station.gui.lab_needle import _item, _table, cell_text
-from ionm_station.gui.lab_window import JobRunner, StatusLine, table_colours
+from ionm_station.gui.lab_window import table_colours
 
 COLUMNS = ("site", "onset ms", "peak ms", "amplitude", "peak-to-peak", "area mV·ms",
            "duration ms", "distance mm", "velocity m/s")
@@ -62,41 +60,28 @@ def gain_text(uv: float) -> str:
     return f"{uv / 1000:g} mV" if uv >= 1000 else f"{uv:g} µV"
 
 
-class NcsPanel(QWidget):
+class NcsPanel(LabPanel):
     """The Nerve conduction tab. ``view`` is the last study shown (None before the first)."""
 
+    view: NcsView | None
+
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.path: Path | None = None
-        self.view: NcsView | None = None
+        super().__init__("ncs", parent)
         #: (study, site) → table row, and (study, segment: "from–to", or "from" for a sensory
         #: first site) → table row; filled with the table (keys as the flags' "where").
         self.rows: dict[tuple[str, str], int] = {}
         self.segment_rows: dict[tuple[str, str], int] = {}
-        self.runner = JobRunner("ncs", self)
-        self.runner.finished.connect(self._measured)
-        self.runner.failed.connect(self._failed)
-        self.exports = JobRunner("ncs-export", self)
-        self.exports.finished.connect(lambda _t, text: self.status.say(text))
-        self.exports.failed.connect(lambda _t, text: self.status.say(text, error=True))
         self._build()
 
     def _build(self) -> None:
-        bar = QHBoxLayout()
-        self.open_button = QPushButton("Open study…")
-        self.open_button.clicked.connect(self._choose_file)
-        self.file_label = QLabel("no study (a .ncs.toml description naming its recording)")
-        self.file_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
+        bar = self._file_bar("Open study…",
+                             "no study (a .ncs.toml description naming its recording)")
         self.analyse_button = QPushButton("Measure again")
         self.analyse_button.clicked.connect(self.analyse)
         self.json_button = QPushButton("Export JSON…")
         self.json_button.clicked.connect(self._choose_export)
-        bar.addWidget(self.open_button)
-        bar.addWidget(self.file_label)
-        bar.addStretch(1)
         bar.addWidget(self.analyse_button)
         bar.addWidget(self.json_button)
-        self.status = StatusLine()
 
         self.waves = pg.GraphicsLayoutWidget()
         self.waves.ci.setSpacing(4)
@@ -105,7 +90,7 @@ class NcsPanel(QWidget):
         wb = QVBoxLayout(waves_box)
         wb.addWidget(self.waves)
 
-        self.table = _table(list(HEADERS))
+        self.table = lab_table(list(HEADERS))
         self.table.horizontalHeader().setStretchLastSection(False)
         self.table.horizontalHeader().setSectionResizeMode(COL["site"],
                                                            QHeaderView.ResizeMode.Stretch)
@@ -116,7 +101,7 @@ class NcsPanel(QWidget):
         font = QFont(self.pattern_label.font())
         font.setPointSizeF(font.pointSizeF() * 1.15)
         self.pattern_label.setFont(font)
-        self.flags_table = _table(["flag", "source"])
+        self.flags_table = lab_table(["flag", "source"])
         self.flags_table.horizontalHeader().setSectionResizeMode(
             0, QHeaderView.ResizeMode.Interactive)
         self.flags_table.setWordWrap(True)
@@ -130,63 +115,33 @@ class NcsPanel(QWidget):
         fb.addWidget(self.pattern_label)
         fb.addWidget(self.comparisons_label)
         fb.addWidget(self.flags_table, 1)
-        right = QSplitter(Qt.Orientation.Vertical)
-        right.addWidget(results_box)
-        right.addWidget(findings)
-        right.setSizes([520, 420])
-        main = QSplitter(Qt.Orientation.Horizontal)
-        main.addWidget(waves_box)
-        main.addWidget(right)
-        main.setSizes([780, 820])
-        layout = QVBoxLayout(self)
-        layout.addLayout(bar)
-        layout.addWidget(self.status)
-        layout.addWidget(main, 1)
-        self._set_enabled()
+        right = split(Qt.Orientation.Vertical, [results_box, findings], [520, 420])
+        self._lay_out(bar, waves_box, right, [780, 820])
 
     def _set_enabled(self) -> None:
         busy = self.runner.busy
         self.analyse_button.setEnabled(self.path is not None and not busy)
         self.json_button.setEnabled(self.view is not None and not busy)
 
-    @property
-    def busy(self) -> bool:
-        return self.runner.busy or self.exports.busy
-
     # --- actions ------------------------------------------------------------------------
 
     def _choose_file(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(
-            self, "Open nerve conduction study", str(self.path.parent if self.path
-                                                     else Path.cwd()),
-            "Study descriptions (*.toml);;All files (*)")
-        if name:
-            self.open_study(Path(name))
+        path = self._ask_open("Open nerve conduction study",
+                              "Study descriptions (*.toml);;All files (*)")
+        if path:
+            self.open_study(path)
 
     def open_study(self, path: Path) -> None:
         """Open the study description ``path`` and measure it."""
-        self.path = Path(path)
-        self.file_label.setText(self.path.name)
-        self.file_label.setToolTip(str(self.path))
+        self._set_path(path)
         self.analyse()
 
     def analyse(self) -> None:
         if self.path is None:
             return
-        self.runner.submit(ncs_job, self.path)
-        self.status.say(f"Measuring {self.path.name}…", colour=theme.AMBER)
-        self._set_enabled()
+        self._start(f"Measuring {self.path.name}…", ncs_job, self.path)
 
-    def _failed(self, token: int, text: str) -> None:
-        if token != self.runner.token:
-            return
-        self.status.say(text, error=True)
-        self._set_enabled()
-
-    def _measured(self, token: int, view: NcsView) -> None:
-        if token != self.runner.token:
-            return
-        self.view = view
+    def _show(self, view: NcsView) -> None:
         doc = view.doc
         self.status.say(f"{view.path.name}: {len(doc['studies'])} studies, "
                         f"{len(doc['flags'])} flags, recording {Path(doc['recording']).name} "
@@ -194,7 +149,6 @@ class NcsPanel(QWidget):
         self._fill_table(doc)
         self._fill_findings(doc)
         self._draw(view)
-        self._set_enabled()
 
     # --- results ------------------------------------------------------------------------
 
@@ -224,7 +178,7 @@ class NcsPanel(QWidget):
             return row
 
         def put(row: int, column: str, value: Any, unit: str = "") -> None:
-            item = _item(value)
+            item = table_item(value)
             if unit and value is not None:
                 item.setText(f"{cell_text(value)} {unit}")
             t.setItem(row, COL[column], item)
@@ -437,11 +391,5 @@ class NcsPanel(QWidget):
             write_ncs_json(view, path, replace=replace)
             return f"JSON written: {path}"
 
-        self.status.say(f"Writing {path.name}…", colour=theme.AMBER)
-        return self.exports.submit(work)
-
-    def shutdown(self) -> None:
-        """Wait for the worker threads (the window is closing)."""
-        self.runner.join()
-        self.exports.join()
+        return self._write(path, work)
 

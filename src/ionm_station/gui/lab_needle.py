@@ -23,12 +23,9 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
     QGroupBox,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QPushButton,
-    QSplitter,
-    QTableWidget,
     QTableWidgetItem,
     QTabWidget,
     QTextBrowser,
@@ -37,8 +34,9 @@ from PySide6.QtWidgets import (
 )
 
 from ionm_station.gui import theme
+from ionm_station.gui.lab_common import LabPanel, cell_text, lab_table, split, table_item
 from ionm_station.gui.lab_jobs import NeedleView, needle_job, write_needle_exports
-from ionm_station.gui.lab_window import JobRunner, StatusLine, table_colours
+from ionm_station.gui.lab_window import table_colours
 
 #: Verdict colours (background, text): not the alarm tiles' colours.
 VERDICT_COLOURS = {"normal": ("#1f6b45", "#eafff2"), "neurogenic": ("#9a5b00", "#fff4e0"),
@@ -70,17 +68,6 @@ MEANS = (("amplitude_uv", "mean_amplitude_uv", "amplitude µV"),
          ("polyphasic_fraction", "polyphasic_fraction", "polyphasic fraction"))
 
 
-def cell_text(value: Any) -> str:
-    """How a JSON value is shown in a table: the number as the document has it."""
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value).replace("_", " ")
-
-
 def nice_gain(amplitude_uv: float) -> float:
     """The smallest gain of :data:`GAINS_UV` holding ``amplitude_uv`` with a margin."""
     for g in GAINS_UV:
@@ -100,52 +87,20 @@ def outlier_side(value: Any, limit: dict[str, Any] | None) -> int:
     return 0
 
 
-def _table(headers: list[str]) -> QTableWidget:
-    table = QTableWidget(0, len(headers))
-    table.setHorizontalHeaderLabels(headers)
-    table.verticalHeader().setVisible(False)
-    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-    table.setAlternatingRowColors(True)
-    table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    table.horizontalHeader().setStretchLastSection(True)
-    table.verticalHeader().setDefaultSectionSize(22)
-    return table
-
-
-def _item(value: Any) -> QTableWidgetItem:
-    item = QTableWidgetItem(cell_text(value))
-    item.setData(Qt.ItemDataRole.UserRole, value)
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-    return item
-
-
-class NeedlePanel(QWidget):
+class NeedlePanel(LabPanel):
     """The Needle EMG tab. ``view`` is the last analysis shown (None before the first)."""
 
+    view: NeedleView | None
+
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.path: Path | None = None
-        self.view: NeedleView | None = None
+        super().__init__("needle", parent)
         self.selected: int | None = None
-        self.runner = JobRunner("needle", self)
-        self.runner.finished.connect(self._analysed)
-        self.runner.failed.connect(self._failed)
-        self.exports = JobRunner("needle-export", self)
-        self.exports.finished.connect(lambda _t, text: self.status.say(text))
-        self.exports.failed.connect(lambda _t, text: self.status.say(text, error=True))
         self._build()
 
     # --- layout -------------------------------------------------------------------------
 
     def _build(self) -> None:
-        bar = QHBoxLayout()
-        self.open_button = QPushButton("Open needle recording…")
-        self.open_button.clicked.connect(self._choose_file)
-        self.file_label = QLabel("no file")
-        self.file_label.setStyleSheet(f"color: {theme.TEXT_DIM};")
+        bar = self._file_bar("Open needle recording…", "no file")
         self.channel_box = QComboBox()
         self.channel_box.setMinimumContentsLength(12)
         self.channel_box.setToolTip("the needle channel analysed")
@@ -164,16 +119,12 @@ class NeedlePanel(QWidget):
         self.json_button.clicked.connect(lambda: self._choose_export("json"))
         self.pdf_button = QPushButton("Export PDF…")
         self.pdf_button.clicked.connect(lambda: self._choose_export("pdf"))
-        for w in (self.open_button, self.file_label):
-            bar.addWidget(w)
-        bar.addStretch(1)
         bar.addWidget(QLabel("Channel"))
         bar.addWidget(self.channel_box)
         bar.addWidget(QLabel("Muscle"))
         bar.addWidget(self.muscle_box)
         for w in (self.analyse_button, self.json_button, self.pdf_button):
             bar.addWidget(w)
-        self.status = StatusLine()
 
         # overlay grid of every MUAP (left top) and the tables (left bottom)
         self.overlay = pg.PlotWidget()
@@ -186,9 +137,9 @@ class NeedlePanel(QWidget):
         self.overlay_title = QLabel("MUAP overlay: aligned discharges (grey) and template of "
                                     "each unit, negative up")
         self.overlay_title.setStyleSheet(f"color: {theme.TEXT_DIM};")
-        self.muap_table = _table([c[0] for c in MUAP_COLUMNS])
+        self.muap_table = lab_table([c[0] for c in MUAP_COLUMNS])
         self.muap_table.itemSelectionChanged.connect(self._row_selected)
-        self.rejected_table = _table([c[0] for c in REJECTED_COLUMNS])
+        self.rejected_table = lab_table([c[0] for c in REJECTED_COLUMNS])
         self.tables = QTabWidget()
         self.tables.addTab(self.muap_table, "MUAPs")
         self.tables.addTab(self.rejected_table, "Not accepted")
@@ -197,10 +148,7 @@ class NeedlePanel(QWidget):
         lt.setContentsMargins(0, 0, 0, 0)
         lt.addWidget(self.overlay_title)
         lt.addWidget(self.overlay, 1)
-        left = QSplitter(Qt.Orientation.Vertical)
-        left.addWidget(left_top)
-        left.addWidget(self.tables)
-        left.setSizes([560, 400])
+        left = split(Qt.Orientation.Vertical, [left_top, self.tables], [560, 400])
 
         # verdict, means, selected MUAP, spontaneous activity (right)
         self.verdict_label = QLabel("—")
@@ -216,7 +164,7 @@ class NeedlePanel(QWidget):
         self.reasons_label.setOpenLinks(False)
         self.reasons_label.setFrameShape(QFrame.Shape.NoFrame)
         self.reasons_label.setStyleSheet(f"background: {theme.PANEL};")
-        self.means_table = _table(["measure", "mean", "lower", "upper", "source"])
+        self.means_table = lab_table(["measure", "mean", "lower", "upper", "source"])
         self.means_table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.means_table.setFixedHeight(24 + 22 * len(MEANS) + 4)
         self.means_table.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -242,25 +190,15 @@ class NeedlePanel(QWidget):
         self.grades_label = QLabel("")
         self.grades_label.setWordWrap(True)
         self.grades_label.setTextFormat(Qt.TextFormat.RichText)
-        self.spont_table = _table([c[0] for c in SPONTANEOUS_COLUMNS])
+        self.spont_table = lab_table([c[0] for c in SPONTANEOUS_COLUMNS])
         spont_box = QGroupBox("Spontaneous activity (grade 0–4, single-site adaptation)")
         sb = QVBoxLayout(spont_box)
         sb.addWidget(self.grades_label)
         sb.addWidget(self.spont_table, 1)
 
-        right = QSplitter(Qt.Orientation.Vertical)
-        for w in (verdict_box, detail_box, spont_box):
-            right.addWidget(w)
-        right.setSizes([440, 300, 220])
-        main = QSplitter(Qt.Orientation.Horizontal)
-        main.addWidget(left)
-        main.addWidget(right)
-        main.setSizes([980, 620])
-        layout = QVBoxLayout(self)
-        layout.addLayout(bar)
-        layout.addWidget(self.status)
-        layout.addWidget(main, 1)
-        self._set_enabled()
+        right = split(Qt.Orientation.Vertical, [verdict_box, detail_box, spont_box],
+                      [440, 300, 220])
+        self._lay_out(bar, left, right, [980, 620])
 
     def _set_enabled(self) -> None:
         has_file = self.path is not None
@@ -273,24 +211,17 @@ class NeedlePanel(QWidget):
 
     # --- actions ------------------------------------------------------------------------
 
-    @property
-    def busy(self) -> bool:
-        return self.runner.busy or self.exports.busy
-
     def _choose_file(self) -> None:
-        name, _ = QFileDialog.getOpenFileName(
-            self, "Open needle recording", str(self.path.parent if self.path else Path.cwd()),
-            "Needle recordings (*.edf *.EDF *.bdf *.BDF *.hea *.h5);;All files (*)")
-        if name:
-            self.open_file(Path(name))
+        path = self._ask_open("Open needle recording", "Needle recordings (*.edf *.EDF *.bdf "
+                              "*.BDF *.hea *.h5);;All files (*)")
+        if path:
+            self.open_file(path)
 
     def open_file(self, path: Path, channel: str | None = None,
                   muscle: str | None = None) -> None:
         """Open ``path`` and analyse ``channel`` (None: the only or the first one) for
         ``muscle`` (None: from the channel label)."""
-        self.path = Path(path)
-        self.file_label.setText(self.path.name)
-        self.file_label.setToolTip(str(self.path))
+        self._set_path(path)
         self.channel_box.clear()
         if channel:
             self.channel_box.addItem(channel)
@@ -312,21 +243,10 @@ class NeedlePanel(QWidget):
             return
         channel = self.channel_box.currentText() or None
         muscle = self.muscle_box.currentData()
-        self.runner.submit(needle_job, self.path, channel, muscle)
-        self.status.say(f"Analysing {self.path.name}" + (f" [{channel}]" if channel else "")
-                        + "…", colour=theme.AMBER)
-        self._set_enabled()
+        self._start(f"Analysing {self.path.name}" + (f" [{channel}]" if channel else "") + "…",
+                    needle_job, self.path, channel, muscle)
 
-    def _failed(self, token: int, text: str) -> None:
-        if token != self.runner.token:
-            return
-        self.status.say(text, error=True)
-        self._set_enabled()
-
-    def _analysed(self, token: int, view: NeedleView) -> None:
-        if token != self.runner.token:
-            return
-        self.view = view
+    def _show(self, view: NeedleView) -> None:
         self.selected = None
         self.channel_box.blockSignals(True)
         self.channel_box.clear()
@@ -349,7 +269,6 @@ class NeedlePanel(QWidget):
             self.muap_table.selectRow(0)
         else:
             self._draw_detail(None)
-        self._set_enabled()
 
     # --- results ------------------------------------------------------------------------
 
@@ -382,9 +301,9 @@ class NeedlePanel(QWidget):
             row = t.rowCount()
             t.insertRow(row)
             mean = s.get(skey)
-            items = [QTableWidgetItem(title), _item(mean),
-                     _item(lim.get("lower") if lim else None),
-                     _item(lim.get("upper") if lim else None),
+            items = [QTableWidgetItem(title), table_item(mean),
+                     table_item(lim.get("lower") if lim else None),
+                     table_item(lim.get("upper") if lim else None),
                      QTableWidgetItem((lim["source"] + ("" if lim.get("source_verified")
                                                         else " (not verified)"))
                                       if lim else "no limit")]
@@ -411,7 +330,7 @@ class NeedlePanel(QWidget):
             for c, (_title, key, lim_key) in enumerate(MUAP_COLUMNS):
                 if key is None:
                     continue
-                item = _item(m.get(key))
+                item = table_item(m.get(key))
                 side = outlier_side(m.get(key), outl.get(lim_key)) if lim_key else 0
                 if side:
                     item.setBackground(QBrush(bg))
@@ -437,7 +356,7 @@ class NeedlePanel(QWidget):
             row = r.rowCount()
             r.insertRow(row)
             for c, (_title, key) in enumerate(REJECTED_COLUMNS):
-                r.setItem(row, c, _item(m.get(key)))
+                r.setItem(row, c, table_item(m.get(key)))
         self.tables.setTabText(1, f"Not accepted ({len(rejected)})")
 
     def _show_spontaneous(self, doc: dict[str, Any]) -> None:
@@ -456,7 +375,7 @@ class NeedlePanel(QWidget):
             row = t.rowCount()
             t.insertRow(row)
             for c, (_title, key) in enumerate(SPONTANEOUS_COLUMNS):
-                t.setItem(row, c, _item(train.get(key)))
+                t.setItem(row, c, table_item(train.get(key)))
 
     # --- drawing ------------------------------------------------------------------------
 
@@ -608,10 +527,4 @@ class NeedlePanel(QWidget):
                                  pdf_path=path if kind == "pdf" else None, replace=replace)
             return f"{kind.upper()} written: {path}"
 
-        self.status.say(f"Writing {path.name}…", colour=theme.AMBER)
-        return self.exports.submit(work)
-
-    def shutdown(self) -> None:
-        """Wait for the worker threads (the window is closing)."""
-        self.runner.join()
-        self.exports.join()
+        return self._write(path, work)
