@@ -1,11 +1,11 @@
-"""Keep a long case's memory flat: the C allocator, not Python objects, is what creeps.
+"""Keep a long case's memory flat on the C allocator's side.
 
-Measured with ``scripts/soak`` (8 h of 16 ch × 10 kHz): Python's own allocations grow by about
-1 MB per half hour, yet the resident size grew by 167 MB. The processing, acquisition and
-recorder threads each allocate and free numpy blocks of varying size; glibc then raises its
-mmap threshold after every large free (up to 32 MB), so later blocks come from per-thread heaps
-that fragment and are never given back. Fixing the threshold keeps large blocks in mmap (given
-back on free), and a periodic ``malloc_trim`` returns what the heaps no longer use.
+The processing, acquisition and recorder threads each allocate and free numpy blocks of varying
+size; glibc raises its mmap threshold after every large free (up to 32 MB), so later blocks come
+from per-thread heaps that can fragment and are not given back. Fixing the threshold keeps large
+blocks in mmap (given back on free), and a periodic ``malloc_trim`` returns what the heaps no
+longer use. (The 167 MB growth of an early 8 h soak that led to this was most likely chains
+kept alive by the soak's own fault injector — see ``scripts/soak`` and docs/architecture.md.)
 
 Both are glibc-only; elsewhere these functions do nothing.
 """
