@@ -20,7 +20,8 @@ from ionm_station.commands.inject_command import build  # noqa: E402
 #: The docs' screenshot is refreshed only with IONM_SCREENSHOT_DIR=docs/screenshots (a test run
 #: must not change the working tree); otherwise it goes to the temporary folder.
 SCREENSHOT = Path(os.environ.get("IONM_SCREENSHOT_DIR",
-                                 Path(tempfile.gettempdir()) / "ionm-screenshots")) / "injection.png"
+                                 Path(tempfile.gettempdir()) / "ionm-screenshots"))
+SCREENSHOT /= "injection.png"
 
 
 def _advance(guide, session, until_s: float, timeout_s: float = 30.0) -> None:
