@@ -121,6 +121,21 @@ def in_range(value: float, lo: float, hi: float, path: str, key: str, unit: str 
     return value
 
 
+def low_high(table: dict, key: str, default: tuple[float, float], limits: tuple[float, float],
+             unit: str, path: str, section: str, ordered: bool = True) -> tuple[float, float]:
+    """The ``[low, high]`` pair ``section.key`` (``default`` when absent), each number within
+    ``limits`` (in ``unit``); ``ordered``: low ≤ high."""
+    full = f"{section}.{key}"
+    value = optional(table, key, list, path, list(default), section)
+    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if len(value) != 2 or not numbers:
+        raise ConfigError(path, full, f"expected [low, high] in {unit}, got {value!r}")
+    lo, hi = (float(in_range(v, *limits, path, full, unit)) for v in value)
+    if ordered and lo > hi:
+        raise ConfigError(path, full, f"expected low <= high, got {value!r}")
+    return lo, hi
+
+
 def check_keys(table: dict, valid: Collection[str], path: str, prefix: str = "") -> None:
     """Reject a key (or sub-table) of ``table`` that is not in ``valid``, naming the nearest
     valid one (``did you mean high_hz?``) or, if none is near, all of them."""

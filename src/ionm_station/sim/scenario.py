@@ -25,6 +25,7 @@ from ionm_station.config import (
     check_keys,
     in_range,
     load_toml,
+    low_high,
     optional,
     require,
     resolve_named_file,
@@ -362,7 +363,7 @@ def _parse_random(doc: dict[str, Any], montage: Montage, path: str) -> RandomSpe
                "random")
     per_hour = {k: _number(table, f"{k}_per_hour", 0.0, 0.0, 36000.0, path, "/h", "random")
                 for k in _RANDOM_KINDS}
-    ranges = {k: _pair(table, k, *spec, path) for k, spec in _RANGE_KEYS.items()}
+    ranges = {k: low_high(table, k, *spec, path, "random") for k, spec in _RANGE_KEYS.items()}
     channels = optional(table, "channels", list, path, None, "random")
     if channels is not None:
         for label in channels:
@@ -372,18 +373,6 @@ def _parse_random(doc: dict[str, Any], montage: Montage, path: str) -> RandomSpe
     min_gap = _number(table, "min_gap_s", 0.5, ARTIFACT_CLEARANCE_S, 60.0, path, "s", "random")
     return RandomSpec(per_hour=per_hour, ranges=ranges, channels=channels, min_gap_s=min_gap)
 
-
-def _pair(table: dict[str, Any], key: str, default: tuple[float, float],
-          limits: tuple[float, float], unit: str, path: str) -> tuple[float, float]:
-    full = f"random.{key}"
-    value = optional(table, key, list, path, list(default), "random")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    if len(value) != 2 or not numbers:
-        raise ConfigError(path, full, f"expected [low, high] in {unit}, got {value!r}")
-    lo, hi = (float(in_range(v, *limits, path, full, unit)) for v in value)
-    if lo > hi:
-        raise ConfigError(path, full, f"expected low <= high, got {value!r}")
-    return lo, hi
 
 
 # --- [random] expansion -------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ionm_station.config import check_keys, in_range, optional, require
+from ionm_station.config import check_keys, in_range, low_high, optional, require
 from ionm_station.errors import ConfigError
 from ionm_station.therapy.biofeedback import PROTOCOLS, Cue, Protocol
 
@@ -94,7 +94,8 @@ def parse_voluntary(doc: dict[str, Any], labels: tuple[str, ...], duration_s: fl
         fields[key] = float(in_range(value, 0.0, 3600.0, path, f"{p}.{key}", "s"))
     for key in ("mvc_trials", "trials"):
         fields[key] = int(optional(table, key, int, path, getattr(default, key), p))
-    fields["band_pct"] = _pair(table, "band_pct", default.band_pct, (0.0, 200.0), "% MVC", path)
+    fields["band_pct"] = low_high(table, "band_pct", default.band_pct, (0.0, 200.0), "% MVC", path,
+                                  "biofeedback")
     protocol = Protocol(**fields)
     if problems := protocol.problems():
         name, _, text = problems[0].partition(": ")
@@ -107,10 +108,11 @@ def parse_voluntary(doc: dict[str, Any], labels: tuple[str, ...], duration_s: fl
                          path, f"{p}.mvc_uv", "µV"))
     tau = float(in_range(optional(table, "relax_tau_s", (int, float), path, 1.0, p), 0.01, 60.0,
                          path, f"{p}.relax_tau_s", "s"))
-    ranges = {k: _pair(table, k, d, lim, unit, path) for k, (d, lim, unit) in _PATIENT_RANGES.items()
-              if k != "median_hz"}
+    ranges = {k: low_high(table, k, d, lim, unit, path, "biofeedback")
+              for k, (d, lim, unit) in _PATIENT_RANGES.items() if k != "median_hz"}
     d, lim, unit = _PATIENT_RANGES["median_hz"]
-    ranges["median_hz"] = _pair(table, "median_hz", d, lim, unit, path, ordered=False)
+    ranges["median_hz"] = low_high(table, "median_hz", d, lim, unit, path, "biofeedback",
+                                   ordered=False)
     slowest = min(protocol.work_s, protocol.mvc_work_s if protocol.mvc_trials else protocol.work_s)
     if ranges["reaction_s"][1] + ranges["rise_s"][1] >= slowest:
         raise ConfigError(path, f"{p}.rise_s", "reaction_s + rise_s must end within the work "
@@ -121,19 +123,6 @@ def parse_voluntary(doc: dict[str, Any], labels: tuple[str, ...], duration_s: fl
                                                f"rest phase ({shortest:g} s)")
     return VoluntarySpec(channel, protocol, mvc, tau, ranges)
 
-
-def _pair(table: dict[str, Any], key: str, default: tuple[float, float],
-          limits: tuple[float, float], unit: str, path: str,
-          ordered: bool = True) -> tuple[float, float]:
-    full = f"biofeedback.{key}"
-    value = optional(table, key, list, path, list(default), "biofeedback")
-    numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    if len(value) != 2 or not numbers:
-        raise ConfigError(path, full, f"expected [low, high] in {unit}, got {value!r}")
-    lo, hi = (float(in_range(v, *limits, path, full, unit)) for v in value)
-    if ordered and lo > hi:
-        raise ConfigError(path, full, f"expected low <= high, got {value!r}")
-    return lo, hi
 
 
 def spectrum_median_hz(scale: float, fs: float, n: int) -> float:
