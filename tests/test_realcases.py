@@ -144,6 +144,32 @@ def test_r_peaks_land_on_the_ecg_peaks(case: realcases.RealCase) -> None:
     assert ((peak > 15.0) & (peak < 450.0)).all()
 
 
+@pytest.mark.parametrize("name", list(SPECS))
+def test_the_ecg_is_the_heart_without_the_ecg_recordings_own_noise(name: str) -> None:
+    """Between QRS complexes the ECG recording's own noise (chest EMG, electrode noise) is not
+    carried onto the channels; the QRS is kept; nothing else in the case changes."""
+    kept = realcases.generate(SPECS[name], SHORT_S, ecg_source_noise=True)
+    heart = realcases.generate(SPECS[name], SHORT_S)
+    fs = heart.sample_rate_hz
+    sos = signal.butter(4, 60.0, "highpass", fs=fs, output="sos")
+    hf_kept, hf_heart = (signal.sosfiltfilt(sos, c.components["ecg"].astype(float), axis=0)
+                         for c in (kept, heart))
+    near, core = np.zeros(len(hf_heart), bool), np.zeros(len(hf_heart), bool)
+    for r in heart.truth.ecg_beats:  # R −80…+130 ms covers the QRS after the ±15 % time warp
+        near[max(0, r - round(0.08 * fs)):r + round(0.13 * fs)] = True
+        core[max(0, r - round(0.03 * fs)):r + round(0.06 * fs)] = True
+
+    def rms(x: np.ndarray, where: np.ndarray) -> np.ndarray:
+        return np.sqrt(np.mean(x[where] ** 2, axis=0))
+
+    assert (rms(hf_heart, ~near) < 0.05 * rms(hf_kept, ~near)).all()
+    assert (rms(hf_heart, ~near) < 0.1).all()  # µV
+    np.testing.assert_allclose(rms(hf_heart, core), rms(hf_kept, core), rtol=0.05)
+    assert heart.truth == kept.truth
+    for key in heart.components.keys() - {"ecg"}:
+        np.testing.assert_array_equal(heart.components[key], kept.components[key])
+
+
 def test_labelled_record_holds_a_premature_beat() -> None:
     case = realcases.generate(SPECS["mitdb"], 60.0)
     assert set(case.beat_labels) - {"N"}

@@ -83,6 +83,14 @@ LOOP_CUT_BEFORE_R_S = 0.3
 ECG_LEAD_IN_S = 0.5
 #: High-pass corner (Hz) removing the recordings' baseline wander.
 ECG_HIGHPASS_HZ = 0.5
+#: The heart, not the ECG electrodes' own noise: outside R −60…+100 ms (edges tapered over
+#: HEART_TAPER_S) a lead keeps only what is below HEART_LOWPASS_HZ. Above it, between
+#: complexes, a resting surface ECG holds chest-wall EMG and electrode noise (PTB s0010's limb
+#: leads 10–29 µV σ per mV of QRS, MIT-BIH 100 4–7), which scaling a lead to a limb muscle's
+#: ECG would carry there too; the heart's own P and T waves are below 40 Hz.
+HEART_QRS_S = (-0.06, 0.10)
+HEART_TAPER_S = 0.01
+HEART_LOWPASS_HZ = 40.0
 
 # --- MUAPs ---
 EMG_RECORDS = ("healthy", "myopathy", "neuropathy")
@@ -204,8 +212,10 @@ def data_dir() -> Path:
     return DATA_DIR
 
 
-def generate(spec: CaseSpec, duration_s: float | None = None) -> RealCase:
-    """Render ``spec`` (first ``duration_s`` s of it; None: all of it)."""
+def generate(spec: CaseSpec, duration_s: float | None = None, *,
+             ecg_source_noise: bool = False) -> RealCase:
+    """Render ``spec`` (first ``duration_s`` s of it; None: all of it). ``ecg_source_noise``:
+    keep the ECG recording's own noise between QRS complexes (see HEART_LOWPASS_HZ)."""
     fs = float(spec.rate_hz)
     n = round((duration_s or spec.duration_s) * fs)
     montage = load_montage("lumbar").first(N_CHANNELS)
@@ -220,7 +230,8 @@ def generate(spec: CaseSpec, duration_s: float | None = None) -> RealCase:
     _add_events(emg, truth, timeline, rng["events"], fs)
     truth.events.sort(key=lambda e: e.onset)
     truth.artifacts.sort(key=lambda a: a.onset)
-    ecg, beats, labels = _ecg(spec.ecg_record, montage, n, fs, rng["ecg"])
+    ecg, beats, labels = _ecg(load_ecg(spec.ecg_record, heart_only=not ecg_source_noise),
+                              montage, n, fs, rng["ecg"])
     truth.ecg_beats = beats.tolist()
     mains, mains_hz = _mains(spec.mains_hz, n, fs, rng["mains"])
     components = {"emg": emg, "ecg": ecg, "mains": mains, "artifacts": artifacts,
@@ -528,10 +539,12 @@ class EcgRecord:
         return int(self.r_peaks[1]) - cut, int(self.r_peaks[-1]) - cut
 
 
-@lru_cache(maxsize=2)
-def load_ecg(name: str) -> EcgRecord:
+@lru_cache(maxsize=4)
+def load_ecg(name: str, heart_only: bool = True) -> EcgRecord:
     """Read an ECG record of :data:`ECG_RECORDS` from ``physionet_ecg`` with wfdb; R peaks from
-    its ``.atr`` beat labels, or detected on all leads together where it has none."""
+    its ``.atr`` beat labels, or detected on all leads together where it has none.
+    ``heart_only``: the recording's noise above HEART_LOWPASS_HZ between QRS complexes removed
+    (:func:`_heart_only`); False keeps it (the construction before 2026-11-30's decision)."""
     path = str(data_dir() / "physionet_ecg" / name)
     mains_hz, annotated = ECG_RECORDS[name]
     with warnings.catch_warnings():  # wfdb builds its tables with a keyword pandas deprecates
@@ -549,7 +562,27 @@ def load_ecg(name: str) -> EcgRecord:
     else:
         r_peaks = _detect_r(leads, fs)
         labels = np.full(len(r_peaks), "?")
+    if heart_only:
+        leads = _heart_only(leads, r_peaks, fs)
     return EcgRecord(name, fs, leads, r_peaks.astype(np.int64), labels)
+
+
+def _heart_only(leads: np.ndarray, r_peaks: np.ndarray, fs: float) -> np.ndarray:
+    """``leads`` (samples × leads, mV) whose content above HEART_LOWPASS_HZ (zero-phase split)
+    is kept only within HEART_QRS_S of each R peak, raised-cosine tapered over HEART_TAPER_S."""
+    low = signal.sosfiltfilt(signal.butter(4, HEART_LOWPASS_HZ, "lowpass", fs=fs, output="sos"),
+                             leads, axis=0)
+    keep = np.zeros(len(leads))
+    taper = round(HEART_TAPER_S * fs)
+    edge = 0.5 - 0.5 * np.cos(np.pi * np.arange(1, taper + 1) / (taper + 1))
+    shape = np.concatenate([edge, np.ones(round((HEART_QRS_S[1] - HEART_QRS_S[0]) * fs)),
+                            edge[::-1]])
+    for r in r_peaks:
+        start = int(r) + round(HEART_QRS_S[0] * fs) - taper
+        lo, hi = max(start, 0), min(start + len(shape), len(keep))
+        if lo < hi:
+            keep[lo:hi] = np.maximum(keep[lo:hi], shape[lo - start:hi - start])
+    return low + keep[:, None] * (leads - low)
 
 
 def _without_mains(x: np.ndarray, fs: float, mains_hz: float) -> np.ndarray:
@@ -626,11 +659,10 @@ def _ecg_peak_uv(montage: Montage, rng: np.random.Generator) -> np.ndarray:
         * rng.choice([-1.0, 1.0], len(ranges))
 
 
-def _ecg(record: str, montage: Montage, n: int, fs: float,
+def _ecg(rec: EcgRecord, montage: Montage, n: int, fs: float,
          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """The ECG component (n × 8, µV), the heart's R-peak indices in the case and their beat
-    labels."""
-    rec = load_ecg(record)
+    """The ECG component (n × 8, µV) from ``rec``, the heart's R-peak indices in the case and
+    their beat labels."""
     source_s = _source_time_s(n, fs, rng)
     m = math.ceil((source_s[-1] + 2 * ECG_LEAD_IN_S) * rec.fs)
     leads, beats, labels = _looped(rec, _window_start(rec, m, rng), m)
