@@ -83,14 +83,23 @@ LOOP_CUT_BEFORE_R_S = 0.3
 ECG_LEAD_IN_S = 0.5
 #: High-pass corner (Hz) removing the recordings' baseline wander.
 ECG_HIGHPASS_HZ = 0.5
-#: The heart, not the ECG electrodes' own noise: outside R −60…+100 ms (edges tapered over
-#: HEART_TAPER_S) a lead keeps only what is below HEART_LOWPASS_HZ. Above it, between
-#: complexes, a resting surface ECG holds chest-wall EMG and electrode noise (PTB s0010's limb
-#: leads 10–29 µV σ per mV of QRS, MIT-BIH 100 4–7), which scaling a lead to a limb muscle's
-#: ECG would carry there too; the heart's own P and T waves are below 40 Hz.
+#: The heart, not the ECG electrodes' own noise. A resting surface ECG holds chest-wall EMG and
+#: electrode noise above HEART_LOWPASS_HZ (between complexes PTB s0010's limb leads 10–29 µV σ
+#: per mV of QRS, MIT-BIH 100 4–7), which scaling a lead onto a limb muscle's ECG would carry
+#: there too (and the chest EMG is EMG: a detector should find it). So a lead keeps what is below
+#: HEART_LOWPASS_HZ as recorded (P and T waves, the QRS's main deflections, beat by beat), and
+#: above it only the QRS's own fast content within HEART_QRS_S of each R peak (raised-cosine
+#: edges of HEART_TAPER_S): the mean of the HEART_NEIGHBOURS beats of the same class (ventricular
+#: or not) nearest to it, each normalised by its below-40 Hz QRS size and scaled back to this
+#: beat's — the noise falls by √(2·HEART_NEIGHBOURS + 1), the QRS keeps its slow changes.
 HEART_QRS_S = (-0.06, 0.10)
 HEART_TAPER_S = 0.01
 HEART_LOWPASS_HZ = 40.0
+HEART_NEIGHBOURS = 8
+#: Beats are aligned to this fraction of ms before averaging (s), within ±HEART_ALIGN_MAX_S.
+HEART_ALIGN_S, HEART_ALIGN_MAX_S = 0.0005, 0.006
+#: MIT-BIH labels of beats of ventricular origin (their own QRS shape).
+VENTRICULAR = frozenset("VEF")
 
 # --- MUAPs ---
 EMG_RECORDS = ("healthy", "myopathy", "neuropathy")
@@ -215,7 +224,7 @@ def data_dir() -> Path:
 def generate(spec: CaseSpec, duration_s: float | None = None, *,
              ecg_source_noise: bool = False) -> RealCase:
     """Render ``spec`` (first ``duration_s`` s of it; None: all of it). ``ecg_source_noise``:
-    keep the ECG recording's own noise between QRS complexes (see HEART_LOWPASS_HZ)."""
+    keep the ECG recording's own noise (see HEART_LOWPASS_HZ)."""
     fs = float(spec.rate_hz)
     n = round((duration_s or spec.duration_s) * fs)
     montage = load_montage("lumbar").first(N_CHANNELS)
@@ -543,8 +552,8 @@ class EcgRecord:
 def load_ecg(name: str, heart_only: bool = True) -> EcgRecord:
     """Read an ECG record of :data:`ECG_RECORDS` from ``physionet_ecg`` with wfdb; R peaks from
     its ``.atr`` beat labels, or detected on all leads together where it has none.
-    ``heart_only``: the recording's noise above HEART_LOWPASS_HZ between QRS complexes removed
-    (:func:`_heart_only`); False keeps it (the construction before 2026-11-30's decision)."""
+    ``heart_only``: the recording's own noise above HEART_LOWPASS_HZ removed (:func:`_heart_only`);
+    False keeps it (the construction before 2026-11-30)."""
     path = str(data_dir() / "physionet_ecg" / name)
     mains_hz, annotated = ECG_RECORDS[name]
     with warnings.catch_warnings():  # wfdb builds its tables with a keyword pandas deprecates
@@ -563,26 +572,55 @@ def load_ecg(name: str, heart_only: bool = True) -> EcgRecord:
         r_peaks = _detect_r(leads, fs)
         labels = np.full(len(r_peaks), "?")
     if heart_only:
-        leads = _heart_only(leads, r_peaks, fs)
+        leads = _heart_only(leads, r_peaks.astype(np.int64), labels, fs)
     return EcgRecord(name, fs, leads, r_peaks.astype(np.int64), labels)
 
 
-def _heart_only(leads: np.ndarray, r_peaks: np.ndarray, fs: float) -> np.ndarray:
-    """``leads`` (samples × leads, mV) whose content above HEART_LOWPASS_HZ (zero-phase split)
-    is kept only within HEART_QRS_S of each R peak, raised-cosine tapered over HEART_TAPER_S."""
+def _heart_only(leads: np.ndarray, r_peaks: np.ndarray, labels: np.ndarray,
+                fs: float) -> np.ndarray:
+    """``leads`` (samples × leads, mV) with their content above HEART_LOWPASS_HZ (zero-phase
+    split) replaced by each QRS's neighbour-averaged fast content (see HEART_NEIGHBOURS)."""
     low = signal.sosfiltfilt(signal.butter(4, HEART_LOWPASS_HZ, "lowpass", fs=fs, output="sos"),
                              leads, axis=0)
-    keep = np.zeros(len(leads))
+    high = leads - low
     taper = round(HEART_TAPER_S * fs)
     edge = 0.5 - 0.5 * np.cos(np.pi * np.arange(1, taper + 1) / (taper + 1))
     shape = np.concatenate([edge, np.ones(round((HEART_QRS_S[1] - HEART_QRS_S[0]) * fs)),
                             edge[::-1]])
-    for r in r_peaks:
-        start = int(r) + round(HEART_QRS_S[0] * fs) - taper
-        lo, hi = max(start, 0), min(start + len(shape), len(keep))
-        if lo < hi:
-            keep[lo:hi] = np.maximum(keep[lo:hi], shape[lo - start:hi - start])
-    return low + keep[:, None] * (leads - low)
+    offsets = round(HEART_QRS_S[0] * fs) - taper + np.arange(len(shape))
+    inside = (r_peaks + offsets[0] >= 0) & (r_peaks + offsets[-1] < len(leads))
+    out = low.copy()
+    ventricular = np.isin(labels, list(VENTRICULAR))
+    for group in (inside & ventricular, inside & ~ventricular):
+        windows = r_peaks[group][:, None] + offsets  # beats × window
+        fast = high[windows]  # beats × window × leads
+        if len(windows) >= 2 * HEART_NEIGHBOURS + 1:  # else too few to average: as recorded
+            fast = _neighbour_mean(fast, np.ptp(low[windows], axis=1), fs)
+        out[windows] += fast * shape[None, :, None]
+    return out
+
+
+def _neighbour_mean(fast: np.ndarray, size: np.ndarray, fs: float) -> np.ndarray:
+    """Each beat's ``fast`` window (beats × window × leads, mV) replaced by the mean of its
+    2·HEART_NEIGHBOURS + 1 nearest beats, each normalised by its ``size`` (beats × leads) and
+    scaled to this beat's; beats aligned to HEART_ALIGN_S of a sample (cross-correlation with
+    their median on an upsampled grid) before averaging and shifted back after."""
+    up = max(1, math.ceil(1.0 / (HEART_ALIGN_S * fs)))
+    fine = signal.resample_poly(fast / np.maximum(size, 1e-6)[:, None, :], up, 1, axis=1)
+    reach = round(HEART_ALIGN_MAX_S * fs * up)
+    core = slice(reach, fine.shape[1] - reach)
+    reference = np.median(fine, axis=0)[core]
+    lags = np.arange(-reach, reach + 1)
+    match = np.stack([np.einsum("bwl,wl->b", fine[:, reach + k:fine.shape[1] - reach + k],
+                                reference) for k in lags], axis=1)
+    lag = lags[np.argmax(match, axis=1)]
+    aligned = np.stack([np.roll(f, -k, axis=0) for f, k in zip(fine, lag)])
+    k = 2 * HEART_NEIGHBOURS + 1
+    total = np.cumsum(np.concatenate([np.zeros((1,) + aligned.shape[1:]), aligned]), axis=0)
+    first = np.clip(np.arange(len(aligned)) - HEART_NEIGHBOURS, 0, len(aligned) - k)
+    mean = (total[first + k] - total[first]) / k
+    back = np.stack([np.roll(m, j, axis=0) for m, j in zip(mean, lag)])
+    return signal.resample_poly(back, 1, up, axis=1)[:, :fast.shape[1]] * size[:, None, :]
 
 
 def _without_mains(x: np.ndarray, fs: float, mains_hz: float) -> np.ndarray:
