@@ -84,19 +84,21 @@ ECG_LEAD_IN_S = 0.5
 #: High-pass corner (Hz) removing the recordings' baseline wander.
 ECG_HIGHPASS_HZ = 0.5
 #: The heart, not the ECG electrodes' own noise. A resting surface ECG holds chest-wall EMG and
-#: electrode noise above HEART_LOWPASS_HZ (between complexes PTB s0010's limb leads 10–29 µV σ
-#: per mV of QRS, MIT-BIH 100 4–7), which scaling a lead onto a limb muscle's ECG would carry
-#: there too (and the chest EMG is EMG: a detector should find it). So a lead keeps what is below
-#: HEART_LOWPASS_HZ as recorded (P and T waves, the QRS's main deflections, beat by beat), and
-#: above it only the QRS's own fast content within HEART_QRS_S of each R peak (raised-cosine
-#: edges of HEART_TAPER_S): the mean of the HEART_NEIGHBOURS beats of the same class (ventricular
-#: or not) nearest to it, each normalised by its below-40 Hz QRS size and scaled back to this
-#: beat's — the noise falls by √(2·HEART_NEIGHBOURS + 1), the QRS keeps its slow changes.
-HEART_QRS_S = (-0.06, 0.10)
-HEART_TAPER_S = 0.01
+#: electrode noise above HEART_LOWPASS_HZ (PTB s0010's limb leads 10–29 µV σ per mV of QRS,
+#: MIT-BIH 100 4–7), which scaling a lead onto a limb muscle's ECG would carry there too (and
+#: chest EMG is EMG: a detector should find it). So a lead keeps what is below HEART_LOWPASS_HZ
+#: as recorded (P, QRS and T beat by beat), and above it what is locked to the heartbeat: each
+#: beat's R −HEART_BEAT_S[0]…+HEART_BEAT_S[1] becomes the mean of the 2·HEART_NEIGHBOURS + 1
+#: beats of its class (ventricular or not) nearest to it — each aligned on its QRS to
+#: HEART_ALIGN_S, normalised by its below-40 Hz QRS size and scaled back to this beat's —, and
+#: consecutive beats hand over at HEART_SPLIT of their RR interval (raised cosine, HEART_FADE_S).
+#: The noise falls by √(2·HEART_NEIGHBOURS + 1); the beat-locked fast content stays.
 HEART_LOWPASS_HZ = 40.0
 HEART_NEIGHBOURS = 8
-#: Beats are aligned to this fraction of ms before averaging (s), within ±HEART_ALIGN_MAX_S.
+HEART_BEAT_S = (0.6, 0.9)
+HEART_SPLIT, HEART_FADE_S = 0.6, 0.02
+#: QRS window (s) for each beat's size and alignment; alignment resolution and reach (s).
+HEART_QRS_S = (-0.06, 0.10)
 HEART_ALIGN_S, HEART_ALIGN_MAX_S = 0.0005, 0.006
 #: MIT-BIH labels of beats of ventricular origin (their own QRS shape).
 VENTRICULAR = frozenset("VEF")
@@ -579,48 +581,60 @@ def load_ecg(name: str, heart_only: bool = True) -> EcgRecord:
 def _heart_only(leads: np.ndarray, r_peaks: np.ndarray, labels: np.ndarray,
                 fs: float) -> np.ndarray:
     """``leads`` (samples × leads, mV) with their content above HEART_LOWPASS_HZ (zero-phase
-    split) replaced by each QRS's neighbour-averaged fast content (see HEART_NEIGHBOURS)."""
+    split) replaced by its beat-locked part (see HEART_NEIGHBOURS); none outside the beats."""
     low = signal.sosfiltfilt(signal.butter(4, HEART_LOWPASS_HZ, "lowpass", fs=fs, output="sos"),
                              leads, axis=0)
     high = leads - low
-    taper = round(HEART_TAPER_S * fs)
-    edge = 0.5 - 0.5 * np.cos(np.pi * np.arange(1, taper + 1) / (taper + 1))
-    shape = np.concatenate([edge, np.ones(round((HEART_QRS_S[1] - HEART_QRS_S[0]) * fs)),
-                            edge[::-1]])
-    offsets = round(HEART_QRS_S[0] * fs) - taper + np.arange(len(shape))
-    inside = (r_peaks + offsets[0] >= 0) & (r_peaks + offsets[-1] < len(leads))
+    offsets = np.arange(-round(HEART_BEAT_S[0] * fs), round(HEART_BEAT_S[1] * fs) + 1)
+    qrs = np.arange(round(HEART_QRS_S[0] * fs), round(HEART_QRS_S[1] * fs) + 1)
+    r = r_peaks[(r_peaks + offsets[0] >= 0) & (r_peaks + offsets[-1] < len(leads))]
+    label = labels[np.searchsorted(r_peaks, r)]
+    windows = r[:, None] + offsets  # beats × window (samples)
+    fast = high[windows]  # beats × window × leads
+    size = np.maximum(np.ptp(low[r[:, None] + qrs], axis=1), 1e-6)  # beats × leads
+    ventricular = np.isin(label, list(VENTRICULAR))
+    for group in (ventricular, ~ventricular):
+        if group.sum() >= 2 * HEART_NEIGHBOURS + 1:  # else too few to average: as recorded
+            fast[group] = _neighbour_mean(fast[group], size[group], qrs - offsets[0], fs)
+    split = r[:-1] + HEART_SPLIT * np.diff(r)  # where beat b hands over to beat b + 1
+    begin = np.concatenate([[windows[0, 0] - HEART_FADE_S * fs], split])
+    end = np.concatenate([split, [windows[-1, -1] + HEART_FADE_S * fs]])
+    weight = _fade_in(windows - begin[:, None], fs) * (1.0 - _fade_in(windows - end[:, None], fs))
     out = low.copy()
-    ventricular = np.isin(labels, list(VENTRICULAR))
-    for group in (inside & ventricular, inside & ~ventricular):
-        windows = r_peaks[group][:, None] + offsets  # beats × window
-        fast = high[windows]  # beats × window × leads
-        if len(windows) >= 2 * HEART_NEIGHBOURS + 1:  # else too few to average: as recorded
-            fast = _neighbour_mean(fast, np.ptp(low[windows], axis=1), fs)
-        out[windows] += fast * shape[None, :, None]
+    np.add.at(out, windows.ravel(), (fast * weight[:, :, None]).reshape(-1, leads.shape[1]))
     return out
 
 
-def _neighbour_mean(fast: np.ndarray, size: np.ndarray, fs: float) -> np.ndarray:
+def _fade_in(samples: np.ndarray, fs: float) -> np.ndarray:
+    """0 → 1 raised cosine over ±HEART_FADE_S/2 around ``samples`` = 0."""
+    x = np.clip(samples / (HEART_FADE_S * fs) + 0.5, 0.0, 1.0)
+    return 0.5 - 0.5 * np.cos(np.pi * x)
+
+
+def _neighbour_mean(fast: np.ndarray, size: np.ndarray, qrs: np.ndarray, fs: float) -> np.ndarray:
     """Each beat's ``fast`` window (beats × window × leads, mV) replaced by the mean of its
     2·HEART_NEIGHBOURS + 1 nearest beats, each normalised by its ``size`` (beats × leads) and
-    scaled to this beat's; beats aligned to HEART_ALIGN_S of a sample (cross-correlation with
-    their median on an upsampled grid) before averaging and shifted back after."""
+    scaled to this beat's; beats are aligned on their ``qrs`` samples (window indices) to
+    HEART_ALIGN_S (cross-correlation with their median, upsampled) before averaging and
+    shifted back after (a Fourier-domain fractional delay on a zero-padded window)."""
+    normal = fast / size[:, None, :]
     up = max(1, math.ceil(1.0 / (HEART_ALIGN_S * fs)))
-    fine = signal.resample_poly(fast / np.maximum(size, 1e-6)[:, None, :], up, 1, axis=1)
+    fine = signal.resample_poly(normal[:, qrs], up, 1, axis=1)
     reach = round(HEART_ALIGN_MAX_S * fs * up)
-    core = slice(reach, fine.shape[1] - reach)
-    reference = np.median(fine, axis=0)[core]
+    reference = np.median(fine, axis=0)[reach:fine.shape[1] - reach]
     lags = np.arange(-reach, reach + 1)
     match = np.stack([np.einsum("bwl,wl->b", fine[:, reach + k:fine.shape[1] - reach + k],
                                 reference) for k in lags], axis=1)
-    lag = lags[np.argmax(match, axis=1)]
-    aligned = np.stack([np.roll(f, -k, axis=0) for f, k in zip(fine, lag)])
+    delay = lags[np.argmax(match, axis=1)] / up  # samples by which each beat is late
+    n = fast.shape[1] + 2 * math.ceil(HEART_ALIGN_MAX_S * fs) + 1
+    turn = np.exp(-2j * np.pi * np.fft.rfftfreq(n)[None, :] * delay[:, None])[:, :, None]
+    aligned = np.fft.irfft(np.fft.rfft(normal, n, axis=1) / turn, n, axis=1)
     k = 2 * HEART_NEIGHBOURS + 1
     total = np.cumsum(np.concatenate([np.zeros((1,) + aligned.shape[1:]), aligned]), axis=0)
     first = np.clip(np.arange(len(aligned)) - HEART_NEIGHBOURS, 0, len(aligned) - k)
     mean = (total[first + k] - total[first]) / k
-    back = np.stack([np.roll(m, j, axis=0) for m, j in zip(mean, lag)])
-    return signal.resample_poly(back, 1, up, axis=1)[:, :fast.shape[1]] * size[:, None, :]
+    back = np.fft.irfft(np.fft.rfft(mean, n, axis=1) * turn, n, axis=1)
+    return back[:, :fast.shape[1]] * size[:, None, :]
 
 
 def _without_mains(x: np.ndarray, fs: float, mains_hz: float) -> np.ndarray:
