@@ -82,12 +82,7 @@ class AnalysisResult:
         fs = self.sample_rate_hz
         events = [Event("artifact", a.start, a.stop, a.channels, {"kind": a.kind})
                   for a in self.artifacts]
-        events += [Event("emg_event", e.onset, e.stop, (e.channel,),
-                         {"kind": e.kind, "train_type": e.train_type,
-                          "peak_uv": round(float(e.peak_uv), 1),
-                          "rate_hz": None if e.rate_hz is None else round(float(e.rate_hz), 1),
-                          "above_threshold": bool(e.above_threshold)})
-                   for e in self.events]
+        events += [e.to_event() for e in self.events]
         return [(e.start / fs, None if e.stop is None else (e.stop - e.start) / fs,
                  annotation_text(e, labels)) for e in sorted(events, key=lambda e: e.start)]
 

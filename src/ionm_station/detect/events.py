@@ -53,6 +53,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import signal
 
+from ionm_station.events import Event
 from ionm_station.montage import Montage
 
 #: High-pass corner (Hz) and order of the detection signal.
@@ -231,6 +232,15 @@ class DetectedEvent:
     def stop(self) -> int:
         """Absolute index one past the last sample (interval ends are exclusive elsewhere)."""
         return self.offset + 1
+
+    def to_event(self) -> Event:
+        """The ``emg_event`` entry the event log, recordings and reports carry (peak µV and
+        rate Hz to 0.1)."""
+        return Event("emg_event", self.onset, self.stop, (self.channel,),
+                     {"kind": self.kind, "train_type": self.train_type,
+                      "peak_uv": round(float(self.peak_uv), 1),
+                      "rate_hz": None if self.rate_hz is None else round(float(self.rate_hz), 1),
+                      "above_threshold": bool(self.above_threshold)})
 
 
 @dataclass

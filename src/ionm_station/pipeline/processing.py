@@ -254,11 +254,7 @@ class ProcessingWorker(Worker):
         if len(out.clean) > defined:
             self.clean.write(out.clean[defined:].astype(np.float32))
         for ev in out.events:
-            self.events.append(Event("emg_event", ev.onset, ev.stop, (ev.channel,),
-                                     {"kind": ev.kind, "train_type": ev.train_type,
-                                      "peak_uv": round(float(ev.peak_uv), 1),
-                                      "rate_hz": None if ev.rate_hz is None else round(float(ev.rate_hz), 1),
-                                      "above_threshold": bool(ev.above_threshold)}))
+            self.events.append(ev.to_event())
         for span in out.artifacts:
             self.events.append(Event("artifact", span.start, span.stop, span.channels, {"kind": span.kind}))
             if span.kind == "cautery" and span.stop is not None:
