@@ -27,8 +27,10 @@ def decay(n: int, at: int, step_uv: float, tau_s: float, fs: float = FS) -> np.n
 
 
 def qrs(fs: float, amplitude_uv: float) -> np.ndarray:
-    """A QRS-like biphasic wave (~40 ms)."""
-    t = np.arange(-0.02, 0.02, 1.0 / fs)
+    """A QRS-like biphasic wave (~40 ms; drawn over ±40 ms, so that it starts and ends at 0:
+    cut at ±20 ms its end jumped by 11 % of its size, at one sample on every channel whose
+    beat started there — a common-mode step, which the detector may rightly find)."""
+    t = np.arange(-0.04, 0.04, 1.0 / fs)
     return amplitude_uv * (np.exp(-0.5 * (t / 0.006) ** 2)
                            - 0.4 * np.exp(-0.5 * ((t - 0.012) / 0.005) ** 2))
 
@@ -175,3 +177,27 @@ def test_any_chunking_gives_the_same_spans(fs: float, seconds: float, sizes: lis
     assert run(x, chunks, fs, start) == whole
     for span in whole:
         assert start <= span.start < span.stop and span.channels
+
+
+@pytest.mark.parametrize("fs", [10_000.0, 5_000.0])
+def test_a_common_mode_step_on_a_qrs_is_found(fs: float) -> None:
+    """A 20–40 µV common-mode step (τ 10 ms) on 5 of 8 channels at the upstroke of a heartbeat
+    of 50–150 µV on every channel: over the long fit window the beat is no line, over the short
+    one it is (tune-ptb-10k had such a step, missed, at 99.86 s). The heartbeats alone still
+    give no span."""
+    n = int(6 * fs)
+    rng = np.random.default_rng(11)
+    x = np.random.default_rng(12).normal(0.0, 2.0, (n, N_CH))
+    beat = qrs(fs, 1.0)
+    for r in range(int(0.4 * fs), n - len(beat), int(0.9 * fs)):
+        for c in range(N_CH):
+            x[r:r + len(beat), c] += beat * rng.uniform(50.0, 150.0) * (1 if c % 3 else -1)
+    assert run(x, fs=fs) == []
+    involved = np.array([1, 2, 3, 4, 5])
+    at = int(0.4 * fs) + 3 * int(0.9 * fs) + int(0.010 * fs)  # 10 ms into the 4th beat
+    for c in involved:
+        x[:, c] += decay(n, at, -rng.uniform(20.0, 40.0), 0.01, fs)
+    spans = run(x, fs=fs)
+    assert [s.kind for s in spans] == ["common_mode"]
+    assert abs(spans[0].start - (at - 0.002 * fs)) <= 0.002 * fs
+    assert set(spans[0].channels) >= set(involved[:3].tolist())

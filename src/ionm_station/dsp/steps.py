@@ -19,6 +19,10 @@ Per channel and sample index:
    decaying with τ in :data:`TAUS_S`), at every edge position t₀ within :data:`EDGE_SEARCH_S`;
    the best fit gives A, the fraction of the background-removed variance it explains, the
    residual over the noise and the step's significance (|A| over its least-squares error).
+   Each window is also fitted over its first :data:`PRE_S` + :data:`SHORT_FIT_S` against a
+   cubic background (a heartbeat under the step is smooth there, the step's edge is not); a
+   window step-like only by that short fit (explained ≥ :data:`SHORT_FIT_EXPLAINED`) counts
+   for common-mode steps, not for pops.
 3. **Pop**: one channel whose best fit explains at least :data:`POP_FIT` with significance of at
    least :data:`POP_SIGNIFICANCE` and a step decaying no faster than :data:`POP_MIN_TAU_S`.
 4. **Common mode**: at least :data:`COMMON_MODE_MIN_CHANNELS` channels step at the same sample
@@ -49,6 +53,19 @@ TAUS_S = (math.inf, 0.2, 0.05, 0.02, 0.008)
 #: Fit window (s) before and after the edge.
 PRE_S = 0.002
 FIT_S = 0.030
+#: A step on a heartbeat: over FIT_S a QRS is no line, and a 20–40 µV step on the upstroke of
+#: a beat fits no template there (tune-ptb-10k, 99.86 s: of the five channels that stepped only
+#: two were step-like). Each window is also fitted over [edge − PRE_S, edge + SHORT_FIT_S)
+#: against a polynomial background of degree SHORT_DEGREE: a QRS, 10–40 ms wide, is smooth
+#: over 8 ms and the cubic takes it; a step's edge, sharp at the band-pass's upper edge, is a
+#: discontinuity no polynomial takes.
+SHORT_FIT_S = 0.006
+SHORT_DEGREE = 3
+#: The short fit counts as a step only where it explains at least this much of the window
+#: (with its background absorbing the beat, a step's edge is nearly all that is left; the
+#: small-step-in-noise route of the long fit, COMMON_MODE_RESIDUAL, says little over so few
+#: samples: the top of a QRS passed it).
+SHORT_FIT_EXPLAINED = 0.85
 #: Candidate edges: the 1 ms difference above this many times its noise …
 CANDIDATE_SIGMA = 4.5
 #: … and the largest of its block of this length (s, on the absolute grid) and the blocks
@@ -129,11 +146,12 @@ class StepDetector:
         self._taus = np.array(TAUS_S)
         # tail envelope: the largest |response| from each sample on (for the hold)
         self._tail = np.maximum.accumulate(np.abs(responses)[:, ::-1], axis=1)[:, ::-1]
-        bases = [self._basis(r[:self._fit]) for r in responses]
-        # columns: the background basis, each template's basis, each template's amplitude row
-        self._projector = np.concatenate([self._basis(None)[0]] + [q for q, _ in bases]
-                                         + [row[:, None] for _, row in bases], axis=1)
-        self._units = np.array([np.linalg.norm(row) for _, row in bases])
+        self._short = max(4, round(SHORT_FIT_S * fs))
+        # (projector, least-squares error of each amplitude per unit noise) of the long fit
+        # (offset and slope over PRE_S + FIT_S) and of the short one
+        self._projector, self._units = self._projection(responses[:, :self._fit], 1)
+        self._short_projector, self._short_units = self._projection(
+            responses[:, :self._short], SHORT_DEGREE)
         # samples of history a decision needs on either side of an edge
         self._before = self._pre + self._search + self._spacing
         self._after = self._fit + self._diff + self._spacing + COMMON_MODE_SAMPLES
@@ -218,35 +236,46 @@ class StepDetector:
 
     # --- fitting ---
 
-    def _basis(self, template: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Orthonormal basis (window, q) of offset, slope (and the template, zero before the
-        edge) over a fit window, and the row that gives the template's amplitude (or of the
-        slope without a template)."""
-        n = self._pre + self._fit
+    def _projection(self, templates: np.ndarray, degree: int) -> tuple[np.ndarray, np.ndarray]:
+        """Projector columns for windows of PRE_S + the templates' length: the orthonormal
+        basis of the background (a polynomial of ``degree``), of background plus each template
+        (zero before the edge), then each template's amplitude row; and each amplitude's
+        least-squares error per unit noise."""
+        n = self._pre + templates.shape[1]
         tt = np.arange(n) / n
-        columns = [np.ones(n), tt]
-        if template is not None:
-            columns.append(np.concatenate([np.zeros(self._pre), template]))
-        x = np.stack(columns, axis=1)
-        q, _ = np.linalg.qr(x)
-        return q, np.linalg.pinv(x)[-1]
+        background = [tt ** p for p in range(degree + 1)]
+        bases = []
+        for template in templates:
+            x = np.stack(background + [np.concatenate([np.zeros(self._pre), template])], axis=1)
+            bases.append((np.linalg.qr(x)[0], np.linalg.pinv(x)[-1]))
+        q0 = np.linalg.qr(np.stack(background, axis=1))[0]
+        projector = np.concatenate([q0] + [q for q, _ in bases]
+                                   + [row[:, None] for _, row in bases], axis=1)
+        return projector, np.array([np.linalg.norm(row) for _, row in bases])
 
-    def _fits(self, windows: np.ndarray) -> dict[str, np.ndarray]:
+    def _fits(self, windows: np.ndarray, short: bool = False) -> dict[str, np.ndarray]:
         """Best template fit of each window (..., window): amplitude ``a`` (µV), template
         index ``k``, residual power ``rss`` (µV²·samples), ``explained`` fraction of the
         background-removed power and the amplitude's least-squares error per unit noise
-        (``unit``)."""
+        (``unit``). ``short``: the short fit, over the window's first PRE_S + SHORT_FIT_S."""
+        if short:
+            windows = windows[..., :self._pre + self._short]
+        projector, units = ((self._short_projector, self._short_units) if short
+                            else (self._projector, self._units))
+        nb = (SHORT_DEGREE if short else 1) + 1  # background columns
         energy = np.einsum("...i,...i->...", windows, windows)
-        products = windows @ self._projector  # one BLAS product for every basis and amplitude
+        products = windows @ projector  # one BLAS product for every basis and amplitude
         n_k = len(self._taus)
         squares = products[..., :-n_k] ** 2
-        null = energy - squares[..., :2].sum(-1)
-        rss = energy[..., None] - squares[..., 2:].reshape(*squares.shape[:-1], n_k, 3).sum(-1)
+        null = energy - squares[..., :nb].sum(-1)
+        rss = energy[..., None] - squares[..., nb:].reshape(
+            *squares.shape[:-1], n_k, nb + 1).sum(-1)
         k = np.argmin(rss, axis=-1)
         best_rss = np.take_along_axis(rss, k[..., None], -1)[..., 0]
         amplitude = np.take_along_axis(products[..., -n_k:], k[..., None], -1)[..., 0]
-        return {"k": k, "rss": best_rss, "a": amplitude, "unit": self._units[k],
-                "explained": 1.0 - best_rss / np.maximum(null, 1e-12)}
+        return {"k": k, "rss": best_rss, "a": amplitude, "unit": units[k],
+                "explained": 1.0 - best_rss / np.maximum(null, 1e-12),
+                "n": np.full(k.shape, windows.shape[-1])}
 
     def _windows(self, channels: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """(len(edges), window) samples of ``channels`` around absolute ``edges``."""
@@ -315,7 +344,8 @@ class StepDetector:
                 span = self._span("common_mode", t0, members, every["a"][j, members],
                                   every["k"][j, members], every["sigma"][j, members])
                 self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
-            elif own["explained"][i] >= POP_FIT and own["significance"][i] >= POP_SIGNIFICANCE \
+            elif not own["short"][i] and own["explained"][i] >= POP_FIT \
+                    and own["significance"][i] >= POP_SIGNIFICANCE \
                     and self._taus[own["k"][i]] >= POP_MIN_TAU_S:
                 span = self._span("pop", t0, np.array([ch]), own["a"][i:i + 1],
                                   own["k"][i:i + 1], own["sigma"][i:i + 1])
@@ -328,27 +358,41 @@ class StepDetector:
         """Best template fit of each (channel, edge) pair over edge positions within ± ``lags``
         samples: as :meth:`_fits`, plus the ``edge`` chosen, whether its window was all finite
         (``valid``), the noise ``sigma`` there, the step's ``significance`` (|A| over its
-        least-squares error), the ``residual`` over the noise and whether it is ``steplike``."""
+        least-squares error), the ``residual`` over the noise and whether it is ``steplike``.
+        The long fit's, unless only the short fit (see SHORT_FIT_S) is step-like: then the
+        short one's (``short`` True)."""
         offsets = np.arange(-lags, lags + 1)
         shifted = edges[:, None] + offsets[None, :]
         wins = self._windows(np.repeat(channels, len(offsets)), shifted.ravel())
         wins = wins.reshape(len(edges), len(offsets), -1)
         ok = np.isfinite(wins).all(-1)
-        fit = self._fits(np.where(ok[..., None], wins, 0.0))
-        pick = np.argmin(np.where(ok, fit["rss"], np.inf), axis=1)
+        wins = np.where(ok[..., None], wins, 0.0)
         rows = np.arange(len(edges))
-        best = {key: val[rows, pick] for key, val in fit.items()}
-        best["edge"] = shifted[rows, pick]
-        best["valid"] = ok[rows, pick]
-        best["sigma"] = self._sigma_at(best["edge"])[rows, channels]
-        best["significance"] = np.abs(best["a"]) / (best["unit"] * best["sigma"])
-        best["residual"] = best["rss"] / ((self._pre + self._fit) * best["sigma"] ** 2)
-        with np.errstate(invalid="ignore"):  # no σ yet: NaN, not step-like
-            best["steplike"] = best["valid"] \
-                & (best["explained"] >= COMMON_MODE_MIN_FIT) \
-                & ((best["residual"] <= COMMON_MODE_RESIDUAL)
-                   | (best["explained"] >= COMMON_MODE_FIT)) \
-                & (best["significance"] >= COMMON_MODE_SIGNIFICANCE)
+        sigma_all = self._sigma_at(shifted.ravel()).reshape(*shifted.shape, -1)
+        sigma_all = sigma_all[rows[:, None], np.arange(len(offsets))[None, :], channels[:, None]]
+        best = None
+        for short in (False, True):
+            fit = self._fits(wins, short)
+            pick = np.argmin(np.where(ok, fit["rss"], np.inf), axis=1)
+            one = {key: val[rows, pick] for key, val in fit.items()}
+            one["edge"] = shifted[rows, pick]
+            one["valid"] = ok[rows, pick]
+            one["sigma"] = sigma_all[rows, pick]
+            one["significance"] = np.abs(one["a"]) / (one["unit"] * one["sigma"])
+            one["residual"] = one["rss"] / (one["n"] * one["sigma"] ** 2)
+            with np.errstate(invalid="ignore"):  # no σ yet: NaN, not step-like
+                fits = (one["explained"] >= SHORT_FIT_EXPLAINED) if short else (
+                    (one["explained"] >= COMMON_MODE_MIN_FIT)
+                    & ((one["residual"] <= COMMON_MODE_RESIDUAL)
+                       | (one["explained"] >= COMMON_MODE_FIT)))
+                one["steplike"] = one["valid"] & fits \
+                    & (one["significance"] >= COMMON_MODE_SIGNIFICANCE)
+            one["short"] = np.full(len(edges), short)
+            if best is None:
+                best = one
+            else:
+                take = one["steplike"] & ~best["steplike"]
+                best = {key: np.where(take, one[key], val) for key, val in best.items()}
         return best
 
     def _span(self, kind: str, t0: int, channels: np.ndarray, amplitude_uv: np.ndarray,
