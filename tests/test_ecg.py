@@ -454,3 +454,23 @@ def test_beat_right_after_a_stimulus_artifact_is_still_cancelled() -> None:
         ecg.process(x[i:i + fs])
     for b in after:
         assert min(abs(d - b) for d in ecg.beats) < 0.04 * fs
+
+
+def test_beat_under_the_detection_threshold_of_the_usual_shape_is_subtracted() -> None:
+    """A beat whose detection energy falls under the threshold (half the size: a quarter of
+    the energy) but whose shape is the dominant one is subtracted on time, not left whole."""
+    fs = 5000.0
+    rec = make_record(fs=fs, duration_s=40.0, n_ch=6, seed=5,
+                      gains_uv=np.array([300.0, 150.0, 80.0, 40.0, 20.0, 200.0]))
+    j = int(np.searchsorted(rec.r_peaks, int(25.0 * fs)))
+    r = int(rec.r_peaks[j])
+    half = slice(r - int(0.35 * fs), r + int(0.45 * fs))
+    rec.x[half] -= 0.5 * rec.ecg[half]
+    stage = EcgCanceller(6, fs)
+    out, blank = run_blanked(stage, rec.x, 500)
+    assert min(abs(b - r) for b in stage.beats) <= 0.02 * fs
+    window = slice(r - int(0.05 * fs), r + int(0.11 * fs))
+    away = ~qrs_mask(len(out), fs, rec.r_peaks, -AWAY_S, AWAY_S)
+    away[:int(5 * fs)] = False
+    ratio = np.sqrt(np.mean(out[window] ** 2, axis=0) / np.mean(out[away] ** 2, axis=0))
+    assert (ratio <= 1.5).all(), ratio

@@ -16,7 +16,13 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   adaptive threshold (signal and noise peak levels, threshold 30 % of the way between them; the
   signal level starts at the largest candidate of the first 2 s and halves after 2.5 s without
   a beat; candidates of the first 250 ms, measured against a scale from a single block, neither
-  start nor move it), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval. The
+  start nor move it), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval.
+  A candidate under the threshold whose QRS aligned to the dominant class's converged templates
+  has a similarity ≥ :data:`CONFIRM_SIMILARITY` is a beat all the same (subtracted on time; it
+  moves neither level): its detection energy can fall short while its shape does not (breathing,
+  a scale still holding cautery's recovery), and left in place it read as EMG on every channel
+  with ECG (tune-mitdb-5k at 178.7 s: 14–170 µV on 6 channels; P waves, T waves and other
+  candidates there scored ≤ 0.7, beats ≥ 0.95). The
   candidates of the first 2 s are judged once it is over: they are reported and learnt from
   but not subtracted (already output); the candidate that ends it is judged on time and,
   if a beat, subtracted with the running mean of the beats before it. Without a candidate
@@ -39,7 +45,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   derivative, ±1 ms beyond the lag) and QRS stretch (±25 %), then of the heart's leading time
   courses (the first :data:`HEART_COMPONENTS` singular vectors of the class's templates across
   channels) and their derivatives to what is left: one heart projects onto every channel, so a
-  beat whose axis turned or whose QRS changed is a mix of them; noise and EMG are not. The fit
+  beat whose axis turned or whose QRS changed is a mix of them; noise and EMG are not (the
+  time courses are low-passed at :data:`HEART_LOWPASS_HZ`, or they add the templates' noise at
+  the ECG's scale). The fit
   is subtracted over the window −100…+200 ms (R −70…+230 ms) with 10 ms raised-cosine tapers at
   its edges, on channels where it lowers the energy over the core (never adds a heartbeat where
   there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place.
@@ -52,7 +60,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   low-frequency) holds EMG: that channel keeps its own signal (not learnt from, not used to
   predict others). Where, in blocks free of EMG and where the heartbeat itself is visible to
   the event detector, the final residual still reads as activity to it (through its 40 Hz
-  high-pass, 2 ms RMS above :data:`GATE_SIGMA` × σ), those blocks and one either side are
+  high-pass, 2 ms RMS above :data:`GATE_SIGMA` × σ) and is no larger than the heartbeat there
+  (its block or the next either side), those blocks and one either side are
   blanked for detection (:meth:`EcgCanceller.blank_mask`): a beat left too large is never
   reported as EMG, and EMG overlapping a beat is still found.
 * **Templates.** Per class and channel: the mean of its first beats, then an exponential
@@ -180,6 +189,10 @@ MAX_CLASSES = 3
 #: median over channels of the normalised correlation with the class template, weighted by the
 #: template's energy over the noise; channels whose template is below the noise do not vote).
 NEW_CLASS_SIMILARITY = 0.7
+#: A detection candidate under the threshold is a beat all the same when its similarity to the
+#: dominant class (as above, on channels whose converged template stands out of the noise; at
+#: least one must) reaches this.
+CONFIRM_SIMILARITY = 0.9
 #: Per-beat fit limits: gain, shift beyond the integer lag (s) and QRS stretch (fraction).
 GAIN_RANGE = (0.5, 1.5)
 SHIFT_MAX_S = 0.001
@@ -199,6 +212,13 @@ LAG_BEATS = 2
 #: derivatives): one heart projects onto every channel, so a beat whose axis turned (breathing)
 #: or whose QRS changed is a mix of them, while noise and EMG are not.
 HEART_COMPONENTS = 4
+#: … low-passed (zero phase) here (Hz): they correct how the QRS changes from beat to beat,
+#: which lies where the QRS has its energy. A course mixes every channel's template, its
+#: coefficient on a channel with a large ECG is large, and near-collinear courses and slopes
+#: take large coefficients of opposite sign: unfiltered, the templates' own noise in them was
+#: added to that channel at many times its size (tune-mitdb-10k, iliopsoas: > 200 Hz residual
+#: 1.5–4 × the channel's noise over the whole QRS window against 0.2–0.4 × without them).
+HEART_LOWPASS_HZ = 100.0
 #: EMG in a beat on a channel: a 10 ms block of its fit residual whose >200 Hz RMS exceeds
 #: EMG_RATIO × the channel's >200 Hz noise σ, that excess being at least HF_SHARE of the
 #: block's RMS (what a QRS misfit leaves is low-frequency; a MUAP is not).
@@ -214,8 +234,9 @@ RESTART_REJECTS = 16
 #: blanked for detection (reported by :meth:`EcgCanceller.blank_mask`).
 GATE_SIGMA = 2.0
 #: … only where the heartbeat itself would read as activity (GATE_ECG_SIGMA × σ) and the
-#: residual's RMS in the block is at most GATE_RESIDUAL_MAX × the heartbeat's (its loudest
-#: block).
+#: residual's RMS in the block is at most GATE_RESIDUAL_MAX × the heartbeat's in that block or
+#: the next either side (not its loudest block anywhere: the tail of a 500 µV MUAP 10 ms before
+#: the core's start was blanked as a misfit).
 GATE_ECG_SIGMA = 1.5
 GATE_RESIDUAL_MAX = 1.0
 GATE_HIGHPASS_HZ = 40.0
@@ -416,6 +437,7 @@ class EcgCanceller:
         self._shift_max = max(1.0, SHIFT_MAX_S * fs)
         self._sos_derivative = signal.butter(2, min(DERIVATIVE_LOWPASS_HZ, 0.4 * fs), fs=fs,
                                              output="sos")
+        self._sos_heart = signal.butter(2, min(HEART_LOWPASS_HZ, 0.4 * fs), fs=fs, output="sos")
         self._recentre = max(dec, round(RECENTRE_S * fs))
         self._ba_gate = signal.butter(2, GATE_HIGHPASS_HZ, btype="highpass", fs=fs, output="ba")
         self._gate_envelope = max(8, round(GATE_ENVELOPE_S * fs))
@@ -843,15 +865,34 @@ class EcgCanceller:
             self._learn_threshold(fid, peak)
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
-        if peak < threshold:
+        if peak < threshold and not self._resembles_beat(fid):
             self._npk += 0.125 * (peak - self._npk)
             if self._missed and fid - self._missed[0][0] > self._missed_kept:
                 self._missed = [m for m in self._missed if fid - m[0] <= self._missed_kept]
             self._missed.append((fid, peak))
             return
-        if fid >= self._first_scale:  # before it the scale (one block) makes peaks read large
+        if peak >= threshold and fid >= self._first_scale:
+            # (before the first scale update the scale, from one block, makes peaks read large;
+            # a beat known by its shape alone leaves the levels alone)
             self._spk += 0.125 * (peak - self._spk)
         self._accept(fid)
+
+    def _resembles_beat(self, fid: int) -> bool:
+        """Whether a candidate under the threshold is a beat of the dominant rhythm all the
+        same: its QRS aligned to the dominant class's converged templates has a similarity of
+        at least CONFIRM_SIMILARITY. (Its detection energy can fall short while the QRS does
+        not: the scale right after cautery holds its recovery, a beat's axis turns with
+        breathing. Left in place such a beat reads as EMG on every channel with ECG.)"""
+        k = self._primary()
+        lo = fid - self._pre - self._lag_max
+        flags = self._flags_between(lo, fid + self._core_post + self._lag_max)
+        started = (self._count[k] >= self.bootstrap_beats) & ((flags & _DEAD) == 0)
+        if not started.any():
+            return False
+        seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + self._lag_max + 1).T)
+        sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
+        similarity = self._align(seg, self._template[k], started, sigma, unvoted=0.0)[2]
+        return similarity >= CONFIRM_SIMILARITY
 
     def _learn_threshold(self, fid: int, peak: float) -> None:
         """Collect candidates for LEARN_S from the first one; the first candidate after that
@@ -973,9 +1014,13 @@ class EcgCanceller:
                                    learn_from=k == self._primary() and not self._late)
         residual -= correction
         ecg = np.where(apply[:, None], fit_full[:, :core], beat)  # the heartbeat seen there
-        # what is left of a subtracted heartbeat is smaller than the heartbeat; anything larger
-        # is something else (an A-train too slow for the >200 Hz test)
-        size = self._block_rms(ecg).max(axis=1, keepdims=True)
+        # what is left of a subtracted heartbeat is smaller than the heartbeat near there (its
+        # block or the next one either side: a misfit in time moves it by a few ms); anything
+        # larger is something else (an A-train too slow for the >200 Hz test, the tail of a
+        # MUAP just before the QRS)
+        size = self._block_rms(ecg)
+        size[:, 1:] = np.maximum(size[:, 1:], size[:, :-1].copy())
+        size[:, :-1] = np.maximum(size[:, :-1], self._block_rms(ecg)[:, 1:])
         misfit = (fresh | ~apply[:, None]
                   | (self._block_rms(residual) <= GATE_RESIDUAL_MAX * size))
         self._gate(fid, lags, residual, sigma, live[:, None] & ~emg_blocks & misfit
@@ -1044,13 +1089,13 @@ class EcgCanceller:
         return k
 
     def _align(self, seg: np.ndarray, template: np.ndarray, started: np.ndarray,
-               sigma: np.ndarray) -> tuple[np.ndarray, int, float]:
+               sigma: np.ndarray, unvoted: float = 1.0) -> tuple[np.ndarray, int, float]:
         """Lags of a beat against one class's templates: the joint lag (±COARSE_LAG_S on the
         1 ms grid, channels weighted by 1/σ² — a matched filter across channels), then per
         channel the correlation's maximum within ±FINE_LAG_S of it, refined by a parabola.
         Returns per-channel lags (samples), the joint lag and the similarity (median over the
         channels whose template stands out of the noise of the normalised correlation, weighted
-        by the template's energy over the noise; 1 when no template does)."""
+        by the template's energy over the noise; ``unvoted`` when no template does)."""
         c, core, lc, lf, dec = self.n_channels, self._core, self._coarse, self._fine, self._dec
         tmpl = template[:, :core]
         weights = np.where(started, 1.0 / sigma ** 2, 0.0)
@@ -1080,7 +1125,7 @@ class EcgCanceller:
         energy = (tmpl * tmpl).sum(axis=1)
         voting = started & (energy > core * sigma ** 2)
         if not voting.any():
-            return lags, coarse, 1.0
+            return lags, coarse, unvoted
         beat_energy = (beat * beat).sum(axis=1)
         rho = (beat * tmpl).sum(axis=1)[voting] / np.sqrt(energy[voting] * beat_energy[voting]
                                                          + 1e-30)
@@ -1108,7 +1153,8 @@ class EcgCanceller:
             t = template[has]
             lam, u = np.linalg.eigh(t @ t.T)
             top = np.argsort(lam)[::-1][:HEART_COMPONENTS]
-            course = u[:, top].T @ t
+            # low-passed (HEART_LOWPASS_HZ): see there
+            course = signal.sosfiltfilt(self._sos_heart, u[:, top].T @ t, axis=1)
             course /= np.maximum(np.linalg.norm(course, axis=1, keepdims=True), 1e-30)
             slope = self._derivative(course)
             slope /= np.maximum(np.linalg.norm(slope, axis=1, keepdims=True), 1e-30)
