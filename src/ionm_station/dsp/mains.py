@@ -190,6 +190,8 @@ class MainsTracker:
         self._observe = np.zeros((n, size))  # phase of harmonic h = row h−1 · tracker state
         self._observe[:, 0] = self._harmonics
         self._observe[np.arange(1, n), 3 + 2 * np.arange(n - 1)] = 1.0
+        self._h2 = (self._harmonics * self._harmonics)[:, None]  # h², (harmonics, 1)
+        self._minus_ih = -1j * self._harmonics[:, None]  # −i·h, (harmonics, 1)
         self._transitions: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # blocks → (F, Q)
         self.reset()
 
@@ -304,7 +306,7 @@ class MainsTracker:
         x[3::2] = (x[3::2] + np.pi) % (2.0 * np.pi) - np.pi
         x[1] = min(max(x[1], self._omega_lo), self._omega_hi)
         limit = 2.0 * np.pi * MAX_HARMONIC_OFFSET_HZ
-        x[4::2] = np.clip(x[4::2], -limit, limit)
+        x[4::2] = np.minimum(np.maximum(x[4::2], -limit), limit)
         return x
 
     def _predict(self, j: int, covariance: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
@@ -312,6 +314,11 @@ class MainsTracker:
         f, q = self._transition(j - self._kf_block)
         x = self._bounded(f @ self._kf_x)
         return x, (f @ self._kf_p @ f.T + q) if covariance else None
+
+    def _predict_covariance(self, j: int) -> np.ndarray:
+        """The covariance of :meth:`_predict` alone."""
+        f, q = self._transition(j - self._kf_block)
+        return f @ self._kf_p @ f.T + q
 
     def _design(self, state: np.ndarray) -> np.ndarray:
         """Regression matrix over one block for a tracker state, transposed: an offset row,
@@ -330,7 +337,7 @@ class MainsTracker:
             turns = np.empty((n_h - 1, self.block_len), dtype=complex)
             turns[:, 0] = np.exp(1j * (state[3::2] + state[4::2] * self._tau_s[0]))
             turns[:, 1:] = np.exp(1j * state[4::2] / self.sample_rate_hz)[:, None]
-            powers[1:] *= np.cumprod(turns, axis=1)
+            powers[1:] *= np.multiply.accumulate(turns, axis=1, out=turns)
         design = np.empty((1 + 2 * n_h, self.block_len))
         design[0] = 1.0
         design[1:1 + n_h] = powers.real
@@ -360,17 +367,17 @@ class MainsTracker:
         z1 = complex(cross[0] @ w)
         if z1 == 0.0:
             return None
-        h = self._harmonics[:, None]
+        h, minus_ih = self._harmonics[:, None], self._minus_ih
         p2 = p.real * p.real + p.imag * p.imag
-        h2p2 = h * h * p2
+        h2p2 = self._h2 * p2
         a2p2 = a.real * a.real + a.imag * a.imag + p2
         error = math.atan2(z1.imag, z1.real)
-        weight = np.broadcast_to(w, p.shape)
-        rotated = cross * np.exp(-1j * h * error)
+        weight = w  # broadcast over the harmonics until the misfit sets its own
+        rotated = cross * np.exp(minus_ih * error)
         for _ in range(2):
             info = float((weight * h2p2).sum())
             error += float((weight * h * rotated.imag).sum()) / info
-            rotated = cross * np.exp(-1j * h * error)
+            rotated = cross * np.exp(minus_ih * error)
             # |a·e^{−ihε} − P|² · w / 2, ≈ 1 for noise alone
             misfit = w * (a2p2 - 2.0 * rotated.real) / 2.0
             weight = w / np.maximum(1.0, misfit / MISFIT_TOLERANCE)
@@ -386,18 +393,31 @@ class MainsTracker:
         """Kalman update of the predicted state ``x`` and covariance ``p`` with each harmonic's
         measured phase (rad, against ``x``) in turn; a measurement far outside its predicted
         spread, given those before it, has its variance inflated (soft gate)."""
-        start = x.copy()
-        for h in np.flatnonzero(np.isfinite(variances)):
-            row = self._observe[h]
-            innovation = float(phases[h] - row @ (x - start))
-            ph = p @ row
-            spread = float(row @ ph)
-            variance = variances[h] * max(1.0, innovation * innovation
-                                          / (spread + variances[h]) / INNOVATION_GATE)
+        start = x
+        p = p.copy()
+        # row h of the observation is h + 1 at θ and 1 at ψ_h: row · v = (h + 1)·v_θ + v_ψ
+        for h in np.flatnonzero(np.isfinite(variances)).tolist():
+            k, own = float(h + 1), 1 + 2 * h
+            seen = k * (x[0] - start[0])
+            ph = k * p[:, 0]
+            if h:
+                seen += x[own] - start[own]
+                ph += p[:, own]
+            spread = k * ph[0] + ph[own] if h else ph[0]
+            innovation = float(phases[h]) - seen
+            var_h = float(variances[h])
+            variance = var_h * max(1.0, innovation * innovation / (spread + var_h) / INNOVATION_GATE)
             gain = ph / (spread + variance)
             x = x + gain * innovation
-            p = p - np.outer(gain, ph)
+            p -= gain[:, None] * ph
         return self._bounded(x), p
+
+    def _observed(self, v: np.ndarray) -> np.ndarray:
+        """Each harmonic's phase (rad) in a tracker state (or change of state) ``v``:
+        ``self._observe @ v`` from its two non-zero columns, h at θ and 1 at ψ_h."""
+        phases = self._harmonics * v[0]
+        phases[1:] += v[3::2]
+        return phases
 
     def _cancelled(self) -> np.ndarray:
         """Synthesis coefficients (Re P, then −Im P) with each learnt amplitude shrunk by the
@@ -407,8 +427,9 @@ class MainsTracker:
         p = self._phasors
         blocks = np.minimum(self._weight_sum, 2.0 * self._memory_blocks)  # averaged, effectively
         error_var = np.zeros(self.n_channels)  # E|P − true|² (µV²) from the noise floor
-        np.divide(4.0 * np.nan_to_num(self._noise_var) / self.block_len, blocks, out=error_var,
-                  where=blocks > 0)
+        noise_var = self._noise_var
+        np.divide(4.0 * np.where(noise_var == noise_var, noise_var, 0.0) / self.block_len, blocks,
+                  out=error_var, where=blocks > 0)
         power = p.real * p.real + p.imag * p.imag
         gain = np.zeros(power.shape)
         np.divide(error_var, power, out=gain, where=power > 0)
@@ -429,9 +450,13 @@ class MainsTracker:
             initial[4::2] = (2.0 * np.pi * INITIAL_HARMONIC_OFFSET_SD_HZ) ** 2
             self._kf_p = np.diag(initial)
             self._kf_block = j
-        x_pred, p_pred = self._predict(j)
+        if design is None:
+            x_pred, p_pred = self._predict(j)
+            phi = self._design(x_pred)
+        else:  # the synthesis state is this prediction (the tracker has not moved since)
+            x_pred, p_pred = self._synth_state, self._predict_covariance(j)
+            phi = design
         n_h = self._harmonics.size
-        phi = self._design(x_pred) if design is None else design
         x = block if usable.all() else np.where(usable[:, None], block, 0.0)  # (channels, samples)
         proj = phi @ x.T
         beta = np.linalg.solve(phi @ phi.T, proj)
@@ -449,7 +474,7 @@ class MainsTracker:
             self._update_tracker(x_pred, p_pred, *measured)
         self._kf_x, self._kf_p, self._kf_block = x_post, p_post, j
         # each harmonic's phase moved by this much: the block's amplitudes in the new frame
-        turn = np.exp(-1j * _wrap_array(self._observe @ (x_post - x_pred)))[:, None]
+        turn = np.exp(-1j * _wrap_array(self._observed(x_post - x_pred)))[:, None]
 
         # amplitudes: smoothed, gain scaled by the noise ratio
         noise_var = self._noise_var
@@ -478,7 +503,7 @@ class MainsTracker:
         moved = a * turn - self._phasors
         judged = known & learnable & ~dead & (ratio <= ACTIVITY_RATIO)
         misfit = w * (moved.real ** 2 + moved.imag ** 2) / 2.0  # ≈ 1 for white noise alone
-        relative = (misfit / self._misfit_level).mean(axis=0)
+        relative = (misfit / self._misfit_level).sum(axis=0) / n_h  # the mean over harmonics
         self._change = np.where(judged, self._change + CHANGE_SMOOTHING * (relative - self._change),
                                 self._change)
         changing = self._change > CHANGE_RATIO
