@@ -690,6 +690,10 @@ class EmgEventDetector:
             edges = np.diff(np.concatenate(([0], above[c].view(np.int8), [0])))
             rises, falls = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
             strong_c = strong[c]
+            if len(rises):  # a run that starts and ends within the chunk, never strong, is no
+                # segment (strong ⊆ above: a run's strong samples lie before the next rise)
+                kept = (np.logical_or.reduceat(strong_c, rises) | (rises == 0) | (falls == n))
+                rises, falls = rises[kept], falls[kept]
             op = self._open[c]
             if op is not None and not above[c, 0]:  # the open segment ended at the boundary
                 if op.strong and (not blocked[c, 0] or start - op.start >= self._blank_lead):
