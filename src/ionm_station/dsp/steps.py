@@ -47,6 +47,7 @@ import numpy as np
 from scipy import signal
 
 from ionm_station.dsp.artifacts import ArtifactSpan
+from ionm_station.dsp.order import median_last
 
 #: Time constants (s) of the decaying steps fitted (inf: a lasting step).
 TAUS_S = (math.inf, 0.2, 0.05, 0.02, 0.008)
@@ -206,23 +207,27 @@ class StepDetector:
         before = self._hist[len(self._hist) - self._diff:]
         zz = np.concatenate([np.full((self._diff - len(before), self.n_channels), np.nan),
                              before, z]) if len(before) < self._diff else np.concatenate([before, z])
-        taken = np.arange((-start) % NOISE_DECIMATION, len(z), NOISE_DECIMATION)
+        first = (-start) % NOISE_DECIMATION
+        zt = z[first::NOISE_DECIMATION]  # the samples taken
+        m = len(zt)
         # zz[i] is 1 ms before z[i], zz[i + diff - 1] one sample before it
-        values = np.stack([np.abs(z[taken] - zz[taken + self._diff - 1]) / math.sqrt(2.0),
-                           np.abs(z[taken] - zz[taken])])
-        at = start + taken
+        values = np.stack([
+            np.abs(zt - zz[first + self._diff - 1::NOISE_DECIMATION][:m]) / math.sqrt(2.0),
+            np.abs(zt - zz[first::NOISE_DECIMATION][:m])])
+        at = start + first + NOISE_DECIMATION * np.arange(m)  # their absolute indices
         pos = start
         while pos < start + len(z):
             stop = min((pos // self._noise_block + 1) * self._noise_block, start + len(z))
-            self._noise_rows.append(values[:, (at >= pos) & (at < stop)])
+            lo, hi = np.searchsorted(at, (pos, stop))
+            self._noise_rows.append(values[:, lo:hi])
             if stop % self._noise_block == 0:
                 block = np.concatenate(self._noise_rows, axis=1)
                 self._noise_rows = []
                 if block.shape[1] and np.isfinite(block).all():
                     self._noise_history[:, :, self._noise_i % NOISE_HISTORY] = \
-                        np.median(block, axis=1) / 0.6745
+                        median_last(np.ascontiguousarray(block.transpose(0, 2, 1))) / 0.6745
                     self._noise_i += 1
-                    sigma = np.median(self._noise_history[:, :, :self._noise_i], axis=2)
+                    sigma = median_last(self._noise_history[:, :, :self._noise_i])
                     self._sigma_from = np.append(self._sigma_from[-NOISE_HISTORY:], stop)
                     self._sigmas = np.concatenate([self._sigmas[-NOISE_HISTORY:], sigma[None]])
             pos = stop
