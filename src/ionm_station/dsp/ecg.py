@@ -93,7 +93,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
 
-from ionm_station.dsp.filters import SosFilter
+from ionm_station.dsp.filters import SosFilter, ZeroPhaseRows
 
 #: median |x| of Gaussian noise is 0.6745 σ: σ = median|x| / MAD_TO_SIGMA.
 MAD_TO_SIGMA = 0.6745
@@ -435,16 +435,19 @@ class EcgCanceller:
         self._stretch_weight[self._core:self._core + ramp] = _raised_cosine_taper(
             2 * ramp, ramp)[ramp:]
         self._shift_max = max(1.0, SHIFT_MAX_S * fs)
-        self._sos_derivative = signal.butter(2, min(DERIVATIVE_LOWPASS_HZ, 0.4 * fs), fs=fs,
-                                             output="sos")
-        self._sos_heart = signal.butter(2, min(HEART_LOWPASS_HZ, 0.4 * fs), fs=fs, output="sos")
+        self._lowpass = ZeroPhaseRows(signal.butter(2, min(DERIVATIVE_LOWPASS_HZ, 0.4 * fs),
+                                                    fs=fs, output="sos"))
+        self._heart_lowpass = ZeroPhaseRows(signal.butter(2, min(HEART_LOWPASS_HZ, 0.4 * fs),
+                                                          fs=fs, output="sos"))
         self._recentre = max(dec, round(RECENTRE_S * fs))
         self._ba_gate = signal.butter(2, GATE_HIGHPASS_HZ, btype="highpass", fs=fs, output="ba")
+        self._zi_gate = signal.lfilter_zi(*self._ba_gate)  # for a unit step
         self._gate_envelope = max(8, round(GATE_ENVELOPE_S * fs))
         self._sos_detect = signal.butter(2, DETECT_BAND_HZ, btype="bandpass", fs=fs / dec,
                                          output="sos")
         self._ba_activity = signal.butter(2, min(ACTIVITY_HP_HZ, 0.4 * fs), btype="highpass",
                                           fs=fs, output="ba")
+        self._zi_unit_activity = signal.lfilter_zi(*self._ba_activity)  # for a unit step
         self._history = max(1, round(HISTORY_S / (self._block / fs)))
         self._hold_blocks = math.ceil(ARTIFACT_HOLD_S * fs / self._block)
         self._dead_hold_blocks = math.ceil(DEAD_HOLD_S * fs / self._block)
@@ -612,7 +615,7 @@ class EcgCanceller:
         low = clean.reshape(-1, dec, c).sum(axis=1) / dec if dec > 1 else clean
         if self._zi_detect is None:
             self._zi_detect = signal.sosfilt_zi(self._sos_detect)[:, :, None] * low[0]
-            self._zi_activity = signal.lfilter_zi(*self._ba_activity)[:, None] * clean[0]
+            self._zi_activity = self._zi_unit_activity[:, None] * clean[0]
         # the sections one by one with lfilter: the same recursion, less per-call overhead
         detect = low
         for k, section in enumerate(self._sos_detect):
@@ -1141,22 +1144,25 @@ class EcgCanceller:
         cached = self._shape_cache.get(key)
         if cached is not None and cached.mask == mask:
             return cached
-        core = self._core
-        deriv = self._derivative(template)
-        r_peak = self._pre + self._peak_offset(template, has.astype(np.float64))
-        stretch = deriv * ((np.arange(self._window) - r_peak) * self._stretch_weight)
-        basis = np.stack((template, deriv, stretch), axis=1)     # (c, 3, window)
-        a = basis[:, :, :core]
-        heart = None
+        core, c = self._core, self.n_channels
+        course = None
         if has.sum() > HEART_COMPONENTS:
             # leading right singular vectors of the templates, from their channel Gram matrix
             t = template[has]
             lam, u = np.linalg.eigh(t @ t.T)
             top = np.argsort(lam)[::-1][:HEART_COMPONENTS]
             # low-passed (HEART_LOWPASS_HZ): see there
-            course = signal.sosfiltfilt(self._sos_heart, u[:, top].T @ t, axis=1)
+            course = self._heart_lowpass(u[:, top].T @ t)
             course /= np.maximum(np.linalg.norm(course, axis=1, keepdims=True), 1e-30)
-            slope = self._derivative(course)
+        # the templates' and the time courses' derivatives in one go (rows are independent)
+        deriv = self._derivative(template if course is None else np.concatenate((template, course)))
+        r_peak = self._pre + self._peak_offset(template, has.astype(np.float64))
+        stretch = deriv[:c] * ((np.arange(self._window) - r_peak) * self._stretch_weight)
+        basis = np.stack((template, deriv[:c], stretch), axis=1)     # (c, 3, window)
+        a = basis[:, :, :core]
+        heart = None
+        if course is not None:
+            slope = deriv[c:]
             slope /= np.maximum(np.linalg.norm(slope, axis=1, keepdims=True), 1e-30)
             heart = np.concatenate((course, slope)) * self._stretch_weight  # the QRS only
         shapes = _Shapes(mask, basis, a, np.einsum("ckt,cmt->ckm", a, a), heart)
@@ -1202,7 +1208,7 @@ class EcgCanceller:
     def _derivative(self, x: np.ndarray) -> np.ndarray:
         """Time derivative (per sample) along the rows of ``x``, low-passed at
         DERIVATIVE_LOWPASS_HZ (zero phase) first."""
-        return np.gradient(signal.sosfiltfilt(self._sos_derivative, x, axis=1), axis=1)
+        return np.gradient(self._lowpass(x), axis=1)
 
     def _block_rms(self, x: np.ndarray) -> np.ndarray:
         """RMS of ``x`` (channels × core) over consecutive blocks of the internal block length
@@ -1217,18 +1223,18 @@ class EcgCanceller:
         fit's residual, that excess being at least HF_SHARE of the residual block's RMS. (A
         template that learnt something it should not have leaves high frequencies in the
         residual only: the beat is not taken for EMG then, and the template heals.)"""
-        hf_beat, hf = (self._block_rms(self._highpass(x, self._ba_activity))
+        hf_beat, hf = (self._block_rms(self._highpass(x, self._ba_activity, self._zi_unit_activity))
                        for x in (beat, residual))
         excess = np.sqrt(np.maximum(hf ** 2 - sigma[:, None] ** 2, 0.0))
         return ((hf > EMG_RATIO * sigma[:, None]) & (hf_beat > EMG_RATIO * sigma[:, None])
                 & (excess >= HF_SHARE * self._block_rms(residual)))
 
     @staticmethod
-    def _highpass(x: np.ndarray, ba: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    def _highpass(x: np.ndarray, ba: tuple[np.ndarray, np.ndarray], zi: np.ndarray) -> np.ndarray:
         """``x`` (channels × samples) through the filter ``ba`` along time, started at steady
-        state on its first sample."""
+        state on its first sample (``zi``: the filter's state for a unit step)."""
         b, a = ba
-        return signal.lfilter(b, a, x, axis=1, zi=signal.lfilter_zi(b, a)[None, :] * x[:, :1])[0]
+        return signal.lfilter(b, a, x, axis=1, zi=zi[None, :] * x[:, :1])[0]
 
     def _judge_residual(self, k: int, clean: np.ndarray, resid_rms: np.ndarray) -> np.ndarray:
         """Which clean channels may update class ``k``'s templates with this beat: any while
@@ -1294,14 +1300,16 @@ class EcgCanceller:
     def _loud(self, x: np.ndarray, sigma: np.ndarray, ratio: float) -> np.ndarray:
         """Per channel and block of the core: ``x`` (channels × core µV) through the event
         detector's 40 Hz high-pass has a 2 ms RMS above ``ratio`` × σ."""
-        high = self._highpass(x, self._ba_gate)
+        high = self._highpass(x, self._ba_gate, self._zi_gate)
         m = min(self._gate_envelope, x.shape[1])
         power = np.concatenate((np.zeros((len(high), 1)), np.cumsum(high * high, axis=1)), axis=1)
-        envelope = np.sqrt(np.maximum(power[:, m:] - power[:, :-m], 0.0) / m)
-        # the RMS over [t, t + m) belongs to its centre
-        envelope = np.pad(envelope, ((0, 0), (m // 2, x.shape[1] - envelope.shape[1] - m // 2)),
-                          mode="edge")
-        loud = np.maximum.reduceat(envelope, np.arange(0, x.shape[1], self._block), axis=1)
+        # the RMS over [t, t + m) belongs to its centre; the edges repeat the nearest one
+        centred = np.empty(x.shape)
+        inner = centred[:, m // 2:m // 2 + power.shape[1] - m]
+        np.sqrt(np.maximum(power[:, m:] - power[:, :-m], 0.0) / m, out=inner)
+        centred[:, :m // 2] = inner[:, :1]
+        centred[:, m // 2 + inner.shape[1]:] = inner[:, -1:]
+        loud = np.maximum.reduceat(centred, np.arange(0, x.shape[1], self._block), axis=1)
         return loud > ratio * sigma[:, None]
 
     def _gate(self, fid: int, lags: np.ndarray, residual: np.ndarray, sigma: np.ndarray,

@@ -97,3 +97,55 @@ class BandpassFilter(SosFilter):
         self.sample_rate_hz = sample_rate_hz
         self.low_hz = low_hz
         self.high_hz = min(high_hz, MAX_EDGE_OF_NYQUIST * sample_rate_hz / 2.0)
+
+
+class ZeroPhaseRows:
+    """``scipy.signal.sosfiltfilt(sos, x, axis=1)`` (odd extension, default pad) of a
+    (rows, samples) array, bit for bit, at about half the cost for a short filter: rows are
+    filtered in pairs as the real and imaginary parts of one complex signal. A real filter
+    keeps the two parts apart exactly, and a recursion of one or two sections is bound by its
+    latency, not by its arithmetic, so a pair costs about what one row did. Arrays holding
+    non-finite values (they would mix within a pair) or too short to pad go to scipy.
+
+    Args:
+        sos: the filter as second-order sections.
+    """
+
+    def __init__(self, sos: np.ndarray) -> None:
+        self.sos = sos
+        self._zi = signal.sosfilt_zi(sos)[:, None, :]  # (sections, 1, 2) for a unit step
+        n_taps = 2 * len(sos) + 1 - min(int((sos[:, 2] == 0).sum()), int((sos[:, 5] == 0).sum()))
+        self._pad = 3 * n_taps  # scipy's default pad length
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """Filter ``x`` (rows, samples) forward and backward along its rows; float64 out."""
+        pad = self._pad
+        if x.shape[1] <= pad or not np.isfinite(x).all():
+            return signal.sosfiltfilt(self.sos, x, axis=1)
+        # scipy's odd extension, in real arithmetic
+        ext = np.concatenate((2 * x[:, :1] - x[:, pad:0:-1], x,
+                              2 * x[:, -1:] - x[:, -2:-(pad + 2):-1]), axis=1)
+        forward, _ = signal.sosfilt(self.sos, _paired(ext), axis=1,
+                                    zi=_paired(self._zi * ext[:, :1], axis=1))
+        last = _unpaired(forward[:, -1:], len(x))
+        backward, _ = signal.sosfilt(self.sos, forward[:, ::-1], axis=1,
+                                     zi=_paired(self._zi * last, axis=1))
+        return _unpaired(backward[:, ::-1][:, pad:-pad], len(x))
+
+
+def _paired(x: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Rows 0, 2, 4 … of ``x`` along ``axis`` as the real parts and rows 1, 3, 5 … as the
+    imaginary parts of a complex array (a zero row completes an odd count)."""
+    x = np.moveaxis(x, axis, 0)
+    out = np.zeros(((len(x) + 1) // 2, *x.shape[1:]), complex)
+    out.real = x[0::2]
+    out.imag[:len(x) // 2] = x[1::2]
+    return np.moveaxis(out, 0, axis)
+
+
+def _unpaired(z: np.ndarray, rows: int) -> np.ndarray:
+    """The inverse of :func:`_paired` along the first axis: ``rows`` real rows."""
+    out = np.empty((2 * len(z), *z.shape[1:]))
+    out[0::2] = z.real
+    out[1::2] = z.imag
+    return out[:rows]

@@ -428,7 +428,7 @@ class MainsTracker:
         blocks = np.minimum(self._weight_sum, 2.0 * self._memory_blocks)  # averaged, effectively
         error_var = np.zeros(self.n_channels)  # E|P − true|² (µV²) from the noise floor
         noise_var = self._noise_var
-        np.divide(4.0 * np.where(noise_var == noise_var, noise_var, 0.0) / self.block_len, blocks,
+        np.divide(4.0 * np.where(np.isnan(noise_var), 0.0, noise_var) / self.block_len, blocks,
                   out=error_var, where=blocks > 0)
         power = p.real * p.real + p.imag * p.imag
         gain = np.zeros(power.shape)
