@@ -109,3 +109,33 @@ def test_the_record_button_stores_the_case_metadata(tmp_path: Path, qtbot) -> No
         assert (rec.case.patient_id, rec.case.procedure, rec.case.operator) == (
             "P-8", "C5-C6 ACDF", "B. Tech")
         assert rec.case.start_time and rec.profile == {"name": "simulated"}
+
+
+def test_the_window_publishes_over_sdc(window_run: Path) -> None:
+    """``run --publish-sdc`` without ``--headless``: a supervisor follows the window's station
+    (room name, traces) while it runs, through the real command."""
+    from tests.support.remote_procs import free_port
+
+    from ionm_station.remote.follow import Follower
+    from ionm_station.remote.wall import Wall
+
+    port = free_port()
+    wall = Wall()
+    follower = Follower(wall, None, [("127.0.0.1", port)])
+    follower.start()  # before the station exists: it keeps trying
+    seen: dict[str, object] = {}
+
+    class _Watched(_Seen):
+        def refresh_status(self) -> None:
+            super().refresh_status()
+            room = wall.rooms[0]
+            seen.update(location=room.location, received=room.stats.received)
+
+    gui_app.MainWindow = _Watched  # restored by window_run's monkeypatch
+    try:
+        assert main(["run", "--seconds", "8", "--publish-sdc", "--insecure", "--sdc-port",
+                     str(port), "--room", "OR 9"]) == 0
+    finally:
+        follower.stop()
+    assert "OR 9" in str(seen.get("location"))
+    assert int(seen.get("received", 0)) > 1000  # samples arrived while the window ran
