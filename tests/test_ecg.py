@@ -474,3 +474,50 @@ def test_beat_under_the_detection_threshold_of_the_usual_shape_is_subtracted() -
     away[:int(5 * fs)] = False
     ratio = np.sqrt(np.mean(out[window] ** 2, axis=0) / np.mean(out[away] ** 2, axis=0))
     assert (ratio <= 1.5).all(), ratio
+
+
+def test_beat_soon_after_cautery_clipped_at_the_rail_is_subtracted() -> None:
+    """Cautery clipped by the amplifier's range is broadband noise at the rail, not a lead-off
+    step: a channel is back in QRS detection as soon as after the same noise below the rail
+    (tune-mitdb-5k: a beat 0.46 s after clipped cautery was neither found nor subtracted, read
+    as a burst of up to 236 µV on 7 channels)."""
+    fs = 5000.0
+    rec = make_record(fs=fs, duration_s=40.0, n_ch=6, seed=13,
+                      gains_uv=np.array([300.0, 150.0, 80.0, 40.0, 20.0, 200.0]))
+    j = int(np.searchsorted(rec.r_peaks, int(25.0 * fs)))
+    r = int(rec.r_peaks[j])
+    b = r - int(0.40 * fs)              # cautery ends 0.4 s before the beat
+    a = b - int(3.0 * fs)
+    rng = np.random.default_rng(4)
+    cautery = np.zeros_like(rec.x)
+    cautery[a:b] = rng.normal(0.0, 6000.0, (b - a, 6))
+    rec.x += signal.sosfilt(bandpass_sos(10.0, 3000.0, fs), cautery, axis=0)
+    rec.x = np.clip(rec.x, -5000.0, 5000.0)  # at the rail
+    stage = EcgCanceller(6, fs)
+    out, blank = run_blanked(stage, rec.x, 500)
+    assert min(abs(d - r) for d in stage.beats) <= 0.02 * fs
+    window = slice(r - int(0.05 * fs), r + int(0.11 * fs))
+    away = ~qrs_mask(len(out), fs, rec.r_peaks, -AWAY_S, AWAY_S)
+    away[:int(5 * fs)] = False
+    away[a - int(0.5 * fs):b + int(1.0 * fs)] = False
+    ratio = np.sqrt(np.mean(out[window] ** 2, axis=0) / np.mean(out[away] ** 2, axis=0))
+    assert (ratio <= 1.5).all(), ratio
+
+
+def test_nan_on_one_channel_in_a_beat_keeps_templates_finite() -> None:
+    """A run of missing samples on one channel inside a beat's window: the templates stay
+    finite and the beats after it are still subtracted on that channel."""
+    fs = 5000.0
+    rec = make_record(fs=fs, duration_s=30.0, n_ch=6, seed=5,
+                      gains_uv=np.array([300.0, 150.0, 80.0, 40.0, 20.0, 200.0]))
+    j = int(np.searchsorted(rec.r_peaks, int(12.0 * fs)))
+    r = int(rec.r_peaks[j])
+    gap = slice(r + int(0.15 * fs), r + int(0.16 * fs))
+    rec.x[gap, 1] = np.nan
+    stage = EcgCanceller(6, fs)
+    out = run(stage, rec.x, 500)
+    assert np.isfinite(stage._template).all()
+    finite = np.delete(out, np.s_[gap], axis=0)
+    assert np.isfinite(finite).all()
+    ratio = residual_ratio(out, fs, rec.r_peaks, 16.0)
+    assert (ratio <= TARGET_RATIO).all(), ratio

@@ -9,7 +9,10 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   detection signal is the mean over channels of (x/σ)², each channel capped at 10⁴ so no single
   channel can carry a beat. Channels whose >200 Hz RMS in a block exceeds 3 × its usual level
   (EMG, cautery), that sit at the rail, go flat (lead-off) or hold NaN are left out of the mean
-  for that block and 200 ms after (500 ms after rail or flat). When more than half the live
+  for that block and 200 ms after (500 ms after a step: flat, a gap, the rail reached from
+  signal — not cautery clipped at the rail while it was already wild, which rings no longer
+  than below it: tune-mitdb-5k's first beat 0.46 s after clipped cautery was left whole on
+  7 channels, up to 236 µV). When more than half the live
   channels are far out of their noise at once (> 20 σ: cautery, a stimulus artifact; not EMG on
   several channels) the block is a global artifact: no beat is detected there nor 200 ms after. The mean is smoothed over 30 ms; maxima within ±40 ms are candidates (the
   fiducial is the centroid of the peak's top half, within ±10 ms), judged by a Pan–Tompkins
@@ -134,7 +137,8 @@ UNLEARNED_BLANK_UV = 15.0
 #: A global artifact this many blocks long (30 ms) is sustained (cautery) and gets the hold-off.
 LONG_ARTIFACT_BLOCKS = 3
 #: A channel stays out of detection this long (s) after it was flat or saturated (the step
-#: back to signal rings through the detection filter).
+#: back to signal rings through the detection filter); a saturated block on a channel wild in
+#: the block before and in it (cautery clipped at the rail) gets ARTIFACT_HOLD_S instead.
 DEAD_HOLD_S = 0.5
 #: A channel excluded this long (s) accepts its new level as normal (e.g. a noisier electrode).
 RELEARN_S = 8.0
@@ -490,6 +494,7 @@ class EcgCanceller:
         self._scale: np.ndarray | None = None
         self._excluded_run = np.zeros(c, dtype=np.int64)
         self._channel_hold = np.zeros(c, dtype=np.int64)  # blocks a channel stays left out
+        self._last_wild = np.zeros(c, dtype=bool)  # per channel: wild in the last judged block
         self._hold = 0
         self._recent_artifact = np.zeros(LONG_ARTIFACT_BLOCKS - 1, bool)  # last blocks' flags
         # threshold state
@@ -755,16 +760,24 @@ class EcgCanceller:
                 | (np.concatenate(([self._hold], after[:-1])) > 0)
             self._hold = int(after[-1])
         self._recent_artifact = flags_run[-(n_long - 1):]
+        last_wild = wild[-1].copy()
         if not bad.any() and not self._channel_hold.any():
             included = np.ones((m, c), dtype=bool)
         else:
             steps = np.arange(m)[:, None]
-            ch_set = np.maximum(dead * self._dead_hold_blocks, wild * self._hold_blocks) + steps
+            # the long hold follows a step (flat, a gap, an amplifier pinned at the rail, a
+            # lead coming off); a block at the rail and wild on a channel already wild in the
+            # block before is broadband noise clipped by it (cautery), which rings no longer
+            # than the same noise below the rail
+            clipped = wild & np.concatenate((self._last_wild[None, :], wild[:-1]))
+            lasting = dead & (~clipped | gap[:, None])
+            ch_set = np.maximum(lasting * self._dead_hold_blocks, bad * self._hold_blocks) + steps
             ch_after = np.maximum.reduce((np.maximum.accumulate(ch_set, axis=0) - steps,
                                           self._channel_hold - (steps + 1),
                                           np.zeros((m, c), np.int64)))
             included = ~bad & (np.concatenate((self._channel_hold[None, :], ch_after[:-1])) == 0)
             self._channel_hold = ch_after[-1]
+        self._last_wild = last_wild
         return included, glob
 
     def _scales(self, hist: np.ndarray) -> np.ndarray:
@@ -1379,8 +1392,9 @@ class EcgCanceller:
                 template[chs] = np.median(boot[:n, chs], axis=0)
         mature = learn & (count >= n_boot)
         if mature.any():
-            rate = 1.0 / np.minimum(count + 1, self.template_beats)
-            template += (data - template) * np.where(mature, rate, 0.0)[:, None]
+            # the learning channels only: another may hold NaN in the window (NaN × 0 is NaN)
+            rate = 1.0 / np.minimum(count[mature] + 1, self.template_beats)
+            template[mature] += (data[mature] - template[mature]) * rate[:, None]
         self._shape_cache.pop(k, None)
         count[learn] += 1
         if (count >= n_boot).all():
