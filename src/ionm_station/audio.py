@@ -147,14 +147,37 @@ class AlarmSounder(Worker):
     def listen(self, ring, channel: int, sample_rate_hz: float,
                full_scale_uv: float = 500.0) -> None:
         """Play ``channel`` of ``ring`` (µV at ``sample_rate_hz``) as EMG audio, ±
-        ``full_scale_uv`` → ±1 (then the output's EMG volume and mute); starts the thread."""
-        self._listen = (ring, int(channel), float(sample_rate_hz), float(full_scale_uv))
-        if self.output is None or not self.output.available:
-            return
-        self.output.open()
-        self.feed = self.output.feed = EmgFeed(ring, channel, sample_rate_hz, self.output,
-                                               full_scale_uv)
+        ``full_scale_uv`` → ±1 (then the output's EMG volume and mute); starts the thread.
+        Listening to another channel replaces the feed: the old channel's queued audio is
+        dropped, the new one starts at the ring's newest sample."""
+        with self._lock:  # not while a restart rebuilds the feed (on_restart)
+            self._listen = (ring, int(channel), float(sample_rate_hz), float(full_scale_uv))
+            if self.output is None or not self.output.available:
+                return
+            self.output.open()
+            self._set_feed(EmgFeed(ring, channel, sample_rate_hz, self.output, full_scale_uv))
         self._start()
+
+    def unlisten(self) -> None:
+        """No more EMG audio (the feed removed, queued EMG dropped); alarm tones play on."""
+        with self._lock:
+            self._listen = None
+            self._set_feed(None)
+
+    @property
+    def listening(self) -> int | None:
+        """The channel played as EMG audio (None: none)."""
+        return None if self._listen is None else self._listen[1]
+
+    def set_emg_volume(self, volume: float) -> None:
+        """EMG audio gain 0–1 (the output's; takes effect within one block)."""
+        if self.output is not None:
+            self.output.emg_volume = min(1.0, max(0.0, float(volume)))
+
+    def _set_feed(self, feed: EmgFeed | None) -> None:
+        self.feed = feed
+        if self.output is not None:
+            self.output.set_feed(feed)
 
     def _start(self) -> None:
         if self.output is not None and self.output.available:
@@ -175,7 +198,7 @@ class AlarmSounder(Worker):
             self.output.open()
             if self._listen is not None:
                 ring, channel, rate, full = self._listen
-                self.feed = self.output.feed = EmgFeed(ring, channel, rate, self.output, full)
+                self._set_feed(EmgFeed(ring, channel, rate, self.output, full))
 
     def step(self) -> int:
         done = 0

@@ -193,8 +193,10 @@ class AudioOutput:
         self._stream: Any = None
         self._stream_died = False
         self._error: str | None = None
-        #: the EMG feed the callback pulls from the ring at every block (None: no EMG audio)
+        #: the EMG feed the callback pulls from the ring at every block (None: no EMG audio);
+        #: changed with :meth:`set_feed`
         self.feed: EmgFeed | None = None
+        self._feed_lock = threading.Lock()  # a feed changed never mixes with a callback's pump
         self._sd = None
         self.notice = ""
         if device == "auto":
@@ -275,6 +277,14 @@ class AudioOutput:
         """Queue EMG audio frames (µV / full scale) with the ring index each was taken at."""
         self.stats.dropped_frames += self._fifo.push(audio, index)
 
+    def set_feed(self, feed: EmgFeed | None) -> None:
+        """Play ``feed`` from now on (None: no EMG audio; alarm tones play on). EMG audio
+        queued from the previous feed is dropped: nothing of an old channel plays after this
+        returns (a callback pumping the old feed finishes first)."""
+        with self._feed_lock:
+            self.feed = feed
+            self.reset_emg()
+
     def reset_emg(self) -> None:
         """Forget queued EMG audio (a new channel, a restarted feed) and prime again."""
         self._fifo.clear()
@@ -296,14 +306,15 @@ class AudioOutput:
         if status:
             self.stats.status_flags += 1
         out = np.zeros(frames, np.float32)
-        feed = self.feed
-        if feed is not None:
-            try:
-                feed.pump()
-            except Exception as exc:  # the worker sees it at its next pass (supervised)
-                self.feed = None
-                self._error = f"EMG audio: {type(exc).__name__}: {_one_line(exc)}"
-        self._mix_emg(out, now + dac_delay)
+        with self._feed_lock:
+            feed = self.feed
+            if feed is not None:
+                try:
+                    feed.pump()
+                except Exception as exc:  # the worker sees it at its next pass (supervised)
+                    self.feed = None
+                    self._error = f"EMG audio: {type(exc).__name__}: {_one_line(exc)}"
+            self._mix_emg(out, now + dac_delay)
         self._mix_tones(out)
         np.clip(out, -1.0, 1.0, out=out)
         outdata[:, 0] = out
