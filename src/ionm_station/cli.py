@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--hunt", metavar="ROOT-SIDE[,...]",
                      help="simulated amplifier: automatic stimulation-threshold hunt on these screws, "
                           "e.g. L5-R,S1-L (reported in --json)")
+    run.add_argument("--listen", metavar="LABEL",
+                     help="window: play this channel's free-run EMG (its clean signal) as audio "
+                          "from the start, e.g. 'L5-L TibAnt' (the toolbar's Listen selector)")
     add_publish_arguments(run)
 
     an = sub.add_parser("analyze", help="detect free-run EMG events and artifacts in a recorded file",
@@ -178,6 +181,8 @@ def check_run_args(args: argparse.Namespace) -> None:
     case = [o for o, v in (("--patient-id", args.patient_id), ("--procedure", args.procedure),
                            ("--operator", args.operator)) if v]
     if args.headless:
+        if args.listen is not None:
+            raise IonmError("--listen needs the window: headless runs make no sound")
         if case and args.record is None and not args.publish_sdc:
             raise IonmError(f"{', '.join(case)}: case metadata is stored in a recording; add "
                             "--record FILE.h5 (or publish it: --publish-sdc)")
@@ -256,6 +261,15 @@ def _queue_hunts(text: str, session: Session) -> None:
         session.hunt(level, side)
 
 
+def _listen_label(text: str, montage) -> str:
+    """``--listen LABEL``: the montage's channel label (case does not matter)."""
+    for label in montage.labels:
+        if label.casefold() == text.strip().casefold():
+            return label
+    raise IonmError(f"--listen {text}: montage {montage.name!r} has no such channel; "
+                    f"channels: {', '.join(montage.labels)}")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """``run``: the same session in the window or headless, every argument honoured in both."""
     from datetime import datetime
@@ -271,6 +285,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.headless:
         check_display()
     source, montage, profile = _source_and_montage(args)
+    listen = _listen_label(args.listen, montage) if args.listen is not None else None
     limit = None if args.seconds is None else source.info.seconds_to_samples(args.seconds)
     if args.replay is not None and limit is None and args.headless:
         limit = source.n_samples  # a headless replay ends with its recording
@@ -291,7 +306,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             from ionm_station.gui.app import run_gui
 
             code = run_gui(session, json_path=args.json, replace_json=args.force, case=case,
-                           profile_doc=profile_doc)
+                           profile_doc=profile_doc, listen=listen)
             print(summary(session), flush=True)
             return code
         print(f"IONM Station {__version__} — {session.info.source} — montage {montage.name} "

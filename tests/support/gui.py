@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import ClassVar
 
 from ionm_station.audio import AlarmSounder
+from ionm_station.audio_out import AudioOutput
 from ionm_station.gui.main_window import MainWindow
 from ionm_station.profiles import load_profile
 from ionm_station.session import Session, build_source, montage_for
@@ -47,6 +48,18 @@ class SounderStandIn(AlarmSounder):
     def close(self) -> None:
         self.closed = True
         super().close()
+
+
+class NullSounder(AlarmSounder):
+    """An AlarmSounder on its own null audio output: alarm tones and EMG audio go through the
+    real callback and are kept (``output.rendered()``), nothing reaches a sound card."""
+
+    instances: ClassVar[list[NullSounder]] = []
+
+    def __init__(self, volume: float = 0.5, muted: bool = False) -> None:
+        super().__init__(volume, muted, output=AudioOutput("null"))
+        self._owns_output = True  # closed with the sounder
+        NullSounder.instances.append(self)
 
 
 @contextmanager

@@ -45,7 +45,8 @@ def _drain_events() -> None:
 
 def run_gui(session: Session, settings_path: Path | None = None, alarm_window: bool = False,
             json_path: Path | None = None, replace_json: bool = False,
-            case: CaseMetadata | None = None, profile_doc: dict[str, Any] | None = None) -> int:
+            case: CaseMetadata | None = None, profile_doc: dict[str, Any] | None = None,
+            listen: str | None = None) -> int:
     """Open the main window on ``session``, start it, run until the window closes or the
     session's run is finished (its sample limit, ``run --seconds``, reached).
 
@@ -60,6 +61,7 @@ def run_gui(session: Session, settings_path: Path | None = None, alarm_window: b
         replace_json: an existing ``json_path`` may be replaced.
         case: case metadata for recordings started with the record button.
         profile_doc: the hardware profile stored in those recordings.
+        listen: play this channel's (label's) free-run EMG from the start (``run --listen``).
 
     Returns:
         Exit code: 0, or 1 if acquisition ended with an error. Ctrl-C / SIGTERM close the
@@ -68,6 +70,8 @@ def run_gui(session: Session, settings_path: Path | None = None, alarm_window: b
     """
     app = ensure_app()
     window = MainWindow(session, settings_path, case=case, profile_doc=profile_doc)
+    if listen is not None:
+        window.listen(listen)
     previous = {s: signal.signal(s, lambda *_: window.close())
                 for s in (signal.SIGINT, signal.SIGTERM)}
     wake = QTimer()  # lets the interpreter run signal handlers while Qt waits

@@ -1,5 +1,6 @@
 """The controls toolbar: display (gain, timebase, sweep/scroll), alarms (acknowledge, silence,
-sound, volume), marker text, record, surgeon display.
+sound, volume), EMG audio (listen to one channel, its volume), marker text, record, surgeon
+display.
 
 Display controls act on the :class:`~ionm_station.gui.traces.TraceView` directly and sound
 controls on the sounder; both are stored in :class:`~ionm_station.gui.settings.GuiSettings`.
@@ -8,6 +9,8 @@ window, which owns the session.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QSlider, QToolBar
@@ -39,6 +42,7 @@ class ControlBar(QToolBar):
         sounder: the alarm sounder (``muted``, ``volume``).
         settings: where display and sound choices are kept (applied at construction).
         can_record: the session can be recorded (else the record button is disabled).
+        listen_labels: the montage's channel labels offered by the Listen selector.
 
     Signals:
         acknowledge_requested(): acknowledge every tile.
@@ -46,6 +50,7 @@ class ControlBar(QToolBar):
         marker_entered(str): marker text entered (Enter in the marker field).
         record_toggled(bool): start (True) / stop (False) recording.
         surgeon_requested(): show or close the surgeon's alarm display.
+        listen_changed(int): the channel to play as EMG audio (-1: Off).
     """
 
     acknowledge_requested = Signal()
@@ -53,9 +58,10 @@ class ControlBar(QToolBar):
     marker_entered = Signal(str)
     record_toggled = Signal(bool)
     surgeon_requested = Signal()
+    listen_changed = Signal(int)
 
     def __init__(self, traces: TraceView, sounder: AlarmSounder, settings: GuiSettings,
-                 can_record: bool) -> None:
+                 can_record: bool, listen_labels: Sequence[str] = ()) -> None:
         super().__init__("Controls")
         self.setObjectName("controls")
         self.setMovable(False)
@@ -66,9 +72,11 @@ class ControlBar(QToolBar):
         self.addSeparator()
         self._alarm_controls()
         self.addSeparator()
+        self._listen_controls(listen_labels)
+        self.addSeparator()
         self.marker_edit = QLineEdit()
-        self.marker_edit.setPlaceholderText("M: marker text, Enter to add · F1–F9 presets")
-        self.marker_edit.setMinimumWidth(300)
+        self.marker_edit.setPlaceholderText("M: marker text · F1–F9 presets")
+        self.marker_edit.setMinimumWidth(180)
         self.marker_edit.returnPressed.connect(self._on_marker_entered)
         self.addWidget(self.marker_edit)
         self.addSeparator()
@@ -117,11 +125,41 @@ class ControlBar(QToolBar):
         self.mute_button.toggled.connect(self._on_mute)
         self.volume_slider = QSlider(Qt.Orientation.Horizontal)
         self.volume_slider.setRange(5, 100)
-        self.volume_slider.setFixedWidth(90)
+        self.volume_slider.setFixedWidth(70)
         self.volume_slider.setToolTip("Alarm volume")
         self.volume_slider.valueChanged.connect(self._on_volume)
         for w in (self.ack_button, self.silence_button, self.mute_button, self.volume_slider):
             self.addWidget(w)
+
+    def _listen_controls(self, labels: Sequence[str]) -> None:
+        self.listen_box = QComboBox()
+        self.listen_box.addItem("Off", -1)
+        for i, label in enumerate(labels):
+            self.listen_box.addItem(label, i)
+        self.listen_box.setToolTip("Free-run EMG audio: the clean signal of one channel "
+                                   "(±500 µV full scale); alarms sound over it")
+        self.listen_box.currentIndexChanged.connect(self._on_listen)
+        self.emg_volume_slider = QSlider(Qt.Orientation.Horizontal)
+        self.emg_volume_slider.setRange(0, 100)
+        self.emg_volume_slider.setFixedWidth(60)
+        self.emg_volume_slider.setToolTip("EMG audio volume (alarm volume is separate)")
+        self.emg_volume_slider.valueChanged.connect(self._on_emg_volume)
+        self.addWidget(QLabel(" Listen "))
+        self.addWidget(self.listen_box)
+        self.addWidget(self.emg_volume_slider)
+
+    def listen_channel(self) -> int | None:
+        """The channel the Listen selector shows (None: Off)."""
+        channel = int(self.listen_box.currentData())
+        return None if channel < 0 else channel
+
+    def select_listen(self, label: str | None) -> None:
+        """Show ``label`` (None or '': Off) in the Listen selector; emits listen_changed if
+        that changes the choice. ValueError for a label the selector does not offer."""
+        i = 0 if not label else self.listen_box.findText(label)
+        if i < 0:
+            raise ValueError(f"no channel {label!r} to listen to")
+        self.listen_box.setCurrentIndex(i)
 
     def _apply(self, s: GuiSettings) -> None:
         select_nearest(self.sensitivity_box, s.sensitivity_uv)
@@ -133,6 +171,12 @@ class ControlBar(QToolBar):
         self.volume_slider.setValue(round(100 * s.alarm_volume))
         self.mute_button.setChecked(s.alarm_muted)
         self._on_mute(s.alarm_muted)
+        self.emg_volume_slider.setValue(round(100 * s.emg_volume))
+        self._on_emg_volume(self.emg_volume_slider.value())
+        i = self.listen_box.findText(s.listen_label) if s.listen_label else 0
+        self.listen_box.blockSignals(True)  # the window starts the chosen channel itself
+        self.listen_box.setCurrentIndex(max(0, i))
+        self.listen_box.blockSignals(False)
 
     def _on_sensitivity(self, index: int) -> None:
         value = float(self.sensitivity_box.itemData(index))
@@ -157,6 +201,15 @@ class ControlBar(QToolBar):
     def _on_volume(self, value: int) -> None:
         self._settings.alarm_volume = value / 100
         self._sounder.volume = value / 100
+
+    def _on_emg_volume(self, value: int) -> None:
+        self._settings.emg_volume = value / 100
+        self._sounder.set_emg_volume(value / 100)
+
+    def _on_listen(self, index: int) -> None:
+        channel = int(self.listen_box.itemData(index))
+        self._settings.listen_label = self.listen_box.itemText(index) if channel >= 0 else ""
+        self.listen_changed.emit(channel)
 
     def _on_marker_entered(self) -> None:
         text = self.marker_edit.text().strip()

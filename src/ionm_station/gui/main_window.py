@@ -130,7 +130,8 @@ class MainWindow(QMainWindow):
                                       Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tabifyDockWidget(setup_dock, self.trends_dock)
         setup_dock.raise_()
-        self.controls = ControlBar(self.traces, self.sounder, self.settings, session.can_record)
+        self.controls = ControlBar(self.traces, self.sounder, self.settings, session.can_record,
+                                   self.montage.labels)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.controls)
         self.controls.acknowledge_requested.connect(lambda: self.acknowledge(None))
         self.controls.silence_requested.connect(self.silence)
@@ -138,6 +139,10 @@ class MainWindow(QMainWindow):
         self.controls.marker_entered.connect(lambda _: self.traces.setFocus())
         self.controls.record_toggled.connect(self.toggle_recording)
         self.controls.surgeon_requested.connect(self.toggle_alarm_window)
+        self.controls.listen_changed.connect(self._listen_to)
+        kept = self.controls.listen_channel()  # the channel the settings kept, if any
+        if kept is not None:
+            self._listen_to(kept)
         self.replay_controls: ReplayControls | None = None
         if session.replay is not None:
             self.replay_controls = ReplayControls(session.replay, self.traces, self)
@@ -272,6 +277,19 @@ class MainWindow(QMainWindow):
             return
         self.say(f"Recording to {path}")
 
+    def listen(self, label: str | None) -> None:
+        """Play the free-run EMG of the channel labelled ``label`` (its clean signal) through
+        the sounder's output; None: stop (alarm tones play on). ValueError for a label the
+        montage does not have."""
+        self.controls.select_listen(label)
+
+    def _listen_to(self, channel: int) -> None:
+        if channel < 0:
+            self.sounder.unlisten()
+        else:
+            self.sounder.listen(self.session.clean, channel, self.session.info.sample_rate_hz)
+        self.refresh_status()  # the choice shows at once
+
     def toggle_alarm_window(self) -> None:
         """Show the alarm panel alone in its own window (full screen on a second monitor)."""
         if self.alarm_window is not None:
@@ -320,7 +338,9 @@ class MainWindow(QMainWindow):
         """Status bar, the record button (a recording that failed is not "on") and the Setup
         dock's band and thresholds, from the last state."""
         rec = self.session.recording_status()
-        self.status.show_state(self.state, rec, self.session.can_record, self.sounder.notice)
+        channel = self.sounder.listening
+        self.status.show_state(self.state, rec, self.session.can_record, self.sounder.notice,
+                               "" if channel is None else self.montage.channels[channel].label)
         self._show_recording(rec is not None and rec.state in ("recording", "low_disk"))
         self.setup.show_state(self.state)
 

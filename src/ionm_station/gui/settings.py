@@ -37,6 +37,8 @@ class GuiSettings:
         marker_presets: texts of the F1…F9 markers (one ending in ':' asks for free text).
         silence_s: how long the Silence button mutes alarm sound (s).
         alarm_volume: alarm sound volume (0–1]; alarm_muted: alarm sound off.
+        listen_label: the channel whose free-run EMG is played ('' = none; a label the
+            montage does not have is ignored); emg_volume: its volume 0–1.
         band_low_hz, band_high_hz: free-run band-pass edges (Hz) set by the user; 0 = the
             session's own.
         geometry, window_state: base64 of Qt's saveGeometry()/saveState().
@@ -50,6 +52,8 @@ class GuiSettings:
     silence_s: float = 60.0
     alarm_volume: float = 0.5
     alarm_muted: bool = False
+    listen_label: str = ""
+    emg_volume: float = 0.5
     band_low_hz: float = 0.0
     band_high_hz: float = 0.0
     geometry: str = ""
@@ -82,6 +86,10 @@ class GuiSettings:
                     value = (value + list(DEFAULT_MARKER_PRESETS[len(value):]))[:N_PRESETS]
             else:
                 ok = isinstance(value, type(default))
+            if f.name == "emg_volume":  # 0 is a volume too
+                ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+                      and 0 <= value <= 1)
+                value = float(value) if ok else value
             if ok and f.name == "alarm_volume":
                 value = min(1.0, value)
             if ok:

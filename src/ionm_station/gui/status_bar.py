@@ -1,9 +1,9 @@
 """The status bar: counters, worker health, technical alarms, recording, disk, audio.
 
 Everything comes from the station's state (:class:`~ionm_station.pipeline.state.StationState`),
-the recorder's status and the sounder's notice. Technical alarms are named in their tile
-colours (the whole reason in the tooltip); a command the processing thread refused
-(``command_rejected`` in the event log) and a worker restart are shown as messages.
+the recorder's status, the channel listened to and the sounder's notice. Technical alarms are
+named in their tile colours (the whole reason in the tooltip); a command the processing thread
+refused (``command_rejected`` in the event log) and a worker restart are shown as messages.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from ionm_station.pipeline.state import StationState
 from ionm_station.recording import RecorderStatus
 
 #: Labels, left to right.
-FIELDS = ("source", "samples", "counts", "workers", "technical", "recording", "disk", "audio",
-          "error")
+FIELDS = ("source", "samples", "counts", "workers", "technical", "recording", "disk", "listen",
+          "audio", "error")
 #: Widest the free-text labels get (px): longer text is elided there, whole in the tooltip.
-MAX_WIDTH = {"workers": 180, "technical": 240, "audio": 200, "error": 240}
+MAX_WIDTH = {"workers": 180, "technical": 240, "listen": 180, "audio": 200, "error": 240}
 #: How long event messages stay (ms).
 MESSAGE_MS = 8000
 
@@ -67,8 +67,9 @@ class StationStatusBar(QStatusBar):
         self.labels["audio"].setStyleSheet(f"color: {theme.AMBER};")
 
     def show_state(self, state: StationState, rec: RecorderStatus | None, can_record: bool,
-                   audio_notice: str) -> None:
-        """Update every label from ``state``, the recorder's status and the sounder's notice."""
+                   audio_notice: str, listening: str = "") -> None:
+        """Update every label from ``state``, the recorder's status, the sounder's notice and
+        the label of the channel whose EMG is played (``listening``; '' none)."""
         st, lbl = state.status, self.labels
         lbl["source"].setText(f"{st.source} · {st.channels} ch · {st.rate_hz:g} Hz")
         lbl["samples"].setText(f"t {st.elapsed_s:,.1f} s · {st.samples:,} samples")
@@ -93,6 +94,9 @@ class StationStatusBar(QStatusBar):
                 free = None
         lbl["disk"].setText("disk ?" if free is None else f"disk {bytes_text(free)} free")
         lbl["disk"].setToolTip("Free space where recordings are written")
+        self._set("listen", f"Listening: {listening}" if listening else "",
+                  f"Listening to the free-run EMG of {listening}"
+                  + (f" — but {audio_notice}" if audio_notice else "") if listening else "")
         self._set("audio", audio_notice, audio_notice)
         self._set("error", st.error or "", st.error or "")
         self._show_events()
