@@ -187,16 +187,23 @@ def test_threshold_per_root(engine) -> None:
         eng.set_threshold("L5-L", float("nan"))
 
 
-def test_ongoing_a_train_alarms_before_it_ends(engine) -> None:
+def test_ongoing_a_train_alarms_before_it_ends_and_its_time_runs(engine) -> None:
     eng, _ = engine
     eng.update(s(1.2), ongoing=[Ev(L5L_TIBANT, "train", "A", s(1.0), s(1.15), 150.0)])
     t = eng.tile("L5-L")
-    assert t.state == "alarm" and "ongoing" in t.reason and t.train_time_s == 0.0
+    assert t.state == "alarm" and "ongoing" in t.reason
+    assert t.train_time_s == pytest.approx(0.15, abs=1e-3)  # the tile's time runs with it
     eng.update(s(1.9), ongoing=[Ev(L5L_TIBANT, "train", "A", s(1.0), s(1.8), 150.0)])
     assert eng.tile("L5-L").priority == "caution"  # 0.8 s so far ≥ 0.5 s
+    assert eng.tile("L5-L").train_time_s == pytest.approx(0.8, abs=1e-3)
+    assert eng.train_time.tile_s("L5-L") == 0.0  # the ledger counts it when it ends
     eng.update(s(3.5), [Ev(L5L_TIBANT, "train", "A", s(1.0), s(3.0), 150.0)])
     t = eng.tile("L5-L")
     assert t.train_time_s == pytest.approx(2.0, abs=1e-3)  # counted once, when it ended
+    eng.update(s(3.6), ongoing=[Ev(L5L_TIBANT, "train", "A", s(3.2), s(3.55), 150.0)])
+    assert eng.tile("L5-L").train_time_s == pytest.approx(2.35, abs=1e-3)
+    eng.update(s(3.7))  # re-typed or dropped before it ended: no longer counted
+    assert eng.tile("L5-L").train_time_s == pytest.approx(2.0, abs=1e-3)
 
 
 def test_adaptive_threshold_rises_with_continuous_activity_and_reverts() -> None:

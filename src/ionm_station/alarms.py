@@ -187,6 +187,7 @@ class AlarmEngine:
         self._blockade_reason = ""
         self._silenced_until: int | None = None
         self._now = 0
+        self._ongoing_spans: dict[str, list[tuple[int, int]]] = {}  # per tile, latest update
         self._emit_changes(0)
 
     # --- inputs (DSP thread) ---
@@ -195,13 +196,14 @@ class AlarmEngine:
                ongoing: Sequence[EmgEvent] = ()) -> None:
         """Take events that ended, the artifact spans open at ``now`` (cautery blanks every
         tile; lead-off or saturation on all of a tile's channels is ``no_signal``), A-trains
-        still going on (alarm at once, train time counted when they end) and the time ``now``
-        (absolute sample index)."""
+        still going on (alarm at once; the tile's train time includes them while they last, the
+        ledger counts them when they end) and the time ``now`` (absolute sample index)."""
         with self._lock:
             self._now = max(self._now, now)
             self._levels(open_spans)
             for e in events:
                 self._event(e)
+            self._ongoing_spans = {}
             for e in ongoing:
                 self._ongoing(e)
             if self.config.adaptive:
@@ -327,7 +329,8 @@ class AlarmEngine:
             return
         so_far = (e.offset + 1 - e.onset) / self.fs
         label = self.montage.channels[e.channel].label
-        total = self.train_time.tile_s(r.key, [(e.onset, e.offset + 1)])
+        self._ongoing_spans.setdefault(r.key, []).append((e.onset, e.offset + 1))
+        total = self.train_time.tile_s(r.key, self._ongoing_spans[r.key])
         self._raise(r, self._train_priority(total),
                     f"A-train ongoing {label} {e.peak_uv:.0f} µV, {so_far:.1f} s")
 
@@ -346,7 +349,8 @@ class AlarmEngine:
     def _compute(self, r: _Root, now: int) -> TileState:
         silenced = (self._silenced_until / self.fs
                     if self._silenced_until is not None and now < self._silenced_until else None)
-        base = TileState(r.key, r.root, r.side, train_time_s=round(self.train_time.tile_s(r.key), 3),
+        train_s = self.train_time.tile_s(r.key, self._ongoing_spans.get(r.key, ()))
+        base = TileState(r.key, r.root, r.side, train_time_s=round(train_s, 3),
                          last_peak_uv=r.last_peak_uv, silenced_until_s=silenced)
         notes = []
         if r.auto_uv is not None:
