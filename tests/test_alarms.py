@@ -188,11 +188,14 @@ def test_threshold_per_root(engine) -> None:
 
 
 def test_ongoing_a_train_alarms_before_it_ends_and_its_time_runs(engine) -> None:
-    eng, _ = engine
+    eng, log = engine
     eng.update(s(1.2), ongoing=[Ev(L5L_TIBANT, "train", "A", s(1.0), s(1.15), 150.0)])
     t = eng.tile("L5-L")
     assert t.state == "alarm" and "ongoing" in t.reason
     assert t.train_time_s == pytest.approx(0.15, abs=1e-3)  # the tile's time runs with it
+    eng.update(s(1.3), ongoing=[Ev(L5L_TIBANT, "train", "A", s(1.0), s(1.25), 160.0)])
+    assert eng.tile("L5-L").train_time_s == pytest.approx(0.25, abs=1e-3)
+    assert len([e for e in log.of_kind("alarm") if e.data["tile"] == "L5-L"]) == 1  # no flood
     eng.update(s(1.9), ongoing=[Ev(L5L_TIBANT, "train", "A", s(1.0), s(1.8), 150.0)])
     assert eng.tile("L5-L").priority == "caution"  # 0.8 s so far ≥ 0.5 s
     assert eng.tile("L5-L").train_time_s == pytest.approx(0.8, abs=1e-3)

@@ -327,12 +327,12 @@ class AlarmEngine:
         r = self._root_of.get(e.channel)
         if r is None:
             return
-        so_far = (e.offset + 1 - e.onset) / self.fs
         label = self.montage.channels[e.channel].label
         self._ongoing_spans.setdefault(r.key, []).append((e.onset, e.offset + 1))
         total = self.train_time.tile_s(r.key, self._ongoing_spans[r.key])
-        self._raise(r, self._train_priority(total),
-                    f"A-train ongoing {label} {e.peak_uv:.0f} µV, {so_far:.1f} s")
+        # no running figures in the reason: the log takes a line per change of reason, and
+        # the tile's train time already runs with the train
+        self._raise(r, self._train_priority(total), f"A-train ongoing {label}")
 
     def _train_priority(self, train_time_s: float) -> str:
         if train_time_s >= self.config.warning_train_time_s:
