@@ -521,3 +521,37 @@ def test_nan_on_one_channel_in_a_beat_keeps_templates_finite() -> None:
     assert np.isfinite(finite).all()
     ratio = residual_ratio(out, fs, rec.r_peaks, 16.0)
     assert (ratio <= TARGET_RATIO).all(), ratio
+
+
+def test_rows_at_the_rail_are_not_learnt_from() -> None:
+    """A lead-off pinned at the rail reaches the canceller through the band-pass and the mains
+    canceller as mains (what that canceller subtracts), not as a flat channel. Given as
+    ``railed``, those rows are not learnt from: after the lead the channel's beats are
+    subtracted as before, also past the fit's core (R + 120…230 ms), where nothing corrects a
+    template that learnt mains and no heart."""
+    fs, ch = 5000.0, 3
+    rec = make_record(fs=fs, duration_s=50.0, n_ch=6, seed=7,
+                      gains_uv=np.array([300.0, 150.0, 80.0, 60.0, 20.0, 200.0]))
+    lead = slice(int(20.0 * fs), int(28.5 * fs))
+    t = np.arange(lead.stop - lead.start) / fs
+    x = rec.x.copy()
+    x[lead, ch] = -sum(a * np.sin(2 * np.pi * k * 50.4 * t + k) for k, a in ((1, 9.0), (3, 3.0),
+                                                                           (5, 1.5), (7, 1.0)))
+    railed = np.zeros(x.shape, dtype=bool)
+    railed[lead, ch] = True
+    def tail(t0: float, t1: float) -> np.ndarray:  # R + 120…230 ms of the beats in [t0, t1) s
+        return np.concatenate([np.arange(r + int(0.12 * fs), r + int(0.23 * fs))
+                               for r in rec.r_peaks if t0 * fs <= r < t1 * fs])
+
+    before, after = tail(12.0, 19.0), tail(29.0, 36.0)
+    sizes = []
+    for given in (railed, None):
+        stage = EcgCanceller(6, fs)
+        parts = [stage.process(x[a:a + 500], None if given is None else given[a:a + 500])
+                 for a in range(0, len(x), 500)]
+        out = np.concatenate(parts + [stage.flush()])[stage.delay:]
+        misfit = out[:, ch] - (rec.x - rec.ecg)[:, ch]  # the ECG left (µV)
+        sizes.append([np.sqrt(np.mean(misfit[w] ** 2)) for w in (before, after)])
+    (before_given, after_given), (_, after_not) = sizes
+    assert after_given <= 1.5 * before_given, sizes
+    assert after_not >= 1.5 * after_given, sizes  # what learning the lead-off left

@@ -8,7 +8,12 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   scale σ = median|x| / 0.6745 (median over the last 2 s of 10 ms blocks, smoothed). The
   detection signal is the mean over channels of (x/σ)², each channel capped at 10⁴ so no single
   channel can carry a beat. Channels whose >200 Hz RMS in a block exceeds 3 × its usual level
-  (EMG, cautery), that sit at the rail, go flat (lead-off) or hold NaN are left out of the mean
+  (EMG, cautery), that sit at the rail (in this stage's input, or in the amplifier's raw input
+  where the caller passes it as ``railed``: the band-pass before this stage hides the rail, and
+  a lead-off pinned there reaches it as the mains canceller's own synthesis — mains with
+  harmonics, not flat — which templates would otherwise learn as a beat without heart: sim
+  tune-10k ch4 after its 8.4 s lead-off left 1.6 µV RMS of it at R + 120…230 ms, decaying over
+  ~30 beats), go flat (lead-off) or hold NaN are left out of the mean
   for that block and 200 ms after (500 ms after a step: flat, a gap, the rail reached from
   signal — not cautery clipped at the rail while it was already wild, which rings no longer
   than below it: tune-mitdb-5k's first beat 0.46 s after clipped cautery was left whole on
@@ -475,6 +480,7 @@ class EcgCanceller:
         self._n_in = 0          # input rows received
         self._end = 0           # input rows processed (multiple of the block)
         self._x = _Rows(c, np.float64)
+        self._railed_in = _Rows(c, np.bool_, fill=False)  # given rail rows not yet judged
         self._sub = _Rows(c, np.float64)
         self._sub.pad(self._window + self._lag_max)
         lead = self._peak_half + self._smooth
@@ -522,15 +528,20 @@ class EcgCanceller:
         self._cov = np.zeros((c, c))
         self._cov_beats = np.zeros((c, c), dtype=np.int64)
 
-    def process(self, x: np.ndarray) -> np.ndarray:
+    def process(self, x: np.ndarray, railed: np.ndarray | None = None) -> np.ndarray:
         """Clean the next chunk (n, n_channels) µV; returns (n, n_channels) float64 µV, delayed
-        by :attr:`delay` rows (NaN before the first input row)."""
+        by :attr:`delay` rows (NaN before the first input row). ``railed`` (n, n_channels)
+        bool, optional: where the amplifier's raw input sat at its rail — the band-pass before
+        this stage hides a rail (a lead-off pinned there reaches it as what the mains canceller
+        subtracts: mains, not a flat channel); such blocks count as saturated."""
         if self._finished:
             raise RuntimeError("EcgCanceller: flush() ended the record; call reset() first")
         x64 = np.asarray(x, dtype=np.float64)
         if x64.ndim != 2 or x64.shape[1] != self.n_channels:
             raise ValueError(f"expected (n, {self.n_channels}) samples, got {x64.shape}")
-        return self._feed(x64)
+        if railed is not None and np.shape(railed) != x64.shape:
+            raise ValueError(f"railed must be {x64.shape}, got {np.shape(railed)}")
+        return self._feed(x64, railed)
 
     def flush(self) -> np.ndarray:
         """End the record: the last ``delay`` cleaned rows (delay, n_channels) µV. Beats near the
@@ -569,9 +580,13 @@ class EcgCanceller:
 
     # --- streaming ----------------------------------------------------------------------------
 
-    def _feed(self, x: np.ndarray) -> np.ndarray:
+    def _feed(self, x: np.ndarray, railed: np.ndarray | None = None) -> np.ndarray:
         n = len(x)
         self._x.append(x)
+        if railed is None:
+            self._railed_in.pad(n)
+        else:
+            self._railed_in.append(railed)
         self._n_in += n
         while self._x.stop - self._end >= self._block:
             blocks = min((self._x.stop - self._end) // self._block, self._batch_blocks)
@@ -614,6 +629,10 @@ class EcgCanceller:
             peak = np.maximum(blocks3.max(axis=1), -blocks3.min(axis=1))  # NaN where one is
             gap = ~np.isfinite(peak).all(axis=1)
             railed = peak >= limit if self.rail_uv is not None else np.zeros((n_blocks, c), bool)
+        given = self._railed_in.view(a, b)
+        if given.any():
+            railed = railed | given.reshape(n_blocks, bl, c).any(axis=1)
+        self._railed_in.drop_before(b)
         clean = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0) if gap.any() else raw
         # detection path: block means over `dec` samples (nulls at multiples of the decimated
         # rate protect the 5–40 Hz band from aliasing), then the band-pass at the low rate
