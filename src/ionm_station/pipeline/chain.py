@@ -265,23 +265,24 @@ class FreeRunChain:
     def _run(self, raw: np.ndarray, start: int) -> ChainOutput:
         """One piece through every stage."""
         spans = self.artifacts.process(raw, start)
+        with np.errstate(invalid="ignore"):
+            railed = np.abs(raw) >= self._rail_uv  # NaN compares False (the stages skip NaN)
         y = self.bandpass.process(raw)
         if self.mains is not None:
-            y = self.mains.process(y, self._railed_hold(raw))
+            y = self.mains.process(y, self._railed_hold(railed))
         if self.steps is not None:
             for span in self.steps.process(y, start):
                 self.artifacts.mark_span(span)
         if self.ecg is not None:
-            y = self.ecg.process(y)
+            y = self.ecg.process(y, railed)
         elif self.ecg_highpass is not None:
             y = self.ecg_highpass.process(y)
         return self._detect(y, spans)
 
-    def _railed_hold(self, raw: np.ndarray) -> np.ndarray | None:
-        """(n, channels) bool: within ``RAIL_HOLD_S`` after a railed raw sample (None: none)."""
-        n = len(raw)
-        with np.errstate(invalid="ignore"):
-            railed = np.abs(raw) >= self._rail_uv  # NaN compares False (the canceller skips NaN)
+    def _railed_hold(self, railed: np.ndarray) -> np.ndarray | None:
+        """(n, channels) bool: within ``RAIL_HOLD_S`` after a ``railed`` raw sample (None:
+        none)."""
+        n = len(railed)
         any_railed = railed.any(axis=0)
         if not any_railed.any() and (self._since_rail >= self._rail_hold).all():
             self._since_rail = np.minimum(self._since_rail + n, np.iinfo(np.int64).max // 2)
