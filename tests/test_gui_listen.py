@@ -18,10 +18,8 @@ import pytest  # noqa: E402
 from scipy import signal  # noqa: E402
 
 from ionm_station.cli import main  # noqa: E402
-from ionm_station.gui import app as gui_app  # noqa: E402
-from ionm_station.gui import main_window  # noqa: E402
 from ionm_station.gui.main_window import MainWindow  # noqa: E402
-from support.gui import NullSounder, a_train, detect, make_session  # noqa: E402
+from support.gui import NullSounder, a_train, detect, make_session, run_opens  # noqa: E402
 
 pytest.importorskip("pytestqt")
 
@@ -149,11 +147,7 @@ class _Heard(MainWindow):
 @pytest.fixture
 def window_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qapp) -> Path:  # noqa: ANN001
     """``run`` opens :class:`_Heard` on a null audio output; GUI settings in ``tmp_path``."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(gui_app, "MainWindow", _Heard)
-    monkeypatch.setattr(_Heard, "last", None)
-    monkeypatch.setattr(main_window, "AlarmSounder", NullSounder)
-    return tmp_path
+    return run_opens(monkeypatch, tmp_path, _Heard, NullSounder)
 
 
 def test_run_listen_plays_that_channel_in_the_window(window_run: Path) -> None:

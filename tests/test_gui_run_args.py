@@ -17,10 +17,9 @@ import pytest  # noqa: E402
 
 from ionm_station.cli import main  # noqa: E402
 from ionm_station.gui import app as gui_app  # noqa: E402
-from ionm_station.gui import main_window  # noqa: E402
 from ionm_station.gui.main_window import MainWindow  # noqa: E402
 from ionm_station.recording import CaseMetadata, open_recording  # noqa: E402
-from support.gui import SounderStandIn, make_session  # noqa: E402
+from support.gui import SounderStandIn, make_session, run_opens  # noqa: E402
 
 
 class _Seen(MainWindow):
@@ -41,11 +40,7 @@ class _Seen(MainWindow):
 @pytest.fixture
 def window_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, qapp) -> Path:  # noqa: ANN001
     """``run`` opens :class:`_Seen` with a silent sounder; GUI settings in ``tmp_path``."""
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
-    monkeypatch.setattr(gui_app, "MainWindow", _Seen)
-    monkeypatch.setattr(_Seen, "last", None)
-    monkeypatch.setattr(main_window, "AlarmSounder", SounderStandIn)
-    return tmp_path
+    return run_opens(monkeypatch, tmp_path, _Seen, SounderStandIn)
 
 
 def test_the_window_honours_every_run_argument(window_run: Path,

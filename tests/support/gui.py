@@ -13,6 +13,8 @@ from typing import ClassVar
 
 from ionm_station.audio import AlarmSounder
 from ionm_station.audio_out import AudioOutput
+from ionm_station.gui import app as gui_app
+from ionm_station.gui import main_window
 from ionm_station.gui.main_window import MainWindow
 from ionm_station.profiles import load_profile
 from ionm_station.session import Session, build_source, montage_for
@@ -174,3 +176,14 @@ def hunt_session(seconds: float, rate_hz: float = 2000.0, hunts: tuple[str, ...]
         session.stop()
     assert len(screws) == len(hunts)
     return session
+
+
+def run_opens(monkeypatch, tmp_path: Path, window: type, sounder: type) -> Path:  # noqa: ANN001
+    """Make ``ionm-station run`` open ``window`` (a MainWindow subclass with a ``last`` class
+    attribute, reset here) with ``sounder`` as its alarm sounder, its GUI settings in
+    ``tmp_path``; returns ``tmp_path``."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setattr(gui_app, "MainWindow", window)
+    monkeypatch.setattr(window, "last", None)
+    monkeypatch.setattr(main_window, "AlarmSounder", sounder)
+    return tmp_path
