@@ -10,7 +10,7 @@ window, which owns the session.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QLabel, QLineEdit, QPushButton, QSlider, QToolBar
@@ -123,11 +123,7 @@ class ControlBar(QToolBar):
         self.mute_button.setCheckable(True)
         self.mute_button.setToolTip("Mute / unmute alarm sound (the tiles keep showing)")
         self.mute_button.toggled.connect(self._on_mute)
-        self.volume_slider = QSlider(Qt.Orientation.Horizontal)
-        self.volume_slider.setRange(5, 100)
-        self.volume_slider.setFixedWidth(70)
-        self.volume_slider.setToolTip("Alarm volume")
-        self.volume_slider.valueChanged.connect(self._on_volume)
+        self.volume_slider = _slider(5, 100, 70, "Alarm volume", self._on_volume)
         for w in (self.ack_button, self.silence_button, self.mute_button, self.volume_slider):
             self.addWidget(w)
 
@@ -139,11 +135,8 @@ class ControlBar(QToolBar):
         self.listen_box.setToolTip("Free-run EMG audio: the clean signal of one channel "
                                    "(±500 µV full scale); alarms sound over it")
         self.listen_box.currentIndexChanged.connect(self._on_listen)
-        self.emg_volume_slider = QSlider(Qt.Orientation.Horizontal)
-        self.emg_volume_slider.setRange(0, 100)
-        self.emg_volume_slider.setFixedWidth(60)
-        self.emg_volume_slider.setToolTip("EMG audio volume (alarm volume is separate)")
-        self.emg_volume_slider.valueChanged.connect(self._on_emg_volume)
+        self.emg_volume_slider = _slider(0, 100, 60, "EMG audio volume (alarm volume is separate)",
+                                         self._on_emg_volume)
         self.addWidget(QLabel(" Listen "))
         self.addWidget(self.listen_box)
         self.addWidget(self.emg_volume_slider)
@@ -216,3 +209,15 @@ class ControlBar(QToolBar):
         if text:
             self.marker_entered.emit(text)
         self.marker_edit.clear()
+
+
+def _slider(low: int, high: int, width_px: int, tip: str,
+            on_change: Callable[[int], object]) -> QSlider:
+    """A horizontal slider ``low``–``high`` (percent), ``width_px`` wide, calling
+    ``on_change(value)``."""
+    slider = QSlider(Qt.Orientation.Horizontal)
+    slider.setRange(low, high)
+    slider.setFixedWidth(width_px)
+    slider.setToolTip(tip)
+    slider.valueChanged.connect(on_change)
+    return slider
