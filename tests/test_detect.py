@@ -395,3 +395,37 @@ def test_white_noise_never_switches_the_two_band_test_on(fs):
         if i >= 4 * fs:
             switched += int(det.two_band_channels.sum())
     assert switched == 0
+
+
+def test_small_a_train_under_a_noisy_low_band_with_heartbeats_is_one_a_train():
+    """A 28 µV p-p A-train at 184 Hz (a near-sinusoid, its fundamental below the two-band
+    split) on a channel whose low band is noisy, with a 140 ms QRS window blanked every 0.7 s:
+    its runs clear the two-band test only now and then (it broke into spikes and bursts) and
+    its MUAP peaks miss the peak threshold now and then (typed B). It is one A-train for
+    ≥ 95 % of its length, whatever the chunking."""
+    from scipy import signal as sps
+    rng = np.random.default_rng(2)
+    x = BandpassFilter(1, FS).process(3.0 * rng.standard_normal((int(8 * FS), 1)))
+    x = x.astype(np.float64)
+    low = BandpassFilter(1, FS, 40.0, 150.0).process(rng.standard_normal((len(x), 1)))[:, 0]
+    x[:, 0] += low * (2.0 / low.std())
+    wave = np.zeros(int(3.4 * FS))
+    for k in np.arange(0, 3.4, 1 / 184.0):
+        i = int(k * FS)
+        pulse = np.repeat([1.0, -1.0], int(0.0012 * FS))[:len(wave) - i]
+        wave[i:i + len(pulse)] += pulse
+    wave = sps.sosfiltfilt(sps.butter(4, 2 * 184.0, fs=FS, output="sos"), wave)
+    wave *= 28.0 / np.ptp(wave)
+    x[int(2.0 * FS):int(2.0 * FS) + len(wave), 0] += wave
+    blanked = np.zeros(x.shape, bool)
+    for at in np.arange(2.3, 5.4, 0.7):
+        blanked[int(at * FS):int((at + 0.14) * FS), 0] = True
+    det = EmgEventDetector(MONTAGE.first(1), FS)
+    assert det.process(x[:int(FS)], 0, blanked[:int(FS)]) == []
+    assert det.two_band_channels[0]
+    det.reset()
+    whole = _detect(x, blanked=blanked)
+    a_time = sum(e.offset - e.onset + 1 for e in whole if e.train_type == "A")
+    assert a_time >= 0.95 * len(wave)
+    assert [e.rate_hz for e in whole if e.train_type == "A"] == [pytest.approx(184.0, rel=0.03)]
+    assert _detect(x, _chunks(len(x), seed=5), blanked) == whole

@@ -16,7 +16,10 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    (hysteresis) — on a channel whose low band (40–200 Hz) is noisier than white noise would
    make it (a real ECG's P waves and own noise), also :data:`HIGH_ON_SIGMA` in the band above
    :data:`HIGH_BAND_HZ` or :data:`LOW_ON_SIGMA` in the band below, each against its own noise
-   floor; none starts in a blanked sample or within :data:`BLANK_GUARD_S` after one.
+   floor; none starts in a blanked sample or within :data:`BLANK_GUARD_S` after one. A run
+   that reaches ON·σ broadband but not the two-band test still continues an episode it starts
+   within :data:`CONTINUE_GAP_S` of (blanked samples not counted): a small A-train whose
+   fundamental lies in the noisy low band clears the two-band test only now and then.
    A segment that runs into a blanked sample is cut there if it was above threshold at least
    :data:`BLANK_LEAD_S` before it, else dropped (the blanked artifact's lead-in); one that rises
    within :data:`POST_BLANK_TAIL_S` after a blank of more than :data:`BRIDGE_BLANK_MAX_S`
@@ -30,7 +33,9 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
 5. **Classification**: an episode mostly covered by periodic segments (normalised
    autocorrelation ≥ :data:`A_PERIODICITY` at one lag of a 40–300 Hz rate) is an A-train however
    short (a 50 ms, 3-MUAP train included), as is one whose MUAP peaks fire at a steady rate in
-   that range over most of it (:data:`A_REGULAR_FRACTION`); otherwise ≥ :data:`TRAIN_MIN_S`
+   that range over most of it (:data:`A_REGULAR_FRACTION`) — intervals of two or three
+   periods (MUAPs of a small train missed by the peak threshold) counting when at least
+   :data:`A_SINGLE_FRACTION` are of one; otherwise ≥ :data:`TRAIN_MIN_S`
    long is a B-train, ≤ :data:`SPIKE_MAX_MUAPS` MUAP peaks (dominant polarity of ``y``) within
    :data:`SPIKE_MAX_S` a spike, anything else a burst.
 
@@ -123,6 +128,13 @@ PEAK_MIN_DISTANCE_S = 0.0025
 GAP_S = 0.25
 GAP_ISI_FACTOR = 2.5
 GAP_MAX_S = 0.45
+#: A run that reaches ON·σ in the broadband envelope but not the two-band test (see
+#: HIGH_BAND_HZ) still makes a segment when it starts within this (s) of the channel's open
+#: episode (blanked samples not counted): a small A-train whose fundamental lies below
+#: HIGH_BAND_HZ on a channel with a noisy low band clears the two-band test only now and then
+#: and broke into spikes, bursts and B-trains; continuing only what is that close keeps the
+#: ECG record's own noise from extending a spike or a burst by a few scattered crossings.
+CONTINUE_GAP_S = 0.05
 #: The bridging interval is taken from the MUAPs of this many most recent segments.
 GAP_RECENT_SEGMENTS = 16
 #: Samples within this (s) after a blanked sample are blanked too (filter settling).
@@ -162,6 +174,9 @@ A_COVERAGE = 0.7
 A_MIN_MUAPS = 6
 A_ISI_TOLERANCE = 0.15
 A_REGULAR_FRACTION = 0.8
+#: … also when some MUAPs were missed: intervals of 2 or 3 periods count as steady, but at
+#: least this fraction of all intervals must be of one period.
+A_SINGLE_FRACTION = 0.5
 #: Longest segment (s): a run above threshold is cut into segments of at most this length.
 SEGMENT_MAX_S = 1.0
 #: Longest episode (s): an episode that spans this long is reported and the activity after it
@@ -291,6 +306,7 @@ class _Open:
     sigma: float
     strong: bool
     parts: list[np.ndarray] = field(default_factory=list)
+    broad: bool = False                        # reached ON·σ in the broadband envelope
     blanked_start: int = 0                     # blanked samples on the channel before start
     tail: bool = False                         # rose right after a long blank
 
@@ -338,6 +354,7 @@ class EmgEventDetector:
         self._post_blank_tail_max = round(POST_BLANK_TAIL_MAX_S * fs)
         self._gap = round(GAP_S * fs)
         self._gap_max = round(GAP_MAX_S * fs)
+        self._continue_gap = round(CONTINUE_GAP_S * fs)
         self._peak_distance = max(1, round(PEAK_MIN_DISTANCE_S * fs))
         self._offset_lag = max(round(OFFSET_LAG_S * fs), self._env_len)  # ≥ 1 envelope
         self._segment_max = max(1, round(SEGMENT_MAX_S * fs))
@@ -438,9 +455,9 @@ class EmgEventDetector:
             hi, self._hi_zi = signal.sosfilt(self._hi, y, axis=1, zi=self._hi_zi)
             env_hi = self._envelope(hi, "_env_tail_hi")
             lo, self._lo_zi = signal.sosfilt(self._lo, y, axis=1, zi=self._lo_zi)
-        above, strong, sigma_at = self._threshold(y, env, blocked, start, hi, env_hi, lo)
+        above, strong, broad, sigma_at = self._threshold(y, env, blocked, start, hi, env_hi, lo)
         events: list[DetectedEvent] = []
-        self._segments(y, above, strong, blocked, sigma_at, start, events)
+        self._segments(y, above, strong, broad, blocked, sigma_at, start, events)
         self._expire(start + n, events)
         self._blanked_total += np.count_nonzero(blocked, axis=1)
         self._chunk_start, self._chunk_blocked = start + n, None
@@ -461,7 +478,7 @@ class EmgEventDetector:
             op = self._open[c]
             if op is not None:
                 self._open[c] = None
-                if op.strong:
+                if self._kept(c, op):
                     self._add_segment(c, self._segment(c, op, np.concatenate(op.parts), end), events)
             if self._episodes[c] is not None:
                 self._finalise(c, events)
@@ -587,7 +604,8 @@ class EmgEventDetector:
     def _threshold(self, y: np.ndarray, env: np.ndarray, blocked: np.ndarray, start: int,
                    hi: np.ndarray | None = None, env_hi: np.ndarray | None = None,
                    lo: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]]]:
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
+                              list[tuple[int, np.ndarray]]]:
         """(channels, n) masks above OFF·σ and above ON·σ (and, given the high band ``hi``
         and its envelope, above HIGH_ON_SIGMA in it or LOW_ON_SIGMA in the low band), and the
         σ in force from each local index on; σ is updated at absolute block boundaries. ``lo``
@@ -596,6 +614,7 @@ class EmgEventDetector:
         n = y.shape[1]
         above = np.empty(y.shape, bool)
         strong = np.empty(y.shape, bool)
+        broad = np.empty(y.shape, bool) if env_hi is not None else None
         sigma_at: list[tuple[int, np.ndarray]] = []
         pos = start
         while pos < start + n:
@@ -607,6 +626,7 @@ class EmgEventDetector:
                 above[:, part] &= ~blocked[:, part]
                 np.greater(env[:, part], self.on_sigma * sig, out=strong[:, part])
                 if env_hi is not None:
+                    np.logical_and(strong[:, part], above[:, part], out=broad[:, part])
                     self._two_band(env[:, part], env_hi[:, part], strong[:, part])
                 strong[:, part] &= above[:, part]
             sigma_at.append((part.start, self._sigma))
@@ -619,7 +639,7 @@ class EmgEventDetector:
             if stop % self._block == 0:
                 self._end_block()
             pos = stop
-        return above, strong, sigma_at
+        return above, strong, broad, sigma_at
 
     def _two_band(self, env: np.ndarray, env_hi: np.ndarray, strong: np.ndarray) -> None:
         """On the channels whose low band is noisy (:meth:`two_band_channels`), narrow the
@@ -679,6 +699,7 @@ class EmgEventDetector:
                               / MAD_TO_SIGMA)
 
     def _segments(self, y: np.ndarray, above: np.ndarray, strong: np.ndarray,
+                  broad: np.ndarray | None,
                   blocked: np.ndarray, sigma_at: list[tuple[int, np.ndarray]], start: int,
                   events: list[DetectedEvent]) -> None:
         """Turn the (channels, n) above-threshold runs into segments; closed ones join
@@ -690,13 +711,15 @@ class EmgEventDetector:
             edges = np.diff(np.concatenate(([0], above[c].view(np.int8), [0])))
             rises, falls = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
             strong_c = strong[c]
-            if len(rises):  # a run that starts and ends within the chunk, never strong, is no
-                # segment (strong ⊆ above: a run's strong samples lie before the next rise)
-                kept = (np.logical_or.reduceat(strong_c, rises) | (rises == 0) | (falls == n))
+            broad_c = strong_c if broad is None else broad[c]
+            if len(rises):  # a run that starts and ends within the chunk, never strong (nor
+                # broadband strong), is no segment (strong ⊆ broad ⊆ above: a run's strong
+                # samples lie before the next rise)
+                kept = (np.logical_or.reduceat(broad_c, rises) | (rises == 0) | (falls == n))
                 rises, falls = rises[kept], falls[kept]
             op = self._open[c]
             if op is not None and not above[c, 0]:  # the open segment ended at the boundary
-                if op.strong and (not blocked[c, 0] or start - op.start >= self._blank_lead):
+                if self._kept(c, op) and (not blocked[c, 0] or start - op.start >= self._blank_lead):
                     self._add_segment(c, self._segment(c, op, np.concatenate(op.parts), start),
                                       events)
                 op = None
@@ -711,22 +734,37 @@ class EmgEventDetector:
                 pos = int(lo)
                 while (cut := op.start + self._segment_max - start) < hi:
                     op.strong = op.strong or bool(strong_c[pos:cut].any())
+                    op.broad = op.broad or bool(broad_c[pos:cut].any())
                     op.parts.append(y[c, pos:cut])
-                    if op.strong:
+                    if self._kept(c, op):
                         self._add_segment(c, self._segment(c, op, np.concatenate(op.parts),
                                                            start + cut), events)
                     op = _Open(start + cut, op.sigma, False,
                                blanked_start=self._blanked_before(c, start + cut))
                     pos = cut
                 op.strong = op.strong or bool(strong_c[pos:hi].any())
+                op.broad = op.broad or bool(broad_c[pos:hi].any())
                 op.parts.append(y[c, pos:hi])
                 if hi == n:
                     break
-                if op.strong and (not blocked[c, hi] or start + hi - op.start >= self._blank_lead):
+                if self._kept(c, op) and (not blocked[c, hi] or start + hi - op.start >= self._blank_lead):
                     self._add_segment(c, self._segment(c, op, np.concatenate(op.parts), start + hi),
                                       events)
                 op = None
             self._open[c] = op if (op is not None and above[c, -1]) else None
+
+    def _kept(self, c: int, op: _Open) -> bool:
+        """Whether a closed run makes a segment: it reached ON·σ (and, on a two-band channel,
+        the two-band test), or it reached ON·σ in the broadband envelope and continues channel
+        ``c``'s open episode (starts within its gap): a small train whose fundamental lies in
+        a noisy low band clears the two-band test only now and then, and would break up."""
+        if op.strong:
+            return True
+        ep = self._episodes[c]
+        if not op.broad or ep is None:
+            return False
+        blanked = self._bridged(op.blanked_start - ep.segments[-1].blanked_stop)
+        return op.start - ep.last_stop - blanked <= self._continue_gap
 
     def _segment(self, c: int, op: _Open, ys: np.ndarray, stop: int) -> _Segment:
         height = PEAK_SIGMA * op.sigma
@@ -831,8 +869,27 @@ class EmgEventDetector:
             return None
         steady = np.abs(isi - period) <= A_ISI_TOLERANCE * period
         if steady.mean() < A_REGULAR_FRACTION or isi[steady].sum() + period < A_COVERAGE * length:
-            return None
+            return self._skipping_rate_hz(isi, length)
         return self.sample_rate_hz / float(np.mean(isi[steady]))
+
+    def _skipping_rate_hz(self, isi: np.ndarray, length: int) -> float | None:
+        """Firing rate (Hz) of a steady train some of whose MUAPs fell under the peak
+        threshold (a small train in noise): the period P is the median of the intervals up to
+        1.5 × their lower quartile; A_REGULAR_FRACTION of the intervals must lie within
+        A_ISI_TOLERANCE × P of P, 2P or 3P, at least :data:`A_SINGLE_FRACTION` of them of P
+        itself, and together cover A_COVERAGE of ``length`` samples."""
+        if len(isi) < 2 * A_MIN_MUAPS:
+            return None
+        period = float(np.median(isi[isi <= 1.5 * np.quantile(isi, 0.25)]))
+        if not A_RATE_HZ[0] <= self.sample_rate_hz / period <= A_RATE_HZ[1]:
+            return None
+        k = np.rint(isi / period)
+        steady = (k >= 1) & (k <= 3) & (np.abs(isi - k * period) <= A_ISI_TOLERANCE * period)
+        single = steady & (k == 1)
+        if (steady.mean() < A_REGULAR_FRACTION or single.mean() < A_SINGLE_FRACTION
+                or isi[steady].sum() + period < A_COVERAGE * length):
+            return None
+        return self.sample_rate_hz / float(np.mean(isi[single]))
 
     def ongoing_a_trains(self) -> list[DetectedEvent]:
         """Episodes still going on that already qualify as neurotonic A-trains and have lasted
@@ -843,7 +900,7 @@ class EmgEventDetector:
         for c, ep in enumerate(self._episodes):
             segments = list(ep.segments) if ep is not None else []
             op = self._open[c]
-            if op is not None and op.strong:  # a train can hold the envelope up all along
+            if op is not None and self._kept(c, op):  # a train can hold the envelope up
                 ys = np.concatenate(op.parts)
                 stop = op.start + len(ys)
                 tail = ys[-int(ONGOING_WINDOW_S * fs):]  # bounded work per call
