@@ -429,3 +429,34 @@ def test_small_a_train_under_a_noisy_low_band_with_heartbeats_is_one_a_train():
     assert a_time >= 0.95 * len(wave)
     assert [e.rate_hz for e in whole if e.train_type == "A"] == [pytest.approx(184.0, rel=0.03)]
     assert _detect(x, _chunks(len(x), seed=5), blanked) == whole
+
+
+def test_small_a_train_whose_peaks_are_often_missed_is_an_a_train():
+    """A 26 µV p-p A-train at 191 Hz on 3 µV noise: a third of its MUAP peaks fall under the
+    peak threshold, so its intervals are one, two, three … periods (typed B). Whole periods
+    make it an A-train at its rate; irregular B-trains stay B (the same rule on gamma
+    intervals, CV 0.5, 5–40 Hz, 20–200 µV: never A)."""
+    from scipy import signal as sps
+    rng = np.random.default_rng(1)
+    x = BandpassFilter(1, FS).process(3.0 * rng.standard_normal((int(8 * FS), 1)))
+    x = x.astype(np.float64)
+    wave = np.zeros(int(3.4 * FS))
+    for k in np.arange(0, 3.4, 1 / 191.0):
+        i = int(k * FS)
+        pulse = np.repeat([1.0, -1.0], int(0.0012 * FS))[:len(wave) - i]
+        wave[i:i + len(pulse)] += pulse
+    wave = sps.sosfiltfilt(sps.butter(4, 2 * 191.0, fs=FS, output="sos"), wave)
+    wave *= 26.0 / np.ptp(wave)
+    x[int(2.0 * FS):int(2.0 * FS) + len(wave), 0] += wave
+    events = _detect(x)
+    assert [(e.kind, e.train_type) for e in events] == [("train", "A")]
+    assert events[0].rate_hz == pytest.approx(191.0, rel=0.02)
+    assert abs((events[0].offset - events[0].onset) - len(wave)) <= 0.02 * FS
+    for seed in range(12):
+        rng = np.random.default_rng(100 + seed)
+        x = _noise(8.0, seed=200 + seed, n_channels=1)
+        rate = rng.uniform(5, 40)
+        isi = np.maximum(rng.gamma(4.0, 0.25 / rate, 200), 0.006)
+        times = np.concatenate([[0.0], np.cumsum(isi)])
+        _add(x, 0, 2.0, times[times <= rng.uniform(0.5, 4.0)], rng.uniform(20, 200), 0.004, 3)
+        assert all(e.train_type != "A" for e in _detect(x))

@@ -33,10 +33,10 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
 5. **Classification**: an episode mostly covered by periodic segments (normalised
    autocorrelation ≥ :data:`A_PERIODICITY` at one lag of a 40–300 Hz rate) is an A-train however
    short (a 50 ms, 3-MUAP train included), as is one whose MUAP peaks fire at a steady rate in
-   that range over most of it (:data:`A_REGULAR_FRACTION`) — intervals of two or three
-   periods (MUAPs of a small train missed by the peak threshold) counting when at least
-   :data:`A_SINGLE_FRACTION` are of one; otherwise ≥ :data:`TRAIN_MIN_S`
-   long is a B-train, ≤ :data:`SPIKE_MAX_MUAPS` MUAP peaks (dominant polarity of ``y``) within
+   that range over most of it (:data:`A_REGULAR_FRACTION`) — intervals of up to
+   :data:`A_MAX_SKIP` periods (MUAPs of a small train missed by the peak threshold) counting
+   when at least :data:`A_SINGLE_FRACTION` are of one; otherwise ≥ :data:`TRAIN_MIN_S` long is
+   a B-train, ≤ :data:`SPIKE_MAX_MUAPS` MUAP peaks (dominant polarity of ``y``) within
    :data:`SPIKE_MAX_S` a spike, anything else a burst.
 
 Everything is computed from the absolute sample index (filters carry state, σ changes only at
@@ -174,9 +174,11 @@ A_COVERAGE = 0.7
 A_MIN_MUAPS = 6
 A_ISI_TOLERANCE = 0.15
 A_REGULAR_FRACTION = 0.8
-#: … also when some MUAPs were missed: intervals of 2 or 3 periods count as steady, but at
-#: least this fraction of all intervals must be of one period.
-A_SINGLE_FRACTION = 0.5
+#: … also when some MUAPs were missed (a small train's peaks under PEAK_SIGMA): intervals of
+#: up to A_MAX_SKIP periods count as steady, but at least A_SINGLE_FRACTION of all intervals
+#: must be of one period (a B-train's, gamma-distributed with CV 0.5, are ~17 % by chance).
+A_SINGLE_FRACTION = 0.4
+A_MAX_SKIP = 10
 #: Longest segment (s): a run above threshold is cut into segments of at most this length.
 SEGMENT_MAX_S = 1.0
 #: Longest episode (s): an episode that spans this long is reported and the activity after it
@@ -875,16 +877,21 @@ class EmgEventDetector:
     def _skipping_rate_hz(self, isi: np.ndarray, length: int) -> float | None:
         """Firing rate (Hz) of a steady train some of whose MUAPs fell under the peak
         threshold (a small train in noise): the period P is the median of the intervals up to
-        1.5 × their lower quartile; A_REGULAR_FRACTION of the intervals must lie within
-        A_ISI_TOLERANCE × P of P, 2P or 3P, at least :data:`A_SINGLE_FRACTION` of them of P
-        itself, and together cover A_COVERAGE of ``length`` samples."""
+        1.5 × their lower quartile, refined by least squares on the intervals within
+        A_ISI_TOLERANCE × P of a whole number (≤ :data:`A_MAX_SKIP`) of periods;
+        A_REGULAR_FRACTION of the intervals must be such, at least :data:`A_SINGLE_FRACTION`
+        of them of one period, and together cover A_COVERAGE of ``length`` samples."""
         if len(isi) < 2 * A_MIN_MUAPS:
             return None
         period = float(np.median(isi[isi <= 1.5 * np.quantile(isi, 0.25)]))
         if not A_RATE_HZ[0] <= self.sample_rate_hz / period <= A_RATE_HZ[1]:
             return None
-        k = np.rint(isi / period)
-        steady = (k >= 1) & (k <= 3) & (np.abs(isi - k * period) <= A_ISI_TOLERANCE * period)
+        for _ in range(2):  # refine P on the intervals of whole periods (least squares)
+            k = np.rint(isi / period)
+            steady = ((k >= 1) & (k <= A_MAX_SKIP)
+                      & (np.abs(isi - k * period) <= A_ISI_TOLERANCE * period))
+            period = float(isi[steady].sum() / max(k[steady].sum(), 1.0)) if steady.any() \
+                else period
         single = steady & (k == 1)
         if (steady.mean() < A_REGULAR_FRACTION or single.mean() < A_SINGLE_FRACTION
                 or isi[steady].sum() + period < A_COVERAGE * length):
