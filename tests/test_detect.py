@@ -460,3 +460,18 @@ def test_small_a_train_whose_peaks_are_often_missed_is_an_a_train():
         times = np.concatenate([[0.0], np.cumsum(isi)])
         _add(x, 0, 2.0, times[times <= rng.uniform(0.5, 4.0)], rng.uniform(20, 200), 0.004, 3)
         assert all(e.train_type != "A" for e in _detect(x))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_short_a_train_with_a_second_peak_per_muap_is_an_a_train(seed):
+    """A 0.32 s A-train at 85 Hz whose MUAP shows two peaks of one polarity 2.4 ms apart:
+    its peak intervals alternate 2.4 / 9.4 ms and no run of its envelope is long enough to be
+    periodic (typed B). Peaks paired one period apart make it an A-train at 85 Hz."""
+    x = _noise(4.0, seed=seed, n_channels=1)
+    grid = np.arange(0, 0.32, 1 / 85.0)
+    onset, _ = _add(x, 0, 2.0, grid, 40.0, 0.0015, 2)
+    _, offset = _add(x, 0, 2.0024, grid, 30.0, 0.0015, 2)
+    events = _detect(x)
+    assert [(e.kind, e.train_type) for e in events] == [("train", "A")]
+    assert events[0].rate_hz == pytest.approx(85.0, rel=0.02)
+    assert abs((events[0].offset - events[0].onset) - (offset - onset)) <= 0.01 * FS

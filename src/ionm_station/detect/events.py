@@ -35,9 +35,10 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    short (a 50 ms, 3-MUAP train included), as is one whose MUAP peaks fire at a steady rate in
    that range over most of it (:data:`A_REGULAR_FRACTION`) — intervals of up to
    :data:`A_MAX_SKIP` periods (MUAPs of a small train missed by the peak threshold) counting
-   when at least :data:`A_SINGLE_FRACTION` are of one; otherwise ≥ :data:`TRAIN_MIN_S` long is
-   a B-train, ≤ :data:`SPIKE_MAX_MUAPS` MUAP peaks (dominant polarity of ``y``) within
-   :data:`SPIKE_MAX_S` a spike, anything else a burst.
+   when at least :data:`A_SINGLE_FRACTION` are of one, or most peaks having another one
+   period before or after (extra peaks between MUAPs, :data:`A_PAIR_SPAN`); otherwise
+   ≥ :data:`TRAIN_MIN_S` long is a B-train, ≤ :data:`SPIKE_MAX_MUAPS` MUAP peaks (dominant
+   polarity of ``y``) within :data:`SPIKE_MAX_S` a spike, anything else a burst.
 
 Everything is computed from the absolute sample index (filters carry state, σ changes only at
 block boundaries; the envelope's running sum is exact integer arithmetic), so any chunking
@@ -179,6 +180,10 @@ A_REGULAR_FRACTION = 0.8
 #: must be of one period (a B-train's, gamma-distributed with CV 0.5, are ~17 % by chance).
 A_SINGLE_FRACTION = 0.4
 A_MAX_SKIP = 10
+#: … or when A_REGULAR_FRACTION of its peaks have another one period before or after them
+#: (extra peaks between MUAPs), the period being the commonest difference among peaks up to
+#: this many apart.
+A_PAIR_SPAN = 4
 #: Longest segment (s): a run above threshold is cut into segments of at most this length.
 SEGMENT_MAX_S = 1.0
 #: Longest episode (s): an episode that spans this long is reported and the activity after it
@@ -721,7 +726,8 @@ class EmgEventDetector:
                 rises, falls = rises[kept], falls[kept]
             op = self._open[c]
             if op is not None and not above[c, 0]:  # the open segment ended at the boundary
-                if self._kept(c, op) and (not blocked[c, 0] or start - op.start >= self._blank_lead):
+                if self._kept(c, op) and (not blocked[c, 0]
+                                          or start - op.start >= self._blank_lead):
                     self._add_segment(c, self._segment(c, op, np.concatenate(op.parts), start),
                                       events)
                 op = None
@@ -749,7 +755,8 @@ class EmgEventDetector:
                 op.parts.append(y[c, pos:hi])
                 if hi == n:
                     break
-                if self._kept(c, op) and (not blocked[c, hi] or start + hi - op.start >= self._blank_lead):
+                if self._kept(c, op) and (not blocked[c, hi]
+                                          or start + hi - op.start >= self._blank_lead):
                     self._add_segment(c, self._segment(c, op, np.concatenate(op.parts), start + hi),
                                       events)
                 op = None
@@ -883,9 +890,10 @@ class EmgEventDetector:
         of them of one period, and together cover A_COVERAGE of ``length`` samples."""
         if len(isi) < 2 * A_MIN_MUAPS:
             return None
+        times = np.concatenate(([0.0], np.cumsum(isi)))
         period = float(np.median(isi[isi <= 1.5 * np.quantile(isi, 0.25)]))
         if not A_RATE_HZ[0] <= self.sample_rate_hz / period <= A_RATE_HZ[1]:
-            return None
+            return self._paired_rate_hz(times, length)
         for _ in range(2):  # refine P on the intervals of whole periods (least squares)
             k = np.rint(isi / period)
             steady = ((k >= 1) & (k <= A_MAX_SKIP)
@@ -895,8 +903,47 @@ class EmgEventDetector:
         single = steady & (k == 1)
         if (steady.mean() < A_REGULAR_FRACTION or single.mean() < A_SINGLE_FRACTION
                 or isi[steady].sum() + period < A_COVERAGE * length):
-            return None
+            return self._paired_rate_hz(times, length)
         return self.sample_rate_hz / float(np.mean(isi[single]))
+
+    def _paired_rate_hz(self, times: np.ndarray, length: int) -> float | None:
+        """Firing rate (Hz) of a steady train with extra peaks (a second phase of its MUAP,
+        noise) between its MUAPs: P is the shortest common difference of A-train rate among
+        peaks up to :data:`A_PAIR_SPAN` apart (the first local maximum with ≥ 60 % of the
+        commonest's count, bins ±A_ISI_TOLERANCE wide), the median of the differences in it;
+        A_REGULAR_FRACTION of the peaks must have another one P before or after (within
+        A_ISI_TOLERANCE × P), and the intervals of at most 2P between such peaks must cover
+        A_COVERAGE of ``length`` samples."""
+        fs = self.sample_rate_hz
+        n = len(times)
+        lo, hi = fs / A_RATE_HZ[1], fs / A_RATE_HZ[0]
+        diffs = np.concatenate([times[j:] - times[:-j]
+                                for j in range(1, min(A_PAIR_SPAN, n - 1) + 1)])
+        diffs = diffs[(diffs >= lo) & (diffs <= hi)]
+        if len(diffs) < A_MIN_MUAPS:
+            return None
+        # log-spaced bins: each A_ISI_TOLERANCE wide relative to its centre
+        edges = lo * (1.0 + A_ISI_TOLERANCE) ** np.arange(
+            int(np.log(hi / lo) / np.log1p(A_ISI_TOLERANCE)) + 2)
+        counts = np.histogram(diffs, edges)[0]
+        pairs = counts[:-1] + counts[1:]  # two adjacent bins: ±tolerance
+        best = int(np.flatnonzero(pairs >= 0.6 * pairs.max())[0])  # the shortest strong lag
+        while best + 1 < len(pairs) and pairs[best + 1] > pairs[best]:
+            best += 1
+        near = diffs[(diffs >= edges[best]) & (diffs < edges[best + 2])]
+        period = float(np.median(near))
+        tol = A_ISI_TOLERANCE * period
+        after = np.searchsorted(times, times + period - tol)
+        paired_after = (after < n) & (times[np.minimum(after, n - 1)] <= times + period + tol)
+        before = np.searchsorted(times, times - period + tol, side="right") - 1
+        paired_before = (before >= 0) & (times[np.maximum(before, 0)] >= times - period - tol)
+        paired = paired_after | paired_before
+        if paired.mean() < A_REGULAR_FRACTION:
+            return None
+        kept = np.diff(times[paired])
+        if kept[kept <= 2 * period + tol].sum() + period < A_COVERAGE * length:
+            return None
+        return fs / period
 
     def ongoing_a_trains(self) -> list[DetectedEvent]:
         """Episodes still going on that already qualify as neurotonic A-trains and have lasted
