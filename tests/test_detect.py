@@ -475,3 +475,19 @@ def test_short_a_train_with_a_second_peak_per_muap_is_an_a_train(seed):
     assert [(e.kind, e.train_type) for e in events] == [("train", "A")]
     assert events[0].rate_hz == pytest.approx(85.0, rel=0.02)
     assert abs((events[0].offset - events[0].onset) - (offset - onset)) <= 0.01 * FS
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_stray_blip_before_a_blanked_beat_does_not_unmake_an_a_train(seed):
+    """A 0.5 s A-train at 85 Hz, then 0.22 s later a 2-peak blip cut by a blanked QRS (a
+    heartbeat's lead-in): joined within the gap, it made the episode 0.73 s, which the train
+    covered < 70 % of (typed B). The train is an A-train ending where it ends."""
+    x = _noise(4.0, seed=seed, n_channels=1)
+    onset, offset = _add(x, 0, 1.0, np.arange(0, 0.5, 1 / 85.0), 60.0, 0.004, 2)
+    _add(x, 0, 1.72, np.array([0.0, 0.006]), 50.0, 0.004, 3)
+    blanked = np.zeros(x.shape, bool)
+    blanked[int(1.735 * FS):int(1.875 * FS)] = True
+    events = _detect(x, blanked=blanked)
+    assert [(e.kind, e.train_type) for e in events] == [("train", "A")]
+    assert abs(events[0].onset - onset) <= 0.005 * FS
+    assert abs(events[0].offset - offset) <= 0.01 * FS

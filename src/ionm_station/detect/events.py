@@ -36,7 +36,10 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    that range over most of it (:data:`A_REGULAR_FRACTION`) — intervals of up to
    :data:`A_MAX_SKIP` periods (MUAPs of a small train missed by the peak threshold) counting
    when at least :data:`A_SINGLE_FRACTION` are of one, or most peaks having another one
-   period before or after (extra peaks between MUAPs, :data:`A_PAIR_SPAN`); otherwise
+   period before or after (extra peaks between MUAPs, :data:`A_PAIR_SPAN`). An episode that
+   is none of these without a stray tail (fewer than :data:`A_MIN_MUAPS` peaks within
+   :data:`POST_BLANK_TAIL_MAX_S` after a gap of more than :data:`CONTINUE_GAP_S`: a
+   heartbeat's residue beside its blanked QRS) is the A-train before that tail. Otherwise
    ≥ :data:`TRAIN_MIN_S` long is a B-train, ≤ :data:`SPIKE_MAX_MUAPS` MUAP peaks (dominant
    polarity of ``y``) within :data:`SPIKE_MAX_S` a spike, anything else a burst.
 
@@ -55,6 +58,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
 from scipy import signal
@@ -999,6 +1003,12 @@ class EmgEventDetector:
         regular_rate = self._a_train_rate_hz(ep, offset - onset + 1 - ep.bridged)
         if regular_rate is None:
             regular_rate = self._steady_rate_hz(times, offset - onset + 1 - ep.bridged)
+        if regular_rate is None and len(ep.segments) > 1:
+            head = self._without_stray_tail(ep)
+            if head is not None:
+                event = self._classify(c, head)
+                if event.train_type == "A":
+                    return event
         if regular_rate is not None:
             kind, train_type, rate = "train", "A", regular_rate
         elif duration_s >= TRAIN_MIN_S:
@@ -1008,6 +1018,28 @@ class EmgEventDetector:
             kind = "spike"
         return DetectedEvent(c, kind, train_type, onset, offset, pp, rate,
                              bool(pp >= self.thresholds_uv[c]), n_muaps)
+
+
+    def _without_stray_tail(self, ep: _Episode) -> _Episode | None:
+        """The episode without its stray tail (else None): the segments after its earliest gap
+        of more than :data:`CONTINUE_GAP_S` (blanked samples not counted) beyond which fewer than
+        :data:`A_MIN_MUAPS` MUAP peaks lie within :data:`POST_BLANK_TAIL_MAX_S` — a
+        heartbeat's residue next to its blanked QRS (its lead-in, what follows it), joined to
+        a train that had ended before it, must not make the train fail the A-train coverage."""
+        segs = ep.segments
+        bridges = [self._bridged(b.blanked_start - a.blanked_stop) for a, b in pairwise(segs)]
+        gaps = [b.start - a.stop - g for (a, b), g in zip(pairwise(segs), bridges)]
+        cut, muaps = 0, 0
+        for i in range(len(segs) - 1, 0, -1):
+            muaps += max(len(segs[i].peaks[0]), len(segs[i].troughs[0]))
+            if (muaps >= A_MIN_MUAPS
+                    or segs[-1].stop - segs[i].start > self._post_blank_tail_max):
+                break
+            if gaps[i - 1] > self._continue_gap:
+                cut = i
+        if not cut:
+            return None
+        return _Episode(segs[:cut], bridged=sum(bridges[:cut - 1]))
 
 
 def _row_warmup_median(values: np.ndarray, pushed: np.ndarray) -> np.ndarray:
