@@ -397,25 +397,31 @@ def test_white_noise_never_switches_the_two_band_test_on(fs):
     assert switched == 0
 
 
+def _near_sinusoidal_train(rate_hz: float, pp_uv: float, seconds: float = 3.4) -> np.ndarray:
+    """An A-train like the real-ECG cases' (one biphasic 1.2 ms MUAP per period, low-passed at
+    twice the rate): ``seconds`` long at FS, ``pp_uv`` µV p-p."""
+    from scipy import signal as sps
+    wave = np.zeros(int(seconds * FS))
+    for k in np.arange(0, seconds, 1 / rate_hz):
+        i = int(k * FS)
+        pulse = np.repeat([1.0, -1.0], int(0.0012 * FS))[:len(wave) - i]
+        wave[i:i + len(pulse)] += pulse
+    wave = sps.sosfiltfilt(sps.butter(4, 2 * rate_hz, fs=FS, output="sos"), wave)
+    return wave * (pp_uv / np.ptp(wave))
+
+
 def test_small_a_train_under_a_noisy_low_band_with_heartbeats_is_one_a_train():
     """A 28 µV p-p A-train at 184 Hz (a near-sinusoid, its fundamental below the two-band
     split) on a channel whose low band is noisy, with a 140 ms QRS window blanked every 0.7 s:
     its runs clear the two-band test only now and then (it broke into spikes and bursts) and
     its MUAP peaks miss the peak threshold now and then (typed B). It is one A-train for
     ≥ 95 % of its length, whatever the chunking."""
-    from scipy import signal as sps
     rng = np.random.default_rng(2)
     x = BandpassFilter(1, FS).process(3.0 * rng.standard_normal((int(8 * FS), 1)))
     x = x.astype(np.float64)
     low = BandpassFilter(1, FS, 40.0, 150.0).process(rng.standard_normal((len(x), 1)))[:, 0]
     x[:, 0] += low * (2.0 / low.std())
-    wave = np.zeros(int(3.4 * FS))
-    for k in np.arange(0, 3.4, 1 / 184.0):
-        i = int(k * FS)
-        pulse = np.repeat([1.0, -1.0], int(0.0012 * FS))[:len(wave) - i]
-        wave[i:i + len(pulse)] += pulse
-    wave = sps.sosfiltfilt(sps.butter(4, 2 * 184.0, fs=FS, output="sos"), wave)
-    wave *= 28.0 / np.ptp(wave)
+    wave = _near_sinusoidal_train(184.0, 28.0)
     x[int(2.0 * FS):int(2.0 * FS) + len(wave), 0] += wave
     blanked = np.zeros(x.shape, bool)
     for at in np.arange(2.3, 5.4, 0.7):
@@ -436,17 +442,10 @@ def test_small_a_train_whose_peaks_are_often_missed_is_an_a_train():
     peak threshold, so its intervals are one, two, three … periods (typed B). Whole periods
     make it an A-train at its rate; irregular B-trains stay B (the same rule on gamma
     intervals, CV 0.5, 5–40 Hz, 20–200 µV: never A)."""
-    from scipy import signal as sps
     rng = np.random.default_rng(1)
     x = BandpassFilter(1, FS).process(3.0 * rng.standard_normal((int(8 * FS), 1)))
     x = x.astype(np.float64)
-    wave = np.zeros(int(3.4 * FS))
-    for k in np.arange(0, 3.4, 1 / 191.0):
-        i = int(k * FS)
-        pulse = np.repeat([1.0, -1.0], int(0.0012 * FS))[:len(wave) - i]
-        wave[i:i + len(pulse)] += pulse
-    wave = sps.sosfiltfilt(sps.butter(4, 2 * 191.0, fs=FS, output="sos"), wave)
-    wave *= 26.0 / np.ptp(wave)
+    wave = _near_sinusoidal_train(191.0, 26.0)
     x[int(2.0 * FS):int(2.0 * FS) + len(wave), 0] += wave
     events = _detect(x)
     assert [(e.kind, e.train_type) for e in events] == [("train", "A")]
