@@ -1053,9 +1053,10 @@ class EcgCanceller:
         # block or the next one either side: a misfit in time moves it by a few ms); anything
         # larger is something else (an A-train too slow for the >200 Hz test, the tail of a
         # MUAP just before the QRS)
-        size = self._block_rms(ecg)
-        size[:, 1:] = np.maximum(size[:, 1:], size[:, :-1].copy())
-        size[:, :-1] = np.maximum(size[:, :-1], self._block_rms(ecg)[:, 1:])
+        beat = self._block_rms(ecg)
+        size = beat.copy()
+        size[:, 1:] = np.maximum(size[:, 1:], beat[:, :-1])
+        size[:, :-1] = np.maximum(size[:, :-1], beat[:, 1:])
         misfit = (fresh | ~apply[:, None]
                   | (self._block_rms(residual) <= GATE_RESIDUAL_MAX * size))
         self._gate(fid, lags, residual, sigma, live[:, None] & ~emg_blocks & misfit
