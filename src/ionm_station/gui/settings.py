@@ -74,8 +74,9 @@ class GuiSettings:
             default = getattr(out, f.name)
             if isinstance(default, bool):
                 ok = isinstance(value, bool)
-            elif isinstance(default, float):
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+            elif isinstance(default, float):  # volumes, gains: > 0 (an EMG volume 0–1: 0 too)
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                    0 <= value <= 1 if f.name == "emg_volume" else value > 0)
                 value = float(value) if ok else value
             elif isinstance(default, dict):
                 ok = isinstance(value, dict) and all(
@@ -86,10 +87,6 @@ class GuiSettings:
                     value = (value + list(DEFAULT_MARKER_PRESETS[len(value):]))[:N_PRESETS]
             else:
                 ok = isinstance(value, type(default))
-            if f.name == "emg_volume":  # 0 is a volume too
-                ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
-                      and 0 <= value <= 1)
-                value = float(value) if ok else value
             if ok and f.name == "alarm_volume":
                 value = min(1.0, value)
             if ok:
