@@ -11,8 +11,10 @@ shells over it. Every measure is defined here once (and in docs/therapy.md, "Bio
 * **Scoring envelopes** — zero-lag (centred) moving RMS computed once a trial is over, so
   scores carry no smoothing lag: the *timing envelope* over :data:`TIMING_WINDOW_MS` (work
   mean, onset, release) and the *level envelope* over :data:`LEVEL_WINDOW_MS` (time in target).
-* **MVC** — the largest 1-s RMS (centred window of :data:`MVC_WINDOW_S`, ≥ 90 % finite samples)
-  from the first maximal-effort cue to the end of the last effort's rest.
+* **MVC** — the largest of the maximal efforts' levels; an effort's level is the RMS of the
+  clean signal over its hold, from :data:`MVC_SETTLE_S` after its onset to its rest cue
+  (:func:`effort_level_uv`). Not the peak of a moving RMS: the largest of many noisy window
+  estimates is biased high (+5 % with 1-s windows on the simulated surface EMG).
 * **Target band** — ``band_pct`` (low, high) × MVC, in µV RMS, inclusive.
 * **Trial** — a work cue, then a rest cue ``work_s`` later, ending ``rest_s`` after that. The
   *target phase* is the work phase in activation (up-training) and the rest phase in
@@ -52,10 +54,15 @@ LEVEL_WINDOW_MS = 500.0
 #: Onset: fraction of the work mean reached; release: fraction fallen to.
 ONSET_FRACTION = 0.75
 RELEASE_FRACTION = 0.375
-#: MVC: the largest RMS over a centred window of this length (s) ...
-MVC_WINDOW_S = 1.0
-#: ... of which at least this fraction of samples is finite.
+#: MVC: an effort's hold starts this long (s) after its onset (75 % of its work mean): a linear
+#: rise takes a quarter of its rise time from 75 % to 100 %, so 0.25 s covers rises up to 1 s ...
+MVC_SETTLE_S = 0.25
+#: ... unless that leaves a hold shorter than this (s): then it starts at the onset.
+MVC_MIN_HOLD_S = 0.5
+#: An effort's hold (and a window of :func:`max_rms_uv`) needs this fraction of finite samples.
 MVC_MIN_FINITE = 0.9
+#: The window (s) of :func:`max_rms_uv`, the simulator's true MVC.
+MVC_WINDOW_S = 1.0
 #: Welch segment (s) of the median frequency; fewer than 2 segments of signal: no value.
 MF_SEGMENT_S = 0.25
 #: Display smoothing limits (ms).
@@ -316,9 +323,36 @@ def score_trial(envelope_uv: np.ndarray, first: int, cue: Cue, sample_rate_hz: f
                       in_target, rewarded, mf, finite)
 
 
+def effort_level_uv(x_uv: np.ndarray, first: int, cue: Cue, onset_s: float | None,
+                    sample_rate_hz: float) -> float | None:
+    """One maximal effort's level (µV RMS), the MVC's measure: the RMS of ``x_uv``
+    (``x_uv[0]`` is sample ``first``; it must cover [cue.work, cue.rest)) over the effort's hold,
+    from :data:`MVC_SETTLE_S` after its onset (``onset_s``, s after the work cue) to the rest
+    cue, or from the onset when that leaves less than :data:`MVC_MIN_HOLD_S`. None without an
+    onset or with fewer than :data:`MVC_MIN_FINITE` finite samples in the hold.
+
+    One mean square over the whole hold, not the peak of a moving RMS: on a signal the peak of
+    many noisy window estimates is biased high (on the simulated surface EMG, 1-s windows over
+    two 3-s efforts: +5 %), which would raise both band edges."""
+    fs = sample_rate_hz
+    if onset_s is None:
+        return None
+    start = cue.work + round(onset_s * fs)
+    settled = start + round(MVC_SETTLE_S * fs)
+    if cue.rest - settled >= round(MVC_MIN_HOLD_S * fs):
+        start = settled
+    hold = x_uv[start - first:cue.rest - first]
+    ok = np.isfinite(hold)
+    if len(hold) == 0 or ok.mean() < MVC_MIN_FINITE:
+        return None
+    return float(np.sqrt(np.mean(hold[ok] ** 2)))
+
+
 def max_rms_uv(x_uv: np.ndarray, sample_rate_hz: float, window_s: float = MVC_WINDOW_S) -> float | None:
-    """The MVC measure: the largest centred ``window_s`` RMS of ``x_uv`` (windows with at least
-    :data:`MVC_MIN_FINITE` finite samples); None if there is none."""
+    """The largest centred ``window_s`` RMS of ``x_uv`` (windows with at least
+    :data:`MVC_MIN_FINITE` finite samples); None if there is none. The simulator's true MVC:
+    applied to its noise-free amplitude, the level of the strongest effort's plateau (which
+    :func:`effort_level_uv` gives too, on a plateau of at least ``window_s``)."""
     n = max(1, round(window_s * sample_rate_hz))
     ms = centred_mean_square(x_uv, n, MVC_MIN_FINITE)
     if len(ms) == 0 or not np.isfinite(ms).any():
@@ -586,10 +620,13 @@ class BiofeedbackCore:
                 self._calibrate()
 
     def _calibrate(self) -> None:
-        efforts = [c for c in self.cues if c.kind == "mvc"]
-        if efforts:
-            x = self.samples.get(efforts[0].work, efforts[-1].end)
-            self.mvc_measured_uv = max_rms_uv(x, self.fs)
+        scored = [t for t in self.trials if t.kind == "mvc"]
+        if scored:
+            efforts = [c for c in self.cues if c.kind == "mvc"]
+            levels = [effort_level_uv(self.samples.get(c.work, c.rest), c.work, c, t.onset_s, self.fs)
+                      for c, t in zip(efforts, scored)]
+            found = [v for v in levels if v is not None]
+            self.mvc_measured_uv = max(found) if found else None
             if self._given_mvc is None:
                 self.mvc_uv = self.mvc_measured_uv
         self._calibrated = True
