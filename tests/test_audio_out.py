@@ -64,6 +64,25 @@ def test_emg_is_resampled_scaled_and_mixed_with_a_tone() -> None:
     assert np.abs(y2).max() <= 1.0  # and clipped
 
 
+def test_an_underrun_is_logged_with_its_time_and_priming_is_not() -> None:
+    """Waiting for the first prefill is not an underrun; the queue running dry once the input
+    stops is one, logged with its block's render time (how scripts/bench_audio tells an
+    underrun at the start from the end of its input)."""
+    out = AudioOutput("null")
+    ring, x = _sine_ring(0.2, 100.0, 100.0)
+    feed = EmgFeed(ring, 0, FS, out)
+    _render(out, 5)  # nothing queued yet
+    assert out.stats.underruns == 0 and not out.underrun_log
+    assert len(_stream(out, ring, feed, x)) > 0
+    assert out.stats.underruns == 0
+    before = time.monotonic()
+    _render(out, 20)  # the input stopped
+    after = time.monotonic()
+    assert out.stats.underruns == 1
+    (t,) = out.underrun_log
+    assert before <= t <= after
+
+
 def test_volume_and_mute_act_within_a_block_and_spare_alarm_tones() -> None:
     out = AudioOutput("null")
     ring, x = _sine_ring(1.0, 400.0, 150.0)

@@ -51,7 +51,10 @@ RATE_HZ = 44_100
 BLOCK_FRAMES = 256
 #: EMG audio queued before it starts to play, after a start or an underrun (s); each underrun
 #: raises it by PREFILL_STEP_S up to PREFILL_MAX_S (a jitter buffer that adapts to the machine).
-PREFILL_S = 0.020  # ≥ one 10 ms input block + one 5.8 ms callback block, with 4 ms to spare
+#: With 10 ms input blocks at 10 kHz, k blocks queue 441 k - 4 frames (the frames after the
+#: last sample wait for the next one), so 20 ms (882 frames) starts playing at the third block,
+#: with 29.9 ms queued; a prefill grown to 25 ms still does, one grown to 30 ms at the fourth.
+PREFILL_S = 0.020
 PREFILL_STEP_S = 0.005
 PREFILL_MAX_S = 0.035
 #: EMG audio queued beyond the prefill that is dropped (oldest first) to bound the latency (s).
@@ -166,6 +169,9 @@ class AudioOutput:
         stats: counters (:class:`AudioStats`).
         render_log: (render time s on :func:`time.monotonic`, ring index) of the first EMG frame
             of the most recent callbacks.
+        underrun_log: render time (s on :func:`time.monotonic`) of the block in which each of
+            the most recent underruns began: tells an underrun at the start from one when the
+            input stopped.
     """
 
     def __init__(self, device: str = "auto", rate_hz: int = RATE_HZ,
@@ -183,6 +189,7 @@ class AudioOutput:
         self.emg_muted = False
         self.stats = AudioStats()
         self.render_log: deque[tuple[float, float]] = deque(maxlen=20_000)
+        self.underrun_log: deque[float] = deque(maxlen=1_000)
         self._fifo = _Fifo(4 * self.max_level)
         self._priming = True
         self._flowing = False  # EMG audio has been playing since the last prime
@@ -338,6 +345,7 @@ class AudioOutput:
         if n < frames:
             if self._flowing:
                 self.stats.underruns += 1
+                self.underrun_log.append(render_s)
                 self.prefill = min(self.prefill_max,
                                    self.prefill + round(PREFILL_STEP_S * self.rate_hz))
             self._priming = True
