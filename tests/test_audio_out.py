@@ -129,10 +129,13 @@ def test_latency_through_the_callback_and_no_underruns() -> None:
         if k >= 0:
             latencies.append(render_s - arrivals[int(starts[k])])
     assert len(latencies) > 200
-    # none but those of input that came too late, and at most one while the jitter buffer
-    # grows to a loaded machine's scheduling (the 0-underrun target over 60 s is
-    # scripts/bench_audio's, not a timed unit test's)
-    assert out.stats.underruns <= late + 1
+    # while the input flowed, none but those of input that came too late (the 0-underrun
+    # target over 60 s is scripts/bench_audio's, not a timed unit test's); after its last
+    # block the queue runs dry once: the end of the input, not a gap in it
+    last = max(arrivals.values())
+    during = sum(t < last for t in out.underrun_log)
+    assert during <= late
+    assert out.stats.underruns - during <= 1
     # the median within the target even on a loaded machine; the tail is scheduling (the
     # figures on an idle and a loaded machine are scripts/bench_audio's)
     assert np.median(latencies) < 0.050 and min(latencies) > 0
