@@ -391,9 +391,10 @@ class EmgEventDetector:
         self._sigma = np.full(c, np.nan)
         self._sigma_hi = np.full(c, np.nan)
         self._sigma_lo = np.full(c, np.nan)
-        self._history = np.full((c, self._history_len), np.nan)
-        self._history_hi = np.full((c, self._history_len), np.nan)
-        self._history_lo = np.full((c, self._history_len), np.nan)
+        # block noise values of the detection signal, then (from HIGH_BAND_MIN_RATE_HZ) of
+        # its high band and its low band: one row per band and channel, a ring per row
+        bands = 1 if self._hi is None else 3
+        self._history = np.full((bands * c, self._history_len), np.nan)
         self._history_i = np.zeros(c, np.int64)
         self._stalled = np.zeros(c, np.int64)
         self._block_parts: list[tuple[np.ndarray, ...]] = []
@@ -643,10 +644,9 @@ class EmgEventDetector:
             sigma_at.append((part.start, self._sigma))
             step = self._sigma_step
             every = slice(part.start + (-pos) % step, part.stop, step)
-            self._block_parts.append((np.abs(y[:, every]), blocked[:, every] | above[:, every],
-                                      blocked[:, every],
-                                      None if hi is None else np.abs(hi[:, every]),
-                                      None if lo is None else np.abs(lo[:, every])))
+            bands = (y[:, every],) if hi is None else (y[:, every], hi[:, every], lo[:, every])
+            self._block_parts.append((np.abs(np.concatenate(bands)),
+                                      blocked[:, every] | above[:, every], blocked[:, every]))
             if stop % self._block == 0:
                 self._end_block()
             pos = stop
@@ -668,16 +668,13 @@ class EmgEventDetector:
 
     def _end_block(self) -> None:
         """Update σ from the finished block: median |y| of its quiet samples (every
-        SIGMA_DECIMATION-th sample on the absolute index grid from 2 kHz on)."""
-        ay = np.concatenate([p[0] for p in self._block_parts], axis=1)
+        SIGMA_DECIMATION-th sample on the absolute index grid from 2 kHz on); the high and
+        low bands' σ alike, all bands in one pass (one row per band and channel)."""
+        magnitudes = np.concatenate([p[0] for p in self._block_parts], axis=1)
         excluded = np.concatenate([p[1] for p in self._block_parts], axis=1)
         blocked = np.concatenate([p[2] for p in self._block_parts], axis=1)
-        ah = al = None
-        if self._hi is not None:
-            ah = np.concatenate([p[3] for p in self._block_parts], axis=1)
-            al = np.concatenate([p[4] for p in self._block_parts], axis=1)
         self._block_parts = []
-        size = ay.shape[1]
+        size = magnitudes.shape[1]
         if size == 0:  # the stream began just before this block's end: nothing on the grid
             return
         n_quiet = size - excluded.sum(axis=1)
@@ -688,26 +685,26 @@ class EmgEventDetector:
         push = usable | forced
         if not push.any():
             return
+        c = self.n_channels
+        bands = len(self._history) // c
+        by_band = magnitudes.reshape(bands, c, size)  # the same samples' |y| in each band
+        values = np.full((bands, c), np.nan)
+        if usable.any():
+            values = _row_nanmedian(np.where(excluded, np.nan, by_band).reshape(-1, size)
+                                    ).reshape(bands, c)
+        if forced.any():
+            values = np.where(forced, _row_nanmedian(np.where(blocked, np.nan, by_band)
+                                                     .reshape(-1, size)).reshape(bands, c), values)
+        history = self._history.reshape(bands, c, -1)
         rows = np.flatnonzero(push)
-        at = self._history_i[rows] % self._history_len
-        for a, history in ((ay, self._history), (ah, self._history_hi),
-                           (al, self._history_lo)):
-            if a is None:
-                continue
-            values = np.full(self.n_channels, np.nan)
-            if usable.any():
-                values = _row_nanmedian(np.where(excluded, np.nan, a))
-            if forced.any():
-                values = np.where(forced, _row_nanmedian(np.where(blocked, np.nan, a)), values)
-            history[rows, at] = values[rows]
+        history[:, rows, self._history_i[rows] % self._history_len] = values[:, rows]
         self._history_i[rows] += 1
         self._stalled[forced] = 0
-        self._sigma = _row_warmup_median(self._history, self._history_i) / MAD_TO_SIGMA
-        if self._hi is not None:
-            self._sigma_hi = (_row_warmup_median(self._history_hi, self._history_i)
-                              / MAD_TO_SIGMA)
-            self._sigma_lo = (_row_warmup_median(self._history_lo, self._history_i)
-                              / MAD_TO_SIGMA)
+        pushed = np.broadcast_to(self._history_i, (bands, c)).reshape(-1)
+        sigmas = (_row_warmup_median(self._history, pushed) / MAD_TO_SIGMA).reshape(bands, c)
+        self._sigma = sigmas[0]
+        if bands > 1:
+            self._sigma_hi, self._sigma_lo = sigmas[1], sigmas[2]
 
     def _segments(self, y: np.ndarray, above: np.ndarray, strong: np.ndarray,
                   broad: np.ndarray | None,
