@@ -91,6 +91,7 @@ def analyze_record(record: Record, montage: Montage, settings: ChainSettings = C
                    keep_clean: bool = False) -> AnalysisResult:
     """Run ``record`` through the free-run chain block by block, as if it arrived live."""
     chain = FreeRunChain(montage, record.sample_rate_hz, record.range_uv, settings)
+    chain.report_ongoing = False  # only finished events are reported here
     n = record.data.shape[0]
     block = max(1, int(record.sample_rate_hz * BLOCK_S))
     events: list[DetectedEvent] = []

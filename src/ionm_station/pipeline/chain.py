@@ -114,6 +114,8 @@ class FreeRunChain:
         degraded: the chain is not the full free-run chain (below :data:`FULL_CHAIN_MIN_HZ`):
             the station raises a LOW SAMPLE RATE technical advisory.
         delay: samples by which the clean output lags the raw input.
+        report_ongoing: fill ``ChainOutput.ongoing`` (default); an offline analysis, which
+            reads only finished events, sets it False and saves the provisional classification.
     """
 
     def __init__(self, montage: Montage, sample_rate_hz: float, range_uv: float,
@@ -149,6 +151,7 @@ class FreeRunChain:
         self._raw_next = start               # absolute index of the next raw row
         self._clean_next = start - self.delay  # absolute index of the next clean row
         self.notes = self._notes()
+        self.report_ongoing = True
 
     # --- settings -----------------------------------------------------------------------------
 
@@ -227,7 +230,7 @@ class FreeRunChain:
             out.clean[part.start - out.start:part.start - out.start + len(part.clean)] = part.clean
             out.events += part.events
             out.artifacts += part.artifacts
-        out.ongoing = self.detector.ongoing_a_trains()
+        out.ongoing = self.detector.ongoing_a_trains() if self.report_ongoing else []
         return out
 
     def flush(self) -> ChainOutput:
@@ -238,7 +241,7 @@ class FreeRunChain:
             y = np.zeros((0, len(self.montage.channels)))
         out = self._detect(y, self.artifacts.flush())
         out.events.extend(self.detector.flush())
-        out.ongoing = self.detector.ongoing_a_trains()
+        out.ongoing = self.detector.ongoing_a_trains() if self.report_ongoing else []
         return out
 
     def open_spans(self) -> list[ArtifactSpan]:
