@@ -29,7 +29,9 @@ Per channel and sample index:
    (± :data:`COMMON_MODE_SAMPLES`), each fitting as a step (explained ≥
    :data:`COMMON_MODE_FIT`, or residual within :data:`COMMON_MODE_RESIDUAL` × the noise) with
    significance ≥ :data:`COMMON_MODE_SIGNIFICANCE`: a transient on many leads at one instant is
-   an artifact, not discharges of several roots.
+   an artifact, not discharges of several roots. A small step fits cleanly on fewer channels:
+   :data:`COMMON_MODE_PAIR` of them make one too when at least :data:`COMMON_MODE_PAIR_MEMBERS`
+   channels, with the weaker fits, step the same way.
 5. **Span**: from :data:`PRE_S` before the edge until the template's tail, scaled by the step,
    stays below :data:`HOLD_NOISE` × the channel's noise (longest over the span's channels; at
    least :data:`MIN_HOLD_S`, at most :data:`MAX_HOLD_S`).
@@ -100,6 +102,12 @@ COMMON_MODE_FIT = 0.85
 #: its window is taken too.
 COMMON_MODE_SIGNIFICANCE = 8.0
 COMMON_MODE_WEAK_FIT = 0.25
+#: A small step (10–20 µV in 3–5 µV of noise, at 5 kHz) fits cleanly on only a few of its
+#: channels: COMMON_MODE_PAIR step-like channels make a common-mode step too when, with the
+#: weaker fits, at least COMMON_MODE_PAIR_MEMBERS channels step, all the same way (a QRS or
+#: discharges on several channels at one instant have no reason to share a sign).
+COMMON_MODE_PAIR = 2
+COMMON_MODE_PAIR_MEMBERS = 4
 #: A span lasts until the step's tail is below this many times the channel's noise (σ) …
 HOLD_NOISE = 1.0
 #: … at least this long and at most this long (s) after the edge.
@@ -340,12 +348,16 @@ class StepDetector:
             if t0 <= self._taken_until[ch]:
                 continue
             span = None
-            if every["steplike"][j].sum() >= COMMON_MODE_MIN_CHANNELS:
-                with np.errstate(invalid="ignore"):
-                    members = np.flatnonzero(every["valid"][j] & (
-                        every["steplike"][j]
-                        | ((every["explained"][j] >= COMMON_MODE_WEAK_FIT)
-                           & (every["significance"][j] >= COMMON_MODE_SIGNIFICANCE))))
+            with np.errstate(invalid="ignore"):
+                members = np.flatnonzero(every["valid"][j] & (
+                    every["steplike"][j]
+                    | ((every["explained"][j] >= COMMON_MODE_WEAK_FIT)
+                       & (every["significance"][j] >= COMMON_MODE_SIGNIFICANCE))))
+            n_steplike = every["steplike"][j].sum()
+            signs = np.sign(every["a"][j, members])
+            if n_steplike >= COMMON_MODE_MIN_CHANNELS or (
+                    n_steplike >= COMMON_MODE_PAIR and len(members) >= COMMON_MODE_PAIR_MEMBERS
+                    and abs(signs.sum()) == len(members)):
                 span = self._span("common_mode", t0, members, every["a"][j, members],
                                   every["k"][j, members], every["sigma"][j, members])
                 self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
