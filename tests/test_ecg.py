@@ -530,9 +530,10 @@ def test_nan_on_one_channel_in_a_beat_keeps_templates_finite() -> None:
 def test_rows_at_the_rail_are_not_learnt_from() -> None:
     """A lead-off pinned at the rail reaches the canceller through the band-pass and the mains
     canceller as mains (what that canceller subtracts), not as a flat channel. Given as
-    ``railed``, those rows are not learnt from: after the lead the channel's beats are
-    subtracted as before, also past the fit's core (R + 120…230 ms), where nothing corrects a
-    template that learnt mains and no heart."""
+    ``railed``, those rows are not learnt from: the channel's template is after the lead what
+    it was before it, and its beats are subtracted as before, also past the fit's core
+    (R + 120…230 ms). (Not given, the template learnt mains and no heart; the tail's own fit
+    hides most of that from the output since it came, so the template is what is compared.)"""
     fs, ch = 5000.0, 3
     rec = make_record(fs=fs, duration_s=50.0, n_ch=6, seed=7,
                       gains_uv=np.array([300.0, 150.0, 80.0, 60.0, 20.0, 200.0]))
@@ -548,14 +549,76 @@ def test_rows_at_the_rail_are_not_learnt_from() -> None:
                                for r in rec.r_peaks if t0 * fs <= r < t1 * fs])
 
     before, after = tail(12.0, 19.0), tail(29.0, 36.0)
-    sizes = []
+    sizes, learnt = [], []
     for given in (railed, None):
         stage = EcgCanceller(6, fs)
-        parts = [stage.process(x[a:a + 500], None if given is None else given[a:a + 500])
-                 for a in range(0, len(x), 500)]
+        parts, snapshots = [], {}
+        for a in range(0, len(x), 500):
+            parts.append(stage.process(x[a:a + 500], None if given is None else given[a:a + 500]))
+            if a in (int(19.5 * fs), int(29.5 * fs)):
+                snapshots[a] = stage._template[stage._primary(), ch].copy()
         out = np.concatenate(parts + [stage.flush()])[stage.delay:]
         misfit = out[:, ch] - (rec.x - rec.ecg)[:, ch]  # the ECG left (µV)
         sizes.append([np.sqrt(np.mean(misfit[w] ** 2)) for w in (before, after)])
-    (before_given, after_given), (_, after_not) = sizes
+        first, last = snapshots.values()
+        learnt.append(np.sqrt(np.mean((last - first) ** 2)))  # the template's change (µV RMS)
+    (before_given, after_given), _ = sizes
     assert after_given <= 1.5 * before_given, sizes
-    assert after_not >= 1.5 * after_given, sizes  # what learning the lead-off left
+    assert learnt[1] >= 2.0 * learnt[0], learnt  # what learning the lead-off left
+
+
+# --- real ECG -----------------------------------------------------------------------------------
+
+
+def real_ecg_record(name: str, fs: float, duration_s: float, n_ch: int, seed: int,
+                    noise_uv: float = 3.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A real heart on ``n_ch`` channels: the whole beats of PhysioNet record ``name`` (read by
+    ``support.realcases.load_ecg``: its own mains, wander and noise above 40 Hz that is not
+    locked to the beat removed), looped, each channel a cos/sin mix of two of its leads scaled
+    to 50–400 µV peak with a random sign; band-passed 10 Hz–3 kHz like the pipeline, with white
+    noise. Returns (ECG, noise, R peaks) — µV (n, n_ch), µV (n, n_ch), sample indices."""
+    realcases = pytest.importorskip("support.realcases")
+    if not realcases.DATA_DIR.is_dir():
+        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
+    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
+    rec = realcases.load_ecg(name)
+    rng = np.random.default_rng(seed)
+    lo, hi = rec.loop_bounds()
+    n = int(duration_s * fs)
+    source = lo + (np.arange(n) / fs * rec.fs) % (hi - lo)  # sample of the record, looped
+    mix = np.zeros((rec.leads.shape[1], n_ch))
+    for c in range(n_ch):
+        a, b = rng.choice(rec.leads.shape[1], 2, replace=False)
+        angle = rng.uniform(0.0, 2.0 * np.pi)
+        mix[[a, b], c] = np.cos(angle), np.sin(angle)
+    leads = rec.leads @ mix
+    r = rec.r_peaks[(rec.r_peaks >= lo) & (rec.r_peaks < hi)]
+    half = round(0.05 * rec.fs)
+    size = np.median(np.abs(leads[r[:, None] + np.arange(-half, half)]).max(axis=1), axis=0)
+    peak = np.exp(rng.uniform(np.log(50.0), np.log(400.0), n_ch)) * rng.choice([-1.0, 1.0], n_ch)
+    grid = np.arange(len(leads))
+    ecg = np.column_stack([np.interp(source, grid, leads[:, c]) for c in range(n_ch)])
+    sos = bandpass_sos(10.0, 3000.0, fs)
+    ecg = signal.sosfilt(sos, ecg * (peak / size), axis=0)
+    noise = signal.sosfilt(sos, rng.standard_normal((n, n_ch)) * noise_uv, axis=0)
+    loops = np.arange(int(n / fs * rec.fs / (hi - lo)) + 1)[:, None] * (hi - lo)
+    r_case = np.round(((r - lo)[None, :] + loops).ravel() * fs / rec.fs).astype(np.int64)
+    return ecg, noise, np.sort(r_case[r_case < n])
+
+
+@pytest.mark.parametrize("name, seed", [("s0010_re", 3), ("100", 1)])
+def test_real_beats_subtracted_past_the_core(name: str, seed: int) -> None:
+    """A real heart's beats differ from their template after the QRS too (ST segment,
+    timing): the window past the core (R + 90…160 ms here) is fitted on its own once it has
+    arrived. Fitted only by the core's gain and shift, with its stretch and heart time
+    courses fading out over 10 ms at the core's end, single beats left 7–9 µV RMS there
+    (99th percentile over beats and channels in 3 µV of noise; now 4 µV; tune-ptb-10k: 13–20
+    µV p-p spikes on the anal sphincter at R + 102…122 ms)."""
+    fs = 5000.0
+    ecg, noise, r_peaks = real_ecg_record(name, fs, 60.0, 8, seed)
+    stage = EcgCanceller(8, fs)
+    left = run(stage, ecg + noise, 500) - noise  # the ECG left in the output (µV)
+    beats = r_peaks[(r_peaks > 10 * fs) & (r_peaks < len(ecg) - fs)]
+    window = beats[:, None] + np.arange(int(0.09 * fs), int(0.16 * fs))
+    rms = np.sqrt(np.mean(left[window] ** 2, axis=1))  # beats × channels
+    assert np.percentile(rms, 99) <= 5.0, np.percentile(rms, [50, 99]).round(2)

@@ -59,6 +59,13 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   is subtracted over the window −100…+200 ms (R −70…+230 ms) with 10 ms raised-cosine tapers at
   its edges, on channels where it lowers the energy over the core (never adds a heartbeat where
   there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place.
+* **Tail (per beat and channel).** Once the whole window has arrived (when the beat's template
+  update is due; none of the window from the fiducial on is output yet), the part after the core is
+  fitted again on its own data: gain, shift, stretch and the heart's time courses over
+  +60…+200 ms, taking over from the core's fit over its last 20 ms (raised cosine), on channels
+  it was subtracted from, live and without EMG there, where it lowers the energy left over
+  the tail. The core's fit alone carries only gain and shift past the core (its stretch and
+  time courses fade out there), and a real heart's ST segment changes with the beat too.
 * **Across channels.** What is still left over the core is predicted on each channel from the
   *other* channels' residuals by linear regression on their noise-whitened covariance (averaged
   over clean beats), and subtracted: the beat-to-beat changes of one heart are shared between
@@ -184,6 +191,14 @@ POST_S = 0.200
 CORE_POST_S = 0.080
 #: Raised-cosine taper at each window edge (s).
 TAPER_S = 0.010
+#: The window after the core is fitted again once all of it has arrived (the beat's template
+#: update is due then, and none of it is output yet): gain, shift, stretch and the heart's
+#: time courses over the tail — from this long (s) before the core's end to the window's
+#: end — taking over from the core's fit over that overlap (raised cosine). The core's fit,
+#: extended past the core by gain and shift alone, left the beat-to-beat changes of the ST
+#: segment there (a QRS 3 % shorter than the template is 4 ms early at R + 125 ms: 13–49 µV
+#: at R + 100…150 ms on a 150–400 µV channel, read as spikes).
+TAIL_OVERLAP_S = 0.020
 #: Joint (coarse, 1 ms steps) and per-channel (fine, full rate) alignment ranges (s).
 COARSE_LAG_S = 0.015
 FINE_LAG_S = 0.002
@@ -332,6 +347,9 @@ class _Shapes:
     core: np.ndarray         # basis over the core
     gram: np.ndarray         # (channels, 3, 3) over the core
     heart: np.ndarray | None  # (2 × HEART_COMPONENTS, window) time courses and their slopes
+    tail: np.ndarray         # (channels, 3, tail) the basis over the tail, stretch not faded
+    tail_gram: np.ndarray    # (channels, 3, 3) over the tail
+    tail_heart: np.ndarray | None  # (2 × HEART_COMPONENTS, tail) courses and slopes, not faded
 
 
 @dataclass
@@ -343,6 +361,13 @@ class _Beat:
     klass: int         # beat class (template set)
     lags: np.ndarray   # per channel, samples
     learn: np.ndarray  # per channel: clean over the QRS, may update the class template
+    # for the tail's fit (None: nothing was subtracted): the fit's basis, the window's first
+    # row per channel (absolute), what was subtracted over the window (channels × window µV,
+    # zero on the channels it was not) and the channels' >200 Hz noise σ (µV)
+    shapes: _Shapes | None = None
+    rows: np.ndarray | None = None
+    subtracted: np.ndarray | None = None
+    sigma: np.ndarray | None = None
 
 
 def _median_axis1(a: np.ndarray) -> np.ndarray:
@@ -431,11 +456,21 @@ class EcgCanceller:
         if self._pre <= 0 or self._post <= self._look:
             raise ValueError("template window too short for the detection look-ahead")
         self._core = self._pre + self._core_post
+        self._tail0 = self._core - round(TAIL_OVERLAP_S * fs)  # tail's start in the window
         self._learn_s = round(LEARN_S * fs)
         self._settle_max = round(SETTLE_MAX_S * fs)
         self.delay = (self._block - 1 + self._look + self._centroid * dec + self._lag_max
                       + self._pre)
+        # the tail is fitted when the beat's update is due (its window's end, lag search
+        # included, has arrived): rows from there on may not have been output by any chunking
+        due = self._lag_max + self._post                    # after the fiducial
+        if -self._pre + self._tail0 - self._lag_max < due + self._block - 1 - self.delay:
+            raise ValueError("the tail's fit would come after its rows were output")
         self._taper = _raised_cosine_taper(self._window, round(TAPER_S * fs))
+        overlap = self._core - self._tail0
+        self._tail_blend = np.ones(self._window - self._tail0)
+        self._tail_blend[:overlap] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5)
+                                                        / overlap)
         self._core_taper = _raised_cosine_taper(self._core, round(TAPER_S * fs))
         # the stretch term acts on the QRS only: weight 1 over the core, fading out after it
         ramp = round(TAPER_S * fs)
@@ -477,6 +512,7 @@ class EcgCanceller:
         self._blank: list[tuple[int, int, np.ndarray]] = []  # (start, stop, channels)
         self.settled_at: int | None = None  # window start of the first judged beat
         self._finished = False
+        self._record_end: float = math.inf  # input rows of the record, once flush() ends it
         self._n_in = 0          # input rows received
         self._end = 0           # input rows processed (multiple of the block)
         self._x = _Rows(c, np.float64)
@@ -551,6 +587,7 @@ class EcgCanceller:
         if self._finished:
             raise RuntimeError("EcgCanceller: flush() already called; call reset() first")
         n_record = self._n_in
+        self._record_end = n_record
         # the last beat may not be judged on zeros: its QRS window stays on the ECG channels
         # (and on those whose ECG is not known yet, as for an unlearnt beat)
         ecg_channels = self._ecg_channels()
@@ -1044,7 +1081,8 @@ class EcgCanceller:
         clean = live & ~emg
         resid_rms = np.sqrt(np.mean(residual ** 2, axis=1))
         learn = self._judge_residual(k, clean, resid_rms)
-        self._pending.append(_Beat(fid + lag_max + self._post, fid, k, lags, learn))
+        pending = _Beat(fid + lag_max + self._post, fid, k, lags, learn)
+        self._pending.append(pending)
         correction = self._spatial(residual, sigma, apply, apply & clean,
                                    learn_from=k == self._primary() and not self._late)
         residual -= correction
@@ -1068,11 +1106,13 @@ class EcgCanceller:
             return
         first = max(lo, self._sub.start)  # rows before the first sample are not there
         sub = self._sub.view(first, fid + self._post + lag_max)
+        parts = np.where(apply[:, None], fit_full * self._taper, 0.0)
+        parts[:, :core] += correction
         for ch in np.flatnonzero(apply).tolist():
             i = int(lags[ch]) + lag_max + lo - first
-            part = fit_full[ch] * self._taper
-            part[:core] += correction[ch]
-            sub[max(i, 0):i + self._window, ch] += part[max(-i, 0):]
+            sub[max(i, 0):i + self._window, ch] += parts[ch, max(-i, 0):]
+        pending.shapes, pending.rows, pending.subtracted = shapes, fid - pre + lags, parts
+        pending.sigma = sigma
 
     def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray
                   ) -> tuple[int, np.ndarray, int, _Shapes, np.ndarray, bool]:
@@ -1190,30 +1230,42 @@ class EcgCanceller:
         # the templates' and the time courses' derivatives in one go (rows are independent)
         deriv = self._derivative(template if course is None else np.concatenate((template, course)))
         r_peak = self._pre + self._peak_offset(template, has.astype(np.float64))
-        stretch = deriv[:c] * ((np.arange(self._window) - r_peak) * self._stretch_weight)
-        basis = np.stack((template, deriv[:c], stretch), axis=1)     # (c, 3, window)
-        a = basis[:, :, :core]
-        heart = None
+        stretch = deriv[:c] * (np.arange(self._window) - r_peak)
+        basis = np.stack((template, deriv[:c], stretch * self._stretch_weight), axis=1)
+        a = basis[:, :, :core]                                        # (c, 3, core)
+        tail = np.stack((template, deriv[:c], stretch), axis=1)[:, :, self._tail0:]
+        heart = tail_heart = None
         if course is not None:
             slope = deriv[c:]
             slope /= np.maximum(np.linalg.norm(slope, axis=1, keepdims=True), 1e-30)
-            heart = np.concatenate((course, slope)) * self._stretch_weight  # the QRS only
-        shapes = _Shapes(mask, basis, a, np.einsum("ckt,cmt->ckm", a, a), heart)
+            courses = np.concatenate((course, slope))
+            heart = courses * self._stretch_weight  # the QRS only
+            tail_heart = courses[:, self._tail0:]
+        shapes = _Shapes(mask, basis, a, np.einsum("ckt,cmt->ckm", a, a), heart, tail,
+                         np.einsum("ckt,cmt->ckm", tail, tail), tail_heart)
         if key is not None:
             self._shape_cache[key] = shapes
         return shapes
 
     def _fit(self, beat: np.ndarray, shapes: _Shapes, has: np.ndarray) -> np.ndarray:
-        """Per-beat fit of each channel's template over the window (channels, window µV; zero
-        where ``has`` is False): least squares over the core (``beat``, channels × core) of
-        gain, shift (the template's derivative) and QRS stretch (time from the R peak × the
-        derivative, fading out after the core), within GAIN_RANGE, ±SHIFT_MAX_S and
-        ±STRETCH_MAX; a channel whose fit leaves them is fitted by gain and shift, or failing
-        that by its gain alone. Then each channel's residual is fitted by the heart's leading
-        time courses and their derivatives (:data:`HEART_COMPONENTS`; from more channels with a
-        template than that), faded out after the core."""
-        core, gram, basis = self._core, shapes.gram, shapes.basis
-        rhs = np.einsum("ckt,ct->ck", shapes.core, beat)
+        """The core's fit (see :meth:`_fit_span`) over the whole window (channels, window µV)."""
+        return self._fit_span(beat, shapes.core, shapes.gram, shapes.basis, shapes.heart,
+                              None if shapes.heart is None else shapes.heart[:, :self._core],
+                              has)
+
+    def _fit_span(self, beat: np.ndarray, fitted: np.ndarray, gram: np.ndarray,
+                  basis: np.ndarray, heart: np.ndarray | None, heart_fitted: np.ndarray | None,
+                  has: np.ndarray) -> np.ndarray:
+        """Per-beat fit of each channel's template (channels × span of ``basis``, µV; zero
+        where ``has`` is False): least squares over the fitted span (``beat``, channels ×
+        span µV; ``fitted``: the basis there, ``gram`` its Gram matrices) of gain, shift (the
+        template's derivative) and stretch (time from the R peak × the derivative), within
+        GAIN_RANGE, ±SHIFT_MAX_S and ±STRETCH_MAX; a channel whose fit leaves them is fitted
+        by gain and shift, or failing that by its gain alone. Then each channel's residual is
+        fitted by the heart's leading time courses and their derivatives (``heart`` over the
+        span of ``basis``, ``heart_fitted`` over the fitted one; None: from
+        :data:`HEART_COMPONENTS` or fewer channels with a template)."""
+        rhs = np.einsum("ckt,ct->ck", fitted, beat)
         energy = gram[:, 0, 0]
         coef = np.zeros_like(rhs)
         coef[:, 0] = np.clip(rhs[:, 0] / np.where(energy > 0, energy, 1.0), *GAIN_RANGE)
@@ -1230,12 +1282,12 @@ class EcgCanceller:
             coef[inside, :terms] = c[inside]
         coef[~has] = 0.0
         fit = np.einsum("ck,ckt->ct", coef, basis)
-        if shapes.heart is not None:
-            h = shapes.heart[:, :core]
+        if heart is not None:
+            h, n = heart_fitted, beat.shape[1]
             g = h @ h.T
             c = np.linalg.solve(g + (1e-9 * np.trace(g) + 1e-30) * np.eye(len(h)),
-                                h @ (beat[has] - fit[has, :core]).T)
-            fit[has] += c.T @ shapes.heart
+                                h @ (beat[has] - fit[has, :n]).T)
+            fit[has] += c.T @ heart
         return fit
 
     def _derivative(self, x: np.ndarray) -> np.ndarray:
@@ -1391,6 +1443,7 @@ class EcgCanceller:
         lo = beat.fiducial - self._pre - self._lag_max
         if self._artifact_between(lo, beat.due):
             return
+        self._fit_tail(beat)
         flags = self._flags_between(beat.fiducial + self._core_post, beat.due)
         learn = beat.learn & (flags == 0)
         if not learn.any():
@@ -1420,6 +1473,40 @@ class EcgCanceller:
         if (count >= n_boot).all():
             self._boot.pop(k, None)
         self._recentre_class(k)
+
+    def _fit_tail(self, beat: _Beat) -> None:
+        """Fit the beat's window after the core again now that all of it has arrived (none of
+        it is output yet): gain, shift, stretch and the heart's time courses over the tail
+        (:data:`TAIL_OVERLAP_S` before the core's end to the window's end), taking over from
+        the core's fit over that overlap. Only on channels it was subtracted from that are live
+        and without EMG over the tail, where it lowers the energy left over the tail, and not
+        over rows past the record's end (the flush's zeros)."""
+        if beat.shapes is None or beat.due > self._record_end:
+            return
+        t0 = self._tail0
+        rows = beat.rows + t0
+        flags = self._flags_between(int(rows.min()), beat.due)
+        ok = (beat.subtracted != 0.0).any(axis=1) & ((flags & _DEAD) == 0)
+        if not ok.any():
+            return
+        seg = self._x.window(beat.fiducial - self._pre - self._lag_max, beat.due).T
+        data = sliding_window_view(seg, self._window - t0, axis=1)[
+            np.arange(self.n_channels), beat.rows + t0 - (beat.fiducial - self._pre - self._lag_max)]
+        ok &= np.isfinite(data).all(axis=1)
+        data = np.where(ok[:, None], data, 0.0)
+        old = beat.subtracted[:, t0:]
+        ok &= ~self._emg(data, data - old, beat.sigma).any(axis=1)
+        if not ok.any():
+            return
+        shapes = beat.shapes
+        fit = self._fit_span(data, shapes.tail, shapes.tail_gram, shapes.tail, shapes.tail_heart,
+                             shapes.tail_heart, ok) * self._taper[t0:]
+        new = old + self._tail_blend * (fit - old)
+        ok &= ((data - new) ** 2).sum(axis=1) < ((data - old) ** 2).sum(axis=1)
+        sub = self._sub.view(int(rows.min()), int(rows.max()) + self._window - t0)
+        for ch in np.flatnonzero(ok).tolist():
+            i = int(rows[ch] - rows.min())
+            sub[i:i + self._window - t0, ch] += new[ch] - old[ch]
 
     def _recentre_class(self, k: int) -> None:
         """Move class ``k``'s templates in their window (on the 1 ms grid) when its beats' mean
