@@ -622,3 +622,25 @@ def test_real_beats_subtracted_past_the_core(name: str, seed: int) -> None:
     window = beats[:, None] + np.arange(int(0.09 * fs), int(0.16 * fs))
     rms = np.sqrt(np.mean(left[window] ** 2, axis=1))  # beats × channels
     assert np.percentile(rms, 99) <= 5.0, np.percentile(rms, [50, 99]).round(2)
+
+
+def test_sharp_real_r_waves_are_not_taken_for_emg() -> None:
+    """Nothing but a real heart and noise: after the first seconds nothing left in the output
+    reads as activity to the event detector (its 40 Hz high-pass, 2 ms RMS above 4 σ) outside
+    the windows blanked for it. A sharp R wave of a few hundred µV has 3–5 σ of its own above
+    200 Hz; a young template's misfit left 2.5–4 σ of it in the residual, which the EMG test
+    took for EMG: the block was neither gated nor the channel aligned on its own (MIT-BIH 100
+    at 10 kHz: 56 blocks, 0.12 s of output read as activity; tune-mitdb-10k: spikes on the
+    iliopsoas at R + 10 ms)."""
+    fs = 10_000.0
+    ecg, noise, _ = real_ecg_record("100", fs, 15.0, 8, seed=1)
+    stage = EcgCanceller(8, fs)
+    out, blank = run_blanked(stage, ecg + noise, 1000)
+    b, a = signal.butter(2, 40.0, "highpass", fs=fs)
+    high = signal.lfilter(b, a, out, axis=0)
+    m = int(0.002 * fs)
+    envelope = np.sqrt(np.apply_along_axis(lambda v: np.convolve(v * v, np.ones(m) / m, "same"),
+                                           0, high))
+    sigma = np.median(np.abs(high[int(4 * fs):]), axis=0) / 0.6745
+    loud = (envelope > 4.0 * sigma) & ~blank
+    assert not loud[int(4 * fs):].any(), loud[int(4 * fs):].sum(axis=0)

@@ -60,8 +60,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   its edges, on channels where it lowers the energy over the core (never adds a heartbeat where
   there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place.
 * **Tail (per beat and channel).** Once the whole window has arrived (when the beat's template
-  update is due; none of the window from the fiducial on is output yet), the part after the core is
-  fitted again on its own data: gain, shift, stretch and the heart's time courses over
+  update is due; none of the window from the fiducial on is output yet), the part after the
+  core is fitted again on its own data: gain, shift, stretch and the heart's time courses over
   +60…+200 ms, taking over from the core's fit over its last 20 ms (raised cosine), on channels
   it was subtracted from, live and without EMG there, where it lowers the energy left over
   the tail. The core's fit alone carries only gain and shift past the core (its stretch and
@@ -72,13 +72,15 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   channels; a channel's own noise and EMG never are, and are never taken from it.
 * **EMG and the residual gate.** A 10 ms block of a channel's residual whose >200 Hz RMS stands
   out of the noise (and is not a small part of the block: what a QRS misfit leaves is
-  low-frequency) holds EMG: that channel keeps its own signal (not learnt from, not used to
-  predict others). Where, in blocks free of EMG and where the heartbeat itself is visible to
-  the event detector, the final residual still reads as activity to it (through its 40 Hz
-  high-pass, 2 ms RMS above :data:`GATE_SIGMA` × σ) and is no larger than the heartbeat there
-  (its block or the next either side), those blocks and one either side are
-  blanked for detection (:meth:`EcgCanceller.blank_mask`): a beat left too large is never
-  reported as EMG, and EMG overlapping a beat is still found.
+  low-frequency), in a beat holding that much more >200 Hz power than the heartbeat fitted to
+  it (a sharp R wave has its own, and a misfit leaves some of it), holds EMG: that channel
+  keeps its own signal (not learnt from, not used to predict others). Where, in blocks free of
+  EMG and where the heartbeat itself is visible to the event detector, the final residual
+  still reads as activity to it (through its 40 Hz high-pass, 2 ms RMS above
+  :data:`GATE_SIGMA` × σ) and is no larger than the heartbeat there (its block or the next
+  either side), those blocks and one either side are blanked for detection
+  (:meth:`EcgCanceller.blank_mask`): a beat left too large is never reported as EMG, and EMG
+  overlapping a beat is still found.
 * **Templates.** Per class and channel: the mean of its first beats, then an exponential
   average over ~32 beats, from beats clean over the whole window (no EMG, flat or rail, no
   global artifact); once converged, a beat whose QRS residual exceeds 3 × the typical one is not
@@ -245,7 +247,9 @@ HEART_COMPONENTS = 4
 HEART_LOWPASS_HZ = 100.0
 #: EMG in a beat on a channel: a 10 ms block of its fit residual whose >200 Hz RMS exceeds
 #: EMG_RATIO × the channel's >200 Hz noise σ, that excess being at least HF_SHARE of the
-#: block's RMS (what a QRS misfit leaves is low-frequency; a MUAP is not).
+#: block's RMS (what a QRS misfit leaves is low-frequency; a MUAP is not), and where the beat
+#: holds that much more >200 Hz power than the heartbeat fitted to it (a sharp R wave has its
+#: own, and a misfit of it leaves some).
 EMG_RATIO = 2.5
 HF_SHARE = 0.3
 #: A converged template is not updated by a beat whose residual RMS over the QRS exceeds this
@@ -1303,15 +1307,22 @@ class EcgCanceller:
         return np.sqrt(np.add.reduceat(x * x, starts, axis=1) / lengths)
 
     def _emg(self, beat: np.ndarray, residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
-        """Per channel and block of the core: EMG in the beat (channels × core µV) — its >200 Hz
-        RMS exceeds EMG_RATIO × σ (the channel's >200 Hz noise, µV) both in the beat and in the
-        fit's residual, that excess being at least HF_SHARE of the residual block's RMS. (A
-        template that learnt something it should not have leaves high frequencies in the
-        residual only: the beat is not taken for EMG then, and the template heals.)"""
-        hf_beat, hf = (self._block_rms(self._highpass(x, self._ba_activity, self._zi_unit_activity))
-                       for x in (beat, residual))
-        excess = np.sqrt(np.maximum(hf ** 2 - sigma[:, None] ** 2, 0.0))
-        return ((hf > EMG_RATIO * sigma[:, None]) & (hf_beat > EMG_RATIO * sigma[:, None])
+        """Per block and channel of ``beat`` (channels × samples µV): EMG in it — the >200 Hz
+        RMS exceeds EMG_RATIO × σ (the channel's >200 Hz noise, µV) in the fit's ``residual``
+        (same shape), that excess being at least HF_SHARE of the residual block's RMS, and in
+        the beat once the fitted heartbeat's own >200 Hz power there is taken from it (noise
+        kept). (A template that learnt something it should not have leaves high frequencies in
+        the residual only: the beat is not taken for EMG then, and the template heals. A sharp
+        R wave of a few hundred µV has 3–5 σ above 200 Hz itself; a young template's misfit
+        left 2.5–4 σ of it in the residual, which read as EMG — its channel was then neither
+        gated nor aligned on its own: tune-mitdb-10k, iliopsoas, R + 10 ms.)"""
+        hf_beat, hf, hf_fit = (
+            self._block_rms(self._highpass(x, self._ba_activity, self._zi_unit_activity))
+            for x in (beat, residual, beat - residual))
+        noise = sigma[:, None] ** 2
+        excess = np.sqrt(np.maximum(hf ** 2 - noise, 0.0))
+        return ((hf > EMG_RATIO * sigma[:, None])
+                & (hf_beat ** 2 - hf_fit ** 2 + noise > (EMG_RATIO * sigma[:, None]) ** 2)
                 & (excess >= HF_SHARE * self._block_rms(residual)))
 
     @staticmethod
@@ -1489,9 +1500,10 @@ class EcgCanceller:
         ok = (beat.subtracted != 0.0).any(axis=1) & ((flags & _DEAD) == 0)
         if not ok.any():
             return
-        seg = self._x.window(beat.fiducial - self._pre - self._lag_max, beat.due).T
-        data = sliding_window_view(seg, self._window - t0, axis=1)[
-            np.arange(self.n_channels), beat.rows + t0 - (beat.fiducial - self._pre - self._lag_max)]
+        lo = beat.fiducial - self._pre - self._lag_max
+        seg = self._x.window(lo, beat.due).T
+        data = sliding_window_view(seg, self._window - t0, axis=1)[np.arange(self.n_channels),
+                                                                   rows - lo]
         ok &= np.isfinite(data).all(axis=1)
         data = np.where(ok[:, None], data, 0.0)
         old = beat.subtracted[:, t0:]
