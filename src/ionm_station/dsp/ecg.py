@@ -55,7 +55,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   channels) and their derivatives to what is left: one heart projects onto every channel, so a
   beat whose axis turned or whose QRS changed is a mix of them; noise and EMG are not (the
   time courses are low-passed at :data:`HEART_LOWPASS_HZ`, or they add the templates' noise at
-  the ECG's scale). The fit
+  the ECG's scale; they are not fitted on a channel with EMG or an electrode pop in the beat,
+  which their unbounded coefficients would follow over the whole window). The fit
   is subtracted over the window −100…+200 ms (R −70…+230 ms) with 10 ms raised-cosine tapers at
   its edges, on channels where it lowers the energy over the core (never adds a heartbeat where
   there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place.
@@ -1066,11 +1067,12 @@ class EcgCanceller:
         residual = beat - fit_full[:, :core]
         emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
         emg = emg_blocks.any(axis=1)
-        if (emg & has).any():  # EMG pulls its channel's own lag: take the others' instead
+        if (emg & has).any():  # EMG pulls its channel's own lag (take the others' instead) and
+            # the heart's time courses (not fitted there)
             common = int(np.round(np.median(lags[has & ~emg]))) if (has & ~emg).any() else coarse
             lags = np.where(emg, common, lags)
             beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
-            fit_full = self._fit(beat, shapes, has)
+            fit_full = self._fit(beat, shapes, has, ~emg)
             residual = beat - fit_full[:, :core]
             emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
         self._class_last[k] = fid
@@ -1251,15 +1253,16 @@ class EcgCanceller:
             self._shape_cache[key] = shapes
         return shapes
 
-    def _fit(self, beat: np.ndarray, shapes: _Shapes, has: np.ndarray) -> np.ndarray:
+    def _fit(self, beat: np.ndarray, shapes: _Shapes, has: np.ndarray,
+             courses: np.ndarray | None = None) -> np.ndarray:
         """The core's fit (see :meth:`_fit_span`) over the whole window (channels, window µV)."""
         return self._fit_span(beat, shapes.core, shapes.gram, shapes.basis, shapes.heart,
                               None if shapes.heart is None else shapes.heart[:, :self._core],
-                              has)
+                              has, courses)
 
     def _fit_span(self, beat: np.ndarray, fitted: np.ndarray, gram: np.ndarray,
                   basis: np.ndarray, heart: np.ndarray | None, heart_fitted: np.ndarray | None,
-                  has: np.ndarray) -> np.ndarray:
+                  has: np.ndarray, courses: np.ndarray | None = None) -> np.ndarray:
         """Per-beat fit of each channel's template (channels × span of ``basis``, µV; zero
         where ``has`` is False): least squares over the fitted span (``beat``, channels ×
         span µV; ``fitted``: the basis there, ``gram`` its Gram matrices) of gain, shift (the
@@ -1268,7 +1271,9 @@ class EcgCanceller:
         by gain and shift, or failing that by its gain alone. Then each channel's residual is
         fitted by the heart's leading time courses and their derivatives (``heart`` over the
         span of ``basis``, ``heart_fitted`` over the fitted one; None: from
-        :data:`HEART_COMPONENTS` or fewer channels with a template)."""
+        :data:`HEART_COMPONENTS` or fewer channels with a template), on the ``courses`` channels
+        (default: all of ``has``). Their coefficients are not bounded: on a channel with EMG or
+        an electrode pop in the beat they fit that, and add it to the whole window."""
         rhs = np.einsum("ckt,ct->ck", fitted, beat)
         energy = gram[:, 0, 0]
         coef = np.zeros_like(rhs)
@@ -1286,12 +1291,13 @@ class EcgCanceller:
             coef[inside, :terms] = c[inside]
         coef[~has] = 0.0
         fit = np.einsum("ck,ckt->ct", coef, basis)
-        if heart is not None:
+        on = has if courses is None else has & courses
+        if heart is not None and on.any():
             h, n = heart_fitted, beat.shape[1]
             g = h @ h.T
             c = np.linalg.solve(g + (1e-9 * np.trace(g) + 1e-30) * np.eye(len(h)),
-                                h @ (beat[has] - fit[has, :n]).T)
-            fit[has] += c.T @ heart
+                                h @ (beat[on] - fit[on, :n]).T)
+            fit[on] += c.T @ heart
         return fit
 
     def _derivative(self, x: np.ndarray) -> np.ndarray:
