@@ -646,6 +646,28 @@ def test_sharp_real_r_waves_are_not_taken_for_emg() -> None:
     assert not loud[int(4 * fs):].any(), loud[int(4 * fs):].sum(axis=0)
 
 
+@pytest.mark.parametrize("fs", [1000.0, 5000.0, 10_000.0])
+def test_p_waves_blanked_while_the_threshold_is_learnt(fs: float) -> None:
+    """Nothing is subtracted while the QRS threshold is learnt (~2 s): every beat then reaches
+    the detector whole, so it is blanked for detection on every channel to past the QRS, and
+    from R − 140 ms, which holds the P wave's fast part, on the channels whose heartbeat peaks
+    above 100 µV (MIT-BIH 100: 15–17 µV spikes at R − 108…−122 ms on the channels with
+    150–400 µV of ECG, before the window decided with the candidate, which starts at
+    R − 75 ms), at any chunking; not from R − 140 ms on the others."""
+    ecg, noise, r_peaks = real_ecg_record("100", fs, 6.0, 8, seed=1)
+    learning = r_peaks[(r_peaks > r_peaks[0] + 0.3 * fs) & (r_peaks < r_peaks[0] + 1.9 * fs)]
+    assert len(learning) >= 2
+    big = np.abs(ecg[int(0.5 * fs):int(2.5 * fs)]).max(axis=0) >= 120.0
+    small = np.abs(ecg[int(0.5 * fs):int(2.5 * fs)]).max(axis=0) <= 80.0
+    assert big.any() and small.any()
+    for chunk in (1, 97, 1000) if fs == 1000.0 else (1000,):
+        _, blank = run_blanked(EcgCanceller(8, fs), ecg + noise, chunk)
+        for r in learning:
+            assert blank[r - int(0.07 * fs):r + int(0.2 * fs)].all(), (chunk, r / fs)
+            p_wave = blank[r - int(0.14 * fs):r - int(0.1 * fs)]
+            assert p_wave[:, big].all() and not p_wave[:, small].any(), (chunk, r / fs)
+
+
 @pytest.mark.parametrize("name, seed", [("s0010_re", 2), ("100", 1)])
 def test_electrode_pop_in_a_beat_adds_no_heartbeat_before_it(name: str, seed: int) -> None:
     """An electrode pop (an 800 µV step decaying over 0.2 s) 10–50 ms after a real R peak on a
@@ -670,3 +692,23 @@ def test_electrode_pop_in_a_beat_adds_no_heartbeat_before_it(name: str, seed: in
         left = out[before, ch] - noise[before, ch]
         ratio = np.sqrt(np.mean(left ** 2) / np.mean(ecg[before, ch] ** 2))
         assert ratio <= 1.05, (offset_ms, ratio)
+
+
+def test_emg_clearly_bigger_than_the_heart_is_not_blanked_while_learning() -> None:
+    """While the threshold is learnt each candidate's window is blanked for detection, but
+    not on a channel where something peaks above twice that channel's heartbeat: a 400 µV
+    burst over a QRS on the channel with the least ECG is left to the detector (tune-mitdb-10k:
+    a 293 µV burst on a distal muscle at 1.18 s was blanked whole and missed), while the
+    channels where the heartbeat is the largest thing stay blanked."""
+    fs = 5000.0
+    ecg, noise, r_peaks = real_ecg_record("100", fs, 6.0, 8, seed=2)
+    ch = int(np.argmin(np.ptp(ecg[int(2 * fs):], axis=0)))
+    r = int(r_peaks[(r_peaks > r_peaks[0] + 0.8 * fs)][0])  # a beat while the threshold is learnt
+    x = ecg + noise
+    onset = r - int(0.05 * fs)
+    x[:, ch] += signal.sosfilt(bandpass_sos(10.0, 3000.0, fs),
+                               burst(len(x), fs, onset / fs, 0.1, 400.0, np.random.default_rng(1)))
+    _, blank = run_blanked(EcgCanceller(8, fs), x, 500)
+    others = np.delete(np.arange(8), ch)
+    assert blank[r - int(0.05 * fs):r + int(0.1 * fs)][:, others].all()
+    assert not blank[onset:onset + int(0.1 * fs), ch].any()

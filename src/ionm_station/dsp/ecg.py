@@ -35,6 +35,12 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   but not subtracted (already output); the candidate that ends it is judged on time and,
   if a beat, subtracted with the running mean of the beats before it. Without a candidate
   after those 2 s (no visible ECG) the learning ends by time, one decision lag later.
+  Meanwhile nothing is subtracted, so each candidate is blanked for detection from R − 70 ms
+  to R + 225 ms on every live channel (from R − 140 ms, as soon as it is found, where the
+  heartbeat peaks above :data:`P_WAVE_BLANK_UV`: the P wave's fast part) — except where
+  something peaks above :data:`LEARN_BLANK_RATIO` × that channel's heartbeat (from the
+  beat-like candidates so far): EMG clearly bigger than the heart is never hidden, the heart
+  is never reported as EMG where it is the largest thing on the channel.
   A beat's window (with the alignment margins) may reach before the first input row: the
   missing rows count as absent (not learnt from, nothing subtracted there).
 * **Beat classes.** Up to :data:`MAX_CLASSES` morphologies, each with a template per channel:
@@ -175,6 +181,16 @@ LEARN_S = 2.0
 #: Detection is blanked until the first beat is judged, but never longer than this (s): a
 #: record with no visible ECG (distal muscles, a needle recording) must not stay blanked.
 SETTLE_MAX_S = 4.0
+#: While the threshold is learnt, a candidate's window is not blanked for detection on a
+#: channel whose largest |input| there exceeds this many times its heartbeat's (the median of
+#: the candidates so far): that is something else, EMG clearly bigger than the heart.
+LEARN_BLANK_RATIO = 2.0
+#: … and from ~170 ms before a candidate's fiducial (R − 140 ms, the P wave's fast part) on
+#: the channels whose heartbeat peaks at least this high (µV): the P wave is about a tenth
+#: of it, and its fast part reaches the detector's threshold (~10 µV) only there. (Blanking
+#: it everywhere kept the detector's noise floor from settling: a 440 µV spike at 1.59 s on
+#: a channel with 54 µV of ECG was missed.)
+P_WAVE_BLANK_UV = 100.0
 #: Threshold position between noise and signal peak levels.
 THRESHOLD_FRACTION = 0.3
 #: Refractory period after a beat (s).
@@ -461,6 +477,8 @@ class EcgCanceller:
         if self._pre <= 0 or self._post <= self._look:
             raise ValueError("template window too short for the detection look-ahead")
         self._core = self._pre + self._core_post
+        # a candidate at decimated index j is found once the input reaches (j + _seen_lag/dec)
+        self._seen_lag = (self._peak_half + self._smooth + 1) * dec
         self._tail0 = self._core - round(TAIL_OVERLAP_S * fs)  # tail's start in the window
         self._learn_s = round(LEARN_S * fs)
         self._settle_max = round(SETTLE_MAX_S * fs)
@@ -532,6 +550,7 @@ class EcgCanceller:
         self._noise = _Rows(c, np.float64)  # per block: >200 Hz σ in force (µV)
         self._next_candidate = 0           # next decimated index to test as a candidate
         self._cands: deque[tuple[int, float, int]] = deque()  # found, awaiting their decision
+        self._seen: deque[tuple[int, float, int]] = deque()  # found, not yet seen in order
         self._zi_detect: np.ndarray | None = None
         self._zi_activity: np.ndarray | None = None
         # robust scales: history of block medians, [activity | detection] per channel
@@ -552,6 +571,8 @@ class EcgCanceller:
         self._rr: deque[int] = deque(maxlen=RR_AVERAGE)
         self._missed: list[tuple[int, float]] = []  # (fiducial, peak) under threshold
         self._learning: list[tuple[int, float]] = []  # (fiducial, peak) before the first threshold
+        # per candidate then: its detection peak, the largest |input| per channel (µV)
+        self._learn_sizes: list[tuple[float, np.ndarray]] = []
         self._late = False  # judging a candidate whose window may already be output
         # templates per beat class and channel
         k, w = MAX_CLASSES, self._window
@@ -880,18 +901,24 @@ class EcgCanceller:
         """Decide candidates, apply template updates and end a threshold learning that no
         candidate ended, in absolute-time order. A candidate is decided once the core of its
         window (lag search included) has arrived."""
-        cands = self._cands
-        cands.extend(self._candidates())
+        cands, seen = self._cands, self._seen
+        found = self._candidates()
+        cands.extend(found)
+        seen.extend(found)
         while True:
             due = self._pending[0].due if self._pending else math.inf
             due = due if due <= self._end else math.inf
             t_decide = cands[0][0] * self._dec + self._look if cands else math.inf
             t_decide = t_decide if t_decide <= self._end else math.inf
+            t_seen = seen[0][0] * self._dec + self._seen_lag if seen else math.inf  # ≤ _end
             # no candidate came LEARN_S after the first (no visible ECG): learning ends by time,
             # so its candidates do not hold the input buffer forever
             timeout = (self._learning[0][0] + self._learn_s + self._look
                        if self._learning else math.inf)
-            if timeout <= self._end and timeout < t_decide and timeout < due:
+            if seen and t_seen <= min(timeout, t_decide, due):
+                _, peak, fid = seen.popleft()
+                self._seen_while_learning(t_seen, fid, peak)
+            elif timeout <= self._end and timeout < t_decide and timeout < due:
                 self._end_learning(None)
             elif t_decide < due:
                 _, peak, fid = cands.popleft()
@@ -900,6 +927,55 @@ class EcgCanceller:
                 self._learn(self._pending.popleft())
             else:
                 return
+
+    def _seen_while_learning(self, t_seen: int, fid: int, peak: float) -> None:
+        """A candidate (fiducial ``fid``, absolute index; detection peak ``peak``) has just been
+        found (at ``t_seen``, the input's end): while the threshold is being learnt, blank for
+        detection what lies before its window and is not output yet — from ~170 ms before the
+        fiducial (R − 140 ms) — on the channels :meth:`_unlearnt_blank` names whose heartbeat
+        peaks at :data:`P_WAVE_BLANK_UV` or more (none before a heartbeat is known). Nothing is
+        subtracted before the threshold is known (~2 s): the window blanked when the candidate is decided starts 100 ms before the fiducial, and
+        the P wave's fast part before it read as spikes (MIT-BIH 100: 15–17 µV at R − 108…
+        −122 ms on the channels with 150–400 µV of ECG). Later the P wave is left in place
+        too (outside the template window), but then the detector's noise floor has settled."""
+        if self._spk is not None:
+            return
+        start = t_seen + self._block - 1 - self.delay  # rows before it may have been output
+        stop = fid - self._pre
+        heart = self._heart_size(peak)
+        if stop > start and heart is not None:
+            channels = self._unlearnt_blank(start, stop, self._peak_between(start, stop), peak)
+            channels = channels[heart[channels] >= P_WAVE_BLANK_UV]
+            if len(channels):
+                self._blank.append((start, stop, channels))
+
+    def _peak_between(self, a: int, b: int) -> np.ndarray:
+        """Per channel: the largest |input| (µV) over rows [a, b) (0 where none is there)."""
+        return np.nanmax(np.abs(np.nan_to_num(self._x.window(a, b), nan=0.0)), axis=0,
+                         initial=0.0)
+
+    def _unlearnt_blank(self, a: int, b: int, peak: np.ndarray, detection: float) -> np.ndarray:
+        """The channels to blank for detection over rows [a, b) of a candidate while the
+        threshold is learnt (nothing subtracted): the live ones whose largest |input| there
+        (``peak``, µV) is at most LEARN_BLANK_RATIO × that channel's heartbeat (see
+        :meth:`_heart_size`; ``detection``: this candidate's detection peak); every live
+        channel before a heartbeat is known. Anything larger is not the
+        heart: a 293 µV burst on a distal muscle with ~40 µV of ECG was blanked whole and missed
+        (tune-mitdb-10k, 1.18 s), and a 779 µV one (tune-ptb-5k-60Hz, 1.80 s)."""
+        live = (self._flags_between(a, b) & _DEAD) == 0
+        heart = self._heart_size(detection)
+        if heart is not None:
+            live &= peak <= LEARN_BLANK_RATIO * heart
+        return np.flatnonzero(live)
+
+    def _heart_size(self, detection: float) -> np.ndarray | None:
+        """Per channel while the threshold is learnt: the heartbeat's largest |input| (µV) —
+        the median over the candidates judged so far whose detection peak reaches half the
+        largest one's (``detection``, this candidate's, included): beats, not T waves or
+        noise. None when there is none."""
+        top = max([detection] + [p for p, _ in self._learn_sizes])
+        beats = [s for p, s in self._learn_sizes if p >= 0.5 * top]
+        return np.median(beats, axis=0) if beats else None
 
     def _artifact_between(self, a: int, b: int) -> bool:
         lo = max(a // self._block, self._glob.start)
@@ -933,12 +1009,13 @@ class EcgCanceller:
                 self._spk = max(self._npk, 0.5 * self._spk)
         if self._spk is None:
             # still learning the threshold: nothing is subtracted, so the detector must not take
-            # a candidate QRS for EMG on any channel
-            flags = self._flags_between(fid - self._pre, fid + self._core_post)
+            # a candidate QRS for EMG on any channel where it is the largest thing there
             if self.settled_at is None:
                 self.settled_at = fid - self._pre
-            self._blank.append((fid - self._pre, fid + self._post,
-                                np.flatnonzero((flags & _DEAD) == 0)))
+            size = self._peak_between(fid - self._pre, fid + self._core_post)
+            self._learn_sizes.append((peak, size))
+            self._blank.append((fid - self._pre, fid + self._post, self._unlearnt_blank(
+                fid - self._pre, fid + self._core_post, size, peak)))
             self._learn_threshold(fid, peak)
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
@@ -988,6 +1065,7 @@ class EcgCanceller:
         # start — mains not yet cancelled — so later peaks run larger and one of them would
         # put every beat before it under the threshold)
         learned, self._learning = self._learning, []
+        self._learn_sizes = []
         # nor from a candidate before the first scale update: until then the scale comes from
         # the first block alone and a QRS right at the start reads many times too large
         # (it would put every later beat under the threshold; nor does it move the level later)
@@ -1106,7 +1184,7 @@ class EcgCanceller:
         self._gate(fid, lags, residual, sigma, live[:, None] & ~emg_blocks & misfit
                    & self._loud(ecg, sigma, GATE_ECG_SIGMA))
         dead = np.setdiff1d(self._ecg_channels(), np.flatnonzero(live))
-        if len(dead):  # flat or railed in the window (an artifact's edge): QRS left in place
+        if len(dead) and not self._late:  # flat or railed in the window: QRS left in place
             self._blank.append((fid - pre, fid + self._core_post, dead))
         if self._late or not apply.any():
             return
@@ -1422,6 +1500,8 @@ class EcgCanceller:
         heartbeat itself would read as activity), and one judged block either side."""
         if self.settled_at is None:
             self.settled_at = fid - self._pre
+        if self._late:  # already output (in a stream of small chunks): too late to blank
+            return
         gated = judged & self._loud(residual, sigma, GATE_SIGMA)
         if not gated.any():
             return
@@ -1438,8 +1518,10 @@ class EcgCanceller:
     def blank_mask(self, start: int, n: int) -> np.ndarray:
         """(n, n_channels) bool: where the detector must not look for EMG in [start, start + n)
         — QRS windows whose residual still reads as activity (not subtracted yet: first beats,
-        a new beat class; or left too large) and everything before the first beat was judged
-        (the ~2 s threshold learning; at most SETTLE_MAX_S). Older windows are dropped."""
+        a new beat class; or left too large), everything before the first candidate was judged
+        (at most SETTLE_MAX_S) and, during the ~2 s threshold learning, each candidate's
+        R − 140…+225 ms on the channels where the heartbeat is the largest thing (see
+        :meth:`_unlearnt_blank`). Older windows are dropped."""
         mask = np.zeros((n, self.n_channels), bool)
         # until the first beat is judged; if none is by SETTLE_MAX_S there is no visible ECG
         settled = min(start + n, self._settle_max) if self.settled_at is None else self.settled_at
