@@ -934,10 +934,11 @@ class EcgCanceller:
         detection what lies before its window and is not output yet — from ~170 ms before the
         fiducial (R − 140 ms) — on the channels :meth:`_unlearnt_blank` names whose heartbeat
         peaks at :data:`P_WAVE_BLANK_UV` or more (none before a heartbeat is known). Nothing is
-        subtracted before the threshold is known (~2 s): the window blanked when the candidate is decided starts 100 ms before the fiducial, and
-        the P wave's fast part before it read as spikes (MIT-BIH 100: 15–17 µV at R − 108…
-        −122 ms on the channels with 150–400 µV of ECG). Later the P wave is left in place
-        too (outside the template window), but then the detector's noise floor has settled."""
+        subtracted before the threshold is known (~2 s): the window blanked when the candidate
+        is decided starts 100 ms before the fiducial, and the P wave's fast part before it read
+        as spikes (MIT-BIH 100: 14–17 µV at R − 108…−122 ms on the channels with 150–400 µV of
+        ECG). Later the P wave is left in place too (outside the template window), but then
+        the detector's noise floor has settled."""
         if self._spk is not None:
             return
         start = t_seen + self._block - 1 - self.delay  # rows before it may have been output
