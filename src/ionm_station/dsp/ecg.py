@@ -85,9 +85,10 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   EMG and where the heartbeat itself is visible to the event detector, the final residual
   still reads as activity to it (through its 40 Hz high-pass, 2 ms RMS above
   :data:`GATE_SIGMA` × σ) and is no larger than the heartbeat there (its block or the next
-  either side), those blocks and one either side are blanked for detection
-  (:meth:`EcgCanceller.blank_mask`): a beat left too large is never reported as EMG, and EMG
-  overlapping a beat is still found.
+  either side), those blocks are blanked for detection (:meth:`EcgCanceller.blank_mask`),
+  and the next one either side where the same holds except that the heartbeat there may be
+  faint (a misfit at the QRS's onset spills into the block before): a beat left too large is
+  never reported as EMG, and EMG overlapping a beat is still found.
 * **Templates.** Per class and channel: the mean of its first beats, then an exponential
   average over ~32 beats, from beats clean over the whole window (no EMG, flat or rail, no
   global artifact); once converged, a beat whose QRS residual exceeds 3 × the typical one is not
@@ -1182,8 +1183,9 @@ class EcgCanceller:
         size[:, :-1] = np.maximum(size[:, :-1], beat[:, 1:])
         misfit = (fresh | ~apply[:, None]
                   | (self._block_rms(residual) <= GATE_RESIDUAL_MAX * size))
-        self._gate(fid, lags, residual, sigma, live[:, None] & ~emg_blocks & misfit
-                   & self._loud(ecg, sigma, GATE_ECG_SIGMA))
+        clean = live[:, None] & ~emg_blocks & misfit
+        self._gate(fid, lags, residual, sigma, clean & self._loud(ecg, sigma, GATE_ECG_SIGMA),
+                   clean)
         dead = np.setdiff1d(self._ecg_channels(), np.flatnonzero(live))
         if len(dead) and not self._late:  # flat or railed in the window: QRS left in place
             self._blank.append((fid - pre, fid + self._core_post, dead))
@@ -1494,22 +1496,27 @@ class EcgCanceller:
         return loud > ratio * sigma[:, None]
 
     def _gate(self, fid: int, lags: np.ndarray, residual: np.ndarray, sigma: np.ndarray,
-              judged: np.ndarray) -> None:
+              judged: np.ndarray, clean: np.ndarray) -> None:
         """Blank for detection the parts of the QRS window where the residual (channels × core
         µV, what the output will hold) still reads as activity to the detector (see
         :meth:`_loud`) in the ``judged`` blocks (channels × blocks: live, without EMG, where the
-        heartbeat itself would read as activity), and one judged block either side."""
+        heartbeat itself would read as activity), and the next block either side where it
+        does so too and that is ``clean`` (live, without EMG, the residual no larger than the
+        heartbeat there or in the next block either side): a misfit at the QRS's edge
+        spills into the block before, where the heartbeat is still faint (tune-mitdb-10k: a
+        25 µV spike at R − 52 ms, in the block before the first judged one)."""
         if self.settled_at is None:
             self.settled_at = fid - self._pre
         if self._late:  # already output (in a stream of small chunks): too late to blank
             return
-        gated = judged & self._loud(residual, sigma, GATE_SIGMA)
+        loud = self._loud(residual, sigma, GATE_SIGMA)
+        gated = judged & loud
         if not gated.any():
             return
         grown = gated.copy()
         grown[:, 1:] |= gated[:, :-1]
         grown[:, :-1] |= gated[:, 1:]
-        grown &= judged
+        grown &= judged | (clean & loud)
         start = fid - self._pre + lags
         for ch, first, last in _runs(grown):
             self._blank.append((int(start[ch] + first * self._block),
