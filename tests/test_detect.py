@@ -490,3 +490,41 @@ def test_stray_blip_before_a_blanked_beat_does_not_unmake_an_a_train(seed):
     assert [(e.kind, e.train_type) for e in events] == [("train", "A")]
     assert abs(events[0].onset - onset) <= 0.005 * FS
     assert abs(events[0].offset - offset) <= 0.01 * FS
+
+
+def _learning_blanks(n: int, until_s: float, usable_s: float) -> np.ndarray:
+    """(n, 1) blank mask like the ECG canceller's while it learns its threshold: every 0.25 s
+    noise block up to ``until_s`` blanked but for its first ``usable_s``."""
+    blanked = np.zeros((n, 1), bool)
+    block = int(0.25 * FS)
+    for a in range(0, int(until_s * FS), block):
+        blanked[a + int(usable_s * FS):a + block] = True
+    return blanked
+
+
+def test_large_burst_before_any_block_is_half_usable_is_found():
+    """Blocks more than half blanked (QRS windows while the ECG canceller learns) left σ
+    unknown and the detector blind: a provisional σ from the first blocks' usable samples."""
+    x = _noise(3.0, seed=31, n_channels=1)
+    blanked = _learning_blanks(len(x), 1.5, 0.1)
+    onset, _ = _add(x, 0, 0.78, np.array([0.0, 0.012, 0.02, 0.031]), 300.0, 0.006, 3)
+    for chunks in (None, _chunks(len(x), 31)):
+        events = _detect(x, chunks=chunks, blanked=blanked)
+        assert [(e.kind, e.above_threshold) for e in events] == [("burst", True)]
+        assert abs(events[0].onset - onset) <= 0.005 * FS
+
+
+def test_heartbeat_lead_in_against_a_provisional_sigma_is_not_emg():
+    """Next to each blanked QRS the unlearnt heartbeat's lead-in (slow, a few σ) reads as
+    activity against the few samples of a provisional σ: it must not make events, in pure
+    noise or ECG-like start-up."""
+    x = _noise(3.0, seed=32, n_channels=1)
+    blanked = _learning_blanks(len(x), 1.5, 0.1)
+    t = np.arange(int(0.025 * FS)) / FS
+    lead_in = 15.0 * np.sin(2 * np.pi * 60.0 * t) * np.hanning(len(t))
+    for k in range(1, 6):
+        at = int((0.25 * k + 0.065) * FS)
+        x[at:at + len(t), 0] += lead_in
+        qrs = int((0.25 * k + 0.15) * FS)
+        x[qrs:qrs + 300, 0] += 500.0 * np.sin(np.arange(300) / 300 * 2 * np.pi)  # blanked
+    assert _detect(x, blanked=blanked) == []

@@ -12,6 +12,21 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    values (their lower quartile while that history is still filling, so activity in the first
    usable blocks cannot set a high floor), frozen while a channel is active (re-learnt after
    :data:`SIGMA_FORCE_S` of continuous activity, like a commercial auto-threshold).
+   **Before the noise floor is known** (no block yet with :data:`SIGMA_MIN_USABLE` of usable
+   samples; while the ECG canceller learns its threshold it blanks a QRS window on every
+   beat, so that can take seconds) the detector is not blind: a block with at least
+   :data:`PROVISIONAL_MIN_USABLE` of usable samples (≥ :data:`PROVISIONAL_MIN_SAMPLES`) sets
+   a *provisional* σ from them alone (not pooled; the next such block replaces it, the first
+   pooled block ends it), and against it a segment must reach
+   :data:`PROVISIONAL_ON_FACTOR` × ON·σ. Measured rather than absolute because the channel's
+   own floor is what every later threshold is relative to (amplifier and electrode noise
+   differ several-fold between channels; a fixed µV floor would either call a noisy channel's
+   noise EMG or hide a quiet channel's 100 µV burst), and σ from the median of ≥ 50 samples
+   has a standard error of ≤ 17 %; the doubled ON threshold covers that and the unlearnt
+   heartbeat's lead-in beside its blanked QRS, so only clearly large activity (a 300 µV
+   burst is ~30 σ) is reported until the floor is pooled — a monitor that misses a small
+   event for a second is safer than one that alarms on the heart. The first 0.25 s block (or
+   a blanked start-up) has no σ at all: nothing is detected there.
 3. **Segments**: runs of ``e`` above :data:`OFF_SIGMA`·σ that reach :data:`ON_SIGMA`·σ
    (hysteresis) — on a channel whose low band (40–200 Hz) is noisier than white noise would
    make it (a real ECG's P waves and own noise), also :data:`HIGH_ON_SIGMA` in the band above
@@ -86,6 +101,19 @@ SIGMA_DECIMATION = 4
 SIGMA_DECIMATION_MIN_HZ = 2000.0
 #: A block needs this fraction of usable samples to update the noise floor.
 SIGMA_MIN_USABLE = 0.5
+#: Until a channel's first such block, a block with at least this fraction of usable samples
+#: (and at least PROVISIONAL_MIN_SAMPLES of them on the σ grid) sets a provisional σ from them
+#: alone: while the ECG canceller learns its threshold it blanks a QRS window on every beat on
+#: channels with a big heart, and blocks half blanked kept σ unknown (the detector blind) for
+#: over a second (a 293 µV burst at 1.18 s missed on tune-mitdb-10k, σ NaN until 1.25 s).
+#: A provisional σ is not pooled into the history; the first block meeting SIGMA_MIN_USABLE
+#: replaces it. Against a provisional σ a segment must reach PROVISIONAL_ON_FACTOR × ON_SIGMA
+#: (OFF_SIGMA unchanged): its few samples may lie next to an unlearnt heartbeat's blanked QRS
+#: (its P wave and QRS onset, 3.2 σ on tune-mitdb-10k's iliopsoas at 0.54 s), and the
+#: two-band test that keeps such residue out waits for TWO_BAND_MIN_BLOCKS pooled blocks.
+PROVISIONAL_MIN_USABLE = 0.2
+PROVISIONAL_MIN_SAMPLES = 50
+PROVISIONAL_ON_FACTOR = 2.0
 #: After this long (s) without a usable block because of activity, activity counts as noise.
 SIGMA_FORCE_S = 10.0
 #: Envelope thresholds in σ: a segment must reach ON and lasts while above OFF.
@@ -633,10 +661,11 @@ class EmgEventDetector:
             stop = min((pos // self._block + 1) * self._block, start + n)
             part = slice(pos - start, stop - start)
             sig = self._sigma[:, None]
+            on = self.on_sigma * np.where(self._history_i > 0, 1.0, PROVISIONAL_ON_FACTOR)
             with np.errstate(invalid="ignore"):
                 np.greater(env[:, part], self.off_sigma * sig, out=above[:, part])
                 above[:, part] &= ~blocked[:, part]
-                np.greater(env[:, part], self.on_sigma * sig, out=strong[:, part])
+                np.greater(env[:, part], on[:, None] * sig, out=strong[:, part])
                 if env_hi is not None:
                     np.logical_and(strong[:, part], above[:, part], out=broad[:, part])
                     self._two_band(env[:, part], env_hi[:, part], strong[:, part])
@@ -683,15 +712,21 @@ class EmgEventDetector:
         self._stalled = np.where(busy, self._stalled + 1, np.where(usable, 0, self._stalled))
         forced = self._stalled >= self._force_blocks
         push = usable | forced
-        if not push.any():
+        provisional = (~push & (self._history_i == 0) & (n_quiet >= PROVISIONAL_MIN_SAMPLES)
+                       & (n_quiet >= PROVISIONAL_MIN_USABLE * size))
+        if not (push | provisional).any():
             return
         c = self.n_channels
         bands = len(self._history) // c
         by_band = magnitudes.reshape(bands, c, size)  # the same samples' |y| in each band
         values = np.full((bands, c), np.nan)
-        if usable.any():
+        if (usable | provisional).any():
             values = _row_nanmedian(np.where(excluded, np.nan, by_band).reshape(-1, size)
                                     ).reshape(bands, c)
+        if provisional.any():
+            self._set_sigma(values / MAD_TO_SIGMA, provisional)
+        if not push.any():
+            return
         if forced.any():
             values = np.where(forced, _row_nanmedian(np.where(blocked, np.nan, by_band)
                                                      .reshape(-1, size)).reshape(bands, c), values)
@@ -702,9 +737,22 @@ class EmgEventDetector:
         self._stalled[forced] = 0
         pushed = np.broadcast_to(self._history_i, (bands, c)).reshape(-1)
         sigmas = (_row_warmup_median(self._history, pushed) / MAD_TO_SIGMA).reshape(bands, c)
-        self._sigma = sigmas[0]
-        if bands > 1:
-            self._sigma_hi, self._sigma_lo = sigmas[1], sigmas[2]
+        self._set_sigma(sigmas, self._history_i > 0)
+
+    def _sigmas(self) -> np.ndarray:
+        """(bands, channels) σ in force (µV): the detection signal's, then (from
+        :data:`HIGH_BAND_MIN_RATE_HZ`) its high band's and its low band's."""
+        if self._hi is None:
+            return self._sigma[None, :].copy()
+        return np.stack([self._sigma, self._sigma_hi, self._sigma_lo])
+
+    def _set_sigma(self, sigmas: np.ndarray, channels: np.ndarray) -> None:
+        """Put the (bands, channels) σ values (µV) in force on the ``channels`` (bool mask);
+        the others keep theirs (a provisional σ stays until the first pooled block)."""
+        new = np.where(channels, sigmas, self._sigmas())
+        self._sigma = new[0]
+        if len(new) > 1:
+            self._sigma_hi, self._sigma_lo = new[1], new[2]
 
     def _segments(self, y: np.ndarray, above: np.ndarray, strong: np.ndarray,
                   broad: np.ndarray | None,
