@@ -732,3 +732,70 @@ def test_misfit_at_the_qrs_edge_is_blanked(name: str, seed: int, centre_ms: int)
     _, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
     covered = [blank[c - m // 4:c + m // 4, ch].mean() for c in centres]
     assert np.mean(covered) >= 0.65, np.round(covered, 2)  # (0.50 and 0.25 before)
+
+
+@pytest.mark.parametrize("name, seed", [("100", 1), ("s0010_re", 3)])
+def test_p_waves_blanked_once_the_threshold_is_known(name: str, seed: int) -> None:
+    """The P wave lies before the template window (R − 70 ms) and is never subtracted; its
+    fast part read as 11–20 µV spikes at R − 119…−133 ms on the channels with 100–400 µV of
+    ECG (tune-mitdb-10k, tune-ptb-10k-b, tune-mitdb-5k-b). Every beat's R − 140…−100 ms is
+    blanked for detection on the channels whose heartbeat peaks above 150 µV, never on those
+    below 80 µV, and not where something clearly bigger than a P wave lies there (a 150 µV
+    burst on the channel with the most ECG). The blank goes on into the window past its
+    taper (to R − 55 ms here): the detector zeroes blanked samples before its high-pass, and
+    the unsubtracted PR segment right after a blank ending at R − 70 ms read as a 17 µV spike
+    (tune-ptb-5k-60Hz, anal sphincter, R − 63…−67 ms)."""
+    fs = 10_000.0
+    ecg, noise, r_peaks = real_ecg_record(name, fs, 30.0, 8, seed)
+    size = np.abs(ecg[int(5 * fs):int(7 * fs)]).max(axis=0)
+    big, small = size >= 150.0, size <= 80.0
+    assert big.any() and small.any()
+    beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 28 * fs)]
+    x = ecg + noise
+    ch = int(np.argmax(size))
+    loud = beats[::3]
+    rng = np.random.default_rng(4)
+    for r in loud:
+        x[:, ch] += burst(len(x), fs, (r - 0.14 * fs) / fs, 0.03, 150.0, rng)
+    _, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
+    quiet = np.setdiff1d(beats, loud)
+    p_wave = np.array([blank[r - int(0.14 * fs):r - int(0.1 * fs)].mean(axis=0) for r in quiet])
+    assert p_wave[:, big].mean() >= 0.95, p_wave[:, big].mean(axis=0).round(2)
+    assert not p_wave[:, small].any()
+    pr = np.array([blank[r - int(0.07 * fs):r - int(0.055 * fs)].mean(axis=0) for r in quiet])
+    assert pr[:, big].mean() >= 0.95, pr[:, big].mean(axis=0).round(2)
+    covered = [blank[r - int(0.14 * fs):r - int(0.11 * fs), ch].mean() for r in loud]
+    assert max(covered) == 0.0, np.round(covered, 2)
+
+
+def test_p_wave_gate_at_a_high_heart_rate() -> None:
+    """At RR ≈ 400 ms (MIT-BIH 100 played at twice its speed) the stretch before a beat's
+    window, R − 150…−70 ms, is the previous beat's T wave and TP segment. Nothing there is
+    subtracted twice or added (the P wave is gated, not subtracted: the ECG left in the output
+    there is at most what the input holds), the P wave's fast part is still blanked on the
+    channels with the most ECG, and a 150 µV burst there is not."""
+    fs = 10_000.0
+    ecg, _, r_peaks = real_ecg_record("100", fs / 2, 40.0, 8, seed=1)  # 20 s at 10 kHz
+    noise = signal.sosfilt(bandpass_sos(10.0, 3000.0, fs),
+                           np.random.default_rng(0).standard_normal(ecg.shape) * 3.0, axis=0)
+    assert 0.35 * fs <= np.median(np.diff(r_peaks)) <= 0.45 * fs
+    size = np.abs(ecg[int(5 * fs):int(7 * fs)]).max(axis=0)
+    big = size >= 150.0
+    assert big.any()
+    beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < len(ecg) - fs)]
+    x = ecg + noise
+    ch = int(np.argmax(size))
+    loud = beats[::4]
+    rng = np.random.default_rng(4)
+    for r in loud:
+        x[:, ch] += burst(len(x), fs, (r - 0.14 * fs) / fs, 0.03, 150.0, rng)
+    out, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
+    quiet = np.setdiff1d(beats, loud)
+    stretch = np.concatenate([np.arange(r - int(0.15 * fs), r - int(0.07 * fs)) for r in quiet])
+    left = out[stretch] - noise[stretch]
+    ratio = np.sqrt(np.mean(left ** 2, axis=0) / np.mean(ecg[stretch] ** 2, axis=0))
+    assert (ratio <= 1.05).all(), ratio.round(2)
+    p_wave = np.array([blank[r - int(0.14 * fs):r - int(0.1 * fs)].mean(axis=0) for r in quiet])
+    assert p_wave[:, big].mean() >= 0.95, p_wave[:, big].mean(axis=0).round(2)
+    covered = [blank[r - int(0.14 * fs):r - int(0.11 * fs), ch].mean() for r in loud]
+    assert max(covered) == 0.0, np.round(covered, 2)

@@ -65,7 +65,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   which their unbounded coefficients would follow over the whole window). The fit
   is subtracted over the window −100…+200 ms (R −70…+230 ms) with 10 ms raised-cosine tapers at
   its edges, on channels where it lowers the energy over the core (never adds a heartbeat where
-  there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place.
+  there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place;
+  on channels with a big heart its fast part is blanked for detection instead, where it is no
+  larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`; see :meth:`EcgCanceller._gate_p_wave`).
 * **Tail (per beat and channel).** Once the whole window has arrived (when the beat's template
   update is due; none of the window from the fiducial on is output yet), the part after the
   core is fitted again on its own data: gain, shift, stretch and the heart's time courses over
@@ -192,6 +194,18 @@ LEARN_BLANK_RATIO = 2.0
 #: it everywhere kept the detector's noise floor from settling: a 440 µV spike at 1.59 s on
 #: a channel with 54 µV of ECG was missed.)
 P_WAVE_BLANK_UV = 100.0
+#: Once the threshold is known, the same stretch before a beat's window (not subtracted) is
+#: blanked on those channels where what the detector sees there (40 Hz high-pass, 2 ms RMS)
+#: is at most this fraction of the dominant template's peak (µV/µV): a P wave's fast part
+#: (real ECG: ≤ 0.04 × on MIT-BIH 100, ≤ 0.07 × on PTB s0010), never anything clearly
+#: bigger than the heart can make there.
+P_WAVE_GATE_RATIO = 0.1
+#: … and when the candidate is accepted, on the channels its fit is subtracted from, the blank
+#: goes on this long (s) into the window (past the taper, where the fit is whole) where the
+#: output there holds no EMG and is no larger than P_WAVE_GATE_RATIO × the heartbeat: the
+#: detector zeroes blanked samples before its 40 Hz high-pass, and the unsubtracted PR
+#: segment right after a blank ending at the window's start read as a 17 µV spike.
+P_WAVE_INTO_WINDOW_S = 0.02
 #: Threshold position between noise and signal peak levels.
 THRESHOLD_FRACTION = 0.3
 #: Refractory period after a beat (s).
@@ -575,6 +589,8 @@ class EcgCanceller:
         # per candidate then: its detection peak, the largest |input| per channel (µV)
         self._learn_sizes: list[tuple[float, np.ndarray]] = []
         self._late = False  # judging a candidate whose window may already be output
+        # candidates seen above the threshold (fiducial): the channels whose P wave was gated
+        self._p_gated: dict[int, np.ndarray] = {}
         # templates per beat class and channel
         k, w = MAX_CLASSES, self._window
         self._template = np.zeros((k, c, w))
@@ -918,7 +934,10 @@ class EcgCanceller:
                        if self._learning else math.inf)
             if seen and t_seen <= min(timeout, t_decide, due):
                 _, peak, fid = seen.popleft()
-                self._seen_while_learning(t_seen, fid, peak)
+                if self._spk is None:
+                    self._seen_while_learning(t_seen, fid, peak)
+                else:
+                    self._gate_p_wave(t_seen, fid, peak)
             elif timeout <= self._end and timeout < t_decide and timeout < due:
                 self._end_learning(None)
             elif t_decide < due:
@@ -938,10 +957,8 @@ class EcgCanceller:
         subtracted before the threshold is known (~2 s): the window blanked when the candidate
         is decided starts 100 ms before the fiducial, and the P wave's fast part before it read
         as spikes (MIT-BIH 100: 14–17 µV at R − 108…−122 ms on the channels with 150–400 µV of
-        ECG). Later the P wave is left in place too (outside the template window), but then
-        the detector's noise floor has settled."""
-        if self._spk is not None:
-            return
+        ECG). Later the P wave is left in place too (outside the template window) and gated
+        by :meth:`_gate_p_wave`."""
         start = t_seen + self._block - 1 - self.delay  # rows before it may have been output
         stop = fid - self._pre
         heart = self._heart_size(peak)
@@ -950,6 +967,52 @@ class EcgCanceller:
             channels = channels[heart[channels] >= P_WAVE_BLANK_UV]
             if len(channels):
                 self._blank.append((start, stop, channels))
+
+    def _gate_p_wave(self, t_seen: int, fid: int, peak: float) -> None:
+        """A candidate (fiducial ``fid``, absolute index; detection peak ``peak``) has just been
+        found (at ``t_seen``, the input's end) once the threshold is known: blank for detection
+        what lies before its window and is not output yet — from ~170 ms before the fiducial
+        (R − 140 ms) — on the channels whose dominant template peaks at
+        :data:`P_WAVE_BLANK_UV` or more, where the output there (input minus what earlier
+        beats' fits subtract) reads to the detector (40 Hz high-pass, 2 ms RMS) no larger than
+        :data:`P_WAVE_GATE_RATIO` × that template's peak: the P wave's fast part. Only for a
+        candidate at or above the threshold and past the refractory period (a beat to come),
+        on channels live there; when the beat is accepted the blank goes on
+        :data:`P_WAVE_INTO_WINDOW_S` into its window on the channels its fit is subtracted from.
+
+        Gated, not subtracted: the P wave (R − 120…−200 ms) lies before the template window,
+        and when a beat is accepted (its core has arrived) only the rows from the window's start
+        less the lag search (fiducial − 117 ms, R − ~90 ms) are sure not to be output whatever
+        the chunking; its fast part read as 11–20 µV spikes at R − 119…−133 ms on the channels
+        with 100–400 µV of ECG (tune-mitdb-10k, tune-ptb-10k-b, tune-mitdb-5k-b), out of reach
+        of a per-class P template within the 250 ms delay. The gate is decided when the
+        candidate is found, ~60 ms earlier, from the output itself: it hides only what is no
+        larger than a P wave can be beside that channel's QRS, so EMG clearly bigger than the
+        heart there stays visible, and a previous beat's T wave (RR ≈ 400 ms) is judged after
+        that beat's fit was subtracted, never subtracted again."""
+        threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
+        last = self._last_beat
+        if peak < threshold or (last is not None and fid - last < self._refractory):
+            return
+        start = max(t_seen + self._block - 1 - self.delay, self._x.start, self._sub.start)
+        stop = fid - self._pre
+        if stop - start < self._gate_envelope:
+            return
+        k = self._primary()
+        heart = np.abs(self._template[k]).max(axis=1)
+        live = (self._flags_between(start, stop) & _DEAD) == 0
+        channels = np.flatnonzero(live & (self._count[k] >= self.bootstrap_beats)
+                                  & (heart >= P_WAVE_BLANK_UV))
+        if not len(channels):
+            return
+        out = (self._x.view(start, stop) - self._sub.view(start, stop))[:, channels].T
+        if not np.isfinite(out).all():
+            return
+        small = self._envelope(out).max(axis=1) <= P_WAVE_GATE_RATIO * heart[channels]
+        channels = channels[small]
+        if len(channels):
+            self._blank.append((start, stop, channels))
+            self._p_gated[fid] = channels
 
     def _peak_between(self, a: int, b: int) -> np.ndarray:
         """Per channel: the largest |input| (µV) over rows [a, b) (0 where none is there)."""
@@ -991,6 +1054,7 @@ class EcgCanceller:
 
     def _decide(self, fid: int, peak: float) -> None:
         """Judge one candidate fiducial (absolute index) with detection peak ``peak``."""
+        self._p_gated = {f: c for f, c in self._p_gated.items() if f >= fid}
         if fid - self._pre < 0:
             return
         if self._artifact_between(fid - self._pre, fid + self._core_post):
@@ -1189,8 +1253,17 @@ class EcgCanceller:
         dead = np.setdiff1d(self._ecg_channels(), np.flatnonzero(live))
         if len(dead) and not self._late:  # flat or railed in the window: QRS left in place
             self._blank.append((fid - pre, fid + self._core_post, dead))
+        p_gated = self._p_gated.pop(fid, None)
         if self._late or not apply.any():
             return
+        if p_gated is not None:  # the P wave's blank goes on past the taper (see _gate_p_wave)
+            # where no EMG is there and what the output holds is no larger than a P wave
+            into = round(P_WAVE_INTO_WINDOW_S * self.sample_rate_hz)
+            heart = np.abs(shapes.basis[:, 0]).max(axis=1)
+            small = self._envelope(residual[:, :into]).max(axis=1) <= P_WAVE_GATE_RATIO * heart
+            quiet = apply & small & ~emg_blocks[:, :-(-into // self._block)].any(axis=1)
+            for ch in p_gated[quiet[p_gated]].tolist():
+                self._blank.append((fid - pre, fid - pre + int(lags[ch]) + into, np.array([ch])))
         first = max(lo, self._sub.start)  # rows before the first sample are not there
         sub = self._sub.view(first, fid + self._post + lag_max)
         parts = np.where(apply[:, None], fit_full * self._taper, 0.0)
@@ -1483,6 +1556,13 @@ class EcgCanceller:
     def _loud(self, x: np.ndarray, sigma: np.ndarray, ratio: float) -> np.ndarray:
         """Per channel and block of the core: ``x`` (channels × core µV) through the event
         detector's 40 Hz high-pass has a 2 ms RMS above ``ratio`` × σ."""
+        centred = self._envelope(x)
+        loud = np.maximum.reduceat(centred, np.arange(0, x.shape[1], self._block), axis=1)
+        return loud > ratio * sigma[:, None]
+
+    def _envelope(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (channels × samples µV) as the event detector sees it: its 40 Hz high-pass
+        (started at steady state), 2 ms RMS centred on each sample (µV)."""
         high = self._highpass(x, self._ba_gate, self._zi_gate)
         m = min(self._gate_envelope, x.shape[1])
         power = np.concatenate((np.zeros((len(high), 1)), np.cumsum(high * high, axis=1)), axis=1)
@@ -1492,8 +1572,7 @@ class EcgCanceller:
         np.sqrt(np.maximum(power[:, m:] - power[:, :-m], 0.0) / m, out=inner)
         centred[:, :m // 2] = inner[:, :1]
         centred[:, m // 2 + inner.shape[1]:] = inner[:, -1:]
-        loud = np.maximum.reduceat(centred, np.arange(0, x.shape[1], self._block), axis=1)
-        return loud > ratio * sigma[:, None]
+        return centred
 
     def _gate(self, fid: int, lags: np.ndarray, residual: np.ndarray, sigma: np.ndarray,
               judged: np.ndarray, clean: np.ndarray) -> None:
@@ -1529,7 +1608,8 @@ class EcgCanceller:
         a new beat class; or left too large), everything before the first candidate was judged
         (at most SETTLE_MAX_S) and, during the ~2 s threshold learning, each candidate's
         R − 140…+225 ms on the channels where the heartbeat is the largest thing (see
-        :meth:`_unlearnt_blank`). Older windows are dropped."""
+        :meth:`_unlearnt_blank`); after it, each beat's P wave on channels with a big heart
+        (see :meth:`_gate_p_wave`). Older windows are dropped."""
         mask = np.zeros((n, self.n_channels), bool)
         # until the first beat is judged; if none is by SETTLE_MAX_S there is no visible ECG
         settled = min(start + n, self._settle_max) if self.settled_at is None else self.settled_at
