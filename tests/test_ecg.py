@@ -734,6 +734,17 @@ def test_misfit_at_the_qrs_edge_is_blanked(name: str, seed: int, centre_ms: int)
     assert np.mean(covered) >= 0.65, np.round(covered, 2)  # (0.50 and 0.25 before)
 
 
+def _bursts_at_p_waves(x: np.ndarray, size: np.ndarray, loud: np.ndarray,
+                       fs: float) -> tuple[np.ndarray, int, np.ndarray]:
+    """``x`` (µV) with a 30 ms, 150 µV burst at R − 140 ms of each beat in ``loud`` on the
+    channel whose heartbeat peaks highest (``size``, µV); returns (x, that channel, loud)."""
+    ch = int(np.argmax(size))
+    rng = np.random.default_rng(4)
+    for r in loud:
+        x[:, ch] += burst(len(x), fs, (r - 0.14 * fs) / fs, 0.03, 150.0, rng)
+    return x, ch, loud
+
+
 @pytest.mark.parametrize("name, seed", [("100", 1), ("s0010_re", 3)])
 def test_p_waves_blanked_once_the_threshold_is_known(name: str, seed: int) -> None:
     """The P wave lies before the template window (R − 70 ms) and is never subtracted; its
@@ -751,12 +762,7 @@ def test_p_waves_blanked_once_the_threshold_is_known(name: str, seed: int) -> No
     big, small = size >= 150.0, size <= 80.0
     assert big.any() and small.any()
     beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 28 * fs)]
-    x = ecg + noise
-    ch = int(np.argmax(size))
-    loud = beats[::3]
-    rng = np.random.default_rng(4)
-    for r in loud:
-        x[:, ch] += burst(len(x), fs, (r - 0.14 * fs) / fs, 0.03, 150.0, rng)
+    x, ch, loud = _bursts_at_p_waves(ecg + noise, size, beats[::3], fs)
     _, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
     quiet = np.setdiff1d(beats, loud)
     p_wave = np.array([blank[r - int(0.14 * fs):r - int(0.1 * fs)].mean(axis=0) for r in quiet])
@@ -783,12 +789,7 @@ def test_p_wave_gate_at_a_high_heart_rate() -> None:
     big = size >= 150.0
     assert big.any()
     beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < len(ecg) - fs)]
-    x = ecg + noise
-    ch = int(np.argmax(size))
-    loud = beats[::4]
-    rng = np.random.default_rng(4)
-    for r in loud:
-        x[:, ch] += burst(len(x), fs, (r - 0.14 * fs) / fs, 0.03, 150.0, rng)
+    x, ch, loud = _bursts_at_p_waves(ecg + noise, size, beats[::4], fs)
     out, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
     quiet = np.setdiff1d(beats, loud)
     stretch = np.concatenate([np.arange(r - int(0.15 * fs), r - int(0.07 * fs)) for r in quiet])
