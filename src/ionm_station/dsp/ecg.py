@@ -502,7 +502,7 @@ class EcgCanceller:
         # the tail is fitted when the beat's update is due (its window's end, lag search
         # included, has arrived): rows from there on may not have been output by any chunking
         due = self._lag_max + self._post                    # after the fiducial
-        if -self._pre + self._tail0 - self._lag_max < due + self._block - 1 - self.delay:
+        if -self._pre + self._tail0 - self._lag_max < self._first_unsent(due):
             raise ValueError("the tail's fit would come after its rows were output")
         self._taper = _raised_cosine_taper(self._window, round(TAPER_S * fs))
         overlap = self._core - self._tail0
@@ -959,7 +959,7 @@ class EcgCanceller:
         as spikes (MIT-BIH 100: 14–17 µV at R − 108…−122 ms on the channels with 150–400 µV of
         ECG). Later the P wave is left in place too (outside the template window) and gated
         by :meth:`_gate_p_wave`."""
-        start = t_seen + self._block - 1 - self.delay  # rows before it may have been output
+        start = self._first_unsent(t_seen)
         stop = fid - self._pre
         heart = self._heart_size(peak)
         if stop > start and heart is not None:
@@ -994,7 +994,7 @@ class EcgCanceller:
         last = self._last_beat
         if peak < threshold or (last is not None and fid - last < self._refractory):
             return
-        start = max(t_seen + self._block - 1 - self.delay, self._x.start, self._sub.start)
+        start = max(self._first_unsent(t_seen), self._x.start, self._sub.start)
         stop = fid - self._pre
         if stop - start < self._gate_envelope:
             return
@@ -1013,6 +1013,12 @@ class EcgCanceller:
         if len(channels):
             self._blank.append((start, stop, channels))
             self._p_gated[fid] = channels
+
+    def _first_unsent(self, t: int) -> int:
+        """The first row (absolute index, or relative to a common origin) sure not to be
+        output yet, whatever the chunking, once the input up to ``t`` has arrived: the output
+        lags the input by :attr:`delay`, and a chunk may end up to a block less one row later."""
+        return t + self._block - 1 - self.delay
 
     def _peak_between(self, a: int, b: int) -> np.ndarray:
         """Per channel: the largest |input| (µV) over rows [a, b) (0 where none is there)."""
