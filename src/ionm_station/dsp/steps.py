@@ -87,6 +87,15 @@ POP_SIGNIFICANCE = 20.0
 #: … and it decays no faster than this (s): a monophasic pulse of a few ms on one channel may
 #: be a positive sharp wave, so only the slow steps of pops are taken on a single channel.
 POP_MIN_TAU_S = 0.05
+#: A large step (|A| at least this, µV) is a pop too when its fit — the long one, or only the
+#: short one — explains at least POP_LARGE_FIT of its window, with POP_SIGNIFICANCE, decaying
+#: no faster than POP_LARGE_MIN_TAU_S: a heartbeat under a pop spoils the long fit (a QRS of
+#: 400 µV left 0.86 explained), or its best τ (20 ms for a 450 µV step decaying in 50–500 ms),
+#: and such pops were reported as 160–715 µV events at alarm level (tuning seeds 201, 202,
+#: 208, 210). A positive sharp wave is smaller and turns faster.
+POP_LARGE_UV = 100.0
+POP_LARGE_FIT = 0.85
+POP_LARGE_MIN_TAU_S = 0.02
 #: Common mode: at least this many channels step at one sample (± this many samples) …
 COMMON_MODE_MIN_CHANNELS = 3
 COMMON_MODE_SAMPLES = 2
@@ -361,15 +370,24 @@ class StepDetector:
                 span = self._span("common_mode", t0, members, every["a"][j, members],
                                   every["k"][j, members], every["sigma"][j, members])
                 self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
-            elif not own["short"][i] and own["explained"][i] >= POP_FIT \
-                    and own["significance"][i] >= POP_SIGNIFICANCE \
-                    and self._taus[own["k"][i]] >= POP_MIN_TAU_S:
+            elif self._pop(own, i):
                 span = self._span("pop", t0, np.array([ch]), own["a"][i:i + 1],
                                   own["k"][i:i + 1], own["sigma"][i:i + 1])
                 self._taken_until[ch] = max(self._taken_until[ch], t0 + self._spacing)
             if span is not None:
                 spans.append(span)
         return spans
+
+    def _pop(self, fit: dict[str, np.ndarray], i: int) -> bool:
+        """Whether candidate ``i`` of ``fit`` (see :meth:`_best`) is a pop on its channel: a
+        clean long fit of a slow step, or a large step (see POP_LARGE_UV) fitting well."""
+        if fit["significance"][i] < POP_SIGNIFICANCE:
+            return False
+        tau = self._taus[fit["k"][i]]
+        if not fit["short"][i] and fit["explained"][i] >= POP_FIT and tau >= POP_MIN_TAU_S:
+            return True
+        return bool(abs(fit["a"][i]) >= POP_LARGE_UV and fit["explained"][i] >= POP_LARGE_FIT
+                    and tau >= POP_LARGE_MIN_TAU_S)
 
     def _best(self, channels: np.ndarray, edges: np.ndarray, lags: int) -> dict[str, np.ndarray]:
         """Best template fit of each (channel, edge) pair over edge positions within ± ``lags``
