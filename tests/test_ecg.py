@@ -847,3 +847,39 @@ def test_needle_spikes_on_the_qrs_are_not_cut_by_the_gate(name: str, seed: int) 
     _, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
     cut = [blank[a:b, ch].any() for a, b in spans]
     assert np.mean(cut) <= 0.1, f"{sum(cut)} of {len(cut)} spikes partly blanked"
+
+
+@pytest.mark.parametrize("name, seed", [("s0010_re", 3), ("100", 1)])
+def test_p_waves_gated_from_the_qrs_rise(name: str, seed: int) -> None:
+    """A candidate is found ~60 ms after its R peak (its look-ahead), when the rows before
+    R − 150 ms have been output; a P wave starting earlier read as 8–14 µV spikes at
+    R − 146…−164 ms on the channel with the most ECG (tuning seed 210: 20 events in 4 min).
+    The gate is decided again when the smoothed detection signal rises through the QRS
+    threshold, ~10 ms before R: R − 200…−150 ms is blanked on the channels whose heartbeat
+    peaks above 150 µV (was 0–3 %), never on those below 80 µV. A real needle MUAP there
+    (60 µV p-p on a channel with ≥ 150 µV of ECG, its 2 ms RMS below the gate's 0.1 × the
+    heartbeat) is not: it has >200 Hz content a P wave has not."""
+    realcases = pytest.importorskip("support.realcases")
+    fs = 10_000.0
+    ecg, noise, r_peaks = real_ecg_record(name, fs, 30.0, 8, seed)
+    size = np.abs(ecg[int(5 * fs):int(7 * fs)]).max(axis=0)
+    big, small = size >= 150.0, size <= 80.0
+    ch = int(np.argmax(size))
+    beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 28 * fs)]
+    library = realcases.muap_library(fs)
+    x = ecg + noise
+    spikes = []
+    for i, r in enumerate(beats[::3]):
+        wave = library[i % len(library)] * (-1.0) ** i
+        keep = np.flatnonzero(np.abs(wave) >= 0.02 * np.abs(wave).max())
+        wave = wave[keep[0]:keep[-1] + 1] * 60.0 / np.ptp(wave)
+        onset = int(r - (0.18 if i % 2 else 0.13) * fs)
+        x[onset:onset + len(wave), ch] += wave
+        spikes.append((onset, onset + len(wave)))
+    _, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
+    quiet = np.setdiff1d(beats, beats[::3])
+    early = np.array([blank[r - int(0.2 * fs):r - int(0.15 * fs)].mean(axis=0) for r in quiet])
+    assert early[:, big].mean() >= 0.8, early[:, big].mean(axis=0).round(2)
+    assert not early[:, small].any()
+    cut = [blank[a:b, ch].any() for a, b in spikes]
+    assert np.mean(cut) <= 0.15, f"{sum(cut)} of {len(cut)} spikes blanked"

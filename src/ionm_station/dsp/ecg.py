@@ -69,7 +69,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   its edges, on channels where it lowers the energy over the core (never adds a heartbeat where
   there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place;
   on channels with a big heart its fast part is blanked for detection instead, where it is no
-  larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`; see :meth:`EcgCanceller._gate_p_wave`).
+  larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`) and has no >200 Hz content
+  (:data:`P_WAVE_FAST_SIGMA`), decided as soon as the QRS rises through the detection threshold
+  and again when the candidate is found (see :meth:`EcgCanceller._gate_p_wave`).
 * **Tail (per beat and channel).** Once the whole window has arrived (when the beat's template
   update is due; none of the window from the fiducial on is output yet), the part after the
   core is fitted again on its own data: gain, shift, stretch and the heart's time courses over
@@ -202,6 +204,9 @@ P_WAVE_BLANK_UV = 100.0
 #: (real ECG: ≤ 0.04 × on MIT-BIH 100, ≤ 0.07 × on PTB s0010), never anything clearly
 #: bigger than the heart can make there.
 P_WAVE_GATE_RATIO = 0.1
+#: … nor where a 2 ms RMS of its >200 Hz content exceeds this many times the channel's >200 Hz
+#: noise: a P wave is slow, a MUAP is not (noise alone reaches ~1.7 × at 5 kHz).
+P_WAVE_FAST_SIGMA = 3.0
 #: … and when the candidate is accepted, on the channels its fit is subtracted from, the blank
 #: goes on this long (s) into the window (past the taper, where the fit is whole) where the
 #: output there holds no EMG and is no larger than P_WAVE_GATE_RATIO × the heartbeat: the
@@ -566,6 +571,8 @@ class EcgCanceller:
         self._glob = _Rows(1, np.bool_)    # per block: global artifact (incl. hold-off)
         self._noise = _Rows(c, np.float64)  # per block: >200 Hz σ in force (µV)
         self._next_candidate = 0           # next decimated index to test as a candidate
+        self._next_rise = 0                # next decimated index to test for a rise
+        self._last_rise = -(1 << 62)       # (absolute index) of the last rise
         self._cands: deque[tuple[int, float, int]] = deque()  # found, awaiting their decision
         self._seen: deque[tuple[int, float, int]] = deque()  # found, not yet seen in order
         self._zi_detect: np.ndarray | None = None
@@ -916,6 +923,27 @@ class EcgCanceller:
                           + round(offset * self._dec)))
         return found
 
+    def _smoothed_since(self, j: int) -> tuple[int, np.ndarray]:
+        """The smoothed detection signal from decimated index ``j`` − 1 to the last one known
+        (the input's end less a smoothing half-length): (its first index, values)."""
+        s = self._smooth
+        r1 = self._end // self._dec - s
+        d = self._det.view(min(j - 1, r1) - s, r1 + s)[:, 0]
+        return j - 1, np.convolve(d, np.full(2 * s + 1, 1.0 / (2 * s + 1)), mode="valid")
+
+    def _first_rise(self, first: int, smooth: np.ndarray) -> int | None:
+        """The first decimated index from :attr:`_next_rise` on where ``smooth`` (the smoothed
+        detection signal from index ``first``) rises through the QRS threshold in force
+        (None: none, or no threshold yet). A QRS rises through it ~10–20 ms before its R peak
+        and is known a smoothing half-length later — ~60 ms before it is found as a
+        candidate, whose peak needs PEAK_HALF_WINDOW_S of look-ahead."""
+        if self._spk is None:
+            return None
+        threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
+        part = smooth[self._next_rise - 1 - first:]
+        up = np.flatnonzero((part[:-1] < threshold) & (part[1:] >= threshold))
+        return self._next_rise + int(up[0]) if len(up) else None
+
     def _run_events(self) -> None:
         """Decide candidates, apply template updates and end a threshold learning that no
         candidate ended, in absolute-time order. A candidate is decided once the core of its
@@ -924,6 +952,8 @@ class EcgCanceller:
         found = self._candidates()
         cands.extend(found)
         seen.extend(found)
+        first, smooth = self._smoothed_since(self._next_rise)
+        known = first + len(smooth)  # rises are tested below this decimated index
         while True:
             due = self._pending[0].due if self._pending else math.inf
             due = due if due <= self._end else math.inf
@@ -934,6 +964,19 @@ class EcgCanceller:
             # so its candidates do not hold the input buffer forever
             timeout = (self._learning[0][0] + self._learn_s + self._look
                        if self._learning else math.inf)
+            # a rise is known a smoothing half-length after it, and tested against the
+            # threshold in force then (before the next event that may change it)
+            t_next = min(t_seen, timeout if timeout <= self._end else math.inf, t_decide, due)
+            j = self._first_rise(first, smooth)
+            if j is not None and (j + self._smooth + 1) * self._dec <= t_next:
+                self._next_rise = j + 1
+                if (j * self._dec - self._last_rise >= self._refractory):
+                    self._last_rise = j * self._dec
+                    self._gate_p_wave((j + self._smooth + 1) * self._dec, j * self._dec,
+                                      math.inf, record=False)
+                continue
+            self._next_rise = max(self._next_rise, min(
+                known, known if t_next == math.inf else t_next // self._dec - self._smooth))
             if seen and t_seen <= min(timeout, t_decide, due):
                 _, peak, fid = seen.popleft()
                 if self._spk is None:
@@ -976,11 +1019,12 @@ class EcgCanceller:
         x = self._x.view(start, stop)[:, channels].T
         if not np.isfinite(x).all():
             return
-        channels = channels[self._envelope(x).max(axis=1) <= P_WAVE_GATE_RATIO * heart[channels]]
+        small = self._envelope(x).max(axis=1) <= P_WAVE_GATE_RATIO * heart[channels]
+        channels = channels[small & ~self._fast(x, start, channels)]
         if len(channels):
             self._blank.append((start, stop, channels))
 
-    def _gate_p_wave(self, t_seen: int, fid: int, peak: float) -> None:
+    def _gate_p_wave(self, t_seen: int, fid: int, peak: float, record: bool = True) -> None:
         """A candidate (fiducial ``fid``, absolute index; detection peak ``peak``) has just been
         found (at ``t_seen``, the input's end) once the threshold is known: blank for detection
         what lies before its window and is not output yet — from ~170 ms before the fiducial
@@ -1001,7 +1045,14 @@ class EcgCanceller:
         candidate is found, ~60 ms earlier, from the output itself: it hides only what is no
         larger than a P wave can be beside that channel's QRS, so EMG clearly bigger than the
         heart there stays visible, and a previous beat's T wave (RR ≈ 400 ms) is judged after
-        that beat's fit was subtracted, never subtracted again."""
+        that beat's fit was subtracted, never subtracted again.
+
+        Also called (``record`` False, ``peak`` infinite, ``fid`` the rise's index) as soon as
+        the QRS rises through the threshold (see :meth:`_first_rise`), ~60 ms before the
+        candidate is found: the rows from ~R − 205 ms are not output yet then (a P wave
+        starting before R − 150 ms read as 8–14 µV spikes, tuning seed 210). Not on channels
+        where the stretch holds >200 Hz content (see :meth:`_fast`): a 60 µV MUAP is smaller
+        than 0.1 × a big heartbeat, and was hidden."""
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
         last = self._last_beat
         if peak < threshold or (last is not None and fid - last < self._refractory):
@@ -1021,10 +1072,23 @@ class EcgCanceller:
         if not np.isfinite(out).all():
             return
         small = self._envelope(out).max(axis=1) <= P_WAVE_GATE_RATIO * heart[channels]
-        channels = channels[small]
+        channels = channels[small & ~self._fast(out, start, channels)]
         if len(channels):
             self._blank.append((start, stop, channels))
-            self._p_gated[fid] = channels
+            if record:
+                self._p_gated[fid] = channels
+
+    def _fast(self, x: np.ndarray, start: int, channels: np.ndarray) -> np.ndarray:
+        """Per row of ``x`` (``channels`` × samples µV from absolute row ``start``): whether
+        it holds more than a P wave can — a >200 Hz RMS over GATE_ENVELOPE_S above
+        P_WAVE_FAST_SIGMA × that channel's >200 Hz noise. A P wave is slow; a MUAP is not."""
+        high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
+        m = min(self._gate_envelope, x.shape[1])
+        power = np.cumsum(high * high, axis=1)
+        power = np.concatenate((power[:, m - 1:m], power[:, m:] - power[:, :-m]), axis=1)
+        b = min(max(start // self._block, self._noise.start), self._noise.stop - 1)
+        sigma = self._noise.view(b, b + 1)[0, channels]
+        return power.max(axis=1) > m * (P_WAVE_FAST_SIGMA * sigma) ** 2
 
     def _first_unsent(self, t: int) -> int:
         """The first row (absolute index, or relative to a common origin) sure not to be
