@@ -78,6 +78,7 @@ from itertools import pairwise
 import numpy as np
 from scipy import signal
 
+from ionm_station.dsp.filters import paired_rows, unpaired_rows
 from ionm_station.events import Event
 from ionm_station.montage import Montage
 
@@ -411,11 +412,12 @@ class EmgEventDetector:
         c = self.n_channels
         self._first: int | None = None  # absolute index of the first sample seen
         self._next: int | None = None
+        # filter states of channel pairs (see :meth:`_filtered`), complex
         self._hp_zi: np.ndarray | None = None
         self._env_tail = np.zeros((c, self._env_len - 1), np.int64)
         self._env_tail_hi = np.zeros((c, self._env_len - 1), np.int64)
-        self._hi_zi = np.zeros((HIGH_BAND_ORDER // 2, c, 2))
-        self._lo_zi = np.zeros((HIGH_BAND_ORDER // 2, c, 2))
+        self._hi_zi = np.zeros((HIGH_BAND_ORDER // 2, (c + 1) // 2, 2), complex)
+        self._lo_zi = np.zeros((HIGH_BAND_ORDER // 2, (c + 1) // 2, 2), complex)
         self._sigma = np.full(c, np.nan)
         self._sigma_hi = np.full(c, np.nan)
         self._sigma_lo = np.full(c, np.nan)
@@ -486,15 +488,9 @@ class EmgEventDetector:
         blocked = self._guarded(bad, start)
         self._note_long_blanks(blocked, start)
         self._chunk_start, self._chunk_blocked = start, blocked
-        if self._hp_zi is None:
-            self._hp_zi = self._hp_zi_unit[:, None, :] * x[:, 0][None, :, None]
-        y, self._hp_zi = signal.sosfilt(self._hp, x, axis=1, zi=self._hp_zi)
+        y, hi, lo = self._filtered(x)
         env = self._envelope(y)
-        hi = env_hi = lo = None
-        if self._hi is not None:
-            hi, self._hi_zi = signal.sosfilt(self._hi, y, axis=1, zi=self._hi_zi)
-            env_hi = self._envelope(hi, "_env_tail_hi")
-            lo, self._lo_zi = signal.sosfilt(self._lo, y, axis=1, zi=self._lo_zi)
+        env_hi = None if hi is None else self._envelope(hi, "_env_tail_hi")
         above, strong, broad, sigma_at = self._threshold(y, env, blocked, start, hi, env_hi, lo)
         events: list[DetectedEvent] = []
         self._segments(y, above, strong, broad, blocked, sigma_at, start, events)
@@ -557,6 +553,24 @@ class EmgEventDetector:
         if buf is None or buf.shape != shape or buf.dtype != dtype:
             buf = self._scratch[name] = np.empty(shape, dtype)
         return buf
+
+    def _filtered(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The detection signal of the (channels, n) finite µV chunk ``x`` and (from
+        :data:`HIGH_BAND_MIN_RATE_HZ`) its high and low bands, (channels, n) µV each. Channels
+        are filtered in pairs, as the real and imaginary parts of one complex signal: the same
+        values bit for bit (a real filter keeps the parts apart), and a recursion of one or two
+        sections is bound by its latency, so a pair costs little more than one channel did."""
+        c = self.n_channels
+        pairs = paired_rows(x)
+        if self._hp_zi is None:
+            self._hp_zi = paired_rows(self._hp_zi_unit[:, None, :] * x[:, 0][None, :, None],
+                                      axis=1)
+        y, self._hp_zi = signal.sosfilt(self._hp, pairs, axis=1, zi=self._hp_zi)
+        if self._hi is None:
+            return unpaired_rows(y, c), None, None
+        hi, self._hi_zi = signal.sosfilt(self._hi, y, axis=1, zi=self._hi_zi)
+        lo, self._lo_zi = signal.sosfilt(self._lo, y, axis=1, zi=self._lo_zi)
+        return unpaired_rows(y, c), unpaired_rows(hi, c), unpaired_rows(lo, c)
 
     def _guarded(self, blanked: np.ndarray, start: int) -> np.ndarray:
         """(channels, n) blanked samples dilated by the guard interval (carried across chunks)."""

@@ -125,15 +125,15 @@ class ZeroPhaseRows:
         # scipy's odd extension, in real arithmetic
         ext = np.concatenate((2 * x[:, :1] - x[:, pad:0:-1], x,
                               2 * x[:, -1:] - x[:, -2:-(pad + 2):-1]), axis=1)
-        forward, _ = signal.sosfilt(self.sos, _paired(ext), axis=1,
-                                    zi=_paired(self._zi * ext[:, :1], axis=1))
-        last = _unpaired(forward[:, -1:], len(x))
+        forward, _ = signal.sosfilt(self.sos, paired_rows(ext), axis=1,
+                                    zi=paired_rows(self._zi * ext[:, :1], axis=1))
+        last = unpaired_rows(forward[:, -1:], len(x))
         backward, _ = signal.sosfilt(self.sos, forward[:, ::-1], axis=1,
-                                     zi=_paired(self._zi * last, axis=1))
-        return _unpaired(backward[:, ::-1][:, pad:-pad], len(x))
+                                     zi=paired_rows(self._zi * last, axis=1))
+        return unpaired_rows(backward[:, ::-1][:, pad:-pad], len(x))
 
 
-def _paired(x: np.ndarray, axis: int = 0) -> np.ndarray:
+def paired_rows(x: np.ndarray, axis: int = 0) -> np.ndarray:
     """Rows 0, 2, 4 … of ``x`` along ``axis`` as the real parts and rows 1, 3, 5 … as the
     imaginary parts of a complex array (a zero row completes an odd count)."""
     x = np.moveaxis(x, axis, 0)
@@ -143,8 +143,8 @@ def _paired(x: np.ndarray, axis: int = 0) -> np.ndarray:
     return np.moveaxis(out, 0, axis)
 
 
-def _unpaired(z: np.ndarray, rows: int) -> np.ndarray:
-    """The inverse of :func:`_paired` along the first axis: ``rows`` real rows."""
+def unpaired_rows(z: np.ndarray, rows: int) -> np.ndarray:
+    """The inverse of :func:`paired_rows` along the first axis: ``rows`` real rows."""
     out = np.empty((2 * len(z), *z.shape[1:]))
     out[0::2] = z.real
     out[1::2] = z.imag
