@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.dsp.filters import BandpassFilter
+from ionm_station.dsp.order import median_last
 from ionm_station.dsp.steps import StepDetector
 from ionm_station.sim import waveforms
 
@@ -257,3 +258,10 @@ def test_small_common_mode_steps_at_5_khz_are_found() -> None:
                    and abs(s.start - (at - 0.002 * fs)) <= 0.002 * fs for s in spans)
         found += len(spans) == 1
     assert found == 10
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 624, 625])
+def test_median_last_is_numpy_median_bit_for_bit(n: int) -> None:
+    rng = np.random.default_rng(n)
+    a = np.round(4.0 * rng.standard_normal((2, 3, n))) / 4.0  # many ties
+    assert np.array_equal(median_last(a), np.median(a, axis=-1))

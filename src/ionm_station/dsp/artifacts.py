@@ -56,6 +56,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ionm_station.dsp.order import middle_last
+
 #: Analysis window (s); windows are aligned to multiples of its length in samples …
 WINDOW_S = 0.005
 #: … and hold at least this many samples (below 3.2 kHz): the peak-to-peak of fewer samples of
@@ -515,8 +517,8 @@ def _row_nanmedian(values: np.ndarray) -> np.ndarray:
     count = np.count_nonzero(np.isfinite(values), axis=1)
     size = values.shape[1]
     if size and (count == size).all():  # no gaps: the two middle order statistics suffice
-        mid = np.partition(values, [(size - 1) // 2, size // 2], axis=1)
-        return 0.5 * (mid[:, (size - 1) // 2] + mid[:, size // 2])
+        lo, hi = middle_last(values)
+        return 0.5 * (lo + hi)
     ordered = np.sort(values, axis=1)  # NaN sort last
     rows = np.arange(values.shape[0])
     lo = ordered[rows, np.maximum(count - 1, 0) // 2]

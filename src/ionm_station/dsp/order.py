@@ -7,9 +7,18 @@ import numpy as np
 
 
 def median_last(a: np.ndarray) -> np.ndarray:
-    """``np.median(a, axis=-1)`` of an array without NaN: the two middle order statistics by
-    partition, averaged as numpy does (``(lo + hi) / 2``; the middle one for an odd length)."""
+    """``np.median(a, axis=-1)`` of an array without NaN: the two middle order statistics,
+    averaged as numpy does (``(lo + hi) / 2``; the middle one for an odd length)."""
+    lo, hi = middle_last(a)
+    return lo if a.shape[-1] % 2 else (lo + hi) / 2.0
+
+
+def middle_last(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The order statistics ``(n − 1) // 2`` and ``n // 2`` along the last axis (length n ≥ 1)
+    of an array without NaN. One partition at ``n // 2``, the other the largest value below it:
+    a partition at two positions took several times as long in the chain (70–100 µs instead of
+    15 µs for 2 × 8 × 625 values)."""
     n = a.shape[-1]
-    mid = np.partition(a, [(n - 1) // 2, n // 2], axis=-1)
-    lo, hi = mid[..., (n - 1) // 2], mid[..., n // 2]
-    return lo if n % 2 else (lo + hi) / 2.0
+    mid = np.partition(a, n // 2, axis=-1)
+    hi = mid[..., n // 2]
+    return (hi if n % 2 else mid[..., :n // 2].max(axis=-1)), hi
