@@ -79,6 +79,7 @@ import numpy as np
 from scipy import signal
 
 from ionm_station.dsp.filters import paired_rows, unpaired_rows
+from ionm_station.dsp.order import median_last
 from ionm_station.events import Event
 from ionm_station.montage import Montage
 
@@ -488,7 +489,7 @@ class EmgEventDetector:
         blocked = self._guarded(bad, start)
         self._note_long_blanks(blocked, start)
         self._chunk_start, self._chunk_blocked = start, blocked
-        y, hi, lo = self._filtered(x)
+        y, hi, lo = self._filtered(x, start)
         env = self._envelope(y)
         env_hi = None if hi is None else self._envelope(hi, "_env_tail_hi")
         above, strong, broad, sigma_at = self._threshold(y, env, blocked, start, hi, env_hi, lo)
@@ -554,12 +555,15 @@ class EmgEventDetector:
             buf = self._scratch[name] = np.empty(shape, dtype)
         return buf
 
-    def _filtered(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """The detection signal of the (channels, n) finite µV chunk ``x`` and (from
-        :data:`HIGH_BAND_MIN_RATE_HZ`) its high and low bands, (channels, n) µV each. Channels
-        are filtered in pairs, as the real and imaginary parts of one complex signal: the same
-        values bit for bit (a real filter keeps the parts apart), and a recursion of one or two
-        sections is bound by its latency, so a pair costs little more than one channel did."""
+    def _filtered(self, x: np.ndarray, start: int
+                  ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """The detection signal of the (channels, n) finite µV chunk ``x`` starting at absolute
+        ``start`` and (from :data:`HIGH_BAND_MIN_RATE_HZ`) its high band, (channels, n) µV
+        each, and its low band on the σ grid only (every ``_sigma_step``-th absolute index: all
+        it feeds). Channels are filtered in pairs, as the real and imaginary parts of one
+        complex signal: the same values bit for bit (a real filter keeps the parts apart), and
+        a recursion of one or two sections is bound by its latency, so a pair costs little more
+        than one channel did."""
         c = self.n_channels
         pairs = paired_rows(x)
         if self._hp_zi is None:
@@ -570,7 +574,8 @@ class EmgEventDetector:
             return unpaired_rows(y, c), None, None
         hi, self._hi_zi = signal.sosfilt(self._hi, y, axis=1, zi=self._hi_zi)
         lo, self._lo_zi = signal.sosfilt(self._lo, y, axis=1, zi=self._lo_zi)
-        return unpaired_rows(y, c), unpaired_rows(hi, c), unpaired_rows(lo, c)
+        grid = lo[:, (-start) % self._sigma_step::self._sigma_step]
+        return unpaired_rows(y, c), unpaired_rows(hi, c), unpaired_rows(grid, c)
 
     def _guarded(self, blanked: np.ndarray, start: int) -> np.ndarray:
         """(channels, n) blanked samples dilated by the guard interval (carried across chunks)."""
@@ -664,7 +669,8 @@ class EmgEventDetector:
         and its envelope, above HIGH_ON_SIGMA in it or LOW_ON_SIGMA in the low band), and the
         σ in force from each local index on; σ is updated at absolute block boundaries. ``lo``
         (the low band low-passed on its own) only feeds the σ that decides whether a channel's
-        low band is noisy."""
+        low band is noisy; it holds the samples on the σ grid only (every ``_sigma_step``-th
+        absolute index)."""
         n = y.shape[1]
         above = np.empty(y.shape, bool)
         strong = np.empty(y.shape, bool)
@@ -687,7 +693,10 @@ class EmgEventDetector:
             sigma_at.append((part.start, self._sigma))
             step = self._sigma_step
             every = slice(part.start + (-pos) % step, part.stop, step)
-            bands = (y[:, every],) if hi is None else (y[:, every], hi[:, every], lo[:, every])
+            bands = (y[:, every],)
+            if hi is not None:  # lo holds the grid samples only, from the chunk's first on
+                first = (every.start - (-start) % step) // step
+                bands += (hi[:, every], lo[:, first:first + bands[0].shape[1]])
             self._block_parts.append((np.abs(np.concatenate(bands)),
                                       blocked[:, every] | above[:, every], blocked[:, every]))
             if stop % self._block == 0:
@@ -896,7 +905,7 @@ class EmgEventDetector:
         times = ep.muap_times(GAP_RECENT_SEGMENTS)
         ep.gap = self._gap
         if len(times) >= 3:
-            isi = float(np.median(np.diff(np.sort(times))))
+            isi = float(median_last(np.diff(np.sort(times))))
             ep.gap = int(min(max(GAP_ISI_FACTOR * isi, self._gap), self._gap_max))
 
     def _expire(self, end: int, events: list[DetectedEvent]) -> None:
