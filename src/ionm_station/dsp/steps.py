@@ -301,8 +301,9 @@ class StepDetector:
 
     def _windows(self, channels: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """(len(edges), window) samples of ``channels`` around absolute ``edges``."""
-        idx = edges[:, None] - self._pos + np.arange(-self._pre, self._fit)[None, :]
-        return self._hist[idx, channels[:, None]]
+        windows = np.lib.stride_tricks.sliding_window_view(self._hist, self._pre + self._fit,
+                                                           axis=0)  # (start, channel, window)
+        return windows[edges - self._pos - self._pre, channels]
 
     # --- decisions ---
 
@@ -313,9 +314,10 @@ class StepDetector:
         lo = first - self._pos - g  # one candidate block either side
         hi = last - self._pos + g
         d = np.abs(h[lo + self._diff:hi + self._diff] - h[lo:hi]).reshape(-1, g, self.n_channels)
-        d = np.where(np.isfinite(d), d, -1.0)
-        arg = np.argmax(d, axis=1)  # each block's largest 1 ms difference (the first of equals)
-        peak = np.take_along_axis(d, arg[:, None], 1)[:, 0]
+        finite = np.isfinite(d)
+        if not finite.all():
+            d = np.where(finite, d, -1.0)
+        peak = d.max(axis=1)  # each block's largest 1 ms difference
         sigma = self._sigma_at(self._pos + lo + g * np.arange(len(peak)), difference=True)
         with np.errstate(invalid="ignore"):  # no σ yet: NaN, nothing is loud
             cand = (peak[1:-1] >= CANDIDATE_SIGMA * sigma[1:-1]) \
@@ -323,7 +325,8 @@ class StepDetector:
         blocks, chans = np.nonzero(cand)
         if not len(blocks):
             return []
-        rows = (blocks + 1) * g + arg[blocks + 1, chans]
+        # where in its block (the first of equals): looked up for the candidates only
+        rows = (blocks + 1) * g + np.argmax(d[blocks + 1, :, chans], axis=1)
         at = rows + lo + self._pos  # absolute candidate indices
         order = np.lexsort((chans, at))
         at, chans = at[order], chans[order]
@@ -401,7 +404,8 @@ class StepDetector:
         wins = self._windows(np.repeat(channels, len(offsets)), shifted.ravel())
         wins = wins.reshape(len(edges), len(offsets), -1)
         ok = np.isfinite(wins).all(-1)
-        wins = np.where(ok[..., None], wins, 0.0)
+        if not ok.all():
+            wins = np.where(ok[..., None], wins, 0.0)
         rows = np.arange(len(edges))
         sigma_all = self._sigma_at(shifted.ravel()).reshape(*shifted.shape, -1)
         sigma_all = sigma_all[rows[:, None], np.arange(len(offsets))[None, :], channels[:, None]]
