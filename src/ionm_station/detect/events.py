@@ -72,6 +72,7 @@ behind the train-time methods grows, by one entry per A-train.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
@@ -490,8 +491,12 @@ class EmgEventDetector:
         self._note_long_blanks(blocked, start)
         self._chunk_start, self._chunk_blocked = start, blocked
         y, hi, lo = self._filtered(x, start)
-        env = self._envelope(y)
-        env_hi = None if hi is None else self._envelope(hi, "_env_tail_hi")
+        env, self._env_tail = self._envelope(y, self._env_tail)
+        env_hi = None
+        if hi is not None:  # read on the two-band channels only: computed for those
+            env_hi = _RowEnvelope(self._envelope, hi, self._env_tail_hi)
+            self._env_tail_hi = self._envelope(hi[:, 1 - self._env_len:], self._env_tail_hi,
+                                               "env_tail")[1]
         above, strong, broad, sigma_at = self._threshold(y, env, blocked, start, hi, env_hi, lo)
         events: list[DetectedEvent] = []
         self._segments(y, above, strong, broad, blocked, sigma_at, start, events)
@@ -639,29 +644,32 @@ class EmgEventDetector:
         """Whether an episode is a long blank's short tail: no event."""
         return ep.tail and ep.last_stop - ep.segments[0].start <= self._post_blank_tail_max
 
-    def _envelope(self, y: np.ndarray, tail: str = "_env_tail") -> np.ndarray:
-        """(channels, n) RMS of ``y`` over the last ENVELOPE_S (causal). The running sum is
-        taken in integers (y² in units of :data:`ENVELOPE_QUANTUM_UV2`), so it is exact and
-        every output sample is identical whatever the chunking. ``tail``: the attribute that
-        carries the last samples' squares between chunks (one per signal)."""
+    def _envelope(self, y: np.ndarray, tail: np.ndarray, name: str = "env"
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, n) RMS of ``y`` over the last ENVELOPE_S (causal), and the quantised squares
+        of its last samples to carry to the next chunk. The running sum is taken in integers
+        (y² in units of :data:`ENVELOPE_QUANTUM_UV2`), so it is exact and every output sample
+        is identical whatever the chunking. ``tail``: the squares carried from the previous
+        chunk (a row per row of ``y``); ``name``: that of the scratch arrays (the result is
+        one of them, valid until the next call with that name)."""
         length = self._env_len
         c, n = y.shape
-        q = np.multiply(y, y, out=self._work("env" + tail, (c, n), np.float64))
+        q = np.multiply(y, y, out=self._work(name, (c, n), np.float64))
         q *= 1.0 / ENVELOPE_QUANTUM_UV2
         # sums[:, i] = Σ padded[:, :i] with padded = tail ++ quantised y² (written in place)
-        sums = self._work("env_sums", (c, length + n), np.int64)
+        sums = self._work(name + "_sums", (c, length + n), np.int64)
         sums[:, 0] = 0
-        sums[:, 1:length] = getattr(self, tail)
+        sums[:, 1:length] = tail
         sums[:, length:] = q  # truncating cast, as astype(np.int64)
-        setattr(self, tail, sums[:, n + 1:].copy())
+        carried = sums[:, n + 1:].copy()
         np.cumsum(sums[:, 1:], axis=1, out=sums[:, 1:])
         total = np.subtract(sums[:, length:], sums[:, :-length],
-                            out=self._work("env_total", (c, n), np.int64))
+                            out=self._work(name + "_total", (c, n), np.int64))
         np.multiply(total, ENVELOPE_QUANTUM_UV2 / length, out=q)
-        return np.sqrt(q, out=q)
+        return np.sqrt(q, out=q), carried
 
     def _threshold(self, y: np.ndarray, env: np.ndarray, blocked: np.ndarray, start: int,
-                   hi: np.ndarray | None = None, env_hi: np.ndarray | None = None,
+                   hi: np.ndarray | None = None, env_hi: _RowEnvelope | None = None,
                    lo: np.ndarray | None = None
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None,
                               list[tuple[int, np.ndarray]]]:
@@ -688,7 +696,7 @@ class EmgEventDetector:
                 np.greater(env[:, part], on[:, None] * sig, out=strong[:, part])
                 if env_hi is not None:
                     np.logical_and(strong[:, part], above[:, part], out=broad[:, part])
-                    self._two_band(env[:, part], env_hi[:, part], strong[:, part])
+                    self._two_band(env[:, part], env_hi, part, strong[:, part])
                 strong[:, part] &= above[:, part]
             sigma_at.append((part.start, self._sigma))
             step = self._sigma_step
@@ -704,16 +712,18 @@ class EmgEventDetector:
             pos = stop
         return above, strong, broad, sigma_at
 
-    def _two_band(self, env: np.ndarray, env_hi: np.ndarray, strong: np.ndarray) -> None:
+    def _two_band(self, env: np.ndarray, env_hi: _RowEnvelope, part: slice,
+                  strong: np.ndarray) -> None:
         """On the channels whose low band is noisy (:meth:`two_band_channels`), narrow the
         broadband ``strong`` mask (channels, n; written in place) to where the high band's
-        envelope ``env_hi`` is above HIGH_ON_SIGMA × its σ or the low band's (from ``env``² −
-        ``env_hi``²) above LOW_ON_SIGMA × its σ; the other channels keep theirs."""
+        envelope (``env_hi``, over the ``part`` of the chunk that ``env`` and ``strong`` hold)
+        is above HIGH_ON_SIGMA × its σ or the low band's (from ``env``² − its²) above
+        LOW_ON_SIGMA × its σ; the other channels keep theirs."""
         sig, sig_hi = self._sigma, self._sigma_hi
         rows = np.flatnonzero(self._noisy_low())
         if not len(rows):
             return
-        e, h = env[rows], env_hi[rows]
+        e, h = env[rows], env_hi[rows][:, part]
         low_var = np.maximum(sig[rows] ** 2 - sig_hi[rows] ** 2, 0.0)[:, None]
         strong[rows] &= (h > HIGH_ON_SIGMA * sig_hi[rows, None]) \
             | (e * e - h * h > LOW_ON_SIGMA ** 2 * low_var)
@@ -1108,6 +1118,32 @@ class EmgEventDetector:
         if not cut:
             return None
         return _Episode(segs[:cut], bridged=sum(bridges[:cut - 1]))
+
+
+class _RowEnvelope:
+    """The envelope of a chunk's signal (:meth:`EmgEventDetector._envelope`, (rows, n)), each
+    row computed when first asked for: the high band's is read on the two-band channels only.
+
+    Args:
+        envelope: the detector's envelope method.
+        y: (rows, n) µV, the chunk.
+        tail: the squares carried into the chunk, a row per row of ``y``.
+    """
+
+    def __init__(self, envelope: Callable[..., tuple[np.ndarray, np.ndarray]], y: np.ndarray,
+                 tail: np.ndarray) -> None:
+        self._envelope, self._y, self._tail = envelope, y, tail
+        self._env = np.empty(y.shape)
+        self._done = np.zeros(len(y), bool)
+
+    def __getitem__(self, rows: np.ndarray) -> np.ndarray:
+        """(len(rows), n) envelope of the ``rows`` (integer indices)."""
+        missing = rows[~self._done[rows]]
+        if len(missing):
+            env, _ = self._envelope(self._y[missing], self._tail[missing], "env_rows")
+            self._env[missing] = env
+            self._done[missing] = True
+        return self._env[rows]
 
 
 def _row_warmup_median(values: np.ndarray, pushed: np.ndarray) -> np.ndarray:
