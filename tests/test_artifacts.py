@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ionm_station.dsp.artifacts import CAUTERY_PRE_S, ArtifactDetector, ArtifactSpan
+from ionm_station.dsp.artifacts import CAUTERY_PRE_S, ArtifactDetector, ArtifactSpan, _mean_middle
 from ionm_station.montage import load_montage
 from ionm_station.sim.amplifier import SimulatedAmplifier
 from ionm_station.sim.scenario import parse_scenario
@@ -247,3 +247,9 @@ def test_marked_pop_and_common_mode_spans_blank_and_close_unless_signal_was_lost
     closed = det.process(raw[10000:], 10000) + det.flush()
     assert {(s.kind, s.start, s.channels) for s in closed} == {
         ("pop", 9000, (1,)), ("common_mode", 9800, (0, 1, 3))}
+
+
+def test_window_means_are_numpy_means_bit_for_bit() -> None:
+    rng = np.random.default_rng(7)
+    a = (rng.standard_normal((30, 50, 8)) * 10.0 ** rng.uniform(-3, 3, 8)) ** 2
+    assert np.array_equal(_mean_middle(a), np.mean(a, axis=1))

@@ -338,7 +338,7 @@ class ArtifactDetector:
             sq[nan] = 0.0
             gap = nan.reshape(-1, w, c).any(axis=1)
         np.multiply(sq, sq, out=sq)
-        dr = np.sqrt(np.mean(sq.reshape(-1, w, c), axis=1))
+        dr = np.sqrt(_mean_middle(sq.reshape(-1, w, c)))
         # per-window extremes on channel-major rows (contiguous reductions; max/min are exact)
         np.copyto(self._by_channel, data.T)
         rows_first = self._by_channel.reshape(c, -1, w)
@@ -509,6 +509,16 @@ class ArtifactDetector:
             self._closed += passed
             self._closed_bounds = None
         return passed
+
+
+def _mean_middle(a: np.ndarray) -> np.ndarray:
+    """``np.mean(a, axis=1)`` of a float (k, m, c) array, bit for bit: numpy sums over a middle
+    axis slice by slice in order, as here, but about three times slower (~120 µs instead of
+    ~40 µs for 200 × 50 × 8 values)."""
+    total = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        total += a[:, j]
+    return total / a.shape[1]
 
 
 def _row_nanmedian(values: np.ndarray) -> np.ndarray:
