@@ -286,8 +286,7 @@ class FreeRunChain:
         """(n, channels) bool: within ``RAIL_HOLD_S`` after a ``railed`` raw sample (None:
         none)."""
         n = len(railed)
-        any_railed = railed.any(axis=0)
-        if not any_railed.any() and (self._since_rail >= self._rail_hold).all():
+        if not railed.any() and (self._since_rail >= self._rail_hold).all():
             self._since_rail = np.minimum(self._since_rail + n, np.iinfo(np.int64).max // 2)
             return None
         steps = np.arange(n)[:, None]
