@@ -436,13 +436,16 @@ class ArtifactDetector:
         """Per-channel saturation / lead-off bookkeeping for one window of raw samples."""
         w = self.window
         w_end = w_start + w
+        rails, flats = any_rail.tolist(), flat.tolist()
         for c in range(self.n_channels):
             run = self._stuck[c]
-            if any_rail[c] or flat[c]:
+            if run is None and not (rails[c] or flats[c]):
+                continue  # nothing going on on this channel
+            if rails[c] or flats[c]:
                 with np.errstate(invalid="ignore"):
                     rows = np.flatnonzero(np.abs(window[:, c]) >= RAIL_FRACTION * self.range_uv)
-                first = w_start + int(rows[0]) if (any_rail[c] and not flat[c]) else w_start
-                last = w_start + int(rows[-1]) + 1 if (any_rail[c] and not flat[c]) else w_end
+                first = w_start + int(rows[0]) if (rails[c] and not flats[c]) else w_start
+                last = w_start + int(rows[-1]) + 1 if (rails[c] and not flats[c]) else w_end
                 if run is not None and first - run.last > self._s["s_merge"]:
                     self._close_stuck(c, run, run.last)
                     run = None
@@ -450,7 +453,7 @@ class ArtifactDetector:
                     run = _StuckRun(first, last, w_start, None)
                     self._stuck[c] = run
                 run.last = max(run.last, last)
-                if flat[c]:
+                if flats[c]:
                     run.flat_since = w_start if run.flat_since is None else run.flat_since
                     if w_end - run.flat_since >= self._s["lead_off"]:
                         run.lead_off = True
