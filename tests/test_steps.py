@@ -234,6 +234,27 @@ def test_a_pop_on_a_qrs_is_found(fs: float) -> None:
         assert at - 0.003 * fs <= start <= at
 
 
+def test_a_long_train_does_not_raise_the_noise_its_channel_is_judged_by() -> None:
+    """A 2.6 s, 550 µV, 200 Hz A-train on one channel ends 1.4 s before a 30 µV common-mode step on
+    five channels, that one included. With the median of the last 4 s of noise blocks its
+    σ was the train's, and the step there read as ~4 σ: the span left that channel out (extra
+    tuning seed 202, 97.42 s: a 55 µV false spike). The noise is now the blocks' lower
+    quartile, and the channel is in the span."""
+    n = int(8 * FS)
+    x = noise(n, 4)
+    train = np.arange(0.0, 2.6, 1 / 200.0)  # a regular 200 Hz discharge
+    wave = waveforms.render_firings(train, np.ones(len(train)), 0.004, 3, FS)
+    wave *= 550.0 / np.ptp(wave)
+    x[int(2.0 * FS):int(2.0 * FS) + len(wave), 7] += wave
+    at = int(6.0 * FS)
+    involved = np.array([0, 1, 2, 4, 7])
+    for c, step in zip(involved, (39.0, 28.0, 26.0, 35.0, 33.0)):
+        x[:, c] += decay(n, at, step, 0.05)
+    spans = [s for s in run(x) if s.kind == "common_mode" and abs(s.start - at) < 0.005 * FS]
+    assert len(spans) == 1, run(x)
+    assert set(spans[0].channels) == set(involved)
+
+
 def test_small_common_mode_steps_at_5_khz_are_found() -> None:
     """12–30 µV on 5 of 8 channels (τ 20 ms) in 5 µV of noise at 5 kHz, 45 ms before a
     heartbeat, ten times: only two or three channels fit cleanly as a step, the others weakly,
