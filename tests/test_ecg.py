@@ -709,6 +709,30 @@ def test_p_wave_of_the_first_beats_is_gated(name: str, seed: int, fs: float) -> 
     assert p_wave[:, big].all(), np.flatnonzero(big & ~p_wave.all(axis=0))
 
 
+@pytest.mark.parametrize("name, seed", [("s0010_re", 1), ("100", 3), ("s0010_re", 5), ("100", 7)])
+@pytest.mark.parametrize("fs", [5000.0, 10_000.0])
+def test_beats_after_the_learning_are_found_and_their_p_waves_gated(name: str, seed: int,
+                                                                    fs: float) -> None:
+    """From the first beat after the threshold is learnt (~2.5 s) on, every heartbeat is found
+    and its P wave (R − 180…−110 ms) blanked on the channels with ≥ 150 µV of ECG — through
+    the first beats whose templates are still young (none was: the gate waited for converged
+    templates, eight beats). The learnt candidates' peaks are read again with the detection
+    scale in force when the learning ends: read with the scale of the first second, the first
+    beat (PTB s0010, seed 1) read 4 × the later ones, which all fell under the threshold until
+    6.2 s."""
+    ecg, noise, r_peaks = real_ecg_record(name, fs, 10.0, 8, seed)
+    big = np.abs(ecg).max(axis=0) >= 150.0
+    assert big.any()
+    stage = EcgCanceller(8, fs)
+    _, blank = run_blanked(stage, ecg + noise, 1000)
+    found = np.array(stage.beats)
+    after = r_peaks[(r_peaks > 2.3 * fs) & (r_peaks < 9.5 * fs)]
+    assert all(np.abs(found - r).min() < 0.03 * fs for r in after), (after / fs).round(3)
+    p_wave = np.array([blank[r - int(0.18 * fs):r - int(0.11 * fs)][:, big].mean()
+                       for r in after])
+    assert (p_wave == 1.0).all(), p_wave.round(2)
+
+
 @pytest.mark.parametrize("name, seed", [("s0010_re", 2), ("100", 1)])
 def test_electrode_pop_in_a_beat_adds_no_heartbeat_before_it(name: str, seed: int) -> None:
     """An electrode pop (an 800 µV step decaying over 0.2 s) 10–50 ms after a real R peak on a

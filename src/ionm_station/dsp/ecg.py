@@ -137,6 +137,8 @@ SCALE_EVERY_BLOCKS = 25
 #: Weight of a new detection-band scale against the previous one (geometric average; changes
 #: beyond ×2 or ÷2 are taken at once).
 SCALE_SMOOTHING = 0.25
+#: Detection-band scales remembered (updates SCALE_EVERY_BLOCKS apart: 4 s).
+SCALE_LOG = 16
 #: History of block medians behind the robust scales (s).
 HISTORY_S = 2.0
 #: Detection band (Hz) and rate (Hz) of the detection signal.
@@ -188,6 +190,9 @@ LOBE_BEFORE_S = 0.060
 LOBE_AFTER_S = 0.020
 #: The fiducial moves at most this far (s) from the peak towards the centroid.
 CENTROID_SPAN_S = 0.010
+#: While the QRS threshold is learnt, a QRS rises (see EcgCanceller._first_rise) through this
+#: fraction of the largest heartbeat's detection peak so far.
+LEARN_RISE_FRACTION = 0.5
 #: Smallest candidate peak and smallest beat (detection units: noise averages 1).
 MIN_CANDIDATE = 10.0
 #: Assumed noise-peak level at start (detection units).
@@ -576,6 +581,12 @@ class EcgCanceller:
         lead = self._peak_half + self._smooth
         self._det = _Rows(1, np.float64, start=-lead)  # detection signal, decimated
         self._det.pad(lead)
+        # while the threshold is learnt: each channel's detection-band square (µV², NaN where
+        # not included), decimated, to read the learnt candidates again with the final scale
+        self._det_learning: _Rows | None = _Rows(c, np.float64, start=-lead, fill=np.nan)
+        self._det_learning.pad(lead)
+        # the detection-band scales (µV per channel) in force from each block on, the last few
+        self._scale_log: deque[tuple[int, np.ndarray]] = deque(maxlen=SCALE_LOG)
         self._flags = _Rows(c, np.int8)    # per block: _WILD | _DEAD bits
         self._glob = _Rows(1, np.bool_)    # per block: global artifact (incl. hold-off)
         self._noise = _Rows(c, np.float64)  # per block: >200 Hz σ in force (µV)
@@ -607,6 +618,8 @@ class EcgCanceller:
         # per heartbeat then: its detection peak, the largest |input| per channel (µV), fiducial
         self._learn_sizes: list[tuple[float, np.ndarray, int]] = []
         self._learn_last: tuple[int, float] | None = None  # last candidate then (fid, peak)
+        # per channel: the heartbeat's largest |input| (µV) as learnt with the threshold
+        self._learnt_heart: np.ndarray | None = None
         self._late = False  # judging a candidate whose window may already be output
         # candidates seen above the threshold (fiducial): the channels whose P wave was gated
         self._p_gated: dict[int, np.ndarray] = {}
@@ -711,6 +724,10 @@ class EcgCanceller:
         self._noise.drop_before(keep // self._block - 1)
         # candidates look back at most this far from the next one to test
         self._det.drop_before(self._next_candidate - self._peak_half - self._smooth)
+        if self._det_learning is not None:  # (and the learnt ones are read again)
+            first = (self._learning[0][0] // self._dec if self._learning
+                     else self._next_candidate)
+            self._det_learning.drop_before(first - self._peak_half - 2 * self._smooth)
 
     def _advance(self, n_blocks: int) -> None:
         """Filter and judge ``n_blocks`` complete blocks, then run every decision now due."""
@@ -780,6 +797,9 @@ class EcgCanceller:
         energy = np.minimum(z * z, ENERGY_CAP) * included[:, None, :]
         det_rows = energy.sum(axis=2) / np.maximum(included.sum(axis=1), 1)[:, None]
         self._det.append(det_rows.reshape(-1, 1))
+        if self._det_learning is not None:
+            self._det_learning.append(np.where(included[:, None, :], detect * detect,
+                                               np.nan).reshape(-1, c))
         self._flags.append(flags)
         self._glob.append(glob[:, None])
         self._noise.append(noise)
@@ -793,6 +813,7 @@ class EcgCanceller:
             return False
         self._hist[:] = stats
         self._scale = self._scales(self._hist)
+        self._scale_log.append((-1, self._scale[self.n_channels:]))
         return True
 
     def _judge_scales(self, index: int, stats: np.ndarray, gap: np.ndarray, railed: np.ndarray
@@ -847,6 +868,7 @@ class EcgCanceller:
             smooth = (ratio > 0.5) & (ratio < 2.0)
             new[c:][smooth] = self._scale[c:][smooth] * ratio[smooth] ** SCALE_SMOOTHING
             self._scale = new
+            self._scale_log.append((index + m, new[c:]))
         return act_sigma, det_sigma, wild, dead
 
     def _judge_holds(self, wild: np.ndarray, dead: np.ndarray, gap: np.ndarray,
@@ -946,10 +968,15 @@ class EcgCanceller:
         detection signal from index ``first``) rises through the QRS threshold in force
         (None: none, or no threshold yet). A QRS rises through it ~10–20 ms before its R peak
         and is known a smoothing half-length later — ~60 ms before it is found as a
-        candidate, whose peak needs PEAK_HALF_WINDOW_S of look-ahead."""
-        if self._spk is None:
+        candidate, whose peak needs PEAK_HALF_WINDOW_S of look-ahead. While the threshold is
+        learnt: LEARN_RISE_FRACTION × the largest heartbeat's detection peak so far (none
+        before the first)."""
+        if self._spk is not None:
+            threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
+        elif self._learn_sizes:
+            threshold = LEARN_RISE_FRACTION * max(p for p, _, _ in self._learn_sizes)
+        else:
             return None
-        threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
         part = smooth[self._next_rise - 1 - first:]
         up = np.flatnonzero((part[:-1] < threshold) & (part[1:] >= threshold))
         return self._next_rise + int(up[0]) if len(up) else None
@@ -982,8 +1009,12 @@ class EcgCanceller:
                 self._next_rise = j + 1
                 if (j * self._dec - self._last_rise >= self._refractory):
                     self._last_rise = j * self._dec
-                    self._gate_p_wave((j + self._smooth + 1) * self._dec, j * self._dec,
-                                      math.inf, record=False)
+                    if self._spk is None:  # (the heartbeat: as the largest one so far)
+                        self._seen_while_learning((j + self._smooth + 1) * self._dec, j * self._dec,
+                                                  max(p for p, _, _ in self._learn_sizes))
+                    else:
+                        self._gate_p_wave((j + self._smooth + 1) * self._dec, j * self._dec,
+                                          math.inf, record=False)
                 continue
             self._next_rise = max(self._next_rise, min(
                 known, known if t_next == math.inf else t_next // self._dec - self._smooth))
@@ -1017,7 +1048,12 @@ class EcgCanceller:
         by :meth:`_gate_p_wave`. As that gate, this one hides only what reads to the detector
         no larger than :data:`P_WAVE_GATE_RATIO` × the heartbeat: tested against twice the
         heartbeat, a 253 µV B-train 140 ms before a beat on a channel with ~150 µV of ECG was
-        blanked whole and missed (simulator, holdout-5k, 1.19 s)."""
+        blanked whole and missed (simulator, holdout-5k, 1.19 s).
+
+        Also called (``fid`` the rise's index) as soon as the QRS rises through
+        LEARN_RISE_FRACTION × the largest heartbeat so far (see :meth:`_first_rise`): the rows
+        from ~R − 205 ms are not output yet then (P waves at R − 146 ms read as 10–13 µV
+        spikes while the threshold was learnt, tuning seed 210)."""
         start = max(self._first_unsent(t_seen), self._x.start)
         stop = fid - self._pre
         if stop - start < self._gate_envelope:
@@ -1076,9 +1112,12 @@ class EcgCanceller:
             return
         k = self._primary()
         heart = np.abs(self._template[k]).max(axis=1)
+        known = self._count[k] >= self.bootstrap_beats
+        if self._learnt_heart is not None:  # until a template is: the heartbeat as learnt
+            heart = np.where(known, heart, self._learnt_heart)
+            known = np.ones_like(known)
         live = (self._flags_between(start, stop) & _DEAD) == 0
-        channels = np.flatnonzero(live & (self._count[k] >= self.bootstrap_beats)
-                                  & (heart >= P_WAVE_BLANK_UV))
+        channels = np.flatnonzero(live & known & (heart >= P_WAVE_BLANK_UV))
         if not len(channels):
             return
         out = (self._x.view(start, stop) - self._sub.view(start, stop))[:, channels].T
@@ -1244,6 +1283,22 @@ class EcgCanceller:
         else:
             self._learning.append((fid, peak))
 
+    def _reread(self, fid: int, at: int) -> float:
+        """The detection peak of a candidate found while the threshold was learnt (fiducial
+        ``fid``, absolute index) as the scale in force at absolute index ``at`` reads it: its
+        smoothed detection signal's largest value within the candidate window of its
+        fiducial."""
+        s, w = self._smooth, self._peak_half
+        block = at // self._block
+        scale = next(sc for b, sc in reversed(self._scale_log) if b <= block)
+        j = fid // self._dec
+        squares = self._det_learning.window(j - w - 2 * s, j + w + 2 * s + 1)
+        energy = np.minimum(squares / scale ** 2, ENERGY_CAP)
+        included = np.isfinite(energy)
+        det = np.where(included, energy, 0.0).sum(axis=1) / np.maximum(included.sum(axis=1), 1)
+        smooth = np.convolve(det, np.full(2 * s + 1, 1.0 / (2 * s + 1)), mode="valid")
+        return float(smooth.max())
+
     def _end_learning(self, last: tuple[int, float] | None) -> None:
         """Start the signal peak level at the largest collected candidate and judge the
         collected ones in order, then ``last`` (fiducial, peak), the candidate that ended the
@@ -1253,6 +1308,14 @@ class EcgCanceller:
         # start — mains not yet cancelled — so later peaks run larger and one of them would
         # put every beat before it under the threshold)
         learned, self._learning = self._learning, []
+        # each peak as the detection scale in force at the end reads it: the scale settles over its
+        # first seconds, and a beat found at 0.33 s read 4 × the later ones (PTB s0010 at
+        # 10 kHz): every beat fell under the threshold for the next 6 s
+        at = last[0] if last is not None else learned[0][0] + self._learn_s + self._look
+        learned = [(f, self._reread(f, at)) for f, _ in learned]
+        self._det_learning = None
+        if self._learn_sizes:
+            self._learnt_heart = self._heart_size(0.0)
         self._learn_sizes = []
         # nor from a candidate before the first scale update: until then the scale comes from
         # the first block alone and a QRS right at the start reads many times too large
@@ -1383,6 +1446,10 @@ class EcgCanceller:
             into = round(P_WAVE_INTO_WINDOW_S * self.sample_rate_hz)
             heart = np.abs(shapes.basis[:, 0]).max(axis=1)
             small = self._envelope(residual[:, :into]).max(axis=1) <= P_WAVE_GATE_RATIO * heart
+            # a young template's misfit at the QRS's onset is no P wave, but no EMG either:
+            # the P blank ending right before it made it a spike (extra tuning seed 204, 5.23 s,
+            # 26 µV at R − 70 ms, the 7th beat after the threshold was learnt)
+            small |= self._count[k] < self.bootstrap_beats
             quiet = apply & small & ~emg_blocks[:, :-(-into // self._block)].any(axis=1)
             for ch in p_gated[quiet[p_gated]].tolist():
                 self._blank.append((fid - pre, fid - pre + int(lags[ch]) + into, np.array([ch])))
