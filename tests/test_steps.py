@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.dsp.filters import BandpassFilter
 from ionm_station.dsp.order import median_last
-from ionm_station.dsp.steps import StepDetector
+from ionm_station.dsp.steps import COMMON_MODE_EDGE_S, PRE_S, StepDetector
 from ionm_station.sim import waveforms
 
 FS = 10_000.0
@@ -68,6 +68,13 @@ def run(x: np.ndarray, chunks: list[int] | None = None, fs: float = FS,
     return spans
 
 
+def held(spans: list[ArtifactSpan], fs: float = FS) -> list[ArtifactSpan]:
+    """The spans of the steps themselves: without the short span a common-mode step's edge
+    also is on every other channel (see COMMON_MODE_EDGE_S)."""
+    edge = round((PRE_S + COMMON_MODE_EDGE_S) * fs)
+    return [s for s in spans if s.stop - s.start > edge]
+
+
 def noise(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).normal(0.0, 3.0, (n, N_CH))
 
@@ -90,7 +97,8 @@ def test_a_pop_is_a_span_on_its_channel_until_its_ringing_is_gone(step_uv: float
 
 def test_common_mode_steps_on_most_channels_are_one_span() -> None:
     """10–40 µV at one sample on 5 of 8 channels, a fast transient (τ 10 ms) and a slow
-    step (τ 5 s): one common-mode span each, on those channels."""
+    step (τ 5 s): one common-mode span each, on those channels, and one on the other
+    channels for the edge alone."""
     n = int(8 * FS)
     x = noise(n, 2)
     rng = np.random.default_rng(3)
@@ -100,11 +108,16 @@ def test_common_mode_steps_on_most_channels_are_one_span() -> None:
         for c in involved:
             x[:, c] += decay(n, at, sign * rng.uniform(10.0, 40.0), tau_s)
     spans = run(x)
-    assert [s.kind for s in spans] == ["common_mode", "common_mode"]
-    for span, at_s in zip(spans, (2.0, 5.0)):
+    steps = held(spans)
+    assert [s.kind for s in steps] == ["common_mode", "common_mode"]
+    for span, at_s in zip(steps, (2.0, 5.0)):
         assert abs(span.start - (at_s * FS - 0.002 * FS)) <= 0.002 * FS
         assert set(involved) - set(span.channels) == set() or len(span.channels) >= 4
         assert set(span.channels) <= set(involved)
+        edge = [s for s in spans if s.start == span.start and s is not span]
+        assert len(edge) == 1 and edge[0].kind == "common_mode"
+        assert set(edge[0].channels) == set(range(N_CH)) - set(span.channels)
+        assert edge[0].stop - span.start <= (PRE_S + COMMON_MODE_EDGE_S) * FS + 1
 
 
 def test_emg_qrs_and_a_lone_short_pulse_are_not_steps() -> None:
@@ -250,7 +263,7 @@ def test_a_long_train_does_not_raise_the_noise_its_channel_is_judged_by() -> Non
     involved = np.array([0, 1, 2, 4, 7])
     for c, step in zip(involved, (39.0, 28.0, 26.0, 35.0, 33.0)):
         x[:, c] += decay(n, at, step, 0.05)
-    spans = [s for s in run(x) if s.kind == "common_mode" and abs(s.start - at) < 0.005 * FS]
+    spans = [s for s in held(run(x)) if s.kind == "common_mode" and abs(s.start - at) < 0.005 * FS]
     assert len(spans) == 1, run(x)
     assert set(spans[0].channels) == set(involved)
 
@@ -274,7 +287,7 @@ def test_small_common_mode_steps_at_5_khz_are_found() -> None:
             x[r:r + len(beat), c] += beat * rng.uniform(50.0, 150.0) * (1 if c % 3 else -1)
         for c, step in zip(involved, (-12.0, -25.6, -11.6, -18.4, -30.4)):
             x[:, c] += decay(n, at, step, 0.02, fs)
-        spans = run(x, fs=fs)
+        spans = held(run(x, fs=fs), fs)
         assert all(s.kind == "common_mode" and set(s.channels) <= set(involved.tolist())
                    and abs(s.start - (at - 0.002 * fs)) <= 0.002 * fs for s in spans)
         found += len(spans) == 1

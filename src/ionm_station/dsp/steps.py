@@ -117,6 +117,10 @@ COMMON_MODE_WEAK_FIT = 0.25
 #: discharges on several channels at one instant have no reason to share a sign).
 COMMON_MODE_PAIR = 2
 COMMON_MODE_PAIR_MEMBERS = 4
+#: A common-mode step's edge is also a span on every other channel, this long (s) after the
+#: edge: a channel whose part of the step was too small or too spoilt to fit (10 µV in noise,
+#: on a QRS) still reads its edge as a spike (tune-ptb-10k-b, 11.16 s: 13.5 µV).
+COMMON_MODE_EDGE_S = 0.01
 #: A span lasts until the step's tail is below this many times the channel's noise (σ) …
 HOLD_NOISE = 1.0
 #: … at least this long and at most this long (s) after the edge.
@@ -159,6 +163,7 @@ class StepDetector:
         self._settle = max(1, round(0.0005 * fs))  # the pre-screen's two looks after the edge
         self._later = max(self._settle + 1, round(0.003 * fs))
         self._min_hold = round(MIN_HOLD_S * fs)
+        self._edge_hold = round(COMMON_MODE_EDGE_S * fs)
         self._max_hold = round(MAX_HOLD_S * fs)
         self._noise_block = max(16, round(NOISE_BLOCK_S * fs))
         n_t = max(self._fit, round(TEMPLATE_S * fs))
@@ -377,6 +382,11 @@ class StepDetector:
                     and abs(signs.sum()) == len(members)):
                 span = self._span("common_mode", t0, members, every["a"][j, members],
                                   every["k"][j, members], every["sigma"][j, members])
+                others = np.setdiff1d(np.arange(c), members)
+                if len(others):
+                    spans += [span, ArtifactSpan("common_mode", span.start, t0 + self._edge_hold,
+                                                 tuple(int(o) for o in others))]
+                    span = None
                 self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
             elif self._pop(own, i):
                 span = self._span("pop", t0, np.array([ch]), own["a"][i:i + 1],
