@@ -1065,13 +1065,8 @@ class EcgCanceller:
         channels = np.flatnonzero(live & (heart >= P_WAVE_BLANK_UV))
         if not len(channels):
             return
-        x = self._x.view(start, stop)[:, channels].T
-        if not np.isfinite(x).all():
-            return
-        small = self._envelope(x).max(axis=1) <= P_WAVE_GATE_RATIO * heart[channels]
-        channels = channels[small & ~self._fast(x, start, channels)]
-        if len(channels):
-            self._blank.append((start, stop, channels))
+        self._blank_slow(start, stop, self._x.view(start, stop)[:, channels].T, channels,
+                         heart[channels])
 
     def _gate_p_wave(self, t_seen: int, fid: int, peak: float, record: bool = True) -> None:
         """A candidate (fiducial ``fid``, absolute index; detection peak ``peak``) has just been
@@ -1121,14 +1116,24 @@ class EcgCanceller:
         if not len(channels):
             return
         out = (self._x.view(start, stop) - self._sub.view(start, stop))[:, channels].T
+        gated = self._blank_slow(start, stop, out, channels, heart[channels])
+        if len(gated) and record:
+            self._p_gated[fid] = gated
+
+    def _blank_slow(self, start: int, stop: int, out: np.ndarray, channels: np.ndarray,
+                    heart: np.ndarray) -> np.ndarray:
+        """Blank rows [start, stop) for detection on those of ``channels`` where ``out``
+        (channels × samples µV, what the output holds there) reads to the detector no larger
+        than :data:`P_WAVE_GATE_RATIO` × ``heart`` (per channel, µV) and holds no >200 Hz
+        content (see :meth:`_fast`): a P wave, not EMG. Returns those channels (none where
+        ``out`` is not all finite)."""
         if not np.isfinite(out).all():
-            return
-        small = self._envelope(out).max(axis=1) <= P_WAVE_GATE_RATIO * heart[channels]
+            return channels[:0]
+        small = self._envelope(out).max(axis=1) <= P_WAVE_GATE_RATIO * heart
         channels = channels[small & ~self._fast(out, start, channels)]
         if len(channels):
             self._blank.append((start, stop, channels))
-            if record:
-                self._p_gated[fid] = channels
+        return channels
 
     def _fast(self, x: np.ndarray, start: int, channels: np.ndarray) -> np.ndarray:
         """Per row of ``x`` (``channels`` × samples µV from absolute row ``start``): whether
