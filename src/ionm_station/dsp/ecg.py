@@ -617,7 +617,8 @@ class EcgCanceller:
         self._learning: list[tuple[int, float]] = []  # (fiducial, peak) before the first threshold
         # per heartbeat then: its detection peak, the largest |input| per channel (µV), fiducial
         self._learn_sizes: list[tuple[float, np.ndarray, int]] = []
-        self._learn_last: tuple[int, float] | None = None  # last candidate then (fid, peak)
+        # the last candidate then: fiducial, its QRS's size (µV, see _qrs_size)
+        self._learn_last: tuple[int, float] | None = None
         # per channel: the heartbeat's largest |input| (µV) as learnt with the threshold
         self._learnt_heart: np.ndarray | None = None
         self._late = False  # judging a candidate whose window may already be output
@@ -1309,22 +1310,21 @@ class EcgCanceller:
         collected ones in order, then ``last`` (fiducial, peak), the candidate that ended the
         learning (None: it ended by time)."""
         # the largest candidate of the first LEARN_S only: the one that ends the learning is
-        # judged against it, not part of it (the detection scale is still settling at the
-        # start — mains not yet cancelled — so later peaks run larger and one of them would
-        # put every beat before it under the threshold)
+        # judged against it, not part of it
         learned, self._learning = self._learning, []
-        # each peak as the detection scale in force at the end reads it: the scale settles over its
-        # first seconds, and a beat found at 0.33 s read 4 × the later ones (PTB s0010 at
-        # 10 kHz): every beat fell under the threshold for the next 6 s
+        # each peak as the detection scale in force at the end reads it: the scale settles
+        # over its first seconds (mains not yet cancelled, a history of a few blocks), and a
+        # beat found at 0.33 s read 4 × the later ones (PTB s0010 at 10 kHz): every beat fell
+        # under the threshold for the next 6 s
         at = last[0] if last is not None else learned[0][0] + self._learn_s + self._look
         learned = [(f, self._reread(f, at)) for f, _ in learned]
         self._det_learning = None
         if self._learn_sizes:
             self._learnt_heart = self._heart_size(0.0)
         self._learn_sizes = []
-        # nor from a candidate before the first scale update: until then the scale comes from
-        # the first block alone and a QRS right at the start reads many times too large
-        # (it would put every later beat under the threshold; nor does it move the level later)
+        # nor from a candidate before the first scale update (its detection values were
+        # computed with the first block's scale alone; a QRS right at the start had read many
+        # times too large — kept as a guard beside the reading again above)
         settled = [p for f, p in learned if f >= self._first_scale]
         self._spk = max(settled or [p for _, p in learned])
         self._late = True  # all are already (partly, by chunking) output
