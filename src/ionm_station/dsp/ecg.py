@@ -19,7 +19,7 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   than below it: tune-mitdb-5k's first beat 0.46 s after clipped cautery was left whole on
   7 channels, up to 236 µV). When more than half the live
   channels are far out of their noise at once (> 20 σ: cautery, a stimulus artifact; not EMG on
-  several channels) the block is a global artifact: no beat is detected there nor 200 ms after. The mean is smoothed over 30 ms; maxima within ±40 ms are candidates (the
+  several channels) the block is a global artifact: no beat is detected there nor 200 ms after. The mean is smoothed over 30 ms; maxima within ±30 ms are candidates (the
   fiducial is the centroid of the peak's top half, within ±10 ms), judged by a Pan–Tompkins
   adaptive threshold (signal and noise peak levels, threshold 30 % of the way between them; the
   signal level starts at the largest candidate of the first 2 s and halves after 2.5 s without
@@ -726,9 +726,10 @@ class EcgCanceller:
         # candidates look back at most this far from the next one to test
         self._det.drop_before(self._next_candidate - self._peak_half - self._smooth)
         if self._det_learning is not None:  # (and the learnt ones are read again)
-            first = (self._learning[0][0] // self._dec if self._learning
-                     else self._next_candidate)
-            self._det_learning.drop_before(first - self._peak_half - 2 * self._smooth)
+            # from the earliest candidate not yet decided or learnt, wherever a chunk ends
+            first = min([self._next_candidate] + [j for j, _, _ in list(self._cands)[:1]]
+                        + [f // self._dec for f, _ in self._learning[:1]])
+            self._det_learning.drop_before(first - 2 * (self._centroid + 1) - self._smooth)
 
     def _advance(self, n_blocks: int) -> None:
         """Filter and judge ``n_blocks`` complete blocks, then run every decision now due."""
@@ -975,7 +976,7 @@ class EcgCanceller:
         if self._spk is not None:
             threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
         elif self._learn_sizes:
-            threshold = LEARN_RISE_FRACTION * max(p for p, _, _ in self._learn_sizes)
+            threshold = LEARN_RISE_FRACTION * self._learnt_top()
         else:
             return None
         part = smooth[self._next_rise - 1 - first:]
@@ -1012,7 +1013,7 @@ class EcgCanceller:
                     self._last_rise = j * self._dec
                     if self._spk is None:  # (the heartbeat: as the largest one so far)
                         self._seen_while_learning((j + self._smooth + 1) * self._dec, j * self._dec,
-                                                  max(p for p, _, _ in self._learn_sizes))
+                                                  self._learnt_top())
                     else:
                         self._gate_p_wave((j + self._smooth + 1) * self._dec, j * self._dec,
                                           math.inf, record=False)
@@ -1159,6 +1160,13 @@ class EcgCanceller:
         return np.nanmax(np.abs(np.nan_to_num(self._x.window(a, b), nan=0.0)), axis=0,
                          initial=0.0)
 
+    def _learnt_top(self) -> float:
+        """The largest detection peak of the heartbeats judged while the threshold is learnt
+        (some are): of those found after the first scale update, if any (before it the scale
+        comes from the first block alone and a QRS reads many times too large)."""
+        settled = [p for p, _, f in self._learn_sizes if f >= self._first_scale]
+        return max(settled or [p for p, _, _ in self._learn_sizes])
+
     def _qrs_size(self, fid: int) -> float:
         """A candidate's size while the threshold is learnt: the largest |input| (µV) over
         fiducial − LOBE_BEFORE_S … + LOBE_AFTER_S, summed over the channels — where the QRS of a
@@ -1237,7 +1245,8 @@ class EcgCanceller:
             # smaller one is ignored as after the learning (its window, blanked too, made one
             # long blank with the beat's: the detector takes what rises right after such a
             # blank for an artifact's tail — a 516 µV spike 21 ms after it, tuning seed 204,
-            # 2.13 s); it still counts for the threshold and its learning time
+            # 2.13 s); it still counts for the threshold and its learning time. (When the larger
+            # one comes second, the first one's blank stays: it may already be output.)
             last, self._learn_last = self._learn_last, (fid, self._qrs_size(fid))
             if last is not None and fid - last[0] < self._refractory:
                 if self._learn_last[1] <= last[1]:
@@ -1292,13 +1301,13 @@ class EcgCanceller:
     def _reread(self, fid: int, at: int) -> float:
         """The detection peak of a candidate found while the threshold was learnt (fiducial
         ``fid``, absolute index) as the scale in force at absolute index ``at`` reads it: its
-        smoothed detection signal's largest value within the candidate window of its
-        fiducial."""
-        s, w = self._smooth, self._peak_half
+        smoothed detection signal's largest value where its peak can lie (the fiducial is at
+        most a centroid span from it)."""
+        s, a = self._smooth, self._centroid + 1
         block = at // self._block
         scale = next(sc for b, sc in reversed(self._scale_log) if b <= block)
         j = fid // self._dec
-        squares = self._det_learning.window(j - w - 2 * s, j + w + 2 * s + 1)
+        squares = self._det_learning.window(j - a - s, j + a + s + 1)
         energy = np.minimum(squares / scale ** 2, ENERGY_CAP)
         included = np.isfinite(energy)
         det = np.where(included, energy, 0.0).sum(axis=1) / np.maximum(included.sum(axis=1), 1)

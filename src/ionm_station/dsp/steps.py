@@ -231,8 +231,8 @@ class StepDetector:
         absolute index: σ of the stream's broadband noise (median |z(t) − z(t − 1)| / 0.6745 /
         √2, for the fits: ECG and wander barely move it) and of its 1 ms difference (median
         |z(t) − z(t − 1 ms)| / 0.6745, for the candidates: the stream is band-limited, so its
-        samples 1 ms apart are less alike than neighbours); each the median of the last
-        NOISE_HISTORY blocks without a gap."""
+        samples 1 ms apart are less alike than neighbours); each the lower quartile of the
+        last NOISE_HISTORY blocks without a gap."""
         before = self._hist[len(self._hist) - self._diff:]
         zz = np.concatenate([np.full((self._diff - len(before), self.n_channels), np.nan),
                              before, z]) if len(before) < self._diff else np.concatenate([before, z])
@@ -379,9 +379,9 @@ class StepDetector:
                     every["steplike"][j]
                     | ((every["explained"][j] >= COMMON_MODE_WEAK_FIT)
                        & (every["significance"][j] >= COMMON_MODE_SIGNIFICANCE))))
-            steplike = every["steplike"][j]
-            n_steplike = steplike.sum()
-            way = np.sign(every["a"][j, steplike])
+            fits = every["steplike"][j]
+            n_steplike = fits.sum()
+            way = np.sign(every["a"][j, fits])
             agree = members[np.sign(every["a"][j, members]) == (way[0] if len(way) else 0.0)]
             pair = (n_steplike >= COMMON_MODE_PAIR and abs(way.sum()) == n_steplike
                     and len(agree) >= COMMON_MODE_PAIR_MEMBERS
