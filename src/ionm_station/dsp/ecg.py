@@ -106,7 +106,7 @@ channels whose ECG is that small.
 
 Streaming: input is cut internally into 10 ms blocks aligned to absolute sample indices, and
 every decision happens at a fixed absolute position, so any chunking gives the same output.
-The output lags the input by :attr:`EcgCanceller.delay` samples (244 ms at any rate from
+The output lags the input by :attr:`EcgCanceller.delay` samples (269 ms at any rate from
 1 kHz): a beat is judged once its core has arrived.
 Memory is bounded whatever the length of the case: the input is held for about one template
 window behind the output (for the first candidates up to ~2.3 s), missed candidates for
@@ -272,6 +272,15 @@ NEW_CLASS_SIMILARITY = 0.7
 #: dominant class (as above, on channels whose converged template stands out of the noise; at
 #: least one must) reaches this.
 CONFIRM_SIMILARITY = 0.9
+#: … its QRS searched for up to this long (s) before the fiducial (the lag search of an
+#: accepted beat reaches COARSE_LAG_S): a candidate's fiducial is the centroid of the channels
+#: included in detection, and when EMG holds a channel with a large, early QRS out of it the
+#: others' later lobes put it ~55 ms after R instead of ~30 ms, often with energy far under
+#: the threshold (tuning seed 228: a B-train on the adductor for 2.5 s, detection peaks 1/5 of
+#: the usual, four beats left whole on six channels, 130–157 µV on the anal sphincter). A beat
+#: of the dominant shape, under the threshold or not, is accepted where its QRS aligns. The
+#: stage's delay grows by the extra reach.
+CONFIRM_REACH_S = 0.040
 #: Per-beat fit limits: gain, shift beyond the integer lag (s) and QRS stretch (fraction).
 GAIN_RANGE = (0.5, 1.5)
 SHIFT_MAX_S = 0.001
@@ -501,6 +510,7 @@ class EcgCanceller:
         self._coarse = dec * max(1, round(COARSE_LAG_S * fs / dec))
         self._fine = max(round(FINE_LAG_S * fs), (dec + 1) // 2)
         self._lag_max = self._coarse + self._fine
+        self._confirm_early = dec * max(0, round((CONFIRM_REACH_S - COARSE_LAG_S) * fs / dec))
         self._pre = round(pre_s * fs)
         self._post = round(post_s * fs)
         self._window = self._pre + self._post
@@ -519,7 +529,7 @@ class EcgCanceller:
         self._learn_s = round(LEARN_S * fs)
         self._settle_max = round(SETTLE_MAX_S * fs)
         self.delay = (self._block - 1 + self._look + self._centroid * dec + self._lag_max
-                      + self._pre)
+                      + self._confirm_early + self._pre)
         # the tail is fitted when the beat's update is due (its window's end, lag search
         # included, has arrived): rows from there on may not have been output by any chunking
         due = self._lag_max + self._post                    # after the fiducial
@@ -1056,7 +1066,7 @@ class EcgCanceller:
         LEARN_RISE_FRACTION × the largest heartbeat so far (see :meth:`_first_rise`): the rows
         from ~R − 205 ms are not output yet then (P waves at R − 146 ms read as 10–13 µV
         spikes while the threshold was learnt, tuning seed 210)."""
-        start = max(self._first_unsent(t_seen), self._x.start)
+        start = max(self._gate_from(t_seen), self._x.start)
         stop = fid - self._pre
         if stop - start < self._gate_envelope:
             return
@@ -1103,7 +1113,7 @@ class EcgCanceller:
         last = self._last_beat
         if peak < threshold or (last is not None and fid - last < self._refractory):
             return
-        start = max(self._first_unsent(t_seen), self._x.start, self._sub.start)
+        start = max(self._gate_from(t_seen), self._x.start, self._sub.start)
         stop = fid - self._pre
         if stop - start < self._gate_envelope:
             return
@@ -1148,6 +1158,15 @@ class EcgCanceller:
         b = min(max(start // self._block, self._noise.start), self._noise.stop - 1)
         sigma = self._noise.view(b, b + 1)[0, channels]
         return power.max(axis=1) > m * (P_WAVE_FAST_SIGMA * sigma) ** 2
+
+    def _gate_from(self, t: int) -> int:
+        """The first row a P-wave gate may blank once the input up to ``t`` has arrived: the
+        first one not output yet, were the delay not longer by CONFIRM_REACH_S's extension.
+        (Rows up to that extension earlier made the gate reach ~R − 230 ms, and the blank of a
+        beat whose QRS was blanked too grew past BRIDGE_BLANK_MAX_S: the detector then takes
+        what rises right after it for an artifact's tail — an 82 µV spike at R + 111 ms was
+        lost, tune-mitdb-10k 146.55 s.)"""
+        return self._first_unsent(t) + self._confirm_early
 
     def _first_unsent(self, t: int) -> int:
         """The first row (absolute index, or relative to a common origin) sure not to be
@@ -1266,7 +1285,8 @@ class EcgCanceller:
             self._learn_threshold(fid, peak)
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
-        if peak < threshold and not self._resembles_beat(fid):
+        lag = self._confirmed_lag(fid)
+        if peak < threshold and lag is None:
             self._npk += 0.125 * (peak - self._npk)
             if self._missed and fid - self._missed[0][0] > self._missed_kept:
                 self._missed = [m for m in self._missed if fid - m[0] <= self._missed_kept]
@@ -1276,24 +1296,37 @@ class EcgCanceller:
             # (before the first scale update the scale, from one block, makes peaks read large;
             # a beat known by its shape alone leaves the levels alone)
             self._spk += 0.125 * (peak - self._spk)
+        if lag is not None and lag < -self._coarse:
+            # a beat of the dominant shape whose QRS lies before the lag search of _accept
+            if last is not None and fid + lag - last < self._refractory:
+                return
+            if fid in self._p_gated:
+                self._p_gated[fid + lag] = self._p_gated.pop(fid)
+            fid += lag
         self._accept(fid)
 
-    def _resembles_beat(self, fid: int) -> bool:
-        """Whether a candidate under the threshold is a beat of the dominant rhythm all the
-        same: its QRS aligned to the dominant class's converged templates has a similarity of
-        at least CONFIRM_SIMILARITY. (Its detection energy can fall short while the QRS does
-        not: the scale right after cautery holds its recovery, a beat's axis turns with
-        breathing. Left in place such a beat reads as EMG on every channel with ECG.)"""
+    def _confirmed_lag(self, fid: int) -> int | None:
+        """Whether a candidate is a beat of the dominant rhythm by its shape: its QRS aligned
+        to the dominant class's converged templates (joint lag from CONFIRM_REACH_S before the
+        fiducial to COARSE_LAG_S after it) has a similarity of at least CONFIRM_SIMILARITY.
+        Returns that joint lag (samples), None when it is not. A candidate under the threshold
+        that is one is a beat all the same (its detection energy can fall short while the QRS
+        does not: the scale right after cautery holds its recovery, a beat's axis turns with
+        breathing, EMG holds the channels that carry most of it out of detection; left in place
+        such a beat reads as EMG on every channel with ECG); one whose QRS lies before the lag
+        search of :meth:`_accept` is accepted where it lies."""
         k = self._primary()
-        lo = fid - self._pre - self._lag_max
+        early = self._confirm_early
+        lo = fid - self._pre - self._lag_max - early
         flags = self._flags_between(lo, fid + self._core_post + self._lag_max)
         started = (self._count[k] >= self.bootstrap_beats) & ((flags & _DEAD) == 0)
         if not started.any():
-            return False
+            return None
         seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + self._lag_max + 1).T)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
-        similarity = self._align(seg, self._template[k], started, sigma, unvoted=0.0)[2]
-        return similarity >= CONFIRM_SIMILARITY
+        _, lag, similarity = self._align(seg, self._template[k], started, sigma, unvoted=0.0,
+                                         early=early)
+        return lag if similarity >= CONFIRM_SIMILARITY else None
 
     def _learn_threshold(self, fid: int, peak: float) -> None:
         """Collect candidates for LEARN_S from the first one; the first candidate after that
@@ -1531,9 +1564,11 @@ class EcgCanceller:
         return k
 
     def _align(self, seg: np.ndarray, template: np.ndarray, started: np.ndarray,
-               sigma: np.ndarray, unvoted: float = 1.0) -> tuple[np.ndarray, int, float]:
+               sigma: np.ndarray, unvoted: float = 1.0, early: int = 0
+               ) -> tuple[np.ndarray, int, float]:
         """Lags of a beat against one class's templates: the joint lag (±COARSE_LAG_S on the
-        1 ms grid, channels weighted by 1/σ² — a matched filter across channels), then per
+        1 ms grid, reaching ``early`` samples further back — ``seg`` then starts that much
+        earlier —, channels weighted by 1/σ² — a matched filter across channels), then per
         channel the correlation's maximum within ±FINE_LAG_S of it, refined by a parabola.
         Returns per-channel lags (samples), the joint lag and the similarity (median over the
         channels whose template stands out of the noise of the normalised correlation, weighted
@@ -1541,14 +1576,14 @@ class EcgCanceller:
         c, core, lc, lf, dec = self.n_channels, self._core, self._coarse, self._fine, self._dec
         tmpl = template[:, :core]
         weights = np.where(started, 1.0 / sigma ** 2, 0.0)
-        # correlation per channel on the decimated lag grid: lag = m·dec − lc
-        coarse_seg = seg[:, lf:lf + 2 * lc + core][:, ::dec]
+        # correlation per channel on the decimated lag grid: lag = m·dec − lc − early
+        coarse_seg = seg[:, lf:lf + early + 2 * lc + core][:, ::dec]
         tmpl_dec = tmpl[:, ::dec]
-        n_lags = 2 * lc // dec + 1
+        n_lags = (early + 2 * lc) // dec + 1
         views = sliding_window_view(coarse_seg, tmpl_dec.shape[1], axis=1)[:, :n_lags]
         score = np.einsum("clt,ct->cl", views, tmpl_dec)
         best = int(np.argmax(weights @ score))
-        coarse = best * dec - lc
+        coarse = best * dec - lc - early
         reach = -(-lf // dec)
         lo_m, hi_m = max(best - reach, 1), min(best + reach, n_lags - 2)
         if hi_m >= lo_m:
@@ -1557,13 +1592,14 @@ class EcgCanceller:
             curve = left - 2.0 * mid + right
             peaked = curve < 0
             shift = np.where(peaked, 0.5 * (left - right) / np.where(peaked, curve, -1.0), 0.0)
-            fine = np.round((m + np.clip(shift, -0.5, 0.5)) * dec).astype(np.int64) - lc - coarse
+            fine = (np.round((m + np.clip(shift, -0.5, 0.5)) * dec).astype(np.int64)
+                    - lc - early - coarse)
         else:
             fine = np.zeros(c, dtype=np.int64)
         fine = np.clip(fine, -lf, lf)
         common = int(np.round(np.median(fine[started])))
         lags = coarse + np.where(started, fine, common)
-        beat = sliding_window_view(seg, core, axis=1)[np.arange(c), self._lag_max + lags]
+        beat = sliding_window_view(seg, core, axis=1)[np.arange(c), self._lag_max + early + lags]
         energy = (tmpl * tmpl).sum(axis=1)
         voting = started & (energy > core * sigma ** 2)
         if not voting.any():
