@@ -215,9 +215,11 @@ P_WAVE_BLANK_UV = 100.0
 #: Once the threshold is known, the same stretch before a beat's window (not subtracted) is
 #: blanked on those channels where what the detector sees there (40 Hz high-pass, 2 ms RMS)
 #: is at most this fraction of the dominant template's peak (µV/µV): a P wave's fast part
-#: (real ECG: ≤ 0.04 × on MIT-BIH 100, ≤ 0.07 × on PTB s0010), never anything clearly
-#: bigger than the heart can make there.
-P_WAVE_GATE_RATIO = 0.1
+#: (real ECG: ≤ 0.04 × on MIT-BIH 100, ≤ 0.07 × on PTB s0010 without noise; with 2–4 µV of
+#: it 0.103–0.11 × on tuning seed 232's anal sphincter, which 0.1 left as 21 spikes), never
+#: anything clearly bigger than the heart can make there (a MUAP is kept by its >200 Hz
+#: content, below).
+P_WAVE_GATE_RATIO = 0.15
 #: … nor where a 2 ms RMS of its >200 Hz content exceeds this many times the channel's >200 Hz
 #: noise: a P wave is slow, a MUAP is not (noise alone reaches ~1.7 × at 5 kHz).
 P_WAVE_FAST_SIGMA = 3.0
