@@ -856,6 +856,13 @@ class EcgCanceller:
             self._excluded_run = run[-1]
             # a long-wild channel accepts its new level; a flat one never does (lead-off ends)
             push = ~bad | ((run > self._relearn_blocks) & ~dead)
+            # … except in the history's first fill: the scales start from a single block (the
+            # mains canceller's not yet converged: its >200 Hz harmonics held one channel's σ
+            # at 22 µV against 2 µV of noise, so it read flat — out of QRS detection, never
+            # learnt — for 8 s: tuning seed 233, a whole 144 µV beat and 10 residuals)
+            push |= (self._hist_filled + steps < self._history) & ~railed
+            if gap.any():
+                push &= ~gap[:, None]
         else:
             self._excluded_run = np.zeros(c, dtype=np.int64)
             push = None
