@@ -872,6 +872,36 @@ def test_misfit_at_the_qrs_edge_is_blanked(name: str, seed: int, centre_ms: int)
     assert np.mean(covered) >= 0.65, np.round(covered, 2)  # (0.50 and 0.25 before)
 
 
+def test_gate_spills_before_the_qrs_not_after_it() -> None:
+    """The residual gate blanks the judged blocks where a misfit reads as activity, the next
+    block either side where it does so too and is no larger than the heartbeat, and before the
+    QRS up to GATE_SPILL_BLOCKS such blocks in a row (a slow onset's misfit: tuning seed 214,
+    spikes at R − 33…−37 ms two blocks before the first judged one) — after it only one (a
+    burst overlapping the QRS, no larger than the heartbeat, stays visible: tuning seed 226)."""
+    fs = 5000.0
+    stage = EcgCanceller(2, fs)
+    stage.settled_at = 0
+    bl = stage._block
+    n_blocks = 12
+    residual = np.zeros((2, n_blocks * bl))
+    loud_blocks = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]  # a misfit from block 1 to block 10
+    for b in loud_blocks:
+        residual[:, b * bl:(b + 1) * bl] = 40.0 * np.sin(np.arange(bl) * 2 * np.pi * 100 / fs)
+    judged = np.zeros((2, n_blocks), dtype=bool)
+    judged[:, 5:7] = True  # the heartbeat reads as activity in blocks 5–6 only
+    clean = np.ones((2, n_blocks), dtype=bool)
+    emg = np.zeros((2, n_blocks), dtype=bool)
+    fid = 10_000
+    stage._gate(fid, np.zeros(2, dtype=np.int64), residual, np.ones(2), judged, clean, emg)
+    start = fid - stage._pre
+    covered = np.zeros(n_blocks * bl, dtype=bool)
+    for a, b, channels in stage._blank:
+        if 0 in channels:
+            covered[a - start:b - start] = True
+    blocks = covered.reshape(n_blocks, bl).all(axis=1)
+    assert blocks.tolist() == [False, False, True, True, True, True, True, True] + [False] * 4
+
+
 def _bursts_at_p_waves(x: np.ndarray, size: np.ndarray, loud: np.ndarray,
                        fs: float) -> tuple[np.ndarray, int, np.ndarray]:
     """``x`` (µV) with a 30 ms, 150 µV burst at R − 140 ms of each beat in ``loud`` on the
