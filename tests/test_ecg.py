@@ -501,12 +501,19 @@ def test_beat_under_the_detection_threshold_of_the_usual_shape_is_subtracted() -
     assert_beat_subtracted(stage, out, rec.r_peaks, r, fs)
 
 
-def test_beats_whose_fiducial_emg_moved_past_the_lag_search_are_subtracted() -> None:
+@pytest.mark.parametrize("emg_s, left_max", [((25.0, 4.0), 0.3), ((4.5, 3.0), 0.8)])
+def test_beats_whose_fiducial_emg_moved_past_the_lag_search_are_subtracted(
+        emg_s: tuple[float, float], left_max: float) -> None:
     """One channel carries a large QRS 25 ms before the others' (small) ones; while a B-train
     there holds it out of QRS detection, the candidates' fiducial is the others' centroid,
     ~25 ms later than usual — beyond the ±15 ms lag search of an accepted beat. Their QRS is
     found by the dominant shape further back and subtracted on the other channels (tuning seed
-    228: a B-train on the adductor, four beats left whole on six channels, 130–157 µV)."""
+    228: a B-train on the adductor, four beats left whole on six channels, 130–157 µV), also
+    right after the threshold was learnt, against templates of three beats (seed 228, 3.8 s:
+    a 143 µV beat; what a template of 3–5 beats leaves is its own noise, 0.4–0.7 of these
+    small heartbeats' p-p on the beats before the B-train too, and 1.0 where none is found).
+    Left: the heartbeat's p-p left on the channels without EMG, as a fraction of its own."""
+    onset_s, length_s = emg_s
     fs, n_ch, duration_s = 5000.0, 6, 40.0
     rng = np.random.default_rng(11)
     n = int(duration_s * fs)
@@ -524,18 +531,20 @@ def test_beats_whose_fiducial_emg_moved_past_the_lag_search_are_subtracted() -> 
     sos = bandpass_sos(10.0, 3000.0, fs)
     ecg = signal.sosfilt(sos, ecg, axis=0)
     noise = signal.sosfilt(sos, rng.standard_normal((n, n_ch)) * 3.0, axis=0)
-    emg = signal.sosfilt(sos, muap_train(n, fs, 25.0, 4.0, 25.0, 300.0, rng))
+    emg = signal.sosfilt(sos, muap_train(n, fs, onset_s, length_s, 25.0, 300.0, rng))
     x = ecg + noise
     x[:, 0] += emg
     stage = EcgCanceller(n_ch, fs)
     out = run(stage, x, 500)
     r_peaks = np.round(beats_s * fs).astype(int)
     left = (out - noise)[:, 1:]  # the heartbeat left on the channels without EMG (µV)
-    for r in r_peaks[(r_peaks > 25.2 * fs) & (r_peaks < 29.0 * fs)]:
+    during = (r_peaks > (onset_s + 0.2) * fs) & (r_peaks < (onset_s + length_s - 1.0) * fs)
+    assert during.sum() >= 2
+    for r in r_peaks[during]:
         assert min(abs(b - r) for b in stage.beats) <= 0.02 * fs
         window = slice(r - int(0.05 * fs), r + int(0.11 * fs))
         ratio = np.ptp(left[window], axis=0) / np.ptp(ecg[window, 1:], axis=0)
-        assert (ratio <= 0.3).all(), ratio.round(2)
+        assert (ratio <= left_max).all(), ratio.round(2)
 
 
 def test_channel_noisy_only_at_the_start_is_cancelled_from_the_first_seconds() -> None:

@@ -25,12 +25,15 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   signal level starts at the largest candidate of the first 2 s and halves after 2.5 s without
   a beat; candidates of the first 250 ms, measured against a scale from a single block, neither
   start nor move it), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval.
-  A candidate under the threshold whose QRS aligned to the dominant class's converged templates
-  has a similarity ≥ :data:`CONFIRM_SIMILARITY` is a beat all the same (subtracted on time; it
-  moves neither level): its detection energy can fall short while its shape does not (breathing,
-  a scale still holding cautery's recovery), and left in place it read as EMG on every channel
-  with ECG (tune-mitdb-5k at 178.7 s: 14–170 µV on 6 channels; P waves, T waves and other
-  candidates there scored ≤ 0.7, beats ≥ 0.95). The
+  A candidate under the threshold whose QRS aligned to the dominant class's templates (of
+  :data:`CONFIRM_MIN_BEATS` beats or more; searched from :data:`CONFIRM_REACH_S` before the
+  fiducial) has a similarity ≥ :data:`CONFIRM_SIMILARITY` is a beat all the same (subtracted
+  on time; it moves neither level): its detection energy can fall short while its shape does
+  not (breathing, a scale still holding cautery's recovery, EMG holding the channels with most
+  of it out of detection), and left in place it read as EMG on every channel with ECG
+  (tune-mitdb-5k at 178.7 s: 14–170 µV on 6 channels; P waves, T waves and other candidates
+  there scored ≤ 0.7, beats ≥ 0.95). A candidate of that shape whose QRS lies before the
+  accepted beats' ±15 ms lag search, under the threshold or not, is accepted where it lies. The
   candidates of the first 2 s are judged once it is over: they are reported and learnt from
   but not subtracted (already output); the candidate that ends it is judged on time and,
   if a beat, subtracted with the running mean of the beats before it. Without a candidate
@@ -283,6 +286,10 @@ CONFIRM_SIMILARITY = 0.9
 #: of the dominant shape, under the threshold or not, is accepted where its QRS aligns. The
 #: stage's delay grows by the extra reach.
 CONFIRM_REACH_S = 0.040
+#: … against the dominant class's templates once they hold this many beats (not only once
+#: converged): a beat 1.5 s after the threshold was learnt, its fiducial moved by a B-train on
+#: the channel with the biggest QRS, was left whole on five channels (143 µV; tuning seed 228).
+CONFIRM_MIN_BEATS = 3
 #: Per-beat fit limits: gain, shift beyond the integer lag (s) and QRS stretch (fraction).
 GAIN_RANGE = (0.5, 1.5)
 SHIFT_MAX_S = 0.001
@@ -1327,8 +1334,9 @@ class EcgCanceller:
 
     def _confirmed_lag(self, fid: int) -> int | None:
         """Whether a candidate is a beat of the dominant rhythm by its shape: its QRS aligned
-        to the dominant class's converged templates (joint lag from CONFIRM_REACH_S before the
-        fiducial to COARSE_LAG_S after it) has a similarity of at least CONFIRM_SIMILARITY.
+        to the dominant class's templates of CONFIRM_MIN_BEATS beats or more (joint lag from
+        CONFIRM_REACH_S before the fiducial to COARSE_LAG_S after it) has a similarity of at
+        least CONFIRM_SIMILARITY.
         Returns that joint lag (samples), None when it is not. A candidate under the threshold
         that is one is a beat all the same (its detection energy can fall short while the QRS
         does not: the scale right after cautery holds its recovery, a beat's axis turns with
@@ -1339,7 +1347,7 @@ class EcgCanceller:
         early = self._confirm_early
         lo = fid - self._pre - self._lag_max - early
         flags = self._flags_between(lo, fid + self._core_post + self._lag_max)
-        started = (self._count[k] >= self.bootstrap_beats) & ((flags & _DEAD) == 0)
+        started = (self._count[k] >= min(CONFIRM_MIN_BEATS, self.bootstrap_beats)) & ((flags & _DEAD) == 0)
         if not started.any():
             return None
         seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + self._lag_max + 1).T)
