@@ -466,11 +466,16 @@ class EmgEventDetector:
             noisy = self._sigma_lo > self._low_noisy * self._sigma_hi
         return noisy & (self._history_i >= TWO_BAND_MIN_BLOCKS)
 
-    def process(self, clean: np.ndarray, start: int, blanked: np.ndarray | None = None
-                ) -> list[DetectedEvent]:
+    def process(self, clean: np.ndarray, start: int, blanked: np.ndarray | None = None,
+                kept: np.ndarray | None = None) -> list[DetectedEvent]:
         """Feed the next consecutive chunk (n, n_channels) µV starting at absolute ``start``;
-        ``blanked`` (n, n_channels) bool marks samples never to detect in. Returns the events
-        that ended (finalised) with this chunk, ordered by onset."""
+        ``blanked`` (n, n_channels) bool marks samples never to detect in. A blanked sample
+        enters the filters as zero (an artifact's swing would ring on past the blank), except
+        where ``kept`` (n, n_channels) bool says its value is small enough to go through as it
+        is (what the ECG canceller blanks: a residual no larger than the heartbeat, a P wave):
+        zeroed, the step back to the signal at the blank's end read as a spike after it (R +
+        100…+120 ms, where a gated QRS core ends). Returns the events that ended (finalised)
+        with this chunk, ordered by onset."""
         n = len(clean)
         if self._next is not None and start != self._next:
             raise ValueError(f"chunk starts at {start}, expected {self._next}")
@@ -483,10 +488,13 @@ class EmgEventDetector:
         x = self._work("x", (self.n_channels, n), np.float64)
         np.copyto(x, np.asarray(clean).T)
         bad = ~np.isfinite(x)
+        zero = bad
         if blanked is not None:
-            bad |= np.asarray(blanked, bool).T
-        if bad.any():
-            x[bad] = 0.0
+            outside = np.asarray(blanked, bool).T
+            bad = bad | outside
+            zero = bad if kept is None else (zero | (outside & ~np.asarray(kept, bool).T))
+        if zero.any():
+            x[zero] = 0.0
         blocked = self._guarded(bad, start)
         self._note_long_blanks(blocked, start)
         self._chunk_start, self._chunk_blocked = start, blocked

@@ -304,9 +304,12 @@ class FreeRunChain:
             first = start + defined
             body = clean[defined:]
             blank = self.artifacts.blank_mask(first, len(body))
+            kept = None
             if self.ecg is not None:  # QRS not (yet) subtracted, or with a large residual
-                blank |= self.ecg.blank_mask(first - self.start, len(body))
-            events = self.detector.process(body, first, blank)
+                heart = self.ecg.blank_mask(first - self.start, len(body))
+                kept = heart & ~blank  # (small: through the detector's filters as it is)
+                blank |= heart
+            events = self.detector.process(body, first, blank, kept)
             # what is shown and exported: no signal where cautery, rails or lead-off left none
             # (stimulus blanking is for detection only: the evoked response stays visible)
             body[self.artifacts.blank_mask(first, len(body), SIGNAL_LOST_KINDS)] = np.nan
