@@ -307,7 +307,7 @@ class FreeRunChain:
             kept = None
             if self.ecg is not None:  # QRS not (yet) subtracted, or with a large residual
                 heart = self.ecg.blank_mask(first - self.start, len(body))
-                kept = heart & ~blank  # (small: through the detector's filters as it is)
+                kept = heart & ~blank  # (slow: through the detector's filters as it is)
                 blank |= heart
             events = self.detector.process(body, first, blank, kept)
             # what is shown and exported: no signal where cautery, rails or lead-off left none
