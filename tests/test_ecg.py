@@ -911,6 +911,34 @@ def test_gate_spills_before_the_qrs_not_after_it() -> None:
     assert blocks.tolist() == [False, False, True, True, True, True, True, True] + [False] * 4
 
 
+def test_channel_holding_a_slow_train_predicts_no_other(monkeypatch) -> None:
+    """An A-train smoothed to a near-sinusoid has little >200 Hz content and is not told from
+    a heartbeat's misfit by the EMG test; on a channel where it left a QRS residual far beyond
+    the usual one it must not be used to predict the other channels' residuals (tuning seed
+    232: an iliopsoas train projected onto the anal sphincter as 27–67 µV spikes at each beat).
+    The channels each beat's across-channel prediction is made from are recorded here."""
+    fs = 5000.0
+    ecg, noise, r_peaks = real_ecg_record("100", fs, 40.0, 8, 1)
+    ch = int(np.argsort(np.ptp(ecg[int(5 * fs):int(7 * fs)], axis=0))[2])  # a small heart
+    t = np.arange(len(ecg)) / fs
+    x = ecg + noise
+    x[:, ch] += np.where((t > 20.0) & (t < 23.0), 60.0 * np.sin(2 * np.pi * 90.0 * t), 0.0)
+    used: list[tuple[float, bool]] = []
+    stage = EcgCanceller(8, fs)
+    spatial = stage._spatial
+
+    def recording(residual, sigma, correct, observed, learn_from):
+        used.append((float(np.sqrt(np.mean(residual[ch] ** 2))), bool(observed[ch])))
+        return spatial(residual, sigma, correct, observed, learn_from)
+
+    monkeypatch.setattr(stage, "_spatial", recording)
+    run(stage, x, 500)
+    typical = np.median([rms for rms, _ in used[10:20]])
+    odd = [observed for rms, observed in used if rms > 12.0 * typical]
+    assert len(odd) >= 2 and not any(odd), (typical, odd)
+    assert all(observed for rms, observed in used[10:20])
+
+
 def _bursts_at_p_waves(x: np.ndarray, size: np.ndarray, loud: np.ndarray,
                        fs: float) -> tuple[np.ndarray, int, np.ndarray]:
     """``x`` (µV) with a 30 ms, 150 µV burst at R − 140 ms of each beat in ``loud`` on the

@@ -328,6 +328,12 @@ HF_SHARE = 0.3
 OUTLIER_RATIO = 3.0
 RESIDUAL_BEATS = 16
 RESTART_REJECTS = 16
+#: A channel whose QRS residual RMS exceeds this many times its typical one is not used to
+#: predict the others' residuals across channels: an A-train on the iliopsoas (252 µV RMS
+#: against 3, little >200 Hz content) was projected onto the anal sphincter as 27–67 µV spikes
+#: at each beat for 1.7 s (tuning seed 232). A heartbeat's own misfit stays well under it
+#: (3–4 ×; excluded at 3 × it left a 15 µV spike, tune-mitdb-10k).
+SPATIAL_OUTLIER_RATIO = 10.0
 #: Residual gate: where the residual left on a channel without EMG, through the detector's
 #: 40 Hz high-pass and 2 ms RMS, exceeds GATE_SIGMA × the channel's noise σ, the QRS window is
 #: blanked for detection (reported by :meth:`EcgCanceller.blank_mask`).
@@ -1496,7 +1502,11 @@ class EcgCanceller:
         learn = self._judge_residual(k, clean, resid_rms)
         pending = _Beat(fid + lag_max + self._post, fid, k, lags, learn)
         self._pending.append(pending)
-        correction = self._spatial(residual, sigma, apply, apply & clean,
+        # a channel whose residual is far beyond its usual one holds something else (an
+        # A-train smoothed to a near-sinusoid passes the >200 Hz test): it predicts no other
+        typical = self._residual[k]
+        odd = (typical > 0) & (resid_rms > SPATIAL_OUTLIER_RATIO * typical)
+        correction = self._spatial(residual, sigma, apply, apply & clean & ~odd,
                                    learn_from=k == self._primary() and not self._late)
         residual -= correction
         ecg = np.where(apply[:, None], fit_full[:, :core], beat)  # the heartbeat seen there
