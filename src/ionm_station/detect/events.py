@@ -473,10 +473,10 @@ class EmgEventDetector:
         enters the filters as zero (an artifact's swing would ring on past the blank), except
         where ``kept`` (n, n_channels) bool says it goes through as it is: what the ECG
         canceller blanks — a residual no larger than the heartbeat, a P wave, an unsubtracted
-        beat whose blank lasts well past its QRS — is slow, and zeroed, the step back to the
-        signal at the blank's end read as a spike after it (R + 100…+120 ms, where a gated QRS
-        core ends). Returns the events that ended (finalised)
-        with this chunk, ordered by onset."""
+        beat whose blank lasts well past its QRS, the stream before its first beat is judged —
+        is not an amplifier's swing, and zeroed, the step back to the signal at the blank's end
+        read as a spike after it (R + 100…+120 ms, where a gated QRS core ends). Returns the
+        events that ended (finalised) with this chunk, ordered by onset."""
         n = len(clean)
         if self._next is not None and start != self._next:
             raise ValueError(f"chunk starts at {start}, expected {self._next}")

@@ -85,7 +85,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
 * **Across channels.** What is still left over the core is predicted on each channel from the
   *other* channels' residuals by linear regression on their noise-whitened covariance (averaged
   over clean beats), and subtracted: the beat-to-beat changes of one heart are shared between
-  channels; a channel's own noise and EMG never are, and are never taken from it.
+  channels; a channel's own noise and EMG never are, and are never taken from it. Nor is a
+  channel whose residual is beyond :data:`SPATIAL_OUTLIER_RATIO` × its typical one used to
+  predict the others (EMG the >200 Hz test cannot see: an A-train smoothed to a sinusoid).
 * **EMG and the residual gate.** A 10 ms block of a channel's residual whose >200 Hz RMS stands
   out of the noise (and is not a small part of the block: what a QRS misfit leaves is
   low-frequency), in a beat holding that much more >200 Hz power than the heartbeat fitted to
@@ -96,8 +98,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   :data:`GATE_SIGMA` × σ) and is no larger than the heartbeat there (its block or the next
   either side), those blocks are blanked for detection (:meth:`EcgCanceller.blank_mask`),
   and the next one either side where the same holds except that the heartbeat there may be
-  faint (a misfit at the QRS's onset spills into the block before): a beat left too large is
-  never reported as EMG, and EMG overlapping a beat is still found.
+  faint (a misfit at the QRS's onset spills into the block before, and before the QRS on for
+  up to :data:`GATE_SPILL_BLOCKS`): a beat left too large is never reported as EMG, and EMG
+  overlapping a beat is still found.
 * **Templates.** Per class and channel: the mean of its first beats, then an exponential
   average over ~32 beats, from beats clean over the whole window (no EMG, flat or rail, no
   global artifact); once converged, a beat whose QRS residual exceeds 3 × the typical one is not
@@ -1325,18 +1328,24 @@ class EcgCanceller:
                 self._missed = [m for m in self._missed if fid - m[0] <= self._missed_kept]
             self._missed.append((fid, peak))
             return
+        shift = 0
+        if lag is not None and lag < -self._coarse:
+            # a beat of the dominant shape whose QRS lies before the lag search of _accept:
+            # moved towards it as far as the delay keeps its window's rows unsent whatever the
+            # chunking (_accept's own search covers the rest), unless that window reaches an
+            # artifact the candidate's did not
+            shift = max(lag, -self._confirm_early)
+            if last is not None and fid + shift - last < self._refractory:
+                return  # (the last beat's own QRS)
+            if self._artifact_between(fid + shift - self._pre, fid + self._core_post):
+                shift = 0
         if peak >= threshold and fid >= self._first_scale:
             # (before the first scale update the scale, from one block, makes peaks read large;
             # a beat known by its shape alone leaves the levels alone)
             self._spk += 0.125 * (peak - self._spk)
-        if lag is not None and lag < -self._coarse:
-            # a beat of the dominant shape whose QRS lies before the lag search of _accept
-            if last is not None and fid + lag - last < self._refractory:
-                return
-            if fid in self._p_gated:
-                self._p_gated[fid + lag] = self._p_gated.pop(fid)
-            fid += lag
-        self._accept(fid)
+        if shift and fid in self._p_gated:
+            self._p_gated[fid + shift] = self._p_gated.pop(fid)
+        self._accept(fid + shift)
 
     def _confirmed_lag(self, fid: int) -> int | None:
         """Whether a candidate is a beat of the dominant rhythm by its shape: its QRS aligned
@@ -1353,7 +1362,8 @@ class EcgCanceller:
         early = self._confirm_early
         lo = fid - self._pre - self._lag_max - early
         flags = self._flags_between(lo, fid + self._core_post + self._lag_max)
-        started = (self._count[k] >= min(CONFIRM_MIN_BEATS, self.bootstrap_beats)) & ((flags & _DEAD) == 0)
+        started = ((self._count[k] >= min(CONFIRM_MIN_BEATS, self.bootstrap_beats))
+                   & ((flags & _DEAD) == 0))
         if not started.any():
             return None
         seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + self._lag_max + 1).T)
@@ -1499,12 +1509,12 @@ class EcgCanceller:
         residual = np.where(apply[:, None], residual, beat)
         clean = live & ~emg
         resid_rms = np.sqrt(np.mean(residual ** 2, axis=1))
+        typical = self._residual[k].copy()  # (before this beat joins it)
         learn = self._judge_residual(k, clean, resid_rms)
         pending = _Beat(fid + lag_max + self._post, fid, k, lags, learn)
         self._pending.append(pending)
         # a channel whose residual is far beyond its usual one holds something else (an
         # A-train smoothed to a near-sinusoid passes the >200 Hz test): it predicts no other
-        typical = self._residual[k]
         odd = (typical > 0) & (resid_rms > SPATIAL_OUTLIER_RATIO * typical)
         correction = self._spatial(residual, sigma, apply, apply & clean & ~odd,
                                    learn_from=k == self._primary() and not self._late)
@@ -1885,10 +1895,13 @@ class EcgCanceller:
         if not gated.any():
             return
         grown = _dilated(gated) & (judged | (clean & loud))
-        for _ in range(GATE_SPILL_BLOCKS - 1):  # further back only: the QRS's onset
-            earlier = np.zeros_like(grown)
-            earlier[:, :-1] = grown[:, 1:]
-            grown |= earlier & loud & clean
+        # further back from each row's first gated block only: the QRS's onset
+        onset = grown & (np.cumsum(grown, axis=1) == 1)
+        for _ in range(GATE_SPILL_BLOCKS - 1):
+            earlier = np.zeros_like(onset)
+            earlier[:, :-1] = onset[:, 1:]
+            onset |= earlier & loud & clean
+        grown |= onset
         beside = np.zeros_like(emg)
         beside[:, 1:] |= emg[:, :-1] & loud[:, :-1] & loud[:, 1:]
         beside[:, :-1] |= emg[:, 1:] & loud[:, 1:] & loud[:, :-1]
