@@ -571,6 +571,23 @@ def test_channel_noisy_only_at_the_start_is_cancelled_from_the_first_seconds() -
         assert left <= 0.1 * np.ptp(rec.ecg[window, 0]), (r / fs, left)
 
 
+def test_lead_off_at_the_start_is_not_learnt_as_the_channel_s_level() -> None:
+    """A channel flat (lead off) for most of the scales' first fill is not learnt as its level
+    (every block with signal is, see above): learnt, its scale fell to nothing, the
+    reconnected channel read wild — out of QRS detection, not learnt — for RELEARN_S (8 s).
+    Its beats are cancelled like the others' once it is back."""
+    fs = 5000.0
+    rec = make_record(fs=fs, duration_s=14.0, n_ch=6, seed=3, noise_uv=2.0,
+                      gains_uv=np.array([300.0, 150.0, 80.0, 40.0, 20.0, 200.0]))
+    rec.x[int(0.1 * fs):int(1.8 * fs), 1] = 0.0  # flat after the band-pass, then back
+    stage = EcgCanceller(6, fs)
+    out = run(stage, rec.x, 500)
+    for r in rec.r_peaks[(rec.r_peaks > 5.0 * fs) & (rec.r_peaks < 9.0 * fs)]:
+        window = slice(int(r) - int(0.05 * fs), int(r) + int(0.11 * fs))
+        left = np.ptp(out[window, 1] - rec.x[window, 1] + rec.ecg[window, 1])
+        assert left <= 0.1 * np.ptp(rec.ecg[window, 1]), (r / fs, left)
+
+
 def test_beat_soon_after_cautery_clipped_at_the_rail_is_subtracted() -> None:
     """Cautery clipped by the amplifier's range is broadband noise at the rail, not a lead-off
     step: a channel is back in QRS detection as soon as after the same noise below the rail

@@ -156,6 +156,9 @@ ACTIVITY_HP_HZ = 200.0
 WILD_RATIO = 3.0
 #: A block is "flat" (lead-off) when its >200 Hz RMS is below this fraction of σ.
 FLAT_RATIO = 0.1
+#: While the scales' history fills for the first time every block is learnt, except those
+#: whose >200 Hz RMS is below this (µV): flat (an amplifier's own noise there is ≥ ~0.5 µV).
+FIRST_FILL_FLAT_UV = 0.1
 #: Samples at or beyond this fraction of ``rail_uv`` count as saturated.
 RAIL_FRACTION = 0.98
 #: More than this fraction of live channels wild at once is a global artifact (cautery).
@@ -886,8 +889,10 @@ class EcgCanceller:
             # … except in the history's first fill: the scales start from a single block (the
             # mains canceller's not yet converged: its >200 Hz harmonics held one channel's σ
             # at 22 µV against 2 µV of noise, so it read flat — out of QRS detection, never
-            # learnt — for 8 s: tuning seed 233, a whole 144 µV beat and 10 residuals)
-            push |= (self._hist_filled + steps < self._history) & ~railed
+            # learnt — for 8 s: tuning seed 233, a whole 144 µV beat and 10 residuals); never
+            # a flat one (a lead off from the start would become the channel's level)
+            push |= ((self._hist_filled + steps < self._history) & ~railed
+                     & (act >= FIRST_FILL_FLAT_UV))
             if gap.any():
                 push &= ~gap[:, None]
         else:
