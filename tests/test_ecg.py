@@ -551,24 +551,35 @@ def test_beats_whose_fiducial_emg_moved_past_the_lag_search_are_subtracted(
         assert (ratio <= left_max).all(), ratio.round(2)
 
 
+def _start_up_record(duration_s: float) -> Record:
+    """Six channels at 5 kHz with 20–300 µV of ECG in 2 µV of noise (the start-up tests)."""
+    return make_record(fs=5000.0, duration_s=duration_s, n_ch=6, seed=3, noise_uv=2.0,
+                       gains_uv=np.array([300.0, 150.0, 80.0, 40.0, 20.0, 200.0]))
+
+
+def _assert_cancelled_on(rec: Record, ch: int, t0_s: float, t1_s: float) -> None:
+    """Run the canceller on ``rec``; every beat in [t0_s, t1_s) leaves at most 0.1 of its p-p
+    on channel ``ch`` over R − 50…+110 ms."""
+    fs = rec.fs
+    out = run(EcgCanceller(rec.x.shape[1], fs), rec.x, 500)
+    for r in rec.r_peaks[(rec.r_peaks > t0_s * fs) & (rec.r_peaks < t1_s * fs)]:
+        window = slice(int(r) - int(0.05 * fs), int(r) + int(0.11 * fs))
+        left = np.ptp(out[window, ch] - rec.x[window, ch] + rec.ecg[window, ch])
+        assert left <= 0.1 * np.ptp(rec.ecg[window, ch]), (r / fs, left)
+
+
 def test_channel_noisy_only_at_the_start_is_cancelled_from_the_first_seconds() -> None:
     """The scales start from the first block; on a channel with strong mains the mains
     canceller's first second leaves >200 Hz harmonics there (22 µV RMS against 2 µV of noise
-    on tuning seed 233; here 40 µV for 0.5 s), and judged against that level the channel then read as flat — out of
-    QRS detection and never learnt, its beats left whole — until the history forgot it (8 s:
+    on tuning seed 233; here 40 µV for 0.5 s), and judged against that level the channel then
+    read as flat — out of QRS detection and never learnt, its beats left whole — until the
+    history forgot it (8 s:
     a 144 µV beat and 10 residuals of 30–37 µV). Until the history has filled once every
     block is learnt, so it is cancelled like the others once the first beats are learnt."""
-    fs = 5000.0
-    rec = make_record(fs=fs, duration_s=12.0, n_ch=6, seed=3, noise_uv=2.0,
-                      gains_uv=np.array([300.0, 150.0, 80.0, 40.0, 20.0, 200.0]))
-    t = np.arange(len(rec.x)) / fs
+    rec = _start_up_record(12.0)
+    t = np.arange(len(rec.x)) / rec.fs
     rec.x[:, 0] += 40.0 * np.sqrt(2.0) * np.sin(2 * np.pi * 300.0 * t) * (t < 0.5)
-    stage = EcgCanceller(6, fs)
-    out = run(stage, rec.x, 500)
-    for r in rec.r_peaks[(rec.r_peaks > 3.5 * fs) & (rec.r_peaks < 8.0 * fs)]:
-        window = slice(int(r) - int(0.05 * fs), int(r) + int(0.11 * fs))
-        left = np.ptp(out[window, 0] - rec.x[window, 0] + rec.ecg[window, 0])
-        assert left <= 0.1 * np.ptp(rec.ecg[window, 0]), (r / fs, left)
+    _assert_cancelled_on(rec, 0, 3.5, 8.0)
 
 
 def test_lead_off_at_the_start_is_not_learnt_as_the_channel_s_level() -> None:
@@ -576,16 +587,9 @@ def test_lead_off_at_the_start_is_not_learnt_as_the_channel_s_level() -> None:
     (every block with signal is, see above): learnt, its scale fell to nothing, the
     reconnected channel read wild — out of QRS detection, not learnt — for RELEARN_S (8 s).
     Its beats are cancelled like the others' once it is back."""
-    fs = 5000.0
-    rec = make_record(fs=fs, duration_s=14.0, n_ch=6, seed=3, noise_uv=2.0,
-                      gains_uv=np.array([300.0, 150.0, 80.0, 40.0, 20.0, 200.0]))
-    rec.x[int(0.1 * fs):int(1.8 * fs), 1] = 0.0  # flat after the band-pass, then back
-    stage = EcgCanceller(6, fs)
-    out = run(stage, rec.x, 500)
-    for r in rec.r_peaks[(rec.r_peaks > 5.0 * fs) & (rec.r_peaks < 9.0 * fs)]:
-        window = slice(int(r) - int(0.05 * fs), int(r) + int(0.11 * fs))
-        left = np.ptp(out[window, 1] - rec.x[window, 1] + rec.ecg[window, 1])
-        assert left <= 0.1 * np.ptp(rec.ecg[window, 1]), (r / fs, left)
+    rec = _start_up_record(14.0)
+    rec.x[int(0.1 * rec.fs):int(1.8 * rec.fs), 1] = 0.0  # flat after the band-pass, then back
+    _assert_cancelled_on(rec, 1, 5.0, 9.0)
 
 
 def test_beat_soon_after_cautery_clipped_at_the_rail_is_subtracted() -> None:
@@ -939,7 +943,7 @@ def test_channel_holding_a_slow_train_predicts_no_other(monkeypatch) -> None:
     232: an iliopsoas train projected onto the anal sphincter as 27–67 µV spikes at each beat).
     The channels each beat's across-channel prediction is made from are recorded here."""
     fs = 5000.0
-    ecg, noise, r_peaks = real_ecg_record("100", fs, 40.0, 8, 1)
+    ecg, noise, _ = real_ecg_record("100", fs, 40.0, 8, 1)
     ch = int(np.argsort(np.ptp(ecg[int(5 * fs):int(7 * fs)], axis=0))[2])  # a small heart
     t = np.arange(len(ecg)) / fs
     x = ecg + noise
