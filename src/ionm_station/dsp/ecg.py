@@ -1907,10 +1907,7 @@ class EcgCanceller:
             earlier[:, :-1] = onset[:, 1:]
             onset |= earlier & loud & clean
         grown |= onset
-        beside = np.zeros_like(emg)
-        beside[:, 1:] |= emg[:, :-1] & loud[:, :-1] & loud[:, 1:]
-        beside[:, :-1] |= emg[:, 1:] & loud[:, 1:] & loud[:, :-1]
-        grown &= ~beside
+        grown &= ~(_dilated(emg & loud) & loud)  # (an EMG block itself is never clean)
         start = fid - self._pre + lags
         for ch, first, last in _runs(grown):
             self._blank.append((int(start[ch] + first * self._block),
