@@ -263,7 +263,7 @@ def test_delay_nan_rows_and_gaps() -> None:
     rec = make_record(fs=fs, duration_s=12.0, n_ch=3, seed=5)
     rec.x[30000:30500] = np.nan
     stage = EcgCanceller(3, fs)
-    assert stage.delay <= 0.27 * fs  # 269 ms: QRS core and lag search, incl. CONFIRM_REACH_S
+    assert stage.delay <= 0.32 * fs  # 319 ms: QRS core and lag search, incl. CONFIRM_REACH_S
     first = stage.process(rec.x[:stage.delay + 10])
     assert np.isnan(first[:stage.delay]).all() and np.isfinite(first[stage.delay:]).all()
     rest = stage.process(rec.x[stage.delay + 10:])
@@ -501,17 +501,21 @@ def test_beat_under_the_detection_threshold_of_the_usual_shape_is_subtracted() -
     assert_beat_subtracted(stage, out, rec.r_peaks, r, fs)
 
 
-@pytest.mark.parametrize("emg_s, left_max", [((25.0, 4.0), 0.3), ((4.5, 3.0), 0.8)])
+@pytest.mark.parametrize("emg_s, left_max, late", [((25.0, 4.0), 0.3, 0.025),
+                                                    ((4.5, 3.0), 0.8, 0.025),
+                                                    ((25.0, 4.0), 0.3, 0.07)])
 def test_beats_whose_fiducial_emg_moved_past_the_lag_search_are_subtracted(
-        emg_s: tuple[float, float], left_max: float) -> None:
-    """One channel carries a large QRS 25 ms before the others' (small) ones; while a B-train
-    there holds it out of QRS detection, the candidates' fiducial is the others' centroid,
-    ~25 ms later than usual — beyond the ±15 ms lag search of an accepted beat. Their QRS is
-    found by the dominant shape further back and subtracted on the other channels (tuning seed
-    228: a B-train on the adductor, four beats left whole on six channels, 130–157 µV), also
-    right after the threshold was learnt, against templates of three beats (seed 228, 3.8 s:
-    a 143 µV beat; what a template of 3–5 beats leaves is its own noise, 0.4–0.7 of these
-    small heartbeats' p-p on the beats before the B-train too, and 1.0 where none is found).
+        emg_s: tuple[float, float], left_max: float, late: float) -> None:
+    """One channel carries a large QRS ``late`` s (25 or 70 ms) before the others' (small)
+    ones; while a B-train there holds it out of QRS detection, the candidates' fiducial is the
+    others' centroid, that much later than usual — beyond the ±15 ms lag search of an accepted
+    beat. Their QRS is found by the dominant shape further back and subtracted on the other
+    channels (tuning seed 228: a B-train on the adductor, four beats left whole on six
+    channels, 130–157 µV; seed 287: PTB beats whose fiducial fell on a lobe ~75 ms after the
+    usual one, 46 false events in 4 min), also right after the threshold was learnt, against
+    templates of three beats (seed 228, 3.8 s: a 143 µV beat; what a template of 3–5 beats
+    leaves is its own noise, 0.4–0.7 of these small heartbeats' p-p on the beats before the
+    B-train too, and 1.0 where none is found).
     Left: the heartbeat's p-p left on the channels without EMG, as a fraction of its own."""
     onset_s, length_s = emg_s
     fs, n_ch, duration_s = 5000.0, 6, 40.0
@@ -521,7 +525,7 @@ def test_beats_whose_fiducial_emg_moved_past_the_lag_search_are_subtracted(
     beats_s = np.cumsum(rr) + 0.3
     beats_s = beats_s[beats_s < duration_s - 0.7]
     gains = np.array([300.0, 25.0, 20.0, 15.0, 25.0, 20.0]) * rng.choice([-1.0, 1.0], n_ch)
-    late_s = np.array([0.0, 0.025, 0.025, 0.025, 0.025, 0.025])
+    late_s = np.array([0.0, late, late, late, late, late])
     ecg = np.zeros((n, n_ch))
     half = np.arange(int(-0.35 * fs), int(0.6 * fs))
     for r in beats_s:
@@ -546,7 +550,7 @@ def test_beats_whose_fiducial_emg_moved_past_the_lag_search_are_subtracted(
     assert during.sum() >= 2
     for r in r_peaks[during]:
         assert min(abs(b - r) for b in stage.beats) <= 0.02 * fs
-        window = slice(r - int(0.05 * fs), r + int(0.11 * fs))
+        window = slice(r + int((late - 0.075) * fs), r + int((late + 0.085) * fs))
         ratio = np.ptp(left[window], axis=0) / np.ptp(ecg[window, 1:], axis=0)
         assert (ratio <= left_max).all(), ratio.round(2)
 
