@@ -1158,10 +1158,17 @@ class EcgCanceller:
         last = self._last_beat
         if peak < threshold or (last is not None and fid - last < self._refractory):
             return
-        start = max(self._gate_from(t_seen), self._x.start, self._sub.start)
+        gated = self._p_gate(self._gate_from(t_seen), fid)
+        if len(gated) and record:
+            self._p_gated[fid] = gated
+
+    def _p_gate(self, start: int, fid: int) -> np.ndarray:
+        """The P-wave gate of :meth:`_gate_p_wave` over rows [``start``, the window of a beat
+        at fiducial ``fid``): returns the channels blanked."""
+        start = max(start, self._x.start, self._sub.start)
         stop = fid - self._pre
         if stop - start < self._gate_envelope:
-            return
+            return np.zeros(0, dtype=np.int64)
         k = self._primary()
         heart = np.abs(self._template[k]).max(axis=1)
         converged = self._count[k] >= self.bootstrap_beats
@@ -1171,11 +1178,9 @@ class EcgCanceller:
         live = (self._flags_between(start, stop) & _DEAD) == 0
         channels = np.flatnonzero(live & known & (heart >= P_WAVE_BLANK_UV))
         if not len(channels):
-            return
+            return channels
         out = (self._x.view(start, stop) - self._sub.view(start, stop))[:, channels].T
-        gated = self._blank_slow(start, stop, out, channels, heart[channels])
-        if len(gated) and record:
-            self._p_gated[fid] = gated
+        return self._blank_slow(start, stop, out, channels, heart[channels])
 
     def _blank_slow(self, start: int, stop: int, out: np.ndarray, channels: np.ndarray,
                     heart: np.ndarray) -> np.ndarray:
@@ -1354,6 +1359,17 @@ class EcgCanceller:
             self._spk += 0.125 * (peak - self._spk)
         if shift and fid in self._p_gated:
             self._p_gated[fid + shift] = self._p_gated.pop(fid)
+        if peak < threshold and not self._late:
+            # a beat known by its shape alone was under the threshold when it was found, so
+            # its P wave was not gated then; the rows from where that gate would have begun
+            # are still not output (the delay holds CONFIRM_REACH_S's extension). (The
+            # candidate is decided a look-ahead after its peak, at most a centroid span after
+            # the fiducial.)
+            start = max(self._gate_from(fid + shift + self._seen_lag),
+                        self._first_unsent(fid + self._centroid * self._dec + self._look))
+            gated = self._p_gate(start, fid + shift)
+            if len(gated):
+                self._p_gated[fid + shift] = gated
         self._accept(fid + shift)
 
     def _confirmed_lag(self, fid: int) -> int | None:
