@@ -27,7 +27,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   start nor move it), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval.
   A candidate under the threshold whose QRS aligned to the dominant class's templates (of
   :data:`CONFIRM_MIN_BEATS` beats or more; searched from :data:`CONFIRM_REACH_S` before the
-  fiducial) has a similarity ≥ :data:`CONFIRM_SIMILARITY` is a beat all the same (subtracted
+  fiducial; failing that, on the channels without EMG or cautery in it alone) has a
+  similarity ≥ :data:`CONFIRM_SIMILARITY` is a beat all the same (subtracted
   on time; it moves neither level): its detection energy can fall short while its shape does
   not (breathing, a scale still holding cautery's recovery, EMG holding the channels with most
   of it out of detection), and left in place it read as EMG on every channel with ECG
@@ -74,7 +75,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   on channels with a big heart its fast part is blanked for detection instead, where it is no
   larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`) and has no >200 Hz content
   (:data:`P_WAVE_FAST_SIGMA`), decided as soon as the QRS rises through the detection threshold
-  and again when the candidate is found (see :meth:`EcgCanceller._gate_p_wave`).
+  and again when the candidate is found (see :meth:`EcgCanceller._gate_p_wave`), or for a
+  beat known by its shape alone (under the threshold) when it is accepted.
 * **Tail (per beat and channel).** Once the whole window has arrived (when the beat's template
   update is due; none of the window from the fiducial on is output yet), the part after the
   core is fitted again on its own data: gain, shift, stretch and the heart's time courses over
@@ -1376,7 +1378,8 @@ class EcgCanceller:
         """Whether a candidate is a beat of the dominant rhythm by its shape: its QRS aligned
         to the dominant class's templates of CONFIRM_MIN_BEATS beats or more (joint lag from
         CONFIRM_REACH_S before the fiducial to COARSE_LAG_S after it) has a similarity of at
-        least CONFIRM_SIMILARITY.
+        least CONFIRM_SIMILARITY, on all live channels or else on those without EMG or cautery
+        in the window.
         Returns that joint lag (samples), None when it is not. A candidate under the threshold
         that is one is a beat all the same (its detection energy can fall short while the QRS
         does not: the scale right after cautery holds its recovery, a beat's axis turns with
@@ -1395,6 +1398,13 @@ class EcgCanceller:
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
         _, lag, similarity = self._align(seg, self._template[k], started, sigma, unvoted=0.0,
                                          early=early)
+        calm = started & ((flags & _WILD) == 0)
+        if similarity < CONFIRM_SIMILARITY and calm.any() and not calm.all():
+            # the channels without EMG or cautery in the window on their own: EMG on the
+            # channels with most of the heart both drops the detection energy and spoils
+            # their correlation, whose vote outweighs the others'
+            _, lag, similarity = self._align(seg, self._template[k], calm, sigma, unvoted=0.0,
+                                             early=early)
         return lag if similarity >= CONFIRM_SIMILARITY else None
 
     def _learn_threshold(self, fid: int, peak: float) -> None:
