@@ -12,6 +12,7 @@ record 100) from ``../shared/data`` when it is there.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -148,7 +149,7 @@ def run_blanked(stage: EcgCanceller, x: np.ndarray, chunk: int | None = None
     reads it: for the rows each call outputs, right after it."""
     edges = [0, len(x)] if chunk is None else [*range(0, len(x), chunk), len(x)]
     parts, masks = [], []
-    for a, b in [*zip(edges[:-1], edges[1:]), (len(x), None)]:  # then the flush
+    for a, b in [*pairwise(edges), (len(x), None)]:  # then the flush
         out = stage.process(x[a:b]) if b is not None else stage.flush()
         first = a - stage.delay          # input row of out[0]
         valid = min(max(0, -first), len(out))  # rows before the first input row are fill
