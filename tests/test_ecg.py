@@ -1014,7 +1014,7 @@ def test_p_waves_blanked_once_the_threshold_is_known(name: str, seed: int) -> No
     fast part read as 11–20 µV spikes at R − 119…−133 ms on the channels with 100–400 µV of
     ECG (tune-mitdb-10k, tune-ptb-10k-b, tune-mitdb-5k-b). Every beat's R − 140…−100 ms is
     blanked for detection on the channels whose heartbeat peaks above 150 µV, never on those
-    below 80 µV, and not where something clearly bigger than a P wave lies there (a 150 µV
+    below 50 µV, and not where something clearly bigger than a P wave lies there (a 150 µV
     burst on the channel with the most ECG). The blank goes on into the window past its
     taper (to R − 55 ms here): the detector zeroes blanked samples before its high-pass, and
     the unsubtracted PR segment right after a blank ending at R − 70 ms read as a 17 µV spike
@@ -1022,7 +1022,7 @@ def test_p_waves_blanked_once_the_threshold_is_known(name: str, seed: int) -> No
     fs = 10_000.0
     ecg, noise, r_peaks = real_ecg_record(name, fs, 30.0, 8, seed)
     size = np.abs(ecg[int(5 * fs):int(7 * fs)]).max(axis=0)
-    big, small = size >= 150.0, size <= 80.0
+    big, small = size >= 150.0, size <= 50.0
     assert big.any() and small.any()
     beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 28 * fs)]
     x, ch, loud = _bursts_at_p_waves(ecg + noise, size, beats[::3], fs)
@@ -1086,6 +1086,50 @@ def test_p_wave_of_a_beat_known_by_its_shape_alone_is_blanked() -> None:
         assert p_wave.min() >= 0.95, (r / fs, p_wave.round(2))
 
 
+def test_p_waves_blanked_on_channels_with_a_moderate_heartbeat() -> None:
+    """PTB s0010's P waves are large for its QRS: on a channel whose heartbeat peaks at 60–100 µV
+    their fast part still reads as spikes (extra tuning seed 311: 43 of 10–18 µV at
+    R − 110…−150 ms on a channel with 83 µV of band-passed heartbeat, in 4 min). Once the
+    threshold is known, every beat's R − 140…−100 ms is blanked on those channels too."""
+    fs = 5000.0
+    ecg, noise, r_peaks = real_ecg_record("s0010_re", fs, 20.0, 8, 2)
+    size = np.abs(ecg[int(5 * fs):int(7 * fs)]).max(axis=0)
+    moderate = (size >= 70.0) & (size < 100.0)
+    assert moderate.sum() >= 2
+    _, blank = run_blanked(EcgCanceller(8, fs), ecg + noise, 500)
+    beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 19 * fs)]
+    p_wave = np.array([blank[r - int(0.14 * fs):r - int(0.1 * fs)].mean(axis=0) for r in beats])
+    assert p_wave[:, moderate].mean(axis=0).min() >= 0.9, p_wave.mean(axis=0).round(2)
+
+
+def test_p_wave_gate_never_cuts_a_muap_straddling_its_start() -> None:
+    """The P-wave gate judges what lies a little before the rows it blanks too: a MUAP whose
+    peak has passed when the gate starts showed it only a small, slow tail, which was blanked
+    and the spike cut in two (extra tuning seed 265: a 266 µV spike at R − 165 ms on a channel
+    with 67 µV of heartbeat, missed). Real needle MUAPs of 250 µV p-p starting R − 210…−155 ms
+    on a channel with 60–100 µV of heartbeat are never blanked."""
+    realcases = pytest.importorskip("support.realcases")
+    fs = 5000.0
+    ecg, noise, r_peaks = real_ecg_record("100", fs, 30.0, 8, 1)
+    size = np.abs(ecg[int(5 * fs):int(7 * fs)]).max(axis=0)
+    ch = int(np.argmax(np.where(size < 110.0, size, 0.0)))
+    assert size[ch] >= 60.0
+    beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 28 * fs)]
+    library = realcases.muap_library(fs)
+    x = ecg + noise
+    spikes = []
+    for i, r in enumerate(beats[::2]):
+        wave = library[i % len(library)] * (-1.0) ** i
+        keep = np.flatnonzero(np.abs(wave) >= 0.02 * np.abs(wave).max())
+        wave = wave[keep[0]:keep[-1] + 1] * 250.0 / np.ptp(wave)
+        onset = int(r - (0.21 - 0.005 * (i % 12)) * fs)
+        x[onset:onset + len(wave), ch] += wave
+        spikes.append((onset, onset + len(wave)))
+    _, blank = run_blanked(EcgCanceller(8, fs), x, 500)
+    cut = [round(a / fs, 3) for a, b in spikes if blank[a:b, ch].any()]
+    assert not cut, f"{len(cut)} of {len(spikes)} spikes blanked, at {cut} s"
+
+
 def test_p_wave_gate_at_a_high_heart_rate() -> None:
     """At RR ≈ 400 ms (MIT-BIH 100 played at twice its speed) the stretch before a beat's
     window, R − 150…−70 ms, is the previous beat's T wave and TP segment. Nothing there is
@@ -1147,14 +1191,14 @@ def test_p_waves_gated_from_the_qrs_rise(name: str, seed: int) -> None:
     R − 146…−164 ms on the channel with the most ECG (tuning seed 210: 20 events in 4 min).
     The gate is decided again when the smoothed detection signal rises through the QRS
     threshold, ~10 ms before R: R − 200…−150 ms is blanked on the channels whose heartbeat
-    peaks above 150 µV (was 0–3 %), never on those below 80 µV. A real needle MUAP there
+    peaks above 150 µV (was 0–3 %), never on those below 50 µV. A real needle MUAP there
     (60 µV p-p on a channel with ≥ 150 µV of ECG, its 2 ms RMS below the gate's 0.1 × the
     heartbeat) is not: it has >200 Hz content a P wave has not."""
     realcases = pytest.importorskip("support.realcases")
     fs = 10_000.0
     ecg, noise, r_peaks = real_ecg_record(name, fs, 30.0, 8, seed)
     size = np.abs(ecg[int(5 * fs):int(7 * fs)]).max(axis=0)
-    big, small = size >= 150.0, size <= 80.0
+    big, small = size >= 150.0, size <= 50.0
     ch = int(np.argmax(size))
     beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 28 * fs)]
     library = realcases.muap_library(fs)

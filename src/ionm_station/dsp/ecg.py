@@ -223,6 +223,13 @@ LEARN_BLANK_RATIO = 2.0
 #: it everywhere kept the detector's noise floor from settling: a 440 µV spike at 1.59 s on
 #: a channel with 54 µV of ECG was missed.)
 P_WAVE_BLANK_UV = 100.0
+#: Once the threshold is known (see P_WAVE_GATE_RATIO), on the channels whose dominant template
+#: peaks at least this high (µV): PTB s0010's P waves are up to a sixth of its QRS, and on a
+#: channel with 83 µV of (band-passed) heartbeat they read as 10–18 µV spikes at
+#: R − 110…−150 ms for the whole case (extra tuning seed 311: 43 in 4 min). (While the
+#: threshold is learnt, P_WAVE_BLANK_UV stays: there each candidate's whole window is blanked
+#: too, and the longer blank hid the start of a 288 µV A-train at 1.0 s, seed 226.)
+P_WAVE_GATE_UV = 60.0
 #: Once the threshold is known, the same stretch before a beat's window (not subtracted) is
 #: blanked on those channels where what the detector sees there (40 Hz high-pass, 2 ms RMS)
 #: is at most this fraction of the dominant template's peak (µV/µV): a P wave's fast part
@@ -240,6 +247,11 @@ P_WAVE_FAST_SIGMA = 3.0
 #: detector zeroes blanked samples before its 40 Hz high-pass, and the unsubtracted PR
 #: segment right after a blank ending at the window's start read as a 17 µV spike.
 P_WAVE_INTO_WINDOW_S = 0.02
+#: The P-wave gate judges what the output holds from this long (s) before the rows it may blank:
+#: a MUAP straddling the gate's start otherwise showed it only its tail, slow and small, and was
+#: cut in two (extra tuning seed 265: a 266 µV spike at R − 165 ms missed once channels with
+#: 60–100 µV of heartbeat were gated).
+P_WAVE_LOOKBACK_S = 0.015
 #: Threshold position between noise and signal peak levels.
 THRESHOLD_FRACTION = 0.3
 #: Refractory period after a beat (s).
@@ -594,6 +606,7 @@ class EcgCanceller:
         self._ba_gate = signal.butter(2, GATE_HIGHPASS_HZ, btype="highpass", fs=fs, output="ba")
         self._zi_gate = signal.lfilter_zi(*self._ba_gate)  # for a unit step
         self._gate_envelope = max(8, round(GATE_ENVELOPE_S * fs))
+        self._p_lookback = round(P_WAVE_LOOKBACK_S * fs)
         self._sos_detect = signal.butter(2, DETECT_BAND_HZ, btype="bandpass", fs=fs / dec,
                                          output="sos")
         self._ba_activity = signal.butter(2, min(ACTIVITY_HP_HZ, 0.4 * fs), btype="highpass",
@@ -1124,7 +1137,8 @@ class EcgCanceller:
         channels = np.flatnonzero(live & (heart >= P_WAVE_BLANK_UV))
         if not len(channels):
             return
-        self._blank_slow(start, stop, self._x.view(start, stop)[:, channels].T, channels,
+        lo = max(start - self._p_lookback, self._x.start)
+        self._blank_slow(lo, start, stop, self._x.view(lo, stop)[:, channels].T, channels,
                          heart[channels])
 
     def _gate_p_wave(self, t_seen: int, fid: int, peak: float, record: bool = True) -> None:
@@ -1132,7 +1146,7 @@ class EcgCanceller:
         found (at ``t_seen``, the input's end) once the threshold is known: blank for detection
         what lies before its window and is not output yet — from ~170 ms before the fiducial
         (R − 140 ms) — on the channels whose dominant template peaks at
-        :data:`P_WAVE_BLANK_UV` or more, where the output there (input minus what earlier
+        :data:`P_WAVE_GATE_UV` or more, where the output there (input minus what earlier
         beats' fits subtract) reads to the detector (40 Hz high-pass, 2 ms RMS) no larger than
         :data:`P_WAVE_GATE_RATIO` × that template's peak: the P wave's fast part. Only for a
         candidate at or above the threshold and past the refractory period (a beat to come),
@@ -1178,23 +1192,25 @@ class EcgCanceller:
             heart = np.where(converged, heart, self._learnt_heart)
         known = converged | (self._learnt_heart is not None)
         live = (self._flags_between(start, stop) & _DEAD) == 0
-        channels = np.flatnonzero(live & known & (heart >= P_WAVE_BLANK_UV))
+        channels = np.flatnonzero(live & known & (heart >= P_WAVE_GATE_UV))
         if not len(channels):
             return channels
-        out = (self._x.view(start, stop) - self._sub.view(start, stop))[:, channels].T
-        return self._blank_slow(start, stop, out, channels, heart[channels])
+        lo = max(start - self._p_lookback, self._x.start, self._sub.start)
+        out = (self._x.view(lo, stop) - self._sub.view(lo, stop))[:, channels].T
+        return self._blank_slow(lo, start, stop, out, channels, heart[channels])
 
-    def _blank_slow(self, start: int, stop: int, out: np.ndarray, channels: np.ndarray,
-                    heart: np.ndarray) -> np.ndarray:
+    def _blank_slow(self, lo: int, start: int, stop: int, out: np.ndarray,
+                    channels: np.ndarray, heart: np.ndarray) -> np.ndarray:
         """Blank rows [start, stop) for detection on those of ``channels`` where ``out``
-        (channels × samples µV, what the output holds there) reads to the detector no larger
+        (channels × samples µV, what the output holds over [lo, stop): from
+        :data:`P_WAVE_LOOKBACK_S` before them) reads to the detector no larger
         than :data:`P_WAVE_GATE_RATIO` × ``heart`` (per channel, µV) and holds no >200 Hz
         content (see :meth:`_fast`): a P wave, not EMG. Returns those channels (none where
         ``out`` is not all finite)."""
         if not np.isfinite(out).all():
             return channels[:0]
         small = self._envelope(out).max(axis=1) <= P_WAVE_GATE_RATIO * heart
-        channels = channels[small & ~self._fast(out, start, channels)]
+        channels = channels[small & ~self._fast(out, lo, channels)]
         if len(channels):
             self._blank.append((start, stop, channels))
         return channels
