@@ -1102,29 +1102,38 @@ def test_p_waves_blanked_on_channels_with_a_moderate_heartbeat() -> None:
     assert p_wave[:, moderate].mean(axis=0).min() >= 0.9, p_wave.mean(axis=0).round(2)
 
 
+def _needle_muaps_before(x: np.ndarray, ch: int, beats: np.ndarray, before_s: list[float],
+                         pp_uv: float, fs: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """``x`` with a real needle MUAP (``support.realcases.muap_library``, in turn, alternating
+    sign, ``pp_uv`` µV p-p) added on channel ``ch`` from ``before_s[i]`` s before each of
+    ``beats``; and the rows (start, stop) each one covers."""
+    realcases = pytest.importorskip("support.realcases")
+    library = realcases.muap_library(fs)
+    spikes = []
+    for i, (r, before) in enumerate(zip(beats, before_s, strict=True)):
+        wave = library[i % len(library)] * (-1.0) ** i
+        keep = np.flatnonzero(np.abs(wave) >= 0.02 * np.abs(wave).max())
+        wave = wave[keep[0]:keep[-1] + 1] * pp_uv / np.ptp(wave)
+        onset = int(r - before * fs)
+        x[onset:onset + len(wave), ch] += wave
+        spikes.append((onset, onset + len(wave)))
+    return x, spikes
+
+
 def test_p_wave_gate_never_cuts_a_muap_straddling_its_start() -> None:
     """The P-wave gate judges what lies a little before the rows it blanks too: a MUAP whose
     peak has passed when the gate starts showed it only a small, slow tail, which was blanked
     and the spike cut in two (extra tuning seed 265: a 266 µV spike at R − 165 ms on a channel
     with 67 µV of heartbeat, missed). Real needle MUAPs of 250 µV p-p starting R − 210…−155 ms
     on a channel with 60–100 µV of heartbeat are never blanked."""
-    realcases = pytest.importorskip("support.realcases")
     fs = 5000.0
     ecg, noise, r_peaks = real_ecg_record("100", fs, 30.0, 8, 1)
     size = np.abs(ecg[int(5 * fs):int(7 * fs)]).max(axis=0)
     ch = int(np.argmax(np.where(size < 110.0, size, 0.0)))
     assert size[ch] >= 60.0
-    beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 28 * fs)]
-    library = realcases.muap_library(fs)
-    x = ecg + noise
-    spikes = []
-    for i, r in enumerate(beats[::2]):
-        wave = library[i % len(library)] * (-1.0) ** i
-        keep = np.flatnonzero(np.abs(wave) >= 0.02 * np.abs(wave).max())
-        wave = wave[keep[0]:keep[-1] + 1] * 250.0 / np.ptp(wave)
-        onset = int(r - (0.21 - 0.005 * (i % 12)) * fs)
-        x[onset:onset + len(wave), ch] += wave
-        spikes.append((onset, onset + len(wave)))
+    beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 28 * fs)][::2]
+    before = [0.21 - 0.005 * (i % 12) for i in range(len(beats))]
+    x, spikes = _needle_muaps_before(ecg + noise, ch, beats, before, 250.0, fs)
     _, blank = run_blanked(EcgCanceller(8, fs), x, 500)
     cut = [round(a / fs, 3) for a, b in spikes if blank[a:b, ch].any()]
     assert not cut, f"{len(cut)} of {len(spikes)} spikes blanked, at {cut} s"
@@ -1194,23 +1203,14 @@ def test_p_waves_gated_from_the_qrs_rise(name: str, seed: int) -> None:
     peaks above 150 µV (was 0–3 %), never on those below 50 µV. A real needle MUAP there
     (60 µV p-p on a channel with ≥ 150 µV of ECG, its 2 ms RMS below the gate's 0.1 × the
     heartbeat) is not: it has >200 Hz content a P wave has not."""
-    realcases = pytest.importorskip("support.realcases")
     fs = 10_000.0
     ecg, noise, r_peaks = real_ecg_record(name, fs, 30.0, 8, seed)
     size = np.abs(ecg[int(5 * fs):int(7 * fs)]).max(axis=0)
     big, small = size >= 150.0, size <= 50.0
     ch = int(np.argmax(size))
     beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 28 * fs)]
-    library = realcases.muap_library(fs)
-    x = ecg + noise
-    spikes = []
-    for i, r in enumerate(beats[::3]):
-        wave = library[i % len(library)] * (-1.0) ** i
-        keep = np.flatnonzero(np.abs(wave) >= 0.02 * np.abs(wave).max())
-        wave = wave[keep[0]:keep[-1] + 1] * 60.0 / np.ptp(wave)
-        onset = int(r - (0.18 if i % 2 else 0.13) * fs)
-        x[onset:onset + len(wave), ch] += wave
-        spikes.append((onset, onset + len(wave)))
+    before = [0.18 if i % 2 else 0.13 for i in range(len(beats[::3]))]
+    x, spikes = _needle_muaps_before(ecg + noise, ch, beats[::3], before, 60.0, fs)
     _, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
     quiet = np.setdiff1d(beats, beats[::3])
     early = np.array([blank[r - int(0.2 * fs):r - int(0.15 * fs)].mean(axis=0) for r in quiet])
