@@ -80,7 +80,7 @@ def test_ten_seconds_with_corruption_counts_match_and_data_are_bit_exact(tmp_pat
     scenario.write_text(SCENARIO)
     settings = EmulatorSettings(link=tmp_path / "amp", rate_hz=RATE_HZ, channels=16,
                                 scenario=str(scenario), uv_per_lsb=LSB_UV, seconds=10.0,
-                                speed=3.0, corrupt_rate=0.01, drop_rate=0.005)
+                                speed=1.0, corrupt_rate=0.01, drop_rate=0.005)
     with DeviceEmulator(settings) as emulator:
         source = source_for(settings.link, emulator.montage.labels)
         source.open()  # before the first byte: index 0 of the source = frame 0 of the device
