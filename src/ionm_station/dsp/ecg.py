@@ -133,6 +133,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
 
 from ionm_station.dsp.filters import SosFilter, ZeroPhaseRows
+from ionm_station.dsp.rows import Rows
 
 #: median |x| of Gaussian noise is 0.6745 σ: σ = median|x| / MAD_TO_SIGMA.
 MAD_TO_SIGMA = 0.6745
@@ -390,62 +391,6 @@ BEATS_KEPT = 1000
 _WILD, _DEAD = 1, 2
 
 
-class _Rows:
-    """2-D rows addressed by absolute sample index: appended at the end, dropped at the start."""
-
-    def __init__(self, n_cols: int, dtype: type, start: int = 0, fill: float = 0.0) -> None:
-        self._data = np.full((1024, n_cols), fill, dtype)
-        self._fill = fill
-        self._off = 0
-        self.start = start
-        self.stop = start
-
-    def append(self, rows: np.ndarray) -> None:
-        self._extend(len(rows))[:] = rows
-
-    def _extend(self, n: int) -> np.ndarray:
-        """Make room for ``n`` more rows at the end and return them (uninitialised)."""
-        live = self.stop - self.start
-        if self._off + live + n > len(self._data):
-            if 2 * (live + n) <= len(self._data):  # room enough: move the live rows down
-                self._data[:live] = self._data[self._off:self._off + live]
-            else:
-                data = np.empty((2 * (live + n), self._data.shape[1]), self._data.dtype)
-                data[:live] = self._data[self._off:self._off + live]
-                self._data = data
-            self._off = 0
-        i = self._off + live
-        self.stop += n
-        return self._data[i:i + n]
-
-    def pad(self, n: int) -> None:
-        """Append ``n`` rows of the fill value."""
-        if n > 0:
-            self._extend(n)[:] = self._fill
-
-    def view(self, a: int, b: int) -> np.ndarray:
-        """Rows [a, b) (absolute) as a writable view."""
-        if not self.start <= a <= b <= self.stop:
-            raise IndexError(f"rows {a}..{b} outside {self.start}..{self.stop}")
-        return self._data[self._off + a - self.start:self._off + b - self.start]
-
-    def window(self, a: int, b: int) -> np.ndarray:
-        """Rows [a, b) (absolute) to read, NaN where they lie outside the buffer (a window that
-        reaches before the first sample or past the last one)."""
-        lo, hi = max(a, self.start), min(b, self.stop)
-        if lo == a and hi == b:
-            return self.view(a, b)
-        out = np.full((b - a, self._data.shape[1]), np.nan)
-        if lo < hi:
-            out[lo - a:hi - a] = self.view(lo, hi)
-        return out
-
-    def drop_before(self, a: int) -> None:
-        a = min(max(a, self.start), self.stop)
-        self._off += a - self.start
-        self.start = a
-
-
 @dataclass
 class _Shapes:
     """The per-beat fit's basis for one class's templates (see :meth:`EcgCanceller._fit`)."""
@@ -635,22 +580,22 @@ class EcgCanceller:
         self._record_end: float = math.inf  # input rows of the record, once flush() ends it
         self._n_in = 0          # input rows received
         self._end = 0           # input rows processed (multiple of the block)
-        self._x = _Rows(c, np.float64)
-        self._railed_in = _Rows(c, np.bool_, fill=False)  # given rail rows not yet judged
-        self._sub = _Rows(c, np.float64)
+        self._x = Rows(c, np.float64)
+        self._railed_in = Rows(c, np.bool_, fill=False)  # given rail rows not yet judged
+        self._sub = Rows(c, np.float64)
         self._sub.pad(self._window + self._lag_max)
         lead = self._peak_half + self._smooth
-        self._det = _Rows(1, np.float64, start=-lead)  # detection signal, decimated
+        self._det = Rows(1, np.float64, start=-lead)  # detection signal, decimated
         self._det.pad(lead)
         # while the threshold is learnt: each channel's detection-band square (µV², NaN where
         # not included), decimated, to read the learnt candidates again with the final scale
-        self._det_learning: _Rows | None = _Rows(c, np.float64, start=-lead, fill=np.nan)
+        self._det_learning: Rows | None = Rows(c, np.float64, start=-lead, fill=np.nan)
         self._det_learning.pad(lead)
         # the detection-band scales (µV per channel) in force from each block on, the last few
         self._scale_log: deque[tuple[int, np.ndarray]] = deque(maxlen=SCALE_LOG)
-        self._flags = _Rows(c, np.int8)    # per block: _WILD | _DEAD bits
-        self._glob = _Rows(1, np.bool_)    # per block: global artifact (incl. hold-off)
-        self._noise = _Rows(c, np.float64)  # per block: >200 Hz σ in force (µV)
+        self._flags = Rows(c, np.int8)    # per block: _WILD | _DEAD bits
+        self._glob = Rows(1, np.bool_)    # per block: global artifact (incl. hold-off)
+        self._noise = Rows(c, np.float64)  # per block: >200 Hz σ in force (µV)
         self._next_candidate = 0           # next decimated index to test as a candidate
         self._next_rise = 0                # next decimated index to test for a rise
         self._last_rise = -(1 << 62)       # (absolute index) of the last rise

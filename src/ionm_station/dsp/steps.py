@@ -44,12 +44,15 @@ is :data:`PRE_S` + :data:`FIT_S` + a few ms after the edge.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
 
 from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.dsp.order import median_last, reduce_middle
+from ionm_station.dsp.rows import Rows
 
 #: Time constants (s) of the decaying steps fitted (inf: a lasting step).
 TAUS_S = (math.inf, 0.2, 0.05, 0.02, 0.008)
@@ -96,6 +99,32 @@ POP_MIN_TAU_S = 0.05
 POP_LARGE_UV = 100.0
 POP_LARGE_FIT = 0.85
 POP_LARGE_MIN_TAU_S = 0.02
+#: A heartbeat under a pop can spoil even those fits (150–510 µV pops on an R peak explained
+#: 0.54–0.86 at slow τ, the best τ 8 ms, and were reported at alarm level: extra tuning seeds
+#: 217, 245, 252, 287). A step-like candidate on one channel that is no pop by them is fitted
+#: again with one more regressor: the same channel at the same place of the last beat the ECG
+#: canceller knows (R peak + the offset within ± BEAT_REACH_S that explains most), and must fit
+#: as well at that offset of the beat before, within ± BEAT_JITTER_S (R peaks jitter by a
+#: few samples; heart-locked: an A-train's earlier cycles fit one stretch of it, not two
+#: beats at one offset: tune-mitdb-10k, 57.86 s, 0.98 explained by a stretch of its own train
+#: 0.25–2 s earlier). Beats are used from BEAT_NEAR_S before the edge, and the stream is
+#: kept BEAT_HISTORY_S back for them.
+BEAT_REACH_S = 0.12
+BEAT_JITTER_S = 0.003
+BEAT_NEAR_S = 0.25
+BEAT_HISTORY_S = 4.0
+#: The refit's window starts this long (s) before the long fit's: the stretch before a pop
+#: on a beat is heart alone, which the earlier beats repeat; an A-train's cycles there do not
+#: stay in step with them (tune-ptb-10k-b, 170.64 s: 0.945 of a 504 µV A-train explained
+#: over the long fit's window alone).
+BEAT_BEFORE_S = 0.1
+#: … it is a pop when each of the two fits explains BEAT_FIT of the window, the step alone
+#: BEAT_FIT of what the earlier beat leaves (pops of 150–500 µV on real R peaks: 0.95–1.00 and
+#: 0.95–1.00; A-trains, B-trains and MUAPs on the nine tuning cases at most 0.71 and 0.44),
+#: the step is at least POP_LARGE_UV with POP_SIGNIFICANCE and τ ≥ POP_LARGE_MIN_TAU_S, and
+#: the earlier beat enters at a heartbeat's scale, BEAT_SCALE.
+BEAT_FIT = 0.9
+BEAT_SCALE = (0.5, 2.0)
 #: Common mode: at least this many channels step at one sample (± this many samples) …
 COMMON_MODE_MIN_CHANNELS = 3
 COMMON_MODE_SAMPLES = 2
@@ -184,6 +213,21 @@ class StepDetector:
             responses[:, :self._short], SHORT_DEGREE)
         # samples of history a decision needs on either side of an edge
         self._before = self._pre + self._search + self._spacing
+        self._beat_reach = round(BEAT_REACH_S * fs)
+        self._beat_near = round(BEAT_NEAR_S * fs)
+        self._beat_history = round(BEAT_HISTORY_S * fs)
+        self._beat_jitter = max(1, round(BEAT_JITTER_S * fs))
+        # the refit on earlier beats: its window (BEAT_BEFORE_S more before the long fit's),
+        # the design per slow template (background, step) and their orthonormal bases
+        self._beat_lead = round(BEAT_BEFORE_S * fs)
+        m = self._beat_lead + self._pre + self._fit
+        self._slow = np.flatnonzero(self._taus >= POP_LARGE_MIN_TAU_S)
+        background = [np.ones(m), np.arange(m) / m]
+        self._beat_design = {int(k): np.stack(background + [np.concatenate(
+            [np.zeros(m - self._fit), responses[k, :self._fit]])], axis=1) for k in self._slow}
+        self._beat_bases = np.concatenate(
+            [np.linalg.qr(self._beat_design[int(k)])[0] for k in self._slow], axis=1)
+        self._beat_background = np.linalg.qr(np.stack(background, axis=1))[0]
         self._after = self._fit + self._diff + self._spacing + COMMON_MODE_SAMPLES
         self.first = start
         self.reset()
@@ -201,10 +245,17 @@ class StepDetector:
         self._sigma_from = np.array([self.first], np.int64)
         self._sigmas = np.full((1, 2, self.n_channels), np.nan)
         self._taken_until = np.full(self.n_channels, -1, np.int64)  # edges decided up to here
+        self._past = Rows(self.n_channels, np.float64, start=self.first)  # for earlier beats
+        self._beats: list[int] = []  # R peaks the ECG canceller knows (absolute), the last few
 
-    def process(self, z: np.ndarray, start: int) -> list[ArtifactSpan]:
+    def process(self, z: np.ndarray, start: int,
+                beats: Sequence[int] = ()) -> list[ArtifactSpan]:
         """Examine the next consecutive chunk (n, n_channels) µV starting at absolute ``start``;
-        returns the pop and common-mode spans decided with it."""
+        returns the pop and common-mode spans decided with it. ``beats``: R peaks (absolute
+        sample indices, ascending) known so far, e.g. :attr:`EcgCanceller.beats`; only their
+        last few are kept (see BEAT_REACH_S)."""
+        if len(beats):
+            self._beats = sorted(set(self._beats[-8:]) | set(beats[-8:]))[-8:]
         if start != self._pos + len(self._hist):
             raise ValueError(f"chunk starts at {start}, expected {self._pos + len(self._hist)}")
         if not len(z):
@@ -212,6 +263,7 @@ class StepDetector:
         z = np.asarray(z, dtype=np.float64)
         self._learn_noise(z, start)
         self._hist = np.concatenate([self._hist, z]) if len(self._hist) else z.copy()
+        self._past.append(z)
         end = self._pos + len(self._hist)
         spans: list[ArtifactSpan] = []
         # edges up to here have all the data they need (whole candidate blocks)
@@ -222,6 +274,7 @@ class StepDetector:
         keep_from = min(max(self._pos, self._next - self._before), end)
         self._hist = self._hist[keep_from - self._pos:]
         self._pos = keep_from
+        self._past.drop_before(self._next - self._before - self._beat_history)
         return spans
 
     # --- noise ---
@@ -397,10 +450,13 @@ class StepDetector:
                                                  tuple(int(o) for o in others))]
                     span = None
                 self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
-            elif self._pop(own, i):
-                span = self._span("pop", t0, np.array([ch]), own["a"][i:i + 1],
-                                  own["k"][i:i + 1], own["sigma"][i:i + 1])
-                self._taken_until[ch] = max(self._taken_until[ch], t0 + self._spacing)
+            else:
+                pop = ((own["a"][i], own["k"][i]) if self._pop(own, i)
+                       else self._pop_on_beat(ch, t0, float(own["sigma"][i])))
+                if pop is not None:
+                    span = self._span("pop", t0, np.array([ch]), np.array([pop[0]]),
+                                      np.array([pop[1]]), own["sigma"][i:i + 1])
+                    self._taken_until[ch] = max(self._taken_until[ch], t0 + self._spacing)
             if span is not None:
                 spans.append(span)
         return spans
@@ -415,6 +471,80 @@ class StepDetector:
             return True
         return bool(abs(fit["a"][i]) >= POP_LARGE_UV and fit["explained"][i] >= POP_LARGE_FIT
                     and tau >= POP_LARGE_MIN_TAU_S)
+
+    def _pop_on_beat(self, ch: int, t0: int, sigma: float) -> tuple[float, int] | None:
+        """A pop at edge ``t0`` on channel ``ch`` (noise σ ``sigma``, µV) fitted over the last
+        two beats known (see BEAT_REACH_S): its amplitude (µV) and template index, or None."""
+        lead = self._beat_lead + self._pre  # the window starts this long before the edge
+        n = lead + self._fit
+        known = [b for b in self._beats if b + self._beat_reach + n <= t0 - self._beat_near]
+        if len(known) < 2 or not np.isfinite(sigma):
+            return None
+        w = self._past.window(t0 - lead, t0 - lead + n)[:, ch]
+        if not np.isfinite(w).all():
+            return None
+        null = w @ w - np.sum((w @ self._beat_background) ** 2)
+        # the window's place in the last beat: R peak + the offset that explains most …
+        first = known[-1] - self._beat_reach - lead
+        k, offset, stretch = self._best_stretch(w, ch, first, 2 * self._beat_reach, self._slow)
+        fit = None if stretch is None else self._beat_fit(w, stretch, k, sigma, null)
+        if fit is None:
+            return None
+        # … and the same place in the beat before (± BEAT_JITTER_S: R peaks' own jitter)
+        at = known[-2] + first + offset - known[-1] - self._beat_jitter
+        _, _, stretch = self._best_stretch(w, ch, at, 2 * self._beat_jitter, np.array([k]))
+        return None if stretch is None else self._beat_fit(w, stretch, k, sigma, null)
+
+    def _best_stretch(self, w: np.ndarray, ch: int, first: int, span: int,
+                      templates: np.ndarray) -> tuple[int, int, np.ndarray | None]:
+        """Of the stretches of channel ``ch`` starting at ``first`` … ``first + span``
+        (absolute), the one that, with the background and one of ``templates``, fits window
+        ``w`` best: (template index, its start − ``first``, the stretch; None where the
+        history holds none whole)."""
+        n = len(w)
+        past = self._past.window(first, first + span + n)[:, ch]
+        finite = np.isfinite(past)
+        bad = sliding_window_view(~finite, n).any(axis=1) if not finite.all() else None
+        stretches = sliding_window_view(np.where(finite, past, 0.0), n)  # (starts, n)
+        energy = np.einsum("ij,ij->i", stretches, stretches)
+        on_bases = stretches @ self._beat_bases  # (starts, 3 per slow template)
+        on_w = stretches @ w
+        w_bases = w @ self._beat_bases
+        best = (np.inf, int(templates[0]), 0)
+        for k in templates:
+            j = int(np.flatnonzero(self._slow == k)[0])
+            cols = slice(3 * j, 3 * j + 3)
+            left = w @ w - w_bases[cols] @ w_bases[cols]  # what the step fit leaves
+            num = on_w - on_bases[:, cols] @ w_bases[cols]
+            den = energy - np.sum(on_bases[:, cols] ** 2, axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                score = np.where(den > 1e-9 * np.maximum(energy, 1e-12), num ** 2 / den, 0.0)
+            if bad is not None:
+                score[bad] = -np.inf
+            i = int(np.argmax(score))
+            if np.isfinite(score[i]) and left - score[i] < best[0]:
+                best = (left - score[i], int(k), i)
+        _, k, i = best
+        return k, i, (stretches[i] if np.isfinite(best[0]) else None)
+
+    def _beat_fit(self, w: np.ndarray, stretch: np.ndarray, k: int, sigma: float,
+                  null: float) -> tuple[float, int] | None:
+        """Window ``w`` fitted by the background, template ``k`` and an earlier beat's
+        ``stretch``: the step's amplitude (µV) and ``k`` if that is a pop (see BEAT_FIT), else
+        None. ``null``: what the background alone leaves (µV²·samples)."""
+        design = np.column_stack([self._beat_design[k], stretch])
+        coef, *_ = np.linalg.lstsq(design, w, rcond=None)
+        rss = float(np.sum((w - design @ coef) ** 2))
+        beat_only = np.delete(design, 2, axis=1)
+        rss_beat = float(np.sum((w - beat_only @ np.linalg.lstsq(beat_only, w, rcond=None)[0])
+                                ** 2))
+        error = sigma * math.sqrt(max(np.linalg.pinv(design.T @ design)[2, 2], 0.0))
+        amplitude, scale = float(coef[2]), float(coef[3])
+        if (rss <= (1.0 - BEAT_FIT) * null and rss <= (1.0 - BEAT_FIT) * rss_beat
+                and abs(amplitude) >= POP_LARGE_UV and abs(amplitude) >= POP_SIGNIFICANCE * error
+                and BEAT_SCALE[0] <= scale <= BEAT_SCALE[1]):
+            return amplitude, k
+        return None
 
     def _best(self, channels: np.ndarray, edges: np.ndarray, lags: int) -> dict[str, np.ndarray]:
         """Best template fit of each (channel, edge) pair over edge positions within ± ``lags``

@@ -273,8 +273,9 @@ class FreeRunChain:
         y = self.bandpass.process(raw)
         if self.mains is not None:
             y = self.mains.process(y, self._railed_hold(railed))
-        if self.steps is not None:
-            for span in self.steps.process(y, start):
+        if self.steps is not None:  # (self.ecg is there too): the R peaks it knows, absolute
+            beats = [b + self.start for b in self.ecg.beats[-4:]]
+            for span in self.steps.process(y, start, beats):
                 self.artifacts.mark_span(span)
         if self.ecg is not None:
             y = self.ecg.process(y, railed)
