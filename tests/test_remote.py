@@ -7,16 +7,21 @@ discovery test lives in test_remote_processes.py, inside its own network namespa
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import logging
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+from sdc11073.provider.subscriptionmgr_async import AsyncioEventLoopThread
+from sdc11073.pysoap.soapclientpool import SoapClientPool
 from tests.support.certs import make_site
 from tests.support.remote_procs import free_port
 from tests.support.remote_procs import wait_for as until
@@ -29,6 +34,7 @@ from ionm_station.remote.consumer import layout_of
 from ionm_station.remote.follow import Follower
 from ionm_station.remote.provider import Publisher, PublishSettings
 from ionm_station.remote.tls import TlsError, ssl_contexts
+from ionm_station.remote.transport import close_clients_unlocked
 from ionm_station.remote.wall import Histogram, Room, Wall
 from ionm_station.remote.waveforms import PeakDecimator, decimation_factor
 from ionm_station.session import Session, build_source, montage_for
@@ -327,3 +333,39 @@ def test_a_taken_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
                      str(taken), "--seconds", "1"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "cannot serve SDC there" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("mended", [True, False])
+def test_closing_a_subscribers_connection_while_a_report_is_sent_never_deadlocks(
+        mended: bool) -> None:
+    """sdc11073's soap client pool closed a connection on the event loop while holding its
+    lock, and a report sent on that loop meanwhile asked the pool for its client: the
+    housekeeping thread and the loop waited for each other for good (a whole test run hung in
+    a publisher's teardown, its supervisor blocked behind them). With the pool mended the close
+    ends; the library's own pool is shown to hang, so the test can fail."""
+    class Client:
+        async def async_close(self) -> None:
+            await asyncio.sleep(0.2)  # the connection's shutdown takes a moment
+
+    pool = SoapClientPool(lambda netloc, encodings: Client(), "test")
+    if mended:
+        close_clients_unlocked(pool)
+    loop = AsyncioEventLoopThread("loop", logging.LoggerAdapter(logging.getLogger("t"), {}))
+    loop.start()
+    until(lambda: loop.running, 5.0)
+    pool.async_loop_subscr_mgr = loop
+    pool.get_soap_client("peer:1", ["gzip"], "old subscription")
+
+    async def send_a_report() -> None:  # a notification to another subscriber of that peer
+        await asyncio.sleep(0.05)
+        pool.get_soap_client("peer:1", ["gzip"], "new subscription")
+
+    sent = asyncio.run_coroutine_threadsafe(send_a_report(), loop.loop)
+    closer = threading.Thread(target=pool.forget_usr, args=("peer:1", "old subscription"),
+                              daemon=True)
+    closer.start()
+    closer.join(3.0)
+    assert closer.is_alive() is not mended
+    if mended:
+        sent.result(3.0)
+        loop.stop()

@@ -56,6 +56,7 @@ from ionm_station.remote.tls import ssl_contexts
 from ionm_station.remote.transport import (
     QueuedSubscriptionsManager,
     SdcServer,
+    close_clients_unlocked,
     route_library_log,
 )
 from ionm_station.remote.waveforms import PeakDecimator, decimation_factor
@@ -142,6 +143,7 @@ class Publisher:
             self.mdib, epr=station_epr(settings.address, settings.port), validate=False,
             ssl_context_container=tls, max_subscription_duration=MAX_SUBSCRIPTION_S,
             socket_timeout=SEND_TIMEOUT_S, components=components)
+        close_clients_unlocked(self.provider._soap_client_pool)  # (see there)
         self._server.start()
         self.provider.start_all(start_rtsample_loop=False, shared_http_server=self._server)
         self.provider.set_location(SdcLocation(fac="IONM", poc="OR", rm=room))

@@ -13,6 +13,11 @@
   order. A subscriber that falls :data:`MAX_QUEUED` reports behind (a frozen or unreachable
   supervisor) loses its subscription; its supervisor sees the silence, says CONNECTION LOST
   and subscribes again.
+
+One fault of the library is mended: :func:`close_clients_unlocked` (its soap client pool closed
+a client on the event loop while holding the pool's lock, which a send on that loop takes: the
+housekeeping thread and the loop waited for each other for good, and with them the publisher,
+its supervisor and a station stopping).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from sdc11073.provider.subscriptionmgr_async import (
     BicepsSubscriptionAsync,
     SubscriptionsManagerPathAsync,
 )
+from sdc11073.pysoap.soapclientpool import SoapClientPool
 from sdc11073.xml_types.basetypes import MessageType
 
 from ionm_station.logs import default_log_path, open_log
@@ -51,6 +57,33 @@ def route_library_log() -> None:
     for handler in log.handlers or [logging.NullHandler()]:
         if handler not in sdc.handlers:
             sdc.addHandler(handler)
+
+
+def close_clients_unlocked(pool: SoapClientPool) -> None:
+    """Make ``pool`` forget a subscriber's use of a connection under its lock but close the
+    connection (on the library's event loop, waiting for it) after releasing the lock.
+
+    ``SoapClientPool.forget_usr`` (sdc11073 3.0) runs the close coroutine on the event loop and
+    waits for it while holding the pool's lock; a notification sent on that loop meanwhile asks
+    the pool for its client, blocks the loop on that lock, and the close can never run.
+    """
+    def forget_usr(netloc: str, usr_ident: Any) -> None:
+        with pool._lock:
+            entry = pool._soap_clients.get(netloc)
+            if entry is None or usr_ident not in entry.usr_idents:
+                return
+            entry.usr_idents.remove(usr_ident)
+            if entry.usr_idents:
+                return
+            del pool._soap_clients[netloc]
+        if entry.soap_client is None:
+            return
+        if pool.async_loop_subscr_mgr is None:
+            entry.soap_client.close()
+        else:
+            pool.async_loop_subscr_mgr.run_coro(entry.soap_client.async_close())
+
+    pool.forget_usr = forget_usr  # type: ignore[method-assign]
 
 
 class _ReusableServer(_ThreadingHTTPServer):
