@@ -231,7 +231,7 @@ def test_a_pop_on_a_qrs_is_found(fs: float) -> None:
     """Electrode pops of 100–600 µV (τ 50–300 ms) 20 ms before to 30 ms after the peak of a
     300–450 µV heartbeat on their channel: the beat spoils the long fit (0.86 explained) or
     its best τ (20 ms), and such pops read as 160–715 µV events at alarm level (tuning seeds
-    201, 202, 208, 210). Each is a pop span on its channel."""
+    201, 202, 208, 210). With the R peaks before known, each is a pop span on its channel."""
     n = int(12 * fs)
     rng = np.random.default_rng(21)
     x = np.random.default_rng(22).normal(0.0, 3.0, (n, N_CH))
@@ -241,14 +241,14 @@ def test_a_pop_on_a_qrs_is_found(fs: float) -> None:
         for c in range(N_CH):
             x[r - len(beat) // 2:r - len(beat) // 2 + len(beat), c] += \
                 beat * (rng.uniform(300.0, 450.0) if c == 5 else rng.uniform(20.0, 80.0))
-    assert run(x, fs=fs) == []
+    assert run(x, fs=fs, beats=peaks) == []
     pops = []
     for r, offset_ms in zip(peaks[2::2], (-20, -5, 5, 20, 30)):
         at = int(r + offset_ms * fs / 1000)
         x[:, 5] += decay(n, at, rng.uniform(100.0, 600.0) * rng.choice([-1, 1]),
                          rng.uniform(0.05, 0.3), fs)
         pops.append(at)
-    spans = run(x, fs=fs)
+    spans = run(x, fs=fs, beats=peaks)
     found = [s.start for s in spans if s.kind == "pop" and s.channels == (5,)]
     assert len(found) == len(pops), [(s.kind, s.start / fs) for s in spans]
     for at, start in zip(pops, found):
@@ -404,8 +404,10 @@ def test_muaps_and_a_trains_on_real_r_peaks_are_not_taken_for_pops_on_the_beat(
         name: str, fs: float) -> None:
     """Real needle MUAPs of 150–800 µV p-p from 10 ms before to 10 ms after the R peaks of a
     real heart of 300 µV on their channel, and regular A-trains (real MUAPs at 60–120 Hz,
-    300–900 µV, 1.5–3 s): the fit over the beats before adds no span (an A-train's own
-    earlier cycles fitted a stretch 0.25–2 s back: tune-mitdb-10k, 57.86 s)."""
+    300–900 µV, 1.5–3 s) are no pops, the R peaks known or not: the fit over the beats before
+    must not take them (an A-train's own earlier cycles fitted a stretch 0.25–2 s back:
+    tune-mitdb-10k, 57.86 s), and the rule it replaced (a step of ≥ 100 µV explaining 0.85)
+    took a 585 µV MUAP 9 ms before an R peak and ten stretches of one A-train for pops."""
     realcases = pytest.importorskip("support.realcases")
     x, r_peaks = real_heart(name, fs, 40.0, 300.0, 33)
     library = realcases.muap_library(fs)
@@ -420,4 +422,5 @@ def test_muaps_and_a_trains_on_real_r_peaks_are_not_taken_for_pops_on_the_beat(
         for at in range(int(at_s * fs), int((at_s + rng.uniform(1.5, 3.0)) * fs), period):
             x[at:at + len(wave), 5] += wave
     chunks = [int(0.1 * fs)] * (len(x) // int(0.1 * fs))
-    assert run(x, chunks, fs, beats=r_peaks) == run(x, chunks, fs)
+    for known in (r_peaks, None):
+        assert [(s.kind, s.start / fs) for s in run(x, chunks, fs, beats=known)] == []

@@ -26,7 +26,7 @@ Per channel and sample index:
 3. **Pop**: one channel whose best fit explains at least :data:`POP_FIT` with significance of at
    least :data:`POP_SIGNIFICANCE` and a step decaying no faster than :data:`POP_MIN_TAU_S`;
    or, a QRS under it spoiling that fit, whose window fits as a step plus the same place of
-   each of the two beats before (the R peaks the ECG canceller knows, :data:`BEAT_REACH_S`).
+   each of two beats before (the R peaks the ECG canceller knows, :data:`BEAT_REACH_S`).
 4. **Common mode**: at least :data:`COMMON_MODE_MIN_CHANNELS` channels step at the same sample
    (± :data:`COMMON_MODE_SAMPLES`), each fitting as a step (explained ≥
    :data:`COMMON_MODE_FIT`, or residual within :data:`COMMON_MODE_RESIDUAL` × the noise) with
@@ -92,40 +92,38 @@ POP_SIGNIFICANCE = 20.0
 #: … and it decays no faster than this (s): a monophasic pulse of a few ms on one channel may
 #: be a positive sharp wave, so only the slow steps of pops are taken on a single channel.
 POP_MIN_TAU_S = 0.05
-#: A large step (|A| at least this, µV) is a pop too when its fit — the long one, or only the
-#: short one — explains at least POP_LARGE_FIT of its window, with POP_SIGNIFICANCE, decaying
-#: no faster than POP_LARGE_MIN_TAU_S: a heartbeat under a pop spoils the long fit (a QRS of
-#: 400 µV left 0.86 explained), or its best τ (20 ms for a 450 µV step decaying in 50–500 ms),
-#: and such pops were reported as 160–715 µV events at alarm level (tuning seeds 201, 202,
-#: 208, 210). A positive sharp wave is smaller and turns faster.
-POP_LARGE_UV = 100.0
-POP_LARGE_FIT = 0.85
-POP_LARGE_MIN_TAU_S = 0.02
-#: A heartbeat under a pop can spoil even those fits (150–510 µV pops on an R peak explained
-#: 0.54–0.86 at slow τ, the best τ 8 ms, and were reported at alarm level: extra tuning seeds
-#: 217, 245, 252, 287). A step-like candidate on one channel that is no pop by them is fitted
-#: again with one more regressor: the same channel at the same place of the last beat the ECG
-#: canceller knows (R peak + the offset within ± BEAT_REACH_S that explains most), and must fit
-#: as well at that offset of the beat before, within ± BEAT_JITTER_S (R peaks jitter by a
-#: few samples; heart-locked: an A-train's earlier cycles fit one stretch of it, not two
-#: beats at one offset: tune-mitdb-10k, 57.86 s, 0.98 explained by a stretch of its own train
-#: 0.25–2 s earlier). Beats are used from BEAT_NEAR_S before the edge, and the stream is
-#: kept BEAT_HISTORY_S back for them.
+#: A heartbeat under a pop spoils those fits (150–510 µV pops on an R peak explained 0.54–0.86
+#: at slow τ, the best τ 8 ms, and were reported at alarm level: extra tuning seeds 201, 202,
+#: 208, 210, 217, 245, 252, 287). A step-like candidate on one channel that is no pop by them
+#: is fitted again with one more regressor: the same channel at the same place of one of the
+#: last BEAT_COUNT beats the ECG canceller knows (R peak + the offset within ± BEAT_REACH_S
+#: that explains most), and must fit as well at that offset of an earlier one of them, within
+#: ± BEAT_JITTER_S (R peaks jitter by a few samples; heart-locked: an A-train's earlier
+#: cycles fit one stretch of it, not two beats at one offset: tune-mitdb-10k, 57.86 s, 0.98
+#: explained by a stretch of its own train 0.25–2 s earlier; three beats, so that one spoilt
+#: by an earlier pop does not hide the next). Beats are used from BEAT_NEAR_S before the
+#: edge, and the stream is kept BEAT_HISTORY_S back for them. (This replaced a looser rule, a step of
+#: ≥ 100 µV explaining 0.85 of its window by the long or the short fit, that took parts of
+#: A-trains, B-trains and a 573 µV burst for pops: 3 spans on the nine tuning cases, no pop.)
+BEAT_COUNT = 3
 BEAT_REACH_S = 0.12
 BEAT_JITTER_S = 0.003
 BEAT_NEAR_S = 0.25
-BEAT_HISTORY_S = 4.0
+BEAT_HISTORY_S = 5.0
 #: The refit's window starts this long (s) before the long fit's: the stretch before a pop
 #: on a beat is heart alone, which the earlier beats repeat; an A-train's cycles there do not
 #: stay in step with them (tune-ptb-10k-b, 170.64 s: 0.945 of a 504 µV A-train explained
 #: over the long fit's window alone).
 BEAT_BEFORE_S = 0.1
 #: … it is a pop when each of the two fits explains BEAT_FIT of the window, the step alone
-#: BEAT_FIT of what the earlier beat leaves (pops of 150–500 µV on real R peaks: 0.95–1.00 and
-#: 0.95–1.00; A-trains, B-trains and MUAPs on the nine tuning cases at most 0.71 and 0.44),
-#: the step is at least POP_LARGE_UV with POP_SIGNIFICANCE and τ ≥ POP_LARGE_MIN_TAU_S, and
-#: the earlier beat enters at a heartbeat's scale, BEAT_SCALE.
-BEAT_FIT = 0.9
+#: BEAT_FIT of what the earlier beat leaves (pops of 108–510 µV on real R peaks: 0.98–1.00 and
+#: 0.89–1.00; A-trains, B-trains and MUAPs on the nine tuning cases at most 0.71 and 0.44),
+#: the step is at least BEAT_POP_MIN_UV with POP_SIGNIFICANCE and τ ≥ BEAT_POP_MIN_TAU_S (s; a
+#: positive sharp wave is smaller and turns faster), and the earlier beat enters at a
+#: heartbeat's scale, BEAT_SCALE.
+BEAT_FIT = 0.85
+BEAT_POP_MIN_UV = 100.0
+BEAT_POP_MIN_TAU_S = 0.02
 BEAT_SCALE = (0.5, 2.0)
 #: Common mode: at least this many channels step at one sample (± this many samples) …
 COMMON_MODE_MIN_CHANNELS = 3
@@ -223,7 +221,7 @@ class StepDetector:
         # the design per slow template (background, step) and their orthonormal bases
         self._beat_lead = round(BEAT_BEFORE_S * fs)
         m = self._beat_lead + self._pre + self._fit
-        self._slow = np.flatnonzero(self._taus >= POP_LARGE_MIN_TAU_S)
+        self._slow = np.flatnonzero(self._taus >= BEAT_POP_MIN_TAU_S)
         background = [np.ones(m), np.arange(m) / m]
         self._beat_design = {int(k): np.stack(background + [np.concatenate(
             [np.zeros(m - self._fit), responses[k, :self._fit]])], axis=1) for k in self._slow}
@@ -464,19 +462,16 @@ class StepDetector:
         return spans
 
     def _pop(self, fit: dict[str, np.ndarray], i: int) -> bool:
-        """Whether candidate ``i`` of ``fit`` (see :meth:`_best`) is a pop on its channel: a
-        clean long fit of a slow step, or a large step (see POP_LARGE_UV) fitting well."""
-        if fit["significance"][i] < POP_SIGNIFICANCE:
-            return False
+        """Whether candidate ``i`` of ``fit`` (see :meth:`_best`) is a pop on its channel by
+        itself: a clean long fit of a slow step."""
         tau = self._taus[fit["k"][i]]
-        if not fit["short"][i] and fit["explained"][i] >= POP_FIT and tau >= POP_MIN_TAU_S:
-            return True
-        return bool(abs(fit["a"][i]) >= POP_LARGE_UV and fit["explained"][i] >= POP_LARGE_FIT
-                    and tau >= POP_LARGE_MIN_TAU_S)
+        return bool(fit["significance"][i] >= POP_SIGNIFICANCE and not fit["short"][i]
+                    and fit["explained"][i] >= POP_FIT and tau >= POP_MIN_TAU_S)
 
     def _pop_on_beat(self, ch: int, t0: int, sigma: float) -> tuple[float, int] | None:
-        """A pop at edge ``t0`` on channel ``ch`` (noise σ ``sigma``, µV) fitted over the last
-        two beats known (see BEAT_REACH_S): its amplitude (µV) and template index, or None."""
+        """A pop at edge ``t0`` on channel ``ch`` (noise σ ``sigma``, µV) fitted over two of
+        the last beats known (see BEAT_REACH_S): its amplitude (µV) and template index, or
+        None."""
         lead = self._beat_lead + self._pre  # the window starts this long before the edge
         n = lead + self._fit
         known = [b for b in self._beats if b + self._beat_reach + n <= t0 - self._beat_near]
@@ -486,16 +481,23 @@ class StepDetector:
         if not np.isfinite(w).all():
             return None
         null = w @ w - np.sum((w @ self._beat_background) ** 2)
-        # the window's place in the last beat: R peak + the offset that explains most …
-        first = known[-1] - self._beat_reach - lead
-        k, offset, stretch = self._best_stretch(w, ch, first, 2 * self._beat_reach, self._slow)
-        fit = None if stretch is None else self._beat_fit(w, stretch, k, sigma, null)
-        if fit is None:
-            return None
-        # … and the same place in the beat before (± BEAT_JITTER_S: R peaks' own jitter)
-        at = known[-2] + first + offset - known[-1] - self._beat_jitter
-        _, _, stretch = self._best_stretch(w, ch, at, 2 * self._beat_jitter, np.array([k]))
-        return None if stretch is None else self._beat_fit(w, stretch, k, sigma, null)
+        beats = known[-BEAT_COUNT:][::-1]  # the latest first
+        for i, anchor in enumerate(beats):
+            # the window's place in this beat: R peak + the offset that explains most …
+            first = anchor - self._beat_reach - lead
+            k, offset, stretch = self._best_stretch(w, ch, first, 2 * self._beat_reach,
+                                                    self._slow)
+            if stretch is None or self._beat_fit(w, stretch, k, sigma, null) is None:
+                continue
+            # … and the same place in an earlier one (± BEAT_JITTER_S: R peaks' own jitter)
+            for other in beats[i + 1:]:
+                at = other + first + offset - anchor - self._beat_jitter
+                _, _, again = self._best_stretch(w, ch, at, 2 * self._beat_jitter,
+                                                 np.array([k]))
+                fit = None if again is None else self._beat_fit(w, again, k, sigma, null)
+                if fit is not None:
+                    return fit
+        return None
 
     def _best_stretch(self, w: np.ndarray, ch: int, first: int, span: int,
                       templates: np.ndarray) -> tuple[int, int, np.ndarray | None]:
@@ -543,7 +545,7 @@ class StepDetector:
         error = sigma * math.sqrt(max(np.linalg.pinv(design.T @ design)[2, 2], 0.0))
         amplitude, scale = float(coef[2]), float(coef[3])
         if (rss <= (1.0 - BEAT_FIT) * null and rss <= (1.0 - BEAT_FIT) * rss_beat
-                and abs(amplitude) >= POP_LARGE_UV and abs(amplitude) >= POP_SIGNIFICANCE * error
+                and abs(amplitude) >= BEAT_POP_MIN_UV and abs(amplitude) >= POP_SIGNIFICANCE * error
                 and BEAT_SCALE[0] <= scale <= BEAT_SCALE[1]):
             return amplitude, k
         return None
