@@ -145,8 +145,8 @@ def test_emg_qrs_and_a_lone_short_pulse_are_not_steps() -> None:
 
 
 def test_spans_need_the_filtered_stream_ahead_of_the_detector() -> None:
-    """A span is decided PRE_S + FIT_S and a few ms after its edge: well within the ECG
-    canceller's delay, by which the detector lags the raw stream."""
+    """A span is decided PRE_S + QUIET_AFTER_S and a few ms after its edge: well within the
+    ECG canceller's delay, by which the detector lags the raw stream."""
     n = int(4 * FS)
     x = noise(n, 6)
     at = int(2.0 * FS)
@@ -159,7 +159,7 @@ def test_spans_need_the_filtered_stream_ahead_of_the_detector() -> None:
         if det.process(z[pos:pos + 10], pos):
             decided = pos + 10
             break
-    assert decided is not None and decided - at <= 0.045 * FS
+    assert decided is not None and decided - at <= 0.075 * FS
 
 
 def test_nan_gaps_are_never_fitted_and_the_noise_is_relearnt() -> None:
@@ -330,28 +330,32 @@ def test_a_common_mode_step_before_a_real_qrs_is_found_despite_one_dissenting_ch
     assert 5 not in spans[0].channels
 
 
-@pytest.mark.parametrize("seed, at_s, channel", [(217, 94.7298, 7), (252, 15.8974, 1)])
-def test_a_pop_on_an_r_peak_of_a_real_case_is_found(seed: int, at_s: float,
-                                                    channel: int) -> None:
-    """Extra tuning seeds 217 (MIT-BIH 100, 5 kHz) and 252 (PTB s0010, 10 kHz) of the real-ECG
-    cases: a 200 µV pop 2 ms before and 11 ms after an R peak of about its size. The QRS under
-    it left 0.67–0.86 of the window explained at slow τ (the best τ 8 ms): no span, and a
-    280 µV spike at alarm level. Fitted over the same place of the two beats before (the R
-    peaks the ECG canceller knows) it is a pop."""
+@pytest.mark.parametrize("seed, at_s, channel, pop", [
+    (217, 94.7298, 7, True), (252, 15.8974, 1, True), (251, 172.2983, 7, True),
+    (264, 142.505, 1, False)])
+def test_pops_and_a_spike_of_real_cases(seed: int, at_s: float, channel: int,
+                                        pop: bool) -> None:
+    """Extra tuning seeds of the real-ECG cases. 217 (MIT-BIH 100, 5 kHz) and 252 (PTB s0010,
+    10 kHz): a 200 µV pop 2 ms before and 11 ms after an R peak of about its size; the QRS
+    under it left 0.67–0.86 of the window explained at slow τ (the best τ 8 ms): no span, and a
+    280 µV spike at alarm level; fitted over the same place of two beats before (the R peaks
+    the ECG canceller knows) it is a pop. 251 (PTB): a 122 µV pop 117 ms before an R peak,
+    best fitted with τ 20 ms (a 159 µV spike at alarm level once the looser rule was gone); a
+    slow step after a quiet stretch, it is a pop. 264 (PTB): a 485 µV needle spike with a quiet
+    stretch before it, which the looser rule took for a pop (missed): no pop."""
     realcases = pytest.importorskip("support.realcases")
     if not realcases.DATA_DIR.is_dir():
         pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    rate, record = {217: (5000, "100"), 252: (10_000, "s0010_re")}[seed]
+    rate, record = (5000, "100") if seed == 217 else (10_000, "s0010_re")
     case = realcases.generate(realcases.CaseSpec(f"x{seed}", seed, rate, 50.0, record, True))
     fs = case.sample_rate_hz
     a = int((at_s - 6.0) * fs)  # the stream the chain gives the detector: mains cancelled
     x = (case.raw - case.components["mains"])[a:int((at_s + 1.0) * fs)].astype(np.float64)
     beats = np.array(case.truth.ecg_beats)
-    for known in (None, beats):
-        spans = [s for s in run(x, fs=fs, start=a, beats=known)
-                 if s.kind == "pop" and abs(s.start - at_s * fs) < 0.005 * fs]
-        assert [s.channels for s in spans] == ([] if known is None else [(channel,)])
+    spans = [s for s in run(x, fs=fs, start=a, beats=beats)
+             if s.kind == "pop" and abs(s.start - at_s * fs) < (0.005 if pop else 0.02) * fs]
+    assert [s.channels for s in spans] == ([(channel,)] if pop else [])
 
 
 def real_heart(name: str, fs: float, seconds: float, peak_uv: float,

@@ -40,7 +40,7 @@ Per channel and sample index:
 
 Everything is computed from absolute sample indices on a carried history, so any chunking gives
 the same spans; rows holding NaN (gaps) are never fitted. Spans are returned once decided, which
-is :data:`PRE_S` + :data:`FIT_S` + a few ms after the edge.
+is :data:`PRE_S` + :data:`QUIET_AFTER_S` + a few ms after the edge.
 """
 
 from __future__ import annotations
@@ -122,6 +122,20 @@ BEAT_BEFORE_S = 0.1
 #: positive sharp wave is smaller and turns faster), and the earlier beat enters at a
 #: heartbeat's scale, BEAT_SCALE.
 BEAT_FIT = 0.85
+#: A slow step (τ ≥ POP_MIN_TAU_S, ≥ QUIET_MIN_UV, POP_SIGNIFICANCE) that explains
+#: QUIET_FIT of PRE_S + QUIET_AFTER_S around its edge after a quiet stretch — the
+#: BEAT_BEFORE_S before it holding, a line removed, an RMS of at most QUIET_BEFORE × the step
+#: — is a pop too, without any beat, even where a faster τ fits the long fit's window better:
+#: a 122 µV pop 117 ms before an R peak (seed 251, 172.30 s) fitted best with τ 20 ms and was
+#: a 159 µV spike at alarm level (0.88 over 60 ms at τ 50 ms, a 99 µV step there, its stretch
+#: before 0.08 × the step); an A-train taken for a pop by the rule this replaced had 0.86–0.91 × the step
+#: before it; a 485 µV needle spike with a quiet stretch before it fitted 0.86 over the long
+#: fit's window but 0.22 over 60 ms (it has no ringing tail: seed 264, 142.51 s). Spans are
+#: decided QUIET_AFTER_S and a few ms after their edge (still well ahead of the detector).
+QUIET_FIT = 0.85
+QUIET_BEFORE = 0.15
+QUIET_AFTER_S = 0.06
+QUIET_MIN_UV = 50.0
 BEAT_POP_MIN_UV = 100.0
 BEAT_POP_MIN_TAU_S = 0.02
 BEAT_SCALE = (0.5, 2.0)
@@ -228,7 +242,13 @@ class StepDetector:
         self._beat_bases = np.concatenate(
             [np.linalg.qr(self._beat_design[int(k)])[0] for k in self._slow], axis=1)
         self._beat_background = np.linalg.qr(np.stack(background, axis=1))[0]
-        self._after = self._fit + self._diff + self._spacing + COMMON_MODE_SAMPLES
+        self._quiet_after = round(QUIET_AFTER_S * fs)
+        m = self._pre + self._quiet_after  # the window of a step after a quiet stretch
+        self._quiet_design = {int(k): np.stack([np.ones(m), np.arange(m) / m, np.concatenate(
+            [np.zeros(self._pre), responses[k, :self._quiet_after]])], axis=1)
+            for k in self._slow}
+        self._after = (max(self._fit, self._quiet_after) + self._diff + self._spacing
+                       + COMMON_MODE_SAMPLES)
         self.first = start
         self.reset()
 
@@ -469,18 +489,21 @@ class StepDetector:
                     and fit["explained"][i] >= POP_FIT and tau >= POP_MIN_TAU_S)
 
     def _pop_on_beat(self, ch: int, t0: int, sigma: float) -> tuple[float, int] | None:
-        """A pop at edge ``t0`` on channel ``ch`` (noise σ ``sigma``, µV) fitted over two of
-        the last beats known (see BEAT_REACH_S): its amplitude (µV) and template index, or
-        None."""
+        """A pop at edge ``t0`` on channel ``ch`` (noise σ ``sigma``, µV) that the plain fits
+        missed: after a quiet stretch (QUIET_FIT) or over two of the last beats known
+        (BEAT_REACH_S); its amplitude (µV) and template index, or None."""
         lead = self._beat_lead + self._pre  # the window starts this long before the edge
         n = lead + self._fit
-        known = [b for b in self._beats if b + self._beat_reach + n <= t0 - self._beat_near]
-        if len(known) < 2 or not np.isfinite(sigma):
-            return None
         w = self._past.window(t0 - lead, t0 - lead + n)[:, ch]
-        if not np.isfinite(w).all():
+        if not np.isfinite(w).all() or not np.isfinite(sigma):
             return None
         null = w @ w - np.sum((w @ self._beat_background) ** 2)
+        quiet = self._quiet_fit(ch, t0, sigma)
+        if quiet is not None:
+            return quiet
+        known = [b for b in self._beats if b + self._beat_reach + n <= t0 - self._beat_near]
+        if len(known) < 2:
+            return None
         beats = known[-BEAT_COUNT:][::-1]  # the latest first
         for i, anchor in enumerate(beats):
             # the window's place in this beat: R peak + the offset that explains most …
@@ -530,6 +553,35 @@ class StepDetector:
                 best = (left - score[i], int(k), i)
         _, k, i = best
         return k, i, (stretches[i] if np.isfinite(best[0]) else None)
+
+    def _quiet_fit(self, ch: int, t0: int, sigma: float) -> tuple[float, int] | None:
+        """Channel ``ch`` at edge ``t0`` as a slow step after a quiet stretch (see QUIET_FIT):
+        the step's amplitude (µV) and template index, or None."""
+        lead = self._beat_lead
+        start = t0 - self._pre
+        w = self._past.window(start - lead, start + self._pre + self._quiet_after)[:, ch]
+        if not np.isfinite(w).all():
+            return None
+        line = np.stack([np.ones(lead), np.arange(lead) / lead], axis=1)
+        before = w[:lead] - line @ np.linalg.lstsq(line, w[:lead], rcond=None)[0]
+        quiet_uv = math.sqrt(float(np.mean(before ** 2)))
+        tail = w[lead:]
+        background = self._quiet_design[int(self._slow[0])][:, :2]
+        null = float(np.sum((tail - background @ np.linalg.lstsq(background, tail,
+                                                                 rcond=None)[0]) ** 2))
+        best = None
+        for k in self._slow[self._taus[self._slow] >= POP_MIN_TAU_S]:
+            design = self._quiet_design[int(k)]
+            coef, *_ = np.linalg.lstsq(design, tail, rcond=None)
+            rss = float(np.sum((tail - design @ coef) ** 2))
+            error = sigma * math.sqrt(max(np.linalg.pinv(design.T @ design)[2, 2], 0.0))
+            amplitude = float(coef[2])
+            if (rss <= (1.0 - QUIET_FIT) * null and abs(amplitude) >= QUIET_MIN_UV
+                    and abs(amplitude) >= POP_SIGNIFICANCE * error
+                    and quiet_uv <= QUIET_BEFORE * abs(amplitude)
+                    and (best is None or rss < best[0])):
+                best = (rss, amplitude, int(k))
+        return None if best is None else (best[1], best[2])
 
     def _beat_fit(self, w: np.ndarray, stretch: np.ndarray, k: int, sigma: float,
                   null: float) -> tuple[float, int] | None:
