@@ -106,6 +106,8 @@ POP_MIN_TAU_S = 0.05
 #: ≥ 100 µV explaining 0.85 of its window by the long or the short fit, that took parts of
 #: A-trains, B-trains and a 573 µV burst for pops: 3 spans on the nine tuning cases, no pop.)
 BEAT_COUNT = 3
+#: R peaks kept (the canceller may report one a little late, out of order).
+BEATS_KEPT = 8
 BEAT_REACH_S = 0.12
 BEAT_JITTER_S = 0.003
 BEAT_NEAR_S = 0.25
@@ -275,9 +277,10 @@ class StepDetector:
         """Examine the next consecutive chunk (n, n_channels) µV starting at absolute ``start``;
         returns the pop and common-mode spans decided with it. ``beats``: R peaks (absolute
         sample indices, ascending) known so far, e.g. :attr:`EcgCanceller.beats`; only their
-        last few are kept (see BEAT_REACH_S)."""
+        last BEATS_KEPT are kept (see BEAT_REACH_S)."""
         if len(beats):
-            self._beats = sorted(set(self._beats[-8:]) | set(beats[-8:]))[-8:]
+            kept = BEATS_KEPT
+            self._beats = sorted(set(self._beats[-kept:]) | set(beats[-kept:]))[-kept:]
         if start != self._pos + len(self._hist):
             raise ValueError(f"chunk starts at {start}, expected {self._pos + len(self._hist)}")
         if not len(z):
@@ -474,7 +477,7 @@ class StepDetector:
                 self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
             else:
                 pop = ((own["a"][i], own["k"][i]) if self._pop(own, i)
-                       else self._pop_on_beat(ch, t0, float(own["sigma"][i])))
+                       else self._pop_refit(ch, t0, float(own["sigma"][i])))
                 if pop is not None:
                     span = self._span("pop", t0, np.array([ch]), np.array([pop[0]]),
                                       np.array([pop[1]]), own["sigma"][i:i + 1])
@@ -490,7 +493,7 @@ class StepDetector:
         return bool(fit["significance"][i] >= POP_SIGNIFICANCE and not fit["short"][i]
                     and fit["explained"][i] >= POP_FIT and tau >= POP_MIN_TAU_S)
 
-    def _pop_on_beat(self, ch: int, t0: int, sigma: float) -> tuple[float, int] | None:
+    def _pop_refit(self, ch: int, t0: int, sigma: float) -> tuple[float, int] | None:
         """A pop at edge ``t0`` on channel ``ch`` (noise σ ``sigma``, µV) that the plain fits
         missed: after a quiet stretch (QUIET_FIT) or over two of the last beats known
         (BEAT_REACH_S); its amplitude (µV) and template index, or None."""
