@@ -191,6 +191,14 @@ TEMPLATE_S = 0.5
 KINDS = ("pop", "common_mode")
 
 
+def _step_design(before: int, response: np.ndarray) -> np.ndarray:
+    """(before + len(response), 3) design of a window: offset, slope (over the window) and a
+    step's ``response`` from ``before`` samples in (zero until then)."""
+    m = before + len(response)
+    return np.stack([np.ones(m), np.arange(m) / m,
+                     np.concatenate([np.zeros(before), response])], axis=1)
+
+
 class StepDetector:
     """Streaming pop / common-mode step detector on a band-passed, mains-free µV stream.
 
@@ -238,19 +246,15 @@ class StepDetector:
         # the refit on earlier beats: its window (BEAT_BEFORE_S more before the long fit's),
         # the design per slow template (background, step) and their orthonormal bases
         self._beat_lead = round(BEAT_BEFORE_S * fs)
-        m = self._beat_lead + self._pre + self._fit
         self._slow = np.flatnonzero(self._taus >= BEAT_POP_MIN_TAU_S)
-        background = [np.ones(m), np.arange(m) / m]
-        self._beat_design = {int(k): np.stack(background + [np.concatenate(
-            [np.zeros(m - self._fit), responses[k, :self._fit]])], axis=1) for k in self._slow}
+        self._beat_design = {int(k): _step_design(self._beat_lead + self._pre,
+                                                  responses[k, :self._fit]) for k in self._slow}
         self._beat_bases = np.concatenate(
             [np.linalg.qr(self._beat_design[int(k)])[0] for k in self._slow], axis=1)
-        self._beat_background = np.linalg.qr(np.stack(background, axis=1))[0]
-        self._quiet_after = round(QUIET_AFTER_S * fs)
-        m = self._pre + self._quiet_after  # the window of a step after a quiet stretch
-        self._quiet_design = {int(k): np.stack([np.ones(m), np.arange(m) / m, np.concatenate(
-            [np.zeros(self._pre), responses[k, :self._quiet_after]])], axis=1)
-            for k in self._slow}
+        self._beat_background = np.linalg.qr(self._beat_design[int(self._slow[0])][:, :2])[0]
+        self._quiet_after = round(QUIET_AFTER_S * fs)  # a step after a quiet stretch: its window
+        self._quiet_design = {int(k): _step_design(self._pre, responses[k, :self._quiet_after])
+                              for k in self._slow}
         self._after = (max(self._fit, self._quiet_after) + self._diff + self._spacing
                        + COMMON_MODE_SAMPLES)
         self.first = start
