@@ -132,6 +132,73 @@ def test_a_stalled_worker_is_abandoned_and_restarted(monkeypatch: pytest.MonkeyP
     w.stop()
 
 
+class Sticky(Counter):
+    """A worker whose :meth:`on_restart` blocks until ``release`` is set (e.g. closing a socket
+    whose peer is gone) or raises while ``refuse`` is set."""
+
+    def __init__(self, name: str, fail_at: set[int]) -> None:
+        super().__init__(fail_at)
+        self.name = name
+        self.release = threading.Event()
+        self.refuse = False
+
+    def on_restart(self) -> None:
+        if self.refuse:
+            self.refuse = False
+            raise OSError("device busy")
+        self.release.wait(30.0)
+        super().on_restart()
+
+
+def test_a_hung_restart_stops_no_other_restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker's restart that never returns must not keep the supervisor from restarting the
+    others; the hung one stays down with its alarm up, is logged as hung, and stopping it does
+    not hang the station's shutdown."""
+    monkeypatch.setattr(sup, "RESTART_HUNG_S", 0.3)
+    log = EventLog()
+    stuck, other = Sticky("sdc-publisher", {2}), Counter(fail_at={400})
+    workers = [stuck, other]
+    s = Supervisor(lambda: workers, log, None, lambda: 0, poll_s=0.01)
+    for w in workers:
+        w.start()
+    s.start()
+    try:
+        wait_for(lambda: stuck.restarts == 1)  # its restart began, and hangs in on_restart
+        elapsed = wait_for(lambda: other.restarts == 1 and other.health().state == "running", 2.0)
+        assert elapsed < 1.0 + 400 * 0.002  # within a second of its crash (≤ 400 short steps)
+        assert stuck.health().down and stuck.rebuilt == 0
+        wait_for(lambda: "remote_off" in [a.kind for a in s.held()])  # its fault is shown
+        wait_for(lambda: any("restart hung" in e.data["error"] for e in log.of_kind("worker_fault")))
+        assert stuck.restarts == 1  # one restart at a time
+        t0 = time.monotonic()
+        stuck.stop(timeout_s=0.2)
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        stuck.release.set()
+        s.stop()
+        other.stop()
+    wait_for(lambda: stuck.health().state == "stopped")  # not relaunched after the stop
+    assert stuck.rebuilt == 1 and stuck.join(1.0)
+
+
+def test_a_restart_that_raises_is_logged_and_tried_again() -> None:
+    log = EventLog()
+    w = Sticky("recorder", {2})
+    w.refuse = True
+    w.release.set()
+    s = Supervisor(lambda: [w], log, None, lambda: 0, poll_s=0.01)
+    w.start()
+    s.start()
+    try:
+        wait_for(lambda: w.rebuilt == 1 and w.health().state == "running")
+    finally:
+        s.stop()
+        w.stop()
+    errors = [e.data["error"] for e in log.of_kind("worker_fault")]
+    assert errors[:2] == ["RuntimeError: boom at 2", "restart failed: OSError: device busy"]
+    assert len(log.of_kind("worker_restarted")) == 1 and w.restarts == 2
+
+
 def test_technical_alarm_is_held_after_a_short_fault(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sup, "HOLD_S", 0.3)
     log = EventLog()

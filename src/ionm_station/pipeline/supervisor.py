@@ -7,6 +7,13 @@ restart budget (:data:`MAX_RESTARTS` in :data:`BUDGET_WINDOW_S`): then it is giv
 ``failed``, a ``worker_failed`` event — and its technical alarm stays up. A worker stalled for
 :data:`STALL_RESTART_S` is abandoned and restarted the same way.
 
+A restart runs on a thread of its own (``restart-<worker>``), never on the supervisor's: a
+worker's :meth:`~.worker.Worker.on_restart` may close sockets or devices and so may block, and a
+supervisor waiting on it would restart nobody else. While a restart runs the worker stays down
+(its health keeps ``crashed`` or ``stalled`` until the fresh thread starts), its technical alarm
+stays up, and the supervisor does not start another; one that has not returned after
+:data:`RESTART_HUNG_S` is logged once as a ``worker_fault`` (``restart hung …``).
+
 It also evaluates the technical alarm conditions (:func:`~.technical.assess`) every poll and
 logs a ``technical_alarm`` event when one is raised or cleared. A condition is held for at least
 :data:`HOLD_S` after it clears, so a fault that recovers within one poll still shows on the
@@ -35,12 +42,22 @@ MAX_RESTARTS = 5
 BUDGET_WINDOW_S = 60.0
 #: A worker stalled this long is abandoned and restarted (s).
 STALL_RESTART_S = 2.0
+#: A restart whose thread has not returned after this long is hung (s): logged, the worker stays down.
+RESTART_HUNG_S = 5.0
 #: A technical alarm stays shown at least this long after its condition clears (s).
 HOLD_S = 2.0
 #: Seconds between giving unused heap memory back to the system (see :mod:`ionm_station.memory`).
 TRIM_S = 30.0
 
 log = logging.getLogger("ionm_station")
+
+
+@dataclass
+class _Restart:
+    thread: threading.Thread
+    started_s: float
+    error: str
+    hung_logged: bool = False
 
 
 @dataclass
@@ -72,6 +89,7 @@ class Supervisor:
         self.poll_s = poll_s
         self._restarts: dict[str, deque[float]] = {}
         self._held: dict[str, _Held] = {}
+        self._pending: dict[str, _Restart] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
@@ -79,10 +97,14 @@ class Supervisor:
     def start(self) -> None:
         self._thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 2.0) -> None:
+        """End polling; wait (at most ``timeout_s`` in all) for it and for restarts under way."""
+        deadline = time.monotonic() + timeout_s
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(2.0)
+            self._thread.join(timeout_s)
+        for pending in list(self._pending.values()):
+            pending.thread.join(max(0.0, deadline - time.monotonic()))
 
     def held(self) -> list[TechnicalAlarm]:
         """Technical alarms raised and not yet cleared (held at least :data:`HOLD_S`)."""
@@ -113,7 +135,13 @@ class Supervisor:
                 log.exception("supervisor poll failed")
 
     def _watch(self, worker: Worker) -> TechnicalAlarm | None:
-        """Restart ``worker`` if it crashed or stalled too long; the alarm of a restart."""
+        """Restart ``worker`` if it crashed or stalled too long; the alarm of a restart (also
+        while one is still running)."""
+        pending = self._pending.get(worker.name)
+        if pending is not None:
+            if pending.thread.is_alive():
+                return self._waiting(worker, pending)
+            del self._pending[worker.name]
         h = worker.health()
         stalled = h.state == "stalled" and h.heartbeat_age_s >= STALL_RESTART_S
         if h.state != "crashed" and not stalled:
@@ -138,11 +166,36 @@ class Supervisor:
                 "reason": f"{len(recent)} restarts within {BUDGET_WINDOW_S:g} s"}))
             return None  # given up: its health keeps the alarm up
         recent.append(now)
-        worker.restart()
-        log.warning("worker %s restarted (%d within %.0f s)", worker.name, len(recent), BUDGET_WINDOW_S)
-        self._events.append(Event("worker_restarted", index, data={"worker": worker.name,
-                                                                    "restarts": worker.restarts}))
+        thread = threading.Thread(target=self._restart, args=(worker, len(recent)),
+                                  name=f"restart-{worker.name}", daemon=True)
+        self._pending[worker.name] = _Restart(thread, now, error)
+        thread.start()
         return restarted(worker.name, error)
+
+    def _waiting(self, worker: Worker, pending: _Restart) -> TechnicalAlarm:
+        """The alarm of a restart still running; a hung one is logged once."""
+        waited = time.monotonic() - pending.started_s
+        if waited >= RESTART_HUNG_S and not pending.hung_logged:
+            pending.hung_logged = True
+            error = f"restart hung: not done after {waited:.1f} s ({pending.error})"
+            log.error("worker %s: %s", worker.name, error)
+            self._events.append(Event("worker_fault", self._now_index(),
+                                      data={"worker": worker.name, "error": error}))
+        return restarted(worker.name, pending.error)
+
+    def _restart(self, worker: Worker, recent: int) -> None:
+        """On a ``restart-<worker>`` thread: rebuild and relaunch ``worker``, then log it. A
+        restart that raises leaves the worker down; the next poll tries again (budget counts)."""
+        try:
+            worker.restart()
+        except Exception as exc:  # logged; the worker stays crashed for the next poll
+            log.exception("worker %s restart failed", worker.name)
+            self._events.append(Event("worker_fault", self._now_index(), data={
+                "worker": worker.name, "error": f"restart failed: {type(exc).__name__}: {exc}"}))
+            return
+        log.warning("worker %s restarted (%d within %.0f s)", worker.name, recent, BUDGET_WINDOW_S)
+        self._events.append(Event("worker_restarted", self._now_index(),
+                                  data={"worker": worker.name, "restarts": worker.restarts}))
 
     def _technical(self, current: list[TechnicalAlarm], now: float) -> None:
         index = self._now_index()

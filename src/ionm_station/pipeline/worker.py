@@ -101,6 +101,9 @@ class Worker:
             self._generation += 1  # the old thread, if still inside step(), becomes stale
             self.restarts += 1
             self.on_restart()
+            if self._stop.is_set():  # stopped while on_restart ran: stay stopped
+                self._state = "stopped"
+                return
             self._launch()
 
     def give_up(self) -> None:
@@ -110,14 +113,19 @@ class Worker:
             self._state = "failed"
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Ask the loop to end and wait for it (at most ``timeout_s``)."""
+        """Ask the loop to end and wait for it (at most ``timeout_s``, also for a restart that
+        holds the lock: a hung :meth:`on_restart` must not hang the station's shutdown)."""
         self._stop.set()
         thread = self._thread
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout_s)
-        with self._lock:
+        if not self._lock.acquire(timeout=timeout_s):
+            return  # a restart is stuck inside on_restart; its relaunch sees the stop and ends
+        try:
             if self._state in ("running", "stalled", "idle"):
                 self._state = "stopped"
+        finally:
+            self._lock.release()
 
     @property
     def stopping(self) -> bool:
@@ -168,9 +176,10 @@ class Worker:
     def _launch(self) -> None:
         self._state = "running"
         self._beat = time.monotonic()
-        self._thread = threading.Thread(target=self._loop, args=(self._generation,),
-                                        name=self.name, daemon=True)
-        self._thread.start()
+        thread = threading.Thread(target=self._loop, args=(self._generation,), name=self.name,
+                                  daemon=True)
+        thread.start()
+        self._thread = thread  # only a started thread is ever joined (join, stop)
 
     def _loop(self, generation: int) -> None:
         try:
