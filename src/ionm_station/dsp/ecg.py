@@ -248,6 +248,18 @@ P_WAVE_FAST_SIGMA = 3.0
 #: detector zeroes blanked samples before its 40 Hz high-pass, and the unsubtracted PR
 #: segment right after a blank ending at the window's start read as a 17 µV spike.
 P_WAVE_INTO_WINDOW_S = 0.02
+#: … and on up to where the residual gate's blank of that channel begins (see
+#: :meth:`EcgCanceller._gate`), when that lies at most this much further (s), under the same
+#: conditions and where that stretch holds no >200 Hz content (as the P-wave gate's
+#: :meth:`EcgCanceller._fast`): PTB s0010's PR segment, fitted past the taper, left 8–10 µV
+#: RMS (3 σ; more than the heartbeat there, so the gate kept it) between the two blanks, read
+#: as 16–31 µV spikes at R − 25…−37 ms on the channel with 333 µV of heartbeat for 12 s and
+#: again later (extra tuning seed 299: 24 of its 26 false events).
+P_WAVE_BRIDGE_S = 0.040
+#: … nor where the >200 Hz RMS over that whole stretch exceeds this many times the channel's
+#: >200 Hz noise: those misfits read 1.03–1.18 ×, a 34 µV burst of small MUAPs there 1.43 ×
+#: (seed 269, 135.77 s: missed when bridged), too small for the 2 ms test.
+P_WAVE_BRIDGE_HF_RATIO = 1.3
 #: The P-wave gate judges what the output holds from this long (s) before the rows it may blank:
 #: a MUAP straddling the gate's start otherwise showed it only its tail, slow and small, and was
 #: cut in two (extra tuning seed 265: a 266 µV spike at R − 165 ms missed once channels with
@@ -1172,6 +1184,18 @@ class EcgCanceller:
         sigma = self._noise.view(b, b + 1)[0, channels]
         return power.max(axis=1) > m * (P_WAVE_FAST_SIGMA * sigma) ** 2
 
+    def _fast_at_all(self, x: np.ndarray, start: int, ch: int) -> bool:
+        """Whether ``x`` (1 × samples µV of channel ``ch`` from absolute row ``start``) holds
+        any >200 Hz content beyond noise: a 2 ms RMS of it as in :meth:`_fast`, or its RMS over
+        all of ``x`` above :data:`P_WAVE_BRIDGE_HF_RATIO` × the channel's >200 Hz noise."""
+        channels = np.array([ch])
+        if self._fast(x, start, channels)[0]:
+            return True
+        high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
+        b = min(max(start // self._block, self._noise.start), self._noise.stop - 1)
+        sigma = self._noise.view(b, b + 1)[0, ch]
+        return float(np.mean(high * high)) > (P_WAVE_BRIDGE_HF_RATIO * sigma) ** 2
+
     def _gate_from(self, t: int) -> int:
         """The first row a P-wave gate may blank once the input up to ``t`` has arrived: the
         first one not output yet, were the delay not longer by CONFIRM_REACH_S's extension.
@@ -1527,8 +1551,8 @@ class EcgCanceller:
         misfit = (fresh | ~apply[:, None]
                   | (self._block_rms(residual) <= GATE_RESIDUAL_MAX * size))
         clean = live[:, None] & ~emg_blocks & misfit
-        self._gate(fid, lags, residual, sigma, clean & self._loud(ecg, sigma, GATE_ECG_SIGMA),
-                   clean, emg_blocks)
+        gate_from = self._gate(fid, lags, residual, sigma,
+                               clean & self._loud(ecg, sigma, GATE_ECG_SIGMA), clean, emg_blocks)
         dead = np.setdiff1d(self._ecg_channels(), np.flatnonzero(live))
         if len(dead) and not self._late:  # flat or railed in the window: QRS left in place
             self._blank.append((fid - pre, fid + self._core_post, dead))
@@ -1537,16 +1561,26 @@ class EcgCanceller:
             return
         if p_gated is not None:  # the P wave's blank goes on past the taper (see _gate_p_wave)
             # where no EMG is there and what the output holds is no larger than a P wave
+            # … up to the residual gate's blank where that begins within P_WAVE_BRIDGE_S of it
             into = round(P_WAVE_INTO_WINDOW_S * self.sample_rate_hz)
+            reach = into + round(P_WAVE_BRIDGE_S * self.sample_rate_hz)
+            until = np.where((gate_from > into) & (gate_from <= reach), gate_from, into)
+            for ch in np.flatnonzero(until > into).tolist():  # slow there, as a P wave
+                if self._fast_at_all(residual[ch:ch + 1, :until[ch]], fid - pre, ch):
+                    until[ch] = into
             heart = np.abs(shapes.basis[:, 0]).max(axis=1)
-            small = self._envelope(residual[:, :into]).max(axis=1) <= P_WAVE_GATE_RATIO * heart
+            envelope = self._envelope(residual[:, :until.max()])
+            reached = np.arange(envelope.shape[1]) < until[:, None]
+            small = np.where(reached, envelope, 0.0).max(axis=1) <= P_WAVE_GATE_RATIO * heart
             # a young template's misfit at the QRS's onset is no P wave, but no EMG either:
             # the P blank ending right before it made it a spike (extra tuning seed 204, 5.23 s,
             # 26 µV at R − 70 ms, the 7th beat after the threshold was learnt)
             small |= self._count[k] < self.bootstrap_beats
-            quiet = apply & small & ~emg_blocks[:, :-(-into // self._block)].any(axis=1)
+            blocks = np.arange(emg_blocks.shape[1]) * self._block < until[:, None]
+            quiet = apply & small & ~(emg_blocks & blocks).any(axis=1)
             for ch in p_gated[quiet[p_gated]].tolist():
-                self._blank.append((fid - pre, fid - pre + int(lags[ch]) + into, np.array([ch])))
+                self._blank.append((fid - pre, fid - pre + int(lags[ch] + until[ch]),
+                                    np.array([ch])))
         first = max(lo, self._sub.start)  # rows before the first sample are not there
         sub = self._sub.view(first, fid + self._post + lag_max)
         parts = np.where(apply[:, None], fit_full * self._taper, 0.0)
@@ -1861,7 +1895,7 @@ class EcgCanceller:
         return centred
 
     def _gate(self, fid: int, lags: np.ndarray, residual: np.ndarray, sigma: np.ndarray,
-              judged: np.ndarray, clean: np.ndarray, emg: np.ndarray) -> None:
+              judged: np.ndarray, clean: np.ndarray, emg: np.ndarray) -> np.ndarray:
         """Blank for detection the parts of the QRS window where the residual (channels × core
         µV, what the output will hold) still reads as activity to the detector (see
         :meth:`_loud`) in the ``judged`` blocks (channels × blocks: live, without EMG, where the
@@ -1881,15 +1915,19 @@ class EcgCanceller:
         there, the spike was cut and the detector dropped it (113 µV needle spikes 10 ms either
         side of a real R peak, tune-mitdb-10k: 18 of 29 found at R + 10 ms, now 27; 50 µV ones
         14 → 28). Only the next block: a MUAP spans at most two, and a misfit further on (a
-        pop's pull on the fit 30 ms before it, tune-ptb-10k) stays gated."""
+        pop's pull on the fit 30 ms before it, tune-ptb-10k) stays gated.
+
+        Returns, per channel, where its first blank begins (samples from its window's start;
+        -1 where none is)."""
+        first_row = np.full(self.n_channels, -1)
         if self.settled_at is None:
             self.settled_at = fid - self._pre
         if self._late:  # already output (in a stream of small chunks): too late to blank
-            return
+            return first_row
         loud = self._loud(residual, sigma, GATE_SIGMA)
         gated = judged & loud
         if not gated.any():
-            return
+            return first_row
         grown = _dilated(gated) & (judged | (clean & loud))
         # further back from each row's first gated block only: the QRS's onset
         onset = grown & (np.cumsum(grown, axis=1) == 1)
@@ -1904,6 +1942,9 @@ class EcgCanceller:
             self._blank.append((int(start[ch] + first * self._block),
                                 int(start[ch] + min(last * self._block, residual.shape[1])),
                                 np.array([ch])))
+            if first_row[ch] < 0:
+                first_row[ch] = first * self._block
+        return first_row
 
     def blank_mask(self, start: int, n: int) -> np.ndarray:
         """(n, n_channels) bool: where the detector must not look for EMG in [start, start + n)
