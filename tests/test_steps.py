@@ -330,6 +330,27 @@ def test_a_common_mode_step_before_a_real_qrs_is_found_despite_one_dissenting_ch
     assert 5 not in spans[0].channels
 
 
+def test_a_common_mode_step_on_a_qrs_onset_is_found_though_the_qrs_reads_the_other_way() -> None:
+    """Extra tuning seed 306 (PTB s0010 at 10 kHz), 174.089 s: a common-mode step on five
+    channels 47 ms before an R peak. Two channels fit it cleanly, two more weakly the same
+    way, and two the other way: one a 4 µV step in noise, the other the QRS's onset on the
+    channel with 379 µV of heartbeat (its fit leaving 44 × the noise). At most one channel may
+    dissent: no span, five false spikes. A channel whose window holds far more than a step
+    cannot dissent (nor is it taken): the span is made."""
+    realcases = pytest.importorskip("support.realcases")
+    if not realcases.DATA_DIR.is_dir():
+        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
+    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
+    case = realcases.generate(realcases.CaseSpec("x306", 306, 10_000, 50.0, "s0010_re", True))
+    fs = case.sample_rate_hz
+    a = int(168 * fs)  # the stream the chain gives the detector: mains cancelled
+    x = (case.raw - case.components["mains"])[a:int(175 * fs)].astype(np.float64)
+    spans = [s for s in held(run(x, fs=fs, start=a))
+             if s.kind == "common_mode" and abs(s.start - 174.087 * fs) < 0.01 * fs]
+    assert len(spans) == 1, spans
+    assert {5, 6} <= set(spans[0].channels) and 0 not in spans[0].channels
+
+
 @pytest.mark.parametrize("seed, at_s, channel, pop", [
     (217, 94.7298, 7, True), (252, 15.8974, 1, True), (251, 172.2983, 7, True),
     (264, 142.505, 1, False)])

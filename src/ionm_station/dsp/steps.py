@@ -166,7 +166,10 @@ COMMON_MODE_PAIR = 2
 COMMON_MODE_PAIR_MEMBERS = 4
 #: … of which at most this many weak ones may step the other way, then left out: a QRS's
 #: upstroke 38 ms after a 11–29 µV step read as a −12 µV step on a channel the step missed
-#: (extra tuning seed 200, 111.92 s: no span, three false spikes).
+#: (extra tuning seed 200, 111.92 s: no span, three false spikes). A channel whose fit leaves
+#: more than COMMON_MODE_RESIDUAL × its noise holds far more than a step (a QRS's onset: seed
+#: 306, 174.09 s, −45 µV leaving 44 ×, with one weak dissenter beside it: no span, five false
+#: spikes): it does not dissent, nor is it taken.
 COMMON_MODE_DISSENT = 1
 #: A common-mode step's edge is also a span on every other channel, this long (s) after the
 #: edge: a channel whose part of the step was too small or too spoilt to fit (10 µV in noise,
@@ -465,9 +468,12 @@ class StepDetector:
             n_steplike = fits.sum()
             way = np.sign(every["a"][j, fits])
             agree = members[np.sign(every["a"][j, members]) == (way[0] if len(way) else 0.0)]
+            against = np.setdiff1d(members, agree)
+            # a channel whose window holds far more than a step (a QRS) cannot dissent
+            dissent = against[every["residual"][j, against] <= COMMON_MODE_RESIDUAL]
             pair = (n_steplike >= COMMON_MODE_PAIR and abs(way.sum()) == n_steplike
                     and len(agree) >= COMMON_MODE_PAIR_MEMBERS
-                    and len(members) - len(agree) <= COMMON_MODE_DISSENT)
+                    and len(dissent) <= COMMON_MODE_DISSENT)
             if n_steplike < COMMON_MODE_MIN_CHANNELS and pair:
                 members = agree
             if n_steplike >= COMMON_MODE_MIN_CHANNELS or pair:
