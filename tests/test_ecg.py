@@ -138,6 +138,24 @@ def add_emg(rec: Record, channel: int, component: np.ndarray) -> None:
     rec.x[:, channel] += bp
 
 
+def needle(wave: np.ndarray, pp_uv: float) -> np.ndarray:
+    """A real MUAP shape (``muap_library``) trimmed to where it exceeds 2 % of its peak and
+    scaled to ``pp_uv`` µV peak-to-peak."""
+    keep = np.flatnonzero(np.abs(wave) >= 0.02 * np.abs(wave).max())
+    wave = wave[keep[0]:keep[-1] + 1]
+    return wave * pp_uv / np.ptp(wave)
+
+
+def with_needles_at_hand(name: str, seed: int, fs: float
+                         ) -> tuple[np.ndarray, int, np.ndarray, np.ndarray]:
+    """30 s of real ECG (``real_ecg_record``) with its noise, the channel with the most
+    heartbeat, the R peaks and the real MUAP shapes to add (PhysioNet EMG, shapes × samples)."""
+    realcases = pytest.importorskip("support.realcases")
+    ecg, noise, r_peaks = real_ecg_record(name, fs, 30.0, 8, seed)
+    ch = int(np.argmax(np.ptp(ecg[int(5 * fs):int(7 * fs)], axis=0)))
+    return ecg + noise, ch, r_peaks, realcases.muap_library(fs)
+
+
 def run(stage: EcgCanceller, x: np.ndarray, chunk: int | None = None) -> np.ndarray:
     """Feed ``x`` in chunks (None: whole), flush, and undo the delay: rows align with ``x``."""
     return run_blanked(stage, x, chunk)[0]
@@ -1111,9 +1129,7 @@ def _needle_muaps_before(x: np.ndarray, ch: int, beats: np.ndarray, before_s: li
     library = realcases.muap_library(fs)
     spikes = []
     for i, (r, before) in enumerate(zip(beats, before_s, strict=True)):
-        wave = library[i % len(library)] * (-1.0) ** i
-        keep = np.flatnonzero(np.abs(wave) >= 0.02 * np.abs(wave).max())
-        wave = wave[keep[0]:keep[-1] + 1] * pp_uv / np.ptp(wave)
+        wave = needle(library[i % len(library)] * (-1.0) ** i, pp_uv)
         onset = int(r - before * fs)
         x[onset:onset + len(wave), ch] += wave
         spikes.append((onset, onset + len(wave)))
@@ -1174,17 +1190,11 @@ def test_needle_spikes_on_the_qrs_are_not_cut_by_the_gate(name: str, seed: int) 
     test is left to the detector, and so is the part in the block beside it, where it may not
     pass — blanked, the spike was cut, and the detector drops a segment that runs into a blank
     (tune-mitdb-10k: 18 of 29 such spikes found at R + 10 ms; now 27)."""
-    realcases = pytest.importorskip("support.realcases")
     fs = 10_000.0
-    ecg, noise, r_peaks = real_ecg_record(name, fs, 30.0, 8, seed)
-    ch = int(np.argmax(np.ptp(ecg[int(5 * fs):int(7 * fs)], axis=0)))
-    library = realcases.muap_library(fs)
-    x = ecg + noise
+    x, ch, r_peaks, library = with_needles_at_hand(name, seed, fs)
     spans = []
     for i, r in enumerate(r_peaks[(r_peaks > 8 * fs) & (r_peaks < 28 * fs)][::2]):
-        wave = library[i % len(library)] * (-1.0) ** i
-        keep = np.flatnonzero(np.abs(wave) >= 0.02 * np.abs(wave).max())
-        wave = wave[keep[0]:keep[-1] + 1] * 113.0 / np.ptp(wave)
+        wave = needle(library[i % len(library)] * (-1.0) ** i, 113.0)
         onset = int(r + (0.01 if i % 4 < 2 else -0.01) * fs)
         x[onset:onset + len(wave), ch] += wave
         spans.append((onset, onset + len(wave)))
@@ -1229,12 +1239,8 @@ def test_pr_segment_misfit_between_the_p_blank_and_the_gate_is_blanked(name: str
     for seconds on end (extra tuning seed 299, 333 µV of ECG). The P blank now runs on to the
     gate's where that is near: a slow 20 µV wave there is blanked, while a real needle MUAP
     (113 µV p-p) at the same place in the other beats is not touched."""
-    realcases = pytest.importorskip("support.realcases")
     fs = 10_000.0
-    ecg, noise, r_peaks = real_ecg_record(name, fs, 30.0, 8, seed)
-    ch = int(np.argmax(np.ptp(ecg[int(5 * fs):int(7 * fs)], axis=0)))
-    library = realcases.muap_library(fs)
-    x = ecg + noise
+    x, ch, r_peaks, library = with_needles_at_hand(name, seed, fs)
     beats = r_peaks[(r_peaks > 10 * fs) & (r_peaks < 28 * fs)]
     m = int(0.03 * fs)
     slow, spikes = [], []
@@ -1244,9 +1250,7 @@ def test_pr_segment_misfit_between_the_p_blank_and_the_gate_is_blanked(name: str
             x[c - m // 2:c - m // 2 + m, ch] += 10.0 * np.sin(np.linspace(0, 2 * np.pi, m))
             slow.append(c)
         elif i % 4 == 1:
-            wave = library[i % len(library)]
-            keep = np.flatnonzero(np.abs(wave) >= 0.02 * np.abs(wave).max())
-            wave = wave[keep[0]:keep[-1] + 1] * 113.0 / np.ptp(wave)
+            wave = needle(library[i % len(library)], 113.0)
             onset = int(r - 0.05 * fs)
             x[onset:onset + len(wave), ch] += wave
             spikes.append((onset, onset + len(wave)))

@@ -309,20 +309,27 @@ def test_median_last_is_numpy_median_bit_for_bit(n: int) -> None:
     assert np.array_equal(median_last(a), np.median(a, axis=-1))
 
 
+def real_case_stream(seed: int, rate: int, mains_hz: float, record: str, from_s: float,
+                     to_s: float) -> tuple[np.ndarray, float, int]:
+    """Extra tuning case ``seed`` of the real-ECG cases over [``from_s``, ``to_s``) as the
+    chain gives it to the step detector (mains cancelled): (µV, rate Hz, first index)."""
+    realcases = pytest.importorskip("support.realcases")
+    if not realcases.DATA_DIR.is_dir():
+        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
+    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
+    case = realcases.generate(realcases.CaseSpec(f"x{seed}", seed, rate, mains_hz, record, True))
+    fs = case.sample_rate_hz
+    a = int(from_s * fs)
+    return (case.raw - case.components["mains"])[a:int(to_s * fs)].astype(np.float64), fs, a
+
+
 def test_a_common_mode_step_before_a_real_qrs_is_found_despite_one_dissenting_channel() -> None:
     """Extra tuning seed 200 of the real-ECG cases (MIT-BIH 100 at 10 kHz), 111.92 s: an
     11–29 µV common-mode step on five channels, 38 ms before a QRS. Two channels fit it
     cleanly, five more weakly — four of them the same way, one (a channel the step missed)
     the other way, the QRS's upstroke. All had to agree: no span, three false spikes. The
     dissenting channel is now left out and the others make the span."""
-    realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
-    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    case = realcases.generate(realcases.CaseSpec("x200", 200, 10_000, 60.0, "100", True))
-    fs = case.sample_rate_hz
-    a = int(106 * fs)  # the stream the chain gives the detector: mains cancelled
-    x = (case.raw - case.components["mains"])[a:int(113 * fs)].astype(np.float64)
+    x, fs, a = real_case_stream(200, 10_000, 60.0, "100", 106.0, 113.0)
     spans = [s for s in held(run(x, fs=fs, start=a))
              if s.kind == "common_mode" and abs(s.start - 111.915 * fs) < 0.01 * fs]
     assert len(spans) == 1, spans
@@ -337,14 +344,7 @@ def test_a_common_mode_step_on_a_qrs_onset_is_found_though_the_qrs_reads_the_oth
     channel with 379 µV of heartbeat (its fit leaving 44 × the noise). At most one channel may
     dissent: no span, five false spikes. A channel whose window holds far more than a step
     cannot dissent (nor is it taken): the span is made."""
-    realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
-    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    case = realcases.generate(realcases.CaseSpec("x306", 306, 10_000, 50.0, "s0010_re", True))
-    fs = case.sample_rate_hz
-    a = int(168 * fs)  # the stream the chain gives the detector: mains cancelled
-    x = (case.raw - case.components["mains"])[a:int(175 * fs)].astype(np.float64)
+    x, fs, a = real_case_stream(306, 10_000, 50.0, "s0010_re", 168.0, 175.0)
     spans = [s for s in held(run(x, fs=fs, start=a))
              if s.kind == "common_mode" and abs(s.start - 174.087 * fs) < 0.01 * fs]
     assert len(spans) == 1, spans
