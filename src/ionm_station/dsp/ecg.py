@@ -1184,6 +1184,21 @@ class EcgCanceller:
         sigma = self._noise.view(b, b + 1)[0, channels]
         return power.max(axis=1) > m * (P_WAVE_FAST_SIGMA * sigma) ** 2
 
+    def _p_quiet(self, residual: np.ndarray, until: np.ndarray, heart: np.ndarray,
+                 emg: np.ndarray, young: bool) -> np.ndarray:
+        """Per channel: whether what the output holds over its window's first ``until``
+        samples (``residual``, channels × core µV) is no larger than a P wave — to the detector
+        (40 Hz high-pass, 2 ms RMS, each channel over its own stretch only) at most
+        P_WAVE_GATE_RATIO × ``heart`` (µV), or ``young`` — and holds no ``emg`` block
+        (channels × blocks)."""
+        small = np.full(len(until), young)
+        for u in np.unique(until).tolist():
+            rows = until == u
+            small[rows] |= (self._envelope(residual[rows, :u]).max(axis=1)
+                            <= P_WAVE_GATE_RATIO * heart[rows])
+        blocks = np.arange(emg.shape[1]) * self._block < until[:, None]
+        return small & ~(emg & blocks).any(axis=1)
+
     def _fast_at_all(self, x: np.ndarray, start: int, ch: int) -> bool:
         """Whether ``x`` (1 × samples µV of channel ``ch`` from absolute row ``start``) holds
         any >200 Hz content beyond noise: a 2 ms RMS of it as in :meth:`_fast`, or its RMS over
@@ -1569,15 +1584,15 @@ class EcgCanceller:
                 if self._fast_at_all(residual[ch:ch + 1, :until[ch]], fid - pre, ch):
                     until[ch] = into
             heart = np.abs(shapes.basis[:, 0]).max(axis=1)
-            envelope = self._envelope(residual[:, :until.max()])
-            reached = np.arange(envelope.shape[1]) < until[:, None]
-            small = np.where(reached, envelope, 0.0).max(axis=1) <= P_WAVE_GATE_RATIO * heart
             # a young template's misfit at the QRS's onset is no P wave, but no EMG either:
             # the P blank ending right before it made it a spike (extra tuning seed 204, 5.23 s,
             # 26 µV at R − 70 ms, the 7th beat after the threshold was learnt)
-            small |= self._count[k] < self.bootstrap_beats
-            blocks = np.arange(emg_blocks.shape[1]) * self._block < until[:, None]
-            quiet = apply & small & ~(emg_blocks & blocks).any(axis=1)
+            young = self._count[k] < self.bootstrap_beats
+            quiet = apply & self._p_quiet(residual, until, heart, emg_blocks, young)
+            failed = (until > into) & apply & ~quiet  # a stretch too long: the 20 ms, judged again
+            if failed.any():
+                until = np.where(failed, into, until)
+                quiet = apply & self._p_quiet(residual, until, heart, emg_blocks, young)
             for ch in p_gated[quiet[p_gated]].tolist():
                 self._blank.append((fid - pre, fid - pre + int(lags[ch] + until[ch]),
                                     np.array([ch])))
