@@ -117,5 +117,6 @@ def test_a_crashing_sounder_is_restarted_and_shows_audio_off() -> None:
     while not s.played and time.monotonic() < deadline:
         time.sleep(0.005)
     s.close()
+    sup.stop()  # waits for the restart under way: its event is logged after the relaunch
     assert s.played == ["warning"] and s.restarts == 1
     assert log.of_kind("worker_restarted")[0].data["worker"] == "audio"

@@ -199,6 +199,45 @@ def test_a_restart_that_raises_is_logged_and_tried_again() -> None:
     assert len(log.of_kind("worker_restarted")) == 1 and w.restarts == 2
 
 
+def test_stop_waits_for_the_thread_a_restart_launched_meanwhile() -> None:
+    """A stop that lands while a restart is past its own stop check but has not launched yet:
+    the stop waits for the lock, then for the thread the restart launched (which sees the stop
+    and ends) — its on_exit is over when stop returns (a recorder must not close its file
+    from two threads at once)."""
+
+    class Late(Counter):
+        def __init__(self) -> None:
+            super().__init__({2})
+            self.launching = threading.Event()
+            self.go = threading.Event()
+            self.exits = 0
+
+        def _launch(self) -> None:
+            if self.restarts:
+                self.launching.set()
+                self.go.wait(5.0)
+            super()._launch()
+
+        def on_exit(self) -> None:
+            time.sleep(0.2)
+            self.exits += 1
+
+    w = Late()
+    w.start()
+    wait_for(lambda: w.health().state == "crashed")
+    restart = threading.Thread(target=w.restart)
+    restart.start()
+    assert w.launching.wait(2.0)
+    stopper = threading.Thread(target=w.stop)
+    stopper.start()
+    time.sleep(0.05)  # the stop has joined the old thread and waits for the lock
+    w.go.set()
+    stopper.join(3.0)
+    restart.join(1.0)
+    assert not stopper.is_alive() and w.exits == 1 and not w._thread.is_alive()
+    assert w.health().state == "stopped"
+
+
 def test_technical_alarm_is_held_after_a_short_fault(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sup, "HOLD_S", 0.3)
     log = EventLog()

@@ -89,7 +89,7 @@ class Supervisor:
         self.poll_s = poll_s
         self._restarts: dict[str, deque[float]] = {}
         self._held: dict[str, _Held] = {}
-        self._pending: dict[str, _Restart] = {}
+        self._pending: dict[Worker, _Restart] = {}  # restarts under way (or done, not yet seen)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
@@ -115,7 +115,11 @@ class Supervisor:
         """One round: restart fallen workers, then update the technical alarms (a worker
         restarted in this round counts as down: its fault must show even if it is already
         running again)."""
-        faults = [alarm for worker in self._workers() if (alarm := self._watch(worker))]
+        workers = self._workers()
+        faults = [alarm for worker in workers if (alarm := self._watch(worker))]
+        for gone in [w for w, p in self._pending.items()
+                     if w not in workers and not p.thread.is_alive()]:
+            del self._pending[gone]  # (a recorder replaced by a new one)
         current = {a.kind: a for a in faults}
         if self._vitals is not None:
             current.update({a.kind: a for a in assess(self._vitals())})
@@ -137,11 +141,11 @@ class Supervisor:
     def _watch(self, worker: Worker) -> TechnicalAlarm | None:
         """Restart ``worker`` if it crashed or stalled too long; the alarm of a restart (also
         while one is still running)."""
-        pending = self._pending.get(worker.name)
+        pending = self._pending.get(worker)
         if pending is not None:
             if pending.thread.is_alive():
                 return self._waiting(worker, pending)
-            del self._pending[worker.name]
+            del self._pending[worker]
         h = worker.health()
         stalled = h.state == "stalled" and h.heartbeat_age_s >= STALL_RESTART_S
         if h.state != "crashed" and not stalled:
@@ -168,7 +172,7 @@ class Supervisor:
         recent.append(now)
         thread = threading.Thread(target=self._restart, args=(worker, len(recent)),
                                   name=f"restart-{worker.name}", daemon=True)
-        self._pending[worker.name] = _Restart(thread, now, error)
+        self._pending[worker] = _Restart(thread, now, error)
         thread.start()
         return restarted(worker.name, error)
 

@@ -113,19 +113,30 @@ class Worker:
             self._state = "failed"
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        """Ask the loop to end and wait for it (at most ``timeout_s``, also for a restart that
-        holds the lock: a hung :meth:`on_restart` must not hang the station's shutdown)."""
+        """Ask the loop to end and wait for it: at most ``timeout_s`` in all, also for a
+        restart that holds the lock (a hung :meth:`on_restart` must not hang the station's
+        shutdown) and for the thread a restart launched meanwhile (it ends at once)."""
+        deadline = time.monotonic() + timeout_s
         self._stop.set()
-        thread = self._thread
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout_s)
-        if not self._lock.acquire(timeout=timeout_s):
-            return  # a restart is stuck inside on_restart; its relaunch sees the stop and ends
+        joined = self._join_until(self._thread, deadline)
+        if not self._lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+            return  # a restart is stuck inside on_restart; it sees the stop and launches nothing
         try:
             if self._state in ("running", "stalled", "idle"):
                 self._state = "stopped"
+            thread = self._thread
         finally:
             self._lock.release()
+        if thread is not joined:
+            self._join_until(thread, deadline)
+
+    @staticmethod
+    def _join_until(thread: threading.Thread | None, deadline: float) -> threading.Thread | None:
+        """Wait for ``thread`` (not the caller's own) until ``deadline`` (monotonic s); returns
+        it."""
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return thread
 
     @property
     def stopping(self) -> bool:
