@@ -1180,9 +1180,14 @@ class EcgCanceller:
         m = min(self._gate_envelope, x.shape[1])
         power = np.cumsum(high * high, axis=1)
         power = np.concatenate((power[:, m - 1:m], power[:, m:] - power[:, :-m]), axis=1)
-        b = min(max(start // self._block, self._noise.start), self._noise.stop - 1)
-        sigma = self._noise.view(b, b + 1)[0, channels]
+        sigma = self._hf_noise(start, channels)
         return power.max(axis=1) > m * (P_WAVE_FAST_SIGMA * sigma) ** 2
+
+    def _hf_noise(self, start: int, channels: np.ndarray) -> np.ndarray:
+        """The >200 Hz noise σ (µV) of ``channels`` in the block of absolute row ``start`` (the
+        nearest one kept)."""
+        b = min(max(start // self._block, self._noise.start), self._noise.stop - 1)
+        return self._noise.view(b, b + 1)[0, channels]
 
     def _p_quiet(self, residual: np.ndarray, until: np.ndarray, heart: np.ndarray,
                  emg: np.ndarray, young: bool) -> np.ndarray:
@@ -1207,8 +1212,7 @@ class EcgCanceller:
         if self._fast(x, start, channels)[0]:
             return True
         high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
-        b = min(max(start // self._block, self._noise.start), self._noise.stop - 1)
-        sigma = self._noise.view(b, b + 1)[0, ch]
+        sigma = float(self._hf_noise(start, channels)[0])
         return float(np.mean(high * high)) > (P_WAVE_BRIDGE_HF_RATIO * sigma) ** 2
 
     def _gate_from(self, t: int) -> int:
