@@ -46,7 +46,8 @@ is :data:`PRE_S` + :data:`QUIET_AFTER_S` + a few ms after the edge.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -171,6 +172,14 @@ COMMON_MODE_PAIR_MEMBERS = 4
 #: 306, 174.09 s, −45 µV leaving 44 ×, with one weak dissenter beside it: no span, five false
 #: spikes): it does not dissent, nor is it taken.
 COMMON_MODE_DISSENT = 1
+#: A QRS under a small common-mode step spoils its fit on the channels with a big heart (seed
+#: 313, 189.72 s: 14–34 µV spikes on four channels, two of them step-like): when only
+#: COMMON_MODE_PAIR channels fit, each channel that the step fit leaves over
+#: COMMON_MODE_RESIDUAL × its noise is fitted again as the step (the step-like channels'
+#: templates) plus the same place of two of the last beats (as a pop on a beat, BEAT_REACH_S);
+#: where that leaves at most COMMON_MODE_BEAT_RESIDUAL × its noise variance, with the step as
+#: significant as COMMON_MODE_SIGNIFICANCE and the same way, the channel counts as step-like.
+COMMON_MODE_BEAT_RESIDUAL = 4.0
 #: A common-mode step's edge is also a span on every other channel, this long (s) after the
 #: edge: a channel whose part of the step was too small or too spoilt to fit (10 µV in noise,
 #: on a QRS) still reads its edge as a spike (tune-ptb-10k-b, 11.16 s: 13.5 µV).
@@ -192,6 +201,8 @@ NOISE_DECIMATION = 4
 TEMPLATE_S = 0.5
 
 KINDS = ("pop", "common_mode")
+
+_T = TypeVar("_T")
 
 
 def _step_design(before: int, response: np.ndarray) -> np.ndarray:
@@ -250,11 +261,10 @@ class StepDetector:
         # the design per slow template (background, step) and their orthonormal bases
         self._beat_lead = round(BEAT_BEFORE_S * fs)
         self._slow = np.flatnonzero(self._taus >= BEAT_POP_MIN_TAU_S)
-        self._beat_design = {int(k): _step_design(self._beat_lead + self._pre,
-                                                  responses[k, :self._fit]) for k in self._slow}
-        self._beat_bases = np.concatenate(
-            [np.linalg.qr(self._beat_design[int(k)])[0] for k in self._slow], axis=1)
-        self._beat_background = np.linalg.qr(self._beat_design[int(self._slow[0])][:, :2])[0]
+        self._beat_design = [_step_design(self._beat_lead + self._pre, response[:self._fit])
+                             for response in responses]
+        self._beat_bases = np.stack([np.linalg.qr(d)[0] for d in self._beat_design])
+        self._beat_background = np.linalg.qr(self._beat_design[0][:, :2])[0]
         self._quiet_after = round(QUIET_AFTER_S * fs)  # a step after a quiet stretch: its window
         self._quiet_design = {int(k): _step_design(self._pre, responses[k, :self._quiet_after])
                               for k in self._slow}
@@ -464,10 +474,16 @@ class StepDetector:
                     every["steplike"][j]
                     | ((every["explained"][j] >= COMMON_MODE_WEAK_FIT)
                        & (every["significance"][j] >= COMMON_MODE_SIGNIFICANCE))))
-            fits = every["steplike"][j]
+            fits, amplitude, template = every["steplike"][j], every["a"][j], every["k"][j]
             n_steplike = fits.sum()
-            way = np.sign(every["a"][j, fits])
-            agree = members[np.sign(every["a"][j, members]) == (way[0] if len(way) else 0.0)]
+            way = np.sign(amplitude[fits])
+            if COMMON_MODE_PAIR <= n_steplike < COMMON_MODE_MIN_CHANNELS \
+                    and abs(way.sum()) == n_steplike:
+                fits, amplitude, template = self._beat_members(j, t0, every, way[0])
+                n_steplike = fits.sum()
+                way = np.sign(amplitude[fits])
+            members = np.union1d(members, np.flatnonzero(fits))
+            agree = members[np.sign(amplitude[members]) == (way[0] if len(way) else 0.0)]
             against = np.setdiff1d(members, agree)
             # a channel whose window holds far more than a step (a QRS) cannot dissent
             dissent = against[every["residual"][j, against] <= COMMON_MODE_RESIDUAL]
@@ -477,8 +493,8 @@ class StepDetector:
             if n_steplike < COMMON_MODE_MIN_CHANNELS and pair:
                 members = agree
             if n_steplike >= COMMON_MODE_MIN_CHANNELS or pair:
-                span = self._span("common_mode", t0, members, every["a"][j, members],
-                                  every["k"][j, members], every["sigma"][j, members])
+                span = self._span("common_mode", t0, members, amplitude[members],
+                                  template[members], every["sigma"][j, members])
                 others = np.setdiff1d(np.arange(c), members)
                 if len(others):
                     spans += [span, ArtifactSpan("common_mode", span.start, t0 + self._edge_hold,
@@ -496,6 +512,25 @@ class StepDetector:
                 spans.append(span)
         return spans
 
+    def _beat_members(self, j: int, t0: int, every: dict[str, np.ndarray],
+                      way: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Candidate ``j`` of ``every`` (see :meth:`_best`, channels along the second axis),
+        whose step-like channels step ``way`` (±1) at edge ``t0``, with each channel whose
+        window a heartbeat spoilt refitted on earlier beats (:meth:`_beat_step`, the
+        step-like channels' templates): step-like channels, amplitudes (µV) and template
+        indices, those refitted that step ``way`` counted in."""
+        fits, amplitude, template = (every[key][j].copy() for key in ("steplike", "a", "k"))
+        templates = np.unique(every["k"][j, fits])
+        with np.errstate(invalid="ignore"):
+            spoilt = np.flatnonzero(every["valid"][j] & ~fits
+                                    & (every["residual"][j] > COMMON_MODE_RESIDUAL))
+        for ch in spoilt.tolist():
+            refit = self._beat_step(ch, t0, templates, float(every["sigma"][j, ch]))
+            if refit is not None and np.sign(refit[0]) == way:
+                fits[ch] = True
+                amplitude[ch], template[ch] = refit
+        return fits, amplitude, template
+
     def _pop(self, fit: dict[str, np.ndarray], i: int) -> bool:
         """Whether candidate ``i`` of ``fit`` (see :meth:`_best`) is a pop on its channel by
         itself: a clean long fit of a slow step."""
@@ -507,16 +542,31 @@ class StepDetector:
         """A pop at edge ``t0`` on channel ``ch`` (noise σ ``sigma``, µV) that the plain fits
         missed: after a quiet stretch (QUIET_FIT) or over two of the last beats known
         (BEAT_REACH_S); its amplitude (µV) and template index, or None."""
-        lead = self._beat_lead + self._pre  # the window starts this long before the edge
-        n = lead + self._fit
-        w = self._past.window(t0 - lead, t0 - lead + n)[:, ch]
-        if not np.isfinite(w).all() or not np.isfinite(sigma):
+        w = self._beat_window(ch, t0)
+        if w is None or not np.isfinite(sigma):
             return None
         null = w @ w - np.sum((w @ self._beat_background) ** 2)
         quiet = self._quiet_fit(ch, t0, sigma)
         if quiet is not None:
             return quiet
-        known = [b for b in self._beats if b + self._beat_reach + n <= t0 - self._beat_near]
+        return self._over_beats(w, ch, t0, self._slow,
+                                lambda stretch, k: self._beat_fit(w, stretch, k, sigma, null))
+
+    def _beat_window(self, ch: int, t0: int) -> np.ndarray | None:
+        """Channel ``ch`` from BEAT_BEFORE_S + PRE_S before edge ``t0`` to the long fit's end
+        (µV); None where it holds a gap."""
+        lead = self._beat_lead + self._pre
+        w = self._past.window(t0 - lead, t0 + self._fit)[:, ch]
+        return w if np.isfinite(w).all() else None
+
+    def _over_beats(self, w: np.ndarray, ch: int, t0: int, templates: np.ndarray,
+                    accept: Callable[[np.ndarray, int], _T | None]) -> _T | None:
+        """Window ``w`` of channel ``ch`` (from BEAT_BEFORE_S + PRE_S before edge ``t0``) on
+        the last beats known (BEAT_REACH_S): the first ``accept(stretch, template index)``
+        that is not None for the same place of two of them, else None."""
+        lead = len(w) - self._fit
+        known = [b for b in self._beats
+                 if b + self._beat_reach + len(w) <= t0 - self._beat_near]
         if len(known) < 2:
             return None
         beats = known[-BEAT_COUNT:][::-1]  # the latest first
@@ -524,15 +574,15 @@ class StepDetector:
             # the window's place in this beat: R peak + the offset that explains most …
             first = anchor - self._beat_reach - lead
             k, offset, stretch = self._best_stretch(w, ch, first, 2 * self._beat_reach,
-                                                    self._slow)
-            if stretch is None or self._beat_fit(w, stretch, k, sigma, null) is None:
+                                                    templates)
+            if stretch is None or accept(stretch, k) is None:
                 continue
             # … and the same place in an earlier one (± BEAT_JITTER_S: R peaks' own jitter)
             for other in beats[i + 1:]:
                 at = other + first + offset - anchor - self._beat_jitter
                 _, _, again = self._best_stretch(w, ch, at, 2 * self._beat_jitter,
                                                  np.array([k]))
-                fit = None if again is None else self._beat_fit(w, again, k, sigma, null)
+                fit = None if again is None else accept(again, k)
                 if fit is not None:
                     return fit
         return None
@@ -549,12 +599,12 @@ class StepDetector:
         bad = sliding_window_view(~finite, n).any(axis=1) if not finite.all() else None
         stretches = sliding_window_view(np.where(finite, past, 0.0), n)  # (starts, n)
         energy = np.einsum("ij,ij->i", stretches, stretches)
-        on_bases = stretches @ self._beat_bases  # (starts, 3 per slow template)
+        bases = np.concatenate(self._beat_bases[templates], axis=1)  # 3 columns per template
+        on_bases = stretches @ bases
         on_w = stretches @ w
-        w_bases = w @ self._beat_bases
+        w_bases = w @ bases
         best = (np.inf, int(templates[0]), 0)
-        for k in templates:
-            j = int(np.flatnonzero(self._slow == k)[0])
+        for j, k in enumerate(templates):
             cols = slice(3 * j, 3 * j + 3)
             left = w @ w - w_bases[cols] @ w_bases[cols]  # what the step fit leaves
             num = on_w - on_bases[:, cols] @ w_bases[cols]
@@ -598,24 +648,52 @@ class StepDetector:
                 best = (rss, amplitude, int(k))
         return None if best is None else (best[1], best[2])
 
-    def _beat_fit(self, w: np.ndarray, stretch: np.ndarray, k: int, sigma: float,
-                  null: float) -> tuple[float, int] | None:
+    def _beat_terms(self, w: np.ndarray, stretch: np.ndarray,
+                    k: int) -> tuple[float, float, float, float, float]:
         """Window ``w`` fitted by the background, template ``k`` and an earlier beat's
-        ``stretch``: the step's amplitude (µV) and ``k`` if that is a pop (see BEAT_FIT), else
-        None. ``null``: what the background alone leaves (µV²·samples)."""
+        ``stretch``: what the fit leaves and what it leaves without the step (µV²·samples),
+        the step's amplitude (µV), its least-squares error per unit noise, and the beat's
+        scale."""
         design = np.column_stack([self._beat_design[k], stretch])
         coef, *_ = np.linalg.lstsq(design, w, rcond=None)
         rss = float(np.sum((w - design @ coef) ** 2))
         beat_only = np.delete(design, 2, axis=1)
         rss_beat = float(np.sum((w - beat_only @ np.linalg.lstsq(beat_only, w, rcond=None)[0])
                                 ** 2))
-        error = sigma * math.sqrt(max(np.linalg.pinv(design.T @ design)[2, 2], 0.0))
-        amplitude, scale = float(coef[2]), float(coef[3])
+        unit = math.sqrt(max(np.linalg.pinv(design.T @ design)[2, 2], 0.0))
+        return rss, rss_beat, float(coef[2]), unit, float(coef[3])
+
+    def _beat_fit(self, w: np.ndarray, stretch: np.ndarray, k: int, sigma: float,
+                  null: float) -> tuple[float, int] | None:
+        """The step's amplitude (µV) and ``k`` if :meth:`_beat_terms` make a pop (see
+        BEAT_FIT), else None. ``sigma``: the noise (µV); ``null``: what the background alone
+        leaves (µV²·samples)."""
+        rss, rss_beat, amplitude, unit, scale = self._beat_terms(w, stretch, k)
         if (rss <= (1.0 - BEAT_FIT) * null and rss <= (1.0 - BEAT_STEP_SHARE) * rss_beat
-                and abs(amplitude) >= BEAT_POP_MIN_UV and abs(amplitude) >= POP_SIGNIFICANCE * error
+                and abs(amplitude) >= BEAT_POP_MIN_UV
+                and abs(amplitude) >= POP_SIGNIFICANCE * unit * sigma
                 and BEAT_SCALE[0] <= scale <= BEAT_SCALE[1]):
             return amplitude, k
         return None
+
+    def _beat_step(self, ch: int, t0: int, templates: np.ndarray,
+                   sigma: float) -> tuple[float, int] | None:
+        """A common-mode step's part on channel ``ch`` at edge ``t0`` (one of ``templates``, noise σ
+        ``sigma`` µV) that a heartbeat under it spoilt (see COMMON_MODE_BEAT): its amplitude
+        (µV) and template index where the window fits as the step plus the same place of two
+        earlier beats, leaving noise, else None."""
+        w = self._beat_window(ch, t0)
+        if w is None or not np.isfinite(sigma):
+            return None
+
+        def accept(stretch: np.ndarray, k: int) -> tuple[float, int] | None:
+            rss, _, amplitude, unit, scale = self._beat_terms(w, stretch, k)
+            fits = (rss <= COMMON_MODE_BEAT_RESIDUAL * len(w) * sigma * sigma
+                    and abs(amplitude) >= COMMON_MODE_SIGNIFICANCE * unit * sigma
+                    and BEAT_SCALE[0] <= scale <= BEAT_SCALE[1])
+            return (amplitude, k) if fits else None
+
+        return self._over_beats(w, ch, t0, templates, accept)
 
     def _best(self, channels: np.ndarray, edges: np.ndarray, lags: int) -> dict[str, np.ndarray]:
         """Best template fit of each (channel, edge) pair over edge positions within ± ``lags``
