@@ -977,7 +977,7 @@ def test_gate_spills_before_the_qrs_not_after_it() -> None:
     clean = np.ones((2, n_blocks), dtype=bool)
     emg = np.zeros((2, n_blocks), dtype=bool)
     fid = 10_000
-    stage._gate(fid, np.zeros(2, dtype=np.int64), residual, np.ones(2), judged, clean, emg)
+    stage._gate(fid, np.zeros(2, dtype=np.int64), residual, np.ones(2), judged, clean, emg, 0)
     start = fid - stage._pre
     covered = np.zeros(n_blocks * bl, dtype=bool)
     for a, b, channels in stage._blank:
@@ -985,6 +985,12 @@ def test_gate_spills_before_the_qrs_not_after_it() -> None:
             covered[a - start:b - start] = True
     blocks = covered.reshape(n_blocks, bl).all(axis=1)
     assert blocks.tolist() == [False, False, True, True, True, True, True, True] + [False] * 4
+    # where the P-wave blank may bridge from and to: the gap after `after` (from the end of
+    # a blank that goes on over it) and the first blank beginning past it
+    for after, expected in ((0, (0, 2 * bl)), (3 * bl + 1, (8 * bl, -1)), (8 * bl, (8 * bl, -1))):
+        gap, then = stage._gate(fid, np.zeros(2, dtype=np.int64), residual, np.ones(2), judged,
+                                clean, emg, after)
+        assert (gap.tolist(), then.tolist()) == ([expected[0]] * 2, [expected[1]] * 2), after
 
 
 def test_channel_holding_a_slow_train_predicts_no_other(monkeypatch) -> None:
@@ -1228,6 +1234,28 @@ def test_p_waves_gated_from_the_qrs_rise(name: str, seed: int) -> None:
     assert not early[:, small].any()
     cut = [blank[a:b, ch].any() for a, b in spikes]
     assert np.mean(cut) <= 0.15, f"{sum(cut)} of {len(cut)} spikes blanked"
+
+
+def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:
+    """Extra tuning seed 263 (PTB s0010, 10 kHz), 28–32 s, the channel with 279 µV of ECG:
+    the residual gate blanked the window's first 20–29 ms (judged blocks there) and again from
+    40 ms; the P-wave blank, meeting the first, did not go on to the second, and the PR
+    segment between them read as 11–12 µV spikes at R − 33…−35 ms, four in 4 s. The P blank
+    now bridges from the end of the blank over its own to the next one (where that is slow):
+    three of them go (the fourth's gap holds 1.4 × the >200 Hz noise and is left)."""
+    realcases = pytest.importorskip("support.realcases")
+    if not realcases.DATA_DIR.is_dir():
+        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
+    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
+    from ionm_station.analysis import Record, analyze_record
+
+    case = realcases.generate(realcases.CaseSpec("x263", 263, 10_000, 50.0, "s0010_re", True))
+    fs = case.sample_rate_hz
+    raw = case.raw[:int(33 * fs)]
+    result = analyze_record(Record(fs, list(case.montage.labels), raw, case.range_uv),
+                            case.montage)
+    onsets = np.array([e.onset / fs for e in result.events if e.channel == 0])
+    assert not [t for t in (28.06, 30.29, 31.79) if (np.abs(onsets - t) < 0.02).any()], onsets
 
 
 @pytest.mark.parametrize("name, seed", [("s0010_re", 3), ("s0010_re", 1)])

@@ -254,7 +254,10 @@ P_WAVE_INTO_WINDOW_S = 0.02
 #: :meth:`EcgCanceller._fast`): PTB s0010's PR segment, fitted past the taper, left 8–10 µV
 #: RMS (3 σ; more than the heartbeat there, so the gate kept it) between the two blanks, read
 #: as 16–31 µV spikes at R − 25…−37 ms on the channel with 333 µV of heartbeat for 12 s and
-#: again later (extra tuning seed 299: 24 of its 26 false events).
+#: again later (extra tuning seed 299: 24 of its 26 false events). The gate's first blank from
+#: the P blank's end on: one that ends before it (blocks judged at the window's start) does not
+#: end the bridge, and one over it bridges to the next one (seed 263, 28–32 s: 11–12 µV spikes
+#: at R − 33…−35 ms between the gate's blanks of the window's first 20–29 ms and from 40 ms).
 P_WAVE_BRIDGE_S = 0.040
 #: … nor where the >200 Hz RMS over that whole stretch exceeds this many times the channel's
 #: >200 Hz noise: those misfits read 1.03–1.18 ×, a 34 µV burst of small MUAPs there 1.43 ×
@@ -1570,8 +1573,10 @@ class EcgCanceller:
         misfit = (fresh | ~apply[:, None]
                   | (self._block_rms(residual) <= GATE_RESIDUAL_MAX * size))
         clean = live[:, None] & ~emg_blocks & misfit
-        gate_from = self._gate(fid, lags, residual, sigma,
-                               clean & self._loud(ecg, sigma, GATE_ECG_SIGMA), clean, emg_blocks)
+        into = round(P_WAVE_INTO_WINDOW_S * self.sample_rate_hz)
+        gap, gate_from = self._gate(fid, lags, residual, sigma,
+                                    clean & self._loud(ecg, sigma, GATE_ECG_SIGMA), clean,
+                                    emg_blocks, into)
         dead = np.setdiff1d(self._ecg_channels(), np.flatnonzero(live))
         if len(dead) and not self._late:  # flat or railed in the window: QRS left in place
             self._blank.append((fid - pre, fid + self._core_post, dead))
@@ -1581,11 +1586,10 @@ class EcgCanceller:
         if p_gated is not None:  # the P wave's blank goes on past the taper (see _gate_p_wave)
             # where no EMG is there and what the output holds is no larger than a P wave
             # … up to the residual gate's blank where that begins within P_WAVE_BRIDGE_S of it
-            into = round(P_WAVE_INTO_WINDOW_S * self.sample_rate_hz)
             reach = into + round(P_WAVE_BRIDGE_S * self.sample_rate_hz)
             until = np.where((gate_from > into) & (gate_from <= reach), gate_from, into)
             for ch in np.flatnonzero(until > into).tolist():  # slow there, as a P wave
-                if self._fast_at_all(residual[ch:ch + 1, :until[ch]], fid - pre, ch):
+                if self._fast_at_all(residual[ch:ch + 1, gap[ch]:until[ch]], fid - pre, ch):
                     until[ch] = into
             heart = np.abs(shapes.basis[:, 0]).max(axis=1)
             # a young template's misfit at the QRS's onset is no P wave, but no EMG either:
@@ -1914,7 +1918,8 @@ class EcgCanceller:
         return centred
 
     def _gate(self, fid: int, lags: np.ndarray, residual: np.ndarray, sigma: np.ndarray,
-              judged: np.ndarray, clean: np.ndarray, emg: np.ndarray) -> np.ndarray:
+              judged: np.ndarray, clean: np.ndarray, emg: np.ndarray,
+              after: int) -> tuple[np.ndarray, np.ndarray]:
         """Blank for detection the parts of the QRS window where the residual (channels × core
         µV, what the output will hold) still reads as activity to the detector (see
         :meth:`_loud`) in the ``judged`` blocks (channels × blocks: live, without EMG, where the
@@ -1936,17 +1941,19 @@ class EcgCanceller:
         14 → 28). Only the next block: a MUAP spans at most two, and a misfit further on (a
         pop's pull on the fit 30 ms before it, tune-ptb-10k) stays gated.
 
-        Returns, per channel, where its first blank begins (samples from its window's start;
-        -1 where none is)."""
+        Returns, per channel (samples from its window's start), where the gap after ``after``
+        begins — ``after``, or the end of a blank that goes on over it — and where the first
+        blank after that gap begins (-1 where none is)."""
         first_row = np.full(self.n_channels, -1)
+        reached = np.full(self.n_channels, after)  # covered up to here from ``after`` on
         if self.settled_at is None:
             self.settled_at = fid - self._pre
         if self._late:  # already output (in a stream of small chunks): too late to blank
-            return first_row
+            return reached, first_row
         loud = self._loud(residual, sigma, GATE_SIGMA)
         gated = judged & loud
         if not gated.any():
-            return first_row
+            return reached, first_row
         grown = _dilated(gated) & (judged | (clean & loud))
         # further back from each row's first gated block only: the QRS's onset
         onset = grown & (np.cumsum(grown, axis=1) == 1)
@@ -1961,9 +1968,13 @@ class EcgCanceller:
             self._blank.append((int(start[ch] + first * self._block),
                                 int(start[ch] + min(last * self._block, residual.shape[1])),
                                 np.array([ch])))
-            if first_row[ch] < 0:
-                first_row[ch] = first * self._block
-        return first_row
+            lo, hi = first * self._block, last * self._block
+            if first_row[ch] < 0 and hi > reached[ch]:
+                if lo <= reached[ch]:
+                    reached[ch] = hi
+                else:
+                    first_row[ch] = lo
+        return reached, first_row
 
     def blank_mask(self, start: int, n: int) -> np.ndarray:
         """(n, n_channels) bool: where the detector must not look for EMG in [start, start + n)
