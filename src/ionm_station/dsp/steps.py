@@ -178,7 +178,8 @@ COMMON_MODE_DISSENT = 1
 #: COMMON_MODE_RESIDUAL × its noise is fitted again as the step (the step-like channels'
 #: templates) plus the same place of two of the last beats (as a pop on a beat, BEAT_REACH_S);
 #: where that leaves at most COMMON_MODE_BEAT_RESIDUAL × its noise variance, with the step as
-#: significant as COMMON_MODE_SIGNIFICANCE and the same way, the channel counts as step-like.
+#: significant as COMMON_MODE_SIGNIFICANCE and the same way, the channel counts as step-like
+#: towards the pair rule (COMMON_MODE_PAIR_MEMBERS agreeing, COMMON_MODE_DISSENT at most).
 COMMON_MODE_BEAT_RESIDUAL = 4.0
 #: A common-mode step's edge is also a span on every other channel, this long (s) after the
 #: edge: a channel whose part of the step was too small or too spoilt to fit (10 µV in noise,
@@ -475,10 +476,12 @@ class StepDetector:
                     | ((every["explained"][j] >= COMMON_MODE_WEAK_FIT)
                        & (every["significance"][j] >= COMMON_MODE_SIGNIFICANCE))))
             fits, amplitude, template = every["steplike"][j], every["a"][j], every["k"][j]
-            n_steplike = fits.sum()
+            n_clean = n_steplike = fits.sum()
             way = np.sign(amplitude[fits])
             if COMMON_MODE_PAIR <= n_steplike < COMMON_MODE_MIN_CHANNELS \
                     and abs(way.sum()) == n_steplike:
+                # (the channels refitted count towards a pair, never towards a common-mode
+                # step of their own: the pair's agreement and dissent rules still hold)
                 fits, amplitude, template = self._beat_members(j, t0, every, way[0])
                 n_steplike = fits.sum()
                 way = np.sign(amplitude[fits])
@@ -490,9 +493,9 @@ class StepDetector:
             pair = (n_steplike >= COMMON_MODE_PAIR and abs(way.sum()) == n_steplike
                     and len(agree) >= COMMON_MODE_PAIR_MEMBERS
                     and len(dissent) <= COMMON_MODE_DISSENT)
-            if n_steplike < COMMON_MODE_MIN_CHANNELS and pair:
+            if n_clean < COMMON_MODE_MIN_CHANNELS and pair:
                 members = agree
-            if n_steplike >= COMMON_MODE_MIN_CHANNELS or pair:
+            if n_clean >= COMMON_MODE_MIN_CHANNELS or pair:
                 span = self._span("common_mode", t0, members, amplitude[members],
                                   template[members], every["sigma"][j, members])
                 others = np.setdiff1d(np.arange(c), members)
