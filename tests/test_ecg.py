@@ -1267,6 +1267,24 @@ def test_p_waves_gated_from_the_qrs_rise(name: str, seed: int) -> None:
     assert np.mean(cut) <= 0.15, f"{sum(cut)} of {len(cut)} spikes blanked"
 
 
+def extra_ptb_case_events(seed: int, until_s: float) -> list[tuple[int, float]]:
+    """The chain's events (channel, onset s) on extra tuning case ``seed`` of the real-ECG
+    cases built from PTB s0010 at 10 kHz, 50 Hz mains (``scripts/explore_seeds``), from its
+    start to ``until_s``."""
+    realcases = pytest.importorskip("support.realcases")
+    if not realcases.DATA_DIR.is_dir():
+        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
+    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
+    from ionm_station.analysis import Record, analyze_record
+
+    case = realcases.generate(realcases.CaseSpec(f"x{seed}", seed, 10_000, 50.0, "s0010_re", True))
+    fs = case.sample_rate_hz
+    raw = case.raw[:int(until_s * fs)]
+    result = analyze_record(Record(fs, list(case.montage.labels), raw, case.range_uv),
+                            case.montage)
+    return [(int(e.channel), e.onset / fs) for e in result.events]
+
+
 @pytest.mark.slow
 def test_a_beat_on_time_is_confirmed_though_emg_spoils_its_shape() -> None:
     """Extra tuning seed 264 (PTB s0010, 10 kHz), the beat at 211.64 s: an A-train on the
@@ -1275,19 +1293,9 @@ def test_a_beat_on_time_is_confirmed_though_emg_spoils_its_shape() -> None:
     that confirms a beat by its shape anywhere: it was left whole, a 14–24 µV burst on five
     channels at once. It comes one RR interval after the last beat, where the rhythm expects
     one, and there 0.85 confirms it: subtracted, nothing reported."""
-    realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
-    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    from ionm_station.analysis import Record, analyze_record
-
-    case = realcases.generate(realcases.CaseSpec("x264", 264, 10_000, 50.0, "s0010_re", True))
-    fs = case.sample_rate_hz
-    raw = case.raw[:int(212.5 * fs)]  # (a start much later learns other levels: no miss)
-    result = analyze_record(Record(fs, list(case.montage.labels), raw, case.range_uv),
-                            case.montage)
-    at_beat = [(e.channel, e.onset / fs) for e in result.events
-               if abs(e.onset / fs - 211.64) < 0.05]
+    # (from the start: a start much later learns other levels, and the beat is not missed)
+    events = extra_ptb_case_events(264, 212.5)
+    at_beat = [(ch, t) for ch, t in events if abs(t - 211.64) < 0.05]
     assert at_beat == [], at_beat
 
 
@@ -1298,18 +1306,7 @@ def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:
     segment between them read as 11–12 µV spikes at R − 33…−35 ms, four in 4 s. The P blank
     now bridges from the end of the blank over its own to the next one (where that is slow):
     three of them go (the fourth's gap holds 1.4 × the >200 Hz noise and is left)."""
-    realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
-    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    from ionm_station.analysis import Record, analyze_record
-
-    case = realcases.generate(realcases.CaseSpec("x263", 263, 10_000, 50.0, "s0010_re", True))
-    fs = case.sample_rate_hz
-    raw = case.raw[:int(33 * fs)]
-    result = analyze_record(Record(fs, list(case.montage.labels), raw, case.range_uv),
-                            case.montage)
-    onsets = np.array([e.onset / fs for e in result.events if e.channel == 0])
+    onsets = np.array([t for ch, t in extra_ptb_case_events(263, 33.0) if ch == 0])
     assert not [t for t in (28.06, 30.29, 31.79) if (np.abs(onsets - t) < 0.02).any()], onsets
 
 
