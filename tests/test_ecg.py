@@ -1285,20 +1285,6 @@ def extra_ptb_case_events(seed: int, until_s: float) -> list[tuple[int, float]]:
     return [(int(e.channel), e.onset / fs) for e in result.events]
 
 
-@pytest.mark.slow
-def test_a_beat_on_time_is_confirmed_though_emg_spoils_its_shape() -> None:
-    """Extra tuning seed 264 (PTB s0010, 10 kHz), the beat at 211.64 s: an A-train on the
-    channel with 383 µV of ECG and a B-train on another drop its detection peak under the
-    threshold (0.93 ×) and its similarity on the channels without EMG to 0.878, under the 0.9
-    that confirms a beat by its shape anywhere: it was left whole, a 14–24 µV burst on five
-    channels at once. It comes one RR interval after the last beat, where the rhythm expects
-    one, and there 0.85 confirms it: subtracted, nothing reported."""
-    # (from the start: a start much later learns other levels, and the beat is not missed)
-    events = extra_ptb_case_events(264, 212.5)
-    at_beat = [(ch, t) for ch, t in events if abs(t - 211.64) < 0.05]
-    assert at_beat == [], at_beat
-
-
 def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:
     """Extra tuning seed 263 (PTB s0010, 10 kHz), 28–32 s, the channel with 279 µV of ECG:
     the residual gate blanked the window's first 20–29 ms (judged blocks there) and again from

@@ -330,17 +330,6 @@ CONFIRM_REACH_S = 0.090
 #: converged): a beat 1.5 s after the threshold was learnt, its fiducial moved by a B-train on
 #: the channel with the biggest QRS, was left whole on five channels (143 µV; tuning seed 228).
 CONFIRM_MIN_BEATS = 3
-#: A candidate under the threshold where the rhythm expects the next beat — its fiducial
-#: within ± CONFIRM_ON_TIME_RR × the mean RR interval of one mean RR interval after the last
-#: beat — is a beat from CONFIRM_ON_TIME_SIMILARITY on: EMG on the channels that carry most of
-#: the heart both drops the detection energy and spoils the correlation of the rest (tuning
-#: seed 264, 211.64 s: an A-train on the channel with 383 µV of ECG and a B-train on another,
-#: the detection peak 0.93 × the threshold, 0.878 on the channels without EMG — whole beats
-#: there read 0.99 at the median, candidates that are no beat at most 0.63 — the beat left
-#: whole on five channels, 14–24 µV). A candidate at or above the threshold keeps
-#: CONFIRM_SIMILARITY for being moved to where its QRS aligns.
-CONFIRM_ON_TIME_SIMILARITY = 0.85
-CONFIRM_ON_TIME_RR = 0.15
 #: Per-beat fit limits: gain, shift beyond the integer lag (s) and QRS stretch (fraction).
 GAIN_RANGE = (0.5, 1.5)
 SHIFT_MAX_S = 0.001
@@ -1356,8 +1345,6 @@ class EcgCanceller:
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
         lag = self._confirmed_lag(fid)
-        if lag is None and peak < threshold and self._on_time(fid):
-            lag = self._confirmed_lag(fid, CONFIRM_ON_TIME_SIMILARITY)
         if peak < threshold and lag is None:
             self._npk += 0.125 * (peak - self._npk)
             if self._missed and fid - self._missed[0][0] > self._missed_kept:
@@ -1394,20 +1381,12 @@ class EcgCanceller:
                 self._p_gated[fid + shift] = gated
         self._accept(fid + shift)
 
-    def _on_time(self, fid: int) -> bool:
-        """Whether a candidate's fiducial ``fid`` (absolute index) lies where the rhythm
-        expects the next beat (see CONFIRM_ON_TIME_RR)."""
-        if self._last_beat is None or not self._rr:
-            return False
-        rr = float(np.mean(self._rr))
-        return abs(fid - self._last_beat - rr) <= CONFIRM_ON_TIME_RR * rr
-
-    def _confirmed_lag(self, fid: int, needed: float = CONFIRM_SIMILARITY) -> int | None:
+    def _confirmed_lag(self, fid: int) -> int | None:
         """Whether a candidate is a beat of the dominant rhythm by its shape: its QRS aligned
         to the dominant class's templates of CONFIRM_MIN_BEATS beats or more (joint lag from
         CONFIRM_REACH_S before the fiducial to COARSE_LAG_S after it) has a similarity of at
-        least ``needed``, on all live channels or else on those without EMG or cautery in the
-        window.
+        least CONFIRM_SIMILARITY, on all live channels or else on those without EMG or cautery
+        in the window.
         Returns that joint lag (samples), None when it is not. A candidate under the threshold
         that is one is a beat all the same (its detection energy can fall short while the QRS
         does not: the scale right after cautery holds its recovery, a beat's axis turns with
@@ -1427,13 +1406,13 @@ class EcgCanceller:
         _, lag, similarity = self._align(seg, self._template[k], started, sigma, unvoted=0.0,
                                          early=early)
         calm = started & ((flags & _WILD) == 0)
-        if similarity < needed and calm.any() and not calm.all():
+        if similarity < CONFIRM_SIMILARITY and calm.any() and not calm.all():
             # the channels without EMG or cautery in the window on their own: EMG on the
             # channels with most of the heart both drops the detection energy and spoils
             # their correlation, whose vote outweighs the others'
             _, lag, similarity = self._align(seg, self._template[k], calm, sigma, unvoted=0.0,
                                              early=early)
-        return lag if similarity >= needed else None
+        return lag if similarity >= CONFIRM_SIMILARITY else None
 
     def _learn_threshold(self, fid: int, peak: float) -> None:
         """Collect candidates for LEARN_S from the first one; the first candidate after that
