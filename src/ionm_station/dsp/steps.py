@@ -259,7 +259,7 @@ class StepDetector:
         self._beat_history = round(BEAT_HISTORY_S * fs)
         self._beat_jitter = max(1, round(BEAT_JITTER_S * fs))
         # the refit on earlier beats: its window (BEAT_BEFORE_S more before the long fit's),
-        # the design per slow template (background, step) and their orthonormal bases
+        # the design per template (background, step; pops use the slow ones) and their bases
         self._beat_lead = round(BEAT_BEFORE_S * fs)
         self._slow = np.flatnonzero(self._taus >= BEAT_POP_MIN_TAU_S)
         self._beat_design = [_step_design(self._beat_lead + self._pre, response[:self._fit])
