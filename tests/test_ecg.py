@@ -1267,17 +1267,16 @@ def test_p_waves_gated_from_the_qrs_rise(name: str, seed: int) -> None:
     assert np.mean(cut) <= 0.15, f"{sum(cut)} of {len(cut)} spikes blanked"
 
 
-def extra_ptb_case_events(seed: int, until_s: float) -> list[tuple[int, float]]:
+def extra_case_events(seed: int, until_s: float) -> list[tuple[int, float]]:
     """The chain's events (channel, onset s) on extra tuning case ``seed`` of the real-ECG
-    cases built from PTB s0010 at 10 kHz, 50 Hz mains (``scripts/explore_seeds``), from its
-    start to ``until_s``."""
+    cases (``scripts/explore_seeds``), from its start to ``until_s``."""
     realcases = pytest.importorskip("support.realcases")
     if not realcases.DATA_DIR.is_dir():
         pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
     from ionm_station.analysis import Record, analyze_record
 
-    case = realcases.generate(realcases.CaseSpec(f"x{seed}", seed, 10_000, 50.0, "s0010_re", True))
+    case = realcases.generate(realcases.extra_spec(seed))
     fs = case.sample_rate_hz
     raw = case.raw[:int(until_s * fs)]
     result = analyze_record(Record(fs, list(case.montage.labels), raw, case.range_uv),
@@ -1292,7 +1291,7 @@ def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:
     segment between them read as 11–12 µV spikes at R − 33…−35 ms, four in 4 s. The P blank
     now bridges from the end of the blank over its own to the next one (where that is slow):
     three of them go (the fourth's gap holds 1.4 × the >200 Hz noise and is left)."""
-    onsets = np.array([t for ch, t in extra_ptb_case_events(263, 33.0) if ch == 0])
+    onsets = np.array([t for ch, t in extra_case_events(263, 33.0) if ch == 0])
     assert not [t for t in (28.06, 30.29, 31.79) if (np.abs(onsets - t) < 0.02).any()], onsets
 
 

@@ -309,7 +309,7 @@ def test_median_last_is_numpy_median_bit_for_bit(n: int) -> None:
     assert np.array_equal(median_last(a), np.median(a, axis=-1))
 
 
-def real_case_stream(seed: int, rate: int, mains_hz: float, record: str, from_s: float,
+def real_case_stream(seed: int, from_s: float,
                      to_s: float) -> tuple[np.ndarray, float, int, np.ndarray]:
     """Extra tuning case ``seed`` of the real-ECG cases over [``from_s``, ``to_s``) as the
     chain gives it to the step detector (mains cancelled): (µV, rate Hz, first index, the
@@ -318,7 +318,7 @@ def real_case_stream(seed: int, rate: int, mains_hz: float, record: str, from_s:
     if not realcases.DATA_DIR.is_dir():
         pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    case = realcases.generate(realcases.CaseSpec(f"x{seed}", seed, rate, mains_hz, record, True))
+    case = realcases.generate(realcases.extra_spec(seed))
     fs = case.sample_rate_hz
     a = int(from_s * fs)
     x = (case.raw - case.components["mains"])[a:int(to_s * fs)].astype(np.float64)
@@ -331,7 +331,7 @@ def test_a_common_mode_step_before_a_real_qrs_is_found_despite_one_dissenting_ch
     cleanly, five more weakly — four of them the same way, one (a channel the step missed)
     the other way, the QRS's upstroke. All had to agree: no span, three false spikes. The
     dissenting channel is now left out and the others make the span."""
-    x, fs, a, _ = real_case_stream(200, 10_000, 60.0, "100", 106.0, 113.0)
+    x, fs, a, _ = real_case_stream(200, 106.0, 113.0)
     spans = [s for s in held(run(x, fs=fs, start=a))
              if s.kind == "common_mode" and abs(s.start - 111.915 * fs) < 0.01 * fs]
     assert len(spans) == 1, spans
@@ -346,7 +346,7 @@ def test_a_common_mode_step_on_a_qrs_onset_is_found_though_the_qrs_reads_the_oth
     channel with 379 µV of heartbeat (its fit leaving 44 × the noise). At most one channel may
     dissent: no span, five false spikes. A channel whose window holds far more than a step
     cannot dissent (nor is it taken): the span is made."""
-    x, fs, a, _ = real_case_stream(306, 10_000, 50.0, "s0010_re", 168.0, 175.0)
+    x, fs, a, _ = real_case_stream(306, 168.0, 175.0)
     spans = [s for s in held(run(x, fs=fs, start=a))
              if s.kind == "common_mode" and abs(s.start - 174.087 * fs) < 0.01 * fs]
     assert len(spans) == 1, spans
@@ -359,7 +359,7 @@ def test_a_common_mode_step_on_a_qrs_is_found_with_the_beats_before_it() -> None
     biggest heart the QRS under it leaves 4–18 × the noise, so they neither fit nor dissent:
     too few channels, no span, four false spikes (14–34 µV). Fitted again as the step plus the
     same place of two earlier beats, channels 0 and 1 step the same way: the span is made."""
-    x, fs, a, beats = real_case_stream(313, 5000, 50.0, "100", 183.7, 190.7)
+    x, fs, a, beats = real_case_stream(313, 183.7, 190.7)
     spans = [s for s in held(run(x, fs=fs, start=a, beats=beats), fs)
              if s.kind == "common_mode" and abs(s.start - 189.7226 * fs) < 0.01 * fs]
     assert len(spans) == 1, spans
@@ -379,8 +379,7 @@ def test_pops_and_a_spike_of_real_cases(seed: int, at_s: float, channel: int,
     best fitted with τ 20 ms (a 159 µV spike at alarm level once the looser rule was gone); a
     slow step after a quiet stretch, it is a pop. 264 (PTB): a 485 µV needle spike with a quiet
     stretch before it, which the looser rule took for a pop (missed): no pop."""
-    rate, record = (5000, "100") if seed == 217 else (10_000, "s0010_re")
-    x, fs, a, beats = real_case_stream(seed, rate, 50.0, record, at_s - 6.0, at_s + 1.0)
+    x, fs, a, beats = real_case_stream(seed, at_s - 6.0, at_s + 1.0)
     spans = [s for s in run(x, fs=fs, start=a, beats=beats)
              if s.kind == "pop" and abs(s.start - at_s * fs) < (0.005 if pop else 0.02) * fs]
     assert [s.channels for s in spans] == ([(channel,)] if pop else [])

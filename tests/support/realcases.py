@@ -221,6 +221,18 @@ class RealCase:
         return self.components["emg"] + self.components["noise"]
 
 
+#: The extra tuning cases (seeds 200 and up, ``scripts/explore_seeds``): (rate Hz, nominal
+#: mains Hz, ECG record) by seed % 6.
+EXTRA_COMBOS = ((10_000, 50.0, "s0010_re"), (5_000, 50.0, "100"), (10_000, 60.0, "100"),
+                (10_000, 50.0, "100"), (5_000, 60.0, "s0010_re"), (10_000, 50.0, "s0010_re"))
+
+
+def extra_spec(seed: int) -> CaseSpec:
+    """Extra tuning case ``seed`` (never a held-out seed): its rate, mains and ECG record by
+    ``seed % 6`` (EXTRA_COMBOS)."""
+    rate, mains, record = EXTRA_COMBOS[seed % len(EXTRA_COMBOS)]
+    return CaseSpec(f"x{seed}", seed, rate, mains, record, True)
+
 def data_dir() -> Path:
     """:data:`DATA_DIR`, or FileNotFoundError saying what is missing."""
     if not DATA_DIR.is_dir():
