@@ -1270,13 +1270,9 @@ def test_p_waves_gated_from_the_qrs_rise(name: str, seed: int) -> None:
 def extra_case_events(seed: int, until_s: float) -> list[tuple[int, float]]:
     """The chain's events (channel, onset s) on extra tuning case ``seed`` of the real-ECG
     cases (``scripts/explore_seeds``), from its start to ``until_s``."""
-    realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
-    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
     from ionm_station.analysis import Record, analyze_record
 
-    case = realcases.generate(realcases.extra_spec(seed))
+    case = pytest.importorskip("support.realcases").extra_case_or_skip(seed)
     fs = case.sample_rate_hz
     raw = case.raw[:int(until_s * fs)]
     result = analyze_record(Record(fs, list(case.montage.labels), raw, case.range_uv),

@@ -314,11 +314,7 @@ def real_case_stream(seed: int, from_s: float,
     """Extra tuning case ``seed`` of the real-ECG cases over [``from_s``, ``to_s``) as the
     chain gives it to the step detector (mains cancelled): (µV, rate Hz, first index, the
     case's R peaks as absolute sample indices)."""
-    realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
-    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    case = realcases.generate(realcases.extra_spec(seed))
+    case = pytest.importorskip("support.realcases").extra_case_or_skip(seed)
     fs = case.sample_rate_hz
     a = int(from_s * fs)
     x = (case.raw - case.components["mains"])[a:int(to_s * fs)].astype(np.float64)

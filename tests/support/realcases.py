@@ -233,6 +233,17 @@ def extra_spec(seed: int) -> CaseSpec:
     rate, mains, record = EXTRA_COMBOS[seed % len(EXTRA_COMBOS)]
     return CaseSpec(f"x{seed}", seed, rate, mains, record, True)
 
+
+def extra_case_or_skip(seed: int) -> RealCase:
+    """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole; skips the calling test
+    where the PhysioNet recordings (../shared) or wfdb are missing."""
+    import pytest
+
+    if not DATA_DIR.is_dir():
+        pytest.skip(f"{DATA_DIR} not found (PhysioNet recordings live in ../shared)")
+    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
+    return generate(extra_spec(seed))
+
 def data_dir() -> Path:
     """:data:`DATA_DIR`, or FileNotFoundError saying what is missing."""
     if not DATA_DIR.is_dir():
