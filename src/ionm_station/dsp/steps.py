@@ -599,12 +599,15 @@ class StepDetector:
         n = len(w)
         past = self._past.window(first, first + span + n)[:, ch]
         finite = np.isfinite(past)
+        clean = np.where(finite, past, 0.0)
         bad = sliding_window_view(~finite, n).any(axis=1) if not finite.all() else None
-        stretches = sliding_window_view(np.where(finite, past, 0.0), n)  # (starts, n)
-        energy = np.einsum("ij,ij->i", stretches, stretches)
+        power = np.concatenate(([0.0], np.cumsum(clean ** 2)))
+        energy = power[n:] - power[:-n]  # each stretch's energy
         bases = np.concatenate(self._beat_bases[templates], axis=1)  # 3 columns per template
-        on_bases = stretches @ bases
-        on_w = stretches @ w
+        # every stretch's dot products with w and the bases at once: correlation by FFT
+        kernels = np.concatenate([w[:, None], bases], axis=1).T[:, ::-1]
+        dots = signal.fftconvolve(clean[None, :], kernels, mode="valid", axes=1)
+        on_w, on_bases = dots[0], dots[1:].T
         w_bases = w @ bases
         best = (np.inf, int(templates[0]), 0)
         for j, k in enumerate(templates):
@@ -620,7 +623,7 @@ class StepDetector:
             if np.isfinite(score[i]) and left - score[i] < best[0]:
                 best = (left - score[i], int(k), i)
         _, k, i = best
-        return k, i, (stretches[i] if np.isfinite(best[0]) else None)
+        return k, i, (clean[i:i + n] if np.isfinite(best[0]) else None)
 
     def _quiet_fit(self, ch: int, t0: int, sigma: float) -> tuple[float, int] | None:
         """Channel ``ch`` at edge ``t0`` as a slow step after a quiet stretch (see QUIET_FIT):
