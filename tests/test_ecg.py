@@ -1291,6 +1291,41 @@ def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:
     assert not [t for t in (28.06, 30.29, 31.79) if (np.abs(onsets - t) < 0.02).any()], onsets
 
 
+@pytest.mark.parametrize("chunk_s", [1.0, 0.037])
+def test_a_pop_inside_a_beats_core_blanks_that_core_on_its_channel(
+        chunk_s: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extra tuning seed 264 (PTB s0010, 10 kHz), 10.31 s: a 1.9 mV electrode pop on the
+    channel with 381 µV of ECG, 23 ms after the R peak. The beat's fit took up the step with
+    its free heart time courses and left a 149 µV misfit in the 15 ms before the pop's own
+    blank, an alarm-level "spike" at 10.29 s. The step detector's span, noted by the canceller,
+    now blanks that beat's fitted core on that channel — in 1 s chunks (the step is noted
+    before the beat is fitted) and in 37 ms ones alike."""
+    import ionm_station.analysis
+
+    monkeypatch.setattr(ionm_station.analysis, "BLOCK_S", chunk_s)
+    onsets = np.array([t for ch, t in extra_case_events(264, 12.0) if ch == 7])
+    assert not (np.abs(onsets - 10.29) < 0.03).any(), onsets
+
+
+def test_a_step_noted_after_a_beats_core_was_fitted_blanks_that_core() -> None:
+    """A step blanks a fitted core on each of its channels where it begins inside the core, the
+    heartbeat was subtracted and no EMG lies before it in the core; nowhere else."""
+    ecg = EcgCanceller(5, 5000.0)
+    core = ecg.core_samples
+    emg = np.zeros((5, -(-core // 50)), bool)  # 10 ms blocks at 5 kHz
+    emg[4, 0] = True  # EMG in the core's first block, before the step
+    ecg._cores.append((np.array([100, 110, 120, 130, 100]),
+                       np.array([True, True, False, True, True]), emg))
+    ecg.note_steps([(150, (0, 2, 3, 4)), (50, (1,)), (130 + core, (3,))])
+    ecg.settled_at = 0
+    mask = ecg.blank_mask(0, 2000)
+    assert mask[100:100 + core, 0].all() and not mask[:100, 0].any()
+    assert not mask[100 + core:, 0].any()
+    assert not mask[:, 1].any() and not mask[:, 2].any()  # before its core; not subtracted
+    assert mask[130:130 + core, 3].all() and not mask[130 + core:, 3].any()
+    assert not mask[:, 4].any()  # EMG before the step
+
+
 @pytest.mark.parametrize("name, seed", [("s0010_re", 3), ("s0010_re", 1)])
 def test_pr_segment_misfit_between_the_p_blank_and_the_gate_is_blanked(name: str,
                                                                        seed: int) -> None:

@@ -56,10 +56,12 @@ def emg(n: int, rng: np.random.Generator, fs: float = FS) -> tuple[np.ndarray, l
 
 
 def run(x: np.ndarray, chunks: list[int] | None = None, fs: float = FS, start: int = 0,
-        beats: np.ndarray | None = None) -> list[ArtifactSpan]:
+        beats: np.ndarray | None = None,
+        stepped: list[ArtifactSpan] | None = None) -> list[ArtifactSpan]:
     """Band-pass ``x`` and feed it to a StepDetector in ``chunks`` (with ``beats``: 0.1 s
     each unless given), with the R peaks ``beats`` (absolute) known from 0.35 s after each
-    (the ECG canceller's delay, rounded up)."""
+    (the ECG canceller's delay, rounded up); each call's :attr:`StepDetector.stepped` goes
+    to ``stepped`` if given."""
     bp = BandpassFilter(x.shape[1], fs)
     z = bp.process(x).astype(np.float64)
     det = StepDetector(x.shape[1], fs, bp.sos, start)
@@ -72,6 +74,8 @@ def run(x: np.ndarray, chunks: list[int] | None = None, fs: float = FS, start: i
         end = start + pos + size
         spans += det.process(z[pos:pos + size], start + pos,
                              known[known + 0.35 * fs <= end].tolist())
+        if stepped is not None:
+            stepped += det.stepped
         pos += size
     return spans
 
@@ -115,8 +119,11 @@ def test_common_mode_steps_on_most_channels_are_one_span() -> None:
         at = int(at_s * FS)
         for c in involved:
             x[:, c] += decay(n, at, sign * rng.uniform(10.0, 40.0), tau_s)
-    spans = run(x)
+    stepped: list[ArtifactSpan] = []
+    spans = run(x, chunks=[int(0.37 * FS)] * (n // int(0.37 * FS)) + [n % int(0.37 * FS)],
+                stepped=stepped)
     steps = held(spans)
+    assert stepped == steps  # the steps themselves, as the ECG canceller is told of them
     assert [s.kind for s in steps] == ["common_mode", "common_mode"]
     for span, at_s in zip(steps, (2.0, 5.0)):
         assert abs(span.start - (at_s * FS - 0.002 * FS)) <= 0.002 * FS

@@ -590,6 +590,10 @@ class EcgCanceller:
         c = self.n_channels
         self.beats: list[int] = []
         self._blank: list[tuple[int, int, np.ndarray]] = []  # (start, stop, channels)
+        self._steps: list[tuple[int, np.ndarray]] = []  # steps noted: (first sample, channels)
+        # subtracted beats' fitted cores: (start per channel, subtracted per channel, EMG per
+        # channel and block)
+        self._cores: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
         self.settled_at: int | None = None  # window start of the first judged beat
         self._finished = False
         self._record_end: float = math.inf  # input rows of the record, once flush() ends it
@@ -695,6 +699,30 @@ class EcgCanceller:
         self.beats = [b for b in self.beats if b < n_record]
         return out[:self.delay]
 
+    def note_steps(self, steps: list[tuple[int, tuple[int, ...]]]) -> None:
+        """Pops and common-mode steps found ahead of this canceller (see
+        :mod:`ionm_station.dsp.steps`): (index of the span's first sample, as :attr:`beats`;
+        its channels). One that begins inside a subtracted beat's fitted core (its QRS window,
+        R − PRE_S … + CORE_POST_S at that channel's lag) spoils the heartbeat's fit on its
+        channel — the fit's free heart time courses take up the step, and the misfit lands
+        before the step's own blank (tuning seed 264, 10.29 s: a 1.9 mV pop 23 ms after the R
+        peak left a 149 µV "spike" in the 15 ms before it) —, so that core is blanked for
+        detection there; not where the core holds EMG (>200 Hz, see :meth:`_emg`) before the
+        step: that is more than the misfit (extra tuning seed 223, 134.26 s: a 117 µV burst
+        just before an A-train's end was taken for a common-mode step). Each step must be noted before the rows of the cores that may hold it
+        are output: within :attr:`delay` − :attr:`core_samples` of its first sample's
+        arrival."""
+        for first, channels in steps:
+            step = (int(first), np.asarray(channels, dtype=np.int64))
+            self._steps.append(step)
+            for core in self._cores:
+                self._blank_stepped_core(core, step)
+
+    @property
+    def core_samples(self) -> int:
+        """Length of a beat's fitted core (samples): its QRS window, PRE_S + CORE_POST_S."""
+        return self._core
+
     @property
     def converged(self) -> np.ndarray:
         """Per channel: True once the dominant beat's template has learnt ``bootstrap_beats``
@@ -729,6 +757,11 @@ class EcgCanceller:
         out = np.empty((n, self.n_channels))
         a = max(first, 0)
         b = self._n_in - self.delay
+        # a core beginning from here on is of a beat accepted later, a step noted later begins
+        # after the rows output so far: neither pairs with what ended before
+        self._steps = [s for s in self._steps if s[0] >= b - self._window]
+        while self._cores and self._cores[0][0].max() + self._core < b - self._window:
+            self._cores.popleft()
         out[:max(0, min(n, a - first))] = np.nan
         if b > a:
             np.subtract(self._x.view(a, b), self._sub.view(a, b), out=out[a - first:])
@@ -1500,6 +1533,20 @@ class EcgCanceller:
         self._last_beat = fid
         self._missed = []
 
+    def _blank_stepped_core(self, core: tuple[np.ndarray, np.ndarray, np.ndarray],
+                            step: tuple[int, np.ndarray]) -> None:
+        """Blank a beat's fitted ``core`` (its start per channel, subtracted per channel, EMG
+        per channel and block) on the channels of ``step`` (first sample, channels) where the
+        step begins inside it and no EMG is in the core before the step's block (see
+        :meth:`note_steps`)."""
+        (starts, subtracted, emg), (first, channels) = core, step
+        inside = channels[subtracted[channels] & (starts[channels] <= first)
+                          & (first < starts[channels] + self._core)]
+        for ch in inside.tolist():
+            if not emg[ch, :(first - int(starts[ch])) // self._block].any():
+                self._blank.append((int(starts[ch]), int(starts[ch]) + self._core,
+                                    np.array([ch])))
+
     def _peak_offset(self, reference: np.ndarray, weights: np.ndarray) -> int:
         """Offset (samples) of the R peak from the fiducial: in the weighted energy of
         ``reference`` (channels × window) over the QRS core, the maximum of the first lobe that
@@ -1605,6 +1652,10 @@ class EcgCanceller:
             for ch in p_gated[quiet[p_gated]].tolist():
                 self._blank.append((fid - pre, fid - pre + int(lags[ch] + until[ch]),
                                     np.array([ch])))
+        fitted = (fid - pre + lags, apply.copy(), emg_blocks)
+        self._cores.append(fitted)
+        for step in self._steps:
+            self._blank_stepped_core(fitted, step)
         first = max(lo, self._sub.start)  # rows before the first sample are not there
         sub = self._sub.view(first, fid + self._post + lag_max)
         parts = np.where(apply[:, None], fit_full * self._taper, 0.0)

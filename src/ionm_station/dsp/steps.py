@@ -289,6 +289,15 @@ class StepDetector:
         self._taken_until = np.full(self.n_channels, -1, np.int64)  # edges decided up to here
         self._past = Rows(self.n_channels, np.float64, start=self.first)  # for earlier beats
         self._beats: list[int] = []  # R peaks the ECG canceller knows (absolute), the last few
+        #: of the spans the last :meth:`process` call returned, those whose channels carry the
+        #: step itself (not a common-mode step's short hold on the other channels)
+        self.stepped: list[ArtifactSpan] = []
+
+    @property
+    def latency(self) -> int:
+        """Samples after a span's first sample by which :meth:`process` has reported it at
+        the latest (its edge's candidate block, the fit after it and the look before it)."""
+        return self._before + self._after
 
     def process(self, z: np.ndarray, start: int,
                 beats: Sequence[int] = ()) -> list[ArtifactSpan]:
@@ -309,6 +318,7 @@ class StepDetector:
         self._past.append(z)
         end = self._pos + len(self._hist)
         spans: list[ArtifactSpan] = []
+        self.stepped = []
         # edges up to here have all the data they need (whole candidate blocks)
         last = (end - self._after) // self._spacing * self._spacing
         if last > self._next:
@@ -465,6 +475,7 @@ class StepDetector:
                            np.repeat(own["edge"][steplike], c), COMMON_MODE_SAMPLES)
         every = {key: val.reshape(len(steplike), c) for key, val in every.items()}
         spans: list[ArtifactSpan] = []
+        holds: list[ArtifactSpan] = []  # common-mode steps' short hold on the other channels
         for j, i in enumerate(steplike):
             ch, t0 = int(chans[i]), int(own["edge"][i])
             if t0 <= self._taken_until[ch]:
@@ -500,8 +511,10 @@ class StepDetector:
                                   template[members], every["sigma"][j, members])
                 others = np.setdiff1d(np.arange(c), members)
                 if len(others):
-                    spans += [span, ArtifactSpan("common_mode", span.start, t0 + self._edge_hold,
-                                                 tuple(int(o) for o in others))]
+                    hold = ArtifactSpan("common_mode", span.start, t0 + self._edge_hold,
+                                        tuple(int(o) for o in others))
+                    spans += [span, hold]
+                    holds.append(hold)
                     span = None
                 self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
             else:
@@ -513,6 +526,7 @@ class StepDetector:
                     self._taken_until[ch] = max(self._taken_until[ch], t0 + self._spacing)
             if span is not None:
                 spans.append(span)
+        self.stepped += [s for s in spans if all(s is not h for h in holds)]
         return spans
 
     def _beat_members(self, j: int, t0: int, every: dict[str, np.ndarray],

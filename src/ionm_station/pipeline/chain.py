@@ -141,6 +141,9 @@ class FreeRunChain:
         # electrode pops and common-mode steps, found on the filtered stream ahead of the
         # detector by the ECG canceller's delay (without it they would come too late to blank)
         self.steps = StepDetector(n, fs, self.bandpass.sos, start) if self.ecg else None
+        # … and ahead of the rows of the heartbeat fits a step spoils (EcgCanceller.note_steps)
+        if self.steps and self.steps.latency + self.ecg.core_samples > self.ecg.delay:
+            raise ValueError("steps are found too late to blank the heartbeat fits they spoil")
         self.detector = EmgEventDetector(montage, fs, thresholds_uv=thresholds_uv)
         self.thresholds_uv = self.detector.thresholds_uv
         self.delay = self.ecg.delay if self.ecg else 0
@@ -277,6 +280,7 @@ class FreeRunChain:
             beats = [b + self.start for b in self.ecg.beats[-4:]]
             for span in self.steps.process(y, start, beats):
                 self.artifacts.mark_span(span)
+            self.ecg.note_steps([(s.start - self.start, s.channels) for s in self.steps.stepped])
         if self.ecg is not None:
             y = self.ecg.process(y, railed)
         elif self.ecg_highpass is not None:
