@@ -1612,12 +1612,16 @@ class EcgCanceller:
         # what is left of a subtracted heartbeat is smaller than the heartbeat near there (its
         # block or the next one either side: a misfit in time moves it by a few ms); anything
         # larger is something else (an A-train too slow for the >200 Hz test, the tail of a
-        # MUAP just before the QRS)
+        # MUAP just before the QRS) — unless the template is young (fewer than bootstrap_beats
+        # beats on that channel): like a new class's, its fit may leave more than it fits
+        # where the QRS is misplaced (extra tuning seed 313, 5.05 s: a 20 µV "spike" at the
+        # R peak, the fitted heartbeat faint there, two beats learnt on that channel)
         beat = self._block_rms(ecg)
         size = beat.copy()
         size[:, 1:] = np.maximum(size[:, 1:], beat[:, :-1])
         size[:, :-1] = np.maximum(size[:, :-1], beat[:, 1:])
-        misfit = (fresh | ~apply[:, None]
+        young = (self._count[k] < self.bootstrap_beats)[:, None]
+        misfit = (fresh | ~apply[:, None] | young
                   | (self._block_rms(residual) <= GATE_RESIDUAL_MAX * size))
         clean = live[:, None] & ~emg_blocks & misfit
         into = round(P_WAVE_INTO_WINDOW_S * self.sample_rate_hz)
