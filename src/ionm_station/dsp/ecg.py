@@ -709,9 +709,9 @@ class EcgCanceller:
         peak left a 149 µV "spike" in the 15 ms before it) —, so that core is blanked for
         detection there; not where the core holds EMG (>200 Hz, see :meth:`_emg`) before the
         step: that is more than the misfit (extra tuning seed 223, 134.26 s: a 117 µV burst
-        just before an A-train's end was taken for a common-mode step). Each step must be noted before the rows of the cores that may hold it
-        are output: within :attr:`delay` − :attr:`core_samples` of its first sample's
-        arrival."""
+        just before an A-train's end was taken for a common-mode step). Each step must be
+        noted before the rows of the cores that may hold it are output: within :attr:`delay`
+        − :attr:`core_samples` of its first sample's arrival."""
         for first, channels in steps:
             step = (int(first), np.asarray(channels, dtype=np.int64))
             self._steps.append(step)

@@ -299,6 +299,14 @@ class StepDetector:
         the latest (its edge's candidate block, the fit after it and the look before it)."""
         return self._before + self._after
 
+    @property
+    def beat_margin(self) -> int:
+        """Samples from the latest R peak a refit may use (see BEAT_NEAR_S) to the earliest
+        :meth:`process` examines the edge it is for: R peaks reported this long before a chunk
+        starts are all there is to know for its edges."""
+        return (self._beat_near + self._beat_reach + self._beat_lead + self._pre + self._fit
+                + self._after)
+
     def process(self, z: np.ndarray, start: int,
                 beats: Sequence[int] = ()) -> list[ArtifactSpan]:
         """Examine the next consecutive chunk (n, n_channels) µV starting at absolute ``start``;
@@ -308,6 +316,7 @@ class StepDetector:
         if len(beats):
             kept = BEATS_KEPT
             self._beats = sorted(set(self._beats[-kept:]) | set(beats[-kept:]))[-kept:]
+        self.stepped = []
         if start != self._pos + len(self._hist):
             raise ValueError(f"chunk starts at {start}, expected {self._pos + len(self._hist)}")
         if not len(z):
@@ -318,7 +327,6 @@ class StepDetector:
         self._past.append(z)
         end = self._pos + len(self._hist)
         spans: list[ArtifactSpan] = []
-        self.stepped = []
         # edges up to here have all the data they need (whole candidate blocks)
         last = (end - self._after) // self._spacing * self._spacing
         if last > self._next:

@@ -55,6 +55,13 @@ MIN_SAMPLE_RATE_HZ = 100.0
 FULL_CHAIN_MIN_HZ = 1000.0
 #: Longest piece (s) pushed through the stages at once, whatever the chunk length.
 PIECE_S = 1.0
+#: … and through the step detector and the ECG canceller in turn: the step detector's refit on
+#: earlier beats takes the R peaks the canceller has reported before each of its pieces, and
+#: from this short a piece on every one it may use is there, whatever the chunking (see
+#: StepDetector.beat_margin; with whole 1 s pieces a beat reported within the piece was missing
+#: for an edge late in it, and a common-mode span on extra tuning seed 313 ended 6 samples
+#: earlier than in 50 ms chunks).
+STEPS_PIECE_S = 0.2
 
 
 @dataclass(frozen=True)
@@ -144,6 +151,11 @@ class FreeRunChain:
         # … and ahead of the rows of the heartbeat fits a step spoils (EcgCanceller.note_steps)
         if self.steps and self.steps.latency + self.ecg.core_samples > self.ecg.delay:
             raise ValueError("steps are found too late to blank the heartbeat fits they spoil")
+        self._steps_piece = max(1, round(STEPS_PIECE_S * fs))
+        # every R peak a refit may use is reported by then (a beat not output late is reported
+        # before its window's rows are output, within the canceller's delay)
+        if self.steps and self._steps_piece + self.ecg.delay > self.steps.beat_margin:
+            raise ValueError("the step detector would miss R peaks its refit may use")
         self.detector = EmgEventDetector(montage, fs, thresholds_uv=thresholds_uv)
         self.thresholds_uv = self.detector.thresholds_uv
         self.delay = self.ecg.delay if self.ecg else 0
@@ -276,16 +288,26 @@ class FreeRunChain:
         y = self.bandpass.process(raw)
         if self.mains is not None:
             y = self.mains.process(y, self._railed_hold(railed))
-        if self.steps is not None:  # (self.ecg is there too): the R peaks it knows, absolute
-            beats = [b + self.start for b in self.ecg.beats[-4:]]
-            for span in self.steps.process(y, start, beats):
-                self.artifacts.mark_span(span)
-            self.ecg.note_steps([(s.start - self.start, s.channels) for s in self.steps.stepped])
         if self.ecg is not None:
-            y = self.ecg.process(y, railed)
+            y = self._steps_and_ecg(y, railed, start)
         elif self.ecg_highpass is not None:
             y = self.ecg_highpass.process(y)
         return self._detect(y, spans)
+
+    def _steps_and_ecg(self, y: np.ndarray, railed: np.ndarray, start: int) -> np.ndarray:
+        """The mains-free piece ``y`` (µV) from absolute ``start`` through the step detector
+        (its spans marked, the R peaks known so far handed to it, its steps noted by the ECG
+        canceller) and the canceller, in turns of at most STEPS_PIECE_S; returns the
+        canceller's output (µV)."""
+        out = []
+        for a in range(0, max(len(y), 1), self._steps_piece):
+            b = a + self._steps_piece
+            beats = [r + self.start for r in self.ecg.beats[-4:]]  # absolute
+            for span in self.steps.process(y[a:b], start + a, beats):
+                self.artifacts.mark_span(span)
+            self.ecg.note_steps([(s.start - self.start, s.channels) for s in self.steps.stepped])
+            out.append(self.ecg.process(y[a:b], railed[a:b]))
+        return np.concatenate(out)
 
     def _railed_hold(self, railed: np.ndarray) -> np.ndarray | None:
         """(n, channels) bool: within ``RAIL_HOLD_S`` after a ``railed`` raw sample (None:
