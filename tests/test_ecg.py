@@ -1307,6 +1307,33 @@ def test_a_pop_inside_a_beats_core_blanks_that_core_on_its_channel(
     assert not (np.abs(onsets - 10.29) < 0.03).any(), onsets
 
 
+@pytest.mark.parametrize("after_r_ms", [40, 60])
+def test_a_pop_put_inside_a_real_beats_core_leaves_no_event_before_it_in_any_chunking(
+        after_r_ms: int) -> None:
+    """Extra tuning seed 264 (PTB s0010, 10 kHz), the first beat after 9 s on the channel with
+    381 µV of ECG, with a −1.5 mV pop (τ 0.3 s) added 40 or 60 ms after its R peak: before,
+    the beat's fit took the step up and left a 43–50 µV "spike" between the R peak and the
+    pop. In 1 s and 37 ms chunks the chain now gives the same events, none there."""
+    from ionm_station.pipeline.chain import FreeRunChain
+
+    case = pytest.importorskip("support.realcases").extra_case_or_skip(264)
+    fs = case.sample_rate_hz
+    n = int(12.0 * fs)
+    beats = np.array(case.truth.ecg_beats)
+    r = int(beats[beats > 9.0 * fs][0])
+    at = r + int(after_r_ms / 1000 * fs)
+    x = case.raw[:n].copy()
+    x[at:, 7] += -1500.0 * np.exp(-np.arange(n - at) / fs / 0.3)
+    found = []
+    for chunk in (int(fs), int(0.037 * fs)):
+        chain = FreeRunChain(case.montage, fs, case.range_uv)
+        events = [e for i in range(0, n, chunk) for e in chain.process(x[i:i + chunk], i).events]
+        found.append(sorted((int(e.channel), e.onset, e.offset) for e in
+                            events + chain.flush().events))
+    assert found[0] == found[1]
+    assert not [e for e in found[0] if e[0] == 7 and r - 0.15 * fs <= e[1] <= at], found[0]
+
+
 def test_a_young_templates_misfit_larger_than_the_heartbeat_fitted_there_is_gated() -> None:
     """Extra tuning seed 313 (MIT-BIH 100, 5 kHz), 5.05 s: the largest channel's template had
     two beats; the fit left a 20 µV misfit at the R peak, where the fitted heartbeat was
