@@ -483,7 +483,6 @@ class StepDetector:
                            np.repeat(own["edge"][steplike], c), COMMON_MODE_SAMPLES)
         every = {key: val.reshape(len(steplike), c) for key, val in every.items()}
         spans: list[ArtifactSpan] = []
-        holds: list[ArtifactSpan] = []  # common-mode steps' short hold on the other channels
         for j, i in enumerate(steplike):
             ch, t0 = int(chans[i]), int(own["edge"][i])
             if t0 <= self._taken_until[ch]:
@@ -519,10 +518,9 @@ class StepDetector:
                                   template[members], every["sigma"][j, members])
                 others = np.setdiff1d(np.arange(c), members)
                 if len(others):
-                    hold = ArtifactSpan("common_mode", span.start, t0 + self._edge_hold,
-                                        tuple(int(o) for o in others))
-                    spans += [span, hold]
-                    holds.append(hold)
+                    spans += [span, ArtifactSpan("common_mode", span.start, t0 + self._edge_hold,
+                                                 tuple(int(o) for o in others))]
+                    self.stepped.append(span)
                     span = None
                 self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
             else:
@@ -534,7 +532,7 @@ class StepDetector:
                     self._taken_until[ch] = max(self._taken_until[ch], t0 + self._spacing)
             if span is not None:
                 spans.append(span)
-        self.stepped += [s for s in spans if all(s is not h for h in holds)]
+                self.stepped.append(span)
         return spans
 
     def _beat_members(self, j: int, t0: int, every: dict[str, np.ndarray],
