@@ -1314,9 +1314,8 @@ def test_a_pop_put_inside_a_real_beats_core_leaves_no_event_before_it_in_any_chu
     381 µV of ECG, with a −1.5 mV pop (τ 0.3 s) added 40 or 60 ms after its R peak: before,
     the beat's fit took the step up and left a 43–50 µV "spike" between the R peak and the
     pop. In 1 s and 37 ms chunks the chain now gives the same events, none there."""
-    from ionm_station.pipeline.chain import FreeRunChain
-
-    case = pytest.importorskip("support.realcases").extra_case_or_skip(264)
+    realcases = pytest.importorskip("support.realcases")
+    case = realcases.extra_case_or_skip(264)
     fs = case.sample_rate_hz
     n = int(12.0 * fs)
     beats = np.array(case.truth.ecg_beats)
@@ -1324,12 +1323,9 @@ def test_a_pop_put_inside_a_real_beats_core_leaves_no_event_before_it_in_any_chu
     at = r + int(after_r_ms / 1000 * fs)
     x = case.raw[:n].copy()
     x[at:, 7] += -1500.0 * np.exp(-np.arange(n - at) / fs / 0.3)
-    found = []
-    for chunk in (int(fs), int(0.037 * fs)):
-        chain = FreeRunChain(case.montage, fs, case.range_uv)
-        events = [e for i in range(0, n, chunk) for e in chain.process(x[i:i + chunk], i).events]
-        found.append(sorted((int(e.channel), e.onset, e.offset) for e in
-                            events + chain.flush().events))
+    found = [sorted((int(e.channel), e.onset, e.offset)
+                    for e in realcases.through_chain(case, x, 0, chunk)[0])
+             for chunk in (int(fs), int(0.037 * fs))]
     assert found[0] == found[1]
     assert not [e for e in found[0] if e[0] == 7 and r - 0.15 * fs <= e[1] <= at], found[0]
 

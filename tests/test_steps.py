@@ -467,19 +467,14 @@ def test_the_chain_finds_the_same_steps_on_real_beats_in_any_chunking() -> None:
     so a beat the canceller reported within that piece was missing for an edge late in it:
     the span ended 6 samples earlier in 1 s chunks than in 50 ms ones. The two stages now
     take turns of at most STEPS_PIECE_S, after which every R peak a refit may use is known."""
-    from ionm_station.pipeline.chain import FreeRunChain
-
-    case = pytest.importorskip("support.realcases").extra_case_or_skip(313)
+    realcases = pytest.importorskip("support.realcases")
+    case = realcases.extra_case_or_skip(313)
     fs = case.sample_rate_hz
     a = int(180.0 * fs)
     raw = case.raw[a:int(192.0 * fs)]
-    found = []
-    for chunk in (int(fs), int(0.05 * fs)):
-        chain = FreeRunChain(case.montage, fs, case.range_uv, start=a)
-        spans = [s for i in range(0, len(raw), chunk)
-                 for s in chain.process(raw[i:i + chunk], a + i).artifacts]
-        found.append(sorted((s.kind, s.start, s.stop, s.channels)
-                            for s in spans + chain.flush().artifacts))
+    found = [sorted((s.kind, s.start, s.stop, s.channels)
+                    for s in realcases.through_chain(case, raw, a, chunk)[1])
+             for chunk in (int(fs), int(0.05 * fs))]
     assert any(kind == "common_mode" and abs(start - 189.72 * fs) < 0.01 * fs
                for kind, start, _, _ in found[0])
     assert found[0] == found[1]

@@ -51,7 +51,10 @@ from pathlib import Path
 import numpy as np
 from scipy import signal
 
+from ionm_station.detect.events import DetectedEvent
+from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.montage import Montage, load_montage
+from ionm_station.pipeline.chain import FreeRunChain
 from ionm_station.sim.amplifier import GroundTruth, TruthArtifact, TruthEvent
 
 #: The shared real recordings, beside the checkout (``<repo>/../shared/data``).
@@ -243,6 +246,17 @@ def extra_case_or_skip(seed: int) -> RealCase:
         pytest.skip(f"{DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
     return generate(extra_spec(seed))
+
+
+def through_chain(case: RealCase, raw: np.ndarray, start: int,
+                  chunk: int) -> tuple[list[DetectedEvent], list[ArtifactSpan]]:
+    """``raw`` (µV rows of ``case`` from absolute index ``start``) through a fresh
+    FreeRunChain in chunks of ``chunk`` rows, then flushed: its events and artifact spans."""
+    chain = FreeRunChain(case.montage, case.sample_rate_hz, case.range_uv, start=start)
+    outs = [chain.process(raw[i:i + chunk], start + i) for i in range(0, len(raw), chunk)]
+    outs.append(chain.flush())
+    return [e for o in outs for e in o.events], [s for o in outs for s in o.artifacts]
+
 
 def data_dir() -> Path:
     """:data:`DATA_DIR`, or FileNotFoundError saying what is missing."""
