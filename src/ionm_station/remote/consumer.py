@@ -6,7 +6,7 @@ certificate checked against the CA, then a subscription to every episodic report
 to the waveform stream (the station queues reports per subscription, so an alarm never waits
 behind traces), and one GetMdib read into a :class:`~.wall.Snapshot` (the layout comes from
 the descriptors' concept descriptions, :mod:`.mdib`). Reports that arrive while the snapshot is
-read are held and applied after it when they are newer. From then on each report becomes plain
+read are held and applied after it, in arrival order, when they are newer (:class:`HoldBack`). From then on each report becomes plain
 values on the :class:`~.wall.Room` on the consumer's own server threads; waveform reports are
 read straight from their XML (``Samples`` into numpy), not through the library's per-sample
 objects, so a wall of rooms costs little.
@@ -20,11 +20,13 @@ anything: it reads.
 
 from __future__ import annotations
 
+import collections
 import logging
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -171,6 +173,46 @@ def read_waveform(node: Any, n_channels: int) -> tuple[int, float, np.ndarray] |
     return version, start, block
 
 
+class HoldBack:
+    """Reports held while a snapshot is read, then applied in the order they arrived.
+
+    From :meth:`hold` on, :meth:`offer` keeps what it is given; :meth:`release` applies it
+    outside the lock, and what arrives meanwhile joins the end of the queue, so no report
+    overtakes an earlier one. (A trace report applied straight from the server thread while
+    held ones were still being applied made the two before it read as already seen: the
+    supervisor counted them lost.) Once the queue is empty, reports are applied where they
+    arrive again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: collections.deque[tuple[str, Any]] | None = None
+
+    def hold(self) -> None:
+        """Keep what is offered from now on."""
+        with self._lock:
+            self._held = collections.deque()
+
+    def offer(self, name: str, message: Any) -> bool:
+        """Keep a report while holding (True); False: apply it now."""
+        with self._lock:
+            if self._held is None:
+                return False
+            self._held.append((name, message))
+            return True
+
+    def release(self, apply: Callable[[str, Any], None]) -> None:
+        """Apply every held report in order, including those offered meanwhile, then stop
+        holding."""
+        while True:
+            with self._lock:
+                if not self._held:
+                    self._held = None
+                    return
+                name, message = self._held.popleft()
+            apply(name, message)
+
+
 class StationLink(Worker):
     """Follows one station for its :class:`~.wall.Room` (see the module description).
 
@@ -187,8 +229,7 @@ class StationLink(Worker):
         self._consumer: SdcConsumer | None = None
         self._server: SdcServer | None = None
         self._ended = False
-        self._held: list[tuple[str, Any]] | None = None
-        self._lock = threading.Lock()
+        self._held = HoldBack()
         self._mdib_version = 0
         self._retry_at = 0.0
 
@@ -227,8 +268,7 @@ class StationLink(Worker):
                                socket_timeout=REQUEST_TIMEOUT_S,
                                force_ssl_connect=self.tls is not None)
         self._consumer = consumer
-        with self._lock:
-            self._held = []
+        self._held.hold()
         for name in ("waveform_report", "episodic_metric_report", "episodic_alert_report",
                      "subscription_end_data"):
             observableproperties.strongbind(consumer, **{name: self._receiver(name)})
@@ -247,11 +287,8 @@ class StationLink(Worker):
         response = consumer.client("Get").get_mdib()
         descriptors, states = response.result
         self.room.reset(snapshot_of(descriptors, states))
-        with self._lock:
-            self._mdib_version = response.mdib_version_group.mdib_version
-            held, self._held = self._held or [], None
-        for name, message in held:
-            self._apply(name, message)
+        self._mdib_version = response.mdib_version_group.mdib_version  # (before any report)
+        self._held.release(self._apply)
 
     def _teardown(self) -> None:
         consumer, self._consumer = self._consumer, None
@@ -268,11 +305,8 @@ class StationLink(Worker):
 
     def _receiver(self, name: str):
         def receive(message: Any) -> None:
-            with self._lock:
-                if self._held is not None:
-                    self._held.append((name, message))
-                    return
-            self._apply(name, message)
+            if not self._held.offer(name, message):
+                self._apply(name, message)
         return receive
 
     def _apply(self, name: str, message: Any) -> None:
