@@ -1280,6 +1280,28 @@ def extra_case_events(seed: int, until_s: float) -> list[tuple[int, float]]:
     return [(int(e.channel), e.onset / fs) for e in result.events]
 
 
+def test_a_start_up_transient_does_not_stand_for_the_first_heartbeat() -> None:
+    """Extra tuning seed 287 (PTB s0010, 10 kHz): the start-up transient (a candidate at
+    23 ms, its window reaching before the first sample, so never blanked) was larger than the
+    first heartbeat 0.21 s later, so it stood for it as one beat's lobes, and the beat's
+    window went unblanked: its QRS read as 27–41 µV bursts on three channels at 0.25 s. The
+    beat's window is now blanked; nothing is detected before the case's first event
+    (1.79 s)."""
+    events = extra_case_events(287, 2.5)
+    assert not [e for e in events if e[1] < 1.7], events
+
+
+def test_a_block_read_flat_at_start_up_does_not_leave_the_first_heartbeat_whole() -> None:
+    """Extra tuning seed 201 (MIT-BIH 100, 10 kHz): in the first second a channel's
+    >200 Hz scale still held the unconverged mains (~19 µV against 2 µV of noise), so one
+    block of plain noise read as flat; that one block took the channel out of the first
+    heartbeat's learning blank and the QRS read as a 20 µV burst at R (0.54 s). A channel is
+    now blanked there like every other; nothing is detected before the case's first event
+    (1.65 s)."""
+    events = extra_case_events(201, 2.5)
+    assert not [e for e in events if e[1] < 1.6], events
+
+
 def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:
     """Extra tuning seed 263 (PTB s0010, 10 kHz), 28–32 s, the channel with 279 µV of ECG:
     the residual gate blanked the window's first 20–29 ms (judged blocks there) and again from

@@ -642,8 +642,9 @@ class EcgCanceller:
         self._learning: list[tuple[int, float]] = []  # (fiducial, peak) before the first threshold
         # per heartbeat then: its detection peak, the largest |input| per channel (µV), fiducial
         self._learn_sizes: list[tuple[float, np.ndarray, int]] = []
-        # the last candidate then: fiducial, its QRS's size (µV, see _qrs_size)
-        self._learn_last: tuple[int, float] | None = None
+        # the last candidate then: fiducial, its QRS's size (µV, see _qrs_size), whether its
+        # window (or a later lobe's) was blanked
+        self._learn_last: tuple[int, float, bool] | None = None
         # per channel: the heartbeat's largest |input| (µV) as learnt with the threshold
         self._learnt_heart: np.ndarray | None = None
         self._late = False  # judging a candidate whose window may already be output
@@ -1294,19 +1295,22 @@ class EcgCanceller:
         a = max(fid - round(LOBE_BEFORE_S * self.sample_rate_hz), self._x.start)
         return float(self._peak_between(a, fid + round(LOBE_AFTER_S * self.sample_rate_hz)).sum())
 
-    def _unlearnt_blank(self, a: int, b: int, peak: np.ndarray, detection: float) -> np.ndarray:
-        """The channels to blank for detection over rows [a, b) of a candidate while the
-        threshold is learnt (nothing subtracted): the live ones whose largest |input| there
-        (``peak``, µV) is at most LEARN_BLANK_RATIO × that channel's heartbeat (see
-        :meth:`_heart_size`; ``detection``: this candidate's detection peak); every live
-        channel before a heartbeat is known. Anything larger is not the
-        heart: a 293 µV burst on a distal muscle with ~40 µV of ECG was blanked whole and missed
-        (tune-mitdb-10k, 1.18 s), and a 779 µV one (tune-ptb-5k-60Hz, 1.80 s)."""
-        live = (self._flags_between(a, b) & _DEAD) == 0
+    def _unlearnt_blank(self, peak: np.ndarray, detection: float) -> np.ndarray:
+        """The channels to blank for detection over a candidate's window while the threshold
+        is learnt (nothing subtracted): those whose largest |input| there (``peak``, µV) is at
+        most LEARN_BLANK_RATIO × that channel's heartbeat (see :meth:`_heart_size`;
+        ``detection``: this candidate's detection peak); every channel before a heartbeat is
+        known. Anything larger is not the heart: a 293 µV burst on a distal muscle with ~40 µV
+        of ECG was blanked whole and missed (tune-mitdb-10k, 1.18 s), and a 779 µV one
+        (tune-ptb-5k-60Hz, 1.80 s). A channel flat or railed in a block of the window is
+        blanked too, as :meth:`_accept` blanks one it cannot subtract: in the first second the
+        flat test runs against a scale that still holds the unconverged mains' >200 Hz
+        content (~19 µV against 2 µV of noise), and one such "flat" block left the whole first
+        heartbeat in place, read as a 20 µV burst at R (extra tuning seed 201, 0.54 s)."""
         heart = self._heart_size(detection)
-        if heart is not None:
-            live &= peak <= LEARN_BLANK_RATIO * heart
-        return np.flatnonzero(live)
+        if heart is None:
+            return np.arange(self.n_channels)
+        return np.flatnonzero(peak <= LEARN_BLANK_RATIO * heart)
 
     def _heart_size(self, detection: float) -> np.ndarray | None:
         """Per channel while the threshold is learnt: the heartbeat's largest |input| (µV) —
@@ -1332,7 +1336,7 @@ class EcgCanceller:
         self._p_gated = {f: c for f, c in self._p_gated.items() if f >= fid}
         if fid - self._pre < 0:
             if self._spk is None:  # (a start-up transient: lobes after it are its own)
-                self._learn_last = (fid, self._qrs_size(fid))
+                self._learn_last = (fid, self._qrs_size(fid), False)
             return
         if self._artifact_between(fid - self._pre, fid + self._core_post):
             # a heartbeat at the edge of an artifact is not subtracted: its QRS is not EMG
@@ -1362,18 +1366,25 @@ class EcgCanceller:
             # long blank with the beat's: the detector takes what rises right after such a
             # blank for an artifact's tail — a 516 µV spike 21 ms after it, tuning seed 204,
             # 2.13 s); it still counts for the threshold and its learning time. (When the larger
-            # one comes second, the first one's blank stays: it may already be output.)
-            last, self._learn_last = self._learn_last, (fid, self._qrs_size(fid))
+            # one comes second, the first one's blank stays: it may already be output.) Unless
+            # the larger one is a start-up transient, whose window, reaching before the first
+            # sample, was never blanked: the smaller one's window is then blanked all the same
+            # (extra tuning seed 287: a transient at 23 ms stood for the first heartbeat, 0.26 s,
+            # left whole and read as 27–41 µV bursts on three channels).
+            last, self._learn_last = self._learn_last, (fid, self._qrs_size(fid), True)
             if last is not None and fid - last[0] < self._refractory:
                 if self._learn_last[1] <= last[1]:
-                    self._learn_last = last
+                    self._learn_last = (last[0], last[1], True)
+                    if not last[2]:
+                        self._blank.append((fid - self._pre, fid + self._post,
+                                            self._unlearnt_blank(size, peak)))
                     self._learn_threshold(fid, peak)
                     return
                 if self._learn_sizes and self._learn_sizes[-1][2] == last[0]:
                     self._learn_sizes.pop()
             self._learn_sizes.append((peak, size, fid))
-            self._blank.append((fid - self._pre, fid + self._post, self._unlearnt_blank(
-                fid - self._pre, fid + self._core_post, size, peak)))
+            self._blank.append((fid - self._pre, fid + self._post,
+                                self._unlearnt_blank(size, peak)))
             self._learn_threshold(fid, peak)
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
