@@ -40,13 +40,15 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   if a beat, subtracted with the running mean of the beats before it. Without a candidate
   after those 2 s (no visible ECG) the learning ends by time, one decision lag later.
   Meanwhile nothing is subtracted, so each candidate is blanked for detection from R − 70 ms
-  to R + 225 ms on every live channel (from R − 140 ms, as soon as it is found, where the
+  to R + 225 ms on every channel (from R − 140 ms, as soon as it is found, where the
   heartbeat peaks above :data:`P_WAVE_BLANK_UV`: the P wave's fast part) — except where
   something peaks above :data:`LEARN_BLANK_RATIO` × that channel's heartbeat (from the
   beat-like candidates so far; before R − 70 ms, where only a P wave can be, where the
   detector would see more than :data:`P_WAVE_GATE_RATIO` × it): EMG clearly bigger than the
   heart is never hidden, the heart is never reported as EMG where it is the largest thing on
-  the channel.
+  the channel. Two candidates within the refractory period are one heartbeat's lobes: the
+  larger stands for it and the smaller is not blanked again — unless the larger is a start-up
+  transient, whose window reaches before the first sample and was never blanked.
   A beat's window (with the alignment margins) may reach before the first input row: the
   missing rows count as absent (not learnt from, nothing subtracted there).
 * **Beat classes.** Up to :data:`MAX_CLASSES` morphologies, each with a template per channel:
