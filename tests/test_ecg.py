@@ -1352,6 +1352,22 @@ def test_a_pop_put_inside_a_real_beats_core_leaves_no_event_before_it_in_any_chu
     assert not [e for e in found[0] if e[0] == 7 and r - 0.15 * fs <= e[1] <= at], found[0]
 
 
+@pytest.mark.parametrize("chunk_s", [1.0, 0.037])
+def test_the_first_beat_after_cautery_is_gated_where_its_fit_leaves_more_than_the_beat(
+        chunk_s: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extra tuning seed 225 (MIT-BIH 100, 10 kHz): cautery from 13.9 s, the chain's span
+    over at 15.95 s; the first beat after it (R 16.33 s) was fitted with the scale still
+    holding the cautery's recovery and left a 40 µV misfit 70 ms before R, larger than the
+    heartbeat there, which the gate took for something else: a 42 µV "spike" at 16.26 s. A
+    beat whose window starts within RELOCK_S after a global artifact has such a misfit gated
+    (where it has no EMG) — in 1 s chunks and 37 ms ones alike."""
+    import ionm_station.analysis
+
+    monkeypatch.setattr(ionm_station.analysis, "BLOCK_S", chunk_s)
+    onsets = np.array([t for ch, t in extra_case_events(225, 18.0) if ch == 0])
+    assert not ((onsets > 15.9) & (onsets < 16.5)).any(), onsets
+
+
 def test_a_young_templates_misfit_larger_than_the_heartbeat_fitted_there_is_gated() -> None:
     """Extra tuning seed 313 (MIT-BIH 100, 5 kHz), 5.05 s: the largest channel's template had
     two beats; the fit left a 20 µV misfit at the R peak, where the fitted heartbeat was

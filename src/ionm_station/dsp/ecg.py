@@ -389,6 +389,15 @@ GATE_ECG_SIGMA = 1.5
 #: no larger than the heartbeat there or beside (see :meth:`EcgCanceller._gate`).
 GATE_SPILL_BLOCKS = 3
 GATE_RESIDUAL_MAX = 1.0
+#: … except in a beat whose window starts within this long (s) after a global artifact
+#: (cautery and its hold-off): the fit's scale and time courses still hold the artifact's
+#: recovery, so what it leaves may be larger than the heartbeat there and is gated all the
+#: same where it has no EMG (the first beat after cautery, extra tuning seeds 312 and 225:
+#: 19 µV and 42 µV "spikes" at the QRS onset 0.2–0.7 s after the cautery span).
+RELOCK_S = 1.5
+#: Ends of global artifacts are kept this long (s) beyond RELOCK_S behind the input's end
+#: (a beat is decided at most a search-back interval, ~2 s, after its fiducial).
+GLOB_ENDS_KEPT_S = 5.0
 GATE_HIGHPASS_HZ = 40.0
 GATE_ENVELOPE_S = 0.002
 #: Correction across channels: the residuals' covariance (noise-whitened) is averaged over
@@ -634,6 +643,9 @@ class EcgCanceller:
         self._last_wild = np.zeros(c, dtype=bool)  # per channel: wild in the last judged block
         self._hold = 0
         self._recent_artifact = np.zeros(LONG_ARTIFACT_BLOCKS - 1, bool)  # last blocks' flags
+        # global artifacts' runs (absolute sample index of each run's end), kept RELOCK_S and
+        # a margin for late decisions behind the input's end
+        self._glob_ends: deque[int] = deque()
         # threshold state
         self._spk: float | None = None
         self._npk = NOISE_PEAK_START
@@ -861,10 +873,30 @@ class EcgCanceller:
                                                np.nan).reshape(-1, c))
         self._flags.append(flags)
         self._glob.append(glob[:, None])
+        self._note_glob_ends(a, glob)
         self._noise.append(noise)
         self._end = b
         self._sub.pad(b + self._window + self._lag_max - self._sub.stop)
         self._run_events()
+
+    def _note_glob_ends(self, a: int, glob: np.ndarray) -> None:
+        """Note where each run of global-artifact blocks (``glob``, from absolute index ``a``)
+        ends — a run going on into the next input also where this input ends, which changes
+        no answer of :meth:`_relocking` (its true end comes later, still before any beat's
+        window) — and forget those too old to matter to a beat still to be decided."""
+        ends = np.flatnonzero(glob & ~np.append(glob[1:], False))
+        self._glob_ends.extend((a + (ends + 1) * self._block).tolist())
+        horizon = a + len(glob) * self._block - round((RELOCK_S + GLOB_ENDS_KEPT_S)
+                                                      * self.sample_rate_hz)
+        while self._glob_ends and self._glob_ends[0] < horizon:
+            self._glob_ends.popleft()
+
+    def _relocking(self, fid: int) -> bool:
+        """Whether a beat's window (fiducial ``fid``) starts within RELOCK_S after the end
+        of a global artifact."""
+        start = fid - self._pre
+        reach = round(RELOCK_S * self.sample_rate_hz)
+        return any(start - reach <= end <= fid + self._core_post for end in self._glob_ends)
 
     def _start_scale(self, stats: np.ndarray, gap: bool) -> bool:
         """Start the robust scales from the first block without a gap; False on a gap."""
@@ -1634,7 +1666,7 @@ class EcgCanceller:
         size[:, 1:] = np.maximum(size[:, 1:], beat[:, :-1])
         size[:, :-1] = np.maximum(size[:, :-1], beat[:, 1:])
         young = (self._count[k] < self.bootstrap_beats)[:, None]
-        misfit = (fresh | ~apply[:, None] | young
+        misfit = (fresh | ~apply[:, None] | young | self._relocking(fid)
                   | (self._block_rms(residual) <= GATE_RESIDUAL_MAX * size))
         clean = live[:, None] & ~emg_blocks & misfit
         into = round(P_WAVE_INTO_WINDOW_S * self.sample_rate_hz)
