@@ -1368,6 +1368,16 @@ def test_the_first_beat_after_cautery_is_gated_where_its_fit_leaves_more_than_th
     assert not ((onsets > 15.9) & (onsets < 16.5)).any(), onsets
 
 
+def test_a_beat_under_the_threshold_gets_its_p_wave_gated_when_it_is_due() -> None:
+    """Extra tuning seed 276 (PTB s0010, 10 kHz), 105.47 s: a burst on another channel took
+    it out of QRS detection and the beat's detection peak fell to 74 against a threshold of
+    278; accepted by its shape alone, too late for the P-wave gate, its P wave's fast part
+    read as a 14 µV spike at R − 138 ms on the channel with most ECG. A candidate under the
+    threshold found 0.8 mean RR or more after the last beat gets the gate too."""
+    onsets = np.array([t for ch, t in extra_case_events(276, 106.0) if ch == 7])
+    assert not ((onsets > 105.30) & (onsets < 105.36)).any(), onsets
+
+
 def test_a_young_templates_misfit_larger_than_the_heartbeat_fitted_there_is_gated() -> None:
     """Extra tuning seed 313 (MIT-BIH 100, 5 kHz), 5.05 s: the largest channel's template had
     two beats; the fit left a 20 µV misfit at the R peak, where the fitted heartbeat was

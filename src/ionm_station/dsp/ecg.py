@@ -77,8 +77,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   on channels with a big heart its fast part is blanked for detection instead, where it is no
   larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`) and has no >200 Hz content
   (:data:`P_WAVE_FAST_SIGMA`), decided as soon as the QRS rises through the detection threshold
-  and again when the candidate is found (see :meth:`EcgCanceller._gate_p_wave`), or for a
-  beat known by its shape alone (under the threshold) when it is accepted.
+  and again when the candidate is found (see :meth:`EcgCanceller._gate_p_wave`; a candidate
+  under the threshold too once a beat is due, :data:`P_WAVE_DUE_RR`), or for a beat known by
+  its shape alone (under the threshold) when it is accepted.
 * **Tail (per beat and channel).** Once the whole window has arrived (when the beat's template
   update is due; none of the window from the fiducial on is output yet), the part after the
   core is fitted again on its own data: gain, shift, stretch and the heart's time courses over
@@ -104,7 +105,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   and the next one either side where the same holds except that the heartbeat there may be
   faint (a misfit at the QRS's onset spills into the block before, and before the QRS on for
   up to :data:`GATE_SPILL_BLOCKS`): a beat left too large is never reported as EMG, and EMG
-  overlapping a beat is still found.
+  overlapping a beat is still found. "No larger than the heartbeat" is waived where the fit
+  cannot be trusted yet: a new class, a template of fewer than ``bootstrap_beats`` beats on
+  that channel, and a beat within :data:`RELOCK_S` after a global artifact (cautery).
 * **Templates.** Per class and channel: the mean of its first beats, then an exponential
   average over ~32 beats, from beats clean over the whole window (no EMG, flat or rail, no
   global artifact); once converged, a beat whose QRS residual exceeds 3 × the typical one is not
@@ -241,6 +244,13 @@ P_WAVE_GATE_UV = 60.0
 #: anything clearly bigger than the heart can make there (a MUAP is kept by its >200 Hz
 #: content, below).
 P_WAVE_GATE_RATIO = 0.15
+#: A candidate under the QRS threshold also gets the P-wave gate when found this many mean RR
+#: intervals or more after the last beat (a beat is due): EMG on the channels with most of the
+#: heart takes them out of QRS detection, the beat's detection peak then falls far under the
+#: threshold (extra tuning seed 276, 105.49 s: 74 against 278) and it is accepted by its shape
+#: alone, too late to gate its P wave, whose fast part read as a 14 µV spike at R − 138 ms.
+#: (A T wave comes ~0.4–0.6 RR after its beat.)
+P_WAVE_DUE_RR = 0.8
 #: … nor where a 2 ms RMS of its >200 Hz content exceeds this many times the channel's >200 Hz
 #: noise: a P wave is slow, a MUAP is not (noise alone reaches ~1.7 × at 5 kHz).
 P_WAVE_FAST_SIGMA = 3.0
@@ -1177,8 +1187,9 @@ class EcgCanceller:
         :data:`P_WAVE_GATE_UV` or more, where the output there (input minus what earlier
         beats' fits subtract) reads to the detector (40 Hz high-pass, 2 ms RMS) no larger than
         :data:`P_WAVE_GATE_RATIO` × that template's peak: the P wave's fast part. Only for a
-        candidate at or above the threshold and past the refractory period (a beat to come),
-        on channels live there; when the beat is accepted the blank goes on
+        candidate at or above the threshold, or under it once a beat is due
+        (:data:`P_WAVE_DUE_RR`), and past the refractory period (a beat to come), on channels
+        live there; when the beat is accepted the blank goes on
         :data:`P_WAVE_INTO_WINDOW_S` into its window on the channels its fit is subtracted from.
 
         Gated, not subtracted: the P wave (R − 120…−200 ms) lies before the template window,
@@ -1200,7 +1211,11 @@ class EcgCanceller:
         than 0.1 × a big heartbeat, and was hidden."""
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
         last = self._last_beat
-        if peak < threshold or (last is not None and fid - last < self._refractory):
+        if last is not None and fid - last < self._refractory:
+            return
+        due = last is not None and bool(self._rr) and fid - last >= P_WAVE_DUE_RR * np.mean(
+            self._rr)
+        if peak < threshold and not due:
             return
         gated = self._p_gate(self._gate_from(t_seen), fid)
         if len(gated) and record:
