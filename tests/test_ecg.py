@@ -1378,6 +1378,16 @@ def test_a_beat_under_the_threshold_gets_its_p_wave_gated_when_it_is_due() -> No
     assert not ((onsets > 105.30) & (onsets < 105.36)).any(), onsets
 
 
+def test_the_window_s_end_on_the_t_wave_leaves_no_spike() -> None:
+    """Extra tuning seed 227 (PTB s0010, 10 kHz), the channel with 445 µV of ECG: where the
+    subtraction window ends (R + ~230 ms) the T wave goes on, and the 10 ms taper from a
+    subtracted T wave to one left in place read to the detector's 40 Hz high-pass as 7–12 µV
+    spikes at R + 222…234 ms (8.79, 49.30, 118.04, 120.37 s). Over 30 ms it does not."""
+    onsets = np.array([t for ch, t in extra_case_events(227, 121.0) if ch == 0])
+    for t in (8.79, 49.30, 118.04, 120.37):
+        assert not (np.abs(onsets - t) < 0.02).any(), (t, onsets)
+
+
 def test_a_young_templates_misfit_larger_than_the_heartbeat_fitted_there_is_gated() -> None:
     """Extra tuning seed 313 (MIT-BIH 100, 5 kHz), 5.05 s: the largest channel's template had
     two beats; the fit left a 20 µV misfit at the R peak, where the fitted heartbeat was

@@ -297,8 +297,14 @@ POST_S = 0.200
 #: this long (s) after the fiducial (QRS and early ST, R + ~60…100 ms): a beat is judged once its
 #: input is there, which sets the output delay.
 CORE_POST_S = 0.080
-#: Raised-cosine taper at each window edge (s).
+#: Raised-cosine taper at each window edge (s) …
 TAPER_S = 0.010
+#: … but at the window's end (R + ~200…230 ms, on the T wave, which goes on after it) this long:
+#: the step from a subtracted T wave to one left in place, made over 10 ms, has its energy
+#: around 50 Hz and read to the detector's 40 Hz high-pass as 7–12 µV spikes at R + 220…235 ms
+#: on channels with a big T wave (extra tuning seeds 227, 246: seven in 4 min); over 30 ms it
+#: lies around 17 Hz, which that high-pass cuts ~5×.
+TAPER_END_S = 0.030
 #: The window after the core is fitted again once all of it has arrived (the beat's template
 #: update is due then, and none of it is output yet): gain, shift, stretch and the heart's
 #: time courses over the tail — from this long (s) before the core's end to the window's
@@ -488,12 +494,16 @@ def _dilated(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _raised_cosine_taper(length: int, ramp: int) -> np.ndarray:
+def _raised_cosine_taper(length: int, ramp: int, ramp_out: int | None = None) -> np.ndarray:
+    """Weights 0 → 1 over the first ``ramp`` samples and 1 → 0 over the last ``ramp_out``
+    (default ``ramp``), raised cosine, 1 between."""
+    def rise(n: int) -> np.ndarray:
+        return 0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 0.5) / n)
+
+    out = ramp if ramp_out is None else ramp_out
     w = np.ones(length)
-    if ramp > 0:
-        r = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ramp) + 0.5) / ramp)
-        w[:ramp] = r
-        w[length - ramp:] = r[::-1]
+    w[:ramp] = rise(ramp)
+    w[length - out:] = rise(out)[::-1]
     return w
 
 
@@ -566,7 +576,8 @@ class EcgCanceller:
         due = self._lag_max + self._post                    # after the fiducial
         if -self._pre + self._tail0 - self._lag_max < self._first_unsent(due):
             raise ValueError("the tail's fit would come after its rows were output")
-        self._taper = _raised_cosine_taper(self._window, round(TAPER_S * fs))
+        self._taper = _raised_cosine_taper(self._window, round(TAPER_S * fs),
+                                           round(TAPER_END_S * fs))
         overlap = self._core - self._tail0
         self._tail_blend = np.ones(self._window - self._tail0)
         self._tail_blend[:overlap] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5)
