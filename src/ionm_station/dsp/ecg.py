@@ -71,8 +71,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   time courses are low-passed at :data:`HEART_LOWPASS_HZ`, or they add the templates' noise at
   the ECG's scale; they are not fitted on a channel with EMG or an electrode pop in the beat,
   which their unbounded coefficients would follow over the whole window). The fit
-  is subtracted over the window −100…+200 ms (R −70…+230 ms) with 10 ms raised-cosine tapers at
-  its edges, on channels where it lowers the energy over the core (never adds a heartbeat where
+  is subtracted over the window −100…+200 ms (R −70…+230 ms) with raised-cosine tapers at its
+  edges (10 ms at its start, 30 ms at its end on the T wave: :data:`TAPER_END_S`), on channels where it lowers the energy over the core (never adds a heartbeat where
   there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place;
   on channels with a big heart its fast part is blanked for detection instead, where it is no
   larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`) and has no >200 Hz content
