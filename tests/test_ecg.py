@@ -1446,3 +1446,24 @@ def test_pr_segment_misfit_between_the_p_blank_and_the_gate_is_blanked(name: str
     # (the P blank's first 20 ms into the window may touch a spike's first 1–3 ms, as before)
     cut = [blank[a + int(0.004 * fs):b, ch].any() for a, b in spikes]
     assert not any(cut), f"{sum(cut)} of {len(cut)} spikes blanked past their start"
+
+
+def test_only_a_sustained_global_artifact_starts_the_re_lock_waiver() -> None:
+    """The re-lock waiver (a misfit larger than the heartbeat gated in beats within RELOCK_S
+    after a global artifact) follows cautery, whose hold-off marks a sustained artifact — not
+    stimulus artifacts, which are global for a block or two: at 0.7 Hz stimulation they made
+    every beat "re-locking" and the waiver was never off."""
+    fs = 5000.0
+    rng = np.random.default_rng(3)
+    x = rng.normal(0.0, 3.0, (int(10 * fs), 8))
+    for t in (2.0, 3.4, 4.8):  # stimuli: 0.5 ms, 2 mV on every channel
+        x[int(t * fs):int(t * fs) + int(0.0005 * fs)] += 2000.0
+    x[int(6 * fs):int(7 * fs)] += rng.normal(0.0, 5000.0, (int(fs), 8))  # 1 s of cautery
+    stage = EcgCanceller(8, fs)
+    run(stage, x, 500)
+    ends = np.asarray(stage._glob_ends) / fs  # noqa: SLF001 (the state under test)
+    ends = ends[ends < 9.5]  # (the flush judges blocks past the input's end as gaps)
+    # within the cautery where a chunk cut its run, and the run's end: its hold-off's
+    assert len(ends) and ((ends >= 6.0) & (ends <= 7.5)).all() and ends.max() > 7.0, ends
+    assert not stage._relocking(int(5.3 * fs))  # noqa: SLF001 (0.5 s after a stimulus)
+    assert stage._relocking(int(7.6 * fs))  # noqa: SLF001

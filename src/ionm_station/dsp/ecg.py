@@ -72,8 +72,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   the ECG's scale; they are not fitted on a channel with EMG or an electrode pop in the beat,
   which their unbounded coefficients would follow over the whole window). The fit
   is subtracted over the window −100…+200 ms (R −70…+230 ms) with raised-cosine tapers at its
-  edges (10 ms at its start, 30 ms at its end on the T wave: :data:`TAPER_END_S`), on channels where it lowers the energy over the core (never adds a heartbeat where
-  there is none). The P wave (≈ 170 ms before R) lies outside the window and is left in place;
+  edges (10 ms at its start, 30 ms at its end on the T wave: :data:`TAPER_END_S`), on
+  channels where it lowers the energy over the core (never adds a heartbeat where there is
+  none). The P wave (≈ 170 ms before R) lies outside the window and is left in place;
   on channels with a big heart its fast part is blanked for detection instead, where it is no
   larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`) and has no >200 Hz content
   (:data:`P_WAVE_FAST_SIGMA`), decided as soon as the QRS rises through the detection threshold
@@ -107,7 +108,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   up to :data:`GATE_SPILL_BLOCKS`): a beat left too large is never reported as EMG, and EMG
   overlapping a beat is still found. "No larger than the heartbeat" is waived where the fit
   cannot be trusted yet: a new class, a template of fewer than ``bootstrap_beats`` beats on
-  that channel, and a beat within :data:`RELOCK_S` after a global artifact (cautery).
+  that channel, and a beat within :data:`RELOCK_S` after a sustained global artifact
+  (cautery).
 * **Templates.** Per class and channel: the mean of its first beats, then an exponential
   average over ~32 beats, from beats clean over the whole window (no EMG, flat or rail, no
   global artifact); once converged, a beat whose QRS residual exceeds 3 × the typical one is not
@@ -249,7 +251,11 @@ P_WAVE_GATE_RATIO = 0.15
 #: heart takes them out of QRS detection, the beat's detection peak then falls far under the
 #: threshold (extra tuning seed 276, 105.49 s: 74 against 278) and it is accepted by its shape
 #: alone, too late to gate its P wave, whose fast part read as a 14 µV spike at R − 138 ms.
-#: (A T wave comes ~0.4–0.6 RR after its beat.)
+#: (A T wave comes ~0.4–0.6 RR after its beat.) Overdue too, with no upper limit: the first
+#: beat after cautery comes seconds after the last one, and stopped at the search-back
+#: interval (1.66 RR) the gate left its P wave as an 11.8 µV spike (seed 258, 126.60 s). Long
+#: without a beat (no visible ECG), candidates under the threshold then gate what precedes
+#: them, but only where it is slow and no larger than a P wave.
 P_WAVE_DUE_RR = 0.8
 #: … nor where a 2 ms RMS of its >200 Hz content exceeds this many times the channel's >200 Hz
 #: noise: a P wave is slow, a MUAP is not (noise alone reaches ~1.7 × at 5 kHz).
@@ -405,8 +411,9 @@ GATE_ECG_SIGMA = 1.5
 #: no larger than the heartbeat there or beside (see :meth:`EcgCanceller._gate`).
 GATE_SPILL_BLOCKS = 3
 GATE_RESIDUAL_MAX = 1.0
-#: … except in a beat whose window starts within this long (s) after a global artifact
-#: (cautery and its hold-off): the fit's scale and time courses still hold the artifact's
+#: … except in a beat whose window starts within this long (s) after a sustained global
+#: artifact's hold-off ends (cautery; not a stimulus artifact, which gets no hold-off, nor a
+#: gap of a block): the fit's scale and time courses still hold the artifact's
 #: recovery, so what it leaves may be larger than the heartbeat there and is gated all the
 #: same where it has no EMG (the first beat after cautery, extra tuning seeds 312 and 225:
 #: 19 µV and 42 µV "spikes" at the QRS onset 0.2–0.7 s after the cautery span).
@@ -664,8 +671,8 @@ class EcgCanceller:
         self._last_wild = np.zeros(c, dtype=bool)  # per channel: wild in the last judged block
         self._hold = 0
         self._recent_artifact = np.zeros(LONG_ARTIFACT_BLOCKS - 1, bool)  # last blocks' flags
-        # global artifacts' runs (absolute sample index of each run's end), kept RELOCK_S and
-        # a margin for late decisions behind the input's end
+        # sustained global artifacts' runs with their hold-off (absolute sample index of each
+        # run's end), kept RELOCK_S and a margin for late decisions behind the input's end
         self._glob_ends: deque[int] = deque()
         # threshold state
         self._spk: float | None = None
@@ -880,10 +887,11 @@ class EcgCanceller:
         flags = (wild * _WILD | dead * _DEAD).astype(np.int8)
         included = np.zeros((n_blocks, c), dtype=bool)
         glob = np.ones(n_blocks, dtype=bool)
+        held = np.zeros(n_blocks, dtype=bool)
         if first < n_blocks:
             extreme = stats[first:, :c] > GLOBAL_RATIO * noise[first:]
-            included[first:], glob[first:] = self._judge_holds(wild[first:], dead[first:],
-                                                               gap[first:], extreme)
+            included[first:], glob[first:], held[first:] = self._judge_holds(
+                wild[first:], dead[first:], gap[first:], extreme)
         included &= ~glob[:, None]
         z = detect / sigma[:, None, :]
         energy = np.minimum(z * z, ENERGY_CAP) * included[:, None, :]
@@ -894,15 +902,15 @@ class EcgCanceller:
                                                np.nan).reshape(-1, c))
         self._flags.append(flags)
         self._glob.append(glob[:, None])
-        self._note_glob_ends(a, glob)
+        self._note_glob_ends(a, glob & held)
         self._noise.append(noise)
         self._end = b
         self._sub.pad(b + self._window + self._lag_max - self._sub.stop)
         self._run_events()
 
     def _note_glob_ends(self, a: int, glob: np.ndarray) -> None:
-        """Note where each run of global-artifact blocks (``glob``, from absolute index ``a``)
-        ends — a run going on into the next input also where this input ends, which changes
+        """Note where each run of ``glob`` blocks (from absolute index ``a``: a sustained
+        global artifact and its hold-off) ends — a run going on into the next input also where this input ends, which changes
         no answer of :meth:`_relocking` (its true end comes later, still before any beat's
         window) — and forget those too old to matter to a beat still to be decided."""
         ends = np.flatnonzero(glob & ~np.append(glob[1:], False))
@@ -913,8 +921,9 @@ class EcgCanceller:
             self._glob_ends.popleft()
 
     def _relocking(self, fid: int) -> bool:
-        """Whether a beat's window (fiducial ``fid``) starts within RELOCK_S after the end
-        of a global artifact."""
+        """Whether a beat's window (fiducial ``fid``) starts within RELOCK_S after the end of a
+        sustained global artifact's hold-off. (Ends up to the core's end are counted too: a
+        beat with one inside its window is never accepted.)"""
         start = fid - self._pre
         reach = round(RELOCK_S * self.sample_rate_hz)
         return any(start - reach <= end <= fid + self._core_post for end in self._glob_ends)
@@ -993,10 +1002,11 @@ class EcgCanceller:
         return act_sigma, det_sigma, wild, dead
 
     def _judge_holds(self, wild: np.ndarray, dead: np.ndarray, gap: np.ndarray,
-                     extreme: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                     extreme: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Hold-offs over consecutive judged blocks: per block and channel whether it is
         included in detection, and per block whether it is a global artifact (``extreme``:
-        per block and channel, >200 Hz RMS beyond GLOBAL_RATIO σ)."""
+        per block and channel, >200 Hz RMS beyond GLOBAL_RATIO σ) and whether a sustained
+        one's hold-off is in force there (it and its hold-off end together)."""
         m, c = wild.shape
         bad = wild | dead
         # hold-offs: a channel stays out after it was wild or flat, all after a global artifact
@@ -1009,7 +1019,7 @@ class EcgCanceller:
         n_long = LONG_ARTIFACT_BLOCKS
         flags_run = np.concatenate((self._recent_artifact, artifact))
         if not flags_run.any() and self._hold <= 0:
-            glob = np.zeros(m, dtype=bool)
+            glob = held = np.zeros(m, dtype=bool)
             self._hold = 0
         else:
             k = np.arange(m)
@@ -1017,8 +1027,8 @@ class EcgCanceller:
             after = np.maximum.reduce((
                 np.maximum.accumulate(np.where(sustained, self._hold_blocks + k, k)) - k,
                 self._hold - (k + 1), np.zeros(m, np.int64)))
-            glob = artifact | flags_run[n_long - 2:n_long - 2 + m] \
-                | (np.concatenate(([self._hold], after[:-1])) > 0)
+            held = np.concatenate(([self._hold], after[:-1])) > 0
+            glob = artifact | flags_run[n_long - 2:n_long - 2 + m] | held
             self._hold = int(after[-1])
         self._recent_artifact = flags_run[-(n_long - 1):]
         last_wild = wild[-1].copy()
@@ -1039,7 +1049,7 @@ class EcgCanceller:
             included = ~bad & (np.concatenate((self._channel_hold[None, :], ch_after[:-1])) == 0)
             self._channel_hold = ch_after[-1]
         self._last_wild = last_wild
-        return included, glob
+        return included, glob, held
 
     def _scales(self, hist: np.ndarray) -> np.ndarray:
         """Robust scales from block history: >200 Hz σ = median block RMS, detection-band
@@ -1159,8 +1169,8 @@ class EcgCanceller:
         """A candidate (fiducial ``fid``, absolute index; detection peak ``peak``) has just been
         found (at ``t_seen``, the input's end): while the threshold is being learnt, blank for
         detection what lies before its window and is not output yet — from ~170 ms before the
-        fiducial (R − 140 ms) — on the channels :meth:`_unlearnt_blank` names whose heartbeat
-        peaks at :data:`P_WAVE_BLANK_UV` or more (before a heartbeat is known, as this candidate's
+        fiducial (R − 140 ms) — on the live channels whose heartbeat (as in
+        :meth:`_unlearnt_blank`) peaks at :data:`P_WAVE_BLANK_UV` or more (before a heartbeat is known, as this candidate's
         own QRS: a 17 µV P wave before the first beat, tune-ptb-10k, 0.51 s). Nothing is
         subtracted before the threshold is known (~2 s): the window blanked when the candidate
         is decided starts 100 ms before the fiducial, and the P wave's fast part before it read

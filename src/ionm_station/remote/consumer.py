@@ -6,9 +6,9 @@ certificate checked against the CA, then a subscription to every episodic report
 to the waveform stream (the station queues reports per subscription, so an alarm never waits
 behind traces), and one GetMdib read into a :class:`~.wall.Snapshot` (the layout comes from
 the descriptors' concept descriptions, :mod:`.mdib`). Reports that arrive while the snapshot is
-read are held and applied after it, in arrival order, when they are newer (:class:`HoldBack`). From then on each report becomes plain
-values on the :class:`~.wall.Room` on the consumer's own server threads; waveform reports are
-read straight from their XML (``Samples`` into numpy), not through the library's per-sample
+read are held and applied after it, in arrival order, when they are newer (:class:`HoldBack`).
+From then on each report becomes plain values on the :class:`~.wall.Room` on the consumer's
+own server threads; waveform reports are read straight from their XML (``Samples`` into numpy), not through the library's per-sample
 objects, so a wall of rooms costs little.
 
 The worker watches the room: silent for :data:`~.wall.LOST_S` (or told SubscriptionEnd), the
