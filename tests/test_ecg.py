@@ -1461,9 +1461,9 @@ def test_only_a_sustained_global_artifact_starts_the_re_lock_waiver() -> None:
     x[int(6 * fs):int(7 * fs)] += rng.normal(0.0, 5000.0, (int(fs), 8))  # 1 s of cautery
     stage = EcgCanceller(8, fs)
     run(stage, x, 500)
-    ends = np.asarray(stage._glob_ends) / fs  # noqa: SLF001 (the state under test)
+    ends = np.asarray(stage._glob_ends) / fs  # (the state under test)
     ends = ends[ends < 9.5]  # (the flush judges blocks past the input's end as gaps)
     # within the cautery where a chunk cut its run, and the run's end: its hold-off's
     assert len(ends) and ((ends >= 6.0) & (ends <= 7.5)).all() and ends.max() > 7.0, ends
-    assert not stage._relocking(int(5.3 * fs))  # noqa: SLF001 (0.5 s after a stimulus)
-    assert stage._relocking(int(7.6 * fs))  # noqa: SLF001
+    assert not stage._relocking(int(5.3 * fs))  # (0.5 s after a stimulus)
+    assert stage._relocking(int(7.6 * fs))
