@@ -910,9 +910,10 @@ class EcgCanceller:
 
     def _note_glob_ends(self, a: int, glob: np.ndarray) -> None:
         """Note where each run of ``glob`` blocks (from absolute index ``a``: a sustained
-        global artifact and its hold-off) ends — a run going on into the next input also where this input ends, which changes
-        no answer of :meth:`_relocking` (its true end comes later, still before any beat's
-        window) — and forget those too old to matter to a beat still to be decided."""
+        global artifact and its hold-off) ends — a run going on into the next input also
+        where this input ends, which changes no answer of :meth:`_relocking` (its true end
+        comes later, still before any beat's window) — and forget those too old to matter to
+        a beat still to be decided."""
         ends = np.flatnonzero(glob & ~np.append(glob[1:], False))
         self._glob_ends.extend((a + (ends + 1) * self._block).tolist())
         horizon = a + len(glob) * self._block - round((RELOCK_S + GLOB_ENDS_KEPT_S)
@@ -1170,8 +1171,9 @@ class EcgCanceller:
         found (at ``t_seen``, the input's end): while the threshold is being learnt, blank for
         detection what lies before its window and is not output yet — from ~170 ms before the
         fiducial (R − 140 ms) — on the live channels whose heartbeat (as in
-        :meth:`_unlearnt_blank`) peaks at :data:`P_WAVE_BLANK_UV` or more (before a heartbeat is known, as this candidate's
-        own QRS: a 17 µV P wave before the first beat, tune-ptb-10k, 0.51 s). Nothing is
+        :meth:`_unlearnt_blank`) peaks at :data:`P_WAVE_BLANK_UV` or more (before a heartbeat
+        is known, as this candidate's own QRS: a 17 µV P wave before the first beat,
+        tune-ptb-10k, 0.51 s). Nothing is
         subtracted before the threshold is known (~2 s): the window blanked when the candidate
         is decided starts 100 ms before the fiducial, and the P wave's fast part before it read
         as spikes (MIT-BIH 100: 14–17 µV at R − 108…−122 ms on the channels with 150–400 µV of
