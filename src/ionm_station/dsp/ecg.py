@@ -902,21 +902,21 @@ class EcgCanceller:
                                                np.nan).reshape(-1, c))
         self._flags.append(flags)
         self._glob.append(glob[:, None])
-        self._note_glob_ends(a, glob & held)
+        self._note_glob_ends(a, held)  # (held blocks are global ones)
         self._noise.append(noise)
         self._end = b
         self._sub.pad(b + self._window + self._lag_max - self._sub.stop)
         self._run_events()
 
-    def _note_glob_ends(self, a: int, glob: np.ndarray) -> None:
-        """Note where each run of ``glob`` blocks (from absolute index ``a``: a sustained
+    def _note_glob_ends(self, a: int, held: np.ndarray) -> None:
+        """Note where each run of ``held`` blocks (from absolute index ``a``: a sustained
         global artifact and its hold-off) ends — a run going on into the next input also
         where this input ends, which changes no answer of :meth:`_relocking` (its true end
         comes later, still before any beat's window) — and forget those too old to matter to
         a beat still to be decided."""
-        ends = np.flatnonzero(glob & ~np.append(glob[1:], False))
+        ends = np.flatnonzero(held & ~np.append(held[1:], False))
         self._glob_ends.extend((a + (ends + 1) * self._block).tolist())
-        horizon = a + len(glob) * self._block - round((RELOCK_S + GLOB_ENDS_KEPT_S)
+        horizon = a + len(held) * self._block - round((RELOCK_S + GLOB_ENDS_KEPT_S)
                                                       * self.sample_rate_hz)
         while self._glob_ends and self._glob_ends[0] < horizon:
             self._glob_ends.popleft()

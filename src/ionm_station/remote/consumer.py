@@ -8,8 +8,8 @@ behind traces), and one GetMdib read into a :class:`~.wall.Snapshot` (the layout
 the descriptors' concept descriptions, :mod:`.mdib`). Reports that arrive while the snapshot is
 read are held and applied after it, in arrival order, when they are newer (:class:`HoldBack`).
 From then on each report becomes plain values on the :class:`~.wall.Room` on the consumer's
-own server threads; waveform reports are read straight from their XML (``Samples`` into numpy), not through the library's per-sample
-objects, so a wall of rooms costs little.
+own server threads; waveform reports are read straight from their XML (``Samples`` into
+numpy), not through the library's per-sample objects, so a wall of rooms costs little.
 
 The worker watches the room: silent for :data:`~.wall.LOST_S` (or told SubscriptionEnd), the
 link is torn down and the room shows CONNECTION LOST; it then tries again every
