@@ -1286,7 +1286,10 @@ def test_a_start_up_transient_does_not_stand_for_the_first_heartbeat() -> None:
     first heartbeat 0.21 s later, so it stood for it as one beat's lobes, and the beat's
     window went unblanked: its QRS read as 27–41 µV bursts on three channels at 0.25 s. The
     beat's window is now blanked; nothing is detected before the case's first event
-    (1.79 s)."""
+    (1.79 s). (An electrode pop 47 ms after the second beat's fiducial, 1.05 s, makes that
+    channel's input over twice its heartbeat there: once the window was judged on the beats
+    before it alone, its 12 µV QRS was left open and read as a spike at 1.01 s, until a
+    noted step blanked such a window too.)"""
     events = extra_case_events(287, 2.5)
     assert not [e for e in events if e[1] < 1.7], events
 
@@ -1300,6 +1303,29 @@ def test_a_block_read_flat_at_start_up_does_not_leave_the_first_heartbeat_whole(
     (1.65 s)."""
     events = extra_case_events(201, 2.5)
     assert not [e for e in events if e[1] < 1.6], events
+
+
+def test_emg_in_the_second_heartbeat_while_the_threshold_is_learnt_is_not_blanked() -> None:
+    """Extra tuning seed 390 (PTB s0010, 10 kHz): a 432 µV spike on a channel with 52 µV of
+    heart lies in the second heartbeat's window (1.13 s) while the threshold is learnt. The
+    learning blank leaves out a channel whose input there is over twice its heartbeat, but
+    the heartbeat was the median of the beats so far with this one included: of two, their
+    mean, which no input is more than twice of. The spike was blanked whole and missed; it is
+    now found, and nothing else is before the case's next event (1.68 s)."""
+    events = extra_case_events(390, 2.0)
+    assert [ch for ch, t in events if 1.1 <= t <= 1.16] == [3], events
+    assert not [e for e in events if e[1] < 1.6 and not 1.1 <= e[1] <= 1.16], events
+
+
+def test_emg_after_a_learning_window_s_core_is_judged_on_its_own() -> None:
+    """Extra tuning seed 203 (PTB s0010, 10 kHz): while the threshold is learnt, a 181 µV
+    spike on a channel with 17 µV of heart lies 115 ms after a candidate's fiducial (2.08 s),
+    in its window but after the core. The window was blanked on the core's largest input
+    alone, where the channel holds only the heart, and the spike was missed. The part after
+    the core is now judged on its own once it has arrived. The case's two events up to 2.5 s
+    are found, and nothing else."""
+    events = sorted(e for e in extra_case_events(203, 3.0) if e[1] < 2.5)
+    assert events == [(0, pytest.approx(1.485, abs=0.02)), (3, pytest.approx(2.077, abs=0.01))]
 
 
 def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:

@@ -583,6 +583,8 @@ class EcgCanceller:
         due = self._lag_max + self._post                    # after the fiducial
         if -self._pre + self._tail0 - self._lag_max < self._first_unsent(due):
             raise ValueError("the tail's fit would come after its rows were output")
+        if self.delay < self._block + self._post - self._core_post:
+            raise ValueError("a learning window's tail would be judged after it was output")
         self._taper = _raised_cosine_taper(self._window, round(TAPER_S * fs),
                                            round(TAPER_END_S * fs))
         overlap = self._core - self._tail0
@@ -629,6 +631,12 @@ class EcgCanceller:
         c = self.n_channels
         self.beats: list[int] = []
         self._blank: list[tuple[int, int, np.ndarray]] = []  # (start, stop, channels)
+        # windows' parts after the core while the threshold is learnt, judged once arrived:
+        # (start, stop, the heartbeat's largest |input| per channel µV or None)
+        self._unlearnt_tails: deque[tuple[int, int, np.ndarray | None]] = deque()
+        # their parts judged so far, with the channels left unblanked there (start, stop,
+        # channels): a step noted later blanks them (see note_steps)
+        self._unlearnt_open: deque[tuple[int, int, np.ndarray]] = deque()
         self._steps: list[tuple[int, np.ndarray]] = []  # steps noted: (first sample, channels)
         # subtracted beats' fitted cores: (start per channel, subtracted per channel, EMG per
         # channel and block)
@@ -760,6 +768,8 @@ class EcgCanceller:
             self._steps.append(step)
             for core in self._cores:
                 self._blank_stepped_core(core, step)
+            for start, stop, open_channels in self._unlearnt_open:
+                self._blank_stepped_unlearnt(start, stop, open_channels, step)
 
     @property
     def core_samples(self) -> int:
@@ -803,6 +813,8 @@ class EcgCanceller:
         # a core beginning from here on is of a beat accepted later, a step noted later begins
         # after the rows output so far: neither pairs with what ended before
         self._steps = [s for s in self._steps if s[0] >= b - self._window]
+        while self._unlearnt_open and self._unlearnt_open[0][1] < b - self._window:
+            self._unlearnt_open.popleft()
         while self._cores and self._cores[0][0].max() + self._core < b - self._window:
             self._cores.popleft()
         out[:max(0, min(n, a - first))] = np.nan
@@ -907,6 +919,7 @@ class EcgCanceller:
         self._end = b
         self._sub.pad(b + self._window + self._lag_max - self._sub.stop)
         self._run_events()
+        self._judge_unlearnt_tails()
 
     def _note_glob_ends(self, a: int, held: np.ndarray) -> None:
         """Note where each run of ``held`` blocks (from absolute index ``a``: a sustained
@@ -1171,7 +1184,7 @@ class EcgCanceller:
         found (at ``t_seen``, the input's end): while the threshold is being learnt, blank for
         detection what lies before its window and is not output yet — from ~170 ms before the
         fiducial (R − 140 ms) — on the live channels whose heartbeat (as in
-        :meth:`_unlearnt_blank`) peaks at :data:`P_WAVE_BLANK_UV` or more (before a heartbeat
+        :meth:`_blank_unlearnt`) peaks at :data:`P_WAVE_BLANK_UV` or more (before a heartbeat
         is known, as this candidate's own QRS: a 17 µV P wave before the first beat,
         tune-ptb-10k, 0.51 s). Nothing is
         subtracted before the threshold is known (~2 s): the window blanked when the candidate
@@ -1367,31 +1380,86 @@ class EcgCanceller:
         a = max(fid - round(LOBE_BEFORE_S * self.sample_rate_hz), self._x.start)
         return float(self._peak_between(a, fid + round(LOBE_AFTER_S * self.sample_rate_hz)).sum())
 
-    def _unlearnt_blank(self, peak: np.ndarray, detection: float) -> np.ndarray:
-        """The channels to blank for detection over a candidate's window while the threshold
-        is learnt (nothing subtracted): those whose largest |input| there (``peak``, µV) is at
-        most LEARN_BLANK_RATIO × that channel's heartbeat (see :meth:`_heart_size`;
-        ``detection``: this candidate's detection peak); every channel before a heartbeat is
-        known. Anything larger is not the heart: a 293 µV burst on a distal muscle with ~40 µV
-        of ECG was blanked whole and missed (tune-mitdb-10k, 1.18 s), and a 779 µV one
-        (tune-ptb-5k-60Hz, 1.80 s). A channel flat or railed in a block of the window is
-        blanked too, as :meth:`_accept` blanks one it cannot subtract: in the first second the
-        flat test runs against a scale that still holds the unconverged mains' >200 Hz
+    def _blank_unlearnt(self, fid: int, size: np.ndarray, detection: float) -> None:
+        """Blank for detection a candidate's window while the threshold is learnt (nothing
+        subtracted) on the channels where the heartbeat is the largest thing (see
+        :meth:`_unlearnt_channels`): its core now (``size``: the largest |input| there per
+        channel, µV; ``detection``: its detection peak, ``fid`` its fiducial), the rest of the
+        window once it has arrived (:meth:`_judge_unlearnt_tails`), each part on its own
+        largest input: a 181 µV spike 115 ms after a fiducial, after the core, on a channel
+        with 17 µV of heart was blanked whole by the core's judgement (extra tuning seed 203,
+        2.08 s; seed 383, a 493 µV one at 1.87 s)."""
+        heart = self._heart_size(detection, without=fid)
+        self._blank_unlearnt_part(fid - self._pre, fid + self._core_post, size, heart)
+        self._unlearnt_tails.append((fid + self._core_post, fid + self._post, heart))
+
+    def _judge_unlearnt_tails(self) -> None:
+        """Blank the learning windows' parts after the core that have arrived (see
+        :meth:`_blank_unlearnt`). Their rows are output :attr:`delay` after they arrive (more
+        than a block after the part's end: see ``__init__``)."""
+        while self._unlearnt_tails and self._unlearnt_tails[0][1] <= self._end:
+            start, stop, heart = self._unlearnt_tails.popleft()
+            self._blank_unlearnt_part(start, stop, self._peak_between(start, stop), heart)
+
+    def _blank_unlearnt_part(self, start: int, stop: int, peak: np.ndarray,
+                             heart: np.ndarray | None) -> None:
+        """Blank rows [start, stop) of a learning window on the channels of
+        :meth:`_unlearnt_channels` (``peak``: the largest |input| there, ``heart``: the
+        heartbeat's, per channel µV), and on those where a step noted so far lies in or just
+        before them; the channels left open are kept for a step noted later (see
+        :meth:`note_steps`)."""
+        blanked = np.zeros(self.n_channels, dtype=bool)
+        blanked[self._unlearnt_channels(peak, heart)] = True
+        self._blank.append((start, stop, np.flatnonzero(blanked)))
+        open_channels = np.flatnonzero(~blanked)
+        if len(open_channels):
+            self._unlearnt_open.append((start, stop, open_channels))
+            for step in self._steps:
+                self._blank_stepped_unlearnt(start, stop, open_channels, step)
+
+    def _blank_stepped_unlearnt(self, start: int, stop: int, open_channels: np.ndarray,
+                                step: tuple[int, np.ndarray]) -> None:
+        """Blank rows [start, stop) of a learning window on its ``open_channels`` (left
+        unblanked: their input was over twice the heartbeat) that ``step`` (first sample,
+        channels) is on, where it begins in them or up to PRE_S before: the input was the
+        step's, not EMG (extra tuning seed 287: an electrode pop 47 ms after the second
+        heartbeat's fiducial left its 12 µV QRS open, read as a spike at 1.01 s)."""
+        first, channels = step
+        if start - self._pre <= first < stop:
+            hit = np.intersect1d(channels, open_channels)
+            if len(hit):
+                self._blank.append((start, stop, hit))
+
+    @staticmethod
+    def _unlearnt_channels(peak: np.ndarray, heart: np.ndarray | None) -> np.ndarray:
+        """The channels to blank over part of a candidate's window while the threshold is
+        learnt: those whose largest |input| there (``peak``, µV) is at most LEARN_BLANK_RATIO
+        × that channel's heartbeat (``heart``, see :meth:`_heart_size`); every channel before a
+        heartbeat is known (None). Anything larger is not the heart: a 293 µV burst on a distal
+        muscle with ~40 µV of ECG was blanked whole and missed (tune-mitdb-10k, 1.18 s), and a
+        779 µV one (tune-ptb-5k-60Hz, 1.80 s). A channel flat or railed in a block of the window
+        is blanked too, as :meth:`_accept` blanks one it cannot subtract: in the first second
+        the flat test runs against a scale that still holds the unconverged mains' >200 Hz
         content (~19 µV against 2 µV of noise), and one such "flat" block left the whole first
         heartbeat in place, read as a 20 µV burst at R (extra tuning seed 201, 0.54 s)."""
-        heart = self._heart_size(detection)
         if heart is None:
-            return np.arange(self.n_channels)
+            return np.arange(len(peak))
         return np.flatnonzero(peak <= LEARN_BLANK_RATIO * heart)
 
-    def _heart_size(self, detection: float) -> np.ndarray | None:
+    def _heart_size(self, detection: float, without: int | None = None) -> np.ndarray | None:
         """Per channel while the threshold is learnt: the heartbeat's largest |input| (µV) —
         the median over the candidates judged so far whose detection peak reaches half the
         largest one's (``detection``, this candidate's, included): beats, not T waves or
-        noise. None when there is none."""
+        noise. The candidate at fiducial ``without`` is left out of the median when another
+        beat is there: with one beat before it, the median of two is their mean, which an
+        input is never more than twice of (extra tuning seed 390: a 432 µV spike on a channel
+        with 52 µV of heart, 1.13 s, in the second beat's window, blanked whole). None when
+        there is none."""
         top = max([detection] + [p for p, _, _ in self._learn_sizes])
-        beats = [s for p, s, _ in self._learn_sizes if p >= 0.5 * top]
-        return np.median(beats, axis=0) if beats else None
+        beats = [(s, f) for p, s, f in self._learn_sizes if p >= 0.5 * top]
+        others = [s for s, f in beats if f != without]
+        sizes = others or [s for s, _ in beats]
+        return np.median(sizes, axis=0) if sizes else None
 
     def _artifact_between(self, a: int, b: int) -> bool:
         lo = max(a // self._block, self._glob.start)
@@ -1448,15 +1516,13 @@ class EcgCanceller:
                 if self._learn_last[1] <= last[1]:
                     self._learn_last = (last[0], last[1], True)
                     if not last[2]:
-                        self._blank.append((fid - self._pre, fid + self._post,
-                                            self._unlearnt_blank(size, peak)))
+                        self._blank_unlearnt(fid, size, peak)
                     self._learn_threshold(fid, peak)
                     return
                 if self._learn_sizes and self._learn_sizes[-1][2] == last[0]:
                     self._learn_sizes.pop()
             self._learn_sizes.append((peak, size, fid))
-            self._blank.append((fid - self._pre, fid + self._post,
-                                self._unlearnt_blank(size, peak)))
+            self._blank_unlearnt(fid, size, peak)
             self._learn_threshold(fid, peak)
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
@@ -2121,7 +2187,7 @@ class EcgCanceller:
         a new beat class; or left too large), everything before the first candidate was judged
         (at most SETTLE_MAX_S) and, during the ~2 s threshold learning, each candidate's
         R − 140…+225 ms on the channels where the heartbeat is the largest thing (see
-        :meth:`_unlearnt_blank`); after it, each beat's P wave on channels with a big heart
+        :meth:`_blank_unlearnt`); after it, each beat's P wave on channels with a big heart
         (see :meth:`_gate_p_wave`). Older windows are dropped."""
         mask = np.zeros((n, self.n_channels), bool)
         # until the first beat is judged; if none is by SETTLE_MAX_S there is no visible ECG
