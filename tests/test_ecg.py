@@ -1328,6 +1328,35 @@ def test_emg_after_a_learning_window_s_core_is_judged_on_its_own() -> None:
     assert events == [(0, pytest.approx(1.485, abs=0.02)), (3, pytest.approx(2.077, abs=0.01))]
 
 
+def test_a_pop_s_recovery_is_not_taken_for_a_heartbeat() -> None:
+    """Extra tuning seed 330 (PTB s0010, 10 kHz): an electrode pop at 185.33 s on a channel
+    with 49 µV of heart. Once its >200 Hz hold had ended (185.54 s) its slow recovery read 300–
+    600 σ² in the QRS detection band, a candidate over the threshold 0.18 s before the next
+    R peak (185.73 s) was taken for a beat, and the beat itself, within the refractory
+    period after it, was left whole: 60–140 µV bursts on the three channels with the most
+    heart. A pop's channel is now kept out of QRS detection until its span ends; the beat is
+    subtracted, and nothing is detected on those channels there."""
+    events = extra_case_events(330, 187.0)
+    assert not [e for e in events if e[0] in (1, 2, 7) and 185.5 <= e[1] <= 185.9], events
+
+
+def test_a_pop_s_hold_on_qrs_detection_is_the_same_in_any_chunking() -> None:
+    """The pop of extra tuning seed 330 (185.33 s) through a chain started at 178 s, in 1 s
+    and 37 ms chunks: the channel is held out of QRS detection from when any chunking has
+    the step detector's span (its latency after the span's start), so both give the same
+    events, and neither leaves the next beat whole."""
+    realcases = pytest.importorskip("support.realcases")
+    case = realcases.extra_case_or_skip(330)
+    fs = case.sample_rate_hz
+    a = int(178.0 * fs)
+    raw = case.raw[a:int(188.0 * fs)]
+    found = [sorted((e.channel, e.onset, e.stop, e.kind)
+                    for e in realcases.through_chain(case, raw, a, chunk)[0])
+             for chunk in (int(fs), int(0.037 * fs))]
+    assert found[0] == found[1]
+    assert not [e for e in found[0] if e[0] in (1, 2, 7) and 185.5 * fs <= e[1] <= 185.9 * fs]
+
+
 def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:
     """Extra tuning seed 263 (PTB s0010, 10 kHz), 28–32 s, the channel with 279 µV of ECG:
     the residual gate blanked the window's first 20–29 ms (judged blocks there) and again from

@@ -638,6 +638,8 @@ class EcgCanceller:
         # channels): a step noted later blanks them (see note_steps)
         self._unlearnt_open: deque[tuple[int, int, np.ndarray]] = deque()
         self._steps: list[tuple[int, np.ndarray]] = []  # steps noted: (first sample, channels)
+        # channels kept out of QRS detection (see hold_out): (start, stop, channel)
+        self._held_out: list[tuple[int, int, int]] = []
         # subtracted beats' fitted cores: (start per channel, subtracted per channel, EMG per
         # channel and block)
         self._cores: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
@@ -749,6 +751,28 @@ class EcgCanceller:
         self._finished = True
         self.beats = [b for b in self.beats if b < n_record]
         return out[:self.delay]
+
+    def hold_out(self, channel: int, start: int, stop: int) -> None:
+        """Keep ``channel`` out of QRS detection in the blocks that begin within [start,
+        stop) (indices as :attr:`beats`): an electrode pop's recovery there is slow, strong in
+        the detection band and no heartbeat (extra tuning seed 330, 185.55 s: a pop's tail
+        read 300–600 σ² on a channel with 49 µV of heart once its >200 Hz hold had ended,
+        made a candidate over the threshold 0.18 s before the R peak, and the beat itself,
+        within the refractory period after it, was left whole on three channels: 60–140 µV).
+        Must be called before the input reaches ``start`` + one block."""
+        self._held_out.append((int(start), int(stop), int(channel)))
+
+    def _apply_held_out(self, a: int, included: np.ndarray) -> None:
+        """Take the channels held out (see :meth:`hold_out`) out of ``included`` (blocks ×
+        channels, the first block beginning at absolute index ``a``); forget the holds that
+        ended."""
+        if not self._held_out:
+            return
+        starts = a + np.arange(len(included)) * self._block
+        for start, stop, channel in self._held_out:
+            included[:, channel] &= (starts < start) | (starts >= stop)
+        end = a + len(included) * self._block
+        self._held_out = [h for h in self._held_out if h[1] > end]
 
     def note_steps(self, steps: list[tuple[int, tuple[int, ...]]]) -> None:
         """Pops and common-mode steps found ahead of this canceller (see
@@ -905,6 +929,7 @@ class EcgCanceller:
             included[first:], glob[first:], held[first:] = self._judge_holds(
                 wild[first:], dead[first:], gap[first:], extreme)
         included &= ~glob[:, None]
+        self._apply_held_out(a, included)
         z = detect / sigma[:, None, :]
         energy = np.minimum(z * z, ENERGY_CAP) * included[:, None, :]
         det_rows = energy.sum(axis=2) / np.maximum(included.sum(axis=1), 1)[:, None]

@@ -306,6 +306,10 @@ class FreeRunChain:
             for span in self.steps.process(y[a:b], start + a, beats):
                 self.artifacts.mark_span(span)
             self.ecg.note_steps([(s.start - self.start, s.channels) for s in self.steps.stepped])
+            for s in self.steps.stepped:  # (a pop's span ends where its tail is under the noise)
+                if s.kind == "pop":  # from when any chunking has reported it
+                    self.ecg.hold_out(s.channels[0], s.start - self.start + self.steps.latency,
+                                      s.stop - self.start)
             out.append(self.ecg.process(y[a:b], railed[a:b]))
         return np.concatenate(out)
 
