@@ -24,9 +24,11 @@ Per channel and sample index:
    window step-like only by that short fit (explained ≥ :data:`SHORT_FIT_EXPLAINED`) counts
    for common-mode steps, not for pops.
 3. **Pop**: one channel whose best fit explains at least :data:`POP_FIT` with significance of at
-   least :data:`POP_SIGNIFICANCE` and a step decaying no faster than :data:`POP_MIN_TAU_S`;
-   or, a QRS under it spoiling that fit, whose window fits as a step plus the same place of
-   each of two beats before (the R peaks the ECG canceller knows, :data:`BEAT_REACH_S`).
+   least :data:`POP_SIGNIFICANCE` and a step decaying no faster than :data:`POP_MIN_TAU_S`,
+   or whose slow steps still explain :data:`POP_SLOW_FIT` where a faster one fits best; or, a
+   QRS under it spoiling that fit, whose window fits as a step plus the same place of each of
+   two beats before (the R peaks the ECG canceller knows, :data:`BEAT_REACH_S`). The ECG
+   canceller keeps a pop's channel out of its QRS detection until the span ends.
 4. **Common mode**: at least :data:`COMMON_MODE_MIN_CHANNELS` channels step at the same sample
    (± :data:`COMMON_MODE_SAMPLES`), each fitting as a step (explained ≥
    :data:`COMMON_MODE_FIT`, or residual within :data:`COMMON_MODE_RESIDUAL` × the noise) with
