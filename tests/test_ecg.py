@@ -1345,14 +1345,9 @@ def test_a_pop_s_hold_on_qrs_detection_is_the_same_in_any_chunking() -> None:
     and 37 ms chunks: the channel is held out of QRS detection from when any chunking has
     the step detector's span (its latency after the span's start), so both give the same
     events, and neither leaves the next beat whole."""
-    realcases = pytest.importorskip("support.realcases")
-    case = realcases.extra_case_or_skip(330)
-    fs = case.sample_rate_hz
-    a = int(178.0 * fs)
-    raw = case.raw[a:int(188.0 * fs)]
-    found = [sorted((e.channel, e.onset, e.stop, e.kind)
-                    for e in realcases.through_chain(case, raw, a, chunk)[0])
-             for chunk in (int(fs), int(0.037 * fs))]
+    fs, runs = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        330, 178.0, 188.0, (1.0, 0.037))
+    found = [sorted((e.channel, e.onset, e.stop, e.kind) for e in events) for events, _ in runs]
     assert found[0] == found[1]
     assert not [e for e in found[0] if e[0] in (1, 2, 7) and 185.5 * fs <= e[1] <= 185.9 * fs]
 

@@ -470,14 +470,9 @@ def test_the_chain_finds_the_same_steps_on_real_beats_in_any_chunking() -> None:
     so a beat the canceller reported within that piece was missing for an edge late in it:
     the span ended 6 samples earlier in 1 s chunks than in 50 ms ones. The two stages now
     take turns of at most STEPS_PIECE_S, after which every R peak a refit may use is known."""
-    realcases = pytest.importorskip("support.realcases")
-    case = realcases.extra_case_or_skip(313)
-    fs = case.sample_rate_hz
-    a = int(180.0 * fs)
-    raw = case.raw[a:int(192.0 * fs)]
-    found = [sorted((s.kind, s.start, s.stop, s.channels)
-                    for s in realcases.through_chain(case, raw, a, chunk)[1])
-             for chunk in (int(fs), int(0.05 * fs))]
+    fs, runs = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        313, 180.0, 192.0, (1.0, 0.05))
+    found = [sorted((s.kind, s.start, s.stop, s.channels) for s in spans) for _, spans in runs]
     assert any(kind == "common_mode" and abs(start - 189.72 * fs) < 0.01 * fs
                for kind, start, _, _ in found[0])
     assert found[0] == found[1]

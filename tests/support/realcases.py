@@ -258,6 +258,18 @@ def through_chain(case: RealCase, raw: np.ndarray, start: int,
     return [e for o in outs for e in o.events], [s for o in outs for s in o.artifacts]
 
 
+def extra_case_in_chunkings(seed: int, from_s: float, to_s: float, chunks_s: tuple[float, ...]
+                            ) -> tuple[float, list[tuple[list[DetectedEvent], list[ArtifactSpan]]]]:
+    """Extra tuning case ``seed`` over [``from_s``, ``to_s``) s through a fresh chain (see
+    :func:`through_chain`) once per chunk length in ``chunks_s`` (s): its rate (Hz) and each
+    run's events and spans (absolute sample indices). Skips as :func:`extra_case_or_skip`."""
+    case = extra_case_or_skip(seed)
+    fs = case.sample_rate_hz
+    a = int(from_s * fs)
+    raw = case.raw[a:int(to_s * fs)]
+    return fs, [through_chain(case, raw, a, int(c * fs)) for c in chunks_s]
+
+
 def data_dir() -> Path:
     """:data:`DATA_DIR`, or FileNotFoundError saying what is missing."""
     if not DATA_DIR.is_dir():
