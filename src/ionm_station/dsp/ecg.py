@@ -1462,11 +1462,13 @@ class EcgCanceller:
         × that channel's heartbeat (``heart``, see :meth:`_heart_size`); every channel before a
         heartbeat is known (None). Anything larger is not the heart: a 293 µV burst on a distal
         muscle with ~40 µV of ECG was blanked whole and missed (tune-mitdb-10k, 1.18 s), and a
-        779 µV one (tune-ptb-5k-60Hz, 1.80 s). A channel flat or railed in a block of the window
-        is blanked too, as :meth:`_accept` blanks one it cannot subtract: in the first second
-        the flat test runs against a scale that still holds the unconverged mains' >200 Hz
-        content (~19 µV against 2 µV of noise), and one such "flat" block left the whole first
-        heartbeat in place, read as a 20 µV burst at R (extra tuning seed 201, 0.54 s)."""
+        779 µV one (tune-ptb-5k-60Hz, 1.80 s). A channel flagged flat or railed in a block of
+        the window is judged like the others, not left out (as :meth:`_accept` blanks one it
+        cannot subtract): a flat one is blanked (its input is small; a railed one's is over
+        twice its heartbeat). In the first second the flat test runs against a scale that still
+        holds the unconverged mains' >200 Hz content (~19 µV against 2 µV of noise), and one
+        such "flat" block had left the whole first heartbeat in place, read as a 20 µV burst at
+        R (extra tuning seed 201, 0.54 s)."""
         if heart is None:
             return np.arange(len(peak))
         return np.flatnonzero(peak <= LEARN_BLANK_RATIO * heart)
