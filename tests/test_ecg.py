@@ -1517,3 +1517,27 @@ def test_only_a_sustained_global_artifact_starts_the_re_lock_waiver() -> None:
     assert len(ends) and ((ends >= 6.0) & (ends <= 7.5)).all() and ends.max() > 7.0, ends
     assert not stage._relocking(int(5.3 * fs))  # (0.5 s after a stimulus)
     assert stage._relocking(int(7.6 * fs))
+
+
+
+@pytest.mark.parametrize("seed, from_s, to_s, window_s, found", [
+    (457, 200.0, 222.3, (221.6, 221.75), [7]),
+    (497, 140.0, 170.4, (169.95, 170.15), []),
+])
+def test_a_channel_far_beyond_its_learnt_residual_predicts_no_other(
+        seed: int, from_s: float, to_s: float, window_s: tuple[float, float],
+        found: list[int]) -> None:
+    """An A-train in a heartbeat's fitted core leaves a residual far beyond the channel's
+    usual one. The cross-channel correction predicts no channel from such a one — but it was
+    judged against the typical residual of the beat's class, and a class can have none yet or
+    have formed around an A-train. Extra tuning seed 457 (MIT-BIH 100, 5 kHz): a 933 µV
+    A-train starts on channel 7 59 ms after R (221.58 s) and makes the beat a new class; its
+    onset was projected onto four channels as 40–221 µV spikes at 221.66 s. Seed 497 (PTB
+    s0010, 10 kHz): a 504 µV A-train on channel 7 through a beat of a class of five whose
+    typical residual there is 39 µV; 101 and 13 µV spikes on channels 6 and 3 at 170.04 s.
+    Each channel's whitened residual power is now judged against the covariance's own, too.
+    Only the injected events are found there (chains started partway)."""
+    fs, [(events, _)] = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        seed, from_s, to_s, (1.0,))
+    near = sorted({int(e.channel) for e in events if window_s[0] <= e.onset / fs <= window_s[1]})
+    assert near == found, [(int(e.channel), e.onset / fs) for e in events]

@@ -92,8 +92,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   *other* channels' residuals by linear regression on their noise-whitened covariance (averaged
   over clean beats), and subtracted: the beat-to-beat changes of one heart are shared between
   channels; a channel's own noise and EMG never are, and are never taken from it. Nor is a
-  channel whose residual is beyond :data:`SPATIAL_OUTLIER_RATIO` × its typical one used to
-  predict the others (EMG the >200 Hz test cannot see: an A-train smoothed to a sinusoid).
+  channel whose residual is beyond :data:`SPATIAL_OUTLIER_RATIO` × its typical one (its beat
+  class's, and the covariance's own) used to predict the others (EMG the >200 Hz test cannot
+  see: an A-train smoothed to a sinusoid).
 * **EMG and the residual gate.** A 10 ms block of a channel's residual whose >200 Hz RMS stands
   out of the noise (and is not a small part of the block: what a QRS misfit leaves is
   low-frequency), in a beat holding that much more >200 Hz power than the heartbeat fitted to
@@ -2099,11 +2100,20 @@ class EcgCanceller:
         and amplifier noise and EMG are not. Each ``correct`` channel's residual is predicted
         from the other ``observed`` channels (clean, subtracted) by linear regression on the
         residuals' noise-whitened covariance, averaged over clean beats — never from the channel
-        itself, so its own noise and EMG stay. Returns the prediction (µV, tapered at the core
-        edges; zero where none is made); ``learn_from`` adds this beat to the covariance."""
+        itself, so its own noise and EMG stay. Nor from a channel whose whitened residual power
+        is over SPATIAL_OUTLIER_RATIO² × the covariance's own for it: it holds something the
+        regression was not learnt on. (The ``observed`` channels exclude those far beyond the
+        typical residual of their beat's class, but a class can have none yet, or have formed
+        around an A-train: extra tuning seeds 457, 221.66 s, and 497, 170.05 s — an A-train
+        on one channel projected onto three or four others as 40–221 µV spikes.) Returns the
+        prediction (µV, tapered at the core edges; zero where none is made); ``learn_from``
+        adds this beat to the covariance."""
         est = np.zeros_like(residual)
         white = residual / sigma[:, None]
-        s = np.flatnonzero(observed)
+        learnt = np.diag(self._cov_beats) >= SPATIAL_MIN_BEATS
+        outlying = learnt & (np.mean(white ** 2, axis=1)
+                             > SPATIAL_OUTLIER_RATIO ** 2 * np.diag(self._cov))
+        s = np.flatnonzero(observed & ~outlying)
         if learn_from and len(s) >= 2:
             pair = np.ix_(s, s)
             n = self._cov_beats[pair]
