@@ -1541,3 +1541,14 @@ def test_a_channel_far_beyond_its_learnt_residual_predicts_no_other(
         seed, from_s, to_s, (1.0,))
     near = sorted({int(e.channel) for e in events if window_s[0] <= e.onset / fs <= window_s[1]})
     assert near == found, [(int(e.channel), e.onset / fs) for e in events]
+
+
+def test_a_spike_whose_tail_reaches_into_a_heartbeat_s_core_is_found() -> None:
+    """Extra tuning seed 439 (MIT-BIH 100, 5 kHz): a 302 µV spike on channel 1 at 171.16 s,
+    80 ms before an R peak, its tail in the first 10 ms block of the beat's fitted core. The
+    residual gate took the tail for a misfit at the QRS's edge and blanked the block; the
+    spike ran into the blank within 5 ms of rising and the detector dropped it as a blanked
+    artifact's lead-in. EMG in the block just before the core now keeps the core's first block
+    open, like EMG in a block of the core keeps the next one."""
+    events = extra_case_events(439, 171.6)
+    assert [ch for ch, t in events if 171.14 <= t <= 171.18] == [1], events

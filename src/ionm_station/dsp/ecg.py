@@ -1802,9 +1802,12 @@ class EcgCanceller:
                   | (self._block_rms(residual) <= GATE_RESIDUAL_MAX * size))
         clean = live[:, None] & ~emg_blocks & misfit
         into = round(P_WAVE_INTO_WINDOW_S * self.sample_rate_hz)
+        # the block just before each channel's core: EMG there straddles the core's edge
+        ahead = np.nan_to_num(self._x.window(lo - self._block, lo + 2 * lag_max).T)
+        lead = sliding_window_view(ahead, self._block, axis=1)[np.arange(c), lag_max + lags]
         gap, gate_from = self._gate(fid, lags, residual, sigma,
                                     clean & self._loud(ecg, sigma, GATE_ECG_SIGMA), clean,
-                                    emg_blocks, into)
+                                    emg_blocks, self._emg(lead, lead, sigma)[:, 0] & live, into)
         dead = np.setdiff1d(self._ecg_channels(), np.flatnonzero(live))
         if len(dead) and not self._late:  # flat or railed in the window: QRS left in place
             self._blank.append((fid - pre, fid + self._core_post, dead))
@@ -2160,7 +2163,7 @@ class EcgCanceller:
         return centred
 
     def _gate(self, fid: int, lags: np.ndarray, residual: np.ndarray, sigma: np.ndarray,
-              judged: np.ndarray, clean: np.ndarray, emg: np.ndarray,
+              judged: np.ndarray, clean: np.ndarray, emg: np.ndarray, lead: np.ndarray,
               after: int) -> tuple[np.ndarray, np.ndarray]:
         """Blank for detection the parts of the QRS window where the residual (channels × core
         µV, what the output will hold) still reads as activity to the detector (see
@@ -2181,7 +2184,10 @@ class EcgCanceller:
         there, the spike was cut and the detector dropped it (113 µV needle spikes 10 ms either
         side of a real R peak, tune-mitdb-10k: 18 of 29 found at R + 10 ms, now 27; 50 µV ones
         14 → 28). Only the next block: a MUAP spans at most two, and a misfit further on (a
-        pop's pull on the fit 30 ms before it, tune-ptb-10k) stays gated.
+        pop's pull on the fit 30 ms before it, tune-ptb-10k) stays gated. Nor the core's first
+        block where ``lead`` (per channel) holds EMG in the block just before the core: extra
+        tuning seed 439, 171.16 s — a 302 µV spike at R − 80 ms, its tail in the core's first
+        block; blanked there, the spike ran into the blank within 5 ms and was dropped.
 
         Returns, per channel (samples from its window's start), where the gap after ``after``
         begins — ``after``, or the end of a blank that goes on over it — and where the first
@@ -2205,6 +2211,7 @@ class EcgCanceller:
             onset |= earlier & loud & clean
         grown |= onset
         grown &= ~(_dilated(emg & loud) & loud)  # (an EMG block itself is never clean)
+        grown[:, 0] &= ~(lead & loud[:, 0])
         start = fid - self._pre + lags
         for ch, first, last in _runs(grown):
             self._blank.append((int(start[ch] + first * self._block),
