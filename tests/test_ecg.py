@@ -1552,3 +1552,13 @@ def test_a_spike_whose_tail_reaches_into_a_heartbeat_s_core_is_found() -> None:
     open, like EMG in a block of the core keeps the next one."""
     events = extra_case_events(439, 171.6)
     assert [ch for ch, t in events if 171.14 <= t <= 171.18] == [1], events
+
+
+def test_a_p_wave_blank_does_not_end_in_a_spike_s_first_milliseconds() -> None:
+    """Extra tuning seed 457 (MIT-BIH 100, 5 kHz): a 117 µV spike on channel 1 at 72.28 s,
+    108 ms before an R peak. The P-wave gate decided as the QRS rose judged the stretch up to
+    the beat's window, where only the spike's first 4 ms lay, and blanked it; the spike then
+    started in a blank and was dropped. What follows the stretch within a block is judged
+    too; the spike is found."""
+    events = extra_case_events(457, 72.6)
+    assert [ch for ch, t in events if 72.26 <= t <= 72.31] == [1], events
