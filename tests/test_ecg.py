@@ -1562,3 +1562,15 @@ def test_a_p_wave_blank_does_not_end_in_a_spike_s_first_milliseconds() -> None:
     too; the spike is found."""
     events = extra_case_events(457, 72.6)
     assert [ch for ch, t in events if 72.26 <= t <= 72.31] == [1], events
+
+
+def test_a_p_wave_blank_into_the_window_does_not_end_in_a_spike() -> None:
+    """Extra tuning seed 426 (PTB s0010, 10 kHz): a 93 µV spike on channel 7 at 223.90 s,
+    52 ms before an R peak. A P-wave blank goes on 20 ms into the beat's window where what
+    the output holds there is no larger than a P wave; the spike's first 4 ms lay in that
+    stretch, the blank ended in it and the detector dropped the spike. The block after the
+    stretch is judged too; the spike is found. (Chain started at 180 s.)"""
+    fs, [(events, _)] = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        426, 180.0, 224.3, (1.0,))
+    near = [int(e.channel) for e in events if 223.85 <= e.onset / fs <= 223.95]
+    assert near == [7], [(int(e.channel), e.onset / fs) for e in events]
