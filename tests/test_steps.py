@@ -476,3 +476,30 @@ def test_the_chain_finds_the_same_steps_on_real_beats_in_any_chunking() -> None:
     assert any(kind == "common_mode" and abs(start - 189.72 * fs) < 0.01 * fs
                for kind, start, _, _ in found[0])
     assert found[0] == found[1]
+
+
+def test_a_common_mode_step_on_a_qrs_with_one_step_like_channel_is_found() -> None:
+    """Extra tuning seed 498 (PTB s0010, 10 kHz): a 20–40 µV common-mode step on five
+    channels at 180.87 s, 20 ms before an R peak. The QRS spoilt the step's fit on all but
+    one channel, and the refit on earlier beats was tried only with two step-like channels:
+    no span, and 22–43 µV spikes on two or three channels. One step-like channel now has the
+    spoilt ones refitted too: a common-mode span, and no event there (chain started at 170 s,
+    in 1 s chunks)."""
+    fs, [(events, spans)] = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        498, 170.0, 181.3, (1.0,))
+    assert not [e for e in events if 180.8 <= e.onset / fs <= 180.95]
+    common = [s for s in spans if s.kind == "common_mode" and abs(s.start - 180.867 * fs) < 0.005 * fs]
+    assert common and {1, 4, 5} <= set(common[0].channels), common
+
+
+def test_a_spike_on_a_qrs_is_not_made_a_common_mode_step_by_the_beat_refit() -> None:
+    """Extra tuning seed 264 (PTB s0010, 10 kHz): a 485 µV needle spike on channel 1 at
+    142.51 s, 24 ms before an R peak, is step-like on its channel alone (−232 µV). With one
+    step-like channel enough to refit the QRS-spoilt ones on earlier beats, the QRS's
+    beat-to-beat change refitted as −4 and −5 µV steps on two channels, four channels agreed,
+    and the spike became a common-mode step, blanked and missed (without
+    COMMON_MODE_SPREAD). It is found, and no span is there (chain started at 130 s)."""
+    fs, [(events, spans)] = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        264, 130.0, 142.9, (1.0,))
+    assert [int(e.channel) for e in events if 142.45 <= e.onset / fs <= 142.6] == [1], events
+    assert not [s for s in spans if 142.45 * fs <= s.start <= 142.6 * fs], spans

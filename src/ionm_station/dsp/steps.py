@@ -182,14 +182,23 @@ COMMON_MODE_PAIR_MEMBERS = 4
 #: spikes): it does not dissent, nor is it taken.
 COMMON_MODE_DISSENT = 1
 #: A QRS under a small common-mode step spoils its fit on the channels with a big heart (seed
-#: 313, 189.72 s: 14–34 µV spikes on four channels, two of them step-like): when only
-#: COMMON_MODE_PAIR channels fit, each channel that the step fit leaves over
-#: COMMON_MODE_RESIDUAL × its noise is fitted again as the step (the step-like channels'
-#: templates) plus the same place of two of the last beats (as a pop on a beat, BEAT_REACH_S);
+#: 313, 189.72 s: 14–34 µV spikes on four channels, two of them step-like; seed 498,
+#: 180.87 s: 20–40 µV on five channels 20 ms before R, one step-like, three false spikes):
+#: when fewer than COMMON_MODE_MIN_CHANNELS fit, one or more, each channel that the step fit
+#: leaves over COMMON_MODE_RESIDUAL × its noise is fitted again as the step (the step-like
+#: channels' templates) plus the same place of two of the last beats (as a pop on a beat, BEAT_REACH_S);
 #: where that leaves at most COMMON_MODE_BEAT_RESIDUAL × its noise variance, with the step as
 #: significant as COMMON_MODE_SIGNIFICANCE and the same way, the channel counts as step-like
 #: towards the pair rule (COMMON_MODE_PAIR_MEMBERS agreeing, COMMON_MODE_DISSENT at most).
 COMMON_MODE_BEAT_RESIDUAL = 4.0
+#: … With one step-like channel the refits must bring them to COMMON_MODE_MIN_CHANNELS, each
+#: refitted one stepping at least 1/COMMON_MODE_SPREAD as much: a spike's or a pop's edge on
+#: a QRS is step-like on its channel alone, and a QRS's beat-to-beat change refits as a small
+#: step of either sign (seed 264, 142.51 s: a 485 µV spike at R − 24 ms, step-like at
+#: −232 µV, with refits of −4 and −5 µV and a weak fit the same way, was taken for a
+#: common-mode step and blanked; seed 409, 30.38 s: a 33 µV burst on a QRS, with one refit
+#: and two weak fits; seed 498's refits are 1/8 and 1/1.6 of its step-like channel's).
+COMMON_MODE_SPREAD = 10.0
 #: A common-mode step's edge is also a span on every other channel, this long (s) after the
 #: edge: a channel whose part of the step was too small or too spoilt to fit (10 µV in noise,
 #: on a QRS) still reads its edge as a spike (tune-ptb-10k-b, 11.16 s: 13.5 µV).
@@ -514,11 +523,13 @@ class StepDetector:
             fits, amplitude, template = every["steplike"][j], every["a"][j], every["k"][j]
             n_clean = n_steplike = fits.sum()
             way = np.sign(amplitude[fits])
-            if COMMON_MODE_PAIR <= n_steplike < COMMON_MODE_MIN_CHANNELS \
+            single = n_steplike == 1
+            if 0 < n_steplike < COMMON_MODE_MIN_CHANNELS \
                     and abs(way.sum()) == n_steplike:
                 # (the channels refitted count towards a pair, never towards a common-mode
                 # step of their own: the pair's agreement and dissent rules still hold)
-                fits, amplitude, template = self._beat_members(j, t0, every, way[0])
+                least = abs(amplitude[fits][0]) / COMMON_MODE_SPREAD if single else 0.0
+                fits, amplitude, template = self._beat_members(j, t0, every, way[0], least)
                 n_steplike = fits.sum()
                 way = np.sign(amplitude[fits])
             members = np.union1d(members, np.flatnonzero(fits))
@@ -526,7 +537,8 @@ class StepDetector:
             against = np.setdiff1d(members, agree)
             # a channel whose window holds far more than a step (a QRS) cannot dissent
             dissent = against[every["residual"][j, against] <= COMMON_MODE_RESIDUAL]
-            pair = (n_steplike >= COMMON_MODE_PAIR and abs(way.sum()) == n_steplike
+            pair = (n_steplike >= (COMMON_MODE_MIN_CHANNELS if single else COMMON_MODE_PAIR)
+                    and abs(way.sum()) == n_steplike
                     and len(agree) >= COMMON_MODE_PAIR_MEMBERS
                     and len(dissent) <= COMMON_MODE_DISSENT)
             if n_clean < COMMON_MODE_MIN_CHANNELS and pair:
@@ -552,13 +564,13 @@ class StepDetector:
                 self.stepped.append(span)
         return spans
 
-    def _beat_members(self, j: int, t0: int, every: dict[str, np.ndarray],
-                      way: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _beat_members(self, j: int, t0: int, every: dict[str, np.ndarray], way: float,
+                      least: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Candidate ``j`` of ``every`` (see :meth:`_best`, channels along the second axis),
         whose step-like channels step ``way`` (±1) at edge ``t0``, with each channel whose
         window a heartbeat spoilt refitted on earlier beats (:meth:`_beat_step`, the
         step-like channels' templates): step-like channels, amplitudes (µV) and template
-        indices, those refitted that step ``way`` counted in."""
+        indices, those refitted that step ``way`` by at least ``least`` µV counted in."""
         fits, amplitude, template = (every[key][j].copy() for key in ("steplike", "a", "k"))
         templates = np.unique(every["k"][j, fits])
         with np.errstate(invalid="ignore"):
@@ -566,7 +578,7 @@ class StepDetector:
                                     & (every["residual"][j] > COMMON_MODE_RESIDUAL))
         for ch in spoilt.tolist():
             refit = self._beat_step(ch, t0, templates, float(every["sigma"][j, ch]))
-            if refit is not None and np.sign(refit[0]) == way:
+            if refit is not None and np.sign(refit[0]) == way and abs(refit[0]) >= least:
                 fits[ch] = True
                 amplitude[ch], template[ch] = refit
         return fits, amplitude, template
