@@ -186,10 +186,11 @@ COMMON_MODE_DISSENT = 1
 #: 180.87 s: 20–40 µV on five channels 20 ms before R, one step-like, three false spikes):
 #: when fewer than COMMON_MODE_MIN_CHANNELS fit, one or more, each channel that the step fit
 #: leaves over COMMON_MODE_RESIDUAL × its noise is fitted again as the step (the step-like
-#: channels' templates) plus the same place of two of the last beats (as a pop on a beat, BEAT_REACH_S);
-#: where that leaves at most COMMON_MODE_BEAT_RESIDUAL × its noise variance, with the step as
-#: significant as COMMON_MODE_SIGNIFICANCE and the same way, the channel counts as step-like
-#: towards the pair rule (COMMON_MODE_PAIR_MEMBERS agreeing, COMMON_MODE_DISSENT at most).
+#: channels' templates) plus the same place of two of the last beats (as a pop on a beat,
+#: BEAT_REACH_S); where that leaves at most COMMON_MODE_BEAT_RESIDUAL × its noise variance,
+#: with the step as significant as COMMON_MODE_SIGNIFICANCE and the same way, the channel
+#: counts as step-like towards the pair rule (COMMON_MODE_PAIR_MEMBERS agreeing,
+#: COMMON_MODE_DISSENT at most).
 COMMON_MODE_BEAT_RESIDUAL = 4.0
 #: … With one step-like channel the refits must bring them to COMMON_MODE_MIN_CHANNELS, each
 #: refitted one stepping at least 1/COMMON_MODE_SPREAD as much: a spike's or a pop's edge on
