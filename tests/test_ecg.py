@@ -977,7 +977,9 @@ def test_gate_spills_before_the_qrs_not_after_it() -> None:
     clean = np.ones((2, n_blocks), dtype=bool)
     emg = np.zeros((2, n_blocks), dtype=bool)
     fid = 10_000
-    stage._gate(fid, np.zeros(2, dtype=np.int64), residual, np.ones(2), judged, clean, emg, 0)
+    no_lead = np.zeros(2, dtype=bool)
+    stage._gate(fid, np.zeros(2, dtype=np.int64), residual, np.ones(2), judged, clean, emg,
+                no_lead, 0)
     start = fid - stage._pre
     covered = np.zeros(n_blocks * bl, dtype=bool)
     for a, b, channels in stage._blank:
@@ -989,8 +991,29 @@ def test_gate_spills_before_the_qrs_not_after_it() -> None:
     # a blank that goes on over it) and the first blank beginning past it
     for after, expected in ((0, (0, 2 * bl)), (3 * bl + 1, (8 * bl, -1)), (8 * bl, (8 * bl, -1))):
         gap, then = stage._gate(fid, np.zeros(2, dtype=np.int64), residual, np.ones(2), judged,
-                                clean, emg, after)
+                                clean, emg, no_lead, after)
         assert (gap.tolist(), then.tolist()) == ([expected[0]] * 2, [expected[1]] * 2), after
+
+
+def test_gate_keeps_the_core_s_first_block_open_after_emg_just_before_it() -> None:
+    """A misfit read as activity in the core's first three blocks, judged in the second: the
+    gate blanks all three — unless the block just before the core holds EMG (``lead``), whose
+    MUAP may reach into the first block: that one stays open (extra tuning seed 439)."""
+    fs = 5000.0
+    bl = EcgCanceller(1, fs)._block
+    residual = np.zeros((1, 8 * bl))
+    residual[:, :3 * bl] = 40.0 * np.sin(np.arange(3 * bl) * 2 * np.pi * 100 / fs)
+    judged = np.zeros((1, 8), dtype=bool)
+    judged[:, 1] = True
+    clean, emg = np.ones((1, 8), dtype=bool), np.zeros((1, 8), dtype=bool)
+    fid = 10_000
+    for lead, first_blanked in ((False, 0), (True, bl)):
+        stage = EcgCanceller(1, fs)
+        stage.settled_at = 0
+        stage._gate(fid, np.zeros(1, dtype=np.int64), residual, np.ones(1), judged, clean, emg,
+                    np.array([lead]), 0)
+        assert [(a - (fid - stage._pre), b - (fid - stage._pre)) for a, b, _ in stage._blank] \
+            == [(first_blanked, 3 * bl)], lead
 
 
 def test_gate_says_where_the_gap_after_a_blank_is_and_where_its_next_blank_begins() -> None:
@@ -1010,7 +1033,7 @@ def test_gate_says_where_the_gap_after_a_blank_is_and_where_its_next_blank_begin
 
     def gate(after: int) -> tuple[int, int]:
         gap, then = stage._gate(fid, np.zeros(1, dtype=np.int64), residual, np.ones(1), judged,
-                                clean, emg, after)
+                                clean, emg, np.zeros(1, dtype=bool), after)
         return int(gap[0]), int(then[0])
 
     gate(0)
