@@ -34,7 +34,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   of it out of detection), and left in place it read as EMG on every channel with ECG
   (tune-mitdb-5k at 178.7 s: 14–170 µV on 6 channels; P waves, T waves and other candidates
   there scored ≤ 0.7, beats ≥ 0.95). A candidate of that shape whose QRS lies before the
-  accepted beats' ±15 ms lag search, under the threshold or not, is accepted where it lies. The
+  accepted beats' ±15 ms lag search, under the threshold or not, is accepted where it lies;
+  one whose QRS lies up to :data:`CONFIRM_LATE_S` after that search, that much later. The
   candidates of the first 2 s are judged once it is over: they are reported and learnt from
   but not subtracted (already output); the candidate that ends it is judged on time and,
   if a beat, subtracted with the running mean of the beats before it. Without a candidate
@@ -122,7 +123,7 @@ channels whose ECG is that small.
 
 Streaming: input is cut internally into 10 ms blocks aligned to absolute sample indices, and
 every decision happens at a fixed absolute position, so any chunking gives the same output.
-The output lags the input by :attr:`EcgCanceller.delay` samples (319 ms at any rate from
+The output lags the input by :attr:`EcgCanceller.delay` samples (329 ms at any rate from
 1 kHz): a beat is judged once its core has arrived.
 Memory is bounded whatever the length of the case: the input is held for about one template
 window behind the output (for the first candidates up to ~2.3 s), missed candidates for
@@ -355,6 +356,13 @@ CONFIRM_REACH_S = 0.090
 #: converged): a beat 1.5 s after the threshold was learnt, its fiducial moved by a B-train on
 #: the channel with the biggest QRS, was left whole on five channels (143 µV; tuning seed 228).
 CONFIRM_MIN_BEATS = 3
+#: … and for up to this long (s) after the fiducial beyond COARSE_LAG_S: with EMG holding the
+#: channels with most of the heart out of detection, the others' earlier lobes can put the
+#: fiducial ~45 ms after R instead of ~30 ms too (extra tuning seed 552, 129.76 s: EMG on four
+#: channels, the best alignment 17–19 ms after the fiducial, just past the search; the beat,
+#: under the threshold, was found only by search-back and left whole on four channels, 150 µV
+#: on one). Such a beat is accepted that much later; the stage's delay grows by this reach.
+CONFIRM_LATE_S = 0.010
 #: Per-beat fit limits: gain, shift beyond the integer lag (s) and QRS stretch (fraction).
 GAIN_RANGE = (0.5, 1.5)
 SHIFT_MAX_S = 0.001
@@ -560,15 +568,18 @@ class EcgCanceller:
         self._fine = max(round(FINE_LAG_S * fs), (dec + 1) // 2)
         self._lag_max = self._coarse + self._fine
         self._confirm_early = dec * max(0, round((CONFIRM_REACH_S - COARSE_LAG_S) * fs / dec))
+        self._confirm_late = dec * max(0, round(CONFIRM_LATE_S * fs / dec))
         self._pre = round(pre_s * fs)
         self._post = round(post_s * fs)
         self._window = self._pre + self._post
         self._centroid = max(1, round(CENTROID_SPAN_S * fs / dec))  # decimated
-        # a beat is judged once its core (to CORE_POST_S after the fiducial, lag search
-        # included) has arrived, and never before the candidate's own look-ahead
+        # a beat is judged once its core (to CORE_POST_S after the fiducial, lag search and
+        # the shape search's late reach included) has arrived, and never before the
+        # candidate's own look-ahead
         self._core_post = round(CORE_POST_S * fs)
         self._look = max((self._peak_half + self._smooth + 1) * dec,   # decision lag after a peak
-                         self._centroid * dec + self._core_post + self._lag_max + 1)
+                         self._centroid * dec + self._core_post + self._lag_max + 1
+                         + self._confirm_late)
         if self._pre <= 0 or self._post <= self._look:
             raise ValueError("template window too short for the detection look-ahead")
         self._core = self._pre + self._core_post
@@ -1581,6 +1592,12 @@ class EcgCanceller:
                 return  # (the last beat's own QRS)
             if self._artifact_between(fid + shift - self._pre, fid + self._core_post):
                 shift = 0
+        elif lag is not None and lag > self._coarse:
+            # one whose QRS lies after it (CONFIRM_LATE_S): moved on by that reach, which the
+            # decision's look-ahead holds (_accept's own search covers the rest)
+            shift = self._confirm_late
+            if self._artifact_between(fid - self._pre, fid + shift + self._core_post):
+                shift = 0
         if peak >= threshold and fid >= self._first_scale:
             # (before the first scale update the scale, from one block, makes peaks read large;
             # a beat known by its shape alone leaves the levels alone)
@@ -1605,32 +1622,34 @@ class EcgCanceller:
         to the dominant class's templates of CONFIRM_MIN_BEATS beats or more (joint lag from
         CONFIRM_REACH_S before the fiducial to COARSE_LAG_S after it) has a similarity of at
         least CONFIRM_SIMILARITY, on all live channels or else on those without EMG or cautery
-        in the window.
+        in the window (to CONFIRM_LATE_S further after it).
         Returns that joint lag (samples), None when it is not. A candidate under the threshold
         that is one is a beat all the same (its detection energy can fall short while the QRS
         does not: the scale right after cautery holds its recovery, a beat's axis turns with
         breathing, EMG holds the channels that carry most of it out of detection; left in place
         such a beat reads as EMG on every channel with ECG); one whose QRS lies before the lag
-        search of :meth:`_accept` is accepted where it lies."""
+        search of :meth:`_accept` is accepted where it lies, one whose QRS lies after it up to
+        CONFIRM_LATE_S later."""
         k = self._primary()
-        early = self._confirm_early
+        early, late = self._confirm_early, self._confirm_late
         lo = fid - self._pre - self._lag_max - early
-        flags = self._flags_between(lo, fid + self._core_post + self._lag_max)
+        flags = self._flags_between(lo, fid + self._core_post + self._lag_max + late)
         started = ((self._count[k] >= min(CONFIRM_MIN_BEATS, self.bootstrap_beats))
                    & ((flags & _DEAD) == 0))
         if not started.any():
             return None
-        seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + self._lag_max + 1).T)
+        seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + self._lag_max + late
+                                           + 1).T)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
         _, lag, similarity = self._align(seg, self._template[k], started, sigma, unvoted=0.0,
-                                         early=early)
+                                         early=early, late=late)
         calm = started & ((flags & _WILD) == 0)
         if similarity < CONFIRM_SIMILARITY and calm.any() and not calm.all():
             # the channels without EMG or cautery in the window on their own: EMG on the
             # channels with most of the heart both drops the detection energy and spoils
             # their correlation, whose vote outweighs the others'
             _, lag, similarity = self._align(seg, self._template[k], calm, sigma, unvoted=0.0,
-                                             early=early)
+                                             early=early, late=late)
         return lag if similarity >= CONFIRM_SIMILARITY else None
 
     def _learn_threshold(self, fid: int, peak: float) -> None:
@@ -1913,11 +1932,11 @@ class EcgCanceller:
         return k
 
     def _align(self, seg: np.ndarray, template: np.ndarray, started: np.ndarray,
-               sigma: np.ndarray, unvoted: float = 1.0, early: int = 0
+               sigma: np.ndarray, unvoted: float = 1.0, early: int = 0, late: int = 0
                ) -> tuple[np.ndarray, int, float]:
         """Lags of a beat against one class's templates: the joint lag (±COARSE_LAG_S on the
         1 ms grid, reaching ``early`` samples further back — ``seg`` then starts that much
-        earlier —, channels weighted by 1/σ² — a matched filter across channels), then per
+        earlier — and ``late`` samples further on — ``seg`` then ends that much later —, channels weighted by 1/σ² — a matched filter across channels), then per
         channel the correlation's maximum within ±FINE_LAG_S of it, refined by a parabola.
         Returns per-channel lags (samples), the joint lag and the similarity (median over the
         channels whose template stands out of the noise of the normalised correlation, weighted
@@ -1926,9 +1945,9 @@ class EcgCanceller:
         tmpl = template[:, :core]
         weights = np.where(started, 1.0 / sigma ** 2, 0.0)
         # correlation per channel on the decimated lag grid: lag = m·dec − lc − early
-        coarse_seg = seg[:, lf:lf + early + 2 * lc + core][:, ::dec]
+        coarse_seg = seg[:, lf:lf + early + 2 * lc + late + core][:, ::dec]
         tmpl_dec = tmpl[:, ::dec]
-        n_lags = (early + 2 * lc) // dec + 1
+        n_lags = (early + 2 * lc + late) // dec + 1
         views = sliding_window_view(coarse_seg, tmpl_dec.shape[1], axis=1)[:, :n_lags]
         score = np.einsum("clt,ct->cl", views, tmpl_dec)
         best = int(np.argmax(weights @ score))
