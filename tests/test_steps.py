@@ -371,7 +371,8 @@ def test_a_common_mode_step_on_a_qrs_is_found_with_the_beats_before_it() -> None
 
 @pytest.mark.parametrize("seed, at_s, channel, pop", [
     (217, 94.7298, 7, True), (252, 15.8974, 1, True), (251, 172.2983, 7, True),
-    (264, 142.505, 1, False), (336, 11.4856, 7, True), (353, 114.6215, 1, True)])
+    (264, 142.505, 1, False), (336, 11.4856, 7, True), (353, 114.6215, 1, True),
+    (589, 34.8418, 0, True), (667, 18.5944, 0, True)])
 def test_pops_and_a_spike_of_real_cases(seed: int, at_s: float, channel: int,
                                         pop: bool) -> None:
     """Extra tuning seeds of the real-ECG cases. 217 (MIT-BIH 100, 5 kHz) and 252 (PTB s0010,
@@ -384,7 +385,10 @@ def test_pops_and_a_spike_of_real_cases(seed: int, at_s: float, channel: int,
     stretch before it, which the looser rule took for a pop (missed): no pop. 336 and 353
     (PTB): 364 and 192 µV pops at R + 149 and + 34 ms, best fitted with τ 20 ms (0.995, 0.992)
     and reported as spikes at alarm level; a slow step still explains 0.992 and 0.985 of the
-    window (POP_SLOW_FIT): pops."""
+    window (POP_SLOW_FIT): pops. 589 and 667 (MIT-BIH 100): 118 and 149 µV pops on R peaks
+    that varied from beat to beat: over two earlier beats 115 and 98 µV (the second under
+    BEAT_POP_MIN_UV, now only under BEAT_AGREE × the first), and explaining 0.841–0.842 (under
+    the former BEAT_FIT, 0.85); each was a spike at alarm level (183 and 213 µV)."""
     x, fs, a, beats = real_case_stream(seed, at_s - 6.0, at_s + 1.0)
     spans = [s for s in run(x, fs=fs, start=a, beats=beats)
              if s.kind == "pop" and abs(s.start - at_s * fs) < (0.005 if pop else 0.02) * fs]

@@ -133,8 +133,14 @@ BEAT_BEFORE_S = 0.1
 #: B-trains and MUAPs on the nine tuning cases at most 0.71 and 0.44), the step is at least
 #: BEAT_POP_MIN_UV with POP_SIGNIFICANCE and τ ≥ BEAT_POP_MIN_TAU_S (s; a positive sharp wave
 #: is smaller and turns faster), and the earlier beat enters at a heartbeat's scale,
-#: BEAT_SCALE.
-BEAT_FIT = 0.85
+#: BEAT_SCALE. On the second beat the step must be the same: its sign, and at least
+#: BEAT_AGREE × the first fit's size instead of BEAT_POP_MIN_UV (MIT-BIH 100's beats vary:
+#: extra tuning seed 589, 34.84 s, a pop on an R peak fitted 115 µV on one beat and 98 µV,
+#: explaining 0.994, on the other; reported as a 183 µV spike at alarm level). BEAT_FIT was
+#: 0.85: seed 667's pop on an R peak, 18.59 s, explained 0.841–0.842 over its two latest
+#: beats (a 213 µV spike at alarm level).
+BEAT_FIT = 0.8
+BEAT_AGREE = 0.7
 BEAT_STEP_SHARE = 0.6
 #: A slow step (τ ≥ POP_MIN_TAU_S, ≥ QUIET_MIN_UV, POP_SIGNIFICANCE) that explains
 #: QUIET_FIT of PRE_S + QUIET_AFTER_S around its edge after a quiet stretch — the
@@ -610,8 +616,8 @@ class StepDetector:
         quiet = self._quiet_fit(ch, t0, sigma)
         if quiet is not None:
             return quiet
-        return self._over_beats(w, ch, t0, self._slow,
-                                lambda stretch, k: self._beat_fit(w, stretch, k, sigma, null))
+        return self._over_beats(w, ch, t0, self._slow, lambda stretch, k, first: self._beat_fit(
+            w, stretch, k, sigma, null, first))
 
     def _beat_window(self, ch: int, t0: int) -> np.ndarray | None:
         """Channel ``ch`` from BEAT_BEFORE_S + PRE_S before edge ``t0`` to the long fit's end
@@ -621,10 +627,11 @@ class StepDetector:
         return w if np.isfinite(w).all() else None
 
     def _over_beats(self, w: np.ndarray, ch: int, t0: int, templates: np.ndarray,
-                    accept: Callable[[np.ndarray, int], _T | None]) -> _T | None:
+                    accept: Callable[[np.ndarray, int, _T | None], _T | None]) -> _T | None:
         """Window ``w`` of channel ``ch`` (from BEAT_BEFORE_S + PRE_S before edge ``t0``) on
-        the last beats known (BEAT_REACH_S): the first ``accept(stretch, template index)``
-        that is not None for the same place of two of them, else None."""
+        the last beats known (BEAT_REACH_S): the first ``accept(stretch, template index,
+        None)`` that is not None for one of them and ``accept(stretch, template index, that
+        result)`` for the same place of an earlier one, else None."""
         lead = len(w) - self._fit
         known = [b for b in self._beats
                  if b + self._beat_reach + len(w) <= t0 - self._beat_near]
@@ -636,14 +643,15 @@ class StepDetector:
             first = anchor - self._beat_reach - lead
             k, offset, stretch = self._best_stretch(w, ch, first, 2 * self._beat_reach,
                                                     templates)
-            if stretch is None or accept(stretch, k) is None:
+            first_fit = None if stretch is None else accept(stretch, k, None)
+            if first_fit is None:
                 continue
             # … and the same place in an earlier one (± BEAT_JITTER_S: R peaks' own jitter)
             for other in beats[i + 1:]:
                 at = other + first + offset - anchor - self._beat_jitter
                 _, _, again = self._best_stretch(w, ch, at, 2 * self._beat_jitter,
                                                  np.array([k]))
-                fit = None if again is None else accept(again, k)
+                fit = None if again is None else accept(again, k, first_fit)
                 if fit is not None:
                     return fit
         return None
@@ -728,13 +736,16 @@ class StepDetector:
         return rss, rss_beat, float(coef[2]), unit, float(coef[3])
 
     def _beat_fit(self, w: np.ndarray, stretch: np.ndarray, k: int, sigma: float,
-                  null: float) -> tuple[float, int] | None:
+                  null: float, first: tuple[float, int] | None) -> tuple[float, int] | None:
         """The step's amplitude (µV) and ``k`` if :meth:`_beat_terms` make a pop (see
         BEAT_FIT), else None. ``sigma``: the noise (µV); ``null``: what the background alone
-        leaves (µV²·samples)."""
+        leaves (µV²·samples); ``first``: the same step fitted on a later beat (its amplitude
+        and template), which this one must confirm (BEAT_AGREE), or None."""
         rss, rss_beat, amplitude, unit, scale = self._beat_terms(w, stretch, k)
+        least = BEAT_POP_MIN_UV if first is None else BEAT_AGREE * abs(first[0])
         if (rss <= (1.0 - BEAT_FIT) * null and rss <= (1.0 - BEAT_STEP_SHARE) * rss_beat
-                and abs(amplitude) >= BEAT_POP_MIN_UV
+                and abs(amplitude) >= least
+                and (first is None or np.sign(amplitude) == np.sign(first[0]))
                 and abs(amplitude) >= POP_SIGNIFICANCE * unit * sigma
                 and BEAT_SCALE[0] <= scale <= BEAT_SCALE[1]):
             return amplitude, k
@@ -750,7 +761,7 @@ class StepDetector:
         if w is None or not np.isfinite(sigma):
             return None
 
-        def accept(stretch: np.ndarray, k: int) -> tuple[float, int] | None:
+        def accept(stretch: np.ndarray, k: int, _: object) -> tuple[float, int] | None:
             rss, _, amplitude, unit, scale = self._beat_terms(w, stretch, k)
             fits = (rss <= COMMON_MODE_BEAT_RESIDUAL * len(w) * sigma * sigma
                     and abs(amplitude) >= COMMON_MODE_SIGNIFICANCE * unit * sigma
