@@ -1385,12 +1385,12 @@ class EcgCanceller:
 
     def _gate_from(self, t: int) -> int:
         """The first row a P-wave gate may blank once the input up to ``t`` has arrived: the
-        first one not output yet, were the delay not longer by CONFIRM_REACH_S's extension.
-        (Rows up to that extension earlier made the gate reach ~R − 230 ms, and the blank of a
-        beat whose QRS was blanked too grew past BRIDGE_BLANK_MAX_S: the detector then takes
-        what rises right after it for an artifact's tail — an 82 µV spike at R + 111 ms was
-        lost, tune-mitdb-10k 146.55 s.)"""
-        return self._first_unsent(t) + self._confirm_early
+        first one not output yet, were the delay not longer by CONFIRM_REACH_S's and
+        CONFIRM_LATE_S's extensions. (Rows up to the first extension earlier made the gate
+        reach ~R − 230 ms, and the blank of a beat whose QRS was blanked too grew past
+        BRIDGE_BLANK_MAX_S: the detector then takes what rises right after it for an
+        artifact's tail — an 82 µV spike at R + 111 ms was lost, tune-mitdb-10k 146.55 s.)"""
+        return self._first_unsent(t) + self._confirm_early + self._confirm_late
 
     def _first_unsent(self, t: int) -> int:
         """The first row (absolute index, or relative to a common origin) sure not to be
