@@ -1622,7 +1622,9 @@ class EcgCanceller:
         to the dominant class's templates of CONFIRM_MIN_BEATS beats or more (joint lag from
         CONFIRM_REACH_S before the fiducial to COARSE_LAG_S after it) has a similarity of at
         least CONFIRM_SIMILARITY, on all live channels or else on those without EMG or cautery
-        in the window (to CONFIRM_LATE_S further after it).
+        in the window; failing both, the same to CONFIRM_LATE_S further after it (searched
+        there from the start, it moved beats the shorter search confirmed: their window's
+        blocks moved with them, and a 30 µV burst on a QRS was lost, extra tuning seed 372).
         Returns that joint lag (samples), None when it is not. A candidate under the threshold
         that is one is a beat all the same (its detection energy can fall short while the QRS
         does not: the scale right after cautery holds its recovery, a beat's axis turns with
@@ -1633,24 +1635,27 @@ class EcgCanceller:
         k = self._primary()
         early, late = self._confirm_early, self._confirm_late
         lo = fid - self._pre - self._lag_max - early
-        flags = self._flags_between(lo, fid + self._core_post + self._lag_max + late)
-        started = ((self._count[k] >= min(CONFIRM_MIN_BEATS, self.bootstrap_beats))
-                   & ((flags & _DEAD) == 0))
-        if not started.any():
-            return None
         seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + self._lag_max + late
                                            + 1).T)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
-        _, lag, similarity = self._align(seg, self._template[k], started, sigma, unvoted=0.0,
-                                         early=early, late=late)
-        calm = started & ((flags & _WILD) == 0)
-        if similarity < CONFIRM_SIMILARITY and calm.any() and not calm.all():
-            # the channels without EMG or cautery in the window on their own: EMG on the
-            # channels with most of the heart both drops the detection energy and spoils
-            # their correlation, whose vote outweighs the others'
-            _, lag, similarity = self._align(seg, self._template[k], calm, sigma, unvoted=0.0,
-                                             early=early, late=late)
-        return lag if similarity >= CONFIRM_SIMILARITY else None
+        for reach in (0, late) if late else (0,):  # the late reach only where none is found
+            flags = self._flags_between(lo, fid + self._core_post + self._lag_max + reach)
+            started = ((self._count[k] >= min(CONFIRM_MIN_BEATS, self.bootstrap_beats))
+                       & ((flags & _DEAD) == 0))
+            if not started.any():
+                return None
+            _, lag, similarity = self._align(seg, self._template[k], started, sigma,
+                                             unvoted=0.0, early=early, late=reach)
+            calm = started & ((flags & _WILD) == 0)
+            if similarity < CONFIRM_SIMILARITY and calm.any() and not calm.all():
+                # the channels without EMG or cautery in the window on their own: EMG on the
+                # channels with most of the heart both drops the detection energy and spoils
+                # their correlation, whose vote outweighs the others'
+                _, lag, similarity = self._align(seg, self._template[k], calm, sigma,
+                                                 unvoted=0.0, early=early, late=reach)
+            if similarity >= CONFIRM_SIMILARITY:
+                return lag
+        return None
 
     def _learn_threshold(self, fid: int, peak: float) -> None:
         """Collect candidates for LEARN_S from the first one; the first candidate after that
