@@ -35,7 +35,8 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   (tune-mitdb-5k at 178.7 s: 14–170 µV on 6 channels; P waves, T waves and other candidates
   there scored ≤ 0.7, beats ≥ 0.95). A candidate of that shape whose QRS lies before the
   accepted beats' ±15 ms lag search, under the threshold or not, is accepted where it lies;
-  one whose QRS lies up to :data:`CONFIRM_LATE_S` after that search, that much later. The
+  one found by none of these searches whose QRS lies up to :data:`CONFIRM_LATE_S` after
+  that search, that much later. The
   candidates of the first 2 s are judged once it is over: they are reported and learnt from
   but not subtracted (already output); the candidate that ends it is judged on time and,
   if a beat, subtracted with the running mean of the beats before it. Without a candidate
@@ -361,7 +362,8 @@ CONFIRM_MIN_BEATS = 3
 #: fiducial ~45 ms after R instead of ~30 ms too (extra tuning seed 552, 129.76 s: EMG on four
 #: channels, the best alignment 17–19 ms after the fiducial, just past the search; the beat,
 #: under the threshold, was found only by search-back and left whole on four channels, 150 µV
-#: on one). Such a beat is accepted that much later; the stage's delay grows by this reach.
+#: on one). Searched only where the usual reach confirms nothing; such a beat is accepted
+#: that much later, and the stage's delay grows by this reach.
 CONFIRM_LATE_S = 0.010
 #: Per-beat fit limits: gain, shift beyond the integer lag (s) and QRS stretch (fraction).
 GAIN_RANGE = (0.5, 1.5)
@@ -1941,7 +1943,8 @@ class EcgCanceller:
                ) -> tuple[np.ndarray, int, float]:
         """Lags of a beat against one class's templates: the joint lag (±COARSE_LAG_S on the
         1 ms grid, reaching ``early`` samples further back — ``seg`` then starts that much
-        earlier — and ``late`` samples further on — ``seg`` then ends that much later —, channels weighted by 1/σ² — a matched filter across channels), then per
+        earlier — and ``late`` samples further on — ``seg`` then ends that much later —,
+        channels weighted by 1/σ² — a matched filter across channels), then per
         channel the correlation's maximum within ±FINE_LAG_S of it, refined by a parabola.
         Returns per-channel lags (samples), the joint lag and the similarity (median over the
         channels whose template stands out of the noise of the normalised correlation, weighted
