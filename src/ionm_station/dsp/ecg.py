@@ -436,7 +436,13 @@ GATE_HIGHPASS_HZ = 40.0
 GATE_ENVELOPE_S = 0.002
 #: Correction across channels: the residuals' covariance (noise-whitened) is averaged over
 #: SPATIAL_BEATS clean beats and used from SPATIAL_MIN_BEATS on, with at least
-#: SPATIAL_MIN_CHANNELS clean channels in the beat.
+#: SPATIAL_MIN_CHANNELS clean channels in the beat. The whitening scale is each channel's
+#: >200 Hz σ averaged (geometrically) over the same beats, not the beat's own σ: that one
+#: follows the last 2 s, and an A-train's or a burst's high frequencies tripled it on their
+#: channel (2 → 6 µV) for a second or two after it, which tripled the correction predicted
+#: there in µV — a heartbeat's misfit does not grow with the noise (extra tuning seeds 600,
+#: 183.80 s, and 888, 105.89 s: 49 and 60 µV "bursts" over a whole QRS on a channel with
+#: 340–370 µV of ECG). The residual gate judges loudness against the lower of the two σ.
 SPATIAL_BEATS = 32
 SPATIAL_MIN_BEATS = 8
 SPATIAL_MIN_CHANNELS = 3
@@ -731,6 +737,8 @@ class EcgCanceller:
         self._boot: dict[int, np.ndarray] = {}  # per class: its first beats (beats, c, window)
         self._cov = np.zeros((c, c))
         self._cov_beats = np.zeros((c, c), dtype=np.int64)
+        self._cov_sigma = np.zeros(c)  # whitening scale (µV) and beats behind it
+        self._cov_sigma_beats = np.zeros(c, dtype=np.int64)
 
     def process(self, x: np.ndarray, railed: np.ndarray | None = None) -> np.ndarray:
         """Clean the next chunk (n, n_channels) µV; returns (n, n_channels) float64 µV, delayed
@@ -1840,8 +1848,12 @@ class EcgCanceller:
         # the block just before each channel's core: EMG there straddles the core's edge
         ahead = np.nan_to_num(self._x.window(lo - self._block, lo + 2 * lag_max).T)
         lead = sliding_window_view(ahead, self._block, axis=1)[np.arange(c), lag_max + lags]
-        gap, gate_from = self._gate(fid, lags, residual, sigma,
-                                    clean & self._loud(ecg, sigma, GATE_ECG_SIGMA), clean,
+        # loud against the channel's steady σ where the beat's reads higher (an A-train's
+        # high frequencies in the last 2 s: extra tuning seed 600, 183.80 s, a 35 µV misfit
+        # over the QRS left open under a tripled σ)
+        steady = np.where(self._cov_sigma_beats > 0, np.minimum(sigma, self._cov_sigma), sigma)
+        gap, gate_from = self._gate(fid, lags, residual, steady,
+                                    clean & self._loud(ecg, steady, GATE_ECG_SIGMA), clean,
                                     emg_blocks, self._emg(lead, lead, sigma)[:, 0] & live, into)
         dead = np.setdiff1d(self._ecg_channels(), np.flatnonzero(live))
         if len(dead) and not self._late:  # flat or railed in the window: QRS left in place
@@ -2148,10 +2160,16 @@ class EcgCanceller:
         typical residual of their beat's class, but a class can have none yet, or have formed
         around an A-train: extra tuning seeds 457, 221.66 s, and 497, 170.05 s — an A-train
         on one channel projected onto three or four others as 40–221 µV spikes.) Returns the
-        prediction (µV, tapered at the core edges; zero where none is made); ``learn_from``
-        adds this beat to the covariance."""
+        prediction (µV, tapered at the core edges; zero where none is made), scaled down on
+        each channel to what that channel's own residual bears out (its least-squares gain on
+        the prediction, at most 1): a channel whose residual holds less of the predicted
+        misfit gets less of it (extra tuning seed 535, 140.06 and 140.94 s: a 44 µV A-train
+        on one channel, under both outlier tests, was projected onto the channel with 538 µV
+        of heart as 34 and 64 µV spikes at R − 49 ms where its residual held none).
+        ``learn_from`` adds this beat to the covariance."""
         est = np.zeros_like(residual)
-        white = residual / sigma[:, None]
+        scale = np.where(self._cov_sigma_beats > 0, self._cov_sigma, sigma)
+        white = residual / scale[:, None]
         learnt = np.diag(self._cov_beats) >= SPATIAL_MIN_BEATS
         outlying = learnt & (np.mean(white ** 2, axis=1)
                              > SPATIAL_OUTLIER_RATIO ** 2 * np.diag(self._cov))
@@ -2162,6 +2180,10 @@ class EcgCanceller:
             rate = 1.0 / np.minimum(n + 1, SPATIAL_BEATS)
             self._cov[pair] += rate * (white[s] @ white[s].T / white.shape[1] - self._cov[pair])
             self._cov_beats[pair] = n + 1
+            n = self._cov_sigma_beats[s]
+            self._cov_sigma[s] = scale[s] * (sigma[s] / scale[s]) ** (
+                1.0 / np.minimum(n + 1, SPATIAL_BEATS))
+            self._cov_sigma_beats[s] = n + 1
         if len(s) < SPATIAL_MIN_CHANNELS or self._cov_beats[np.ix_(s, s)].min() < SPATIAL_MIN_BEATS:
             return est
         o = np.flatnonzero(correct & (self._cov_beats[:, s].min(axis=1) >= SPATIAL_MIN_BEATS))
@@ -2177,7 +2199,10 @@ class EcgCanceller:
         others = np.setdiff1d(o, s)  # a channel with EMG: from all observed ones
         if len(others):
             pred[others] = self._cov[np.ix_(others, s)] @ weighted
-        est[o] = pred[o] * sigma[o, None] * self._core_taper
+        est[o] = pred[o] * scale[o, None] * self._core_taper
+        power = np.einsum("ij,ij->i", est, est)
+        bears = np.einsum("ij,ij->i", est, residual)
+        est *= np.clip(bears / np.maximum(power, SCALE_FLOOR_UV ** 2), 0.0, 1.0)[:, None]
         return est
 
     def _loud(self, x: np.ndarray, sigma: np.ndarray, ratio: float) -> np.ndarray:
