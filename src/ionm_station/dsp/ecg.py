@@ -1851,7 +1851,7 @@ class EcgCanceller:
         # loud against the channel's steady σ where the beat's reads higher (an A-train's
         # high frequencies in the last 2 s: extra tuning seed 600, 183.80 s, a 35 µV misfit
         # over the QRS left open under a tripled σ)
-        steady = np.where(self._cov_sigma_beats > 0, np.minimum(sigma, self._cov_sigma), sigma)
+        steady = np.minimum(sigma, self._steady_sigma(sigma))
         gap, gate_from = self._gate(fid, lags, residual, steady,
                                     clean & self._loud(ecg, steady, GATE_ECG_SIGMA), clean,
                                     emg_blocks, self._emg(lead, lead, sigma)[:, 0] & live, into)
@@ -2168,7 +2168,7 @@ class EcgCanceller:
         of heart as 34 and 64 µV spikes at R − 49 ms where its residual held none).
         ``learn_from`` adds this beat to the covariance."""
         est = np.zeros_like(residual)
-        scale = np.where(self._cov_sigma_beats > 0, self._cov_sigma, sigma)
+        scale = self._steady_sigma(sigma)
         white = residual / scale[:, None]
         learnt = np.diag(self._cov_beats) >= SPATIAL_MIN_BEATS
         outlying = learnt & (np.mean(white ** 2, axis=1)
@@ -2204,6 +2204,11 @@ class EcgCanceller:
         bears = np.einsum("ij,ij->i", est, residual)
         est *= np.clip(bears / np.maximum(power, SCALE_FLOOR_UV ** 2), 0.0, 1.0)[:, None]
         return est
+
+    def _steady_sigma(self, sigma: np.ndarray) -> np.ndarray:
+        """Each channel's >200 Hz σ (µV) averaged over the beats the correction across
+        channels has learnt from (see SPATIAL_BEATS); the beat's ``sigma`` where none is yet."""
+        return np.where(self._cov_sigma_beats > 0, self._cov_sigma, sigma)
 
     def _loud(self, x: np.ndarray, sigma: np.ndarray, ratio: float) -> np.ndarray:
         """Per channel and block of the core: ``x`` (channels × core µV) through the event
