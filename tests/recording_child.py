@@ -1,6 +1,7 @@
 """Child process for the SIGKILL test: a real-time simulated session recorded to argv[1].
 
-Prints ``start <monotonic s>`` once acquisition starts, then ``progress <acquired samples>
+Prints ``start <monotonic s>`` once recording has started — the time taken before the source
+opened, so no sample was acquired before it —, then ``progress <acquired samples>
 <samples in file> <monotonic s>`` every 50 ms, until killed.
 """
 
@@ -23,9 +24,10 @@ def main(path: str) -> None:
     recorder = Recorder(session.raw, session.events, session.info, montage, path,
                         case=CaseMetadata("KILL-1", "kill test", "pytest", "2025-01-01T08:00:00"),
                         counters=lambda: dataclasses.asdict(source.counters), start_index=0)
+    opened = time.monotonic()
     session.start()
     recorder.start()
-    print(f"start {time.monotonic():.6f}", flush=True)
+    print(f"start {opened:.6f}", flush=True)
     while True:
         time.sleep(0.05)
         st = recorder.status()

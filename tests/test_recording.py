@@ -243,7 +243,7 @@ def test_sigkill_loses_at_most_one_second(tmp_path: Path) -> None:
         data = r.read(0, kept)
         assert np.isfinite(data).all()
     lost_s = (generated - kept) / 10_000
-    print(f"SIGKILL: generated ≥ {generated}, kept {kept}, lost {lost_s:.3f} s, "
+    print(f"SIGKILL: acquired ≤ {generated}, kept {kept}, lost ≤ {lost_s:.3f} s, "
           f"recovery {report.elapsed_s * 1000:.1f} ms")
     assert 0 <= lost_s <= 1.0
     with h5py.File(path, "r") as f:  # a plain HDF5 open works again after recovery
