@@ -737,8 +737,7 @@ class EcgCanceller:
         self._boot: dict[int, np.ndarray] = {}  # per class: its first beats (beats, c, window)
         self._cov = np.zeros((c, c))
         self._cov_beats = np.zeros((c, c), dtype=np.int64)
-        self._cov_sigma = np.zeros(c)  # whitening scale (µV) and beats behind it
-        self._cov_sigma_beats = np.zeros(c, dtype=np.int64)
+        self._cov_sigma = np.zeros(c)  # whitening scale (µV), over the diagonal's beats
 
     def process(self, x: np.ndarray, railed: np.ndarray | None = None) -> np.ndarray:
         """Clean the next chunk (n, n_channels) µV; returns (n, n_channels) float64 µV, delayed
@@ -2179,11 +2178,8 @@ class EcgCanceller:
             n = self._cov_beats[pair]
             rate = 1.0 / np.minimum(n + 1, SPATIAL_BEATS)
             self._cov[pair] += rate * (white[s] @ white[s].T / white.shape[1] - self._cov[pair])
+            self._cov_sigma[s] = scale[s] * (sigma[s] / scale[s]) ** np.diag(rate)
             self._cov_beats[pair] = n + 1
-            n = self._cov_sigma_beats[s]
-            self._cov_sigma[s] = scale[s] * (sigma[s] / scale[s]) ** (
-                1.0 / np.minimum(n + 1, SPATIAL_BEATS))
-            self._cov_sigma_beats[s] = n + 1
         if len(s) < SPATIAL_MIN_CHANNELS or self._cov_beats[np.ix_(s, s)].min() < SPATIAL_MIN_BEATS:
             return est
         o = np.flatnonzero(correct & (self._cov_beats[:, s].min(axis=1) >= SPATIAL_MIN_BEATS))
@@ -2208,7 +2204,7 @@ class EcgCanceller:
     def _steady_sigma(self, sigma: np.ndarray) -> np.ndarray:
         """Each channel's >200 Hz σ (µV) averaged over the beats the correction across
         channels has learnt from (see SPATIAL_BEATS); the beat's ``sigma`` where none is yet."""
-        return np.where(self._cov_sigma_beats > 0, self._cov_sigma, sigma)
+        return np.where(np.diag(self._cov_beats) > 0, self._cov_sigma, sigma)
 
     def _loud(self, x: np.ndarray, sigma: np.ndarray, ratio: float) -> np.ndarray:
         """Per channel and block of the core: ``x`` (channels × core µV) through the event
