@@ -507,3 +507,19 @@ def test_a_spike_on_a_qrs_is_not_made_a_common_mode_step_by_the_beat_refit() -> 
         264, 130.0, 142.9, (1.0,))
     assert [int(e.channel) for e in events if 142.45 <= e.onset / fs <= 142.6] == [1], events
     assert not [s for s in spans if 142.45 * fs <= s.start <= 142.6 * fs], spans
+
+
+def test_a_small_common_mode_transient_fitting_cleanly_but_weakly_is_found() -> None:
+    """Extra tuning seed 667 (MIT-BIH 100, 5 kHz): a 14–25 µV common-mode transient on
+    channels 2–6 at 198.26 s, 44 ms before an R peak. Four channels fit it cleanly at one
+    sample (residual 1.9–3.2 × their noise, significance 19–20), but only one explains
+    COMMON_MODE_MIN_FIT of its window (the others 0.43–0.50), and no channel is spoilt by a
+    beat to refit: no span, and 20–30 µV spikes on four channels. One step-like channel beside
+    COMMON_MODE_CLEAN_WEAK such clean weak fits now makes a common-mode span, and no event is
+    there (chain started at 185 s, in 0.1 s chunks)."""
+    fs, [(events, spans)] = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        667, 185.0, 198.6, (0.1,))
+    assert not [e for e in events if 198.2 <= e.onset / fs <= 198.35], events
+    common = [s for s in spans
+              if s.kind == "common_mode" and abs(s.start - 198.2614 * fs) < 0.005 * fs]
+    assert common and {3, 4, 5, 6} <= {c for s in common for c in s.channels}, common

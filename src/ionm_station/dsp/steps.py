@@ -35,7 +35,8 @@ Per channel and sample index:
    significance ≥ :data:`COMMON_MODE_SIGNIFICANCE`: a transient on many leads at one instant is
    an artifact, not discharges of several roots. A small step fits cleanly on fewer channels:
    :data:`COMMON_MODE_PAIR` of them make one too when at least :data:`COMMON_MODE_PAIR_MEMBERS`
-   channels, with the weaker fits, step the same way.
+   channels, with the weaker fits, step the same way; so does one beside
+   :data:`COMMON_MODE_CLEAN_WEAK` weaker fits that leave little but noise.
 5. **Span**: from :data:`PRE_S` before the edge until the template's tail, scaled by the step,
    stays below :data:`HOLD_NOISE` × the channel's noise (longest over the span's channels; at
    least :data:`MIN_HOLD_S`, at most :data:`MAX_HOLD_S`).
@@ -206,6 +207,15 @@ COMMON_MODE_BEAT_RESIDUAL = 4.0
 #: common-mode step and blanked; seed 409, 30.38 s: a 33 µV burst on a QRS, with one refit
 #: and two weak fits; seed 498's refits are 1/8 and 1/1.6 of its step-like channel's).
 COMMON_MODE_SPREAD = 10.0
+#: … or, with one step-like channel, at least COMMON_MODE_CLEAN_WEAK others step the same way,
+#: as significant and at least 1/COMMON_MODE_SPREAD as much, with weak fits
+#: (COMMON_MODE_WEAK_FIT) that leave at most COMMON_MODE_RESIDUAL × their noise: a 14–25 µV
+#: transient in the P–R stretch fitted cleanly (residual 1.9–3.2 ×, significance 19–20, at one
+#: sample) on four channels of which only one explained COMMON_MODE_MIN_FIT (the others
+#: 0.43–0.50: a small step explains sig² / (sig² + window × residual) of its window); extra
+#: tuning seed 667, 198.26 s: four false 20–30 µV spikes. (A spike or a burst on a QRS, the
+#: cases above, had at most two weak fits beside it.)
+COMMON_MODE_CLEAN_WEAK = 3
 #: A common-mode step's edge is also a span on every other channel, this long (s) after the
 #: edge: a channel whose part of the step was too small or too spoilt to fit (10 µV in noise,
 #: on a QRS) still reads its edge as a spike (tune-ptb-10k-b, 11.16 s: 13.5 µV).
@@ -537,6 +547,8 @@ class StepDetector:
                 # step of their own: the pair's agreement and dissent rules still hold)
                 least = abs(amplitude[fits][0]) / COMMON_MODE_SPREAD if single else 0.0
                 fits, amplitude, template = self._beat_members(j, t0, every, way[0], least)
+                if single and fits.sum() < COMMON_MODE_MIN_CHANNELS:
+                    fits = fits | self._clean_weak(j, every, way[0], least)
                 n_steplike = fits.sum()
                 way = np.sign(amplitude[fits])
             members = np.union1d(members, np.flatnonzero(fits))
@@ -570,6 +582,20 @@ class StepDetector:
                 spans.append(span)
                 self.stepped.append(span)
         return spans
+
+    @staticmethod
+    def _clean_weak(j: int, every: dict[str, np.ndarray], way: float,
+                    least: float) -> np.ndarray:
+        """Channels of candidate ``j`` of ``every`` (see :meth:`_best`) whose weak fit is a
+        clean small step ``way`` (±1) of at least ``least`` µV (COMMON_MODE_CLEAN_WEAK), all of
+        them when there are at least COMMON_MODE_CLEAN_WEAK, else none (bool per channel)."""
+        with np.errstate(invalid="ignore"):
+            clean = (every["valid"][j] & ~every["steplike"][j]
+                     & (every["explained"][j] >= COMMON_MODE_WEAK_FIT)
+                     & (every["significance"][j] >= COMMON_MODE_SIGNIFICANCE)
+                     & (every["residual"][j] <= COMMON_MODE_RESIDUAL)
+                     & (np.sign(every["a"][j]) == way) & (np.abs(every["a"][j]) >= least))
+        return clean if clean.sum() >= COMMON_MODE_CLEAN_WEAK else np.zeros_like(clean)
 
     def _beat_members(self, j: int, t0: int, every: dict[str, np.ndarray], way: float,
                       least: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
