@@ -205,3 +205,53 @@ def test_bench_detection_quick_real_ecg_reports_every_figure() -> None:
         assert figures["ecg_residual"]["per_beat_p99"] > 0
         mains = figures["mains_db_above_floor_after_5s"]
         assert len(mains) == 7 and all(isinstance(v, float) for v in mains)
+
+
+def test_with_the_qrs_width_kept_a_beat_s_qrs_does_not_change_with_the_rate() -> None:
+    """The default construction varies the heart rate by playing the whole recording faster
+    or slower (±RATE_CHANGE), so the same QRS comes back wider or narrower. With
+    ``qrs_width_kept`` only the stretches between QRS complexes change: in PTB s0010, looped,
+    each beat of the loop recurs at another rate and its QRS (R − 50…+90 ms) is the same to
+    within 2 % of its peak-to-peak, R peaks where they were; without it, it is not."""
+    spec = realcases.extra_spec(204)  # PTB s0010, 10 kHz
+    assert spec.ecg_record == "s0010_re"
+    rec = realcases.load_ecg(spec.ecg_record)
+    lo, hi = rec.loop_bounds()
+    period = int(((rec.r_peaks >= lo) & (rec.r_peaks < hi)).sum())  # beats per pass of the loop
+    worst = {}
+    for kept in (False, True):
+        case = realcases.generate(spec, 100.0, qrs_width_kept=kept)
+        fs, ecg = case.sample_rate_hz, case.components["ecg"]
+        beats = np.array(case.truth.ecg_beats)
+        window = np.arange(round(-0.05 * fs), round(0.09 * fs))
+        pairs = [(a, b) for a, b in zip(beats[1:-period - 1], beats[1 + period:-1])]
+        worst[kept] = max(
+            float(np.abs(ecg[a + window] - ecg[b + window]).max()
+                  / np.ptp(ecg[a + window], axis=0).max()) for a, b in pairs)
+        worst[kept, "beats"] = beats
+    np.testing.assert_array_equal(worst[False, "beats"], worst[True, "beats"])
+    assert worst[True] < 0.02 < 0.1 < worst[False], worst
+
+
+def test_explore_seeds_builds_its_cases_with_the_qrs_width_kept_on_request(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``scripts/explore_seeds --qrs-width-kept`` builds its cases that way, and only then."""
+    import importlib.machinery
+    import importlib.util
+
+    path = str(BENCH.parent / "explore_seeds")
+    loader = importlib.machinery.SourceFileLoader("explore_seeds", path)
+    script = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(script)
+    built = []
+    generate = realcases.generate
+
+    def spy(spec, seconds=None, **kwargs):
+        built.append(kwargs.get("qrs_width_kept", False))
+        return generate(spec, seconds, **kwargs)
+
+    monkeypatch.setattr(script.realcases, "generate", spy)
+    assert script.main(["204", "20"]) == 0
+    assert script.main(["--qrs-width-kept", "204", "20"]) == 0
+    assert built == [False, True]
+    assert capsys.readouterr().out.count("== x204 10000 Hz") == 2

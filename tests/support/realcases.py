@@ -78,6 +78,11 @@ ECG_DELAY_MAX_S = 0.005
 #: within ±RATE_CHANGE of the recording's own rate.
 RATE_CHANGE = 0.15
 RATE_KNOT_S = (10.0, 40.0)
+#: With ``qrs_width_kept`` (:func:`generate`), each beat's R − this[0] … + this[1] (s) plays at
+#: the recording's own rate: a real QRS keeps its width as the rate changes, and stretched with
+#: the rate (±RATE_CHANGE, the default construction) its onset misses a template averaged over
+#: the last beats by up to a millisecond (10–40 µV on a 300–500 µV QRS; docs/free-run-detection.md).
+QRS_KEPT_S = (0.06, 0.10)
 #: Window (s) either side of an R peak in which a channel's ECG peak is measured.
 R_WINDOW_S = 0.05
 #: The looped record is cut this long (s) before an R peak (in diastole).
@@ -279,9 +284,10 @@ def data_dir() -> Path:
 
 
 def generate(spec: CaseSpec, duration_s: float | None = None, *,
-             ecg_source_noise: bool = False) -> RealCase:
+             ecg_source_noise: bool = False, qrs_width_kept: bool = False) -> RealCase:
     """Render ``spec`` (first ``duration_s`` s of it; None: all of it). ``ecg_source_noise``:
-    keep the ECG recording's own noise (see HEART_LOWPASS_HZ)."""
+    keep the ECG recording's own noise (see HEART_LOWPASS_HZ). ``qrs_width_kept``: the rate
+    changes between the QRS complexes only (see QRS_KEPT_S; not yet the default)."""
     fs = float(spec.rate_hz)
     n = round((duration_s or spec.duration_s) * fs)
     montage = load_montage("lumbar").first(N_CHANNELS)
@@ -297,7 +303,7 @@ def generate(spec: CaseSpec, duration_s: float | None = None, *,
     truth.events.sort(key=lambda e: e.onset)
     truth.artifacts.sort(key=lambda a: a.onset)
     ecg, beats, labels = _ecg(load_ecg(spec.ecg_record, heart_only=not ecg_source_noise),
-                              montage, n, fs, rng["ecg"])
+                              montage, n, fs, rng["ecg"], qrs_width_kept)
     truth.ecg_beats = beats.tolist()
     mains, mains_hz = _mains(spec.mains_hz, n, fs, rng["mains"])
     components = {"emg": emg, "ecg": ecg, "mains": mains, "artifacts": artifacts,
@@ -748,6 +754,24 @@ def _source_time_s(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
     return ECG_LEAD_IN_S + (np.cumsum(rate) - rate[0]) / fs
 
 
+def _qrs_at_own_rate(source_s: np.ndarray, beat_s: np.ndarray, fs: float) -> np.ndarray:
+    """``source_s`` (recording time, s, at each case sample; see :func:`_source_time_s`)
+    re-timed so that each beat's R − QRS_KEPT_S[0] … + QRS_KEPT_S[1] (``beat_s``: R peaks,
+    recording time) plays at the recording's own rate, its R peak at the same case time as
+    before: the rate change is taken up between the QRS complexes, each stretch between them
+    played at one rate."""
+    case_s = np.arange(len(source_s)) / fs
+    pre, post = QRS_KEPT_S
+    at_r = np.interp(beat_s, source_s, case_s)  # each R peak's case time, as before
+    fits = (beat_s - pre > source_s[0]) & (beat_s + post < source_s[-1]) \
+        & (at_r - pre > case_s[0]) & (at_r + post < case_s[-1])
+    knots_source = np.concatenate([[source_s[0]], np.column_stack(
+        [beat_s[fits] - pre, beat_s[fits] + post]).ravel(), [source_s[-1]]])
+    knots_case = np.concatenate([[case_s[0]], np.column_stack(
+        [at_r[fits] - pre, at_r[fits] + post]).ravel(), [case_s[-1]]])
+    return np.interp(case_s, knots_case, knots_source)
+
+
 def _lead_mix(n_leads: int, rng: np.random.Generator) -> np.ndarray:
     """Weights (leads × channels): each channel a cos/sin mix of two different leads."""
     weights = np.zeros((n_leads, N_CHANNELS))
@@ -766,13 +790,16 @@ def _ecg_peak_uv(montage: Montage, rng: np.random.Generator) -> np.ndarray:
         * rng.choice([-1.0, 1.0], len(ranges))
 
 
-def _ecg(rec: EcgRecord, montage: Montage, n: int, fs: float,
-         rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+def _ecg(rec: EcgRecord, montage: Montage, n: int, fs: float, rng: np.random.Generator,
+         qrs_width_kept: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The ECG component (n × 8, µV) from ``rec``, the heart's R-peak indices in the case and
-    their beat labels."""
+    their beat labels; with ``qrs_width_kept`` the QRS complexes are played at their own rate
+    (:func:`_qrs_at_own_rate`)."""
     source_s = _source_time_s(n, fs, rng)
     m = math.ceil((source_s[-1] + 2 * ECG_LEAD_IN_S) * rec.fs)
     leads, beats, labels = _looped(rec, _window_start(rec, m, rng), m)
+    if qrs_width_kept:
+        source_s = _qrs_at_own_rate(source_s, beats / rec.fs, fs)
     mixed = leads @ _lead_mix(leads.shape[1], rng)
     half = round(R_WINDOW_S * rec.fs)
     around_r = np.clip(beats[:, None] + np.arange(-half, half + 1), 0, m - 1)
