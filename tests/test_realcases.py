@@ -8,11 +8,14 @@ them; elsewhere the tests are skipped, except under CI=true where missing data i
 from __future__ import annotations
 
 import dataclasses
+import importlib.machinery
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -37,6 +40,16 @@ def shared_data() -> None:
 @pytest.fixture(scope="module", params=list(SPECS))
 def case(request: pytest.FixtureRequest) -> realcases.RealCase:
     return realcases.generate(SPECS[request.param], SHORT_S)
+
+
+def load_script(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """``scripts/<name>`` (no .py suffix) imported as a module, registered in ``sys.modules``
+    for the test (its dataclasses look it up there)."""
+    loader = importlib.machinery.SourceFileLoader(name, str(BENCH.parent / name))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
+    monkeypatch.setitem(sys.modules, name, module)
+    loader.exec_module(module)
+    return module
 
 
 def highpass(x: np.ndarray, fs: float, hz: float = realcases.CHAIN_HIGHPASS_HZ) -> np.ndarray:
@@ -236,13 +249,7 @@ def test_with_the_qrs_width_kept_a_beat_s_qrs_does_not_change_with_the_rate() ->
 def test_explore_seeds_builds_its_cases_with_the_qrs_width_kept_on_request(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     """``scripts/explore_seeds --qrs-width-kept`` builds its cases that way, and only then."""
-    import importlib.machinery
-    import importlib.util
-
-    path = str(BENCH.parent / "explore_seeds")
-    loader = importlib.machinery.SourceFileLoader("explore_seeds", path)
-    script = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
-    loader.exec_module(script)
+    script = load_script("explore_seeds", monkeypatch)
     built = []
     generate = realcases.generate
 
@@ -255,3 +262,16 @@ def test_explore_seeds_builds_its_cases_with_the_qrs_width_kept_on_request(
     assert script.main(["--qrs-width-kept", "204", "20"]) == 0
     assert built == [False, True]
     assert capsys.readouterr().out.count("== x204 10000 Hz") == 2
+
+
+def test_bench_detection_builds_its_real_ecg_cases_with_the_qrs_width_kept_on_request(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``scripts/bench_detection --qrs-width-kept`` builds the real-ECG cases as
+    ``realcases.generate(..., qrs_width_kept=True)`` does, and only then."""
+    bench = load_script("bench_detection", monkeypatch)
+    spec = SPECS["ptb"]
+    kept = bench.real_ecg_case(spec, SHORT_S, qrs_width_kept=True).raw
+    default = bench.real_ecg_case(spec, SHORT_S).raw
+    np.testing.assert_array_equal(kept, realcases.generate(spec, SHORT_S, qrs_width_kept=True).raw)
+    np.testing.assert_array_equal(default, realcases.generate(spec, SHORT_S).raw)
+    assert not np.array_equal(kept, default)
