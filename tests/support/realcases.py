@@ -83,6 +83,7 @@ RATE_KNOT_S = (10.0, 40.0)
 #: the rate (±RATE_CHANGE, the default construction) its onset misses a template averaged over
 #: the last beats by up to a millisecond (10–40 µV on a 300–500 µV QRS; docs/free-run-detection.md).
 QRS_KEPT_S = (0.06, 0.10)
+QRS_KEPT_EDGE_S = 0.05
 #: Window (s) either side of an R peak in which a channel's ECG peak is measured.
 R_WINDOW_S = 0.05
 #: The looped record is cut this long (s) before an R peak (in diastole).
@@ -757,18 +758,27 @@ def _source_time_s(n: int, fs: float, rng: np.random.Generator) -> np.ndarray:
 def _qrs_at_own_rate(source_s: np.ndarray, beat_s: np.ndarray, fs: float) -> np.ndarray:
     """``source_s`` (recording time, s, at each case sample; see :func:`_source_time_s`)
     re-timed so that each beat's R − QRS_KEPT_S[0] … + QRS_KEPT_S[1] (``beat_s``: R peaks,
-    recording time) plays at the recording's own rate, its R peak at the same case time as
+    recording time) plays at the recording's own rate, every R peak at the same case time as
     before: the rate change is taken up between the QRS complexes, each stretch between them
-    played at one rate."""
+    played at one rate. (A beat whose kept span would reach within QRS_KEPT_EDGE_S of either
+    end of the case keeps only its R peak's place.)"""
     case_s = np.arange(len(source_s)) / fs
     pre, post = QRS_KEPT_S
+    inside = (beat_s > source_s[0]) & (beat_s < source_s[-1])
+    beat_s = beat_s[inside]
     at_r = np.interp(beat_s, source_s, case_s)  # each R peak's case time, as before
-    fits = (beat_s - pre > source_s[0]) & (beat_s + post < source_s[-1]) \
-        & (at_r - pre > case_s[0]) & (at_r + post < case_s[-1])
-    knots_source = np.concatenate([[source_s[0]], np.column_stack(
-        [beat_s[fits] - pre, beat_s[fits] + post]).ravel(), [source_s[-1]]])
-    knots_case = np.concatenate([[case_s[0]], np.column_stack(
-        [at_r[fits] - pre, at_r[fits] + post]).ravel(), [case_s[-1]]])
+    edge = QRS_KEPT_EDGE_S
+    whole = (beat_s - pre - edge > source_s[0]) & (beat_s + post + edge < source_s[-1]) \
+        & (at_r - pre - edge > case_s[0]) & (at_r + post + edge < case_s[-1])
+    span = np.where(whole[:, None], [-pre, post], 0.0)  # the kept span around each R (s)
+    knots_source = np.concatenate([[source_s[0]], (beat_s[:, None] + span).ravel(),
+                                   [source_s[-1]]])
+    knots_case = np.concatenate([[case_s[0]], (at_r[:, None] + span).ravel(), [case_s[-1]]])
+    keep = np.concatenate([[True], np.column_stack([np.ones_like(whole), whole]).ravel(), [True]])
+    knots_source, knots_case = knots_source[keep], knots_case[keep]
+    if not (np.all(np.diff(knots_source) > 0) and np.all(np.diff(knots_case) > 0)):
+        raise RuntimeError("the kept QRS spans overlap: beats closer than "
+                           f"{pre + post:.2f} s apart at the case's rate")
     return np.interp(case_s, knots_case, knots_source)
 
 
