@@ -81,8 +81,11 @@ RATE_KNOT_S = (10.0, 40.0)
 #: With ``qrs_width_kept`` (:func:`generate`), each beat's R − this[0] … + this[1] (s) plays at
 #: the recording's own rate: a real QRS keeps its width as the rate changes, and stretched with
 #: the rate (±RATE_CHANGE, the default construction) its onset misses a template averaged over
-#: the last beats by up to a millisecond (10–40 µV on a 300–500 µV QRS; docs/free-run-detection.md).
+#: the last beats by up to a millisecond (10–40 µV on a 300–500 µV QRS; see
+#: docs/free-run-detection.md) …
 QRS_KEPT_S = (0.06, 0.10)
+#: … unless that span would reach within this long (s) of either end of the case: then only
+#: its R peak keeps its place.
 QRS_KEPT_EDGE_S = 0.05
 #: Window (s) either side of an R peak in which a channel's ECG peak is measured.
 R_WINDOW_S = 0.05
