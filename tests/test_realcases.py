@@ -220,22 +220,22 @@ def test_bench_detection_quick_real_ecg_reports_every_figure() -> None:
         assert len(mains) == 7 and all(isinstance(v, float) for v in mains)
 
 
-def test_with_the_qrs_width_kept_a_beat_s_qrs_does_not_change_with_the_rate() -> None:
-    """The default construction varies the heart rate by playing the whole recording faster
-    or slower (±RATE_CHANGE), so the same QRS comes back wider or narrower. With
-    ``qrs_width_kept`` only the stretches between QRS complexes change: in PTB s0010, looped,
-    each beat of the loop recurs at another rate and its QRS (R − 50…+90 ms) is the same to
-    within 2 % of its peak-to-peak, R peaks where they were; without it, it is not."""
+def test_a_beat_s_qrs_does_not_change_with_the_rate_unless_stretched() -> None:
+    """The heart rate changes (±RATE_CHANGE) between the QRS complexes only: in PTB s0010,
+    looped, each beat of the loop recurs at another rate and its QRS (R − 50…+90 ms) is the
+    same to within 2 % of its peak-to-peak. With ``stretch_qrs`` (the construction before
+    2026-12-02) the whole recording plays faster or slower, so the same QRS comes back wider
+    or narrower; the R peaks are where they were either way."""
     spec = realcases.extra_spec(204)  # PTB s0010, 10 kHz
     assert spec.ecg_record == "s0010_re"
     rec = realcases.load_ecg(spec.ecg_record)
     lo, hi = rec.loop_bounds()
     period = int(((rec.r_peaks >= lo) & (rec.r_peaks < hi)).sum())  # beats per pass of the loop
 
-    def recurrence(kept: bool) -> tuple[float, np.ndarray]:
+    def recurrence(stretch_qrs: bool) -> tuple[float, np.ndarray]:
         """The largest difference between a QRS and its recurrence one loop later (a fraction
         of its peak-to-peak), and the case's R peaks."""
-        case = realcases.generate(spec, 100.0, qrs_width_kept=kept)
+        case = realcases.generate(spec, 100.0, stretch_qrs=stretch_qrs)
         fs, ecg = case.sample_rate_hz, case.components["ecg"]
         beats = np.array(case.truth.ecg_beats)
         window = np.arange(round(-0.05 * fs), round(0.09 * fs))
@@ -243,33 +243,33 @@ def test_with_the_qrs_width_kept_a_beat_s_qrs_does_not_change_with_the_rate() ->
                          / np.ptp(ecg[a + window], axis=0).max())
                    for a, b in zip(beats[1:-period - 1], beats[1 + period:-1])), beats
 
-    (stretched, stretched_beats), (kept, kept_beats) = recurrence(False), recurrence(True)
+    (stretched, stretched_beats), (kept, kept_beats) = recurrence(True), recurrence(False)
     np.testing.assert_array_equal(stretched_beats, kept_beats)
     assert kept < 0.02 < 0.1 < stretched, (kept, stretched)
 
 
-def test_explore_seeds_builds_its_cases_with_the_qrs_width_kept_on_request(
+def test_explore_seeds_stretches_the_qrs_on_request(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """``scripts/explore_seeds --qrs-width-kept`` builds its cases that way, and only then."""
+    """``scripts/explore_seeds --stretch-qrs`` builds its cases that way, and only then."""
     script = load_script("explore_seeds", monkeypatch)
     built = []
     generate = realcases.generate
 
     def spy(spec, seconds=None, **kwargs):
-        built.append(kwargs.get("qrs_width_kept", False))
+        built.append(kwargs.get("stretch_qrs", False))
         return generate(spec, seconds, **kwargs)
 
     monkeypatch.setattr(script.realcases, "generate", spy)
     assert script.main(["204", "20"]) == 0
-    assert script.main(["--qrs-width-kept", "204", "20"]) == 0
+    assert script.main(["--stretch-qrs", "204", "20"]) == 0
     assert built == [False, True]
     assert capsys.readouterr().out.count("== x204 10000 Hz") == 2
 
 
-def test_bench_detection_builds_its_real_ecg_cases_with_the_qrs_width_kept_on_request(
+def test_bench_detection_stretches_the_qrs_of_its_real_ecg_cases_on_request(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """``scripts/bench_detection --qrs-width-kept`` builds the real-ECG cases with
-    ``realcases.generate(..., qrs_width_kept=True)``, and only with the flag."""
+    """``scripts/bench_detection --stretch-qrs`` builds the real-ECG cases with
+    ``realcases.generate(..., stretch_qrs=True)``, and only with the flag."""
     bench = load_script("bench_detection", monkeypatch)
     built = []
 
@@ -277,11 +277,11 @@ def test_bench_detection_builds_its_real_ecg_cases_with_the_qrs_width_kept_on_re
         """Stops the run once its first case is asked for."""
 
     def spy(spec, seconds=None, **kwargs):
-        built.append(kwargs.get("qrs_width_kept", False))
+        built.append(kwargs.get("stretch_qrs", False))
         raise Built
 
     monkeypatch.setattr(bench.realcases, "generate", spy)
-    for flags in ([], ["--qrs-width-kept"]):
+    for flags in ([], ["--stretch-qrs"]):
         monkeypatch.setattr(sys, "argv", ["bench_detection", "--family", "real_ecg", *flags])
         with pytest.raises(Built):
             bench.main()
