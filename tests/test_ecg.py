@@ -1394,6 +1394,21 @@ def test_a_beat_whose_qrs_lies_just_past_the_lag_search_is_subtracted() -> None:
                                                                          129.862))] == [True] * 3
 
 
+def test_a_young_class_without_a_channel_s_template_does_not_take_the_dominant_rhythm() -> None:
+    """Extra tuning seed 732 (PTB s0010, 10 kHz, QRS width kept): a 314 µV spike on channel 7
+    at 230.60 s, R + 37 ms. A class of three beats with no template on channel 7 took the
+    beat from the dominant class, its similarity not spoilt by the spike there (0.992 against
+    0.987); the beat was left in place on channel 7 and gated, the spike with it. Classes are
+    now compared on the channels all of them have a template on (the dominant one: 0.995).
+    From 210.3 s, in 1 s and 37 ms chunks, the spike is found at its onset."""
+    fs, runs = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        732, 210.3, 231.5, (1.0, 0.037), stretch_qrs=False)
+    for events, _ in runs:
+        there = [(e.channel, e.onset / fs) for e in events if 230.5 <= e.onset / fs < 230.7]
+        assert [ch for ch, _ in there] == [7], there
+        assert abs(there[0][1] - 230.600) < 0.003, there
+
+
 def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:
     """Extra tuning seed 263 (PTB s0010, 10 kHz), 28–32 s, the channel with 279 µV of ECG:
     the residual gate blanked the window's first 20–29 ms (judged blocks there) and again from

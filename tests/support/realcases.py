@@ -246,17 +246,17 @@ def extra_spec(seed: int) -> CaseSpec:
     return CaseSpec(f"x{seed}", seed, rate, mains, record, True)
 
 
-def extra_case_or_skip(seed: int) -> RealCase:
-    """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole, its QRS complexes
-    stretched with the rate (``stretch_qrs``: the seeds and times the tests pin were found on
-    that construction); skips the calling test where the PhysioNet recordings (../shared) or
-    wfdb are missing."""
+def extra_case_or_skip(seed: int, stretch_qrs: bool = True) -> RealCase:
+    """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole, by default its QRS
+    complexes stretched with the rate (``stretch_qrs``: the seeds and times the tests pinned
+    before 2026-12-02 were found on that construction); skips the calling test where the
+    PhysioNet recordings (../shared) or wfdb are missing."""
     import pytest
 
     if not DATA_DIR.is_dir():
         pytest.skip(f"{DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    return generate(extra_spec(seed), stretch_qrs=True)
+    return generate(extra_spec(seed), stretch_qrs=stretch_qrs)
 
 
 def through_chain(case: RealCase, raw: np.ndarray, start: int,
@@ -269,12 +269,14 @@ def through_chain(case: RealCase, raw: np.ndarray, start: int,
     return [e for o in outs for e in o.events], [s for o in outs for s in o.artifacts]
 
 
-def extra_case_in_chunkings(seed: int, from_s: float, to_s: float, chunks_s: tuple[float, ...]
+def extra_case_in_chunkings(seed: int, from_s: float, to_s: float, chunks_s: tuple[float, ...],
+                            stretch_qrs: bool = True
                             ) -> tuple[float, list[tuple[list[DetectedEvent], list[ArtifactSpan]]]]:
     """Extra tuning case ``seed`` over [``from_s``, ``to_s``) s through a fresh chain (see
     :func:`through_chain`) once per chunk length in ``chunks_s`` (s): its rate (Hz) and each
-    run's events and spans (absolute sample indices). Skips as :func:`extra_case_or_skip`."""
-    case = extra_case_or_skip(seed)
+    run's events and spans (absolute sample indices). Built and skipped as
+    :func:`extra_case_or_skip`."""
+    case = extra_case_or_skip(seed, stretch_qrs)
     fs = case.sample_rate_hz
     a = int(from_s * fs)
     raw = case.raw[a:int(to_s * fs)]

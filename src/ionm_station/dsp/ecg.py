@@ -1908,11 +1908,17 @@ class EcgCanceller:
         it); and whether it started a new class."""
         c = self.n_channels
         best: tuple[float, int, np.ndarray, int] | None = None
-        for k in np.flatnonzero(self._class_beats > 0).tolist():
+        classes = [k for k in np.flatnonzero(self._class_beats > 0).tolist()
+                   if ((self._count[k] > 0) & live).any()]
+        # classes are compared on the channels all of them have a template on: one without a
+        # template where the beat holds EMG is not spoilt by it, and won over the dominant one
+        # (extra seed 732, 230.60 s: a 3-beat class without channel 7 took the beat, which was
+        # then left in place there and gated, and with it a 314 µV spike at R + 37 ms)
+        common = np.logical_and.reduce([self._count[k] > 0 for k in classes]) & live
+        for k in classes:
             started = (self._count[k] > 0) & live
-            if not started.any():
-                continue
-            lags, coarse, similarity = self._align(seg, self._template[k], started, sigma)
+            lags, coarse, similarity = self._align(seg, self._template[k], started, sigma,
+                                                   voters=common)
             if best is None or similarity > best[0]:
                 best = (similarity, k, lags, coarse)
         if best is None:
@@ -1950,8 +1956,8 @@ class EcgCanceller:
         return k
 
     def _align(self, seg: np.ndarray, template: np.ndarray, started: np.ndarray,
-               sigma: np.ndarray, unvoted: float = 1.0, early: int = 0, late: int = 0
-               ) -> tuple[np.ndarray, int, float]:
+               sigma: np.ndarray, unvoted: float = 1.0, early: int = 0, late: int = 0,
+               voters: np.ndarray | None = None) -> tuple[np.ndarray, int, float]:
         """Lags of a beat against one class's templates: the joint lag (±COARSE_LAG_S on the
         1 ms grid, reaching ``early`` samples further back — ``seg`` then starts that much
         earlier — and ``late`` samples further on — ``seg`` then ends that much later —,
@@ -1959,7 +1965,8 @@ class EcgCanceller:
         channel the correlation's maximum within ±FINE_LAG_S of it, refined by a parabola.
         Returns per-channel lags (samples), the joint lag and the similarity (median over the
         channels whose template stands out of the noise of the normalised correlation, weighted
-        by the template's energy over the noise; ``unvoted`` when no template does)."""
+        by the template's energy over the noise — among the ``voters`` channels only, unless
+        none of them does —; ``unvoted`` when no template does)."""
         c, core, lc, lf, dec = self.n_channels, self._core, self._coarse, self._fine, self._dec
         tmpl = template[:, :core]
         weights = np.where(started, 1.0 / sigma ** 2, 0.0)
@@ -1989,6 +1996,8 @@ class EcgCanceller:
         beat = sliding_window_view(seg, core, axis=1)[np.arange(c), self._lag_max + early + lags]
         energy = (tmpl * tmpl).sum(axis=1)
         voting = started & (energy > core * sigma ** 2)
+        if voters is not None and (voting & voters).any():
+            voting &= voters
         if not voting.any():
             return lags, coarse, unvoted
         beat_energy = (beat * beat).sum(axis=1)
