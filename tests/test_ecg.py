@@ -1402,7 +1402,7 @@ def test_a_young_class_without_a_channel_s_template_does_not_take_the_dominant_r
     now compared on the channels all of them have a template on (the dominant one: 0.995).
     From 210.3 s, in 1 s and 37 ms chunks, the spike is found at its onset."""
     fs, runs = pytest.importorskip("support.realcases").extra_case_in_chunkings(
-        732, 210.3, 231.5, (1.0, 0.037), stretch_qrs=False)
+        732, 210.3, 231.5, (1.0, 0.037), legacy_heart=False)
     for events, _ in runs:
         there = [(e.channel, e.onset / fs) for e in events if 230.5 <= e.onset / fs < 230.7]
         assert [ch for ch, _ in there] == [7], there

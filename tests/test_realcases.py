@@ -220,22 +220,22 @@ def test_bench_detection_quick_real_ecg_reports_every_figure() -> None:
         assert len(mains) == 7 and all(isinstance(v, float) for v in mains)
 
 
-def test_a_beat_s_qrs_does_not_change_with_the_rate_unless_stretched() -> None:
+def test_a_beat_s_qrs_does_not_change_with_the_rate_unless_legacy() -> None:
     """The heart rate changes (±RATE_CHANGE) between the QRS complexes only: in PTB s0010,
     looped, each beat of the loop recurs at another rate and its QRS (R − 50…+90 ms) is the
-    same to within 2 % of its peak-to-peak. With ``stretch_qrs`` (the construction before
+    same to within 2 % of its peak-to-peak. With ``legacy_heart`` (the construction before
     2026-12-02) the whole recording plays faster or slower, so the same QRS comes back wider
-    or narrower; the R peaks are where they were either way."""
+    or narrower; the R peaks are where they were either way (PTB s0010 has no beat to cut)."""
     spec = realcases.extra_spec(204)  # PTB s0010, 10 kHz
     assert spec.ecg_record == "s0010_re"
     rec = realcases.load_ecg(spec.ecg_record)
     lo, hi = rec.loop_bounds()
     period = int(((rec.r_peaks >= lo) & (rec.r_peaks < hi)).sum())  # beats per pass of the loop
 
-    def recurrence(stretch_qrs: bool) -> tuple[float, np.ndarray]:
+    def recurrence(legacy_heart: bool) -> tuple[float, np.ndarray]:
         """The largest difference between a QRS and its recurrence one loop later (a fraction
         of its peak-to-peak), and the case's R peaks."""
-        case = realcases.generate(spec, 100.0, stretch_qrs=stretch_qrs)
+        case = realcases.generate(spec, 100.0, legacy_heart=legacy_heart)
         fs, ecg = case.sample_rate_hz, case.components["ecg"]
         beats = np.array(case.truth.ecg_beats)
         window = np.arange(round(-0.05 * fs), round(0.09 * fs))
@@ -248,28 +248,28 @@ def test_a_beat_s_qrs_does_not_change_with_the_rate_unless_stretched() -> None:
     assert kept < 0.02 < 0.1 < stretched, (kept, stretched)
 
 
-def test_explore_seeds_stretches_the_qrs_on_request(
+def test_explore_seeds_builds_the_legacy_heart_on_request(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    """``scripts/explore_seeds --stretch-qrs`` builds its cases that way, and only then."""
+    """``scripts/explore_seeds --legacy-heart`` builds its cases that way, and only then."""
     script = load_script("explore_seeds", monkeypatch)
     built = []
     generate = realcases.generate
 
     def spy(spec, seconds=None, **kwargs):
-        built.append(kwargs.get("stretch_qrs", False))
+        built.append(kwargs.get("legacy_heart", False))
         return generate(spec, seconds, **kwargs)
 
     monkeypatch.setattr(script.realcases, "generate", spy)
     assert script.main(["204", "20"]) == 0
-    assert script.main(["--stretch-qrs", "204", "20"]) == 0
+    assert script.main(["--legacy-heart", "204", "20"]) == 0
     assert built == [False, True]
     assert capsys.readouterr().out.count("== x204 10000 Hz") == 2
 
 
-def test_bench_detection_stretches_the_qrs_of_its_real_ecg_cases_on_request(
+def test_bench_detection_builds_the_legacy_heart_on_request(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """``scripts/bench_detection --stretch-qrs`` builds the real-ECG cases with
-    ``realcases.generate(..., stretch_qrs=True)``, and only with the flag."""
+    """``scripts/bench_detection --legacy-heart`` builds the real-ECG cases with
+    ``realcases.generate(..., legacy_heart=True)``, and only with the flag."""
     bench = load_script("bench_detection", monkeypatch)
     built = []
 
@@ -277,12 +277,57 @@ def test_bench_detection_stretches_the_qrs_of_its_real_ecg_cases_on_request(
         """Stops the run once its first case is asked for."""
 
     def spy(spec, seconds=None, **kwargs):
-        built.append(kwargs.get("stretch_qrs", False))
+        built.append(kwargs.get("legacy_heart", False))
         raise Built
 
     monkeypatch.setattr(bench.realcases, "generate", spy)
-    for flags in ([], ["--stretch-qrs"]):
+    for flags in ([], ["--legacy-heart"]):
         monkeypatch.setattr(sys, "argv", ["bench_detection", "--family", "real_ecg", *flags])
         with pytest.raises(Built):
             bench.main()
     assert built == [False, True]
+
+
+def test_a_beat_carrying_non_cardiac_activity_is_cut_out_of_the_recording() -> None:
+    """MIT-BIH 100's beat at 1619.22 s carries a 30 Hz oscillation after its QRS, 6.9× the
+    record's median 20–45 Hz RMS over R + 100…400 ms (the next largest beat 2.2×): it is cut
+    out, from 0.3 s before its R peak to 0.3 s before the next, and nothing else; the join is
+    as smooth as the recording, the beats after it are the same beats one RR earlier. PTB
+    s0010 keeps every beat."""
+    full, cut = realcases.load_ecg("100"), realcases.load_ecg("100", cardiac_only=True)
+    gone = int(np.argmin(np.abs(full.r_peaks - 1619.22 * full.fs)))
+    rr = int(full.r_peaks[gone + 1] - full.r_peaks[gone])
+    np.testing.assert_array_equal(cut.r_peaks, np.concatenate(
+        (full.r_peaks[:gone], full.r_peaks[gone + 1:] - rr)))
+    np.testing.assert_array_equal(cut.labels, np.delete(full.labels, gone))
+    join = int(full.r_peaks[gone] - round(realcases.LOOP_CUT_BEFORE_R_S * full.fs))
+    np.testing.assert_array_equal(cut.leads[:join], full.leads[:join])
+    after = join + round(realcases.CUT_JOIN_S * full.fs)
+    np.testing.assert_allclose(cut.leads[after:], full.leads[after + rr:])
+    steps = np.abs(np.diff(full.leads, axis=0))
+    assert np.abs(cut.leads[join] - cut.leads[join - 1]).max() <= np.percentile(steps, 99)
+    band = signal.sosfiltfilt(signal.butter(4, realcases.NON_CARDIAC_BAND_HZ, "bandpass",
+                                            fs=full.fs, output="sos"), cut.leads, axis=0)
+    a, b = (round(t * full.fs) for t in realcases.NON_CARDIAC_S)
+    rms = np.array([np.sqrt(np.mean(band[r + a:r + b] ** 2, axis=0)).max()
+                    for r in cut.r_peaks[:-1]])
+    assert rms.max() < 2.5 * np.median(rms)
+    ptb = realcases.load_ecg("s0010_re")
+    assert realcases.load_ecg("s0010_re", cardiac_only=True).leads.shape == ptb.leads.shape
+
+
+def test_cases_are_built_from_the_cardiac_only_recording_unless_legacy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``generate`` reads the recording with its non-cardiac beats cut out; with
+    ``legacy_heart`` whole, as before 2026-12-02."""
+    asked = []
+    load = realcases.load_ecg
+
+    def spy(name, **kwargs):
+        asked.append(kwargs.get("cardiac_only", False))
+        return load(name, **kwargs)
+
+    monkeypatch.setattr(realcases, "load_ecg", spy)
+    realcases.generate(SPECS["mitdb"], SHORT_S)
+    realcases.generate(SPECS["mitdb"], SHORT_S, legacy_heart=True)
+    assert asked == [True, False]

@@ -80,7 +80,7 @@ RATE_CHANGE = 0.15
 RATE_KNOT_S = (10.0, 40.0)
 #: Each beat's R − this[0] … + this[1] (s) plays at the recording's own rate: a real QRS keeps
 #: its width as the rate changes. Stretched with the rate (±RATE_CHANGE; :func:`generate`'s
-#: ``stretch_qrs``, the construction before 2026-12-02 that the pinned tests keep) its onset
+#: ``legacy_heart``, the construction before 2026-12-02 that the pinned tests keep) its onset
 #: misses a template averaged over the last beats by up to a millisecond (10–40 µV on a
 #: 300–500 µV QRS; see docs/free-run-detection.md) …
 QRS_KEPT_S = (0.06, 0.10)
@@ -91,6 +91,18 @@ QRS_KEPT_EDGE_S = 0.05
 R_WINDOW_S = 0.05
 #: The looped record is cut this long (s) before an R peak (in diastole).
 LOOP_CUT_BEFORE_R_S = 0.3
+#: A beat whose RMS in NON_CARDIAC_BAND_HZ over R + NON_CARDIAC_S[0] … + [1] (s; the ST
+#: segment and T wave, no QRS) exceeds this many times the record's median, on any lead,
+#: carries activity that is not the heart's: it is cut out of the recording, from
+#: LOOP_CUT_BEFORE_R_S before its R peak to as long before the next, both in diastole. In
+#: MIT-BIH 100 one beat of 2,273 (1619.22 s, a 30 Hz ≈ 0.3 mV oscillation on both leads for
+#: ≈ 300 ms: 6.9×; the next largest 2.2×); played onto every channel as the heart, it read as
+#: 10–74 µV bursts where the truth holds none (docs/free-run-detection.md).
+NON_CARDIAC_BAND_HZ = (20.0, 45.0)
+NON_CARDIAC_S = (0.10, 0.40)
+NON_CARDIAC_RATIO = 4.0
+#: The level step at a cut is taken out over this long (s) after it.
+CUT_JOIN_S = 0.1
 #: Source ECG taken before the case's first sample (s), so resampling edges fall outside.
 ECG_LEAD_IN_S = 0.5
 #: High-pass corner (Hz) removing the recordings' baseline wander.
@@ -246,17 +258,17 @@ def extra_spec(seed: int) -> CaseSpec:
     return CaseSpec(f"x{seed}", seed, rate, mains, record, True)
 
 
-def extra_case_or_skip(seed: int, stretch_qrs: bool = True) -> RealCase:
-    """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole, by default its QRS
-    complexes stretched with the rate (``stretch_qrs``: the seeds and times the tests pinned
-    before 2026-12-02 were found on that construction); skips the calling test where the
-    PhysioNet recordings (../shared) or wfdb are missing."""
+def extra_case_or_skip(seed: int, legacy_heart: bool = True) -> RealCase:
+    """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole, by default with the
+    heart as built before 2026-12-02 (``legacy_heart``: the seeds and times the tests pinned
+    before then were found on that construction); skips the calling test where the PhysioNet
+    recordings (../shared) or wfdb are missing."""
     import pytest
 
     if not DATA_DIR.is_dir():
         pytest.skip(f"{DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    return generate(extra_spec(seed), stretch_qrs=stretch_qrs)
+    return generate(extra_spec(seed), legacy_heart=legacy_heart)
 
 
 def through_chain(case: RealCase, raw: np.ndarray, start: int,
@@ -270,13 +282,13 @@ def through_chain(case: RealCase, raw: np.ndarray, start: int,
 
 
 def extra_case_in_chunkings(seed: int, from_s: float, to_s: float, chunks_s: tuple[float, ...],
-                            stretch_qrs: bool = True
+                            legacy_heart: bool = True
                             ) -> tuple[float, list[tuple[list[DetectedEvent], list[ArtifactSpan]]]]:
     """Extra tuning case ``seed`` over [``from_s``, ``to_s``) s through a fresh chain (see
     :func:`through_chain`) once per chunk length in ``chunks_s`` (s): its rate (Hz) and each
     run's events and spans (absolute sample indices). Built and skipped as
     :func:`extra_case_or_skip`."""
-    case = extra_case_or_skip(seed, stretch_qrs)
+    case = extra_case_or_skip(seed, legacy_heart)
     fs = case.sample_rate_hz
     a = int(from_s * fs)
     raw = case.raw[a:int(to_s * fs)]
@@ -292,11 +304,12 @@ def data_dir() -> Path:
 
 
 def generate(spec: CaseSpec, duration_s: float | None = None, *,
-             ecg_source_noise: bool = False, stretch_qrs: bool = False) -> RealCase:
+             ecg_source_noise: bool = False, legacy_heart: bool = False) -> RealCase:
     """Render ``spec`` (first ``duration_s`` s of it; None: all of it). ``ecg_source_noise``:
     keep the ECG recording's own noise (see HEART_LOWPASS_HZ). The heart rate changes between
-    the QRS complexes only (see QRS_KEPT_S); ``stretch_qrs``: the QRS complexes too, as the
-    whole ECG is played faster or slower (the construction before 2026-12-02)."""
+    the QRS complexes only (see QRS_KEPT_S), and beats carrying non-cardiac activity are cut
+    out of the recording (see NON_CARDIAC_RATIO). ``legacy_heart``: the heart as built before
+    2026-12-02 — every beat kept, the whole ECG played faster or slower, QRS complexes too."""
     fs = float(spec.rate_hz)
     n = round((duration_s or spec.duration_s) * fs)
     montage = load_montage("lumbar").first(N_CHANNELS)
@@ -311,8 +324,9 @@ def generate(spec: CaseSpec, duration_s: float | None = None, *,
     _add_events(emg, truth, timeline, rng["events"], fs)
     truth.events.sort(key=lambda e: e.onset)
     truth.artifacts.sort(key=lambda a: a.onset)
-    ecg, beats, labels = _ecg(load_ecg(spec.ecg_record, heart_only=not ecg_source_noise),
-                              montage, n, fs, rng["ecg"], stretch_qrs)
+    rec = load_ecg(spec.ecg_record, heart_only=not ecg_source_noise,
+                   cardiac_only=not legacy_heart)
+    ecg, beats, labels = _ecg(rec, montage, n, fs, rng["ecg"], legacy_heart)
     truth.ecg_beats = beats.tolist()
     mains, mains_hz = _mains(spec.mains_hz, n, fs, rng["mains"])
     components = {"emg": emg, "ecg": ecg, "mains": mains, "artifacts": artifacts,
@@ -621,11 +635,12 @@ class EcgRecord:
 
 
 @lru_cache(maxsize=4)
-def load_ecg(name: str, heart_only: bool = True) -> EcgRecord:
+def load_ecg(name: str, heart_only: bool = True, cardiac_only: bool = False) -> EcgRecord:
     """Read an ECG record of :data:`ECG_RECORDS` from ``physionet_ecg`` with wfdb; R peaks from
     its ``.atr`` beat labels, or detected on all leads together where it has none.
     ``heart_only``: the recording's own noise above HEART_LOWPASS_HZ removed (:func:`_heart_only`);
-    False keeps it (the construction before 2026-11-30)."""
+    False keeps it (the construction before 2026-11-30). ``cardiac_only``: the beats carrying
+    non-cardiac activity cut out (:func:`_cardiac_only`)."""
     path = str(data_dir() / "physionet_ecg" / name)
     mains_hz, annotated = ECG_RECORDS[name]
     with warnings.catch_warnings():  # wfdb builds its tables with a keyword pandas deprecates
@@ -645,7 +660,8 @@ def load_ecg(name: str, heart_only: bool = True) -> EcgRecord:
         labels = np.full(len(r_peaks), "?")
     if heart_only:
         leads = _heart_only(leads, r_peaks.astype(np.int64), labels, fs)
-    return EcgRecord(name, fs, leads, r_peaks.astype(np.int64), labels)
+    rec = EcgRecord(name, fs, leads, r_peaks.astype(np.int64), labels)
+    return _cardiac_only(rec) if cardiac_only else rec
 
 
 def _heart_only(leads: np.ndarray, r_peaks: np.ndarray, labels: np.ndarray,
@@ -725,6 +741,36 @@ def _detect_r(leads: np.ndarray, fs: float) -> np.ndarray:
     peaks, _ = signal.find_peaks(energy, height=0.4 * np.percentile(energy, 99),
                                  distance=round(0.3 * fs))
     return peaks
+
+
+def _cardiac_only(rec: EcgRecord) -> EcgRecord:
+    """``rec`` with the beats that carry non-cardiac activity (NON_CARDIAC_RATIO) cut out,
+    each from LOOP_CUT_BEFORE_R_S before its R peak to as long before the next; the level
+    step at each cut ramped out over CUT_JOIN_S. The last beat is never cut."""
+    fs, r = rec.fs, rec.r_peaks
+    band = signal.sosfiltfilt(signal.butter(4, NON_CARDIAC_BAND_HZ, "bandpass", fs=fs,
+                                            output="sos"), rec.leads, axis=0)
+    a, b = round(NON_CARDIAC_S[0] * fs), round(NON_CARDIAC_S[1] * fs)
+    inside = np.flatnonzero(r[:-1] + b < len(band))
+    rms = np.sqrt(np.stack([np.mean(band[r[i] + a:r[i] + b] ** 2, axis=0) for i in inside]))
+    odd = inside[(rms > NON_CARDIAC_RATIO * np.median(rms, axis=0)).any(axis=1)]
+    if not len(odd):
+        return rec
+    cut = round(LOOP_CUT_BEFORE_R_S * fs)
+    keep = np.ones(len(rec.leads), bool)
+    for i in odd.tolist():
+        keep[r[i] - cut:r[i + 1] - cut] = False
+    leads = rec.leads[keep]
+    ramp = np.linspace(1.0, 0.0, round(CUT_JOIN_S * fs))
+    for i in odd.tolist():  # (each cut's first kept sample, in the new indices)
+        j = int(np.count_nonzero(keep[:r[i + 1] - cut]))
+        if j == 0 or j >= len(leads):
+            continue
+        span = leads[j:j + len(ramp)]
+        span += np.outer(ramp[:len(span)], leads[j - 1] - leads[j])
+    kept = np.delete(np.arange(len(r)), odd)
+    index = np.cumsum(keep) - 1
+    return EcgRecord(rec.name, fs, leads, index[r[kept]].astype(np.int64), rec.labels[kept])
 
 
 def _looped(rec: EcgRecord, start: int, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -809,14 +855,14 @@ def _ecg_peak_uv(montage: Montage, rng: np.random.Generator) -> np.ndarray:
 
 
 def _ecg(rec: EcgRecord, montage: Montage, n: int, fs: float, rng: np.random.Generator,
-         stretch_qrs: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+         legacy_heart: bool = False) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """The ECG component (n × 8, µV) from ``rec``, the heart's R-peak indices in the case and
     their beat labels. The QRS complexes are played at their own rate
-    (:func:`_qrs_at_own_rate`) unless ``stretch_qrs``."""
+    (:func:`_qrs_at_own_rate`) unless ``legacy_heart``."""
     source_s = _source_time_s(n, fs, rng)
     m = math.ceil((source_s[-1] + 2 * ECG_LEAD_IN_S) * rec.fs)
     leads, beats, labels = _looped(rec, _window_start(rec, m, rng), m)
-    if not stretch_qrs:
+    if not legacy_heart:
         source_s = _qrs_at_own_rate(source_s, beats / rec.fs, fs)
     mixed = leads @ _lead_mix(leads.shape[1], rng)
     half = round(R_WINDOW_S * rec.fs)
