@@ -336,6 +336,11 @@ MAX_CLASSES = 3
 #: median over channels of the normalised correlation with the class template, weighted by the
 #: template's energy over the noise; channels whose template is below the noise do not vote).
 NEW_CLASS_SIMILARITY = 0.7
+#: The dominant class takes a beat unless another one leaves less than this fraction of its
+#: dissimilarity (1 − similarity): a class started by one odd beat that has grown towards the
+#: dominant shape matches its beats about as well (0.9944 against 0.9915, extra seed 612),
+#: and its young templates leave more behind than the dominant class's.
+OTHER_CLASS_DISSIMILARITY = 0.5
 #: A detection candidate under the threshold is a beat all the same when its similarity to the
 #: dominant class (as above, on channels whose converged template stands out of the noise; at
 #: least one must) reaches this.
@@ -1905,7 +1910,9 @@ class EcgCanceller:
         (samples, window start relative to the fiducial's) and the joint coarse lag — the
         basis to fit it with and the live channels that have one: the class's own templates,
         or for a new class those of the class it resembles most (they still explain part of
-        it); and whether it started a new class."""
+        it); and whether it started a new class. Classes are compared on the channels all of
+        them have a template on; the dominant one keeps a beat another matches about as well
+        (OTHER_CLASS_DISSIMILARITY)."""
         c = self.n_channels
         best: tuple[float, int, np.ndarray, int] | None = None
         classes = [k for k in np.flatnonzero(self._class_beats > 0).tolist()
@@ -1915,12 +1922,14 @@ class EcgCanceller:
         # (extra seed 732, 230.60 s: a 3-beat class without channel 7 took the beat, which was
         # then left in place there and gated, and with it a 314 µV spike at R + 37 ms)
         common = np.logical_and.reduce([self._count[k] > 0 for k in classes]) & live
+        found: dict[int, tuple[float, int, np.ndarray, int]] = {}
         for k in classes:
             started = (self._count[k] > 0) & live
             lags, coarse, similarity = self._align(seg, self._template[k], started, sigma,
                                                    voters=common)
+            found[k] = (similarity, k, lags, coarse)
             if best is None or similarity > best[0]:
-                best = (similarity, k, lags, coarse)
+                best = found[k]
         if best is None:
             # no template yet: the beats so far are not learnt yet, or this is the first one
             k = self._primary() if self._class_beats.any() else self._new_class()
@@ -1928,6 +1937,10 @@ class EcgCanceller:
             return (k, np.zeros(c, dtype=np.int64), 0, self._shapes(k, self._template[k], has),
                     has, False)
         similarity, k, lags, coarse = best
+        primary = self._primary()
+        if k != primary and primary in found and (
+                1.0 - found[primary][0] <= (1.0 - similarity) / OTHER_CLASS_DISSIMILARITY):
+            similarity, k, lags, coarse = found[primary]
         has = (self._count[k] > 0) & live
         shapes = self._shapes(k, self._template[k], has)
         fresh = similarity < NEW_CLASS_SIMILARITY and not self._late  # (none while learning)
