@@ -226,7 +226,7 @@ def test_a_common_mode_step_on_a_qrs_is_found(fs: float) -> None:
     at = int(0.4 * fs) + 3 * int(0.9 * fs) + int(0.010 * fs)  # 10 ms into the 4th beat
     for c in involved:
         x[:, c] += decay(n, at, -rng.uniform(20.0, 40.0), 0.01, fs)
-    spans = run(x, fs=fs)
+    spans = held(run(x, fs=fs), fs)
     assert [s.kind for s in spans] == ["common_mode"]
     assert abs(spans[0].start - (at - 0.002 * fs)) <= 0.002 * fs
     assert set(spans[0].channels) >= set(involved[:3].tolist())
@@ -523,3 +523,22 @@ def test_a_small_common_mode_transient_fitting_cleanly_but_weakly_is_found() -> 
     common = [s for s in spans
               if s.kind == "common_mode" and abs(s.start - 198.2614 * fs) < 0.005 * fs]
     assert any({3, 4, 5, 6} <= set(s.channels) for s in common), common
+
+
+def test_a_weak_fit_against_every_step_like_channel_is_not_held_with_the_step() -> None:
+    """Extra tuning seed 756 (PTB s0010, 10 kHz): a common-mode step on channels 1–5 at
+    50.33 s (+19…+32 µV, several step-like). Channel 0, at the end of a QRS there, fitted
+    weakly as −28 µV: taken as a member, the span held it as long as its own fitted tail
+    (127 ms), and a 728 µV spike on it 122 ms after the step was lost. A weak fit stepping
+    the other way from every step-like channel is now left out of the span (channel 0 gets
+    only the edge's hold); the spike is found at its onset, in 1 s and 37 ms chunks from
+    45.4 s."""
+    fs, runs = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        756, 45.4, 51.0, (1.0, 0.037), legacy_heart=False)
+    for events, spans in runs:
+        common = [s for s in spans if s.kind == "common_mode"
+                  and abs(s.start - 50.3275 * fs) < 0.005 * fs
+                  and s.stop - s.start > 0.05 * fs]  # (not the edge's hold on the others)
+        assert common and all(0 not in s.channels for s in common), common
+        there = [(e.channel, e.onset / fs) for e in events if 50.40 <= e.onset / fs <= 50.50]
+        assert [ch for ch, _ in there] == [0] and abs(there[0][1] - 50.4475) < 0.003, there
