@@ -1417,10 +1417,19 @@ def test_the_dominant_class_keeps_the_beats_a_young_class_matches_about_as_well(
     a little better (0.9944 against 0.9915 at 147.14 s), took them, and its young template on
     channel 7 left a 12.6 µV "spike" at 147.22 s (and a 13.9 µV one on channel 1 at
     136.89 s). The dominant class now keeps a beat unless another leaves under
-    OTHER_CLASS_DISSIMILARITY of its dissimilarity: from the start to 148 s, neither."""
+    OTHER_CLASS_DISSIMILARITY of its dissimilarity: from the start to 148 s, neither, and
+    over 130–147.5 s the events found are the case's own, each within 5 ms of its onset."""
     events = extra_case_events(612, 148.0, legacy_heart=False)
     assert not [(ch, t) for ch, t in events
                 if (ch == 1 and 136.8 <= t <= 137.0) or (ch == 7 and 147.1 <= t <= 147.35)]
+    case = pytest.importorskip("support.realcases").extra_case_or_skip(612, legacy_heart=False)
+    fs = case.sample_rate_hz
+    truth = sorted((e.channels[0], e.onset / fs) for e in case.truth.events
+                   if 130.0 <= e.onset / fs < 147.5)
+    found = sorted((ch, t) for ch, t in events if 130.0 <= t < 147.5)
+    assert len(truth) >= 5 and len(found) == len(truth), (found, truth)
+    assert all(f[0] == t[0] and abs(f[1] - t[1]) < 0.005 for f, t in zip(found, truth)), \
+        (found, truth)
 
 
 def test_pr_segment_misfit_between_two_gate_blanks_is_blanked() -> None:

@@ -746,22 +746,25 @@ def _detect_r(leads: np.ndarray, fs: float) -> np.ndarray:
 def _cardiac_only(rec: EcgRecord) -> EcgRecord:
     """``rec`` with the beats that carry non-cardiac activity (NON_CARDIAC_RATIO) cut out,
     each from LOOP_CUT_BEFORE_R_S before its R peak to as long before the next; the level
-    step at each cut ramped out over CUT_JOIN_S. The last beat is never cut."""
+    step at each cut ramped out over CUT_JOIN_S. The first and last beats, and a beat within
+    LOOP_CUT_BEFORE_R_S of the one before, are never cut (the cut would reach a kept R peak
+    or before the record)."""
     fs, r = rec.fs, rec.r_peaks
     band = signal.sosfiltfilt(signal.butter(4, NON_CARDIAC_BAND_HZ, "bandpass", fs=fs,
                                             output="sos"), rec.leads, axis=0)
     a, b = round(NON_CARDIAC_S[0] * fs), round(NON_CARDIAC_S[1] * fs)
     inside = np.flatnonzero(r[:-1] + b < len(band))
     rms = np.sqrt(np.stack([np.mean(band[r[i] + a:r[i] + b] ** 2, axis=0) for i in inside]))
-    odd = inside[(rms > NON_CARDIAC_RATIO * np.median(rms, axis=0)).any(axis=1)]
+    cut = round(LOOP_CUT_BEFORE_R_S * fs)
+    cuttable = (inside >= 1) & (r[inside] - cut > r[np.maximum(inside - 1, 0)])
+    odd = inside[(rms > NON_CARDIAC_RATIO * np.median(rms, axis=0)).any(axis=1) & cuttable]
     if not len(odd):
         return rec
-    cut = round(LOOP_CUT_BEFORE_R_S * fs)
     keep = np.ones(len(rec.leads), bool)
     for i in odd.tolist():
         keep[r[i] - cut:r[i + 1] - cut] = False
     leads = rec.leads[keep]
-    ramp = np.linspace(1.0, 0.0, round(CUT_JOIN_S * fs))
+    ramp = np.linspace(1.0, 0.0, round(CUT_JOIN_S * fs) + 1)[1:]
     for i in odd.tolist():  # (each cut's first kept sample, in the new indices)
         j = int(np.count_nonzero(keep[:r[i + 1] - cut]))
         if j == 0 or j >= len(leads):

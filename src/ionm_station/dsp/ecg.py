@@ -339,7 +339,9 @@ NEW_CLASS_SIMILARITY = 0.7
 #: The dominant class takes a beat unless another one leaves less than this fraction of its
 #: dissimilarity (1 − similarity): a class started by one odd beat that has grown towards the
 #: dominant shape matches its beats about as well (0.9944 against 0.9915, extra seed 612),
-#: and its young templates leave more behind than the dominant class's.
+#: and its young templates leave more behind than the dominant class's. (Only where the
+#: dominant class's similarity reaches NEW_CLASS_SIMILARITY: below it the beat is no beat of
+#: the dominant rhythm.)
 OTHER_CLASS_DISSIMILARITY = 0.5
 #: A detection candidate under the threshold is a beat all the same when its similarity to the
 #: dominant class (as above, on channels whose converged template stands out of the noise; at
@@ -1921,7 +1923,13 @@ class EcgCanceller:
         # template where the beat holds EMG is not spoilt by it, and won over the dominant one
         # (extra seed 732, 230.60 s: a 3-beat class without channel 7 took the beat, which was
         # then left in place there and gated, and with it a 314 µV spike at R + 37 ms)
+        # (all of them on their own channels where one has no template standing out of the
+        # noise there: see _align's vote)
         common = np.logical_and.reduce([self._count[k] > 0 for k in classes]) & live
+        core = self._core
+        if not all(((self._count[k] > 0) & common & ((self._template[k][:, :core] ** 2).sum(
+                axis=1) > core * sigma ** 2)).any() for k in classes):
+            common = None
         found: dict[int, tuple[float, int, np.ndarray, int]] = {}
         for k in classes:
             started = (self._count[k] > 0) & live
@@ -1938,7 +1946,7 @@ class EcgCanceller:
                     has, False)
         similarity, k, lags, coarse = best
         primary = self._primary()
-        if k != primary and primary in found and (
+        if k != primary and primary in found and found[primary][0] >= NEW_CLASS_SIMILARITY and (
                 1.0 - found[primary][0] <= (1.0 - similarity) / OTHER_CLASS_DISSIMILARITY):
             similarity, k, lags, coarse = found[primary]
         has = (self._count[k] > 0) & live
@@ -1978,8 +1986,8 @@ class EcgCanceller:
         channel the correlation's maximum within ±FINE_LAG_S of it, refined by a parabola.
         Returns per-channel lags (samples), the joint lag and the similarity (median over the
         channels whose template stands out of the noise of the normalised correlation, weighted
-        by the template's energy over the noise — among the ``voters`` channels only, unless
-        none of them does —; ``unvoted`` when no template does)."""
+        by the template's energy over the noise — among the ``voters`` channels only where one
+        of them does —; ``unvoted`` when no template does)."""
         c, core, lc, lf, dec = self.n_channels, self._core, self._coarse, self._fine, self._dec
         tmpl = template[:, :core]
         weights = np.where(started, 1.0 / sigma ** 2, 0.0)

@@ -560,7 +560,8 @@ class StepDetector:
                     and abs(way.sum()) == n_steplike
                     and len(agree) >= COMMON_MODE_PAIR_MEMBERS
                     and len(dissent) <= COMMON_MODE_DISSENT)
-            if (n_clean < COMMON_MODE_MIN_CHANNELS and pair) or abs(way.sum()) == n_steplike:
+            if (n_clean < COMMON_MODE_MIN_CHANNELS and pair) \
+                    or 0 < n_steplike == abs(way.sum()):
                 # a weak fit the other way from every step-like channel is something else (a
                 # QRS's end: extra seed 756, 50.33 s, −28 µV against five channels' +19…+32,
                 # held channel 0 for 127 ms and with it a 728 µV spike 122 ms on)
