@@ -181,6 +181,38 @@ def test_what_rises_as_a_long_blank_ends_is_its_tail_not_emg():
         assert sorted(e.channel for e in events) == [1, 4], events
 
 
+def test_a_heartbeat_s_long_blank_has_a_tail_no_larger_than_the_heartbeat():
+    """A long blank the ECG canceller's kept samples alone make (a heartbeat's window while its
+    threshold is learnt, P wave included: 0.4 s) has a tail only as large as half the
+    heartbeat's p-p in the detection signal: a 300 µV burst rising right after a blank of
+    noise is reported (extra seed 816: an 894 µV burst 43 ms after one was missed), a 30 µV
+    one after a blank holding a 400 µV heartbeat is its residue. After a blank holding an
+    artifact's zeroed samples — here its first half, the rest kept — anything short is the
+    tail, in any chunking."""
+    x = _noise(6.0, seed=31, n_channels=3)
+    blanked = np.zeros(x.shape, bool)
+    kept = np.zeros(x.shape, bool)
+    blanked[int(1.0 * FS):int(1.4 * FS)] = True
+    kept[int(1.0 * FS):int(1.4 * FS), [0, 2]] = True          # the heart's alone
+    kept[int(1.2 * FS):int(1.4 * FS), 1] = True               # an artifact's, then the heart's
+    t = np.arange(-0.02, 0.02, 1.0 / FS)
+    x[int(1.2 * FS) - len(t) // 2:int(1.2 * FS) - len(t) // 2 + len(t), 2] += \
+        400.0 * np.exp(-0.5 * (t / 0.004) ** 2)               # a QRS inside channel 2's blank
+    end = int(1.4 * FS) + int(0.01 * FS)                       # past the guard
+    firings = np.sort(np.random.default_rng(32).uniform(0, 0.03, 4))
+    for c, pp in ((0, 300.0), (1, 300.0), (2, 30.0)):
+        _add(x, c, end / FS, firings, pp, 0.008, 3)
+    assert _detect(x[:, 2:], blanked=np.zeros((len(x), 1), bool))  # 30 µV: found unblanked
+    for chunks in (None, _chunks(len(x), 33)):
+        det = EmgEventDetector(MONTAGE.first(3), FS)
+        events, pos = [], 0
+        for n in chunks or [len(x)]:
+            events += det.process(x[pos:pos + n], pos, blanked[pos:pos + n], kept[pos:pos + n])
+            pos += n
+        events += det.flush()
+        assert [(e.channel, round(e.onset / FS, 2)) for e in events] == [(0, 1.41)], events
+
+
 def test_a_kept_blank_ends_without_a_step():
     """A blank over a small slow residual (a QRS misfit the ECG canceller gated) that ends
     while the residual is still off zero: zeroed in the filters' input, the step back to the

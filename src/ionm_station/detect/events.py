@@ -38,8 +38,10 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    A segment that runs into a blanked sample is cut there if it was above threshold at least
    :data:`BLANK_LEAD_S` before it, else dropped (the blanked artifact's lead-in); one that rises
    within :data:`POST_BLANK_TAIL_S` after a blank of more than :data:`BRIDGE_BLANK_MAX_S`
-   (cautery, rails, lead-off) on a channel that was quiet before it begins that artifact's
-   tail: an episode it begins gives no event unless it outlasts :data:`POST_BLANK_TAIL_MAX_S`.
+   (cautery, rails, lead-off, an unsubtracted heartbeat) on a channel that was quiet before
+   it begins that artifact's tail: an episode it begins gives no event unless it outlasts
+   :data:`POST_BLANK_TAIL_MAX_S` — or, after a heartbeat's blank alone, outgrows
+   :data:`KEPT_TAIL_RATIO` × the heartbeat's p-p.
 4. **Episodes**: segments closer than :data:`GAP_S` form one episode; a regular low-rate series
    (a B-train) bridges gaps up to :data:`GAP_ISI_FACTOR` × its median inter-spike interval,
    at most :data:`GAP_MAX_S`. Up to :data:`BRIDGE_BLANK_MAX_S` of blanked samples in a gap
@@ -190,6 +192,11 @@ BRIDGE_BLANK_MAX_S = 0.35
 #: through it).
 POST_BLANK_TAIL_S = 0.05
 POST_BLANK_TAIL_MAX_S = 0.25
+#: … of any size after a blank holding an artifact's zeroed samples; after one the ECG
+#: canceller's kept samples alone make (a heartbeat it did not subtract, passed through the
+#: filters as it is), only while its p-p stays within this fraction of the detection
+#: signal's p-p over the blank: a heartbeat's residue is smaller than the heartbeat.
+KEPT_TAIL_RATIO = 0.5
 #: Classification limits.
 SPIKE_MAX_S = 0.040
 SPIKE_MAX_MUAPS = 2
@@ -312,14 +319,14 @@ class _Segment:
     period: float | None = None                # samples, when the segment is periodic
     blanked_start: int = 0                     # blanked samples on the channel before start
     blanked_stop: int = 0                      # … and before stop
-    tail: bool = False                         # rose right after a long blank
+    tail: float = 0.0                          # rose right after a long blank: see _Open
 
 
 @dataclass
 class _Episode:
     segments: list[_Segment] = field(default_factory=list)
     gap: int = 0
-    tail: bool = False                         # began as a long blank's tail
+    tail: float = 0.0                          # began as a long blank's tail: see _Open
     bridged: int = 0                           # blanked samples between its segments
 
     @property
@@ -350,7 +357,8 @@ class _Open:
     parts: list[np.ndarray] = field(default_factory=list)
     broad: bool = False                        # reached ON·σ in the broadband envelope
     blanked_start: int = 0                     # blanked samples on the channel before start
-    tail: bool = False                         # rose right after a long blank
+    tail: float = 0.0                          # rose right after a long blank: the largest
+                                               # p-p (µV) its tail may have (0: none)
 
 
 class EmgEventDetector:
@@ -437,11 +445,15 @@ class EmgEventDetector:
         self._a_trains: list[list[tuple[int, int]]] = [[] for _ in range(c)]
         self._blanked_total = np.zeros(c, np.int64)   # blanked samples before the chunk
         self._blank_run = np.zeros(c, np.int64)       # blocked samples ending the last chunk
-        # absolute (start, end) of the long blanks per channel: the last one before the chunk
-        # and those ending within it (end: the first unblocked sample)
+        self._blank_run_zeroed = np.zeros(c, bool)    # … holding a zeroed sample
+        self._blank_run_lo = np.zeros(c)              # … the detection signal's least there
+        self._blank_run_hi = np.zeros(c)              # … and largest (µV)
+        # absolute (start, end) of the long blanks per channel and the largest p-p (µV) of
+        # their tails (see _note_long_blanks): the last one before the chunk and those ending
+        # within it (end: the first unblocked sample)
         never = np.iinfo(np.int64).min // 2
-        self._long_blank = np.full((c, 2), never)
-        self._long_blanks: list[np.ndarray] = [np.zeros((0, 2), np.int64)] * c
+        self._long_blank = np.tile(np.array([never, never, 0.0]), (c, 1))
+        self._long_blanks: list[np.ndarray] = [np.zeros((0, 3))] * c
         self._last_stop = np.full(c, never)  # end of the channel's last segment kept
         self._chunk_blocked: np.ndarray | None = None  # the chunk's blanked samples
         self._chunk_start = 0
@@ -497,9 +509,9 @@ class EmgEventDetector:
         if zero.any():
             x[zero] = 0.0
         blocked = self._guarded(bad, start)
-        self._note_long_blanks(blocked, start)
         self._chunk_start, self._chunk_blocked = start, blocked
         y, hi, lo = self._filtered(x, start)
+        self._note_long_blanks(blocked, zero, y, start)
         env, self._env_tail = self._envelope(y, self._env_tail)
         env_hi = None
         if hi is not None:  # read on the two-band channels only: computed for those
@@ -608,50 +620,81 @@ class EmgEventDetector:
             blocked[c, :carry[c]] = True
         return blocked
 
-    def _note_long_blanks(self, blocked: np.ndarray, start: int) -> None:
+    def _note_long_blanks(self, blocked: np.ndarray, zeroed: np.ndarray, y: np.ndarray,
+                          start: int) -> None:
         """Record where blocked runs of at least BRIDGE_BLANK_MAX_S end in this chunk (runs
-        carried across chunks count whole)."""
+        carried across chunks count whole), and how large their tails may be: any size after
+        one holding a ``zeroed`` sample (an artifact's: cautery, rails, lead-off); after one
+        of the ECG canceller's kept samples alone, at most KEPT_TAIL_RATIO × the p-p of the
+        detection signal ``y`` (channels × n µV) over it — a heartbeat's residue is smaller
+        than the heartbeat blanked before it (12 % of it on extra seed 895 at 2.51 s), and
+        taking anything that rose right after such a blank for its tail lost an 894 µV burst
+        43 ms after a learning window (seed 816, 2.26 s; 6.5 × the window's p-p) and a
+        166 µV one 6 ms after another (seed 595, 1.55 s; 0.94 ×)."""
         n = blocked.shape[1]
         for c in range(self.n_channels):
             self._long_blank[c] = self._latest_long_blank(c, start + n)
-            self._long_blanks[c] = np.zeros((0, 2), np.int64)
+            self._long_blanks[c] = np.zeros((0, 3))
         for c in np.flatnonzero(blocked.any(axis=1) | (self._blank_run > 0)):
             runs = np.flatnonzero(np.diff(np.concatenate(([0], blocked[c].view(np.int8), [0]))))
             starts, stops = runs[0::2], runs[1::2]
             lengths = stops - starts
+            held = np.concatenate(([0], np.cumsum(zeroed[c])))
+            hard = held[stops] > held[starts]
+            padded, edges = np.append(y[c], 0.0), np.column_stack([starts, stops]).ravel()
+            lo = np.minimum.reduceat(padded, edges)[0::2]  # over each run
+            hi = np.maximum.reduceat(padded, edges)[0::2]
             if self._blank_run[c] and not (len(starts) and starts[0] == 0):
                 starts, stops = np.insert(starts, 0, 0), np.insert(stops, 0, 0)  # ended with
                 lengths = np.insert(lengths, 0, 0)                            # the last chunk
+                hard = np.insert(hard, 0, False)
+                lo, hi = np.insert(lo, 0, math.inf), np.insert(hi, 0, -math.inf)
             if self._blank_run[c]:
                 lengths[0] += self._blank_run[c]
+                hard[0] |= self._blank_run_zeroed[c]
+                lo[0] = min(lo[0], self._blank_run_lo[c])
+                hi[0] = max(hi[0], self._blank_run_hi[c])
+            cap = np.where(hard, math.inf, KEPT_TAIL_RATIO * (hi - lo))
             long = (lengths >= self._bridge_max) & (stops < n)
             self._long_blanks[c] = np.column_stack([start + stops[long] - lengths[long],
-                                                    start + stops[long]])
-            self._blank_run[c] = lengths[-1] if len(stops) and stops[-1] == n else 0
+                                                    start + stops[long], cap[long]])
+            going_on = bool(len(stops)) and stops[-1] == n
+            self._blank_run[c] = lengths[-1] if going_on else 0
+            self._blank_run_zeroed[c] = going_on and hard[-1]
+            if going_on:
+                self._blank_run_lo[c], self._blank_run_hi[c] = lo[-1], hi[-1]
 
     def _latest_long_blank(self, c: int, index: int) -> np.ndarray:
         """Absolute (start, end) of channel ``c``'s latest long blank ended at or before
-        ``index``."""
+        ``index``, and the largest p-p (µV) of its tail."""
         runs = self._long_blanks[c]
         if len(runs):
             runs = runs[runs[:, 1] <= index]
         return runs[-1] if len(runs) else self._long_blank[c]
 
-    def _is_tail(self, c: int, rise: int) -> bool:
+    def _is_tail(self, c: int, rise: int) -> float:
         """Whether a segment rising at absolute ``rise`` on channel ``c`` would be a long
-        blank's tail (see :data:`POST_BLANK_TAIL_S`)."""
-        blank_start, blank_end = self._latest_long_blank(c, rise)
+        blank's tail (see :data:`POST_BLANK_TAIL_S`): the largest p-p (µV) a tail of it may
+        have, 0.0 if it is none."""
+        blank_start, blank_end, cap = self._latest_long_blank(c, rise)
         if rise - blank_end >= self._post_blank_tail:
-            return False
+            return 0.0
         last = self._last_stop[c]
         ep = self._episodes[c]  # not yet closed, but its event (if any) will be kept
         if ep is not None and not self._short_tail(ep):
             last = max(last, ep.last_stop)
-        return bool(last < blank_start - self._gap)
+        return float(cap) if last < blank_start - self._gap else 0.0
 
     def _short_tail(self, ep: _Episode) -> bool:
         """Whether an episode is a long blank's short tail: no event."""
-        return ep.tail and ep.last_stop - ep.segments[0].start <= self._post_blank_tail_max
+        return self._tail_of(ep.tail, ep.segments)
+
+    def _tail_of(self, cap: float, segments: list[_Segment]) -> bool:
+        """Whether ``segments`` (an episode's) rising right after a long blank whose tail may
+        reach ``cap`` µV p-p (0: none) are that tail: no longer than POST_BLANK_TAIL_MAX_S
+        and no larger."""
+        return (cap > 0.0 and segments[-1].stop - segments[0].start <= self._post_blank_tail_max
+                and max(s.pp_uv for s in segments) <= cap)
 
     def _envelope(self, y: np.ndarray, tail: np.ndarray, name: str = "env"
                   ) -> tuple[np.ndarray, np.ndarray]:
@@ -1054,8 +1097,8 @@ class EmgEventDetector:
                 segments.append(replace(recent, start=op.start))
             if not segments or segments[-1].stop - segments[0].start < ONGOING_MIN_S * fs:
                 continue
-            tail = ep.tail if ep is not None else op is not None and op.tail
-            if tail and segments[-1].stop - segments[0].start <= self._post_blank_tail_max:
+            cap = ep.tail if ep is not None else op.tail if op is not None else 0.0
+            if self._tail_of(cap, segments):
                 continue  # maybe a long blank's tail: not yet an alarm
             provisional = _Episode(segments, bridged=ep.bridged if ep is not None else 0)
             event = self._classify(c, provisional)

@@ -228,6 +228,20 @@ SETTLE_MAX_S = 4.0
 #: channel whose largest |input| there exceeds this many times its heartbeat's (the median of
 #: the candidates so far): that is something else, EMG clearly bigger than the heart.
 LEARN_BLANK_RATIO = 2.0
+#: … nor on one where it holds fast content no heartbeat has: a >200 Hz RMS over
+#: GATE_ENVELOPE_S above LEARN_FAST_SIGMA × the channel's >200 Hz noise for more than
+#: LEARN_FAST_MIN_S in all, peaking above LEARN_FAST_RATIO × the heartbeat's own there (the
+#: median of the candidates so far). EMG sitting on a heartbeat need not peak at twice it: a
+#: 487 µV burst on a channel with 331 µV of ECG (extra seed 816, 1.38 s) and a 572 µV spike
+#: beside a 323 µV one (seed 570, 1.45 s) were blanked whole and missed; their fast content
+#: peaked at 58 and 97 σ, for 16 and 6 ms, a QRS's at most 5.3 σ. An electrode pop's edge is
+#: one impulse there, above it for no longer than the RMS window: a 166 µV pop 25 ms after an
+#: R peak (seed 733, 1.44 s; 13 σ for 2.0 ms), which the step detector cannot tell from the
+#: QRS under it before it knows two beats, stays blanked; a 273 µV spike lasts 4.2 ms (seed
+#: 702, 2.19 s).
+LEARN_FAST_SIGMA = 10.0
+LEARN_FAST_MIN_S = 0.003
+LEARN_FAST_RATIO = 3.0
 #: … and from ~170 ms before a candidate's fiducial (R − 140 ms, the P wave's fast part) on
 #: the channels whose heartbeat peaks at least this high (µV): the P wave is about a tenth
 #: of it, and its fast part reaches the detector's threshold (~10 µV) only there. (Blanking
@@ -660,7 +674,7 @@ class EcgCanceller:
         self._blank: list[tuple[int, int, np.ndarray]] = []  # (start, stop, channels)
         # windows' parts after the core while the threshold is learnt, judged once arrived:
         # (start, stop, the heartbeat's largest |input| per channel µV or None)
-        self._unlearnt_tails: deque[tuple[int, int, np.ndarray | None]] = deque()
+        self._unlearnt_tails: deque[tuple[int, int, np.ndarray | None, np.ndarray | None]] = deque()
         # their parts judged so far, with the channels left unblanked there (start, stop,
         # channels): a step noted later blanks them (see note_steps)
         self._unlearnt_open: deque[tuple[int, int, np.ndarray]] = deque()
@@ -719,8 +733,9 @@ class EcgCanceller:
         self._rr: deque[int] = deque(maxlen=RR_AVERAGE)
         self._missed: list[tuple[int, float]] = []  # (fiducial, peak) under threshold
         self._learning: list[tuple[int, float]] = []  # (fiducial, peak) before the first threshold
-        # per heartbeat then: its detection peak, the largest |input| per channel (µV), fiducial
-        self._learn_sizes: list[tuple[float, np.ndarray, int]] = []
+        # per heartbeat then: its detection peak, the largest |input| per channel (µV), fiducial,
+        # the largest >200 Hz RMS per channel (µV, see _fast_rms)
+        self._learn_sizes: list[tuple[float, np.ndarray, int, np.ndarray]] = []
         # the last candidate then: fiducial, its QRS's size (µV, see _qrs_size), whether its
         # window (or a later lobe's) was blanked
         self._learn_last: tuple[int, float, bool] | None = None
@@ -1422,7 +1437,7 @@ class EcgCanceller:
     def _learnt_top(self) -> float:
         """The largest detection peak of the heartbeats judged while the threshold is learnt
         (some are), see :meth:`_settled_max`."""
-        return self._settled_max([(f, p) for p, _, f in self._learn_sizes])
+        return self._settled_max([(f, p) for p, _, f, _ in self._learn_sizes])
 
     def _settled_max(self, found: list[tuple[int, float]]) -> float:
         """The largest detection peak of candidates (fiducial, peak; at least one) found
@@ -1442,6 +1457,19 @@ class EcgCanceller:
         a = max(fid - round(LOBE_BEFORE_S * self.sample_rate_hz), self._x.start)
         return float(self._peak_between(a, fid + round(LOBE_AFTER_S * self.sample_rate_hz)).sum())
 
+    def _fast_rms(self, a: int, b: int) -> np.ndarray:
+        """(channels, samples): the >200 Hz RMS over GATE_ENVELOPE_S (µV) of the input over
+        rows [a, b) (absent rows as 0), one per full RMS window (none where fewer rows than
+        that are there)."""
+        x = np.nan_to_num(self._x.window(a, b), nan=0.0).T
+        m = self._gate_envelope
+        if x.shape[1] < m:
+            return np.zeros((self.n_channels, 0))
+        high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
+        power = np.cumsum(high * high, axis=1)
+        power = np.concatenate((power[:, m - 1:m], power[:, m:] - power[:, :-m]), axis=1)
+        return np.sqrt(power / m)
+
     def _blank_unlearnt(self, fid: int, size: np.ndarray, detection: float) -> None:
         """Blank for detection a candidate's window while the threshold is learnt (nothing
         subtracted) on the channels where the heartbeat is the largest thing (see
@@ -1452,26 +1480,32 @@ class EcgCanceller:
         with 17 µV of heart was blanked whole by the core's judgement (extra tuning seed 203,
         2.08 s; seed 383, a 493 µV one at 1.87 s)."""
         heart = self._heart_size(detection, without=fid)
-        self._blank_unlearnt_part(fid - self._pre, fid + self._core_post, size, heart)
-        self._unlearnt_tails.append((fid + self._core_post, fid + self._post, heart))
+        fast = self._heart_size(detection, without=fid, fast=True)
+        self._blank_unlearnt_part(fid - self._pre, fid + self._core_post, size, heart, fast)
+        self._unlearnt_tails.append((fid + self._core_post, fid + self._post, heart, fast))
 
     def _judge_unlearnt_tails(self) -> None:
         """Blank the learning windows' parts after the core that have arrived (see
         :meth:`_blank_unlearnt`). Their rows are output :attr:`delay` after they arrive (more
         than a block after the part's end: see ``__init__``)."""
         while self._unlearnt_tails and self._unlearnt_tails[0][1] <= self._end:
-            start, stop, heart = self._unlearnt_tails.popleft()
-            self._blank_unlearnt_part(start, stop, self._peak_between(start, stop), heart)
+            start, stop, heart, fast = self._unlearnt_tails.popleft()
+            self._blank_unlearnt_part(start, stop, self._peak_between(start, stop), heart, fast)
 
     def _blank_unlearnt_part(self, start: int, stop: int, peak: np.ndarray,
-                             heart: np.ndarray | None) -> None:
+                             heart: np.ndarray | None, heart_fast: np.ndarray | None) -> None:
         """Blank rows [start, stop) of a learning window on the channels of
         :meth:`_unlearnt_channels` (``peak``: the largest |input| there, ``heart``: the
-        heartbeat's, per channel µV), and on those where a step noted so far lies in or just
-        before them; the channels left open are kept for a step noted later (see
-        :meth:`note_steps`)."""
+        heartbeat's, ``heart_fast``: its largest >200 Hz RMS, per channel µV), and on those
+        where a step noted so far lies in or just before them; the channels left open are kept
+        for a step noted later (see :meth:`note_steps`)."""
+        rms = self._fast_rms(start, stop)
+        noise = self._hf_noise(start, np.arange(self.n_channels))
+        fast = rms.max(axis=1, initial=0.0)
+        fast_s = np.count_nonzero(rms > LEARN_FAST_SIGMA * noise[:, None], axis=1) \
+            / self.sample_rate_hz  # (none where the noise is not known)
         blanked = np.zeros(self.n_channels, dtype=bool)
-        blanked[self._unlearnt_channels(peak, heart)] = True
+        blanked[self._unlearnt_channels(peak, heart, fast, heart_fast, fast_s)] = True
         self._blank.append((start, stop, np.flatnonzero(blanked)))
         open_channels = np.flatnonzero(~blanked)
         if len(open_channels):
@@ -1493,11 +1527,16 @@ class EcgCanceller:
                 self._blank.append((start, stop, hit))
 
     @staticmethod
-    def _unlearnt_channels(peak: np.ndarray, heart: np.ndarray | None) -> np.ndarray:
+    def _unlearnt_channels(peak: np.ndarray, heart: np.ndarray | None, fast: np.ndarray,
+                           heart_fast: np.ndarray | None, fast_s: np.ndarray) -> np.ndarray:
         """The channels to blank over part of a candidate's window while the threshold is
         learnt: those whose largest |input| there (``peak``, µV) is at most LEARN_BLANK_RATIO
-        × that channel's heartbeat (``heart``, see :meth:`_heart_size`); every channel before a
-        heartbeat is known (None). Anything larger is not the heart: a 293 µV burst on a distal
+        × that channel's heartbeat (``heart``, see :meth:`_heart_size`) — every channel before
+        a heartbeat is known (None) — and whose >200 Hz RMS there (see :meth:`_fast_rms`)
+        exceeds LEARN_FAST_SIGMA × its >200 Hz noise for at most LEARN_FAST_MIN_S (``fast_s``,
+        s) or peaks (``fast``, µV) at most at LEARN_FAST_RATIO × the heartbeat's
+        (``heart_fast``; not compared before a heartbeat is known). Anything larger is not the
+        heart: a 293 µV burst on a distal
         muscle with ~40 µV of ECG was blanked whole and missed (tune-mitdb-10k, 1.18 s), and a
         779 µV one (tune-ptb-5k-60Hz, 1.80 s). A channel flagged flat or railed in a block of
         the window is judged like the others, not left out (as :meth:`_accept` blanks one it
@@ -1506,12 +1545,17 @@ class EcgCanceller:
         holds the unconverged mains' >200 Hz content (~19 µV against 2 µV of noise), and one
         such "flat" block had left the whole first heartbeat in place, read as a 20 µV burst at
         R (extra tuning seed 201, 0.54 s)."""
+        emg = fast_s > LEARN_FAST_MIN_S
+        if heart_fast is not None:
+            emg &= fast > LEARN_FAST_RATIO * heart_fast
         if heart is None:
-            return np.arange(len(peak))
-        return np.flatnonzero(peak <= LEARN_BLANK_RATIO * heart)
+            return np.flatnonzero(~emg)
+        return np.flatnonzero((peak <= LEARN_BLANK_RATIO * heart) & ~emg)
 
-    def _heart_size(self, detection: float, without: int | None = None) -> np.ndarray | None:
-        """Per channel while the threshold is learnt: the heartbeat's largest |input| (µV) —
+    def _heart_size(self, detection: float, without: int | None = None,
+                    fast: bool = False) -> np.ndarray | None:
+        """Per channel while the threshold is learnt: the heartbeat's largest |input| (µV;
+        ``fast``: its largest >200 Hz RMS, see :meth:`_fast_rms`) —
         the median over the candidates judged so far whose detection peak reaches half the
         largest one's (``detection``, this candidate's, included): beats, not T waves or
         noise. The candidate at fiducial ``without`` is left out of the median when another
@@ -1519,8 +1563,8 @@ class EcgCanceller:
         input is never more than twice of (extra tuning seed 390: a 432 µV spike on a channel
         with 52 µV of heart, 1.13 s, in the second beat's window, blanked whole). None when
         there is none."""
-        top = max([detection] + [p for p, _, _ in self._learn_sizes])
-        beats = [(s, f) for p, s, f in self._learn_sizes if p >= 0.5 * top]
+        top = max([detection] + [p for p, _, _, _ in self._learn_sizes])
+        beats = [(h if fast else s, f) for p, s, f, h in self._learn_sizes if p >= 0.5 * top]
         others = [s for s, f in beats if f != without]
         sizes = others or [s for s, _ in beats]
         return np.median(sizes, axis=0) if sizes else None
@@ -1585,7 +1629,9 @@ class EcgCanceller:
                     return
                 if self._learn_sizes and self._learn_sizes[-1][2] == last[0]:
                     self._learn_sizes.pop()
-            self._learn_sizes.append((peak, size, fid))
+            self._learn_sizes.append(
+                (peak, size, fid, self._fast_rms(fid - self._pre, fid + self._core_post)
+                 .max(axis=1, initial=0.0)))
             self._blank_unlearnt(fid, size, peak)
             self._learn_threshold(fid, peak)
             return
