@@ -202,8 +202,13 @@ def test_a_heartbeat_s_long_blank_has_a_tail_no_larger_than_the_heartbeat():
     firings = np.sort(np.random.default_rng(32).uniform(0, 0.03, 4))
     for c, pp in ((0, 300.0), (1, 300.0), (2, 30.0)):
         _add(x, c, end / FS, firings, pp, 0.008, 3)
-    assert _detect(x[:, 2:], blanked=np.zeros((len(x), 1), bool))  # 30 µV: found unblanked
-    for chunks in (None, _chunks(len(x), 33)):
+    alone = _noise(6.0, seed=31, n_channels=3)[:, 2:]
+    _add(alone, 0, end / FS, firings, 30.0, 0.008, 3)
+    assert [round(e.onset / FS, 2) for e in _detect(alone)] == [1.41]  # big enough to find
+    edges = [int(t * FS) for t in (1.0, 1.2, 1.4, 1.405)]
+    singles = [e + d for e in edges for d in range(-3, 4)]    # 1-sample chunks at the edges
+    at_edges = np.diff([0, *singles, len(x)]).tolist()
+    for chunks in (None, _chunks(len(x), 33), at_edges):
         det = EmgEventDetector(MONTAGE.first(3), FS)
         events, pos = [], 0
         for n in chunks or [len(x)]:

@@ -37,11 +37,11 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    fundamental lies in the noisy low band clears the two-band test only now and then.
    A segment that runs into a blanked sample is cut there if it was above threshold at least
    :data:`BLANK_LEAD_S` before it, else dropped (the blanked artifact's lead-in); one that rises
-   within :data:`POST_BLANK_TAIL_S` after a blank of more than :data:`BRIDGE_BLANK_MAX_S`
+   within :data:`POST_BLANK_TAIL_S` after a blank of :data:`BRIDGE_BLANK_MAX_S` or more
    (cautery, rails, lead-off, an unsubtracted heartbeat) on a channel that was quiet before
    it begins that artifact's tail: an episode it begins gives no event unless it outlasts
    :data:`POST_BLANK_TAIL_MAX_S` — or, after a heartbeat's blank alone, outgrows
-   :data:`KEPT_TAIL_RATIO` × the heartbeat's p-p.
+   :data:`KEPT_TAIL_RATIO` × the detection signal's p-p over that blank.
 4. **Episodes**: segments closer than :data:`GAP_S` form one episode; a regular low-rate series
    (a B-train) bridges gaps up to :data:`GAP_ISI_FACTOR` × its median inter-spike interval,
    at most :data:`GAP_MAX_S`. Up to :data:`BRIDGE_BLANK_MAX_S` of blanked samples in a gap
@@ -626,7 +626,7 @@ class EmgEventDetector:
         carried across chunks count whole), and how large their tails may be: any size after
         one holding a ``zeroed`` sample (an artifact's: cautery, rails, lead-off); after one
         of the ECG canceller's kept samples alone, at most KEPT_TAIL_RATIO × the p-p of the
-        detection signal ``y`` (channels × n µV) over it — a heartbeat's residue is smaller
+        detection signal ``y`` (channels × n µV) over it, its guard included — a heartbeat's residue is smaller
         than the heartbeat blanked before it (12 % of it on extra seed 895 at 2.51 s), and
         taking anything that rose right after such a blank for its tail lost an 894 µV burst
         43 ms after a learning window (seed 816, 2.26 s; 6.5 × the window's p-p) and a

@@ -46,11 +46,14 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   heartbeat peaks above :data:`P_WAVE_BLANK_UV`: the P wave's fast part) — except where
   something peaks above :data:`LEARN_BLANK_RATIO` × that channel's heartbeat (from the
   beat-like candidates so far; before R − 70 ms, where only a P wave can be, where the
-  detector would see more than :data:`P_WAVE_GATE_RATIO` × it): EMG clearly bigger than the
-  heart is never hidden, the heart is never reported as EMG where it is the largest thing on
-  the channel. Two candidates within the refractory period are one heartbeat's lobes: the
-  larger stands for it and the smaller is not blanked again — unless the larger is a start-up
-  transient, whose window reaches before the first sample and was never blanked.
+  detector would see more than :data:`P_WAVE_GATE_RATIO` × it) or holds lasting >200 Hz
+  content well beyond the heartbeat's (:data:`LEARN_FAST_SIGMA`): EMG clearly bigger than
+  the heart, or sitting on it, is not hidden — the window then goes to the detector whole,
+  heartbeat included, so the event's p-p may hold the QRS — and the heart alone is never
+  reported as EMG where it is the largest thing on the channel. Two candidates within the
+  refractory period are one heartbeat's lobes: the larger stands for it and the smaller is
+  not blanked again — unless the larger is a start-up transient, whose window reaches before
+  the first sample and was never blanked.
   A beat's window (with the alignment margins) may reach before the first input row: the
   missing rows count as absent (not learnt from, nothing subtracted there).
 * **Beat classes.** Up to :data:`MAX_CLASSES` morphologies, each with a template per channel:
@@ -229,18 +232,22 @@ SETTLE_MAX_S = 4.0
 #: the candidates so far): that is something else, EMG clearly bigger than the heart.
 LEARN_BLANK_RATIO = 2.0
 #: … nor on one where it holds fast content no heartbeat has: a >200 Hz RMS over
-#: GATE_ENVELOPE_S above LEARN_FAST_SIGMA × the channel's >200 Hz noise for more than
-#: LEARN_FAST_MIN_S in all, peaking above LEARN_FAST_RATIO × the heartbeat's own there (the
-#: median of the candidates so far). EMG sitting on a heartbeat need not peak at twice it: a
-#: 487 µV burst on a channel with 331 µV of ECG (extra seed 816, 1.38 s) and a 572 µV spike
-#: beside a 323 µV one (seed 570, 1.45 s) were blanked whole and missed; their fast content
-#: peaked at 58 and 97 σ, for 16 and 6 ms, a QRS's at most 5.3 σ. An electrode pop's edge is
-#: one impulse there, above it for no longer than the RMS window: a 166 µV pop 25 ms after an
-#: R peak (seed 733, 1.44 s; 13 σ for 2.0 ms), which the step detector cannot tell from the
-#: QRS under it before it knows two beats, stays blanked; a 273 µV spike lasts 4.2 ms (seed
-#: 702, 2.19 s).
+#: GATE_ENVELOPE_S above LEARN_FAST_SIGMA × the channel's >200 Hz noise for longer than that
+#: RMS window plus LEARN_FAST_EXTRA_S in all, peaking above LEARN_FAST_RATIO × the
+#: heartbeat's own there (the median of the candidates so far). EMG sitting on a heartbeat
+#: need not peak at twice it: a 487 µV burst on a channel with 331 µV of ECG (extra seed 816,
+#: 1.38 s) and a 572 µV spike beside a 323 µV one (seed 570, 1.45 s) were blanked whole and
+#: missed; their fast content peaked at 58 and 97 σ, for 16 and 6 ms, the QRS complexes of
+#: the cases traced at up to 5.3 σ. An electrode pop's edge is one impulse there, above it
+#: about as long as the RMS window: a 166 µV pop 25 ms after an R peak (seed 733, 1.44 s;
+#: 13 σ for 2.0 ms at 5 kHz), which the step detector cannot tell from the QRS under it
+#: before it knows two beats, stays blanked; a 273 µV spike lasts 4.2 ms (seed 702, 2.19 s).
+#: A larger pop, or one on a quieter channel, stays above it longer (a 166 µV step over 2 µV
+#: of noise: 3.9 ms at 10 kHz) and is left open unless the step detector notes it (then the
+#: window is blanked after all, see :meth:`EcgCanceller.note_steps`); only the ratio to the
+#: heartbeat guards that case.
 LEARN_FAST_SIGMA = 10.0
-LEARN_FAST_MIN_S = 0.003
+LEARN_FAST_EXTRA_S = 0.001
 LEARN_FAST_RATIO = 3.0
 #: … and from ~170 ms before a candidate's fiducial (R − 140 ms, the P wave's fast part) on
 #: the channels whose heartbeat peaks at least this high (µV): the P wave is about a tenth
@@ -531,6 +538,13 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int, int]]:
     return list(zip(rows.tolist(), starts.tolist(), stops.tolist()))
 
 
+def _moving_power(x: np.ndarray, m: int) -> np.ndarray:
+    """Per row of ``x`` (rows × samples): the sum of squares over each full window of ``m``
+    samples (samples − m + 1 of them)."""
+    power = np.cumsum(x * x, axis=1)
+    return np.concatenate((power[:, m - 1:m], power[:, m:] - power[:, :-m]), axis=1)
+
+
 def _dilated(mask: np.ndarray) -> np.ndarray:
     """(rows, blocks) bool ``mask`` grown by one block either side along each row."""
     out = mask.copy()
@@ -673,7 +687,8 @@ class EcgCanceller:
         self.beats: list[int] = []
         self._blank: list[tuple[int, int, np.ndarray]] = []  # (start, stop, channels)
         # windows' parts after the core while the threshold is learnt, judged once arrived:
-        # (start, stop, the heartbeat's largest |input| per channel µV or None)
+        # (start, stop, the heartbeat's largest |input| and largest >200 Hz RMS per channel µV,
+        # or None)
         self._unlearnt_tails: deque[tuple[int, int, np.ndarray | None, np.ndarray | None]] = deque()
         # their parts judged so far, with the channels left unblanked there (start, stop,
         # channels): a step noted later blanks them (see note_steps)
@@ -1373,10 +1388,8 @@ class EcgCanceller:
         P_WAVE_FAST_SIGMA × that channel's >200 Hz noise. A P wave is slow; a MUAP is not."""
         high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
         m = min(self._gate_envelope, x.shape[1])
-        power = np.cumsum(high * high, axis=1)
-        power = np.concatenate((power[:, m - 1:m], power[:, m:] - power[:, :-m]), axis=1)
         sigma = self._hf_noise(start, channels)
-        return power.max(axis=1) > m * (P_WAVE_FAST_SIGMA * sigma) ** 2
+        return _moving_power(high, m).max(axis=1) > m * (P_WAVE_FAST_SIGMA * sigma) ** 2
 
     def _hf_noise(self, start: int, channels: np.ndarray) -> np.ndarray:
         """The >200 Hz noise σ (µV) of ``channels`` in the block of absolute row ``start`` (the
@@ -1466,19 +1479,17 @@ class EcgCanceller:
         if x.shape[1] < m:
             return np.zeros((self.n_channels, 0))
         high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
-        power = np.cumsum(high * high, axis=1)
-        power = np.concatenate((power[:, m - 1:m], power[:, m:] - power[:, :-m]), axis=1)
-        return np.sqrt(power / m)
+        return np.sqrt(_moving_power(high, m) / m)
 
     def _blank_unlearnt(self, fid: int, size: np.ndarray, detection: float) -> None:
         """Blank for detection a candidate's window while the threshold is learnt (nothing
-        subtracted) on the channels where the heartbeat is the largest thing (see
-        :meth:`_unlearnt_channels`): its core now (``size``: the largest |input| there per
-        channel, µV; ``detection``: its detection peak, ``fid`` its fiducial), the rest of the
-        window once it has arrived (:meth:`_judge_unlearnt_tails`), each part on its own
-        largest input: a 181 µV spike 115 ms after a fiducial, after the core, on a channel
-        with 17 µV of heart was blanked whole by the core's judgement (extra tuning seed 203,
-        2.08 s; seed 383, a 493 µV one at 1.87 s)."""
+        subtracted) on the channels where the heartbeat is the largest thing and nothing
+        fast sits on it (see :meth:`_unlearnt_channels`): its core now (``size``: the largest
+        |input| there per channel, µV; ``detection``: its detection peak, ``fid`` its
+        fiducial), the rest of the window once it has arrived (:meth:`_judge_unlearnt_tails`),
+        each part on its own largest input: a 181 µV spike 115 ms after a fiducial, after the
+        core, on a channel with 17 µV of heart was blanked whole by the core's judgement
+        (extra tuning seed 203, 2.08 s; seed 383, a 493 µV one at 1.87 s)."""
         heart = self._heart_size(detection, without=fid)
         fast = self._heart_size(detection, without=fid, fast=True)
         self._blank_unlearnt_part(fid - self._pre, fid + self._core_post, size, heart, fast)
@@ -1504,6 +1515,7 @@ class EcgCanceller:
         fast = rms.max(axis=1, initial=0.0)
         fast_s = np.count_nonzero(rms > LEARN_FAST_SIGMA * noise[:, None], axis=1) \
             / self.sample_rate_hz  # (none where the noise is not known)
+        fast_s -= self._gate_envelope / self.sample_rate_hz  # beyond one RMS window
         blanked = np.zeros(self.n_channels, dtype=bool)
         blanked[self._unlearnt_channels(peak, heart, fast, heart_fast, fast_s)] = True
         self._blank.append((start, stop, np.flatnonzero(blanked)))
@@ -1516,10 +1528,11 @@ class EcgCanceller:
     def _blank_stepped_unlearnt(self, start: int, stop: int, open_channels: np.ndarray,
                                 step: tuple[int, np.ndarray]) -> None:
         """Blank rows [start, stop) of a learning window on its ``open_channels`` (left
-        unblanked: their input was over twice the heartbeat) that ``step`` (first sample,
-        channels) is on, where it begins in them or up to PRE_S before: the input was the
-        step's, not EMG (extra tuning seed 287: an electrode pop 47 ms after the second
-        heartbeat's fiducial left its 12 µV QRS open, read as a spike at 1.01 s)."""
+        unblanked: their input was over twice the heartbeat or held lasting fast content)
+        that ``step`` (first sample, channels) is on, where it begins in them or up to PRE_S
+        before: the input was the step's, not EMG (extra tuning seed 287: an electrode pop
+        47 ms after the second heartbeat's fiducial left its 12 µV QRS open, read as a spike
+        at 1.01 s)."""
         first, channels = step
         if start - self._pre <= first < stop:
             hit = np.intersect1d(channels, open_channels)
@@ -1533,10 +1546,10 @@ class EcgCanceller:
         learnt: those whose largest |input| there (``peak``, µV) is at most LEARN_BLANK_RATIO
         × that channel's heartbeat (``heart``, see :meth:`_heart_size`) — every channel before
         a heartbeat is known (None) — and whose >200 Hz RMS there (see :meth:`_fast_rms`)
-        exceeds LEARN_FAST_SIGMA × its >200 Hz noise for at most LEARN_FAST_MIN_S (``fast_s``,
-        s) or peaks (``fast``, µV) at most at LEARN_FAST_RATIO × the heartbeat's
-        (``heart_fast``; not compared before a heartbeat is known). Anything larger is not the
-        heart: a 293 µV burst on a distal
+        exceeds LEARN_FAST_SIGMA × its >200 Hz noise for at most LEARN_FAST_EXTRA_S longer
+        than the RMS window (``fast_s``: how much longer, s) or peaks (``fast``, µV) at most
+        at LEARN_FAST_RATIO × the heartbeat's (``heart_fast``; not compared before a
+        heartbeat is known). Anything larger is not the heart: a 293 µV burst on a distal
         muscle with ~40 µV of ECG was blanked whole and missed (tune-mitdb-10k, 1.18 s), and a
         779 µV one (tune-ptb-5k-60Hz, 1.80 s). A channel flagged flat or railed in a block of
         the window is judged like the others, not left out (as :meth:`_accept` blanks one it
@@ -1545,7 +1558,7 @@ class EcgCanceller:
         holds the unconverged mains' >200 Hz content (~19 µV against 2 µV of noise), and one
         such "flat" block had left the whole first heartbeat in place, read as a 20 µV burst at
         R (extra tuning seed 201, 0.54 s)."""
-        emg = fast_s > LEARN_FAST_MIN_S
+        emg = fast_s > LEARN_FAST_EXTRA_S
         if heart_fast is not None:
             emg &= fast > LEARN_FAST_RATIO * heart_fast
         if heart is None:
