@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from ionm_station.dsp.ecg import LEARN_BLANK_RATIO, EcgCanceller, Highpass30, highpass30
+from ionm_station.dsp.ecg import (LEARN_BLANK_RATIO, P_WAVE_GATE_UV, EcgCanceller, Highpass30,
+                                  highpass30)
 from ionm_station.dsp.filters import bandpass_sos
 
 #: ECG beat as Gaussians (centre s from R, σ s, amplitude relative to R): P, Q, R, S, T.
@@ -810,14 +811,15 @@ def test_p_waves_blanked_while_the_threshold_is_learnt(fs: float) -> None:
     """Nothing is subtracted while the QRS threshold is learnt (~2 s): every beat then reaches
     the detector whole, so it is blanked for detection on every channel to past the QRS, and
     from R − 140 ms, which holds the P wave's fast part, on the channels whose heartbeat peaks
-    above 100 µV (MIT-BIH 100: 15–17 µV spikes at R − 108…−122 ms on the channels with
-    150–400 µV of ECG, before the window decided with the candidate, which starts at
-    R − 75 ms), at any chunking; not from R − 140 ms on the others."""
-    ecg, noise, r_peaks = real_ecg_record("100", fs, 6.0, 8, seed=1)
+    above P_WAVE_GATE_UV, 60 µV (MIT-BIH 100: 15–17 µV spikes at R − 108…−122 ms on the
+    channels with 150–400 µV of ECG, before the window decided with the candidate, which
+    starts at R − 75 ms; PTB s0010: 8–15 µV at R − 146…−152 ms with 81–85 µV), at any
+    chunking; not from R − 140 ms on the others."""
+    ecg, noise, r_peaks = real_ecg_record("100", fs, 6.0, 8, seed=3)
     learning = r_peaks[(r_peaks > r_peaks[0] + 0.3 * fs) & (r_peaks < r_peaks[0] + 1.9 * fs)]
     assert len(learning) >= 2
-    big = np.abs(ecg[int(0.5 * fs):int(2.5 * fs)]).max(axis=0) >= 120.0
-    small = np.abs(ecg[int(0.5 * fs):int(2.5 * fs)]).max(axis=0) <= 80.0
+    heart = np.abs(ecg[int(0.5 * fs):int(2.5 * fs)]).max(axis=0)
+    big, small = heart >= 1.2 * P_WAVE_GATE_UV, heart <= 0.8 * P_WAVE_GATE_UV
     assert big.any() and small.any()
     for chunk in (1, 97, 1000) if fs == 1000.0 else (1000,):
         _, blank = run_blanked(EcgCanceller(8, fs), ecg + noise, chunk)

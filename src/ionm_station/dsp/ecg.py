@@ -43,7 +43,7 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   after those 2 s (no visible ECG) the learning ends by time, one decision lag later.
   Meanwhile nothing is subtracted, so each candidate is blanked for detection from R − 70 ms
   to R + 225 ms on every channel (from R − 140 ms, as soon as it is found, where the
-  heartbeat peaks above :data:`P_WAVE_BLANK_UV`: the P wave's fast part) — except where
+  heartbeat peaks above :data:`P_WAVE_GATE_UV`: the P wave's fast part) — except where
   something peaks above :data:`LEARN_BLANK_RATIO` × that channel's heartbeat (from the
   beat-like candidates so far; before R − 70 ms, where only a P wave can be, where the
   detector would see more than :data:`P_WAVE_GATE_RATIO` × it) or holds lasting >200 Hz
@@ -249,18 +249,18 @@ LEARN_BLANK_RATIO = 2.0
 LEARN_FAST_SIGMA = 10.0
 LEARN_FAST_EXTRA_S = 0.001
 LEARN_FAST_RATIO = 3.0
-#: … and from ~170 ms before a candidate's fiducial (R − 140 ms, the P wave's fast part) on
-#: the channels whose heartbeat peaks at least this high (µV): the P wave is about a tenth
-#: of it, and its fast part reaches the detector's threshold (~10 µV) only there. (Blanking
-#: it everywhere kept the detector's noise floor from settling: a 440 µV spike at 1.59 s on
-#: a channel with 54 µV of ECG was missed.)
-P_WAVE_BLANK_UV = 100.0
-#: Once the threshold is known (see P_WAVE_GATE_RATIO), on the channels whose dominant template
-#: peaks at least this high (µV): PTB s0010's P waves are up to a sixth of its QRS, and on a
-#: channel with 83 µV of (band-passed) heartbeat they read as 10–18 µV spikes at
-#: R − 110…−150 ms for the whole case (extra tuning seed 311: 43 in 4 min). (While the
-#: threshold is learnt, P_WAVE_BLANK_UV stays: there each candidate's whole window is blanked
-#: too, and the longer blank hid the start of a 288 µV A-train at 1.0 s, seed 226.)
+#: The P wave's fast part is blanked (while the threshold is learnt, from ~170 ms before a
+#: candidate's fiducial, R − 140 ms) or gated (once it is known, see P_WAVE_GATE_RATIO) on
+#: the channels whose heartbeat (its dominant template, once known) peaks at least this high
+#: (µV): PTB s0010's P waves are up to a sixth of its QRS, and on a channel with 83 µV of
+#: (band-passed) heartbeat they read as 10–18 µV spikes at R − 110…−150 ms for the whole case
+#: (extra tuning seed 311: 43 in 4 min), and 8–15 µV bursts at R − 146…−152 ms while the
+#: threshold was learnt (seeds 642, 846: 81–85 µV of heart), when the learning blank stopped
+#: at 100 µV. (That blank had kept 100 µV because each candidate's whole window was blanked
+#: too, and the longer blank hid the start of a 288 µV A-train at 1.0 s, seed 226; a window
+#: holding EMG's fast content now stays open, and that A-train is found. Blanking the P wave
+#: on every channel kept the detector's noise floor from settling: a 440 µV spike at 1.59 s
+#: on a channel with 54 µV of ECG was missed.)
 P_WAVE_GATE_UV = 60.0
 #: Once the threshold is known, the same stretch before a beat's window (not subtracted) is
 #: blanked on those channels where what the detector sees there (40 Hz high-pass, 2 ms RMS)
@@ -1267,7 +1267,7 @@ class EcgCanceller:
         found (at ``t_seen``, the input's end): while the threshold is being learnt, blank for
         detection what lies before its window and is not output yet — from ~170 ms before the
         fiducial (R − 140 ms) — on the live channels whose heartbeat (as in
-        :meth:`_blank_unlearnt`) peaks at :data:`P_WAVE_BLANK_UV` or more (before a heartbeat
+        :meth:`_blank_unlearnt`) peaks at :data:`P_WAVE_GATE_UV` or more (before a heartbeat
         is known, as this candidate's own QRS: a 17 µV P wave before the first beat,
         tune-ptb-10k, 0.51 s). Nothing is
         subtracted before the threshold is known (~2 s): the window blanked when the candidate
@@ -1291,7 +1291,7 @@ class EcgCanceller:
         if heart is None:  # the first heartbeat: its own QRS (arrived) stands for it
             heart = self._peak_between(stop, min(t_seen, fid + self._core_post))
         live = (self._flags_between(start, stop) & _DEAD) == 0
-        channels = np.flatnonzero(live & (heart >= P_WAVE_BLANK_UV))
+        channels = np.flatnonzero(live & (heart >= P_WAVE_GATE_UV))
         if not len(channels):
             return
         lo = max(start - self._p_lookback, self._x.start)
