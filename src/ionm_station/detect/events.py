@@ -626,9 +626,9 @@ class EmgEventDetector:
         carried across chunks count whole), and how large their tails may be: any size after
         one holding a ``zeroed`` sample (an artifact's: cautery, rails, lead-off); after one
         of the ECG canceller's kept samples alone, at most KEPT_TAIL_RATIO × the p-p of the
-        detection signal ``y`` (channels × n µV) over it, its guard included — a heartbeat's residue is smaller
-        than the heartbeat blanked before it (12 % of it on extra seed 895 at 2.51 s), and
-        taking anything that rose right after such a blank for its tail lost an 894 µV burst
+        detection signal ``y`` (channels × n µV) over it, its guard included — a heartbeat's
+        residue is smaller than the heartbeat blanked before it (12 % of it on extra seed 895
+        at 2.51 s), and taking anything that rose right after such a blank for its tail lost an 894 µV burst
         43 ms after a learning window (seed 816, 2.26 s; 6.5 × the window's p-p) and a
         166 µV one 6 ms after another (seed 595, 1.55 s; 0.94 ×)."""
         n = blocked.shape[1]
