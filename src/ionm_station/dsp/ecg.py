@@ -1481,18 +1481,20 @@ class EcgCanceller:
         high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
         return np.sqrt(_moving_power(high, m) / m)
 
-    def _blank_unlearnt(self, fid: int, size: np.ndarray, detection: float) -> None:
+    def _blank_unlearnt(self, fid: int, size: np.ndarray, rms: np.ndarray,
+                        detection: float) -> None:
         """Blank for detection a candidate's window while the threshold is learnt (nothing
         subtracted) on the channels where the heartbeat is the largest thing and nothing
         fast sits on it (see :meth:`_unlearnt_channels`): its core now (``size``: the largest
-        |input| there per channel, µV; ``detection``: its detection peak, ``fid`` its
-        fiducial), the rest of the window once it has arrived (:meth:`_judge_unlearnt_tails`),
-        each part on its own largest input: a 181 µV spike 115 ms after a fiducial, after the
-        core, on a channel with 17 µV of heart was blanked whole by the core's judgement
-        (extra tuning seed 203, 2.08 s; seed 383, a 493 µV one at 1.87 s)."""
+        |input| there per channel, µV; ``rms``: its >200 Hz RMS, see :meth:`_fast_rms`;
+        ``detection``: its detection peak, ``fid`` its fiducial), the rest of the window once
+        it has arrived (:meth:`_judge_unlearnt_tails`), each part on its own largest input: a
+        181 µV spike 115 ms after a fiducial, after the core, on a channel with 17 µV of heart
+        was blanked whole by the core's judgement (extra tuning seed 203, 2.08 s; seed 383, a
+        493 µV one at 1.87 s)."""
         heart = self._heart_size(detection, without=fid)
         fast = self._heart_size(detection, without=fid, fast=True)
-        self._blank_unlearnt_part(fid - self._pre, fid + self._core_post, size, heart, fast)
+        self._blank_unlearnt_part(fid - self._pre, fid + self._core_post, size, rms, heart, fast)
         self._unlearnt_tails.append((fid + self._core_post, fid + self._post, heart, fast))
 
     def _judge_unlearnt_tails(self) -> None:
@@ -1501,16 +1503,17 @@ class EcgCanceller:
         than a block after the part's end: see ``__init__``)."""
         while self._unlearnt_tails and self._unlearnt_tails[0][1] <= self._end:
             start, stop, heart, fast = self._unlearnt_tails.popleft()
-            self._blank_unlearnt_part(start, stop, self._peak_between(start, stop), heart, fast)
+            self._blank_unlearnt_part(start, stop, self._peak_between(start, stop),
+                                      self._fast_rms(start, stop), heart, fast)
 
-    def _blank_unlearnt_part(self, start: int, stop: int, peak: np.ndarray,
+    def _blank_unlearnt_part(self, start: int, stop: int, peak: np.ndarray, rms: np.ndarray,
                              heart: np.ndarray | None, heart_fast: np.ndarray | None) -> None:
         """Blank rows [start, stop) of a learning window on the channels of
-        :meth:`_unlearnt_channels` (``peak``: the largest |input| there, ``heart``: the
-        heartbeat's, ``heart_fast``: its largest >200 Hz RMS, per channel µV), and on those
-        where a step noted so far lies in or just before them; the channels left open are kept
-        for a step noted later (see :meth:`note_steps`)."""
-        rms = self._fast_rms(start, stop)
+        :meth:`_unlearnt_channels` (``peak``: the largest |input| there, ``rms``: its >200 Hz
+        RMS, see :meth:`_fast_rms`; ``heart``: the heartbeat's largest |input|,
+        ``heart_fast``: its largest >200 Hz RMS, per channel µV), and on those where a step
+        noted so far lies in or just before them; the channels left open are kept for a step
+        noted later (see :meth:`note_steps`)."""
         noise = self._hf_noise(start, np.arange(self.n_channels))
         fast = rms.max(axis=1, initial=0.0)
         fast_s = np.count_nonzero(rms > LEARN_FAST_SIGMA * noise[:, None], axis=1) \
@@ -1621,6 +1624,7 @@ class EcgCanceller:
             if self.settled_at is None:
                 self.settled_at = fid - self._pre
             size = self._peak_between(fid - self._pre, fid + self._core_post)
+            rms = self._fast_rms(fid - self._pre, fid + self._core_post)
             # two candidates within the refractory period are one heartbeat's lobes (or a
             # start-up transient's): the larger one (:meth:`_qrs_size`) stands for it, a
             # smaller one is ignored as after the learning (its window, blanked too, made one
@@ -1637,15 +1641,13 @@ class EcgCanceller:
                 if self._learn_last[1] <= last[1]:
                     self._learn_last = (last[0], last[1], True)
                     if not last[2]:
-                        self._blank_unlearnt(fid, size, peak)
+                        self._blank_unlearnt(fid, size, rms, peak)
                     self._learn_threshold(fid, peak)
                     return
                 if self._learn_sizes and self._learn_sizes[-1][2] == last[0]:
                     self._learn_sizes.pop()
-            self._learn_sizes.append(
-                (peak, size, fid, self._fast_rms(fid - self._pre, fid + self._core_post)
-                 .max(axis=1, initial=0.0)))
-            self._blank_unlearnt(fid, size, peak)
+            self._learn_sizes.append((peak, size, fid, rms.max(axis=1, initial=0.0)))
+            self._blank_unlearnt(fid, size, rms, peak)
             self._learn_threshold(fid, peak)
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
