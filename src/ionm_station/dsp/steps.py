@@ -41,6 +41,11 @@ Per channel and sample index:
    stays below :data:`HOLD_NOISE` × the channel's noise (longest over the span's channels; at
    least :data:`MIN_HOLD_S`, at most :data:`MAX_HOLD_S`).
 
+The chain runs a second, common-mode-only detector on the ECG canceller's output
+(``common_mode_only``): a QRS under a small common-mode step spoils its fits here on the
+channels with a big heart, and the refit on earlier beats does not always save them; with the
+heartbeat subtracted the step fits there.
+
 Everything is computed from absolute sample indices on a carried history, so any chunking gives
 the same spans; rows holding NaN (gaps) are never fitted. Spans are returned once decided, which
 is :data:`PRE_S` + :data:`QUIET_AFTER_S` + a few ms after the edge.
@@ -258,10 +263,14 @@ class StepDetector:
         bandpass_sos: the band-pass in front of this stage (second-order sections): the
             templates are its responses to decaying steps.
         start: absolute index of the first sample it will see.
+        common_mode_only: find common-mode steps only, no pops, and decide them as soon as
+            the long fit allows (:attr:`latency` shorter by QUIET_AFTER_S − FIT_S): the
+            second look on the ECG canceller's output (see
+            :class:`ionm_station.pipeline.chain.FreeRunChain`).
     """
 
     def __init__(self, n_channels: int, sample_rate_hz: float, bandpass_sos: np.ndarray,
-                 start: int = 0) -> None:
+                 start: int = 0, common_mode_only: bool = False) -> None:
         self.n_channels = n_channels
         self.sample_rate_hz = fs = float(sample_rate_hz)
         self._pre = max(1, round(PRE_S * fs))
@@ -305,7 +314,9 @@ class StepDetector:
         self._quiet_after = round(QUIET_AFTER_S * fs)  # a step after a quiet stretch: its window
         self._quiet_design = {int(k): _step_design(self._pre, responses[k, :self._quiet_after])
                               for k in self._slow}
-        self._after = (max(self._fit, self._quiet_after) + self._diff + self._spacing
+        self.common_mode_only = common_mode_only
+        window = self._fit if common_mode_only else max(self._fit, self._quiet_after)
+        self._after = (window + self._diff + self._spacing
                        + COMMON_MODE_SAMPLES)
         self.first = start
         self.reset()
@@ -576,7 +587,7 @@ class StepDetector:
                     self.stepped.append(span)
                     span = None
                 self._taken_until[:] = np.maximum(self._taken_until, t0 + self._spacing)
-            else:
+            elif not self.common_mode_only:
                 pop = self._pop(own, i) or self._pop_refit(ch, t0, float(own["sigma"][i]))
                 if pop is not None:
                     span = self._span("pop", t0, np.array([ch]), np.array([pop[0]]),
