@@ -221,6 +221,18 @@ COMMON_MODE_SPREAD = 10.0
 #: tuning seed 667, 198.26 s: four false 20–30 µV spikes. (A spike or a burst on a QRS, the
 #: cases above, had at most two weak fits beside it.)
 COMMON_MODE_CLEAN_WEAK = 3
+#: The second look (``common_mode_only``, on the ECG canceller's output): a subtracted
+#: heartbeat leaves its misfit beside the step, and its fit, scaling the template over the
+#: step, may have taken part of the step on the channels with a big heart. There a step-like
+#: fit may leave up to AFTER_ECG_RESIDUAL × the noise variance (extra tuning seed 552,
+#: 167.50 s: 14–20 µV on four channels explaining 0.52–0.59 left 3.9–5.1 ×; one was step-like
+#: and a 24 µV spike was reported), and one step-like channel makes a common-mode step with
+#: AFTER_ECG_CLEAN_WEAK clean weak fits, a pair with AFTER_ECG_PAIR_MEMBERS channels agreeing
+#: in all (seed 625, 190.62 s: 12 and 11 µV left of 24 and 18 µV beside a step-like 22 µV;
+#: 46 and 21 µV spikes were reported).
+AFTER_ECG_RESIDUAL = 6.0
+AFTER_ECG_CLEAN_WEAK = 2
+AFTER_ECG_PAIR_MEMBERS = 3
 #: A common-mode step's edge is also a span on every other channel, this long (s) after the
 #: edge: a channel whose part of the step was too small or too spoilt to fit (10 µV in noise,
 #: on a QRS) still reads its edge as a spike (tune-ptb-10k-b, 11.16 s: 13.5 µV).
@@ -315,6 +327,10 @@ class StepDetector:
         self._quiet_design = {int(k): _step_design(self._pre, responses[k, :self._quiet_after])
                               for k in self._slow}
         self.common_mode_only = common_mode_only
+        self._residual_max = AFTER_ECG_RESIDUAL if common_mode_only else COMMON_MODE_RESIDUAL
+        self._clean_weak_min = AFTER_ECG_CLEAN_WEAK if common_mode_only else COMMON_MODE_CLEAN_WEAK
+        self._pair_members = (AFTER_ECG_PAIR_MEMBERS if common_mode_only
+                              else COMMON_MODE_PAIR_MEMBERS)
         window = self._fit if common_mode_only else max(self._fit, self._quiet_after)
         self._after = (window + self._diff + self._spacing
                        + COMMON_MODE_SAMPLES)
@@ -566,10 +582,10 @@ class StepDetector:
             agree = members[np.sign(amplitude[members]) == (way[0] if len(way) else 0.0)]
             against = np.setdiff1d(members, agree)
             # a channel whose window holds far more than a step (a QRS) cannot dissent
-            dissent = against[every["residual"][j, against] <= COMMON_MODE_RESIDUAL]
+            dissent = against[every["residual"][j, against] <= self._residual_max]
             pair = (n_steplike >= (COMMON_MODE_MIN_CHANNELS if single else COMMON_MODE_PAIR)
                     and abs(way.sum()) == n_steplike
-                    and len(agree) >= COMMON_MODE_PAIR_MEMBERS
+                    and len(agree) >= self._pair_members
                     and len(dissent) <= COMMON_MODE_DISSENT)
             if (n_clean < COMMON_MODE_MIN_CHANNELS and pair) \
                     or 0 < n_steplike == abs(way.sum()):
@@ -598,19 +614,19 @@ class StepDetector:
                 self.stepped.append(span)
         return spans
 
-    @staticmethod
-    def _clean_weak(j: int, every: dict[str, np.ndarray], way: float,
+    def _clean_weak(self, j: int, every: dict[str, np.ndarray], way: float,
                     least: float) -> np.ndarray:
         """Channels of candidate ``j`` of ``every`` (see :meth:`_best`) whose weak fit is a
         clean small step ``way`` (±1) of at least ``least`` µV (COMMON_MODE_CLEAN_WEAK), all of
-        them when there are at least COMMON_MODE_CLEAN_WEAK, else none (bool per channel)."""
+        them when there are at least COMMON_MODE_CLEAN_WEAK (AFTER_ECG_CLEAN_WEAK on the
+        second look), else none (bool per channel)."""
         with np.errstate(invalid="ignore"):
             clean = (every["valid"][j] & ~every["steplike"][j]
                      & (every["explained"][j] >= COMMON_MODE_WEAK_FIT)
                      & (every["significance"][j] >= COMMON_MODE_SIGNIFICANCE)
-                     & (every["residual"][j] <= COMMON_MODE_RESIDUAL)
+                     & (every["residual"][j] <= self._residual_max)
                      & (np.sign(every["a"][j]) == way) & (np.abs(every["a"][j]) >= least))
-        return clean if clean.sum() >= COMMON_MODE_CLEAN_WEAK else np.zeros_like(clean)
+        return clean if clean.sum() >= self._clean_weak_min else np.zeros_like(clean)
 
     def _beat_members(self, j: int, t0: int, every: dict[str, np.ndarray], way: float,
                       least: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -841,7 +857,7 @@ class StepDetector:
             with np.errstate(invalid="ignore"):  # no σ yet: NaN, not step-like
                 fits = (one["explained"] >= SHORT_FIT_EXPLAINED) if short else (
                     (one["explained"] >= COMMON_MODE_MIN_FIT)
-                    & ((one["residual"] <= COMMON_MODE_RESIDUAL)
+                    & ((one["residual"] <= self._residual_max)
                        | (one["explained"] >= COMMON_MODE_FIT)))
                 one["steplike"] = one["valid"] & fits \
                     & (one["significance"] >= COMMON_MODE_SIGNIFICANCE)
