@@ -218,6 +218,45 @@ def test_a_heartbeat_s_long_blank_has_a_tail_no_larger_than_the_heartbeat():
         assert [(e.channel, round(e.onset / FS, 2)) for e in events] == [(0, 1.41)], events
 
 
+def test_a_short_heartbeat_blank_has_a_tail_only_right_after_it():
+    """A 150 ms blank of the ECG canceller's kept samples alone, over a heartbeat it left
+    whole (400 µV): a 30 µV burst rising right past its guard is the heartbeat's rest (extra
+    seeds 630, 738, 744, 810, 882: 6–16 µV spikes at R + 110…118 ms), one rising 30 ms later
+    is EMG, and so is a 300 µV one right past the guard (over half the heartbeat's p-p), in
+    any chunking. A 700 µV spike rising 2 ms before the end of a blank over a 100 µV
+    heartbeat is EMG too, though what is left of it past the guard is smaller than half the
+    heartbeat's p-p: the cap is measured over the blank but its last 5 ms (extra seed 715,
+    177.03 s: a 733 µV spike lost)."""
+    x = _noise(4.0, seed=41, n_channels=4)
+    blanked = np.zeros(x.shape, bool)
+    blanked[int(1.0 * FS):int(1.15 * FS)] = True
+    t = np.arange(-0.02, 0.02, 1.0 / FS)
+    at = int(1.08 * FS) - len(t) // 2
+    x[at:at + len(t)] += np.array([400.0, 400.0, 400.0, 100.0]) \
+        * np.exp(-0.5 * (t / 0.004) ** 2)[:, None]
+    _add(x, 3, 1.15 - 0.002, np.array([0.0]), 700.0, 0.008, 3)
+    firings = np.array([0.0, 0.006, 0.013, 0.02])
+    end = 1.15 + 0.007                                          # past the guard (5 ms)
+    for c, pp, delay_s in ((0, 30.0, 0.0), (1, 30.0, 0.03), (2, 300.0, 0.0)):
+        _add(x, c, end + delay_s, firings, pp, 0.008, 3)
+    alone = _noise(4.0, seed=41, n_channels=1)
+    _add(alone, 0, end, firings, 30.0, 0.008, 3)
+    assert [round(e.onset / FS, 2) for e in _detect(alone)] == [1.16]  # big enough to find
+    edges = [int(t * FS) for t in (1.0, 1.15, 1.155)]
+    singles = [e + d for e in edges for d in range(-3, 4)]    # 1-sample chunks at the edges
+    at_edges = np.diff([0, *singles, len(x)]).tolist()
+    for chunks in (None, _chunks(len(x), 43), at_edges):
+        det = EmgEventDetector(MONTAGE.first(4), FS)
+        events, pos = [], 0
+        for n in chunks or [len(x)]:
+            events += det.process(x[pos:pos + n], pos, blanked[pos:pos + n],
+                                  blanked[pos:pos + n])
+            pos += n
+        events += det.flush()
+        assert sorted((e.channel, round(e.onset / FS, 2)) for e in events) == [
+            (1, 1.19), (2, 1.16), (3, 1.15)]
+
+
 def test_a_kept_blank_ends_without_a_step():
     """A blank over a small slow residual (a QRS misfit the ECG canceller gated) that ends
     while the residual is still off zero: zeroed in the filters' input, the step back to the

@@ -41,7 +41,8 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    (cautery, rails, lead-off, an unsubtracted heartbeat) on a channel that was quiet before
    it begins that artifact's tail: an episode it begins gives no event unless it outlasts
    :data:`POST_BLANK_TAIL_MAX_S` — or, after a heartbeat's blank alone, outgrows
-   :data:`KEPT_TAIL_RATIO` × the detection signal's p-p over that blank.
+   :data:`KEPT_TAIL_RATIO` × the detection signal's p-p over that blank (so too one rising
+   within :data:`SHORT_KEPT_TAIL_S` after a shorter heartbeat's blank).
 4. **Episodes**: segments closer than :data:`GAP_S` form one episode; a regular low-rate series
    (a B-train) bridges gaps up to :data:`GAP_ISI_FACTOR` × its median inter-spike interval,
    at most :data:`GAP_MAX_S`. Up to :data:`BRIDGE_BLANK_MAX_S` of blanked samples in a gap
@@ -197,6 +198,15 @@ POST_BLANK_TAIL_MAX_S = 0.25
 #: filters as it is), only while its p-p stays within this fraction of the detection
 #: signal's p-p over the blank: a heartbeat's residue is smaller than the heartbeat.
 KEPT_TAIL_RATIO = 0.5
+#: … and so, within SHORT_KEPT_TAIL_S (past its guard), after a shorter blank of the ECG
+#: canceller's kept samples alone lasting SHORT_KEPT_MIN_S or more (its guard included): a
+#: heartbeat left (nearly) whole over the QRS window goes on past the window's end, and its
+#: rest read as a 6–16 µV spike right there, at R + 110…118 ms (extra tuning seeds 630, 738,
+#: 744, 810, 882, after gate blanks of 150–160 ms; 50–160 µV RMS blanked just before). Only
+#: that close, and not after the gate's shorter blanks: a 31 µV burst on a QRS, its first
+#: 50 ms blanked as a misfit, was taken for the tail of that blank (seed 655, 60.03 s).
+SHORT_KEPT_TAIL_S = 0.01
+SHORT_KEPT_MIN_S = 0.1
 #: Classification limits.
 SPIKE_MAX_S = 0.040
 SPIKE_MAX_MUAPS = 2
@@ -401,6 +411,8 @@ class EmgEventDetector:
         self._blank_lead = max(1, round(BLANK_LEAD_S * fs))
         self._bridge_max = round(BRIDGE_BLANK_MAX_S * fs)
         self._post_blank_tail = max(1, round(POST_BLANK_TAIL_S * fs))
+        self._short_kept_tail = max(1, round(SHORT_KEPT_TAIL_S * fs))
+        self._short_kept_min = round(SHORT_KEPT_MIN_S * fs)
         self._post_blank_tail_max = round(POST_BLANK_TAIL_MAX_S * fs)
         self._gap = round(GAP_S * fs)
         self._gap_max = round(GAP_MAX_S * fs)
@@ -448,12 +460,13 @@ class EmgEventDetector:
         self._blank_run_zeroed = np.zeros(c, bool)    # … holding a zeroed sample
         self._blank_run_lo = np.zeros(c)              # … the detection signal's least there
         self._blank_run_hi = np.zeros(c)              # … and largest (µV)
-        # absolute (start, end) of the long blanks per channel and the largest p-p (µV) of
-        # their tails (see _note_long_blanks): the last one before the chunk and those ending
-        # within it (end: the first unblocked sample)
+        self._blank_run_last = [np.zeros(0)] * c      # … its last blanked samples' (µV)
+        # absolute (start, end) of the blanks per channel that a segment may rise as the tail
+        # of, the largest p-p (µV) of that tail and how soon (samples) after the end it must
+        # rise (see _note_tailed_blanks): those that may still matter (end: the first
+        # unblocked sample)
         never = np.iinfo(np.int64).min // 2
-        self._long_blank = np.tile(np.array([never, never, 0.0]), (c, 1))
-        self._long_blanks: list[np.ndarray] = [np.zeros((0, 3))] * c
+        self._tailed_blanks: list[np.ndarray] = [np.zeros((0, 4))] * c
         self._last_stop = np.full(c, never)  # end of the channel's last segment kept
         self._chunk_blocked: np.ndarray | None = None  # the chunk's blanked samples
         self._chunk_start = 0
@@ -511,7 +524,7 @@ class EmgEventDetector:
         blocked = self._guarded(bad, start)
         self._chunk_start, self._chunk_blocked = start, blocked
         y, hi, lo = self._filtered(x, start)
-        self._note_long_blanks(blocked, zero, y, start)
+        self._note_tailed_blanks(blocked, bad, zero, y, start)
         env, self._env_tail = self._envelope(y, self._env_tail)
         env_hi = None
         if hi is not None:  # read on the two-band channels only: computed for those
@@ -620,30 +633,45 @@ class EmgEventDetector:
             blocked[c, :carry[c]] = True
         return blocked
 
-    def _note_long_blanks(self, blocked: np.ndarray, zeroed: np.ndarray, y: np.ndarray,
-                          start: int) -> None:
+    def _note_tailed_blanks(self, blocked: np.ndarray, blanked: np.ndarray,
+                            zeroed: np.ndarray, y: np.ndarray, start: int) -> None:
         """Record where blocked runs of at least BRIDGE_BLANK_MAX_S end in this chunk (runs
         carried across chunks count whole), and how large their tails may be: any size after
         one holding a ``zeroed`` sample (an artifact's: cautery, rails, lead-off); after one
         of the ECG canceller's kept samples alone, at most KEPT_TAIL_RATIO × the p-p of the
-        detection signal ``y`` (channels × n µV) over it, its guard included — a heartbeat's
+        detection signal ``y`` (channels × n µV) over its ``blanked`` samples — a heartbeat's
         residue is smaller than the heartbeat blanked before it (12 % of it on extra seed 895
-        at 2.51 s), and taking anything that rose right after such a blank for its tail lost an 894 µV burst
-        43 ms after a learning window (seed 816, 2.26 s; 6.5 × the window's p-p) and a
-        166 µV one 6 ms after another (seed 595, 1.55 s; 0.94 ×)."""
+        at 2.51 s), and taking anything that rose right after such a blank for its tail lost
+        an 894 µV burst 43 ms after a learning window (seed 816, 2.26 s; 6.5 × the window's
+        p-p) and a 166 µV one 6 ms after another (seed 595, 1.55 s; 0.94 ×). Not over its
+        guard nor its last guard's length, where EMG rising as the blank ends would set the
+        cap (extra seed 715, 177.03 s: a 733 µV spike rising 2.4 ms before a 215 ms heartbeat
+        blank ended was taken for its tail). Shorter runs of kept samples alone, from
+        SHORT_KEPT_MIN_S, are recorded too, their tails rising within SHORT_KEPT_TAIL_S."""
         n = blocked.shape[1]
-        for c in range(self.n_channels):
-            self._long_blank[c] = self._latest_long_blank(c, start + n)
-            self._long_blanks[c] = np.zeros((0, 3))
+        for c in range(self.n_channels):  # (a segment rises at most a tail's length back)
+            rows = self._tailed_blanks[c]
+            self._tailed_blanks[c] = rows[rows[:, 1] + rows[:, 3]
+                                          > start - self._post_blank_tail_max]
         for c in np.flatnonzero(blocked.any(axis=1) | (self._blank_run > 0)):
             runs = np.flatnonzero(np.diff(np.concatenate(([0], blocked[c].view(np.int8), [0]))))
             starts, stops = runs[0::2], runs[1::2]
             lengths = stops - starts
             held = np.concatenate(([0], np.cumsum(zeroed[c])))
             hard = held[stops] > held[starts]
-            padded, edges = np.append(y[c], 0.0), np.column_stack([starts, stops]).ravel()
-            lo = np.minimum.reduceat(padded, edges)[0::2]  # over each run
-            hi = np.maximum.reduceat(padded, edges)[0::2]
+            # over each run's blanked samples but their last guard's length (carried across
+            # chunks, decided once more come)
+            lo, hi = np.full(len(starts), math.inf), np.full(len(starts), -math.inf)
+            carried = self._blank_run_last[c] if self._blank_run[c] else np.zeros(0)
+            for i, (a, b) in enumerate(zip(starts.tolist(), stops.tolist())):
+                values = y[c, a:b][blanked[c, a:b]]
+                if a == 0:
+                    values = np.concatenate([carried, values])
+                settled = values[:max(len(values) - self._guard, 0)]
+                if len(settled):
+                    lo[i], hi[i] = settled.min(), settled.max()
+                if b == n:
+                    self._blank_run_last[c] = values[len(settled):]
             if self._blank_run[c] and not (len(starts) and starts[0] == 0):
                 starts, stops = np.insert(starts, 0, 0), np.insert(stops, 0, 0)  # ended with
                 lengths = np.insert(lengths, 0, 0)                            # the last chunk
@@ -654,36 +682,33 @@ class EmgEventDetector:
                 hard[0] |= self._blank_run_zeroed[c]
                 lo[0] = min(lo[0], self._blank_run_lo[c])
                 hi[0] = max(hi[0], self._blank_run_hi[c])
-            cap = np.where(hard, math.inf, KEPT_TAIL_RATIO * (hi - lo))
-            long = (lengths >= self._bridge_max) & (stops < n)
-            self._long_blanks[c] = np.column_stack([start + stops[long] - lengths[long],
-                                                    start + stops[long], cap[long]])
+            cap = np.where(hard, math.inf, KEPT_TAIL_RATIO * np.maximum(hi - lo, 0.0))
+            long = lengths >= self._bridge_max
+            ended = (long | (~hard & (lengths >= self._short_kept_min))) & (stops < n)
+            window = np.where(long, self._post_blank_tail, self._short_kept_tail)
+            self._tailed_blanks[c] = np.concatenate([self._tailed_blanks[c], np.column_stack(
+                [start + stops[ended] - lengths[ended], start + stops[ended], cap[ended],
+                 window[ended]])])
             going_on = bool(len(stops)) and stops[-1] == n
             self._blank_run[c] = lengths[-1] if going_on else 0
             self._blank_run_zeroed[c] = going_on and hard[-1]
             if going_on:
                 self._blank_run_lo[c], self._blank_run_hi[c] = lo[-1], hi[-1]
 
-    def _latest_long_blank(self, c: int, index: int) -> np.ndarray:
-        """Absolute (start, end) of channel ``c``'s latest long blank ended at or before
-        ``index``, and the largest p-p (µV) of its tail."""
-        runs = self._long_blanks[c]
-        if len(runs):
-            runs = runs[runs[:, 1] <= index]
-        return runs[-1] if len(runs) else self._long_blank[c]
-
     def _is_tail(self, c: int, rise: int) -> float:
-        """Whether a segment rising at absolute ``rise`` on channel ``c`` would be a long
-        blank's tail (see :data:`POST_BLANK_TAIL_S`): the largest p-p (µV) a tail of it may
-        have, 0.0 if it is none."""
-        blank_start, blank_end, cap = self._latest_long_blank(c, rise)
-        if rise - blank_end >= self._post_blank_tail:
+        """Whether a segment rising at absolute ``rise`` on channel ``c`` would be a blank's
+        tail (see :data:`POST_BLANK_TAIL_S` and :data:`SHORT_KEPT_TAIL_S`): the largest p-p
+        (µV) a tail of it may have, 0.0 if it is none."""
+        rows = self._tailed_blanks[c]
+        rows = rows[(rows[:, 1] <= rise) & (rise - rows[:, 1] < rows[:, 3])]
+        if not len(rows):
             return 0.0
         last = self._last_stop[c]
         ep = self._episodes[c]  # not yet closed, but its event (if any) will be kept
         if ep is not None and not self._short_tail(ep):
             last = max(last, ep.last_stop)
-        return float(cap) if last < blank_start - self._gap else 0.0
+        caps = rows[last < rows[:, 0] - self._gap, 2]  # (quiet before: no train through it)
+        return float(caps.max()) if len(caps) else 0.0
 
     def _short_tail(self, ep: _Episode) -> bool:
         """Whether an episode is a long blank's short tail: no event."""
