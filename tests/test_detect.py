@@ -50,6 +50,18 @@ def _detect(x: np.ndarray, chunks: list[int] | None = None, blanked: np.ndarray 
     return events + det.flush()
 
 
+def _detect_kept(x: np.ndarray, chunks: list[int] | None, blanked: np.ndarray,
+                 kept: np.ndarray) -> list[DetectedEvent]:
+    """Events of ``x`` fed in ``chunks`` (whole if None) with ``blanked`` samples, the ECG
+    canceller's ``kept`` ones among them."""
+    det = EmgEventDetector(MONTAGE.first(x.shape[1]), FS)
+    events, pos = [], 0
+    for n in chunks or [len(x)]:
+        events += det.process(x[pos:pos + n], pos, blanked[pos:pos + n], kept[pos:pos + n])
+        pos += n
+    return events + det.flush()
+
+
 def _chunks(total: int, seed: int) -> list[int]:
     rng = np.random.default_rng(seed)
     sizes = []
@@ -209,12 +221,7 @@ def test_a_heartbeat_s_long_blank_has_a_tail_no_larger_than_the_heartbeat():
     singles = [e + d for e in edges for d in range(-3, 4)]    # 1-sample chunks at the edges
     at_edges = np.diff([0, *singles, len(x)]).tolist()
     for chunks in (None, _chunks(len(x), 33), at_edges):
-        det = EmgEventDetector(MONTAGE.first(3), FS)
-        events, pos = [], 0
-        for n in chunks or [len(x)]:
-            events += det.process(x[pos:pos + n], pos, blanked[pos:pos + n], kept[pos:pos + n])
-            pos += n
-        events += det.flush()
+        events = _detect_kept(x, chunks, blanked, kept)
         assert [(e.channel, round(e.onset / FS, 2)) for e in events] == [(0, 1.41)], events
 
 
@@ -246,13 +253,7 @@ def test_a_short_heartbeat_blank_has_a_tail_only_right_after_it():
     singles = [e + d for e in edges for d in range(-3, 4)]    # 1-sample chunks at the edges
     at_edges = np.diff([0, *singles, len(x)]).tolist()
     for chunks in (None, _chunks(len(x), 43), at_edges):
-        det = EmgEventDetector(MONTAGE.first(4), FS)
-        events, pos = [], 0
-        for n in chunks or [len(x)]:
-            events += det.process(x[pos:pos + n], pos, blanked[pos:pos + n],
-                                  blanked[pos:pos + n])
-            pos += n
-        events += det.flush()
+        events = _detect_kept(x, chunks, blanked, blanked)
         assert sorted((e.channel, round(e.onset / FS, 2)) for e in events) == [
             (1, 1.19), (2, 1.16), (3, 1.15)]
 
@@ -275,13 +276,7 @@ def test_a_kept_blank_ends_without_a_step():
     zeroed = _detect(x, blanked=blanked)
     assert any(e.channel == 0 for e in zeroed)                 # the step's spike
     for chunks in (None, _chunks(len(x), 22)):
-        det = EmgEventDetector(MONTAGE.first(2), FS)
-        events, pos = [], 0
-        for n in chunks or [len(x)]:
-            events += det.process(x[pos:pos + n], pos, blanked[pos:pos + n],
-                                  blanked[pos:pos + n])
-            pos += n
-        events += det.flush()
+        events = _detect_kept(x, chunks, blanked, blanked)
         assert [(e.channel, round(e.onset / FS, 1)) for e in events] == [(1, 3.2)], events
 
 
