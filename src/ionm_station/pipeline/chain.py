@@ -32,7 +32,6 @@ from ionm_station.detect.events import DetectedEvent, EmgEventDetector
 from ionm_station.dsp.artifacts import SIGNAL_LOST_KINDS, ArtifactDetector, ArtifactSpan
 from ionm_station.dsp.ecg import EcgCanceller, Highpass30
 from ionm_station.dsp.filters import BandpassFilter
-from ionm_station.dsp.rows import Rows
 from ionm_station.dsp.mains import (
     MAX_HARMONIC_OF_FS,
     NOMINAL_MAINS_HZ,
@@ -41,6 +40,7 @@ from ionm_station.dsp.mains import (
     mains_fits,
     mains_min_rate_hz,
 )
+from ionm_station.dsp.rows import Rows
 from ionm_station.dsp.steps import StepDetector
 from ionm_station.events import Event
 from ionm_station.montage import Montage
@@ -161,7 +161,7 @@ class FreeRunChain:
         if self.steps and self._steps_piece + self.ecg.delay > self.steps.beat_margin:
             raise ValueError("the step detector would miss R peaks its refit may use")
         # common-mode steps that a heartbeat under them hid from the first look, found again
-        # on the canceller's output (see :meth:`_residual_common_mode`): its rows wait for them here
+        # on the canceller's output (see _residual_common_mode): its rows wait for them here
         ecg_delay = self.ecg.delay if self.ecg else 0
         self.residual_steps = self._residual_step_detector(start - ecg_delay)
         held = self.residual_steps.latency if self.residual_steps else 0
