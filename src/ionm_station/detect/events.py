@@ -41,8 +41,8 @@ Input is the clean stream (µV, band-passed, mains and ECG removed) with a blank
    (cautery, rails, lead-off, an unsubtracted heartbeat) on a channel that was quiet before
    it begins that artifact's tail: an episode it begins gives no event unless it outlasts
    :data:`POST_BLANK_TAIL_MAX_S` — or, after a heartbeat's blank alone, outgrows
-   :data:`KEPT_TAIL_RATIO` × the detection signal's p-p over that blank (so too one rising
-   within :data:`SHORT_KEPT_TAIL_S` after a shorter heartbeat's blank).
+   :data:`KEPT_TAIL_RATIO` × the detection signal's p-p over that blank (its last 5 ms left
+   out; so too one rising within :data:`SHORT_KEPT_TAIL_S` after a shorter heartbeat's blank).
 4. **Episodes**: segments closer than :data:`GAP_S` form one episode; a regular low-rate series
    (a B-train) bridges gaps up to :data:`GAP_ISI_FACTOR` × its median inter-spike interval,
    at most :data:`GAP_MAX_S`. Up to :data:`BRIDGE_BLANK_MAX_S` of blanked samples in a gap
@@ -196,7 +196,8 @@ POST_BLANK_TAIL_MAX_S = 0.25
 #: … of any size after a blank holding an artifact's zeroed samples; after one the ECG
 #: canceller's kept samples alone make (a heartbeat it did not subtract, passed through the
 #: filters as it is), only while its p-p stays within this fraction of the detection
-#: signal's p-p over the blank: a heartbeat's residue is smaller than the heartbeat.
+#: signal's p-p over the blank (its blanked samples but their last BLANK_GUARD_S): a
+#: heartbeat's residue is smaller than the heartbeat.
 KEPT_TAIL_RATIO = 0.5
 #: … and so, within SHORT_KEPT_TAIL_S (past its guard), after a shorter blank of the ECG
 #: canceller's kept samples alone lasting SHORT_KEPT_MIN_S or more (its guard included): a
@@ -329,14 +330,14 @@ class _Segment:
     period: float | None = None                # samples, when the segment is periodic
     blanked_start: int = 0                     # blanked samples on the channel before start
     blanked_stop: int = 0                      # … and before stop
-    tail: float = 0.0                          # rose right after a long blank: see _Open
+    tail: float = 0.0                          # rose right after a blank: see _Open
 
 
 @dataclass
 class _Episode:
     segments: list[_Segment] = field(default_factory=list)
     gap: int = 0
-    tail: float = 0.0                          # began as a long blank's tail: see _Open
+    tail: float = 0.0                          # began as a blank's tail: see _Open
     bridged: int = 0                           # blanked samples between its segments
 
     @property
@@ -367,7 +368,7 @@ class _Open:
     parts: list[np.ndarray] = field(default_factory=list)
     broad: bool = False                        # reached ON·σ in the broadband envelope
     blanked_start: int = 0                     # blanked samples on the channel before start
-    tail: float = 0.0                          # rose right after a long blank: the largest
+    tail: float = 0.0                          # rose right after a blank: the largest
                                                # p-p (µV) its tail may have (0: none)
 
 
@@ -649,10 +650,9 @@ class EmgEventDetector:
         blank ended was taken for its tail). Shorter runs of kept samples alone, from
         SHORT_KEPT_MIN_S, are recorded too, their tails rising within SHORT_KEPT_TAIL_S."""
         n = blocked.shape[1]
-        for c in range(self.n_channels):  # (a segment rises at most a tail's length back)
+        for c in range(self.n_channels):  # (segments rise in this chunk or later)
             rows = self._tailed_blanks[c]
-            self._tailed_blanks[c] = rows[rows[:, 1] + rows[:, 3]
-                                          > start - self._post_blank_tail_max]
+            self._tailed_blanks[c] = rows[rows[:, 1] + rows[:, 3] > start]
         for c in np.flatnonzero(blocked.any(axis=1) | (self._blank_run > 0)):
             runs = np.flatnonzero(np.diff(np.concatenate(([0], blocked[c].view(np.int8), [0]))))
             starts, stops = runs[0::2], runs[1::2]
@@ -711,11 +711,11 @@ class EmgEventDetector:
         return float(caps.max()) if len(caps) else 0.0
 
     def _short_tail(self, ep: _Episode) -> bool:
-        """Whether an episode is a long blank's short tail: no event."""
+        """Whether an episode is a blank's short tail: no event."""
         return self._tail_of(ep.tail, ep.segments)
 
     def _tail_of(self, cap: float, segments: list[_Segment]) -> bool:
-        """Whether ``segments`` (an episode's) rising right after a long blank whose tail may
+        """Whether ``segments`` (an episode's) rising right after a blank whose tail may
         reach ``cap`` µV p-p (0: none) are that tail: no longer than POST_BLANK_TAIL_MAX_S
         and no larger."""
         return (cap > 0.0 and segments[-1].stop - segments[0].start <= self._post_blank_tail_max
@@ -1124,7 +1124,7 @@ class EmgEventDetector:
                 continue
             cap = ep.tail if ep is not None else op.tail if op is not None else 0.0
             if self._tail_of(cap, segments):
-                continue  # maybe a long blank's tail: not yet an alarm
+                continue  # maybe a blank's tail: not yet an alarm
             provisional = _Episode(segments, bridged=ep.bridged if ep is not None else 0)
             event = self._classify(c, provisional)
             if event.train_type == "A":
@@ -1132,8 +1132,8 @@ class EmgEventDetector:
         return found
 
     def _finalise(self, c: int, events: list[DetectedEvent]) -> None:
-        """Close channel ``c``'s episode: its event joins ``events``, unless it is a long
-        blank's short tail (see :data:`POST_BLANK_TAIL_S`)."""
+        """Close channel ``c``'s episode: its event joins ``events``, unless it is a blank's
+        short tail (see :data:`POST_BLANK_TAIL_S` and :data:`SHORT_KEPT_TAIL_S`)."""
         ep = self._episodes[c]
         assert ep is not None
         self._episodes[c] = None

@@ -48,7 +48,8 @@ heartbeat subtracted the step fits there.
 
 Everything is computed from absolute sample indices on a carried history, so any chunking gives
 the same spans; rows holding NaN (gaps) are never fitted. Spans are returned once decided, which
-is :data:`PRE_S` + :data:`QUIET_AFTER_S` + a few ms after the edge.
+is :data:`PRE_S` + :data:`QUIET_AFTER_S` + a few ms after the edge (:data:`FIT_S` instead of
+:data:`QUIET_AFTER_S` for ``common_mode_only``).
 """
 
 from __future__ import annotations
@@ -312,7 +313,8 @@ class StepDetector:
         self._before = self._pre + self._search + self._spacing
         self._beat_reach = round(BEAT_REACH_S * fs)
         self._beat_near = round(BEAT_NEAR_S * fs)
-        self._beat_history = round(BEAT_HISTORY_S * fs)
+        # (no earlier beats for the second look: it is given none, it refits nothing)
+        self._beat_history = 0 if common_mode_only else round(BEAT_HISTORY_S * fs)
         self._beat_jitter = max(1, round(BEAT_JITTER_S * fs))
         # the refit on earlier beats: its window (BEAT_BEFORE_S more before the long fit's),
         # the design per template (background, step; pops use the slow ones) and their bases
@@ -573,7 +575,8 @@ class StepDetector:
                 # (the channels refitted count towards a pair, never towards a common-mode
                 # step of their own: the pair's agreement and dissent rules still hold)
                 least = abs(amplitude[fits][0]) / COMMON_MODE_SPREAD if single else 0.0
-                fits, amplitude, template = self._beat_members(j, t0, every, way[0], least)
+                if not self.common_mode_only:
+                    fits, amplitude, template = self._beat_members(j, t0, every, way[0], least)
                 if single and fits.sum() < COMMON_MODE_MIN_CHANNELS:
                     fits = fits | self._clean_weak(j, every, way[0], least)
                 n_steplike = fits.sum()

@@ -166,8 +166,10 @@ class FreeRunChain:
         self.residual_steps = self._residual_step_detector(start - ecg_delay)
         held = self.residual_steps.latency if self.residual_steps else 0
         self.delay = ecg_delay + held
-        self._held = Rows(n, np.float64, start=start - self.delay, fill=np.nan)
-        self._held.pad(held)  # (rows before the first sample, as the canceller's own)
+        self._held = None
+        if self.residual_steps:
+            self._held = Rows(n, np.float64, start=start - self.delay, fill=np.nan)
+            self._held.pad(held)  # (rows before the first sample, as the canceller's own)
         self._first_spans: list[ArtifactSpan] = []  # the first look's, not yet passed
         self.detector = EmgEventDetector(montage, fs, thresholds_uv=thresholds_uv)
         self.thresholds_uv = self.detector.thresholds_uv
@@ -191,7 +193,8 @@ class FreeRunChain:
         if self.steps is not None:  # its templates are the band-pass's step responses
             self.steps = StepDetector(len(self.montage.channels), self.sample_rate_hz,
                                       bandpass.sos, self._raw_next)
-            self.residual_steps = self._residual_step_detector(self._held.stop)
+            # from the first row filtered with the new band (its templates are that band's)
+            self.residual_steps = self._residual_step_detector(self._raw_next)
         self.settings = replace(self.settings, low_hz=low_hz, high_hz=high_hz)
         self.notes = self._notes()
         return bandpass.low_hz, bandpass.high_hz
@@ -338,22 +341,26 @@ class FreeRunChain:
 
     def _residual_common_mode(self, y: np.ndarray, last: bool = False) -> np.ndarray:
         """The canceller's output ``y`` (µV, the rows after those it gave before) through a
-        second step detector, for common-mode steps only; its spans are marked where they
-        cover channels the first look's did not. Returns the rows every span in which is known
-        by now (``last``: all of them, the record ends): the event detector sees the stream
-        that detector's latency (38 ms) later.
+        second step detector, for common-mode steps only (from its first row: after a band
+        change, the first row filtered with the new band); its spans are marked on the
+        channels where no span of the first look's is going on at their start. Returns the rows
+        every span in which is known by now (``last``: all of them, the record ends): the event
+        detector sees the stream that detector's latency (about 38 ms) later.
 
         A QRS under a 10–40 µV common-mode step spoils the first look's fits on the channels
         with a big heart; once the heartbeat is subtracted the step fits there too (125 extra
         tuning cases: 12 of 59 false events gone, 10–60 µV spikes at common-mode steps 44 ms
         before to 64 ms after an R peak; no event more missed)."""
-        if len(y):
-            for span in self.residual_steps.process(y, self._held.stop):
+        first = self.residual_steps.first - self._held.stop  # (rows of an older band before)
+        if len(y) > first:
+            at = max(first, 0)
+            for span in self.residual_steps.process(y[at:], self._held.stop + at):
                 uncovered = tuple(c for c in span.channels if not any(
-                    c in s.channels and s.start <= span.start and span.stop <= s.stop
+                    c in s.channels and s.start <= span.start < s.stop
                     for s in self._first_spans))
                 if uncovered:
                     self.artifacts.mark_span(replace(span, channels=uncovered))
+        if len(y):
             self._held.append(y)
         stop = self._held.stop if last else max(self._held.start,
                                                 self._held.stop - self.residual_steps.latency)
