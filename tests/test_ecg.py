@@ -1807,3 +1807,41 @@ def test_a_misfit_in_a_hole_between_gate_blanks_is_blanked(seed: int, until_s: f
     fs = case.sample_rate_hz
     truth = sorted({e.channels[0] for e in case.truth.events if e.onset / fs < until_s - 0.5})
     assert truth and truth == sorted({c for c, t in events if t < until_s - 0.5})
+
+
+def test_a_canceller_started_amid_cautery_below_the_rail_learns_the_heart_after_it() -> None:
+    """A stream started in 3 s of cautery that does not reach the rail (800 µV RMS of broadband
+    noise): the scales started from its first block read every channel flat after it, for
+    good — out of QRS detection, no beat ever found or subtracted. Most channels flat at once
+    is no lead-off: their new level is learnt, and the beats after the cautery are cancelled
+    as after a clean start."""
+    rec = _start_up_record(14.0)
+    fs = rec.fs
+    end = int(3.0 * fs)
+    noise = np.random.default_rng(8).normal(0.0, 800.0, (end, rec.x.shape[1]))
+    rec.x[:end] += signal.sosfilt(bandpass_sos(10.0, 3000.0, fs), noise, axis=0)
+    assert np.abs(rec.x).max() < 0.98 * 5000.0  # never at the rail
+    _assert_cancelled_on(rec, 0, 8.0, 12.0)
+    _assert_cancelled_on(rec, 5, 8.0, 12.0)
+
+
+@pytest.mark.parametrize("seed, from_s, to_s", [(900, 39.97, 60.0), (650, 100.34, 124.0)])
+def test_a_chain_started_amid_cautery_reports_the_case_s_events_only(seed: int, from_s: float,
+                                                                    to_s: float) -> None:
+    """Extra tuning seeds 900 (PTB s0010, 10 kHz) and 650 (MIT-BIH 100, 10 kHz), a chain (a
+    restarted station) started 0.3 s into a cautery episode. Seed 900: the ECG canceller's
+    scales started from the cautery and read every channel flat after it, so no beat was ever
+    found: each heartbeat was reported on up to 6 channels (121 events in 20 s, up to 200 µV).
+    Seed 650: a candidate at the cautery's end set a threshold 8 × the heartbeat's (no beat
+    found for 7 s), and the mains tracker read a frequency rate of 0.8 Hz/s in the recovery
+    tail and ran off to 63 Hz, its residue reported as A-trains of 200–700 µV. Now only the
+    case's own events are found there, each at its onset, as from the case's start."""
+    realcases = pytest.importorskip("support.realcases")
+    fs, [(events, _)] = realcases.extra_case_in_chunkings(seed, from_s, to_s, (0.1,),
+                                                          legacy_heart=False)
+    case = realcases.extra_case_or_skip(seed, legacy_heart=False)
+    truth = sorted((e.channels[0], e.onset / fs) for e in case.truth.events
+                   if from_s * fs <= e.onset < (to_s - 0.5) * fs)
+    found = sorted((int(e.channel), e.onset / fs) for e in events if e.onset < (to_s - 0.5) * fs)
+    assert truth and [c for c, _ in found] == [c for c, _ in truth], found
+    assert all(abs(t - u) < 0.01 for (_, t), (_, u) in zip(found, truth)), found

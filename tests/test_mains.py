@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import signal
 
+from ionm_station.dsp.filters import bandpass_sos
 from ionm_station.dsp.mains import MainsCanceller, mains_fits
 
 FS_HZ = 10_000.0
@@ -527,3 +528,28 @@ def test_a_long_gap_keeps_state_bounded_and_relocks() -> None:
     x = piece(pos, int(6 * fs))
     y = mc.process(x)
     assert np.sqrt(np.mean(y[int(4 * fs):] ** 2)) < 1.5 * NOISE_UV  # mains gone again
+
+
+def test_a_stream_started_in_a_cautery_s_recovery_tail_locks_to_the_mains() -> None:
+    """Extra tuning seed 650 (real-ECG cases, 60.4 Hz mains, 10 kHz), the mains canceller
+    started as in a chain started 0.3 s into a cautery episode (its rails held): the first
+    blocks after the rails, in the recovery tail, read a frequency rate of 0.8 Hz/s, and the
+    tracker ran off to the 63 Hz limit — 50 µV of mains left for good. The rate is bounded
+    (MAX_FREQUENCY_RATE_HZ_S): from 5 s on the tracked frequency stays within 0.1 Hz of the
+    case's mains."""
+    realcases = pytest.importorskip("support.realcases")
+    case = realcases.extra_case_or_skip(650, legacy_heart=False)
+    fs = case.sample_rate_hz
+    raw = case.raw[int(100.34 * fs):int(110.34 * fs)]
+    x = signal.sosfilt(bandpass_sos(10.0, 3000.0, fs), raw, axis=0)  # the chain's band
+    railed = np.abs(raw) >= 0.98 * case.range_uv
+    last = np.maximum.accumulate(np.where(railed, np.arange(len(raw))[:, None], -len(raw)), axis=0)
+    hold = np.arange(len(raw))[:, None] - last < int(0.5 * fs)  # the chain's rail hold
+    mc = MainsCanceller(x.shape[1], fs)
+    chunk = int(0.1 * fs)
+    tracked = []
+    for i in range(0, len(x), chunk):
+        mc.process(x[i:i + chunk], hold[i:i + chunk])
+        tracked.append(mc.frequency_hz)
+    late = np.array(tracked[50:], dtype=float)
+    assert np.abs(late - case.mains_hz).max() < 0.1, (case.mains_hz, late.min(), late.max())

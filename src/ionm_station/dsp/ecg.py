@@ -722,6 +722,8 @@ class EcgCanceller:
         # channel and block)
         self._cores: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
         self.settled_at: int | None = None  # window start of the first judged beat
+        self._settle_by = self._settle_max  # … detection blanked until then if none is
+        self._relearnt_to = 0  # candidates before it are not learnt from (_restart_learning)
         self._finished = False
         self._record_end: float = math.inf  # input rows of the record, once flush() ends it
         self._n_in = 0          # input rows received
@@ -990,9 +992,9 @@ class EcgCanceller:
         dead = np.ones((n_blocks, c), dtype=bool)
         k = 0
         while k < n_blocks and self._scale is None:  # leading gap blocks before any scale
-            if not self._start_scale(stats[k], gap[k]):
+            if not self._start_scale(stats[k], gap[k], railed[k]):
                 k += 1
-        first = k  # blocks before it are gaps judged before any scale existed
+        first = k  # blocks before it were judged before any scale existed
         while k < n_blocks:  # groups of blocks sharing one scale (cut at scale updates)
             index = a // bl + k
             m = min(n_blocks - k, SCALE_EVERY_BLOCKS - index % SCALE_EVERY_BLOCKS)
@@ -1047,9 +1049,10 @@ class EcgCanceller:
         reach = round(RELOCK_S * self.sample_rate_hz)
         return any(start - reach <= end <= fid + self._core_post for end in self._glob_ends)
 
-    def _start_scale(self, stats: np.ndarray, gap: bool) -> bool:
-        """Start the robust scales from the first block without a gap; False on a gap."""
-        if gap:
+    def _start_scale(self, stats: np.ndarray, gap: bool, railed: np.ndarray) -> bool:
+        """Start the robust scales from the first block without a gap or most channels at the
+        rail (a chain started in cautery); False on such a block."""
+        if gap or railed.sum() > GLOBAL_FRACTION * self.n_channels:
             return False
         self._hist[:] = stats
         self._scale = self._scales(self._hist)
@@ -1089,6 +1092,15 @@ class EcgCanceller:
             # a flat one (a lead off from the start would become the channel's level)
             push |= ((self._hist_filled + steps < self._history) & ~railed
                      & (act >= FIRST_FILL_FLAT_UV))
+            # … nor when most channels read flat at once: no lead-off, but scales learnt from
+            # an artifact (a chain started in cautery that did not rail: every channel read
+            # flat after it, for good, and each heartbeat was reported on 6 channels)
+            level = ~railed & (act >= FIRST_FILL_FLAT_UV)
+            relearn = (dead & level).sum(axis=1) > GLOBAL_FRACTION * level.sum(axis=1)
+            push |= level & relearn[:, None]
+            if relearn.any() and self._spk is None:
+                self._restart_learning((index + int(np.flatnonzero(relearn)[-1]) + 1)
+                                       * self._block)
             if gap.any():
                 push &= ~gap[:, None]
         else:
@@ -1119,6 +1131,19 @@ class EcgCanceller:
             self._scale = new
             self._scale_log.append((index + m, new[c:]))
         return act_sigma, det_sigma, wild, dead
+
+    def _restart_learning(self, at: int) -> None:
+        """The scales are learnt again up to absolute index ``at`` (see :meth:`_judge_scales`)
+        while the threshold is still learnt: the candidates before it were read on scales of
+        an artifact (the step at its end among them: seed 650 started in cautery learnt a
+        threshold 8 × the heartbeat's from it and found no beat for 7 s). They are forgotten
+        (still blanked as candidates), and detection stays blanked until a beat is judged on
+        the new scales, for SETTLE_MAX_S at most, as at the start."""
+        self._relearnt_to = max(self._relearnt_to, at)
+        self.settled_at = None
+        self._settle_by = max(self._settle_by, at + self._settle_max)
+        self._learning = [c for c in self._learning if c[0] >= at]
+        self._learn_sizes = [s for s in self._learn_sizes if s[2] >= at]
 
     def _judge_holds(self, wild: np.ndarray, dead: np.ndarray, gap: np.ndarray,
                      extreme: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1643,7 +1668,8 @@ class EcgCanceller:
         if self._spk is None:
             # still learning the threshold: nothing is subtracted, so the detector must not take
             # a candidate QRS for EMG on any channel where it is the largest thing there
-            if self.settled_at is None:
+            learnt = fid >= self._relearnt_to
+            if self.settled_at is None and learnt:
                 self.settled_at = fid - self._pre
             size = self._peak_between(fid - self._pre, fid + self._core_post)
             rms = self._fast_rms(fid - self._pre, fid + self._core_post)
@@ -1664,13 +1690,16 @@ class EcgCanceller:
                     self._learn_last = (last[0], last[1], True)
                     if not last[2]:
                         self._blank_unlearnt(fid, size, rms, peak)
-                    self._learn_threshold(fid, peak)
+                    if learnt:
+                        self._learn_threshold(fid, peak)
                     return
                 if self._learn_sizes and self._learn_sizes[-1][2] == last[0]:
                     self._learn_sizes.pop()
-            self._learn_sizes.append((peak, size, fid, rms.max(axis=1, initial=0.0)))
+            if learnt:
+                self._learn_sizes.append((peak, size, fid, rms.max(axis=1, initial=0.0)))
             self._blank_unlearnt(fid, size, rms, peak)
-            self._learn_threshold(fid, peak)
+            if learnt:
+                self._learn_threshold(fid, peak)
             return
         threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
         lag = self._confirmed_lag(fid)
@@ -2416,8 +2445,9 @@ class EcgCanceller:
         :meth:`_blank_unlearnt`); after it, each beat's P wave on channels with a big heart
         (see :meth:`_gate_p_wave`). Older windows are dropped."""
         mask = np.zeros((n, self.n_channels), bool)
-        # until the first beat is judged; if none is by SETTLE_MAX_S there is no visible ECG
-        settled = min(start + n, self._settle_max) if self.settled_at is None else self.settled_at
+        # until the first beat is judged; if none is by SETTLE_MAX_S (from the start, or from
+        # scales learnt again, see _judge_scales) there is no visible ECG
+        settled = min(start + n, self._settle_by) if self.settled_at is None else self.settled_at
         mask[:max(0, min(n, settled - start))] = True
         self._blank = [w for w in self._blank if w[1] > start]
         for lo, hi, channels in self._blank:

@@ -90,6 +90,10 @@ FLOOR_RISE_PER_S = 1.05
 MIN_PHASE_VARIANCE_RAD2 = 1e-8
 #: Default limit of the tracked frequency about nominal (Hz).
 MAX_OFFSET_HZ = 3.0
+#: Largest tracked rate of change of the mains frequency (Hz/s): a grid drifts by hundredths
+#: of a hertz per second. Unbounded, a rate misread in the first blocks (a stream started in a
+#: cautery's recovery tail, seed 650: 0.8 Hz/s) ran the tracker off to the frequency limit.
+MAX_FREQUENCY_RATE_HZ_S = 0.1
 #: Kalman transitions over up to this many blocks are cached (longer ones follow gaps).
 CACHED_TRANSITIONS = 16
 #: Default time constant (s) of the harmonic-amplitude smoothing: long enough that broadband
@@ -184,6 +188,7 @@ class MainsTracker:
         self._floor_rise = FLOOR_RISE_PER_S ** self.block_s  # fastest floor rise per block
         self._omega_lo = 2.0 * np.pi * (nominal_hz - max_offset_hz)  # tracked ω bounds (rad/s)
         self._omega_hi = 2.0 * np.pi * (nominal_hz + max_offset_hz)
+        self._omega_rate_max = 2.0 * np.pi * MAX_FREQUENCY_RATE_HZ_S  # (rad/s²)
         n = min(n_harmonics, harmonics_below(self.sample_rate_hz, nominal_hz, max_offset_hz))
         self._harmonics = np.arange(1, n + 1, dtype=float)
         size = 3 + 2 * (n - 1)
@@ -305,6 +310,7 @@ class MainsTracker:
         x[0] = _wrap(x[0])
         x[3::2] = (x[3::2] + np.pi) % (2.0 * np.pi) - np.pi
         x[1] = min(max(x[1], self._omega_lo), self._omega_hi)
+        x[2] = min(max(x[2], -self._omega_rate_max), self._omega_rate_max)
         limit = 2.0 * np.pi * MAX_HARMONIC_OFFSET_HZ
         x[4::2] = np.minimum(np.maximum(x[4::2], -limit), limit)
         return x
