@@ -239,6 +239,7 @@ class MainsTracker:
         self._phasors = np.zeros((n, self.n_channels), dtype=complex)  # P (µV), (harmonics, channels)
         self._coef = np.zeros((2 * n, self.n_channels))  # Re P (harmonics 1…n), then −Im P
         self._weight_sum = np.zeros(self.n_channels)  # learning weight accumulated per channel
+        self._info = np.zeros(self.n_channels)  # … each block's over the floor then (1/µV²)
         self._change = np.zeros(self.n_channels)  # smoothed relative amplitude misfit per channel
         self._misfit_level = np.ones((n, self.n_channels))  # usual normalised misfit
         self._judged = np.zeros(self.n_channels)  # blocks whose misfit was judged, per channel
@@ -505,6 +506,7 @@ class MainsTracker:
         weight = np.where(learnable & ~dead & (ratio <= ACTIVITY_RATIO),
                           np.minimum(1.0, 1.0 / ratio), 0.0)
         self._weight_sum += weight
+        np.add(self._info, weight / noise_var, out=self._info, where=weight > 0)
         # amplitudes that misfit well beyond their usual (a moved lead) are learnt faster
         moved = a * turn - self._phasors
         judged = known & learnable & ~dead & (ratio <= ACTIVITY_RATIO)
@@ -521,7 +523,11 @@ class MainsTracker:
                           np.minimum(misfit, CHANGE_RATIO * self._misfit_level))
         self._misfit_level += np.where(judged, level_step, 0.0) * (toward - self._misfit_level)
         memory = np.where(changing, self._fast_blocks, self._memory_blocks)
-        step = weight / np.maximum(np.minimum(self._weight_sum, memory), 1e-12)
+        # the blocks learnt so far as so many of the present floor: those learnt where it was
+        # higher count less (a stream started in a cautery's recovery tail, seed 850: the tail's
+        # blocks, learnt as the floor fell, kept 20–60 µV of mains on two channels for 15 s)
+        learnt_blocks = np.where(weight > 0, self._info * noise_var, 0.0)
+        step = weight / np.maximum(np.minimum(learnt_blocks, memory), 1e-12)
         self._phasors += step * moved
         self._coef = self._cancelled()
 
