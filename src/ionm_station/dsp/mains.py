@@ -18,9 +18,11 @@ Method: block-wise harmonic regression locked to a tracked mains phase.
 * When a block is complete, a least-squares fit of an offset plus cos/sin φ_h on every
   channel gives that block's complex amplitudes a_h,c. Their phase against P, harmonic by
   harmonic (channels inverse-variance weighted), is the Kalman measurement: the tracker follows
-  off-nominal (± a few Hz) and drifting mains. The amplitudes, turned by the phase correction
+  off-nominal (± a few Hz) and drifting mains (drifting by at most
+  :data:`MAX_FREQUENCY_RATE_HZ_S`). The amplitudes, turned by the phase correction
   the tracker made for their harmonic, update P by exponential smoothing with time constant
-  ``amplitude_tau_s`` (a running mean until that much data is in); a channel whose block
+  ``amplitude_tau_s`` (a running mean until that much data is in, each block counting as much
+  as the channel's noise floor then was low against its present one); a channel whose block
   amplitudes misfit P by far more than usual (a lead moved) is smoothed with
   :data:`AMPLITUDE_FAST_TAU_S` until it fits again.
 * Robustness: a channel whose block holds a non-finite sample or a sample of magnitude ≥
