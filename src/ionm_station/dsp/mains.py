@@ -66,6 +66,8 @@ DEAD_RATIO = 0.1
 DEAD_MAINS_FRACTION = 0.2
 #: … on a channel that has learnt at least this much mains (µV).
 DEAD_MIN_MAINS_UV = 1.0
+#: … learnt well: its square at least this many times its squared standard error.
+DEAD_MIN_SNR = 25.0
 #: A block whose peak-to-peak is below this (µV) is flat (lead-off), not signal.
 FLAT_UV = 0.5
 #: Nominal mains frequencies the detector chooses between (Hz).
@@ -498,8 +500,13 @@ class MainsTracker:
         # teaches nothing and leaves the floor alone, or the channel would unlearn its mains
         # and then take every normal block after it for EMG activity. (A channel that merely
         # got quieter still carries its mains, and its floor follows it down.)
+        # (Only a fundamental learnt well: one learnt from a single block of cautery below
+        # freeze_uv, 59 ± 37 µV, took every block after it for a dead lead — nothing learnt
+        # for good, 180 µV of mains residue read as trains: tune-ptb-10k restarted in cautery.)
         learnt = np.abs(self._phasors[0])
-        dead = learnable & (ratio < DEAD_RATIO) & (learnt >= DEAD_MIN_MAINS_UV) \
+        # its squared standard error is 4 / (block_len · _info) µV²
+        reliable = learnt * learnt * self._info * self.block_len >= 4.0 * DEAD_MIN_SNR
+        dead = learnable & (ratio < DEAD_RATIO) & (learnt >= DEAD_MIN_MAINS_UV) & reliable \
             & (np.abs(a[0]) < DEAD_MAINS_FRACTION * learnt)
         fall = np.where(dead, 1.0, np.sqrt(np.minimum(ratio, 1.0)))
         noise_var *= fall * np.minimum(np.maximum(ratio, 1.0) ** 0.05, self._floor_rise)
