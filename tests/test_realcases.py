@@ -218,6 +218,12 @@ def test_bench_detection_quick_real_ecg_reports_every_figure() -> None:
         assert figures["ecg_residual"]["per_beat_p99"] > 0
         mains = figures["mains_db_above_floor_after_5s"]
         assert len(mains) == 7 and all(isinstance(v, float) for v in mains)
+    restarts = result["ours"]["restarts"]  # chains started afresh mid-case
+    assert restarts["runs"] and restarts["truth_inside"] > 0
+    for key in ("false_per_hour", "false_above_threshold_per_hour", "in_or_1s_after_cautery",
+                "missed_inside"):
+        assert isinstance(restarts[key], (int, float)), key
+        assert family["summary"]["ours"][f"restarts_{key}"] is not None
 
 
 def test_a_beat_s_qrs_does_not_change_with_the_rate_unless_legacy() -> None:
