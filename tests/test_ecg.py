@@ -1825,6 +1825,23 @@ def test_a_canceller_started_amid_cautery_below_the_rail_learns_the_heart_after_
     _assert_cancelled_on(rec, 5, 8.0, 12.0)
 
 
+def test_missing_samples_while_the_threshold_is_learnt_do_not_restart_it() -> None:
+    """A block with a missing sample reads dead on every channel; it is no block where most
+    channels read flat at once (scales learnt from an artifact): with one missing sample every
+    1.5 s on one channel, taken for such blocks, the threshold learning restarted at each and
+    detection stayed blanked, no beat found or subtracted for 20 s. The threshold is learnt
+    and the beats are found as before that rule: 6 of 13 (the gaps themselves cost the rest, a
+    weakness of its own, see docs/free-run-detection.md)."""
+    rec = _start_up_record(14.0)
+    for t in np.arange(0.5, 14.0, 1.5):
+        rec.x[int(t * rec.fs), 0] = np.nan
+    stage = EcgCanceller(rec.x.shape[1], rec.fs)
+    run(stage, rec.x, 500)
+    assert stage._spk is not None
+    sensitivity, _ = score_beats(stage.beats, rec.r_peaks, rec.fs, after=int(3.0 * rec.fs))
+    assert sensitivity >= 0.45, sensitivity
+
+
 @pytest.mark.parametrize("seed, from_s, to_s", [(900, 39.97, 60.0), (650, 100.34, 124.0)])
 def test_a_chain_started_amid_cautery_reports_the_case_s_events_only(seed: int, from_s: float,
                                                                     to_s: float) -> None:
@@ -1835,13 +1852,16 @@ def test_a_chain_started_amid_cautery_reports_the_case_s_events_only(seed: int, 
     Seed 650: a candidate at the cautery's end set a threshold 8 × the heartbeat's (no beat
     found for 7 s), and the mains tracker read a frequency rate of 0.8 Hz/s in the recovery
     tail and ran off to 63 Hz, its residue reported as A-trains of 200–700 µV. Now only the
-    case's own events are found there, each at its onset, as from the case's start."""
+    case's own events are found there, each at its onset, as from the case's start, in 0.1 s
+    and in 37 ms chunks."""
     realcases = pytest.importorskip("support.realcases")
-    fs, [(events, _)] = realcases.extra_case_in_chunkings(seed, from_s, to_s, (0.1,),
-                                                          legacy_heart=False)
+    fs, runs = realcases.extra_case_in_chunkings(seed, from_s, to_s, (0.1, 0.037),
+                                                  legacy_heart=False)
     case = realcases.extra_case_or_skip(seed, legacy_heart=False)
     truth = sorted((e.channels[0], e.onset / fs) for e in case.truth.events
                    if from_s * fs <= e.onset < (to_s - 0.5) * fs)
-    found = sorted((int(e.channel), e.onset / fs) for e in events if e.onset < (to_s - 0.5) * fs)
-    assert truth and [c for c, _ in found] == [c for c, _ in truth], found
-    assert all(abs(t - u) < 0.01 for (_, t), (_, u) in zip(found, truth)), found
+    for events, _ in runs:
+        found = sorted((int(e.channel), e.onset / fs) for e in events
+                       if e.onset < (to_s - 0.5) * fs)
+        assert truth and [c for c, _ in found] == [c for c, _ in truth], found
+        assert all(abs(t - u) < 0.01 for (_, t), (_, u) in zip(found, truth)), found

@@ -722,8 +722,14 @@ class EcgCanceller:
         # channel and block)
         self._cores: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
         self.settled_at: int | None = None  # window start of the first judged beat
-        self._settle_by = self._settle_max  # … detection blanked until then if none is
+        # scales learnt again while the threshold was learnt (absolute index of each such
+        # block's end), applied in time order with the decisions (see _run_events)
+        self._restarts: deque[int] = deque()
         self._relearnt_to = 0  # candidates before it are not learnt from (_restart_learning)
+        # … and detection blanked from the first of these rows until the second (the window
+        # start of the first candidate judged since; None: not yet, until _settle_by)
+        self._resettle: tuple[int, int | None] | None = None
+        self._settle_by = 0
         self._finished = False
         self._record_end: float = math.inf  # input rows of the record, once flush() ends it
         self._n_in = 0          # input rows received
@@ -1096,11 +1102,13 @@ class EcgCanceller:
             # an artifact (a chain started in cautery that did not rail: every channel read
             # flat after it, for good, and each heartbeat was reported on 6 channels)
             level = ~railed & (act >= FIRST_FILL_FLAT_UV)
-            relearn = (dead & level).sum(axis=1) > GLOBAL_FRACTION * level.sum(axis=1)
+            n_level = level.sum(axis=1)
+            relearn = (((dead & level).sum(axis=1) > GLOBAL_FRACTION * n_level)
+                       & (n_level > GLOBAL_FRACTION * c) & ~gap)
             push |= level & relearn[:, None]
-            if relearn.any() and self._spk is None:
-                self._restart_learning((index + int(np.flatnonzero(relearn)[-1]) + 1)
-                                       * self._block)
+            if relearn.any():  # the threshold learning restarts there (see _run_events)
+                self._restarts.append((index + int(np.flatnonzero(relearn)[-1]) + 1)
+                                      * self._block)
             if gap.any():
                 push &= ~gap[:, None]
         else:
@@ -1133,15 +1141,18 @@ class EcgCanceller:
         return act_sigma, det_sigma, wild, dead
 
     def _restart_learning(self, at: int) -> None:
-        """The scales are learnt again up to absolute index ``at`` (see :meth:`_judge_scales`)
-        while the threshold is still learnt: the candidates before it were read on scales of
+        """The scales were learnt again up to absolute index ``at`` (see :meth:`_judge_scales`);
+        while the threshold is still learnt, the candidates before it were read on scales of
         an artifact (the step at its end among them: seed 650 started in cautery learnt a
         threshold 8 × the heartbeat's from it and found no beat for 7 s). They are forgotten
-        (still blanked as candidates), and detection stays blanked until a beat is judged on
-        the new scales, for SETTLE_MAX_S at most, as at the start."""
+        (still blanked as candidates), and detection is blanked from the rows not yet output
+        when that block was judged until a candidate is judged on the new scales, for
+        SETTLE_MAX_S at most, as at the start (``_resettle``)."""
+        if self._spk is not None:
+            return
         self._relearnt_to = max(self._relearnt_to, at)
-        self.settled_at = None
-        self._settle_by = max(self._settle_by, at + self._settle_max)
+        self._resettle = (at - self.delay, None)
+        self._settle_by = at + self._settle_max
         self._learning = [c for c in self._learning if c[0] >= at]
         self._learn_sizes = [s for s in self._learn_sizes if s[2] >= at]
 
@@ -1280,7 +1291,13 @@ class EcgCanceller:
             # threshold in force then (before the next event that may change it)
             t_next = min(t_seen, timeout if timeout <= self._end else math.inf, t_decide, due)
             j = self._first_rise(first, smooth)
-            if j is not None and (j + self._smooth + 1) * self._dec <= t_next:
+            t_rise = (j + self._smooth + 1) * self._dec if j is not None else math.inf
+            # scales learnt again in a block: before every event later than the block's start
+            # (in blocks fed one by one, those are run after the block is judged)
+            if self._restarts and self._restarts[0] - self._block < min(t_next, t_rise):
+                self._restart_learning(self._restarts.popleft())
+                continue
+            if j is not None and t_rise <= t_next:
                 self._next_rise = j + 1
                 if (j * self._dec - self._last_rise >= self._refractory):
                     self._last_rise = j * self._dec
@@ -1669,8 +1686,10 @@ class EcgCanceller:
             # still learning the threshold: nothing is subtracted, so the detector must not take
             # a candidate QRS for EMG on any channel where it is the largest thing there
             learnt = fid >= self._relearnt_to
-            if self.settled_at is None and learnt:
+            if self.settled_at is None:
                 self.settled_at = fid - self._pre
+            if learnt and self._resettle is not None and self._resettle[1] is None:
+                self._resettle = (self._resettle[0], fid - self._pre)
             size = self._peak_between(fid - self._pre, fid + self._core_post)
             rms = self._fast_rms(fid - self._pre, fid + self._core_post)
             # two candidates within the refractory period are one heartbeat's lobes (or a
@@ -2445,10 +2464,13 @@ class EcgCanceller:
         :meth:`_blank_unlearnt`); after it, each beat's P wave on channels with a big heart
         (see :meth:`_gate_p_wave`). Older windows are dropped."""
         mask = np.zeros((n, self.n_channels), bool)
-        # until the first beat is judged; if none is by SETTLE_MAX_S (from the start, or from
-        # scales learnt again, see _judge_scales) there is no visible ECG
-        settled = min(start + n, self._settle_by) if self.settled_at is None else self.settled_at
+        # until the first beat is judged; if none is by SETTLE_MAX_S there is no visible ECG
+        settled = min(start + n, self._settle_max) if self.settled_at is None else self.settled_at
         mask[:max(0, min(n, settled - start))] = True
+        if self._resettle is not None:  # … and so again after scales learnt again
+            lo, hi = self._resettle
+            hi = self._settle_by if hi is None else hi
+            mask[max(0, lo - start):max(0, min(n, hi - start))] = True
         self._blank = [w for w in self._blank if w[1] > start]
         for lo, hi, channels in self._blank:
             a, b = max(lo, start) - start, min(hi, start + n) - start
