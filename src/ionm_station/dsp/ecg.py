@@ -1073,6 +1073,8 @@ class EcgCanceller:
         ``stats`` (m, 2·channels) holds per block the >200 Hz RMS then the detection-band
         median |x| (µV). Returns the >200 Hz σ and detection-band σ (µV) in force (each
         (channels,)), and per block and channel whether it is wild and whether it is dead.
+        A block where most channels read flat at once queues a restart of the threshold
+        learning (see :meth:`_run_events`).
         """
         c, m = self.n_channels, len(stats)
         steps = np.arange(m)[:, None]
@@ -2459,8 +2461,9 @@ class EcgCanceller:
         """(n, n_channels) bool: where the detector must not look for EMG in [start, start + n)
         — QRS windows whose residual still reads as activity (not subtracted yet: first beats,
         a new beat class; or left too large), everything before the first candidate was judged
-        (at most SETTLE_MAX_S) and, during the ~2 s threshold learning, each candidate's
-        R − 140…+225 ms on the channels where the heartbeat is the largest thing (see
+        (at most SETTLE_MAX_S), so again from scales learnt again while the threshold was
+        learnt (see :meth:`_restart_learning`) and, during the ~2 s threshold learning, each
+        candidate's R − 140…+225 ms on the channels where the heartbeat is the largest thing (see
         :meth:`_blank_unlearnt`); after it, each beat's P wave on channels with a big heart
         (see :meth:`_gate_p_wave`). Older windows are dropped."""
         mask = np.zeros((n, self.n_channels), bool)

@@ -310,8 +310,9 @@ class MainsTracker:
 
     def _bounded(self, x: np.ndarray) -> np.ndarray:
         """``x`` with its phases wrapped into [−π, π), the frequency within nominal ±
-        max_offset_hz (a long gap must not extrapolate the frequency drift without bound) and
-        each harmonic's frequency offset within ± :data:`MAX_HARMONIC_OFFSET_HZ`."""
+        max_offset_hz (a long gap must not extrapolate the frequency drift without bound), its
+        rate of change within ± :data:`MAX_FREQUENCY_RATE_HZ_S` and each harmonic's frequency
+        offset within ± :data:`MAX_HARMONIC_OFFSET_HZ`."""
         x[0] = _wrap(x[0])
         x[3::2] = (x[3::2] + np.pi) % (2.0 * np.pi) - np.pi
         x[1] = min(max(x[1], self._omega_lo), self._omega_hi)
