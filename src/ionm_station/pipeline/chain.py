@@ -32,6 +32,7 @@ from ionm_station.detect.events import DetectedEvent, EmgEventDetector
 from ionm_station.dsp.artifacts import SIGNAL_LOST_KINDS, ArtifactDetector, ArtifactSpan
 from ionm_station.dsp.ecg import EcgCanceller, Highpass30
 from ionm_station.dsp.filters import BandpassFilter
+from ionm_station.dsp.gaps import GapBridge
 from ionm_station.dsp.mains import (
     MAX_HARMONIC_OF_FS,
     NOMINAL_MAINS_HZ,
@@ -149,6 +150,11 @@ class FreeRunChain:
         self.ecg = EcgCanceller(n, fs) if full else None
         self.ecg_highpass = Highpass30(n, fs) if settings.remove_ecg and not full else None
         self.artifacts = ArtifactDetector(n, fs, range_uv, start=start)
+        # (the heartbeat before a long gap is blanked: the canceller's delay leaves time)
+        self.gaps = GapBridge(n, fs, start, blank_before=self.ecg is not None,
+                              mains_hz=settings.mains_hz)
+        if self.ecg and self.gaps.lead > self.ecg.delay:
+            raise ValueError("a long gap is known too late to blank the heartbeat before it")
         # electrode pops and common-mode steps, found on the filtered stream ahead of the
         # detector by the ECG canceller's delay (without it they would come too late to blank)
         self.steps = StepDetector(n, fs, self.bandpass.sos, start) if self.ecg else None
@@ -309,7 +315,7 @@ class FreeRunChain:
         spans = self.artifacts.process(raw, start)
         with np.errstate(invalid="ignore"):
             railed = np.abs(raw) >= self._rail_uv  # NaN compares False (the stages skip NaN)
-        y = self.bandpass.process(raw)
+        y = self.bandpass.process(self.gaps.process(raw))
         if self.mains is not None:
             y = self.mains.process(y, self._railed_hold(railed))
         if self.ecg is not None:
@@ -328,6 +334,8 @@ class FreeRunChain:
             b = a + self._steps_piece
             beats = [r + self.start for r in self.ecg.beats[-4:]]  # absolute
             for span in self.steps.process(y[a:b], start + a, beats):
+                if self.gaps.explains(span.start, span.channels):
+                    continue
                 self.artifacts.mark_span(span)
                 if span.kind == "common_mode":
                     self._first_spans.append(span)
@@ -355,6 +363,8 @@ class FreeRunChain:
         if len(y) > first:
             at = max(first, 0)
             for span in self.residual_steps.process(y[at:], self._held.stop + at):
+                if self.gaps.explains(span.start, span.channels):
+                    continue
                 uncovered = tuple(c for c in span.channels if not any(
                     c in s.channels and s.start <= span.start < s.stop
                     for s in self._first_spans))
@@ -391,6 +401,9 @@ class FreeRunChain:
             first = start + defined
             body = clean[defined:]
             blank = self.artifacts.blank_mask(first, len(body))
+            gaps = self.gaps.masks(first, len(body))
+            if gaps is not None:  # lost rows (bridged or not) and the settle after a gap
+                blank |= gaps[1]
             kept = None
             if self.ecg is not None:  # QRS not (yet) subtracted, or with a large residual
                 heart = self.ecg.blank_mask(first - self.start, len(body))
@@ -400,4 +413,6 @@ class FreeRunChain:
             # what is shown and exported: no signal where cautery, rails or lead-off left none
             # (stimulus blanking is for detection only: the evoked response stays visible)
             body[self.artifacts.blank_mask(first, len(body), SIGNAL_LOST_KINDS)] = np.nan
+            if gaps is not None:  # a bridged row is no measurement
+                body[gaps[0]] = np.nan
         return ChainOutput(start, clean, events, spans)

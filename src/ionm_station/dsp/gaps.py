@@ -1,0 +1,199 @@
+"""Gaps in the raw stream: samples the source lost (NaN rows), bridged or waited out.
+
+A source that drops a frame now and then (a corrupt serial frame, a lost USB packet) leaves
+a gap of a few samples. Restarting every stage's filters there rang through the traces: with
+one lost sample every 10 s, each gap gave 10–170 µV "bursts" on all channels right after it,
+and the ECG canceller, holding every channel out of beat detection for 0.5 s after it, left
+the next heartbeat whole, reported as EMG (tuning case tune-mitdb-10k: 30 false events in
+60 s; 207 with one every 1.5 s).
+
+- **Short gaps** (≤ :data:`BRIDGE_MAX_S` on a channel) are *bridged*: the stages see the
+  channel one mains period earlier, shifted to meet its last measured sample (mains is most
+  of what moves within a few ms, and it runs on through the gap; the last sample held where
+  that period was lost too), so their filters and models run on as if nothing was lost. The
+  filled rows are still no measurement: the clean output is NaN there, and detection is
+  blanked over them and :data:`BRIDGE_SETTLE_S` after (the step back to the signal); a
+  common-mode step or pop found there is that step, not an electrode's, and is dropped.
+- **Longer gaps** reach the stages as NaN after their first :data:`BRIDGE_MAX_S`, as before:
+  the filters restart at the next sample. Detection is blanked from :data:`GAP_PRE_S` before
+  the gap (where the chain has an ECG canceller: the heartbeat just before it is not
+  subtracted) to :data:`GAP_SETTLE_S` after it ends, while the stages settle (the ECG canceller
+  holds channels out of beat detection that long after a gap).
+
+Nothing is joined: the clean output keeps every lost row NaN, and the recorder stores the raw
+stream as the source gave it. A gap is judged per channel, from its first NaN row, the same
+whatever the chunking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Longest gap (s) bridged by holding the last sample: a lost frame or a few USB packets (one
+#: sample at 250 Hz is 4 ms). Tuning cases tune-mitdb-10k and tune-ptb-10k, a gap every 3.3 s:
+#: gaps of 6 and 10 ms bridged gave 0–1 false events in 60 s, 20 ms ones 4–13 (up to 300 µV).
+BRIDGE_MAX_S = 0.010
+#: Mains period (s) used while the mains frequency is not known: 5 cycles of 50 Hz, 6 of 60 Hz.
+UNKNOWN_MAINS_PERIOD_S = 0.1
+#: Detection stays blanked this long (s) after a bridged gap: the step from the filled rows
+#: back to the signal rings through the band-pass.
+BRIDGE_SETTLE_S = 0.010
+#: … and this long (s) after a longer gap: the stages restart there, and the ECG canceller
+#: keeps every channel out of beat detection for DEAD_HOLD_S (0.5 s) after it.
+GAP_SETTLE_S = 0.5
+#: A longer gap also blanks detection this long (s) before it, where the chain holds the ECG
+#: canceller (a heartbeat whose window, to 80 ms after its R peak, meets the gap is not
+#: subtracted: tune-ptb-10k, 6 ms gaps not bridged, 15–19 µV "bursts" 30–110 ms before them).
+GAP_PRE_S = 0.15
+
+
+@dataclass(frozen=True)
+class Gap:
+    """One channel's ended run of lost samples (absolute indices): ``start`` its first NaN
+    row, ``stop`` one past its last; the detection blank around it, [blank_start, blank_stop)."""
+
+    channel: int
+    start: int
+    stop: int
+    blank_start: int
+    blank_stop: int
+    bridged: bool
+
+
+class GapBridge:
+    """Finds the gaps of a raw stream (n, channels) µV chunk by chunk, fills each channel's
+    first :data:`BRIDGE_MAX_S` of any gap, and says which rows are lost and which are blanked
+    for detection.
+
+    Args:
+        n_channels: channels per row.
+        sample_rate_hz: sampling rate (Hz).
+        start: absolute index of the first row.
+        blank_before: blank detection :data:`GAP_PRE_S` before a gap that is not bridged
+            (the caller reads the masks of a row at least :attr:`lead` rows after it has been
+            processed: the chain's delay).
+        mains_hz: the nominal mains frequency (Hz; None: not known), the period a gap is
+            filled from.
+    """
+
+    def __init__(self, n_channels: int, sample_rate_hz: float, start: int = 0,
+                 blank_before: bool = False, mains_hz: float | None = None) -> None:
+        self.n_channels = n_channels
+        self._bridge = max(1, round(BRIDGE_MAX_S * sample_rate_hz))
+        self._pre = round(GAP_PRE_S * sample_rate_hz) if blank_before else 0
+        #: samples after a gap's start by which the masks for rows before it are final
+        self.lead = self._pre + self._bridge + 1
+        self._bridge_settle = round(BRIDGE_SETTLE_S * sample_rate_hz)
+        self._settle = round(GAP_SETTLE_S * sample_rate_hz)
+        self._next = start
+        self._period = max(self._bridge + 1, round(sample_rate_hz / mains_hz) if mains_hz
+                           else round(UNKNOWN_MAINS_PERIOD_S * sample_rate_hz))
+        # the raw rows (µV) of the last period and a bridge
+        self._hist = np.full((self._period + self._bridge + 1, n_channels), np.nan)
+        self._open = np.full(n_channels, -1, np.int64)  # start of the gap going on (-1: none)
+        self._gaps: list[Gap] = []  # ended gaps whose blank may still reach rows not yet read
+
+    def process(self, raw: np.ndarray) -> np.ndarray:
+        """The next chunk (n, channels) µV as the stages are to see it: NaN rows within
+        :data:`BRIDGE_MAX_S` of their gap's start are filled (see the module docstring; a gap
+        before any sample stays NaN). Returns ``raw`` itself when it holds no gap."""
+        n, start, p = len(raw), self._next, self._period
+        self._next += n
+        lost = np.isnan(raw)
+        if not lost.any() and (self._open < 0).all():
+            self._remember(raw)
+            return raw
+        h = len(self._hist)
+        cols = np.arange(self.n_channels)
+        ext = np.concatenate((self._hist, raw))  # row e: absolute index start − h + e
+        # each row's latest measured row (in ext): in the chunk, or before it — where a gap
+        # goes on into the chunk, the row before its start (outside ext once it is too long)
+        latest = np.maximum.accumulate(np.where(lost, -1, np.arange(n)[:, None]), axis=0)
+        before = np.where(self._open >= 0, self._open - start - 1 + h, h - 1)
+        latest = np.where(latest >= 0, latest + h, before[None, :])
+        bridged = lost & (np.arange(n)[:, None] + h - latest <= self._bridge)
+        at = np.maximum(latest, 0)
+        anchor = ext[at, cols]  # the last measured sample (NaN before the first one)
+        # a period back, moved to meet the last measured sample; held where either is lost
+        # (the history keeps the lost rows lost: any chunking fills alike)
+        offset = anchor - ext[np.maximum(at - p, 0), cols]
+        predicted = np.where(at >= p, ext[h - p:h - p + n] + offset, np.nan)
+        predicted = np.where(np.isfinite(predicted), predicted, anchor)
+        fill = bridged & np.isfinite(anchor)
+        filled = raw.astype(np.float64, copy=True)
+        filled[fill] = predicted[fill]
+        self._note_runs(lost, start)
+        self._remember(raw)
+        return filled
+
+    def _remember(self, rows: np.ndarray) -> None:
+        """Keep the raw rows of the last period and a bridge (the offset of a fill reaches a
+        period back from a gap's start)."""
+        h = len(self._hist)
+        if len(rows) >= h:
+            self._hist[:] = rows[-h:]
+        else:
+            self._hist[:h - len(rows)] = self._hist[len(rows):]
+            self._hist[h - len(rows):] = rows
+
+    def _note_runs(self, lost: np.ndarray, start: int) -> None:
+        """Open and end the gaps in ``lost`` (rows from absolute ``start``)."""
+        before = np.concatenate(((self._open >= 0)[None, :], lost[:-1]))
+        opens, ends = (lost & ~before).T, (~lost & before).T
+        for ch in range(self.n_channels):
+            firsts = ([int(self._open[ch])] if self._open[ch] >= 0 else []) + \
+                (start + np.flatnonzero(opens[ch])).tolist()
+            stops = (start + np.flatnonzero(ends[ch])).tolist()
+            for first, stop in zip(firsts, stops):  # (they alternate: a gap, then its end)
+                if stop - first > self._bridge:
+                    self._gaps.append(Gap(ch, first, stop, first - self._pre,
+                                          stop + self._settle, False))
+                else:
+                    self._gaps.append(Gap(ch, first, stop, first, stop + self._bridge_settle,
+                                          True))
+            self._open[ch] = firsts[-1] if len(firsts) > len(stops) else -1
+
+    def lost(self, start: int, n: int) -> np.ndarray | None:
+        """(n, channels) bool: the rows [start, start + n) no sample came for (bridged ones
+        included; None: none). Rows of gaps :meth:`masks` has forgotten are not asked for."""
+        going = np.flatnonzero(self._open >= 0)
+        if not self._gaps and not len(going):
+            return None
+        lost = np.zeros((n, self.n_channels), bool)
+        for g in self._gaps:
+            lost[max(g.start - start, 0):max(min(g.stop, start + n) - start, 0), g.channel] = True
+        for ch in going.tolist():
+            lost[max(int(self._open[ch]) - start, 0):, ch] = True
+        return lost if lost.any() else None
+
+    def explains(self, index: int, channels: tuple[int, ...]) -> bool:
+        """Whether a step found at absolute ``index`` (a span's start) on ``channels`` is the
+        step back to the signal after a bridged gap on each of them (from its start to the end
+        of its blank): not an electrode's, and blanked already."""
+        return all(any(g.bridged and g.start <= index < g.blank_stop
+                       for g in self._gaps if g.channel == ch) for ch in channels)
+
+    def masks(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """For rows [start, start + n): (lost, blanked) bool (n, channels) — the rows no
+        sample came for, and those plus the blank around each gap — or None where there are
+        neither. Queries must not go back: gaps whose blank ends at or before ``start`` are
+        forgotten."""
+        self._gaps = [g for g in self._gaps if g.blank_stop > start]
+        going = np.flatnonzero(self._open >= 0)
+        if not self._gaps and not len(going):
+            return None
+        lost = self.lost(start, n)
+        if lost is None:
+            lost = np.zeros((n, self.n_channels), bool)
+        blanked = lost.copy()
+        stop = start + n
+        for g in self._gaps:
+            blanked[max(g.blank_start - start, 0):max(min(g.blank_stop, stop) - start, 0),
+                    g.channel] = True
+        for ch in going.tolist():
+            first = int(self._open[ch])
+            long = self._next - first > self._bridge  # (known for every row it pre-blanks)
+            blanked[max(first - (self._pre if long else 0) - start, 0):, ch] = True
+        return lost, blanked
