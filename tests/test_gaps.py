@@ -56,7 +56,8 @@ def test_a_long_gap_is_filled_over_its_first_rows_only_and_blanked_around() -> N
     assert (np.flatnonzero(lost[:, 0]) == np.arange(5000, 6000)).all()
     pre, settle = round(gaps.GAP_PRE_S * FS), round(gaps.GAP_SETTLE_S * FS)
     assert (np.flatnonzero(blanked[:, 0]) == np.arange(5000 - pre, 6000 + settle)).all()
-    short = np.arange(20_000, 20_020 + round(gaps.BRIDGE_SETTLE_S * FS))
+    short = np.arange(20_000, 20_020 + round(gaps.BRIDGE_SETTLE_S * FS)
+                      + round(gaps.BRIDGE_SETTLE_PER_LOST * 20))
     assert (np.flatnonzero(blanked[:, 1]) == np.concatenate(
         (np.arange(5000 - pre, 6000 + settle), short))).all()
     assert bridge.explains(20_010, (1,)) and not bridge.explains(20_010, (0, 1))
@@ -116,7 +117,8 @@ def test_frames_lost_on_a_real_heart_raise_no_false_events(every_s: float, lost:
     assert scored["false_events"] == 0, scored["false"]
     long = lost > round(gaps.BRIDGE_MAX_S * fs)
     pre = round(gaps.GAP_PRE_S * fs) if long else 0
-    after = round((gaps.GAP_SETTLE_S if long else gaps.BRIDGE_SETTLE_S) * fs)
+    after = round(gaps.GAP_SETTLE_S * fs if long else gaps.BRIDGE_SETTLE_S * fs
+                  + gaps.BRIDGE_SETTLE_PER_LOST * lost)
     blanked = np.zeros(len(gap_rows) + after, bool)
     for g in np.flatnonzero(gap_rows):
         blanked[max(g - pre, 0):g + after + 1] = True

@@ -736,6 +736,8 @@ class EcgCanceller:
         self._end = 0           # input rows processed (multiple of the block)
         self._x = Rows(c, np.float64)
         self._railed_in = Rows(c, np.bool_, fill=False)  # given rail rows not yet judged
+        self._lost_in = Rows(c, np.bool_, fill=False)  # given bridged-gap rows not yet judged
+        self._last_bridged = False  # the last judged block held bridged-gap rows
         self._sub = Rows(c, np.float64)
         self._sub.pad(self._window + self._lag_max)
         lead = self._peak_half + self._smooth
@@ -806,20 +808,27 @@ class EcgCanceller:
         self._cov_beats = np.zeros((c, c), dtype=np.int64)
         self._cov_sigma = np.zeros(c)  # whitening scale (µV), over the diagonal's beats
 
-    def process(self, x: np.ndarray, railed: np.ndarray | None = None) -> np.ndarray:
+    def process(self, x: np.ndarray, railed: np.ndarray | None = None,
+                lost: np.ndarray | None = None) -> np.ndarray:
         """Clean the next chunk (n, n_channels) µV; returns (n, n_channels) float64 µV, delayed
         by :attr:`delay` rows (NaN before the first input row). ``railed`` (n, n_channels)
         bool, optional: where the amplifier's raw input sat at its rail — the band-pass before
         this stage hides a rail (a lead-off pinned there reaches it as what the mains canceller
-        subtracts: mains, not a flat channel); such blocks count as saturated."""
+        subtracts: mains, not a flat channel); such blocks count as saturated. ``lost`` (n,
+        n_channels) bool, optional: rows of a gap the chain bridged (``dsp.gaps``: filled, no
+        measurement); their blocks and the next add nothing to QRS detection (the step back
+        to the signal is no QRS; extra tuning seed 440: an 8 ms gap 0.18 s before an R peak
+        was taken for a beat, and the real one fell in its refractory period), and a beat
+        whose window holds them is subtracted as any other."""
         if self._finished:
             raise RuntimeError("EcgCanceller: flush() ended the record; call reset() first")
         x64 = np.asarray(x, dtype=np.float64)
         if x64.ndim != 2 or x64.shape[1] != self.n_channels:
             raise ValueError(f"expected (n, {self.n_channels}) samples, got {x64.shape}")
-        if railed is not None and np.shape(railed) != x64.shape:
-            raise ValueError(f"railed must be {x64.shape}, got {np.shape(railed)}")
-        return self._feed(x64, railed)
+        for name, rows in (("railed", railed), ("lost", lost)):
+            if rows is not None and np.shape(rows) != x64.shape:
+                raise ValueError(f"{name} must be {x64.shape}, got {np.shape(rows)}")
+        return self._feed(x64, railed, lost)
 
     def flush(self) -> np.ndarray:
         """End the record: the last ``delay`` cleaned rows (delay, n_channels) µV. Beats near the
@@ -907,13 +916,15 @@ class EcgCanceller:
 
     # --- streaming ----------------------------------------------------------------------------
 
-    def _feed(self, x: np.ndarray, railed: np.ndarray | None = None) -> np.ndarray:
+    def _feed(self, x: np.ndarray, railed: np.ndarray | None = None,
+              lost: np.ndarray | None = None) -> np.ndarray:
         n = len(x)
         self._x.append(x)
-        if railed is None:
-            self._railed_in.pad(n)
-        else:
-            self._railed_in.append(railed)
+        for given, rows in ((self._railed_in, railed), (self._lost_in, lost)):
+            if rows is None:
+                given.pad(n)
+            else:
+                given.append(rows)
         self._n_in += n
         while self._x.stop - self._end >= self._block:
             blocks = min((self._x.stop - self._end) // self._block, self._batch_blocks)
@@ -972,6 +983,8 @@ class EcgCanceller:
         if given.any():
             railed = railed | given.reshape(n_blocks, bl, c).any(axis=1)
         self._railed_in.drop_before(b)
+        bridged = self._lost_in.view(a, b).reshape(n_blocks, -1).any(axis=1)
+        self._lost_in.drop_before(b)
         clean = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0) if gap.any() else raw
         # detection path: block means over `dec` samples (nulls at multiples of the decimated
         # rate protect the 5–40 Hz band from aliasing), then the band-pass at the low rate
@@ -1016,7 +1029,11 @@ class EcgCanceller:
             extreme = stats[first:, :c] > GLOBAL_RATIO * noise[first:]
             included[first:], glob[first:], held[first:] = self._judge_holds(
                 wild[first:], dead[first:], gap[first:], extreme)
-        included &= ~glob[:, None]
+        # a bridged gap's blocks and the next add nothing to QRS detection (the step back from
+        # the fill to the signal is no QRS); a beat whose window holds one is subtracted
+        filled = bridged | np.concatenate(([self._last_bridged], bridged[:-1]))
+        self._last_bridged = bool(bridged[-1])
+        included &= ~glob[:, None] & ~filled[:, None]
         self._apply_held_out(a, included)
         z = detect / sigma[:, None, :]
         energy = np.minimum(z * z, ENERGY_CAP) * included[:, None, :]

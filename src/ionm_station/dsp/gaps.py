@@ -12,8 +12,10 @@ the next heartbeat whole, reported as EMG (tuning case tune-mitdb-10k: 30 false 
   of what moves within a few ms, and it runs on through the gap; the last sample held where
   that period was lost too), so their filters and models run on as if nothing was lost. The
   filled rows are still no measurement: the clean output is NaN there, and detection is
-  blanked over them and :data:`BRIDGE_SETTLE_S` after (the step back to the signal); a
-  common-mode step or pop found there is that step, not an electrode's, and is dropped.
+  blanked over them and :data:`BRIDGE_SETTLE_S` (plus twice the gap) after, where the step
+  back to the signal rings, and over the QRS window of a heartbeat they fall in (its fit is
+  spoilt there); a common-mode step or pop found there is that step, not an electrode's, and
+  is dropped.
 - **Longer gaps** reach the stages as NaN after their first :data:`BRIDGE_MAX_S`, as before:
   the filters restart at the next sample. Detection is blanked from :data:`GAP_PRE_S` before
   the gap (where the chain has an ECG canceller: the heartbeat just before it is not
@@ -37,16 +39,27 @@ import numpy as np
 BRIDGE_MAX_S = 0.010
 #: Mains period (s) used while the mains frequency is not known: 5 cycles of 50 Hz, 6 of 60 Hz.
 UNKNOWN_MAINS_PERIOD_S = 0.1
-#: Detection stays blanked this long (s) after a bridged gap: the step from the filled rows
-#: back to the signal rings through the band-pass.
+#: Detection stays blanked this long (s) after a bridged gap, plus BRIDGE_SETTLE_PER_LOST ×
+#: the gap's length: the step from the filled rows back to the signal rings through the
+#: band-pass, more the longer the fill (31 extra tuning seeds, 60 s each with a gap every
+#: 2.5 s: 8 ms gaps left 12–21 µV events 13–21 ms after them with 10 ms alone; 1-sample and
+#: 2 ms gaps none).
 BRIDGE_SETTLE_S = 0.010
+BRIDGE_SETTLE_PER_LOST = 2.0
 #: … and this long (s) after a longer gap: the stages restart there, and the ECG canceller
-#: keeps every channel out of beat detection for DEAD_HOLD_S (0.5 s) after it.
-GAP_SETTLE_S = 0.5
+#: keeps every channel out of beat detection for DEAD_HOLD_S (0.5 s) after it; a heartbeat
+#: at the end of that hold goes on unsubtracted for up to 0.2 s more (its T wave: 12–24 µV
+#: bursts R + 114…119 ms, right where a 0.5 s blank ended, extra tuning seeds 300 and 426).
+GAP_SETTLE_S = 0.7
 #: A longer gap also blanks detection this long (s) before it, where the chain holds the ECG
 #: canceller (a heartbeat whose window, to 80 ms after its R peak, meets the gap is not
 #: subtracted: tune-ptb-10k, 6 ms gaps not bridged, 15–19 µV "bursts" 30–110 ms before them).
 GAP_PRE_S = 0.15
+#: A bridged gap inside a heartbeat's window — from this long (s) before its R peak to this
+#: long after (the ECG canceller's QRS window) — spoils the beat's fit there: the window is
+#: blanked too (extra tuning seeds 440 and 426: a 2 and an 8 ms gap 22–38 ms after an R
+#: peak left 14–25 µV "spikes" 11–27 ms after it).
+BEAT_WINDOW_S = (0.100, 0.080)
 
 
 @dataclass(frozen=True)
@@ -76,10 +89,13 @@ class GapBridge:
             processed: the chain's delay).
         mains_hz: the nominal mains frequency (Hz; None: not known), the period a gap is
             filled from.
+        beats: blank a heartbeat's window (:data:`BEAT_WINDOW_S`) where a bridged gap lies
+            in it (the caller hands the R peaks to :meth:`masks`).
     """
 
     def __init__(self, n_channels: int, sample_rate_hz: float, start: int = 0,
-                 blank_before: bool = False, mains_hz: float | None = None) -> None:
+                 blank_before: bool = False, mains_hz: float | None = None,
+                 beats: bool = False) -> None:
         self.n_channels = n_channels
         self._bridge = max(1, round(BRIDGE_MAX_S * sample_rate_hz))
         self._pre = round(GAP_PRE_S * sample_rate_hz) if blank_before else 0
@@ -87,6 +103,7 @@ class GapBridge:
         self.lead = self._pre + self._bridge + 1
         self._bridge_settle = round(BRIDGE_SETTLE_S * sample_rate_hz)
         self._settle = round(GAP_SETTLE_S * sample_rate_hz)
+        self._window = tuple(round(w * sample_rate_hz) for w in BEAT_WINDOW_S) if beats else (0, 0)
         self._next = start
         self._period = max(self._bridge + 1, round(sample_rate_hz / mains_hz) if mains_hz
                            else round(UNKNOWN_MAINS_PERIOD_S * sample_rate_hz))
@@ -151,8 +168,8 @@ class GapBridge:
                     self._gaps.append(Gap(ch, first, stop, first - self._pre,
                                           stop + self._settle, False))
                 else:
-                    self._gaps.append(Gap(ch, first, stop, first, stop + self._bridge_settle,
-                                          True))
+                    settle = self._bridge_settle + round(BRIDGE_SETTLE_PER_LOST * (stop - first))
+                    self._gaps.append(Gap(ch, first, stop, first, stop + settle, True))
             self._open[ch] = firsts[-1] if len(firsts) > len(stops) else -1
 
     def lost(self, start: int, n: int) -> np.ndarray | None:
@@ -175,12 +192,16 @@ class GapBridge:
         return all(any(g.bridged and g.start <= index < g.blank_stop
                        for g in self._gaps if g.channel == ch) for ch in channels)
 
-    def masks(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    def masks(self, start: int, n: int, beats: list[int] = ()
+              ) -> tuple[np.ndarray, np.ndarray] | None:
         """For rows [start, start + n): (lost, blanked) bool (n, channels) — the rows no
-        sample came for, and those plus the blank around each gap — or None where there are
-        neither. Queries must not go back: gaps whose blank ends at or before ``start`` are
-        forgotten."""
-        self._gaps = [g for g in self._gaps if g.blank_stop > start]
+        sample came for, and those plus the blank around each gap (and the window of each R
+        peak in ``beats``, absolute indices, that holds a bridged gap) — or None where there
+        are neither. Queries must not go back: gaps whose blanks end at or before ``start``
+        are forgotten."""
+        before, after = self._window
+        self._gaps = [g for g in self._gaps
+                      if max(g.blank_stop, g.stop + before + after if g.bridged else 0) > start]
         going = np.flatnonzero(self._open >= 0)
         if not self._gaps and not len(going):
             return None
@@ -192,6 +213,10 @@ class GapBridge:
         for g in self._gaps:
             blanked[max(g.blank_start - start, 0):max(min(g.blank_stop, stop) - start, 0),
                     g.channel] = True
+            for r in beats if g.bridged else ():
+                if r - before < g.stop and g.start < r + after:
+                    blanked[max(r - before - start, 0):max(min(r + after, stop) - start, 0),
+                            g.channel] = True
         for ch in going.tolist():
             first = int(self._open[ch])
             long = self._next - first > self._bridge  # (known for every row it pre-blanks)

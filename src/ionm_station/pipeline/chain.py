@@ -152,7 +152,7 @@ class FreeRunChain:
         self.artifacts = ArtifactDetector(n, fs, range_uv, start=start)
         # (the heartbeat before a long gap is blanked: the canceller's delay leaves time)
         self.gaps = GapBridge(n, fs, start, blank_before=self.ecg is not None,
-                              mains_hz=settings.mains_hz)
+                              mains_hz=settings.mains_hz, beats=self.ecg is not None)
         if self.ecg and self.gaps.lead > self.ecg.delay:
             raise ValueError("a long gap is known too late to blank the heartbeat before it")
         # electrode pops and common-mode steps, found on the filtered stream ahead of the
@@ -344,7 +344,8 @@ class FreeRunChain:
                 if s.kind == "pop":  # from when any chunking has reported it
                     self.ecg.hold_out(s.channels[0], s.start - self.start + self.steps.latency,
                                       s.stop - self.start)
-            out.append(self.ecg.process(y[a:b], railed[a:b]))
+            lost = self.gaps.lost(start + a, len(y[a:b]))  # (bridged rows: no beat found there)
+            out.append(self.ecg.process(y[a:b], railed[a:b], lost))
         return np.concatenate(out)
 
     def _residual_common_mode(self, y: np.ndarray, last: bool = False) -> np.ndarray:
@@ -401,7 +402,9 @@ class FreeRunChain:
             first = start + defined
             body = clean[defined:]
             blank = self.artifacts.blank_mask(first, len(body))
-            gaps = self.gaps.masks(first, len(body))
+            # (a beat is reported before its window's rows are output: the latest few suffice)
+            beats = [r + self.start for r in self.ecg.beats[-8:]] if self.ecg else []
+            gaps = self.gaps.masks(first, len(body), beats)
             if gaps is not None:  # lost rows (bridged or not) and the settle after a gap
                 blank |= gaps[1]
             kept = None
