@@ -29,8 +29,6 @@ whatever the chunking.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 #: Longest gap (s) bridged by holding the last sample: a lost frame or a few USB packets (one
@@ -60,19 +58,6 @@ GAP_PRE_S = 0.15
 #: blanked too (extra tuning seeds 440 and 426: a 2 and an 8 ms gap 22–38 ms after an R
 #: peak left 14–25 µV "spikes" 11–27 ms after it).
 BEAT_WINDOW_S = (0.100, 0.080)
-
-
-@dataclass(frozen=True)
-class Gap:
-    """One channel's ended run of lost samples (absolute indices): ``start`` its first NaN
-    row, ``stop`` one past its last; the detection blank around it, [blank_start, blank_stop)."""
-
-    channel: int
-    start: int
-    stop: int
-    blank_start: int
-    blank_stop: int
-    bridged: bool
 
 
 class GapBridge:
@@ -110,7 +95,9 @@ class GapBridge:
         # the raw rows (µV) of the last period and a bridge
         self._hist = np.full((self._period + self._bridge + 1, n_channels), np.nan)
         self._open = np.full(n_channels, -1, np.int64)  # start of the gap going on (-1: none)
-        self._gaps: list[Gap] = []  # ended gaps whose blank may still reach rows not yet read
+        # ended gaps whose blanks may still reach rows not yet read, one row each (absolute
+        # indices): channel, first lost row, one past the last, blank start and stop, bridged
+        self._gaps = np.zeros((0, 6), np.int64)
 
     def process(self, raw: np.ndarray) -> np.ndarray:
         """The next chunk (n, channels) µV as the stages are to see it: NaN rows within
@@ -158,29 +145,39 @@ class GapBridge:
     def _note_runs(self, lost: np.ndarray, start: int) -> None:
         """Open and end the gaps in ``lost`` (rows from absolute ``start``)."""
         before = np.concatenate(((self._open >= 0)[None, :], lost[:-1]))
-        opens, ends = (lost & ~before).T, (~lost & before).T
-        for ch in range(self.n_channels):
-            firsts = ([int(self._open[ch])] if self._open[ch] >= 0 else []) + \
-                (start + np.flatnonzero(opens[ch])).tolist()
-            stops = (start + np.flatnonzero(ends[ch])).tolist()
-            for first, stop in zip(firsts, stops):  # (they alternate: a gap, then its end)
-                if stop - first > self._bridge:
-                    self._gaps.append(Gap(ch, first, stop, first - self._pre,
-                                          stop + self._settle, False))
-                else:
-                    settle = self._bridge_settle + round(BRIDGE_SETTLE_PER_LOST * (stop - first))
-                    self._gaps.append(Gap(ch, first, stop, first, stop + settle, True))
-            self._open[ch] = firsts[-1] if len(firsts) > len(stops) else -1
+        # per channel, in time order, the gaps' first rows (one going on first) and their ends
+        open_ch, open_row = np.nonzero((lost & ~before).T)
+        end_ch, end_row = np.nonzero((~lost & before).T)
+        going = np.flatnonzero(self._open >= 0)
+        first_ch = np.concatenate((going, open_ch))
+        first = np.concatenate((self._open[going], start + open_row))
+        order = np.argsort(first_ch, kind="stable")  # (going ones lead each channel's list)
+        first_ch, first = first_ch[order], first[order]
+        # the k-th end on a channel closes its k-th first row
+        rank = np.arange(len(end_ch)) - np.searchsorted(end_ch, end_ch)
+        closes = np.searchsorted(first_ch, end_ch) + rank
+        stop = start + end_row
+        began = first[closes]
+        bridged = stop - began <= self._bridge
+        settle = np.where(bridged, self._bridge_settle
+                          + np.round(BRIDGE_SETTLE_PER_LOST * (stop - began)).astype(np.int64),
+                          self._settle)
+        self._gaps = np.concatenate((self._gaps, np.column_stack((
+            end_ch, began, stop, np.where(bridged, began, began - self._pre), stop + settle,
+            bridged))))
+        unclosed = np.ones(len(first), bool)
+        unclosed[closes] = False
+        self._open[:] = -1
+        self._open[first_ch[unclosed]] = first[unclosed]  # (at most one per channel)
 
     def lost(self, start: int, n: int) -> np.ndarray | None:
         """(n, channels) bool: the rows [start, start + n) no sample came for (bridged ones
         included; None: none). Rows of gaps :meth:`masks` has forgotten are not asked for."""
         going = np.flatnonzero(self._open >= 0)
-        if not self._gaps and not len(going):
+        if not len(self._gaps) and not len(going):
             return None
-        lost = np.zeros((n, self.n_channels), bool)
-        for g in self._gaps:
-            lost[max(g.start - start, 0):max(min(g.stop, start + n) - start, 0), g.channel] = True
+        g = self._gaps
+        lost = _spans(n, self.n_channels, start, g[:, 0], g[:, 1], g[:, 2])
         for ch in going.tolist():
             lost[max(int(self._open[ch]) - start, 0):, ch] = True
         return lost if lost.any() else None
@@ -189,8 +186,9 @@ class GapBridge:
         """Whether a step found at absolute ``index`` (a span's start) on ``channels`` is the
         step back to the signal after a bridged gap on each of them (from its start to the end
         of its blank): not an electrode's, and blanked already."""
-        return all(any(g.bridged and g.start <= index < g.blank_stop
-                       for g in self._gaps if g.channel == ch) for ch in channels)
+        g = self._gaps
+        at = (g[:, 5] == 1) & (g[:, 1] <= index) & (index < g[:, 4])
+        return set(channels) <= set(g[at, 0].tolist())
 
     def masks(self, start: int, n: int, beats: list[int] = ()
               ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -200,25 +198,38 @@ class GapBridge:
         are neither. Queries must not go back: gaps whose blanks end at or before ``start``
         are forgotten."""
         before, after = self._window
-        self._gaps = [g for g in self._gaps
-                      if max(g.blank_stop, g.stop + before + after if g.bridged else 0) > start]
+        g = self._gaps
+        reach = np.maximum(g[:, 4], np.where(g[:, 5] == 1, g[:, 2] + before + after, 0))
+        self._gaps = g = g[reach > start]
         going = np.flatnonzero(self._open >= 0)
-        if not self._gaps and not len(going):
+        if not len(g) and not len(going):
             return None
+        c = self.n_channels
         lost = self.lost(start, n)
         if lost is None:
-            lost = np.zeros((n, self.n_channels), bool)
-        blanked = lost.copy()
-        stop = start + n
-        for g in self._gaps:
-            blanked[max(g.blank_start - start, 0):max(min(g.blank_stop, stop) - start, 0),
-                    g.channel] = True
-            for r in beats if g.bridged else ():
-                if r - before < g.stop and g.start < r + after:
-                    blanked[max(r - before - start, 0):max(min(r + after, stop) - start, 0),
-                            g.channel] = True
+            lost = np.zeros((n, c), bool)
+        blanked = lost | _spans(n, c, start, g[:, 0], g[:, 3], g[:, 4])
+        if len(beats):
+            r = np.asarray(beats, np.int64)[None, :]
+            bridged = g[g[:, 5] == 1]
+            holds = (r - before < bridged[:, 2:3]) & (bridged[:, 1:2] < r + after)
+            which, beat = np.nonzero(holds)
+            blanked |= _spans(n, c, start, bridged[which, 0], r[0, beat] - before,
+                              r[0, beat] + after)
         for ch in going.tolist():
             first = int(self._open[ch])
             long = self._next - first > self._bridge  # (known for every row it pre-blanks)
             blanked[max(first - (self._pre if long else 0) - start, 0):, ch] = True
         return lost, blanked
+
+
+def _spans(n: int, n_channels: int, start: int, channels: np.ndarray, lo: np.ndarray,
+           hi: np.ndarray) -> np.ndarray:
+    """(n, n_channels) bool: rows [start, start + n) inside any [lo, hi) (absolute) on its
+    channel."""
+    edges = np.zeros((n + 1, n_channels), np.int64)
+    a, b = np.clip(lo - start, 0, n), np.clip(hi - start, 0, n)
+    keep = a < b
+    np.add.at(edges, (a[keep], channels[keep]), 1)
+    np.add.at(edges, (b[keep], channels[keep]), -1)
+    return np.cumsum(edges[:-1], axis=0) > 0

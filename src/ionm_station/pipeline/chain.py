@@ -6,6 +6,10 @@
          │                                     ▼                             ▼
          └─► artifact detector ── spans ──► blank mask ───────────────► event detector ─► events
 
+Samples the source lost (NaN rows) pass the gap bridge first (``dsp/gaps.py``): gaps up to
+10 ms are filled for the stages (NaN again in the clean output, blanked for detection), and
+detection is blanked around longer ones while the stages restart.
+
 Chunk in, chunk out, with every stage's state carried, so a record processed in any chunking
 gives the same clean signal, spans and events as processing it whole. The clean stream lags
 the raw stream by ``delay`` samples (the ECG canceller needs to see a whole beat, and the
