@@ -50,9 +50,11 @@ BRIDGE_SETTLE_PER_LOST = 2.0
 #: bursts R + 114…119 ms, right where a 0.5 s blank ended, extra tuning seeds 300 and 426).
 GAP_SETTLE_S = 0.7
 #: A longer gap also blanks detection this long (s) before it, where the chain holds the ECG
-#: canceller (a heartbeat whose window, to 80 ms after its R peak, meets the gap is not
-#: subtracted: tune-ptb-10k, 6 ms gaps not bridged, 15–19 µV "bursts" 30–110 ms before them).
-GAP_PRE_S = 0.15
+#: canceller: a heartbeat whose window (0.1 s before its R peak to 0.2 s after) meets the gap
+#: is not subtracted whole (tune-ptb-10k, 6 ms gaps not bridged: 15–19 µV "bursts" 30–110 ms
+#: before them; tune-ptb-10k-b and extra tuning seed 300: 18–34 µV 0.21–0.22 s before 50 and
+#: 300 ms gaps, with 0.15 s).
+GAP_PRE_S = 0.3
 #: A bridged gap inside a heartbeat's window — from this long (s) before its R peak to this
 #: long after (the ECG canceller's QRS window) — spoils the beat's fit there: the window is
 #: blanked too (extra tuning seeds 440 and 426: a 2 and an 8 ms gap 22–38 ms after an R
