@@ -493,7 +493,8 @@ class EmgEventDetector:
         return noisy & (self._history_i >= TWO_BAND_MIN_BLOCKS)
 
     def process(self, clean: np.ndarray, start: int, blanked: np.ndarray | None = None,
-                kept: np.ndarray | None = None) -> list[DetectedEvent]:
+                kept: np.ndarray | None = None, settled: np.ndarray | None = None
+                ) -> list[DetectedEvent]:
         """Feed the next consecutive chunk (n, n_channels) µV starting at absolute ``start``;
         ``blanked`` (n, n_channels) bool marks samples never to detect in. A blanked sample
         enters the filters as zero (an artifact's swing would ring on past the blank), except
@@ -501,7 +502,10 @@ class EmgEventDetector:
         canceller blanks — a residual no larger than the heartbeat, a P wave, an unsubtracted
         beat whose blank lasts well past its QRS, the stream before its first beat is judged —
         is not an amplifier's swing, and zeroed, the step back to the signal at the blank's end
-        read as a spike after it (R + 100…+120 ms, where a gated QRS core ends). Returns the
+        read as a spike after it (R + 100…+120 ms, where a gated QRS core ends). ``settled``
+        (n, n_channels) bool marks blanked samples whose blank lasts until the stream has
+        settled (lost samples and the settle after them, ``dsp.gaps``): what rises after them
+        is no artifact's tail (:data:`POST_BLANK_TAIL_S`) on their account. Returns the
         events that ended (finalised) with this chunk, ordered by onset."""
         n = len(clean)
         if self._next is not None and start != self._next:
@@ -525,7 +529,9 @@ class EmgEventDetector:
         blocked = self._guarded(bad, start)
         self._chunk_start, self._chunk_blocked = start, blocked
         y, hi, lo = self._filtered(x, start)
-        self._note_tailed_blanks(blocked, bad, zero, y, start)
+        self._note_tailed_blanks(blocked, bad,
+                                 zero if settled is None else zero & ~np.asarray(settled).T,
+                                 y, start)
         env, self._env_tail = self._envelope(y, self._env_tail)
         env_hi = None
         if hi is not None:  # read on the two-band channels only: computed for those

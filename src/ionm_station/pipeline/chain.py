@@ -416,7 +416,8 @@ class FreeRunChain:
                 heart = self.ecg.blank_mask(first - self.start, len(body))
                 kept = heart & ~blank  # (slow: through the detector's filters as it is)
                 blank |= heart
-            events = self.detector.process(body, first, blank, kept)
+            events = self.detector.process(body, first, blank, kept,
+                                           None if gaps is None else gaps[1])
             # what is shown and exported: no signal where cautery, rails or lead-off left none
             # (stimulus blanking is for detection only: the evoked response stays visible)
             body[self.artifacts.blank_mask(first, len(body), SIGNAL_LOST_KINDS)] = np.nan
