@@ -13,9 +13,8 @@ the next heartbeat whole, reported as EMG (tuning case tune-mitdb-10k: 30 false 
   that period was lost too), so their filters and models run on as if nothing was lost. The
   filled rows are still no measurement: the clean output is NaN there, and detection is
   blanked over them and :data:`BRIDGE_SETTLE_S` (plus twice the gap) after, where the step
-  back to the signal rings, and over the QRS window of a heartbeat they fall in (its fit is
-  spoilt there); a common-mode step or pop found there is that step, not an electrode's, and
-  is dropped.
+  back to the signal rings; a common-mode step or pop found there is that step, not an
+  electrode's, and is dropped.
 - **Longer gaps** reach the stages as NaN after their first :data:`BRIDGE_MAX_S`, as before:
   the filters restart at the next sample. Detection is blanked from :data:`GAP_PRE_S` before
   the gap (where the chain has an ECG canceller: the heartbeat just before it is not
@@ -55,11 +54,6 @@ GAP_SETTLE_S = 0.7
 #: before them; tune-ptb-10k-b and extra tuning seed 300: 18–34 µV 0.21–0.22 s before 50 and
 #: 300 ms gaps, with 0.15 s).
 GAP_PRE_S = 0.3
-#: A bridged gap inside a heartbeat's window — from this long (s) before its R peak to this
-#: long after (the ECG canceller's QRS window) — spoils the beat's fit there: the window is
-#: blanked too (extra tuning seeds 440 and 426: a 2 and an 8 ms gap 22–38 ms after an R
-#: peak left 14–25 µV "spikes" 11–27 ms after it).
-BEAT_WINDOW_S = (0.100, 0.080)
 
 
 class GapBridge:
@@ -76,13 +70,10 @@ class GapBridge:
             processed: the chain's delay).
         mains_hz: the nominal mains frequency (Hz; None: not known), the period a gap is
             filled from.
-        beats: blank a heartbeat's window (:data:`BEAT_WINDOW_S`) where a bridged gap lies
-            in it (the caller hands the R peaks to :meth:`masks`).
     """
 
     def __init__(self, n_channels: int, sample_rate_hz: float, start: int = 0,
-                 blank_before: bool = False, mains_hz: float | None = None,
-                 beats: bool = False) -> None:
+                 blank_before: bool = False, mains_hz: float | None = None) -> None:
         self.n_channels = n_channels
         self._bridge = max(1, round(BRIDGE_MAX_S * sample_rate_hz))
         self._pre = round(GAP_PRE_S * sample_rate_hz) if blank_before else 0
@@ -90,7 +81,6 @@ class GapBridge:
         self.lead = self._pre + self._bridge + 1
         self._bridge_settle = round(BRIDGE_SETTLE_S * sample_rate_hz)
         self._settle = round(GAP_SETTLE_S * sample_rate_hz)
-        self._window = tuple(round(w * sample_rate_hz) for w in BEAT_WINDOW_S) if beats else (0, 0)
         self._next = start
         self._period = max(self._bridge + 1, round(sample_rate_hz / mains_hz) if mains_hz
                            else round(UNKNOWN_MAINS_PERIOD_S * sample_rate_hz))
@@ -192,17 +182,12 @@ class GapBridge:
         at = (g[:, 5] == 1) & (g[:, 1] <= index) & (index < g[:, 4])
         return set(channels) <= set(g[at, 0].tolist())
 
-    def masks(self, start: int, n: int, beats: list[int] = ()
-              ) -> tuple[np.ndarray, np.ndarray] | None:
+    def masks(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """For rows [start, start + n): (lost, blanked) bool (n, channels) — the rows no
-        sample came for, and those plus the blank around each gap (and the window of each R
-        peak in ``beats``, absolute indices, that holds a bridged gap) — or None where there
-        are neither. Queries must not go back: gaps whose blanks end at or before ``start``
-        are forgotten."""
-        before, after = self._window
-        g = self._gaps
-        reach = np.maximum(g[:, 4], np.where(g[:, 5] == 1, g[:, 2] + before + after, 0))
-        self._gaps = g = g[reach > start]
+        sample came for, and those plus the blank around each gap — or None where there are
+        neither. Queries must not go back: gaps whose blank ends at or before ``start`` are
+        forgotten."""
+        self._gaps = g = self._gaps[self._gaps[:, 4] > start]
         going = np.flatnonzero(self._open >= 0)
         if not len(g) and not len(going):
             return None
@@ -211,13 +196,6 @@ class GapBridge:
         if lost is None:
             lost = np.zeros((n, c), bool)
         blanked = lost | _spans(n, c, start, g[:, 0], g[:, 3], g[:, 4])
-        if len(beats):
-            r = np.asarray(beats, np.int64)[None, :]
-            bridged = g[g[:, 5] == 1]
-            holds = (r - before < bridged[:, 2:3]) & (bridged[:, 1:2] < r + after)
-            which, beat = np.nonzero(holds)
-            blanked |= _spans(n, c, start, bridged[which, 0], r[0, beat] - before,
-                              r[0, beat] + after)
         for ch in going.tolist():
             first = int(self._open[ch])
             long = self._next - first > self._bridge  # (known for every row it pre-blanks)

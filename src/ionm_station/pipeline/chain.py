@@ -156,7 +156,7 @@ class FreeRunChain:
         self.artifacts = ArtifactDetector(n, fs, range_uv, start=start)
         # (the heartbeat before a long gap is blanked: the canceller's delay leaves time)
         self.gaps = GapBridge(n, fs, start, blank_before=self.ecg is not None,
-                              mains_hz=settings.mains_hz, beats=self.ecg is not None)
+                              mains_hz=settings.mains_hz)
         if self.ecg and self.gaps.lead > self.ecg.delay:
             raise ValueError("a long gap is known too late to blank the heartbeat before it")
         # electrode pops and common-mode steps, found on the filtered stream ahead of the
@@ -406,9 +406,7 @@ class FreeRunChain:
             first = start + defined
             body = clean[defined:]
             blank = self.artifacts.blank_mask(first, len(body))
-            # (a beat is reported before its window's rows are output: the latest few suffice)
-            beats = [r + self.start for r in self.ecg.beats[-8:]] if self.ecg else []
-            gaps = self.gaps.masks(first, len(body), beats)
+            gaps = self.gaps.masks(first, len(body))
             if gaps is not None:  # lost rows (bridged or not) and the settle after a gap
                 blank |= gaps[1]
             kept = None
