@@ -737,7 +737,8 @@ class EcgCanceller:
         self._x = Rows(c, np.float64)
         self._railed_in = Rows(c, np.bool_, fill=False)  # given rail rows not yet judged
         self._lost_in = Rows(c, np.bool_, fill=False)  # given bridged-gap rows not yet judged
-        self._last_bridged = False  # the last judged block held bridged-gap rows
+        self._last_bridged = np.zeros(c, bool)  # per channel: the last judged block held
+        # bridged-gap rows
         self._sub = Rows(c, np.float64)
         self._sub.pad(self._window + self._lag_max)
         lead = self._peak_half + self._smooth
@@ -816,7 +817,8 @@ class EcgCanceller:
         this stage hides a rail (a lead-off pinned there reaches it as what the mains canceller
         subtracts: mains, not a flat channel); such blocks count as saturated. ``lost`` (n,
         n_channels) bool, optional: rows of a gap the chain bridged (``dsp.gaps``: filled, no
-        measurement); their blocks and the next add nothing to QRS detection (the step back
+        measurement); their blocks and the next add nothing to QRS detection on those channels
+        (the step back
         to the signal is no QRS; extra tuning seed 440: an 8 ms gap 0.18 s before an R peak
         was taken for a beat, and the real one fell in its refractory period), and a beat
         whose window holds them is subtracted as any other."""
@@ -983,7 +985,7 @@ class EcgCanceller:
         if given.any():
             railed = railed | given.reshape(n_blocks, bl, c).any(axis=1)
         self._railed_in.drop_before(b)
-        bridged = self._lost_in.view(a, b).reshape(n_blocks, -1).any(axis=1)
+        bridged = self._lost_in.view(a, b).reshape(n_blocks, bl, c).any(axis=1)
         self._lost_in.drop_before(b)
         clean = np.nan_to_num(raw, nan=0.0, posinf=0.0, neginf=0.0) if gap.any() else raw
         # detection path: block means over `dec` samples (nulls at multiples of the decimated
@@ -1031,9 +1033,9 @@ class EcgCanceller:
                 wild[first:], dead[first:], gap[first:], extreme)
         # a bridged gap's blocks and the next add nothing to QRS detection (the step back from
         # the fill to the signal is no QRS); a beat whose window holds one is subtracted
-        filled = bridged | np.concatenate(([self._last_bridged], bridged[:-1]))
-        self._last_bridged = bool(bridged[-1])
-        included &= ~glob[:, None] & ~filled[:, None]
+        filled = bridged | np.concatenate((self._last_bridged[None], bridged[:-1]))
+        self._last_bridged = bridged[-1].copy()
+        included &= ~glob[:, None] & ~filled  # (on the channels that lost them)
         self._apply_held_out(a, included)
         z = detect / sigma[:, None, :]
         energy = np.minimum(z * z, ENERGY_CAP) * included[:, None, :]

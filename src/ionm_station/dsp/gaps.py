@@ -16,7 +16,8 @@ the next heartbeat whole, reported as EMG (tuning case tune-mitdb-10k: 30 false 
   back to the signal rings; a common-mode step or pop found there is that step, not an
   electrode's, and is dropped.
 - **Longer gaps** reach the stages as NaN after their first :data:`BRIDGE_MAX_S`, as before:
-  the filters restart at the next sample. Detection is blanked from :data:`GAP_PRE_S` before
+  the filters restart at the next sample, on every channel (a row with a NaN restarts the
+  band-pass), so detection is blanked on every channel from :data:`GAP_PRE_S` before
   the gap (where the chain has an ECG canceller: the heartbeat just before it is not
   subtracted) to :data:`GAP_SETTLE_S` after it ends, while the stages settle (the ECG canceller
   holds channels out of beat detection that long after a gap).
@@ -82,14 +83,24 @@ class GapBridge:
         self._bridge_settle = round(BRIDGE_SETTLE_S * sample_rate_hz)
         self._settle = round(GAP_SETTLE_S * sample_rate_hz)
         self._next = start
-        self._period = max(self._bridge + 1, round(sample_rate_hz / mains_hz) if mains_hz
-                           else round(UNKNOWN_MAINS_PERIOD_S * sample_rate_hz))
-        # the raw rows (µV) of the last period and a bridge
-        self._hist = np.full((self._period + self._bridge + 1, n_channels), np.nan)
+        self._fs = sample_rate_hz
+        self.set_mains(mains_hz)
+        # the raw rows (µV) of the longest period and a bridge
+        self._hist = np.full((round(UNKNOWN_MAINS_PERIOD_S * sample_rate_hz) + self._bridge + 1,
+                              n_channels), np.nan)
         self._open = np.full(n_channels, -1, np.int64)  # start of the gap going on (-1: none)
         # ended gaps whose blanks may still reach rows not yet read, one row each (absolute
         # indices): channel, first lost row, one past the last, blank start and stop, bridged
         self._gaps = np.zeros((0, 6), np.int64)
+
+    def set_mains(self, mains_hz: float | None) -> None:
+        """The nominal mains frequency (Hz; None: not known) whose period fills a gap."""
+        self._period = max(self._bridge + 1, round(self._fs / mains_hz) if mains_hz
+                           else round(UNKNOWN_MAINS_PERIOD_S * self._fs))
+
+    def splice(self) -> None:
+        """The stream jumps here (a replay seek): no gap after it is filled from before it."""
+        self._hist[:] = np.nan
 
     def process(self, raw: np.ndarray) -> np.ndarray:
         """The next chunk (n, channels) µV as the stages are to see it: NaN rows within
@@ -196,10 +207,14 @@ class GapBridge:
         if lost is None:
             lost = np.zeros((n, c), bool)
         blanked = lost | _spans(n, c, start, g[:, 0], g[:, 3], g[:, 4])
+        long = g[g[:, 5] == 0]
+        if len(long):  # the band-pass restarts every channel after a NaN row: blank them all
+            blanked |= _spans(n, 1, start, np.zeros(len(long), np.int64), long[:, 3], long[:, 4])
         for ch in going.tolist():
             first = int(self._open[ch])
-            long = self._next - first > self._bridge  # (known for every row it pre-blanks)
-            blanked[max(first - (self._pre if long else 0) - start, 0):, ch] = True
+            going_long = self._next - first > self._bridge  # (known for every row it pre-blanks)
+            blanked[max(first - (self._pre if going_long else 0) - start, 0):,
+                    slice(None) if going_long else ch] = True
         return lost, blanked
 
 

@@ -215,6 +215,7 @@ class FreeRunChain:
         if mains_hz is not None and mains_hz not in NOMINAL_MAINS_HZ:
             raise ValueError(f"mains must be 50 or 60 Hz or None (detect), got {mains_hz!r}")
         self.mains = self._mains_canceller(mains_hz)
+        self.gaps.set_mains(mains_hz)
         self.settings = replace(self.settings, mains_hz=mains_hz)
         self.notes = self._notes()
 
@@ -275,6 +276,7 @@ class FreeRunChain:
         for a, b in pairwise(cuts):
             if a in seeks:  # a replay jumped here: no ringing across the splice
                 self.bandpass.reset()
+                self.gaps.splice()
             part = self._run(raw[a - start:b - start], a)
             out.clean[part.start - out.start:part.start - out.start + len(part.clean)] = part.clean
             out.events += part.events
