@@ -737,8 +737,7 @@ class EcgCanceller:
         self._x = Rows(c, np.float64)
         self._railed_in = Rows(c, np.bool_, fill=False)  # given rail rows not yet judged
         self._lost_in = Rows(c, np.bool_, fill=False)  # given bridged-gap rows not yet judged
-        self._last_bridged = np.zeros(c, bool)  # per channel: the last judged block held
-        # bridged-gap rows
+        self._last_bridged = np.zeros(c, bool)  # the last judged block's bridged-gap channels
         self._sub = Rows(c, np.float64)
         self._sub.pad(self._window + self._lag_max)
         lead = self._peak_half + self._smooth
@@ -818,10 +817,9 @@ class EcgCanceller:
         subtracts: mains, not a flat channel); such blocks count as saturated. ``lost`` (n,
         n_channels) bool, optional: rows of a gap the chain bridged (``dsp.gaps``: filled, no
         measurement); their blocks and the next add nothing to QRS detection on those channels
-        (the step back
-        to the signal is no QRS; extra tuning seed 440: an 8 ms gap 0.18 s before an R peak
-        was taken for a beat, and the real one fell in its refractory period), and a beat
-        whose window holds them is subtracted as any other."""
+        (the step back to the signal is no QRS; extra tuning seed 440: an 8 ms gap 0.18 s
+        before an R peak was taken for a beat, and the real one fell in its refractory
+        period), and a beat whose window holds them is subtracted as any other."""
         if self._finished:
             raise RuntimeError("EcgCanceller: flush() ended the record; call reset() first")
         x64 = np.asarray(x, dtype=np.float64)

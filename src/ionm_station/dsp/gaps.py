@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Longest gap (s) bridged by holding the last sample: a lost frame or a few USB packets (one
+#: Longest gap (s) bridged (filled for the stages): a lost frame or a few USB packets (one
 #: sample at 250 Hz is 4 ms). Tuning cases tune-mitdb-10k and tune-ptb-10k, a gap every 3.3 s:
 #: gaps of 6 and 10 ms bridged gave 0–1 false events in 60 s, 20 ms ones 4–13 (up to 300 µV).
 BRIDGE_MAX_S = 0.010
