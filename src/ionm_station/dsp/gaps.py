@@ -13,8 +13,8 @@ the next heartbeat whole, reported as EMG (tuning case tune-mitdb-10k: 30 false 
   that period was lost too), so their filters and models run on as if nothing was lost. The
   filled rows are still no measurement: the clean output is NaN there, and detection is
   blanked over them and :data:`BRIDGE_SETTLE_S` (plus twice the gap) after, where the step
-  back to the signal rings; a common-mode step or pop found there is that step, not an
-  electrode's, and is dropped.
+  back to the signal rings; a common-mode step found there (or a pop, where one channel lost
+  samples alone) is that step, not an electrode's, and is dropped.
 - **Longer gaps** reach the stages as NaN after their first :data:`BRIDGE_MAX_S`, as before:
   the filters restart at the next sample, on every channel (a row with a NaN restarts the
   band-pass), so detection is blanked on every channel from :data:`GAP_PRE_S` before
@@ -185,13 +185,19 @@ class GapBridge:
             lost[max(int(self._open[ch]) - start, 0):, ch] = True
         return lost if lost.any() else None
 
-    def explains(self, index: int, channels: tuple[int, ...]) -> bool:
-        """Whether a step found at absolute ``index`` (a span's start) on ``channels`` is the
-        step back to the signal after a bridged gap on each of them (from its start to the end
-        of its blank): not an electrode's, and blanked already."""
+    def explains(self, index: int, channels: tuple[int, ...], kind: str) -> bool:
+        """Whether a step span of ``kind`` found at absolute ``index`` (its start) on
+        ``channels`` is the step back to the signal after a bridged gap on each of them (from
+        its start to the end of its blank): not an electrode's, and blanked already. A pop
+        (one channel) is only where its channel lost samples alone: where all lost them at
+        once, their steps back are one common-mode step, and a pop is an electrode's (a
+        review: 800 µV pops 3–8 ms after a one-sample gap lost their spans, their tails
+        raised as 128–249 µV bursts)."""
         g = self._gaps
-        at = (g[:, 5] == 1) & (g[:, 1] <= index) & (index < g[:, 4])
-        return set(channels) <= set(g[at, 0].tolist())
+        at = g[(g[:, 5] == 1) & (g[:, 1] <= index) & (index < g[:, 4])]
+        if kind == "pop":
+            at = at[[np.count_nonzero(g[:, 1] == first) == 1 for first in at[:, 1]]]
+        return set(channels) <= set(at[:, 0].tolist())
 
     def masks(self, start: int, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         """For rows [start, start + n): (lost, blanked) bool (n, channels) — the rows no

@@ -340,7 +340,7 @@ class FreeRunChain:
             b = a + self._steps_piece
             beats = [r + self.start for r in self.ecg.beats[-4:]]  # absolute
             for span in self.steps.process(y[a:b], start + a, beats):
-                if self.gaps.explains(span.start, span.channels):
+                if self.gaps.explains(span.start, span.channels, span.kind):
                     continue
                 self.artifacts.mark_span(span)
                 if span.kind == "common_mode":
@@ -370,7 +370,7 @@ class FreeRunChain:
         if len(y) > first:
             at = max(first, 0)
             for span in self.residual_steps.process(y[at:], self._held.stop + at):
-                if self.gaps.explains(span.start, span.channels):
+                if self.gaps.explains(span.start, span.channels, span.kind):
                     continue
                 uncovered = tuple(c for c in span.channels if not any(
                     c in s.channels and s.start <= span.start < s.stop
