@@ -179,7 +179,9 @@ class GapBridge:
         going = np.flatnonzero(self._open >= 0)
         if not len(self._gaps) and not len(going):
             return None
-        g = self._gaps
+        g = self._gaps[self._gaps[:, 2] > start]  # (ended before these rows: none of them)
+        if not len(g) and not len(going):
+            return None
         lost = _spans(n, self.n_channels, start, g[:, 0], g[:, 1], g[:, 2])
         for ch in going.tolist():
             lost[max(int(self._open[ch]) - start, 0):, ch] = True
