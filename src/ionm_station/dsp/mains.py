@@ -116,6 +116,11 @@ CHANGE_SMOOTHING = 0.3
 #: … where the usual misfit is a running mean over this long (s) of a channel's first blocks,
 #: then follows with this time constant.
 MISFIT_LEVEL_TAU_S = 10.0
+#: A harmonic (2nd and up) whose block amplitude misfits the learnt one by more than this many
+#: times its usual misfit, and than the fundamental's relative misfit on the channel, is EMG
+#: firing on that harmonic (an A-train at 119.6 Hz on 2 × 59.5 Hz mains), not mains: it teaches
+#: that harmonic nothing and does not count as a moved lead (which moves the fundamental too).
+HARMONIC_OUTLIER_RATIO = 9.0
 #: Default process noise of each harmonic's own frequency offset (rad²/s³, see
 #: :class:`MainsCanceller`).
 HARMONIC_PSD = 1e-5
@@ -521,7 +526,18 @@ class MainsTracker:
         moved = a * turn - self._phasors
         judged = known & learnable & ~dead & (ratio <= ACTIVITY_RATIO)
         misfit = w * (moved.real ** 2 + moved.imag ** 2) / 2.0  # ≈ 1 for white noise alone
-        relative = (misfit / self._misfit_level).sum(axis=0) / n_h  # the mean over harmonics
+        own = misfit / self._misfit_level  # each harmonic's misfit over its usual
+        # a narrowband train sits within a fraction of a hertz of one harmonic, so the block fit
+        # takes it in whole (the residual, hence ``ratio``, stays at the floor); learnt, its
+        # line stays subtracted after it stops, a fading sinusoid read as the train going on
+        # (judged once the usual level is known: while it settles, the tracker converging
+        # makes the harmonics misfit h times more than the fundamental)
+        settling = self._judged < MISFIT_LEVEL_TAU_S / self.block_s
+        outlier = np.zeros(own.shape, dtype=bool)
+        outlier[1:] = judged & ~settling \
+            & (own[1:] > HARMONIC_OUTLIER_RATIO * np.maximum(own[0], 1.0))
+        kept = n_h - outlier.sum(axis=0)
+        relative = np.where(outlier, 0.0, own).sum(axis=0) / kept  # the mean over harmonics
         self._change = np.where(judged, self._change + CHANGE_SMOOTHING * (relative - self._change),
                                 self._change)
         changing = self._change > CHANGE_RATIO
@@ -529,8 +545,7 @@ class MainsTracker:
         # block counting at most CHANGE_RATIO × the level (a moved lead barely lifts it)
         self._judged += judged
         level_step = np.maximum(self._level_step, 1.0 / np.maximum(self._judged, 1))
-        toward = np.where(self._judged <= MISFIT_LEVEL_TAU_S / self.block_s, misfit,
-                          np.minimum(misfit, CHANGE_RATIO * self._misfit_level))
+        toward = np.where(settling, misfit, np.minimum(misfit, CHANGE_RATIO * self._misfit_level))
         self._misfit_level += np.where(judged, level_step, 0.0) * (toward - self._misfit_level)
         memory = np.where(changing, self._fast_blocks, self._memory_blocks)
         # the blocks learnt so far as so many of the present floor: those learnt where it was
@@ -538,7 +553,7 @@ class MainsTracker:
         # blocks, learnt as the floor fell, kept 20–60 µV of mains on two channels for 15 s)
         learnt_blocks = np.where(weight > 0, self._info * noise_var, 0.0)
         step = weight / np.maximum(np.minimum(learnt_blocks, memory), 1e-12)
-        self._phasors += step * moved
+        self._phasors += np.where(outlier, 0.0, step * moved)
         self._coef = self._cancelled()
 
 
