@@ -34,7 +34,12 @@ Method: block-wise harmonic regression locked to a tracked mains phase.
   updates P with a gain scaled down by the ratio, and not at all beyond ``ACTIVITY_RATIO``. The
   floor quickly follows quieter blocks down but rises by at most ``FLOOR_RISE_PER_S``: were it
   to follow a long train up, the train (e.g. a B-train whose 4th harmonic sits on 2 × 59.5 Hz)
-  would be learnt and re-emitted as a fading sinusoid (an "echo") after it stops. The phase
+  would be learnt and re-emitted as a fading sinusoid (an "echo") after it stops. A
+  sinusoidal train within a fraction of a hertz of a harmonic (an A-train at 119.6 Hz on
+  2 × 59.5 Hz) is fitted whole by the block, so it leaves the residual at the floor; it shows
+  as that harmonic's amplitude misfitting P far beyond its usual (``HARMONIC_OUTLIER_RATIO``)
+  while the fundamental fits, and such a harmonic teaches nothing (a moved lead moves the
+  fundamental too). The phase
   measurement weights every channel by the inverse of its block residual variance,
   down-weights harmonics whose amplitude does not fit P (an EMG train at 120 Hz sits on the
   2nd harmonic of 60 Hz), and an innovation far outside its predicted spread has its variance
