@@ -39,7 +39,7 @@ Method: block-wise harmonic regression locked to a tracked mains phase.
   2 × 59.5 Hz) is fitted whole by the block, so it leaves the residual at the floor; it shows
   as that harmonic's amplitude misfitting P far beyond its usual (``HARMONIC_OUTLIER_RATIO``)
   while the fundamental fits, and such a harmonic teaches nothing (a moved lead moves the
-  fundamental too). The phase
+  fundamental too) for up to ``HARMONIC_OUTLIER_MAX_S``: a line that stays is mains. The phase
   measurement weights every channel by the inverse of its block residual variance,
   down-weights harmonics whose amplitude does not fit P (an EMG train at 120 Hz sits on the
   2nd harmonic of 60 Hz), and an innovation far outside its predicted spread has its variance
@@ -126,6 +126,11 @@ MISFIT_LEVEL_TAU_S = 10.0
 #: firing on that harmonic (an A-train at 119.6 Hz on 2 × 59.5 Hz mains), not mains: it teaches
 #: that harmonic nothing and does not count as a moved lead (which moves the fundamental too).
 HARMONIC_OUTLIER_RATIO = 9.0
+#: … for at most this long (s) in a row: a line that stays is mains (a harmonic that appeared or
+#: grew, a device switched on) and is learnt then. A-trains last up to a few seconds; unbounded,
+#: a new 10 µV 3rd harmonic was left uncancelled for 20–30 s, until the harmonic's usual misfit
+#: had crept up to it.
+HARMONIC_OUTLIER_MAX_S = 5.0
 #: Default process noise of each harmonic's own frequency offset (rad²/s³, see
 #: :class:`MainsCanceller`).
 HARMONIC_PSD = 1e-5
@@ -257,6 +262,7 @@ class MainsTracker:
         self._change = np.zeros(self.n_channels)  # smoothed relative amplitude misfit per channel
         self._misfit_level = np.ones((n, self.n_channels))  # usual normalised misfit
         self._judged = np.zeros(self.n_channels)  # blocks whose misfit was judged, per channel
+        self._outlier_run = np.zeros((n, self.n_channels))  # blocks in a row each was an outlier
         self._noise_var = np.full(self.n_channels, np.nan)  # tracked block residual floor (µV²)
         self._synth_state: np.ndarray | None = None  # tracker state for the block being filled
         self._synth_design = np.zeros((1, self.block_len))  # its regression matrix (see _design)
@@ -537,10 +543,14 @@ class MainsTracker:
         # line stays subtracted after it stops, a fading sinusoid read as the train going on
         # (judged once the usual level is known: while it settles, the tracker converging
         # makes the harmonics misfit h times more than the fundamental)
-        settling = self._judged < MISFIT_LEVEL_TAU_S / self.block_s
+        settling = self._judged + 1 <= MISFIT_LEVEL_TAU_S / self.block_s
         outlier = np.zeros(own.shape, dtype=bool)
         outlier[1:] = judged & ~settling \
             & (own[1:] > HARMONIC_OUTLIER_RATIO * np.maximum(own[0], 1.0))
+        # the run goes on over blocks not judged (a burst, a hold), ends where the harmonic fits
+        self._outlier_run = np.where(outlier, self._outlier_run + 1,
+                                     np.where(judged, 0.0, self._outlier_run))
+        outlier &= self._outlier_run * self.block_s <= HARMONIC_OUTLIER_MAX_S
         kept = n_h - outlier.sum(axis=0)
         relative = np.where(outlier, 0.0, own).sum(axis=0) / kept  # the mean over harmonics
         self._change = np.where(judged, self._change + CHANGE_SMOOTHING * (relative - self._change),
