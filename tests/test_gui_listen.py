@@ -69,9 +69,15 @@ def heard(window: MainWindow, clean_s: float = 4.0, piece_s: float = 0.25,
 
 def assert_plays(window: MainWindow, label: str, scores: list[list[float]]) -> None:
     """The audio is ``label``'s clean signal (correlation ~1), not any other channel's: on the
-    piece that matches ``label`` best, every other channel matches clearly worse."""
+    piece where ``label`` stands out most, every other channel matches clearly worse (a piece
+    holding a QRS the canceller has not learnt yet in the first seconds, the same shape on
+    every channel, matches several)."""
     ch = window.montage.labels.index(label)
-    best = max(scores, key=lambda row: row[ch])
+
+    def margin(row: list[float]) -> float:
+        return row[ch] - max(s for c, s in enumerate(row) if c != ch)
+
+    best = max(scores, key=margin)
     others = [s for c, s in enumerate(best) if c != ch]
     assert best[ch] > 0.95 and max(others) < 0.9, (label, [round(s, 3) for s in best])
 
