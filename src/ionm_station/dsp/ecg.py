@@ -732,8 +732,8 @@ class EcgCanceller:
         self._steps: list[tuple[int, np.ndarray]] = []  # steps noted: (first sample, channels)
         # channels kept out of QRS detection (see hold_out): (start, stop, channel)
         self._held_out: list[tuple[int, int, int]] = []
-        # subtracted beats' fitted cores: (start per channel, subtracted per channel, EMG per
-        # channel and block)
+        # subtracted beats' fitted cores: (start per channel, heartbeat template per channel —
+        # subtracted or left whole —, EMG per channel and block)
         self._cores: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
         self.settled_at: int | None = None  # window start of the first judged beat
         # scales learnt again while the threshold was learnt (absolute index of each such
@@ -892,8 +892,11 @@ class EcgCanceller:
         R − PRE_S … + CORE_POST_S at that channel's lag) spoils the heartbeat's fit on its
         channel — the fit's free heart time courses take up the step, and the misfit lands
         before the step's own blank (tuning seed 264, 10.29 s: a 1.9 mV pop 23 ms after the R
-        peak left a 149 µV "spike" in the 15 ms before it) —, so that core is blanked for
-        detection there; not where the core holds EMG (>200 Hz, see :meth:`_emg`) before the
+        peak left a 149 µV "spike" in the 15 ms before it) —, or leaves the heartbeat whole
+        there (the step outweighs what the fit takes away) while the residual gate spares the
+        block beside the step's >200 Hz onset (tune-ptb-10k, 197.31 s: a 1 mV pop at R + 29 ms
+        on a channel with 80 µV of heart, a 23 µV "spike" at R + 19…+25 ms), so that core is
+        blanked for detection there on every channel with a heartbeat template; not where the core holds EMG (>200 Hz, see :meth:`_emg`) before the
         step: that is more than the misfit (extra tuning seed 223, 134.26 s: a 117 µV burst
         just before an A-train's end was taken for a common-mode step). Each step must be
         noted before the rows of the cores that may hold it are output: within :attr:`delay`
@@ -1925,12 +1928,12 @@ class EcgCanceller:
 
     def _blank_stepped_core(self, core: tuple[np.ndarray, np.ndarray, np.ndarray],
                             step: tuple[int, np.ndarray]) -> None:
-        """Blank a beat's fitted ``core`` (its start per channel, subtracted per channel, EMG
-        per channel and block) on the channels of ``step`` (first sample, channels) where the
-        step begins inside it and no EMG is in the core before the step's block (see
-        :meth:`note_steps`)."""
-        (starts, subtracted, emg), (first, channels) = core, step
-        inside = channels[subtracted[channels] & (starts[channels] <= first)
+        """Blank a beat's fitted ``core`` (its start per channel, heartbeat template per
+        channel, EMG per channel and block) on the channels of ``step`` (first sample,
+        channels) with a template where the step begins inside it and no EMG is in the core
+        before the step's block (see :meth:`note_steps`)."""
+        (starts, heart, emg), (first, channels) = core, step
+        inside = channels[heart[channels] & (starts[channels] <= first)
                           & (first < starts[channels] + self._core)]
         for ch in inside.tolist():
             if not emg[ch, :(first - int(starts[ch])) // self._block].any():
@@ -2057,7 +2060,7 @@ class EcgCanceller:
             for ch in p_gated[quiet[p_gated]].tolist():
                 self._blank.append((fid - pre, fid - pre + int(lags[ch] + until[ch]),
                                     np.array([ch])))
-        fitted = (fid - pre + lags, apply.copy(), emg_blocks)
+        fitted = (fid - pre + lags, has.copy(), emg_blocks)
         self._cores.append(fitted)
         for step in self._steps:
             self._blank_stepped_core(fitted, step)
