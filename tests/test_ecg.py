@@ -1518,6 +1518,56 @@ def test_a_young_class_without_a_channel_s_template_does_not_take_the_dominant_r
         assert abs(there[0][1] - 230.600) < 0.003, there
 
 
+def test_emg_on_a_few_channels_starts_no_new_class() -> None:
+    """Tuning case tune-ptb-10k-b: at 145.02 s A-trains of 509 and 787 µV on channels 7 and 1
+    (half the template energy over the noise between them) pulled the beat's similarity to the
+    dominant class down to 0.40, the other six channels at 0.97–1.00, and it started a new
+    class; that class's one-beat template on channel 5 held a 44 µV B-train's MUAPs, and when
+    A-trains on channels 0 and 3 made the beat at 202.72 s match it, they were subtracted
+    there: −25 µV spikes, a 31 µV "spike" event at 202.84 s. A beat that resembles no class
+    is judged again without the channels where its fit found EMG (>200 Hz) before it starts
+    one. (From the case's start: chains started at 100 or 140 s learn other classes.) The
+    MIT-BIH ventricular premature beat still starts its own class: see
+    test_a_ventricular_premature_beat_still_starts_a_class."""
+    from ionm_station.analysis import Record, analyze_record
+
+    realcases = pytest.importorskip("support.realcases")
+    if not realcases.DATA_DIR.is_dir():
+        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
+    case = realcases.generate(next(c for c in realcases.CASES if c.name == "tune-ptb-10k-b"))
+    fs = case.sample_rate_hz
+    raw = case.raw[:int(203.2 * fs)]
+    events = analyze_record(Record(fs, list(case.montage.labels), raw, case.range_uv),
+                            case.montage).events
+    found = sorted((int(e.channel), e.kind) for e in events if 202.5 <= e.onset / fs < 203.0)
+    assert found == [], found
+    trains = sorted(int(e.channel) for e in events if e.kind == "train"
+                    and abs(e.onset / fs - 201.79) < 0.1)
+    assert trains == [0, 3], trains
+
+
+def test_a_ventricular_premature_beat_still_starts_a_class() -> None:
+    """Tuning case tune-mitdb-10k-60Hz: MIT-BIH 100's one ventricular premature beat (R at
+    120.753 s, similarity 0.46 to the dominant class on every channel) starts a class of its
+    own, EMG or none: the canceller holds two classes after it. (Chain started at 100 s.)"""
+    realcases = pytest.importorskip("support.realcases")
+    if not realcases.DATA_DIR.is_dir():
+        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
+    from ionm_station.pipeline.chain import FreeRunChain
+
+    case = realcases.generate(next(c for c in realcases.CASES if c.name == "tune-mitdb-10k-60Hz"))
+    fs = case.sample_rate_hz
+    a = int(100.0 * fs)
+    chain = FreeRunChain(case.montage, fs, case.range_uv, start=a)
+    counts = []
+    for stop_s in (120.6, 121.4):
+        b = int(stop_s * fs)
+        chain.process(case.raw[a:b], a)
+        counts.append(int((chain.ecg._class_beats > 0).sum()))
+        a = b
+    assert counts == [1, 2], counts
+
+
 def test_the_dominant_class_keeps_the_beats_a_young_class_matches_about_as_well() -> None:
     """Extra tuning seed 612 (PTB s0010, 10 kHz): a class started at 129.63 s by one odd beat
     grew towards the dominant shape; compared on the same channels it matched the next beats

@@ -1980,6 +1980,11 @@ class EcgCanceller:
             fit_full = self._fit(beat, shapes, has, ~emg)
             residual = beat - fit_full[:, :core]
             emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
+            if fresh:  # EMG on a few channels makes no new morphology: judged without them
+                fresh = self._align(seg, self._template[k], has & ~emg, sigma,
+                                    unvoted=0.0)[2] < NEW_CLASS_SIMILARITY
+        if fresh:
+            k = self._new_class()
         self._class_last[k] = fid
         self._class_beats[k] += 1
         self._class_lag[k] += (coarse - self._class_lag[k]) / min(self._class_beats[k], LAG_BEATS)
@@ -2076,12 +2081,12 @@ class EcgCanceller:
 
     def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray
                   ) -> tuple[int, np.ndarray, int, _Shapes, np.ndarray, bool]:
-        """The beat's class (a new one when it resembles none), its lags — per channel
-        (samples, window start relative to the fiducial's) and the joint coarse lag — the
-        basis to fit it with and the live channels that have one: the class's own templates,
-        or for a new class those of the class it resembles most (they still explain part of
-        it); and whether it started a new class. Classes are compared on the channels all of
-        them have a template on; the dominant one keeps a beat another matches about as well
+        """The class the beat resembles most, its lags — per channel (samples, window start
+        relative to the fiducial's) and the joint coarse lag — the basis to fit it with and
+        the live channels that have one: that class's templates (for a beat that resembles
+        none they still explain part of it); and whether it resembles none (fresh: a new class
+        is due, see :meth:`_accept`). Classes are compared on the channels all of them have a
+        template on; the dominant one keeps a beat another matches about as well
         (OTHER_CLASS_DISSIMILARITY)."""
         c = self.n_channels
         best: tuple[float, int, np.ndarray, int] | None = None
@@ -2120,8 +2125,6 @@ class EcgCanceller:
         has = (self._count[k] > 0) & live
         shapes = self._shapes(k, self._template[k], has)
         fresh = similarity < NEW_CLASS_SIMILARITY and not self._late  # (none while learning)
-        if fresh:
-            k = self._new_class()
         return k, lags, coarse, shapes, has, fresh
 
     def _new_class(self) -> int:
