@@ -1546,6 +1546,23 @@ def test_emg_on_a_few_channels_starts_no_new_class() -> None:
     assert trains == [0, 3], trains
 
 
+def test_an_odd_beat_with_emg_on_every_channel_still_starts_a_class() -> None:
+    """A ventricular premature beat under a 40 µV, 40 Hz MUAP train on every channel (5 kHz,
+    4 channels): its fit finds EMG everywhere, so no channel is left to judge it on without
+    them, and it starts a class of its own as before. (A first version of that second look
+    judged it on no channel at all and raised ValueError, stopping the canceller.) The
+    ventricular beats after it make a class too; the dominant one keeps the rest."""
+    rec = make_record(fs=5000.0, duration_s=30.0, n_ch=4, seed=3, ectopic_every=6)
+    vpb = rec.r_peaks[rec.ectopic][0]
+    rng = np.random.default_rng(2)
+    for ch in range(4):
+        add_emg(rec, ch, muap_train(len(rec.x), rec.fs, vpb / rec.fs - 0.15, 0.35, 40.0, 40.0,
+                                    rng))
+    stage = EcgCanceller(4, rec.fs)
+    run(stage, rec.x, 1000)
+    assert sorted(stage._class_beats.tolist()) == [1, 5, 32]
+
+
 def test_a_ventricular_premature_beat_still_starts_a_class() -> None:
     """Tuning case tune-mitdb-10k-60Hz: MIT-BIH 100's one ventricular premature beat (R at
     120.753 s, similarity 0.46 to the dominant class on every channel) starts a class of its

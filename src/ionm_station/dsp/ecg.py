@@ -60,7 +60,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   the dominant beat and ectopic ones. A beat joins the class it resembles most (median over
   channels of the normalised correlation, weighted by each template's energy over the noise);
   below :data:`NEW_CLASS_SIMILARITY` it starts a new class (replacing the one matched longest
-  ago, never the dominant one), whose first beat is left in place and blanked for detection.
+  ago, never the dominant one), whose first beat is left in place and blanked for detection —
+  unless its fit finds EMG on some channels and, the classes judged again without them, it
+  resembles one after all (EMG on a few channels is no new morphology).
 * **Alignment.** Each beat is aligned to its class jointly (±15 ms on a 1 ms grid, channels
   weighted by 1/σ² — a matched filter across channels), then per channel within ±2 ms of it by
   parabolic interpolation of that channel's correlation. Channels with EMG in the beat take the
@@ -369,7 +371,8 @@ TEMPLATE_BEATS = 32
 MAX_CLASSES = 3
 #: A beat whose similarity to every class is below this starts a new class (similarity: the
 #: median over channels of the normalised correlation with the class template, weighted by the
-#: template's energy over the noise; channels whose template is below the noise do not vote).
+#: template's energy over the noise; channels whose template is below the noise do not vote),
+#: and still is without the channels where the beat's fit finds EMG (EcgCanceller._accept).
 NEW_CLASS_SIMILARITY = 0.7
 #: The dominant class takes a beat unless another one leaves less than this fraction of its
 #: dissimilarity (1 − similarity): a class started by one odd beat that has grown towards the
@@ -732,8 +735,9 @@ class EcgCanceller:
         self._steps: list[tuple[int, np.ndarray]] = []  # steps noted: (first sample, channels)
         # channels kept out of QRS detection (see hold_out): (start, stop, channel)
         self._held_out: list[tuple[int, int, int]] = []
-        # subtracted beats' fitted cores: (start per channel, heartbeat template per channel —
-        # subtracted or left whole —, EMG per channel and block)
+        # subtracted beats' fitted cores: (start per channel, heartbeat per channel —
+        # subtracted, or left whole with a template of UNLEARNED_BLANK_UV p-p or more —, EMG per
+        # channel and block)
         self._cores: deque[tuple[np.ndarray, np.ndarray, np.ndarray]] = deque()
         self.settled_at: int | None = None  # window start of the first judged beat
         # scales learnt again while the threshold was learnt (absolute index of each such
@@ -888,16 +892,18 @@ class EcgCanceller:
     def note_steps(self, steps: list[tuple[int, tuple[int, ...]]]) -> None:
         """Pops and common-mode steps found ahead of this canceller (see
         :mod:`ionm_station.dsp.steps`): (index of the span's first sample, as :attr:`beats`;
-        its channels). One that begins inside a subtracted beat's fitted core (its QRS window,
-        R − PRE_S … + CORE_POST_S at that channel's lag) spoils the heartbeat's fit on its
-        channel — the fit's free heart time courses take up the step, and the misfit lands
-        before the step's own blank (tuning seed 264, 10.29 s: a 1.9 mV pop 23 ms after the R
-        peak left a 149 µV "spike" in the 15 ms before it) —, or leaves the heartbeat whole
-        there (the step outweighs what the fit takes away) while the residual gate spares the
-        block beside the step's >200 Hz onset (tune-ptb-10k, 197.31 s: a 1 mV pop at R + 29 ms
-        on a channel with 80 µV of heart, a 23 µV "spike" at R + 19…+25 ms), so that core is
-        blanked for detection there on every channel with a heartbeat template; not where the core holds EMG (>200 Hz, see :meth:`_emg`) before the
-        step: that is more than the misfit (extra tuning seed 223, 134.26 s: a 117 µV burst
+        its channels). One that begins inside a beat's fitted core (its QRS window, R − PRE_S
+        … + CORE_POST_S at that channel's lag; a beat subtracted on some channel) spoils the
+        heartbeat's fit on its channel — the fit's free heart time courses take up the step,
+        and the misfit lands before the step's own blank (tuning seed 264, 10.29 s: a 1.9 mV
+        pop 23 ms after the R peak left a 149 µV "spike" in the 15 ms before it) —, or leaves
+        the heartbeat whole there (the step outweighs what the fit takes away) while the
+        residual gate spares the block beside the step's >200 Hz onset (tune-ptb-10k,
+        197.31 s: a 1 mV pop at R + 29 ms on a channel with 80 µV of heart, a 23 µV "spike"
+        at R + 19…+25 ms). So that core is blanked for detection on the step's channels where
+        the heartbeat was subtracted or its template reaches UNLEARNED_BLANK_UV p-p; not
+        where the core holds EMG (>200 Hz, see :meth:`_emg`) before the step: that is more
+        than the misfit (extra tuning seed 223, 134.26 s: a 117 µV burst
         just before an A-train's end was taken for a common-mode step). Each step must be
         noted before the rows of the cores that may hold it are output: within :attr:`delay`
         − :attr:`core_samples` of its first sample's arrival."""
@@ -1928,10 +1934,10 @@ class EcgCanceller:
 
     def _blank_stepped_core(self, core: tuple[np.ndarray, np.ndarray, np.ndarray],
                             step: tuple[int, np.ndarray]) -> None:
-        """Blank a beat's fitted ``core`` (its start per channel, heartbeat template per
-        channel, EMG per channel and block) on the channels of ``step`` (first sample,
-        channels) with a template where the step begins inside it and no EMG is in the core
-        before the step's block (see :meth:`note_steps`)."""
+        """Blank a beat's fitted ``core`` (its start per channel, heartbeat per channel, EMG
+        per channel and block) on the channels of ``step`` (first sample, channels) with a
+        heartbeat where the step begins inside it and no EMG is in the core before the step's
+        block (see :meth:`note_steps`)."""
         (starts, heart, emg), (first, channels) = core, step
         inside = channels[heart[channels] & (starts[channels] <= first)
                           & (first < starts[channels] + self._core)]
@@ -1967,22 +1973,18 @@ class EcgCanceller:
         # input has been judged, i.e. on the chunking)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
         k, lags, coarse, shapes, has, fresh = self._classify(seg, live, sigma)
-        beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
-        fit_full = self._fit(beat, shapes, has)
-        residual = beat - fit_full[:, :core]
-        emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
-        emg = emg_blocks.any(axis=1)
-        if (emg & has).any():  # EMG pulls its channel's own lag (take the others' instead) and
-            # the heart's time courses (not fitted there)
-            common = int(np.round(np.median(lags[has & ~emg]))) if (has & ~emg).any() else coarse
-            lags = np.where(emg, common, lags)
-            beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
-            fit_full = self._fit(beat, shapes, has, ~emg)
-            residual = beat - fit_full[:, :core]
-            emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
-            if fresh:  # EMG on a few channels makes no new morphology: judged without them
-                fresh = self._align(seg, self._template[k], has & ~emg, sigma,
-                                    unvoted=0.0)[2] < NEW_CLASS_SIMILARITY
+        lags, beat, fit_full, residual, emg_blocks, emg = self._fit_beat(seg, lags, coarse,
+                                                                         shapes, has, live, sigma)
+        if fresh and (emg & has).any() and (has & ~emg).any():
+            # EMG on some channels makes no new morphology: the classes judged again without
+            # them (tune-ptb-10k-b, 145.02 s: A-trains on the two channels with most of the
+            # heart's weight made a class of a dominant beat)
+            again, lags_again, coarse_again, _, _, fresh = self._classify(seg, live & ~emg, sigma)
+            if not fresh and again != k:  # fitted again with that class's templates
+                k, coarse, has = again, coarse_again, (self._count[again] > 0) & live
+                shapes = self._shapes(k, self._template[k], has)
+                lags, beat, fit_full, residual, emg_blocks, emg = self._fit_beat(
+                    seg, lags_again, coarse, shapes, has, live, sigma)
         if fresh:
             k = self._new_class()
         self._class_last[k] = fid
@@ -2065,7 +2067,8 @@ class EcgCanceller:
             for ch in p_gated[quiet[p_gated]].tolist():
                 self._blank.append((fid - pre, fid - pre + int(lags[ch] + until[ch]),
                                     np.array([ch])))
-        fitted = (fid - pre + lags, has.copy(), emg_blocks)
+        heart = apply | (has & (np.ptp(shapes.basis[:, 0], axis=1) >= UNLEARNED_BLANK_UV))
+        fitted = (fid - pre + lags, heart, emg_blocks)
         self._cores.append(fitted)
         for step in self._steps:
             self._blank_stepped_core(fitted, step)
@@ -2078,6 +2081,32 @@ class EcgCanceller:
             sub[max(i, 0):i + self._window, ch] += parts[ch, max(-i, 0):]
         pending.shapes, pending.rows, pending.subtracted = shapes, fid - pre + lags, parts
         pending.sigma = sigma
+
+    def _fit_beat(self, seg: np.ndarray, lags: np.ndarray, coarse: int, shapes: _Shapes,
+                  has: np.ndarray, live: np.ndarray, sigma: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                             np.ndarray]:
+        """The beat's core (channels × core µV) cut from ``seg`` at ``lags`` and fitted with
+        ``shapes`` on the ``has`` channels. EMG (see :meth:`_emg`) pulls its channel's own lag
+        (that channel takes the others' median instead, ``coarse`` where none is left) and the
+        heart's time courses (not fitted there), so where the first fit finds EMG the beat is
+        cut and fitted again. Returns the lags, the core, the fit over the window, the
+        residual over the core, EMG per channel and block (of the last fit) and EMG per
+        channel (of the first)."""
+        c, core, lag_max = self.n_channels, self._core, self._lag_max
+        beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
+        fit_full = self._fit(beat, shapes, has)
+        residual = beat - fit_full[:, :core]
+        emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
+        emg = emg_blocks.any(axis=1)
+        if (emg & has).any():
+            common = int(np.round(np.median(lags[has & ~emg]))) if (has & ~emg).any() else coarse
+            lags = np.where(emg, common, lags)
+            beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
+            fit_full = self._fit(beat, shapes, has, ~emg)
+            residual = beat - fit_full[:, :core]
+            emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
+        return lags, beat, fit_full, residual, emg_blocks, emg
 
     def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray
                   ) -> tuple[int, np.ndarray, int, _Shapes, np.ndarray, bool]:
