@@ -1563,6 +1563,24 @@ def test_an_odd_beat_with_emg_on_every_channel_still_starts_a_class() -> None:
     assert sorted(stage._class_beats.tolist()) == [1, 5, 32]
 
 
+def test_an_odd_beat_with_emg_where_its_heart_is_does_not_join_a_class_on_no_evidence() -> None:
+    """A ventricular premature beat under a 40 µV MUAP train on the two channels with 300 µV of
+    heart, the other two holding 1 µV (templates below the noise: they do not vote). Without
+    its EMG channels nothing is left to compare it on, which is no match: it starts a class of
+    its own, as it did before the second look (a version of that look scored such a class 1.0
+    and the beat joined the dominant class: 36 / 2 / 0 beats)."""
+    rec = make_record(fs=5000.0, duration_s=30.0, n_ch=4, seed=3,
+                      gains_uv=np.array([300.0, 300.0, 1.0, 1.0]), ectopic_every=6)
+    vpb = rec.r_peaks[rec.ectopic][0]
+    rng = np.random.default_rng(2)
+    for ch in (0, 1):
+        add_emg(rec, ch, muap_train(len(rec.x), rec.fs, vpb / rec.fs - 0.15, 0.35, 40.0, 40.0,
+                                    rng))
+    stage = EcgCanceller(4, rec.fs)
+    run(stage, rec.x, 1000)
+    assert stage._class_beats.tolist() == [35, 1, 2]
+
+
 def test_a_ventricular_premature_beat_still_starts_a_class() -> None:
     """Tuning case tune-mitdb-10k-60Hz: MIT-BIH 100's one ventricular premature beat (R at
     120.753 s, similarity 0.46 to the dominant class on every channel) starts a class of its

@@ -1979,7 +1979,9 @@ class EcgCanceller:
             # EMG on some channels makes no new morphology: the classes judged again without
             # them (tune-ptb-10k-b, 145.02 s: A-trains on the two channels with most of the
             # heart's weight made a class of a dominant beat)
-            again, lags_again, coarse_again, _, _, fresh = self._classify(seg, live & ~emg, sigma)
+            # (no evidence is no match: a class with no template above the noise there scores 0)
+            again, lags_again, coarse_again, _, _, fresh = self._classify(seg, live & ~emg, sigma,
+                                                                          unvoted=0.0)
             if not fresh and again != k:  # fitted again with that class's templates
                 k, coarse, has = again, coarse_again, (self._count[again] > 0) & live
                 shapes = self._shapes(k, self._template[k], has)
@@ -2108,15 +2110,16 @@ class EcgCanceller:
             emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
         return lags, beat, fit_full, residual, emg_blocks, emg
 
-    def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray
-                  ) -> tuple[int, np.ndarray, int, _Shapes, np.ndarray, bool]:
+    def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray,
+                  unvoted: float = 1.0) -> tuple[int, np.ndarray, int, _Shapes, np.ndarray, bool]:
         """The class the beat resembles most, its lags — per channel (samples, window start
         relative to the fiducial's) and the joint coarse lag — the basis to fit it with and
         the live channels that have one: that class's templates (for a beat that resembles
         none they still explain part of it); and whether it resembles none (fresh: a new class
         is due, see :meth:`_accept`). Classes are compared on the channels all of them have a
         template on; the dominant one keeps a beat another matches about as well
-        (OTHER_CLASS_DISSIMILARITY)."""
+        (OTHER_CLASS_DISSIMILARITY). ``unvoted``: a class's similarity where none of those
+        channels' templates stands out of the noise (see :meth:`_align`)."""
         c = self.n_channels
         best: tuple[float, int, np.ndarray, int] | None = None
         classes = [k for k in np.flatnonzero(self._class_beats > 0).tolist()
@@ -2136,7 +2139,7 @@ class EcgCanceller:
         for k in classes:
             started = (self._count[k] > 0) & live
             lags, coarse, similarity = self._align(seg, self._template[k], started, sigma,
-                                                   voters=common)
+                                                   unvoted, voters=common)
             found[k] = (similarity, k, lags, coarse)
             if best is None or similarity > best[0]:
                 best = found[k]
