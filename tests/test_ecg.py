@@ -1524,17 +1524,15 @@ def test_emg_on_a_few_channels_starts_no_new_class() -> None:
     dominant class down to 0.40, the other six channels at 0.97–1.00, and it started a new
     class; that class's one-beat template on channel 5 held a 44 µV B-train's MUAPs, and when
     A-trains on channels 0 and 3 made the beat at 202.72 s match it, they were subtracted
-    there: −25 µV spikes, a 31 µV "spike" event at 202.84 s. A beat that resembles no class
-    is judged again without the channels where its fit found EMG (>200 Hz) before it starts
-    one. (From the case's start: chains started at 100 or 140 s learn other classes.) The
+    there: −25 µV spikes, a 31 µV "spike" event at 202.84 s. When a beat resembles no class,
+    the classes are judged again without the channels where its fit found EMG (>200 Hz)
+    before it starts one. (From the case's start: chains started at 100 or 140 s learn other classes.) The
     MIT-BIH ventricular premature beat still starts its own class: see
     test_a_ventricular_premature_beat_still_starts_a_class."""
     from ionm_station.analysis import Record, analyze_record
 
     realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
-    case = realcases.generate(next(c for c in realcases.CASES if c.name == "tune-ptb-10k-b"))
+    case = realcases.case_or_skip("tune-ptb-10k-b")
     fs = case.sample_rate_hz
     raw = case.raw[:int(203.2 * fs)]
     events = analyze_record(Record(fs, list(case.montage.labels), raw, case.range_uv),
@@ -1585,12 +1583,9 @@ def test_a_ventricular_premature_beat_still_starts_a_class() -> None:
     """Tuning case tune-mitdb-10k-60Hz: MIT-BIH 100's one ventricular premature beat (R at
     120.753 s, similarity 0.46 to the dominant class on every channel) starts a class of its
     own, EMG or none: the canceller holds two classes after it. (Chain started at 100 s.)"""
-    realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     from ionm_station.pipeline.chain import FreeRunChain
 
-    case = realcases.generate(next(c for c in realcases.CASES if c.name == "tune-mitdb-10k-60Hz"))
+    case = pytest.importorskip("support.realcases").case_or_skip("tune-mitdb-10k-60Hz")
     fs = case.sample_rate_hz
     a = int(100.0 * fs)
     chain = FreeRunChain(case.montage, fs, case.range_uv, start=a)
@@ -1726,14 +1721,12 @@ def test_a_pop_that_outweighs_a_beat_s_fit_blanks_the_beat_left_whole(chunk_s: f
     energy, so the heartbeat was left whole there and its core was not blanked (only a
     subtracted one was); the pop's >200 Hz onset read as EMG in its block, and the residual
     gate spares the block beside an EMG block: the unsubtracted QRS there was a 23 µV
-    "spike" at 197.311 s. A step inside a beat's core now blanks it on every channel with a
-    heartbeat template. From 185 s (the chain started mid-case), in 1 s and 37 ms chunks:
+    "spike" at 197.311 s. A step inside a beat's core now blanks it also where the beat was
+    left whole and its template reaches 15 µV p-p. From 185 s (the chain started mid-case), in 1 s and 37 ms chunks:
     nothing before the pop on that channel, the 300 µV spike on channel 7 at 196.53 s still
     found."""
     realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
-    case = realcases.generate(next(c for c in realcases.CASES if c.name == "tune-ptb-10k"))
+    case = realcases.case_or_skip("tune-ptb-10k")
     fs = case.sample_rate_hz
     a, b = int(185.0 * fs), int(198.5 * fs)
     events, _ = realcases.through_chain(case, case.raw[a:b], a, int(chunk_s * fs))

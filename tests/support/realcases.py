@@ -258,17 +258,29 @@ def extra_spec(seed: int) -> CaseSpec:
     return CaseSpec(f"x{seed}", seed, rate, mains, record, True)
 
 
-def extra_case_or_skip(seed: int, legacy_heart: bool = True) -> RealCase:
-    """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole, by default with the
-    heart as built before 2026-12-02 (``legacy_heart``: the seeds and times the tests pinned
-    before then were found on that construction); skips the calling test where the PhysioNet
-    recordings (../shared) or wfdb are missing."""
+def _skip_without_data() -> None:
+    """Skip the calling test where the PhysioNet recordings (../shared) or wfdb are missing."""
     import pytest
 
     if not DATA_DIR.is_dir():
         pytest.skip(f"{DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
+
+
+def extra_case_or_skip(seed: int, legacy_heart: bool = True) -> RealCase:
+    """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole, by default with the
+    heart as built before 2026-12-02 (``legacy_heart``: the seeds and times the tests pinned
+    before then were found on that construction); skips the calling test where the PhysioNet
+    recordings (../shared) or wfdb are missing."""
+    _skip_without_data()
     return generate(extra_spec(seed), legacy_heart=legacy_heart)
+
+
+def case_or_skip(name: str) -> RealCase:
+    """The benchmark's case ``name`` (:data:`CASES`; tests use tuning ones only) rendered
+    whole; skips the calling test where the PhysioNet recordings or wfdb are missing."""
+    _skip_without_data()
+    return generate(next(c for c in CASES if c.name == name))
 
 
 def through_chain(case: RealCase, raw: np.ndarray, start: int,
