@@ -1561,7 +1561,7 @@ def test_an_odd_beat_with_emg_on_every_channel_still_starts_a_class() -> None:
     assert sorted(stage._class_beats.tolist()) == [1, 5, 32]
 
 
-def test_an_odd_beat_with_emg_where_its_heart_is_does_not_join_a_class_on_no_evidence() -> None:
+def test_no_evidence_is_no_match_for_an_odd_beat_with_emg() -> None:
     """A ventricular premature beat under a 40 µV MUAP train on the two channels with 300 µV of
     heart, the other two holding 1 µV (templates below the noise: they do not vote). Without
     its EMG channels nothing is left to compare it on, which is no match: it starts a class of
@@ -1715,7 +1715,8 @@ def test_a_young_templates_misfit_larger_than_the_heartbeat_fitted_there_is_gate
 
 
 @pytest.mark.parametrize("chunk_s", [1.0, 0.037])
-def test_a_pop_that_outweighs_a_beat_s_fit_blanks_the_beat_left_whole(chunk_s: float) -> None:
+def test_a_pop_that_outweighs_a_beat_s_fit_blanks_the_beat_left_whole(
+        chunk_s: float) -> None:
     """Tuning case tune-ptb-10k, 197.32 s: a 1 mV electrode pop 29 ms after the R peak on the
     adductor (80 µV of heart). With the pop in its core the fit no longer lowered the beat's
     energy, so the heartbeat was left whole there and its core was not blanked (only a
