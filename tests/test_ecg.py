@@ -1526,8 +1526,8 @@ def test_emg_on_a_few_channels_starts_no_new_class() -> None:
     A-trains on channels 0 and 3 made the beat at 202.72 s match it, they were subtracted
     there: −25 µV spikes, a 31 µV "spike" event at 202.84 s. When a beat resembles no class,
     the classes are judged again without the channels where its fit found EMG (>200 Hz)
-    before it starts one. (From the case's start: chains started at 100 or 140 s learn other classes.) The
-    MIT-BIH ventricular premature beat still starts its own class: see
+    before it starts one. (From the case's start: chains started at 100 or 140 s learn other
+    classes.) The MIT-BIH ventricular premature beat still starts its own class: see
     test_a_ventricular_premature_beat_still_starts_a_class."""
     from ionm_station.analysis import Record, analyze_record
 
@@ -1723,9 +1723,9 @@ def test_a_pop_that_outweighs_a_beat_s_fit_blanks_the_beat_left_whole(
     subtracted one was); the pop's >200 Hz onset read as EMG in its block, and the residual
     gate spares the block beside an EMG block: the unsubtracted QRS there was a 23 µV
     "spike" at 197.311 s. A step inside a beat's core now blanks it also where the beat was
-    left whole and its template reaches 15 µV p-p. From 185 s (the chain started mid-case), in 1 s and 37 ms chunks:
-    nothing before the pop on that channel, the 300 µV spike on channel 7 at 196.53 s still
-    found."""
+    left whole and its template reaches 15 µV p-p. From 185 s (the chain started mid-case),
+    in 1 s and 37 ms chunks: nothing before the pop on that channel, the 300 µV spike on
+    channel 7 at 196.53 s still found."""
     realcases = pytest.importorskip("support.realcases")
     case = realcases.case_or_skip("tune-ptb-10k")
     fs = case.sample_rate_hz
