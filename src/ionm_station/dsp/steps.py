@@ -59,7 +59,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from scipy import signal
 
 from ionm_station.dsp.artifacts import ArtifactSpan
@@ -468,13 +468,16 @@ class StepDetector:
                                    + [row[:, None] for _, row in bases], axis=1)
         return projector, np.array([np.linalg.norm(row) for _, row in bases])
 
-    def _fits(self, windows: np.ndarray, short: bool = False) -> dict[str, np.ndarray]:
-        """Best template fit of each window (..., window): amplitude ``a`` (µV), template
-        index ``k``, residual power ``rss`` (µV²·samples), ``explained`` fraction of the
-        background-removed power and the amplitude's least-squares error per unit noise
-        (``unit``); the same of the best slow step (τ ≥ POP_MIN_TAU_S) as ``slow_k``,
-        ``slow_a``, ``slow_unit`` and ``slow_explained``. ``short``: the short fit, over the
-        window's first PRE_S + SHORT_FIT_S."""
+    def _fits(self, windows: np.ndarray, ok: np.ndarray,
+              short: bool = False) -> dict[str, np.ndarray]:
+        """Best template fit of each row of ``windows`` (rows, offsets, window) at the offset
+        whose window, one of the finite ones (``ok``: rows × offsets), it fits best: that
+        offset's index ``pick``, amplitude ``a`` (µV), template index ``k``, residual power
+        ``rss`` (µV²·samples), ``explained`` fraction of the background-removed power, the
+        amplitude's least-squares error per unit noise (``unit``) and the window's length
+        ``n``; the same of the best slow step (τ ≥ POP_MIN_TAU_S) as ``slow_k``, ``slow_a``,
+        ``slow_unit`` and ``slow_explained``. ``short``: the short fit, over the window's first
+        PRE_S + SHORT_FIT_S."""
         if short:
             windows = windows[..., :self._pre + self._short]
         projector, units = ((self._short_projector, self._short_units) if short
@@ -487,23 +490,33 @@ class StepDetector:
         null = energy - squares[..., :nb].sum(-1)
         rss = energy[..., None] - squares[..., nb:].reshape(
             *squares.shape[:-1], n_k, nb + 1).sum(-1)
-        k = np.argmin(rss, axis=-1)
-        best_rss = np.take_along_axis(rss, k[..., None], -1)[..., 0]
-        amplitude = np.take_along_axis(products[..., -n_k:], k[..., None], -1)[..., 0]
+        # each window's best template picks the offset; all else is looked up there only
+        # (on flat (row × offset) indices: picking costs more than the arithmetic)
+        n_rows, n_offsets = ok.shape
+        k = np.argmin(rss, axis=-1).ravel()
+        rss = rss.reshape(n_rows * n_offsets, n_k)
+        best_rss = rss[np.arange(len(rss)), k].reshape(n_rows, n_offsets)
+        pick = np.argmin(np.where(ok, best_rss, np.inf), axis=1)
+        rows = np.arange(n_rows)
+        at = rows * n_offsets + pick
+        k, rss, null = k[at], rss[at], null.ravel()[at]
+        amplitudes = products.reshape(n_rows * n_offsets, -1)[at, -n_k:]
+        best_rss = rss[rows, k]
         # the best of the slow steps (see POP_SLOW_FIT)
-        slow = self._slow_pop[np.argmin(rss[..., self._slow_pop], axis=-1)]
-        slow_rss = np.take_along_axis(rss, slow[..., None], -1)[..., 0]
-        return {"k": k, "rss": best_rss, "a": amplitude, "unit": units[k],
-                "explained": 1.0 - best_rss / np.maximum(null, 1e-12),
-                "n": np.full(k.shape, windows.shape[-1]), "slow_k": slow,
-                "slow_a": np.take_along_axis(products[..., -n_k:], slow[..., None], -1)[..., 0],
-                "slow_unit": units[slow],
+        slow = self._slow_pop[np.argmin(rss[:, self._slow_pop], axis=-1)]
+        slow_rss = rss[rows, slow]
+        return {"pick": pick, "k": k, "rss": best_rss, "a": amplitudes[rows, k],
+                "unit": units[k], "explained": 1.0 - best_rss / np.maximum(null, 1e-12),
+                "n": np.full(n_rows, windows.shape[-1]), "slow_k": slow,
+                "slow_a": amplitudes[rows, slow], "slow_unit": units[slow],
                 "slow_explained": 1.0 - slow_rss / np.maximum(null, 1e-12)}
 
     def _windows(self, channels: np.ndarray, edges: np.ndarray) -> np.ndarray:
         """(len(edges), window) samples of ``channels`` around absolute ``edges``."""
-        windows = np.lib.stride_tricks.sliding_window_view(self._hist, self._pre + self._fit,
-                                                           axis=0)  # (start, channel, window)
+        h, n = self._hist, self._pre + self._fit
+        # (start, channel, window) view (as sliding_window_view, without its checks)
+        windows = as_strided(h, (len(h) - n + 1, h.shape[1], n),
+                             (h.strides[0], h.strides[1], h.strides[0]), writeable=False)
         return windows[edges - self._pos - self._pre, channels]
 
     # --- decisions ---
@@ -845,16 +858,13 @@ class StepDetector:
         if not ok.all():
             wins = np.where(ok[..., None], wins, 0.0)
         rows = np.arange(len(edges))
-        sigma_all = self._sigma_at(shifted.ravel()).reshape(*shifted.shape, -1)
-        sigma_all = sigma_all[rows[:, None], np.arange(len(offsets))[None, :], channels[:, None]]
         best = None
         for short in (False, True):
-            fit = self._fits(wins, short)
-            pick = np.argmin(np.where(ok, fit["rss"], np.inf), axis=1)
-            one = {key: val[rows, pick] for key, val in fit.items()}
+            one = self._fits(wins, ok, short)
+            pick = one.pop("pick")
             one["edge"] = shifted[rows, pick]
             one["valid"] = ok[rows, pick]
-            one["sigma"] = sigma_all[rows, pick]
+            one["sigma"] = self._sigma_at(one["edge"])[rows, channels]
             one["significance"] = np.abs(one["a"]) / (one["unit"] * one["sigma"])
             one["residual"] = one["rss"] / (one["n"] * one["sigma"] ** 2)
             with np.errstate(invalid="ignore"):  # no σ yet: NaN, not step-like
@@ -869,7 +879,8 @@ class StepDetector:
                 best = one
             else:
                 take = one["steplike"] & ~best["steplike"]
-                best = {key: np.where(take, one[key], val) for key, val in best.items()}
+                if take.any():
+                    best = {key: np.where(take, one[key], val) for key, val in best.items()}
         return best
 
     def _span(self, kind: str, t0: int, channels: np.ndarray, amplitude_uv: np.ndarray,
