@@ -352,7 +352,8 @@ class StepDetector:
         self._sigma_from = np.array([self.first], np.int64)
         self._sigmas = np.full((1, 2, self.n_channels), np.nan)
         self._taken_until = np.full(self.n_channels, -1, np.int64)  # edges decided up to here
-        self._past = Rows(self.n_channels, np.float64, start=self.first)  # for earlier beats
+        # the stream: _hist's rows and, BEAT_HISTORY_S further back, those of earlier beats
+        self._past = Rows(self.n_channels, np.float64, start=self.first)
         self._beats: list[int] = []  # R peaks the ECG canceller knows (absolute), the last few
         #: of the spans the last :meth:`process` call returned, those whose channels carry the
         #: step itself (not a common-mode step's short hold on the other channels)
@@ -388,9 +389,9 @@ class StepDetector:
             return []
         z = np.asarray(z, dtype=np.float64)
         self._learn_noise(z, start)
-        self._hist = np.concatenate([self._hist, z]) if len(self._hist) else z.copy()
         self._past.append(z)
-        end = self._pos + len(self._hist)
+        end = self._past.stop
+        self._hist = self._past.view(self._pos, end)  # its rows from _pos on, not a copy
         spans: list[ArtifactSpan] = []
         # edges up to here have all the data they need (whole candidate blocks)
         last = (end - self._after) // self._spacing * self._spacing
@@ -418,22 +419,26 @@ class StepDetector:
         first = (-start) % NOISE_DECIMATION
         zt = z[first::NOISE_DECIMATION]  # the samples taken
         m = len(zt)
+        # channel-major, so that a block's values per channel are contiguous for the median;
         # zz[i] is 1 ms before z[i], zz[i + diff - 1] one sample before it
-        values = np.stack([
-            np.abs(zt - zz[first + self._diff - 1::NOISE_DECIMATION][:m]) / math.sqrt(2.0),
-            np.abs(zt - zz[first::NOISE_DECIMATION][:m])])
-        at = start + first + NOISE_DECIMATION * np.arange(m)  # their absolute indices
+        values = np.empty((2, self.n_channels, m))
+        near, far = values[0].T, values[1].T
+        np.subtract(zt, zz[first + self._diff - 1::NOISE_DECIMATION][:m], out=near)
+        np.divide(np.abs(near, out=near), math.sqrt(2.0), out=near)
+        np.abs(np.subtract(zt, zz[first::NOISE_DECIMATION][:m], out=far), out=far)
         pos = start
         while pos < start + len(z):
             stop = min((pos // self._noise_block + 1) * self._noise_block, start + len(z))
-            lo, hi = np.searchsorted(at, (pos, stop))
-            self._noise_rows.append(values[:, lo:hi])
+            # the samples taken in [pos, stop): those at start + first + NOISE_DECIMATION × i
+            lo, hi = (min(max(-((first + start - at) // NOISE_DECIMATION), 0), m)
+                      for at in (pos, stop))
+            self._noise_rows.append(values[..., lo:hi])
             if stop % self._noise_block == 0:
-                block = np.concatenate(self._noise_rows, axis=1)
+                block = np.concatenate(self._noise_rows, axis=-1)
                 self._noise_rows = []
-                if block.shape[1] and np.isfinite(block).all():
+                if block.shape[-1] and np.isfinite(block).all():
                     self._noise_history[:, :, self._noise_i % NOISE_HISTORY] = \
-                        median_last(np.ascontiguousarray(block.transpose(0, 2, 1))) / 0.6745
+                        median_last(block) / 0.6745
                     self._noise_i += 1
                     history = self._noise_history[:, :, :min(self._noise_i, NOISE_HISTORY)]
                     low = (history.shape[-1] - 1) // 4  # the lower quartile of the blocks
@@ -527,11 +532,12 @@ class StepDetector:
         g = self._spacing
         lo = first - self._pos - g  # one candidate block either side
         hi = last - self._pos + g
-        d = np.abs(h[lo + self._diff:hi + self._diff] - h[lo:hi]).reshape(-1, g, self.n_channels)
-        finite = np.isfinite(d)
-        if not finite.all():
-            d = np.where(finite, d, -1.0)
+        d = np.subtract(h[lo + self._diff:hi + self._diff], h[lo:hi])
+        d = np.abs(d, out=d).reshape(-1, g, self.n_channels)
         peak = reduce_middle(d, np.maximum)  # each block's largest 1 ms difference
+        if not np.isfinite(peak).all():  # (a maximum is NaN or inf where any value is)
+            d = np.where(np.isfinite(d), d, -1.0)
+            peak = reduce_middle(d, np.maximum)
         sigma = self._sigma_at(self._pos + lo + g * np.arange(len(peak)), difference=True)
         with np.errstate(invalid="ignore"):  # no σ yet: NaN, nothing is loud
             cand = (peak[1:-1] >= CANDIDATE_SIGMA * sigma[1:-1]) \
