@@ -363,7 +363,7 @@ class ArtifactDetector:
             limit = np.fmax(CAUTERY_NOISE_FACTOR * self._noise, self._cautery_min_uv)
             hot = (dr[part] > limit) | any_rail[part]
             hot &= not_flat[part]
-            n_hot = np.count_nonzero(hot, axis=1)
+            n_hot = hot.sum(axis=1)
             busy = (self._cautery_start is not None or self._hot_run > 0
                     or bool((n_hot >= self.min_channels).any()))
             stuck = bool(odd_window[part].any()) or any(r is not None for r in self._stuck)
@@ -437,15 +437,20 @@ class ArtifactDetector:
         w = self.window
         w_end = w_start + w
         rails, flats = any_rail.tolist(), flat.tolist()
+        if any(r and not f for r, f in zip(rails, flats)):
+            # each channel's first and last rail sample (one look at all channels: a channel
+            # at the rails has at least one)
+            with np.errstate(invalid="ignore"):
+                at_rail = np.abs(window) >= RAIL_FRACTION * self.range_uv
+            first_rail = at_rail.argmax(axis=0).tolist()
+            end_rail = (w - at_rail[::-1].argmax(axis=0)).tolist()
         for c in range(self.n_channels):
             run = self._stuck[c]
             if run is None and not (rails[c] or flats[c]):
                 continue  # nothing going on on this channel
             if rails[c] or flats[c]:
-                with np.errstate(invalid="ignore"):
-                    rows = np.flatnonzero(np.abs(window[:, c]) >= RAIL_FRACTION * self.range_uv)
-                first = w_start + int(rows[0]) if (rails[c] and not flats[c]) else w_start
-                last = w_start + int(rows[-1]) + 1 if (rails[c] and not flats[c]) else w_end
+                first = w_start + first_rail[c] if (rails[c] and not flats[c]) else w_start
+                last = w_start + end_rail[c] if (rails[c] and not flats[c]) else w_end
                 if run is not None and first - run.last > self._s["s_merge"]:
                     self._close_stuck(c, run, run.last)
                     run = None
@@ -524,11 +529,11 @@ def _mean_middle(a: np.ndarray) -> np.ndarray:
 def _row_nanmedian(values: np.ndarray) -> np.ndarray:
     """Median of the finite values of each row (NaN where a row has none); much faster than
     :func:`numpy.nanmedian` for small arrays."""
-    count = np.count_nonzero(np.isfinite(values), axis=1)
-    size = values.shape[1]
-    if size and (count == size).all():  # no gaps: the two middle order statistics suffice
+    finite = np.isfinite(values)
+    if values.shape[1] and finite.all():  # no gaps: the two middle order statistics suffice
         lo, hi = middle_last(values)
         return 0.5 * (lo + hi)
+    count = finite.sum(axis=1)
     ordered = np.sort(values, axis=1)  # NaN sort last
     rows = np.arange(values.shape[0])
     lo = ordered[rows, np.maximum(count - 1, 0) // 2]
