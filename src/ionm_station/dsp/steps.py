@@ -63,7 +63,7 @@ from numpy.lib.stride_tricks import as_strided, sliding_window_view
 from scipy import signal
 
 from ionm_station.dsp.artifacts import ArtifactSpan
-from ionm_station.dsp.order import median_last, reduce_middle
+from ionm_station.dsp.order import max_middle, median_last
 from ionm_station.dsp.rows import Rows
 
 #: Time constants (s) of the decaying steps fitted (inf: a lasting step).
@@ -534,10 +534,10 @@ class StepDetector:
         hi = last - self._pos + g
         d = np.subtract(h[lo + self._diff:hi + self._diff], h[lo:hi])
         d = np.abs(d, out=d).reshape(-1, g, self.n_channels)
-        peak = reduce_middle(d, np.maximum)  # each block's largest 1 ms difference
+        peak = max_middle(d)  # each block's largest 1 ms difference
         if not np.isfinite(peak).all():  # (a maximum is NaN or inf where any value is)
             d = np.where(np.isfinite(d), d, -1.0)
-            peak = reduce_middle(d, np.maximum)
+            peak = max_middle(d)
         sigma = self._sigma_at(self._pos + lo + g * np.arange(len(peak)), difference=True)
         with np.errstate(invalid="ignore"):  # no σ yet: NaN, nothing is loud
             cand = (peak[1:-1] >= CANDIDATE_SIGMA * sigma[1:-1]) \
