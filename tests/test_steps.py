@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from ionm_station.dsp.artifacts import ArtifactSpan
 from ionm_station.dsp.filters import BandpassFilter
-from ionm_station.dsp.order import median_last
+from ionm_station.dsp.order import max_middle, median_last
 from ionm_station.dsp.steps import (
     COMMON_MODE_EDGE_S,
     FIT_S,
@@ -341,6 +341,14 @@ def test_median_last_is_numpy_median_bit_for_bit(n: int) -> None:
     rng = np.random.default_rng(n)
     a = np.round(4.0 * rng.standard_normal((2, 3, n))) / 4.0  # many ties
     assert np.array_equal(median_last(a), np.median(a, axis=-1))
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 10, 20, 21])
+def test_max_middle_is_numpy_max(m: int) -> None:
+    rng = np.random.default_rng(m)
+    a = np.abs(np.round(4.0 * rng.standard_normal((50, m, 8))) / 4.0)  # many ties
+    a[3, m // 2, 1] = np.nan  # NaN wins
+    assert np.array_equal(max_middle(a), np.max(a, axis=1), equal_nan=True)
 
 
 def real_case_stream(seed: int, from_s: float,
