@@ -332,13 +332,15 @@ class ArtifactDetector:
         sq = self._sq
         np.subtract(data[1:], data[:-1], out=sq[1:])
         np.subtract(data[0], prev, out=sq[0])
-        nan = np.isnan(sq)
-        gap = None  # windows holding a gap (NaN) say nothing about the noise
-        if nan.any():
-            sq[nan] = 0.0
-            gap = nan.reshape(-1, w, c).any(axis=1)
         np.multiply(sq, sq, out=sq)
         dr = np.sqrt(_mean_middle(sq.reshape(-1, w, c)))
+        gap = None  # windows holding a gap (NaN) say nothing about the noise
+        # (squares sum to NaN only where one is NaN: only then is the chunk searched for them)
+        if np.isnan(dr).any():
+            nan = np.isnan(sq)
+            sq[nan] = 0.0
+            gap = nan.reshape(-1, w, c).any(axis=1)
+            dr = np.sqrt(_mean_middle(sq.reshape(-1, w, c)))
         # per-window extremes on channel-major rows (contiguous reductions; max/min are exact)
         np.copyto(self._by_channel, data.T)
         rows_first = self._by_channel.reshape(c, -1, w)
