@@ -391,7 +391,9 @@ class StepDetector:
         self._learn_noise(z, start)
         self._past.append(z)
         end = self._past.stop
-        self._hist = self._past.view(self._pos, end)  # its rows from _pos on, not a copy
+        # its rows from _pos on, not a copy (valid until the next append, which may move
+        # them: _learn_noise reads it before that)
+        self._hist = self._past.view(self._pos, end)
         spans: list[ArtifactSpan] = []
         # edges up to here have all the data they need (whole candidate blocks)
         last = (end - self._after) // self._spacing * self._spacing
@@ -495,8 +497,9 @@ class StepDetector:
         null = energy - squares[..., :nb].sum(-1)
         rss = energy[..., None] - squares[..., nb:].reshape(
             *squares.shape[:-1], n_k, nb + 1).sum(-1)
-        # each window's best template picks the offset; all else is looked up there only
-        # (on flat (row × offset) indices: picking costs more than the arithmetic)
+        # each row's offset is the one its best template fits best; the rest is looked up at
+        # that offset only, on flat (row × offset) indices (looking it all up at every offset
+        # cost more than the fits' arithmetic)
         n_rows, n_offsets = ok.shape
         k = np.argmin(rss, axis=-1).ravel()
         rss = rss.reshape(n_rows * n_offsets, n_k)
