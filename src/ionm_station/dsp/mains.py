@@ -256,6 +256,7 @@ class MainsTracker:
         self._kf_p = np.zeros((self._kf_x.size, self._kf_x.size))
         self._kf_block: int | None = None
         self._phasors = np.zeros((n, self.n_channels), dtype=complex)  # P (µV), (harmonics, channels)
+        self._power = np.zeros((n, self.n_channels))  # |P|² (µV²), kept with P by _cancelled
         self._coef = np.zeros((2 * n, self.n_channels))  # Re P (harmonics 1…n), then −Im P
         self._weight_sum = np.zeros(self.n_channels)  # learning weight accumulated per channel
         self._info = np.zeros(self.n_channels)  # … each block's over the floor then (1/µV²)
@@ -396,7 +397,7 @@ class MainsTracker:
         if z1 == 0.0:
             return None
         h, minus_ih = self._harmonics[:, None], self._minus_ih
-        p2 = p.real * p.real + p.imag * p.imag
+        p2 = self._power
         h2p2 = self._h2 * p2
         a2p2 = a.real * a.real + a.imag * a.imag + p2
         error = math.atan2(z1.imag, z1.real)
@@ -411,7 +412,7 @@ class MainsTracker:
             weight = w / np.maximum(1.0, misfit / MISFIT_TOLERANCE)
         own = (weight * rotated).sum(axis=1)
         info_h = (weight * p2).sum(axis=1)
-        phases = self._harmonics * error + np.angle(own)
+        phases = self._harmonics * error + np.arctan2(own.imag, own.real)  # np.angle, leaner
         variances = np.full(info_h.shape, np.inf)
         np.divide(1.0, info_h, out=variances, where=info_h > 0.0)
         return phases, np.maximum(variances, MIN_PHASE_VARIANCE_RAD2)
@@ -424,16 +425,18 @@ class MainsTracker:
         start = x
         p = p.copy()
         # row h of the observation is h + 1 at θ and 1 at ψ_h: row · v = (h + 1)·v_θ + v_ψ
-        for h in np.flatnonzero(np.isfinite(variances)).tolist():
+        # (Python floats for the scalars: the same IEEE arithmetic without numpy's per-call cost)
+        for h, (phase, var_h) in enumerate(zip(phases.tolist(), variances.tolist())):
+            if not math.isfinite(var_h):
+                continue
             k, own = float(h + 1), 1 + 2 * h
-            seen = k * (x[0] - start[0])
+            seen = k * float(x[0] - start[0])
             ph = k * p[:, 0]
             if h:
-                seen += x[own] - start[own]
+                seen += float(x[own] - start[own])
                 ph += p[:, own]
-            spread = k * ph[0] + ph[own] if h else ph[0]
-            innovation = float(phases[h]) - seen
-            var_h = float(variances[h])
+            spread = k * float(ph[0]) + float(ph[own]) if h else float(ph[0])
+            innovation = phase - seen
             variance = var_h * max(1.0, innovation * innovation / (spread + var_h) / INNOVATION_GATE)
             gain = ph / (spread + variance)
             x = x + gain * innovation
@@ -451,14 +454,15 @@ class MainsTracker:
         """Synthesis coefficients (Re P, then −Im P) with each learnt amplitude shrunk by the
         Wiener gain max(0, 1 − E|error|²/|P|²): a harmonic that is not there (its learnt
         amplitude no bigger than the estimate's own noise, e.g. after one block of noise, which
-        reads as ~0.2 µV of every harmonic) is not added back, a real one is cancelled whole."""
+        reads as ~0.2 µV of every harmonic) is not added back, a real one is cancelled whole.
+        Keeps |P|² (µV²) for the next block's phase measurement."""
         p = self._phasors
         blocks = np.minimum(self._weight_sum, 2.0 * self._memory_blocks)  # averaged, effectively
         error_var = np.zeros(self.n_channels)  # E|P − true|² (µV²) from the noise floor
         noise_var = self._noise_var
         np.divide(4.0 * np.where(np.isnan(noise_var), 0.0, noise_var) / self.block_len, blocks,
                   out=error_var, where=blocks > 0)
-        power = p.real * p.real + p.imag * p.imag
+        power = self._power = p.real * p.real + p.imag * p.imag
         gain = np.zeros(power.shape)
         np.divide(error_var, power, out=gain, where=power > 0)
         g = np.maximum(1.0 - gain, 0.0) * (power > 0)
