@@ -280,7 +280,8 @@ class MainsTracker:
             if self._synth_state is None:
                 out[pos:pos + take] = seg
             else:
-                out[pos:pos + take] = seg - self._synth_design[1:, fill:fill + take].T @ self._coef
+                np.subtract(seg, self._synth_design[1:, fill:fill + take].T @ self._coef,
+                            out=out[pos:pos + take])
             self._block[:, fill:fill + take] = seg.T
             if hold is not None:
                 self._block_hold |= hold[pos:pos + take].any(axis=0)
@@ -359,7 +360,7 @@ class MainsTracker:
         theta = state[0] + state[1] * self._tau_s + state[2] * self._half_tau2
         n_h = self._harmonics.size
         powers = np.empty((n_h, self.block_len), dtype=complex)
-        powers[0] = np.exp(1j * theta)
+        np.exp(1j * theta, out=powers[0])
         for k in range(1, n_h):
             np.multiply(powers[k - 1], powers[0], out=powers[k])
         if n_h > 1:  # e^{i(ψ_h + ν_h·τ)}: a start and a per-sample turn, multiplied along
@@ -524,22 +525,24 @@ class MainsTracker:
         # (Only a fundamental learnt well: one learnt from a single block of cautery below
         # freeze_uv, 59 ± 37 µV, took every block after it for a dead lead — nothing learnt
         # for good, 180 µV of mains residue read as trains: tune-ptb-10k restarted in cautery.)
-        learnt = np.abs(self._phasors[0])
-        # its squared standard error is 4 / (block_len · _info) µV²
-        reliable = learnt * learnt * self._info * self.block_len >= 4.0 * DEAD_MIN_SNR
-        dead = learnable & (ratio < DEAD_RATIO) & (learnt >= DEAD_MIN_MAINS_UV) & reliable \
-            & (np.abs(a[0]) < DEAD_MAINS_FRACTION * learnt)
+        dead = learnable & (ratio < DEAD_RATIO)
+        if dead.any():  # (rare: most blocks need not look at the learnt fundamental)
+            learnt = np.abs(self._phasors[0])
+            # its squared standard error is 4 / (block_len · _info) µV²
+            reliable = learnt * learnt * self._info * self.block_len >= 4.0 * DEAD_MIN_SNR
+            dead &= (learnt >= DEAD_MIN_MAINS_UV) & reliable \
+                & (np.abs(a[0]) < DEAD_MAINS_FRACTION * learnt)
         fall = np.where(dead, 1.0, np.sqrt(np.minimum(ratio, 1.0)))
         noise_var *= fall * np.minimum(np.maximum(ratio, 1.0) ** 0.05, self._floor_rise)
         # EMG activity well above the floor (a train firing near a harmonic) teaches nothing:
         # learning it would leave a fading "echo" of the train after it stops
-        weight = np.where(learnable & ~dead & (ratio <= ACTIVITY_RATIO),
-                          np.minimum(1.0, 1.0 / ratio), 0.0)
+        calm = learnable & ~dead & (ratio <= ACTIVITY_RATIO)
+        weight = np.where(calm, np.minimum(1.0, 1.0 / ratio), 0.0)
         self._weight_sum += weight
         np.add(self._info, weight / noise_var, out=self._info, where=weight > 0)
         # amplitudes that misfit well beyond their usual (a moved lead) are learnt faster
         moved = a * turn - self._phasors
-        judged = known & learnable & ~dead & (ratio <= ACTIVITY_RATIO)
+        judged = known & calm
         misfit = w * (moved.real ** 2 + moved.imag ** 2) / 2.0  # ≈ 1 for white noise alone
         own = misfit / self._misfit_level  # each harmonic's misfit over its usual
         # a narrowband train sits within a fraction of a hertz of one harmonic, so the block fit
@@ -552,11 +555,17 @@ class MainsTracker:
         outlier[1:] = judged & ~settling \
             & (own[1:] > HARMONIC_OUTLIER_RATIO * np.maximum(own[0], 1.0))
         # the run goes on over blocks not judged (a burst, a hold), ends where the harmonic fits
-        self._outlier_run = np.where(outlier, self._outlier_run + 1,
-                                     np.where(judged, 0.0, self._outlier_run))
-        outlier &= self._outlier_run * self.block_s <= HARMONIC_OUTLIER_MAX_S
-        kept = n_h - outlier.sum(axis=0)
-        relative = np.where(outlier, 0.0, own).sum(axis=0) / kept  # the mean over harmonics
+        run = np.where(judged, 0.0, self._outlier_run)
+        any_outlier = bool(outlier.any())  # (rare: most blocks skip the outliers' bookkeeping)
+        if any_outlier:
+            run = np.where(outlier, self._outlier_run + 1, run)
+            outlier &= run * self.block_s <= HARMONIC_OUTLIER_MAX_S
+            any_outlier = bool(outlier.any())
+        self._outlier_run = run
+        if any_outlier:  # the mean over the harmonics
+            relative = np.where(outlier, 0.0, own).sum(axis=0) / (n_h - outlier.sum(axis=0))
+        else:
+            relative = own.sum(axis=0) / n_h
         self._change = np.where(judged, self._change + CHANGE_SMOOTHING * (relative - self._change),
                                 self._change)
         changing = self._change > CHANGE_RATIO
@@ -572,7 +581,7 @@ class MainsTracker:
         # blocks, learnt as the floor fell, kept 20–60 µV of mains on two channels for 15 s)
         learnt_blocks = np.where(weight > 0, self._info * noise_var, 0.0)
         step = weight / np.maximum(np.minimum(learnt_blocks, memory), 1e-12)
-        self._phasors += np.where(outlier, 0.0, step * moved)
+        self._phasors += np.where(outlier, 0.0, step * moved) if any_outlier else step * moved
         self._coef = self._cancelled()
 
 
