@@ -464,9 +464,10 @@ class MainsTracker:
         np.divide(4.0 * np.where(np.isnan(noise_var), 0.0, noise_var) / self.block_len, blocks,
                   out=error_var, where=blocks > 0)
         power = self._power = p.real * p.real + p.imag * p.imag
+        present = power > 0
         gain = np.zeros(power.shape)
-        np.divide(error_var, power, out=gain, where=power > 0)
-        g = np.maximum(1.0 - gain, 0.0) * (power > 0)
+        np.divide(error_var, power, out=gain, where=present)
+        g = np.maximum(1.0 - gain, 0.0) * present
         return np.concatenate((p.real * g, -p.imag * g))
 
     def _learn(self, j: int, block: np.ndarray, usable: np.ndarray, learnable: np.ndarray,
@@ -511,8 +512,7 @@ class MainsTracker:
 
         # amplitudes: smoothed, gain scaled by the noise ratio
         noise_var = self._noise_var
-        fresh = learnable & np.isnan(noise_var)
-        noise_var[fresh] = resid_var[fresh]
+        np.copyto(noise_var, resid_var, where=learnable & np.isnan(noise_var))  # fresh channels
         ratio = np.ones(self.n_channels)  # block residual / floor, 1 for channels not learnt from
         np.divide(resid_var, noise_var, out=ratio, where=learnable)
         # the floor falls quickly but rises slowly (at most FLOOR_RISE_PER_S): a sustained EMG
