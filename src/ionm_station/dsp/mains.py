@@ -256,6 +256,7 @@ class MainsTracker:
         self._kf_p = np.zeros((self._kf_x.size, self._kf_x.size))
         self._kf_block: int | None = None
         self._phasors = np.zeros((n, self.n_channels), dtype=complex)  # P (µV), (harmonics, channels)
+        self._power = np.zeros((n, self.n_channels))  # |P|² (µV²), kept with P by _cancelled
         self._coef = np.zeros((2 * n, self.n_channels))  # Re P (harmonics 1…n), then −Im P
         self._weight_sum = np.zeros(self.n_channels)  # learning weight accumulated per channel
         self._info = np.zeros(self.n_channels)  # … each block's over the floor then (1/µV²)
@@ -279,7 +280,8 @@ class MainsTracker:
             if self._synth_state is None:
                 out[pos:pos + take] = seg
             else:
-                out[pos:pos + take] = seg - self._synth_design[1:, fill:fill + take].T @ self._coef
+                np.subtract(seg, self._synth_design[1:, fill:fill + take].T @ self._coef,
+                            out=out[pos:pos + take])
             self._block[:, fill:fill + take] = seg.T
             if hold is not None:
                 self._block_hold |= hold[pos:pos + take].any(axis=0)
@@ -358,7 +360,7 @@ class MainsTracker:
         theta = state[0] + state[1] * self._tau_s + state[2] * self._half_tau2
         n_h = self._harmonics.size
         powers = np.empty((n_h, self.block_len), dtype=complex)
-        powers[0] = np.exp(1j * theta)
+        np.exp(1j * theta, out=powers[0])
         for k in range(1, n_h):
             np.multiply(powers[k - 1], powers[0], out=powers[k])
         if n_h > 1:  # e^{i(ψ_h + ν_h·τ)}: a start and a per-sample turn, multiplied along
@@ -396,7 +398,7 @@ class MainsTracker:
         if z1 == 0.0:
             return None
         h, minus_ih = self._harmonics[:, None], self._minus_ih
-        p2 = p.real * p.real + p.imag * p.imag
+        p2 = self._power
         h2p2 = self._h2 * p2
         a2p2 = a.real * a.real + a.imag * a.imag + p2
         error = math.atan2(z1.imag, z1.real)
@@ -411,7 +413,7 @@ class MainsTracker:
             weight = w / np.maximum(1.0, misfit / MISFIT_TOLERANCE)
         own = (weight * rotated).sum(axis=1)
         info_h = (weight * p2).sum(axis=1)
-        phases = self._harmonics * error + np.angle(own)
+        phases = self._harmonics * error + np.arctan2(own.imag, own.real)  # np.angle, leaner
         variances = np.full(info_h.shape, np.inf)
         np.divide(1.0, info_h, out=variances, where=info_h > 0.0)
         return phases, np.maximum(variances, MIN_PHASE_VARIANCE_RAD2)
@@ -424,16 +426,18 @@ class MainsTracker:
         start = x
         p = p.copy()
         # row h of the observation is h + 1 at θ and 1 at ψ_h: row · v = (h + 1)·v_θ + v_ψ
-        for h in np.flatnonzero(np.isfinite(variances)).tolist():
+        # (Python floats for the scalars: the same IEEE arithmetic without numpy's per-call cost)
+        for h, (phase, var_h) in enumerate(zip(phases.tolist(), variances.tolist())):
+            if not math.isfinite(var_h):
+                continue
             k, own = float(h + 1), 1 + 2 * h
-            seen = k * (x[0] - start[0])
+            seen = k * float(x[0] - start[0])
             ph = k * p[:, 0]
             if h:
-                seen += x[own] - start[own]
+                seen += float(x[own] - start[own])
                 ph += p[:, own]
-            spread = k * ph[0] + ph[own] if h else ph[0]
-            innovation = float(phases[h]) - seen
-            var_h = float(variances[h])
+            spread = k * float(ph[0]) + float(ph[own]) if h else float(ph[0])
+            innovation = phase - seen
             variance = var_h * max(1.0, innovation * innovation / (spread + var_h) / INNOVATION_GATE)
             gain = ph / (spread + variance)
             x = x + gain * innovation
@@ -451,17 +455,19 @@ class MainsTracker:
         """Synthesis coefficients (Re P, then −Im P) with each learnt amplitude shrunk by the
         Wiener gain max(0, 1 − E|error|²/|P|²): a harmonic that is not there (its learnt
         amplitude no bigger than the estimate's own noise, e.g. after one block of noise, which
-        reads as ~0.2 µV of every harmonic) is not added back, a real one is cancelled whole."""
+        reads as ~0.2 µV of every harmonic) is not added back, a real one is cancelled whole.
+        Keeps |P|² (µV²) for the next block's phase measurement."""
         p = self._phasors
         blocks = np.minimum(self._weight_sum, 2.0 * self._memory_blocks)  # averaged, effectively
         error_var = np.zeros(self.n_channels)  # E|P − true|² (µV²) from the noise floor
         noise_var = self._noise_var
         np.divide(4.0 * np.where(np.isnan(noise_var), 0.0, noise_var) / self.block_len, blocks,
                   out=error_var, where=blocks > 0)
-        power = p.real * p.real + p.imag * p.imag
+        power = self._power = p.real * p.real + p.imag * p.imag
+        present = power > 0
         gain = np.zeros(power.shape)
-        np.divide(error_var, power, out=gain, where=power > 0)
-        g = np.maximum(1.0 - gain, 0.0) * (power > 0)
+        np.divide(error_var, power, out=gain, where=present)
+        g = np.maximum(1.0 - gain, 0.0) * present
         return np.concatenate((p.real * g, -p.imag * g))
 
     def _learn(self, j: int, block: np.ndarray, usable: np.ndarray, learnable: np.ndarray,
@@ -506,8 +512,7 @@ class MainsTracker:
 
         # amplitudes: smoothed, gain scaled by the noise ratio
         noise_var = self._noise_var
-        fresh = learnable & np.isnan(noise_var)
-        noise_var[fresh] = resid_var[fresh]
+        np.copyto(noise_var, resid_var, where=learnable & np.isnan(noise_var))  # fresh channels
         ratio = np.ones(self.n_channels)  # block residual / floor, 1 for channels not learnt from
         np.divide(resid_var, noise_var, out=ratio, where=learnable)
         # the floor falls quickly but rises slowly (at most FLOOR_RISE_PER_S): a sustained EMG
@@ -520,22 +525,24 @@ class MainsTracker:
         # (Only a fundamental learnt well: one learnt from a single block of cautery below
         # freeze_uv, 59 ± 37 µV, took every block after it for a dead lead — nothing learnt
         # for good, 180 µV of mains residue read as trains: tune-ptb-10k restarted in cautery.)
-        learnt = np.abs(self._phasors[0])
-        # its squared standard error is 4 / (block_len · _info) µV²
-        reliable = learnt * learnt * self._info * self.block_len >= 4.0 * DEAD_MIN_SNR
-        dead = learnable & (ratio < DEAD_RATIO) & (learnt >= DEAD_MIN_MAINS_UV) & reliable \
-            & (np.abs(a[0]) < DEAD_MAINS_FRACTION * learnt)
+        dead = learnable & (ratio < DEAD_RATIO)
+        if dead.any():  # (rare: most blocks need not look at the learnt fundamental)
+            learnt = np.abs(self._phasors[0])
+            # its squared standard error is 4 / (block_len · _info) µV²
+            reliable = learnt * learnt * self._info * self.block_len >= 4.0 * DEAD_MIN_SNR
+            dead &= (learnt >= DEAD_MIN_MAINS_UV) & reliable \
+                & (np.abs(a[0]) < DEAD_MAINS_FRACTION * learnt)
         fall = np.where(dead, 1.0, np.sqrt(np.minimum(ratio, 1.0)))
         noise_var *= fall * np.minimum(np.maximum(ratio, 1.0) ** 0.05, self._floor_rise)
         # EMG activity well above the floor (a train firing near a harmonic) teaches nothing:
         # learning it would leave a fading "echo" of the train after it stops
-        weight = np.where(learnable & ~dead & (ratio <= ACTIVITY_RATIO),
-                          np.minimum(1.0, 1.0 / ratio), 0.0)
+        calm = learnable & ~dead & (ratio <= ACTIVITY_RATIO)
+        weight = np.where(calm, np.minimum(1.0, 1.0 / ratio), 0.0)
         self._weight_sum += weight
         np.add(self._info, weight / noise_var, out=self._info, where=weight > 0)
         # amplitudes that misfit well beyond their usual (a moved lead) are learnt faster
         moved = a * turn - self._phasors
-        judged = known & learnable & ~dead & (ratio <= ACTIVITY_RATIO)
+        judged = known & calm
         misfit = w * (moved.real ** 2 + moved.imag ** 2) / 2.0  # ≈ 1 for white noise alone
         own = misfit / self._misfit_level  # each harmonic's misfit over its usual
         # a narrowband train sits within a fraction of a hertz of one harmonic, so the block fit
@@ -548,11 +555,17 @@ class MainsTracker:
         outlier[1:] = judged & ~settling \
             & (own[1:] > HARMONIC_OUTLIER_RATIO * np.maximum(own[0], 1.0))
         # the run goes on over blocks not judged (a burst, a hold), ends where the harmonic fits
-        self._outlier_run = np.where(outlier, self._outlier_run + 1,
-                                     np.where(judged, 0.0, self._outlier_run))
-        outlier &= self._outlier_run * self.block_s <= HARMONIC_OUTLIER_MAX_S
-        kept = n_h - outlier.sum(axis=0)
-        relative = np.where(outlier, 0.0, own).sum(axis=0) / kept  # the mean over harmonics
+        run = np.where(judged, 0.0, self._outlier_run)
+        any_outlier = bool(outlier.any())  # (rare: most blocks skip the outliers' bookkeeping)
+        if any_outlier:
+            run = np.where(outlier, self._outlier_run + 1, run)
+            outlier &= run * self.block_s <= HARMONIC_OUTLIER_MAX_S
+            any_outlier = bool(outlier.any())
+        self._outlier_run = run
+        if any_outlier:  # the mean over the harmonics
+            relative = np.where(outlier, 0.0, own).sum(axis=0) / (n_h - outlier.sum(axis=0))
+        else:
+            relative = own.sum(axis=0) / n_h
         self._change = np.where(judged, self._change + CHANGE_SMOOTHING * (relative - self._change),
                                 self._change)
         changing = self._change > CHANGE_RATIO
@@ -568,7 +581,7 @@ class MainsTracker:
         # blocks, learnt as the floor fell, kept 20–60 µV of mains on two channels for 15 s)
         learnt_blocks = np.where(weight > 0, self._info * noise_var, 0.0)
         step = weight / np.maximum(np.minimum(learnt_blocks, memory), 1e-12)
-        self._phasors += np.where(outlier, 0.0, step * moved)
+        self._phasors += np.where(outlier, 0.0, step * moved) if any_outlier else step * moved
         self._coef = self._cancelled()
 
 
