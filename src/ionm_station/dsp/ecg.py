@@ -102,6 +102,12 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   channel whose residual is beyond :data:`SPATIAL_OUTLIER_RATIO` × its typical one (its beat
   class's, and the covariance's own) used to predict the others (EMG the >200 Hz test cannot
   see: an A-train smoothed to a sinusoid).
+* **Beat to beat.** What is left after that on a channel clean and subtracted is fitted with
+  the leading principal components of the last residuals its class left there
+  (:mod:`ionm_station.dsp.beat_variation`, an optimal basis set): a real QRS changes from beat
+  to beat in a few recurring ways of its own (MIT-BIH 100: its onset's notch moves by a few
+  ms), and noise and EMG do not recur. The coefficients are bounded by their typical size.
+  The residual gate below judges what is left after this fit.
 * **EMG and the residual gate.** A 10 ms block of a channel's residual whose >200 Hz RMS stands
   out of the noise (and is not a small part of the block: what a QRS misfit leaves is
   low-frequency), in a beat holding that much more >200 Hz power than the heartbeat fitted to
