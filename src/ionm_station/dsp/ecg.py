@@ -102,6 +102,15 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   channel whose residual is beyond :data:`SPATIAL_OUTLIER_RATIO` × its typical one (its beat
   class's, and the covariance's own) used to predict the others (EMG the >200 Hz test cannot
   see: an A-train smoothed to a sinusoid).
+* **Beat to beat.** What is left after that below DERIVATIVE_LOWPASS_HZ on a channel clean
+  and subtracted is fitted with the leading principal components of the last such residuals
+  its class left there (:mod:`ionm_station.dsp.beat_variation`, an optimal basis set): a real
+  QRS changes from beat to beat in a few recurring ways of its own (MIT-BIH 100: its onset's
+  notch moves by a few ms), and noise and EMG do not recur. The coefficients are bounded by
+  their typical size, and a residual is kept only from a beat learnt into its class's
+  templates, on channels free of EMG over the whole core and not outlying: a MUAP locked to
+  the heartbeat must not become one of the patterns. The residual gate below judges what is
+  left after this fit.
 * **EMG and the residual gate.** A 10 ms block of a channel's residual whose >200 Hz RMS stands
   out of the noise (and is not a small part of the block: what a QRS misfit leaves is
   low-frequency), in a beat holding that much more >200 Hz power than the heartbeat fitted to
@@ -147,6 +156,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import signal
 
+from ionm_station.dsp.beat_variation import BeatVariation, move_later
 from ionm_station.dsp.filters import SosFilter, ZeroPhaseRows
 from ionm_station.dsp.rows import Rows
 
@@ -497,6 +507,19 @@ GATE_ENVELOPE_S = 0.002
 SPATIAL_BEATS = 32
 SPATIAL_MIN_BEATS = 8
 SPATIAL_MIN_CHANNELS = 3
+#: Beat-to-beat variation (:mod:`ionm_station.dsp.beat_variation`): the leading
+#: VARIATION_COMPONENTS principal components of the last VARIATION_BEATS low-passed residuals
+#: a class left on a channel (beats learnt there, free of EMG, not outlying), fitted to a new
+#: beat's low-passed residual from VARIATION_MIN_BEATS on, each coefficient within
+#: VARIATION_CLIP × its RMS over those beats. (On the MIT-BIH tuning cases the QRS onset moves
+#: from beat to beat: offline, 3 components of 32 beats took the per-beat residual's 99th
+#: percentile from 1.72 to 1.35 × the quiet RMS on tune-mitdb-5k-b and from 1.93 to 1.55 on
+#: tune-mitdb-10k-60Hz.)
+VARIATION_BEATS = 32
+VARIATION_COMPONENTS = 3
+VARIATION_MIN_BEATS = 8
+VARIATION_CLIP = 3.0
+VARIATION_HF_RATIO = 1.5
 #: Longest stretch (s) filtered at once (bounds memory when a whole record arrives).
 BATCH_S = 1.0
 #: Candidates missed within this long (s) before the current one are kept for search-back
@@ -538,6 +561,10 @@ class _Beat:
     rows: np.ndarray | None = None
     subtracted: np.ndarray | None = None
     sigma: np.ndarray | None = None
+    # the core's low-passed residual (channels × core µV) before the beat-to-beat fit, and
+    # the channels it may be kept on for that fit once the beat is learnt there
+    misfit: np.ndarray | None = None
+    keep_misfit: np.ndarray | None = None
 
 
 def _median_axis1(a: np.ndarray) -> np.ndarray:
@@ -825,6 +852,9 @@ class EcgCanceller:
         self._cov = np.zeros((c, c))
         self._cov_beats = np.zeros((c, c), dtype=np.int64)
         self._cov_sigma = np.zeros(c)  # whitening scale (µV), over the diagonal's beats
+        self._variation = BeatVariation(MAX_CLASSES, c, self._core, VARIATION_BEATS,
+                                        VARIATION_COMPONENTS, VARIATION_MIN_BEATS,
+                                        VARIATION_CLIP)
 
     def process(self, x: np.ndarray, railed: np.ndarray | None = None,
                 lost: np.ndarray | None = None) -> np.ndarray:
@@ -2010,6 +2040,19 @@ class EcgCanceller:
         correction = self._spatial(residual, sigma, apply, apply & clean & ~odd,
                                    learn_from=k == self._primary() and not self._late)
         residual -= correction
+        # the misfit's beat-to-beat variation, from the beats learnt before this one
+        misfit = self._lowpass(residual)
+        variation = self._variation.predict(k, misfit, apply & clean & ~odd) * self._core_taper
+        residual -= variation
+        correction += variation
+        pending.misfit = misfit
+        # (kept only where no block's >200 Hz residual stands out of the noise: a 40 µV needle
+        # MUAP on a QRS can pass the EMG test — held against the heartbeat's own high
+        # frequencies there — and one locked to the heartbeat would become a pattern)
+        hf = self._block_rms(self._highpass(residual, self._ba_activity, self._zi_unit_activity))
+        pending.keep_misfit = (apply & clean & ~odd & ~emg_blocks.any(axis=1)
+                               & (hf <= VARIATION_HF_RATIO * sigma[:, None]).all(axis=1)
+                               & (self._count[k] >= self.bootstrap_beats) & (not self._late))
         ecg = np.where(apply[:, None], fit_full[:, :core], beat)  # the heartbeat seen there
         # what is left of a subtracted heartbeat is smaller than the heartbeat near there (its
         # block or the next one either side: a misfit in time moves it by a few ms); anything
@@ -2173,6 +2216,7 @@ class EcgCanceller:
         self._boot.pop(k, None)
         self._count[k] = 0
         self._residual[k] = 0.0
+        self._variation.clear(k)
         self._rejects[k] = 0
         self._class_beats[k] = 0
         self._class_lag[k] = 0.0
@@ -2376,6 +2420,7 @@ class EcgCanceller:
             self._template[k][restart] = 0.0
             typical[restart] = 0.0
             rejects[restart] = 0
+            self._variation.clear(k, restart)
         return ok
 
     def _spatial(self, residual: np.ndarray, sigma: np.ndarray, correct: np.ndarray,
@@ -2569,6 +2614,8 @@ class EcgCanceller:
                                                               beat.lags + self._lag_max]
         learn &= np.isfinite(data).all(axis=1)
         k = beat.klass
+        if beat.keep_misfit is not None:
+            self._variation.add(k, beat.misfit, learn & beat.keep_misfit)
         count, template, n_boot = self._count[k], self._template[k], self.bootstrap_beats
         booting = np.flatnonzero(learn & (count < n_boot))
         if len(booting):
@@ -2638,18 +2685,17 @@ class EcgCanceller:
         d = round(float(self._class_lag[k]) / dec) * dec
         if abs(d) < self._recentre:
             return
+        # beats come later than the template (d > 0): its content moves later
         for t in (self._template[k], *([self._boot[k]] if k in self._boot else [])):
-            if d > 0:   # beats come later than the template: its content moves later
-                t[..., d:] = t[..., :-d].copy()
-                t[..., :d] = 0.0
-            else:
-                t[..., :d] = t[..., -d:].copy()
-                t[..., d:] = 0.0
+            move_later(t, d)
         self._shape_cache.pop(k, None)
+        self._variation.shift(k, d)
         self._class_lag[k] -= d
         for b in self._pending:
             if b.klass == k:
                 b.lags = b.lags - d
+                if b.misfit is not None:
+                    move_later(b.misfit, d)
 
 
 # --- baseline ---------------------------------------------------------------------------------
