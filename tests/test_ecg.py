@@ -1332,6 +1332,27 @@ def test_p_waves_blanked_on_channels_with_a_moderate_heartbeat() -> None:
     assert p_wave[:, moderate].mean(axis=0).min() >= 0.9, p_wave.mean(axis=0).round(2)
 
 
+def test_p_waves_gated_on_channels_with_a_small_heartbeat() -> None:
+    """Once the threshold is known the P-wave gate opens on channels whose template peaks at
+    P_WAVE_GATED_UV (40 µV) or more (extra tuning seed 618: PTB s0010's P waves read as 6–11 µV
+    spikes at R − 111…−122 ms on a channel with a 47 µV template, six in 4 min): a channel
+    scaled to a 50 µV template is blanked at R − 140…−100 ms, one scaled to 30 µV is not."""
+    fs = 10_000.0
+    ecg, noise, r_peaks = real_ecg_record("s0010_re", fs, 20.0, 8, 2)
+    first = EcgCanceller(8, fs)
+    run(first, ecg + noise, 1000)
+    heart = np.abs(first._template[first._primary()]).max(axis=1)
+    fifty, thirty = (int(ch) for ch in np.argsort(heart)[::-1][:2])  # clear P waves
+    x = ecg.copy()
+    x[:, fifty] *= 50.0 / heart[fifty]
+    x[:, thirty] *= 30.0 / heart[thirty]
+    _, blank = run_blanked(EcgCanceller(8, fs), x + noise, 1000)
+    beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 19 * fs)]
+    p_wave = np.array([blank[r - int(0.14 * fs):r - int(0.1 * fs)].mean(axis=0) for r in beats])
+    assert p_wave[:, fifty].mean() >= 0.9, p_wave.mean(axis=0).round(2)
+    assert p_wave[:, thirty].mean() <= 0.1, p_wave.mean(axis=0).round(2)
+
+
 def _needle_muaps_before(x: np.ndarray, ch: int, beats: np.ndarray, before_s: list[float],
                          pp_uv: float, fs: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """``x`` with a real needle MUAP (``support.realcases.muap_library``, in turn, alternating
