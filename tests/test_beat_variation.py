@@ -50,21 +50,28 @@ def test_a_recurring_misfit_is_predicted_and_noise_is_left() -> None:
 
 
 def test_a_muap_unlike_the_misfits_is_left() -> None:
-    """A 40 µV p-p spike where no misfit lies: under a tenth of it is taken."""
+    """A 40 µV p-p spike where no misfit lies, on a beat with a misfit: the misfit is
+    predicted as without it, and under a tenth of the spike is taken."""
     rng = np.random.default_rng(2)
     variation = learnt(rng)
+    moves, _ = patterns()
+    misfit = np.vstack((12.0 * moves, np.zeros(LENGTH)))
     spike = np.zeros((2, LENGTH))
     t = np.arange(LENGTH)
     spike[0] = 20.0 * np.exp(-0.5 * ((t - 320) / 1.5) ** 2) * np.sign(t - 320)
-    est = variation.predict(0, spike, np.array([True, True]))
-    assert np.ptp(est[0]) < 0.1 * np.ptp(spike[0]), np.ptp(est[0])
+    both = np.array([True, True])
+    alone = variation.predict(0, misfit, both)
+    with_spike = variation.predict(0, misfit + spike, both)
+    assert np.std(misfit[0] - alone[0]) < 0.25 * np.std(misfit[0]), np.std(misfit[0] - alone[0])
+    taken = with_spike[0] - alone[0]
+    assert np.ptp(taken) < 0.1 * np.ptp(spike[0]), np.ptp(taken)
 
 
 def test_coefficients_are_bounded_by_the_typical_misfit() -> None:
     """A residual 20 × the usual variation (something else on the QRS) loses at most
     ``clip`` × the usual coefficient of each component."""
     rng = np.random.default_rng(3)
-    variation = learnt(rng, clip=3.0)
+    variation = learnt(rng, n=20, clip=3.0)  # (fewer than it keeps: the RMS is over 20)
     moves, _ = patterns()
     residual = np.vstack((200.0 * moves, np.zeros(LENGTH)))
     est = variation.predict(0, residual, np.array([True, False]))
@@ -81,7 +88,12 @@ def test_too_few_beats_predict_nothing_and_clear_forgets() -> None:
     variation.add(0, misfits(rng, 1)[0], np.array([True, False]))
     est = variation.predict(0, residual, np.array([True, True]))
     assert est[0].any() and not est[1].any()
+    for r in misfits(rng, 8):  # channel 1 reaches min_beats
+        variation.add(0, r, np.array([False, True]))
     variation.clear(0, np.array([True, False]))
+    est = variation.predict(0, residual, np.array([True, True]))
+    assert not est[0].any() and est[1].any()  # channel 0 forgotten, channel 1 kept
+    variation.clear(0)
     assert not variation.predict(0, residual, np.array([True, True])).any()
     assert not variation.predict(1, residual, np.array([True, True])).any()  # another class
 

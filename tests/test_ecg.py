@@ -824,15 +824,17 @@ def test_a_real_heart_s_beat_to_beat_variation_is_subtracted(name: str, seed: in
     assert np.percentile(rms, 99) <= 4.5, np.percentile(rms, [50, 99]).round(2)
 
 
-@pytest.mark.parametrize("name, seed, spread", [("100", 2, True), ("s0010_re", 3, True),
-                                                ("100", 2, False), ("s0010_re", 3, False)])
+@pytest.mark.parametrize("name, seed, spread, pp_uv", [
+    ("100", 2, True, 40.0), ("s0010_re", 3, True, 40.0), ("100", 2, False, 40.0),
+    ("s0010_re", 3, False, 40.0), ("s0010_re", 3, False, 25.0), ("100", 2, False, 25.0)])
 def test_needle_muaps_on_real_qrs_keep_their_size_through_the_variation_fit(
-        name: str, seed: int, spread: bool) -> None:
+        name: str, seed: int, spread: bool, pp_uv: float) -> None:
     """Real needle MUAPs of 40 µV p-p on every other QRS of the channel with the most ECG —
     spread over R − 35…+35 ms, or all at R − 20 ms (locked to the heartbeat: a pattern that
-    recurs, as the QRS's own variation does) — once the beat-to-beat variation is learnt: the
-    canceller takes at most 15 % of any one's p-p (the output's difference with and without
-    them). (When residuals were kept from every subtracted beat, the MUAP locked at R − 20 ms
+    recurs, as the QRS's own variation does; also at 25 µV, whose >200 Hz content is nearer
+    the noise the kept residuals may hold, VARIATION_HF_RATIO) — once the beat-to-beat
+    variation is learnt: the canceller takes at most 15 % of any one's p-p (the output's
+    difference with and without them). (When residuals were kept from every subtracted beat, the MUAP locked at R − 20 ms
     became one of the patterns and lost up to 41 %.)"""
     realcases = pytest.importorskip("support.realcases")
     fs = 5000.0
@@ -841,7 +843,7 @@ def test_needle_muaps_on_real_qrs_keep_their_size_through_the_variation_fit(
     library = realcases.muap_library(fs)
     spikes, spans = np.zeros_like(ecg), []
     for i, r in enumerate(r_peaks[(r_peaks > 20 * fs) & (r_peaks < 55 * fs)][::2]):
-        wave = needle(library[i % len(library)] * (-1.0) ** i, 40.0)
+        wave = needle(library[i % len(library)] * (-1.0) ** i, pp_uv)
         onset = int(r + ((-0.035 + 0.01 * (i % 8)) if spread else -0.02) * fs)
         spikes[onset:onset + len(wave), ch] += wave
         spans.append((onset, onset + len(wave)))
@@ -1336,7 +1338,11 @@ def test_p_waves_gated_on_channels_with_a_small_heartbeat() -> None:
     """Once the threshold is known the P-wave gate opens on channels whose template peaks at
     P_WAVE_GATED_UV (40 µV) or more (extra tuning seed 618: PTB s0010's P waves read as 6–11 µV
     spikes at R − 111…−122 ms on a channel with a 47 µV template, six in 4 min): a channel
-    scaled to a 50 µV template is blanked at R − 140…−100 ms, one scaled to 30 µV is not."""
+    scaled to a 50 µV template is blanked at R − 140…−100 ms, one scaled to 30 µV is not; a
+    real needle MUAP of 30 µV p-p (the smallest the benchmarks score) at R − 120 ms before
+    every third beat on the first is not hidden: its >200 Hz content keeps the gate off it.
+    (At 25 µV one of 7 was hidden, at 18 µV all: what reads no larger than a P wave and no
+    faster than the noise is gated, here as on channels with a bigger heart.)"""
     fs = 10_000.0
     ecg, noise, r_peaks = real_ecg_record("s0010_re", fs, 20.0, 8, 2)
     first = EcgCanceller(8, fs)
@@ -1346,11 +1352,17 @@ def test_p_waves_gated_on_channels_with_a_small_heartbeat() -> None:
     x = ecg.copy()
     x[:, fifty] *= 50.0 / heart[fifty]
     x[:, thirty] *= 30.0 / heart[thirty]
-    _, blank = run_blanked(EcgCanceller(8, fs), x + noise, 1000)
     beats = r_peaks[(r_peaks > 5 * fs) & (r_peaks < 19 * fs)]
+    with_muap = beats[::3]
+    x, spikes = _needle_muaps_before(x + noise, fifty, with_muap, [0.12] * len(with_muap),
+                                     30.0, fs)
+    _, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
     p_wave = np.array([blank[r - int(0.14 * fs):r - int(0.1 * fs)].mean(axis=0) for r in beats])
-    assert p_wave[:, fifty].mean() >= 0.9, p_wave.mean(axis=0).round(2)
     assert p_wave[:, thirty].mean() <= 0.1, p_wave.mean(axis=0).round(2)
+    without = np.setdiff1d(np.arange(len(beats)), np.arange(0, len(beats), 3))
+    assert p_wave[without, fifty].mean() >= 0.9, p_wave.mean(axis=0).round(2)
+    cut = [blank[a + int(0.004 * fs):b, fifty].any() for a, b in spikes]
+    assert not any(cut), f"{sum(cut)} of {len(cut)} MUAPs hidden past their start"
 
 
 def _needle_muaps_before(x: np.ndarray, ch: int, beats: np.ndarray, before_s: list[float],
@@ -1820,21 +1832,24 @@ def test_a_step_noted_after_a_beats_core_was_fitted_blanks_that_core() -> None:
     assert not mask[:, 4].any()  # EMG before the step
 
 
+@pytest.mark.parametrize("fit", [False, True])
 @pytest.mark.parametrize("name, seed", [("s0010_re", 3), ("s0010_re", 1)])
 def test_pr_segment_misfit_between_the_p_blank_and_the_gate_is_blanked(
-        name: str, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+        name: str, seed: int, fit: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The P-wave blank reaches 20 ms into the window, the residual gate begins at the QRS's
     onset; between them (R − 70…−30 ms here) a slow PR-segment misfit larger than the
     heartbeat there — which keeps the gate off it — read as 16–31 µV spikes at R − 25…−37 ms
     for seconds on end (extra tuning seed 299, 333 µV of ECG). The P blank now runs on to the
-    gate's where that is near: a slow 20 µV wave there is blanked, while a real needle MUAP
-    (113 µV p-p) at the same place in the other beats is not touched. (Without the fit of the
-    beat-to-beat variation: a slow wave locked to every other beat, as here, is one of the
-    patterns it learns, and it takes 50–80 % of the wave away, so the gate stays off it and
-    the blank is not bridged.)"""
-    monkeypatch.setattr(ecg_module, "VARIATION_MIN_BEATS", 10 ** 9)
+    gate's where that is near: without the fit of the beat-to-beat variation a slow 20 µV wave
+    there is blanked, while a real needle MUAP (113 µV p-p) at the same place in the other
+    beats is not touched. With it, a slow wave locked to every other beat, as here, is one of
+    the patterns it learns (slow and locked to the heartbeat: the heart's), and where it is
+    not blanked at most half of it is left (4.6–9.5 µV p-p of 20 here)."""
+    if not fit:
+        monkeypatch.setattr(ecg_module, "VARIATION_MIN_BEATS", 10 ** 9)
     fs = 10_000.0
     x, ch, r_peaks, library = with_needles_at_hand(name, seed, fs)
+    plain = x.copy()
     beats = r_peaks[(r_peaks > 10 * fs) & (r_peaks < 28 * fs)]
     m = int(0.03 * fs)
     slow, spikes = [], []
@@ -1848,9 +1863,14 @@ def test_pr_segment_misfit_between_the_p_blank_and_the_gate_is_blanked(
             onset = int(r - 0.05 * fs)
             x[onset:onset + len(wave), ch] += wave
             spikes.append((onset, onset + len(wave)))
-    _, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
-    covered = [blank[c - m // 4:c + m // 4, ch].mean() for c in slow[2:]]
-    assert np.mean(covered) >= 0.9, np.round(covered, 2)
+    out, blank = run_blanked(EcgCanceller(8, fs), x, 1000)
+    covered = np.array([blank[c - m // 4:c + m // 4, ch].mean() for c in slow[2:]])
+    if fit:
+        left = out[:, ch] - run(EcgCanceller(8, fs), plain, 1000)[:, ch]
+        open_ = [np.ptp(left[c - m // 2:c + m // 2]) for c in np.array(slow[2:])[covered < 0.9]]
+        assert max(open_, default=0.0) <= 20.0 / 2, np.round(open_, 1)
+    else:
+        assert covered.mean() >= 0.9, np.round(covered, 2)
     # (the P blank's first 20 ms into the window may touch a spike's first 1–3 ms, as before)
     cut = [blank[a + int(0.004 * fs):b, ch].any() for a, b in spikes]
     assert not any(cut), f"{sum(cut)} of {len(cut)} spikes blanked past their start"
