@@ -834,8 +834,8 @@ def test_needle_muaps_on_real_qrs_keep_their_size_through_the_variation_fit(
     recurs, as the QRS's own variation does; also at 25 µV, whose >200 Hz content is nearer
     the noise the kept residuals may hold, VARIATION_HF_RATIO) — once the beat-to-beat
     variation is learnt: the canceller takes at most 15 % of any one's p-p (the output's
-    difference with and without them). (When residuals were kept from every subtracted beat, the MUAP locked at R − 20 ms
-    became one of the patterns and lost up to 41 %.)"""
+    difference with and without them). (When residuals were kept from every subtracted beat,
+    the MUAP locked at R − 20 ms became one of the patterns and lost up to 41 %.)"""
     realcases = pytest.importorskip("support.realcases")
     fs = 5000.0
     ecg, noise, r_peaks = real_ecg_record(name, fs, 60.0, 8, seed)
