@@ -98,6 +98,13 @@ def test_too_few_beats_predict_nothing_and_clear_forgets() -> None:
     assert not variation.predict(1, residual, np.array([True, True])).any()  # another class
 
 
+def assert_same_prediction(a: BeatVariation, b: BeatVariation, residual: np.ndarray) -> None:
+    """Class 0 of ``a`` and ``b`` predict the same from ``residual`` on both channels."""
+    both = np.array([True, True])
+    np.testing.assert_allclose(a.predict(0, residual, both), b.predict(0, residual, both),
+                               atol=1e-9)
+
+
 def test_the_oldest_beats_are_replaced() -> None:
     """After more beats than it keeps, the prediction is that of the last ``beats`` alone."""
     rng = np.random.default_rng(5)
@@ -107,10 +114,7 @@ def test_the_oldest_beats_are_replaced() -> None:
         rolling.add(0, r, np.array([True, True]))
         if i >= len(beats) - 16:
             last.add(0, r, np.array([True, True]))
-    residual = misfits(rng, 1)[0]
-    both = np.array([True, True])
-    np.testing.assert_allclose(rolling.predict(0, residual, both),
-                               last.predict(0, residual, both), atol=1e-9)
+    assert_same_prediction(rolling, last, misfits(rng, 1)[0])
 
 
 def test_a_shift_moves_the_kept_misfits_with_the_templates() -> None:
@@ -127,10 +131,7 @@ def test_a_shift_moves_the_kept_misfits_with_the_templates() -> None:
         shifted = np.zeros_like(r)
         shifted[:, 25:] = r[:, :-25]
         moved.add(0, shifted, np.array([True, True]))
-    residual = misfits(rng, 1)[0]
-    both = np.array([True, True])
-    np.testing.assert_allclose(variation.predict(0, residual, both),
-                               moved.predict(0, residual, both), atol=1e-9)
+    assert_same_prediction(variation, moved, misfits(rng, 1)[0])
 
 
 def test_move_later_moves_content_and_zeros_come_in() -> None:
