@@ -2144,6 +2144,8 @@ class EcgCanceller:
         residual below VARIATION_LOWPASS_HZ and the channels it may be kept on once the beat
         is learnt: the ``keepable`` ones with a converged template where no block's >200 Hz
         RMS, before this fit, exceeds VARIATION_HF_RATIO × the channel's steady σ (µV)."""
+        if not (correct.any() or keepable.any()):
+            return np.zeros_like(residual)
         slow = self._variation_lowpass(residual)
         hf = self._block_rms(self._highpass(residual, self._ba_activity, self._zi_unit_activity))
         steady = np.minimum(sigma, self._steady_sigma(sigma))
