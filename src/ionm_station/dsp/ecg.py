@@ -2055,8 +2055,11 @@ class EcgCanceller:
         correction = self._spatial(residual, sigma, apply, apply & clean & ~odd,
                                    learn_from=k == self._primary() and not self._late)
         residual -= correction
+        # the channels' >200 Hz σ, steady where the beat's reads higher (an A-train's high
+        # frequencies in the last 2 s: see the gate below)
+        steady = np.minimum(sigma, self._steady_sigma(sigma))
         if not self._late:  # (a late beat is not subtracted)
-            variation = self._beat_to_beat(k, residual, sigma, apply & clean & ~odd,
+            variation = self._beat_to_beat(k, residual, steady, apply & clean & ~odd,
                                            apply & clean & ~odd & ~emg_blocks.any(axis=1),
                                            pending)
             residual -= variation
@@ -2081,10 +2084,9 @@ class EcgCanceller:
         # the block just before each channel's core: EMG there straddles the core's edge
         ahead = np.nan_to_num(self._x.window(lo - self._block, lo + 2 * lag_max).T)
         lead = sliding_window_view(ahead, self._block, axis=1)[np.arange(c), lag_max + lags]
-        # loud against the channel's steady σ where the beat's reads higher (an A-train's
-        # high frequencies in the last 2 s: extra tuning seed 600, 183.80 s, a 35 µV misfit
-        # over the QRS left open under a tripled σ)
-        steady = np.minimum(sigma, self._steady_sigma(sigma))
+        # loud against the channel's steady σ (an A-train's high frequencies in the last 2 s:
+        # extra tuning seed 600, 183.80 s, a 35 µV misfit over the QRS left open under a
+        # tripled σ)
         gap, gate_from = self._gate(fid, lags, residual, steady,
                                     clean & self._loud(ecg, steady, GATE_ECG_SIGMA), clean,
                                     live[:, None] & ~emg_blocks, emg_blocks,
@@ -2135,7 +2137,7 @@ class EcgCanceller:
         pending.shapes, pending.rows, pending.subtracted = shapes, fid - pre + lags, parts
         pending.sigma = sigma
 
-    def _beat_to_beat(self, k: int, residual: np.ndarray, sigma: np.ndarray,
+    def _beat_to_beat(self, k: int, residual: np.ndarray, steady: np.ndarray,
                       correct: np.ndarray, keepable: np.ndarray, pending: _Beat) -> np.ndarray:
         """The beat-to-beat variation of class ``k``'s misfit in ``residual`` (channels × core
         µV, what the fit and the correction across channels left) on the ``correct`` channels,
@@ -2143,12 +2145,12 @@ class EcgCanceller:
         elsewhere; see :mod:`ionm_station.dsp.beat_variation`). Notes in ``pending`` the
         residual below VARIATION_LOWPASS_HZ and the channels it may be kept on once the beat
         is learnt: the ``keepable`` ones with a converged template where no block's >200 Hz
-        RMS, before this fit, exceeds VARIATION_HF_RATIO × the channel's steady σ (µV)."""
+        RMS, before this fit, exceeds VARIATION_HF_RATIO × the channel's ``steady`` >200 Hz σ
+        (µV)."""
         if not (correct.any() or keepable.any()):
             return np.zeros_like(residual)
         slow = self._variation_lowpass(residual)
         hf = self._block_rms(self._highpass(residual, self._ba_activity, self._zi_unit_activity))
-        steady = np.minimum(sigma, self._steady_sigma(sigma))
         pending.misfit = slow
         pending.keep_misfit = (keepable & (self._count[k] >= self.bootstrap_beats)
                                & (hf <= VARIATION_HF_RATIO * steady[:, None]).all(axis=1))
