@@ -77,8 +77,10 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   beat whose axis turned or whose QRS changed is a mix of them; noise and EMG are not (the
   time courses are low-passed at :data:`HEART_LOWPASS_HZ`, or they add the templates' noise at
   the ECG's scale; they are not fitted on a channel with EMG or an electrode pop in the beat,
-  which their unbounded coefficients would follow over the whole window). The fit
-  is subtracted over the window −100…+200 ms (R −70…+230 ms) with raised-cosine tapers at its
+  which they would follow over the whole window; and their part of the fit on a channel is
+  bounded by its typical size there, times how far the heart moved on all channels: an A-train
+  too slow for the EMG test is on one channel, a changed beat on all, :data:`COURSE_SPREAD`).
+  The fit is subtracted over the window −100…+200 ms (R −70…+230 ms) with raised-cosine tapers at its
   edges (10 ms at its start, 30 ms at its end on the T wave: :data:`TAPER_END_S`), on
   channels where it lowers the energy over the core (never adds a heartbeat where there is
   none). The P wave (≈ 170 ms before R) lies outside the window and is left in place;
@@ -443,8 +445,16 @@ LAG_BEATS = 2
 #: After that fit, each channel's residual is fitted by this many time courses of the heart
 #: (the leading singular vectors of the class's templates across channels, and their
 #: derivatives): one heart projects onto every channel, so a beat whose axis turned (breathing)
-#: or whose QRS changed is a mix of them, while noise and EMG are not.
-HEART_COMPONENTS = 4
+#: or whose QRS changed is a mix of them, while noise and EMG are not. At most the channels with
+#: a template less HEART_SPARE_CHANNELS, and none from fewer than HEART_MIN_CHANNELS. (6 rather
+#: than 4 took the per-beat ECG residual's 99th percentile from 1.51 to 1.31 × the quiet RMS on
+#: tune-mitdb-10k-60Hz and from 1.62 to 1.49 on extra tuning seed 535, whose channel with 538 µV
+#: of heart holds MIT-BIH 100's rare notched, late QRS; but unbounded, the two extra courses and
+#: slopes took a 96 Hz A-train on a channel with a small heart for its beats' misfit: 3.1 and
+#: 6.3 µV RMS of error over it against 2.8 µV of noise — see COURSE_SPREAD.)
+HEART_COMPONENTS = 6
+HEART_SPARE_CHANNELS = 2
+HEART_MIN_CHANNELS = 5
 #: … low-passed (zero phase) here (Hz): they correct how the QRS changes from beat to beat,
 #: which lies where the QRS has its energy. A course mixes every channel's template, its
 #: coefficient on a channel with a large ECG is large, and near-collinear courses and slopes
@@ -452,6 +462,18 @@ HEART_COMPONENTS = 4
 #: added to that channel at many times its size (tune-mitdb-10k, iliopsoas: > 200 Hz residual
 #: 1.5–4 × the channel's noise over the whole QRS window against 0.2–0.4 × without them).
 HEART_LOWPASS_HZ = 100.0
+#: The courses' part of a beat's fit on a channel (its RMS over the template part's, fitted
+#: span) is bounded at COURSE_SPREAD × its typical size there — a log average over the last
+#: COURSE_BEATS beats of the class, in force from COURSE_MIN_BEATS — times how far the heart
+#: as a whole moved past its typical: the median of that lift over the channels that have a
+#: typical, from COURSE_MIN_CHANNELS of them. A beat that changed shape changes on every
+#: channel its heart reaches, EMG on one channel does not (an A-train too slow for the >200 Hz
+#: test lifted the part 5–100 × on its channel, its neighbours not at all; the real beats of
+#: the tuning cases stayed under the bound: their residual percentiles did not move).
+COURSE_SPREAD = 3.0
+COURSE_BEATS = 32
+COURSE_MIN_BEATS = 8
+COURSE_MIN_CHANNELS = 3
 #: EMG in a beat on a channel: a 10 ms block of its fit residual whose >200 Hz RMS exceeds
 #: EMG_RATIO × the channel's >200 Hz noise σ, that excess being at least HF_SHARE of the
 #: block's RMS (what a QRS misfit leaves is low-frequency; a MUAP is not), and where the beat
@@ -554,10 +576,10 @@ class _Shapes:
     basis: np.ndarray        # (channels, 3, window): template, its derivative, QRS stretch
     core: np.ndarray         # basis over the core
     gram: np.ndarray         # (channels, 3, 3) over the core
-    heart: np.ndarray | None  # (2 × HEART_COMPONENTS, window) time courses and their slopes
+    heart: np.ndarray | None  # (2 × courses, window) the heart's time courses and slopes
     tail: np.ndarray         # (channels, 3, tail) the basis over the tail, stretch not faded
     tail_gram: np.ndarray    # (channels, 3, 3) over the tail
-    tail_heart: np.ndarray | None  # (2 × HEART_COMPONENTS, tail) courses and slopes, not faded
+    tail_heart: np.ndarray | None  # (2 × courses, tail) courses and slopes, not faded
 
 
 @dataclass
@@ -859,6 +881,9 @@ class EcgCanceller:
         self._count = np.zeros((k, c), dtype=np.int64)  # beats learned
         self._residual = np.zeros((k, c))               # typical QRS residual RMS (µV)
         self._rejects = np.zeros((k, c), dtype=np.int64)
+        # per class, span (core, tail) and channel: log of the courses' typical part of a fit
+        self._course = np.zeros((k, 2, c))
+        self._course_beats = np.zeros((k, 2, c), dtype=np.int64)
         self._class_beats = np.zeros(k, dtype=np.int64)  # beats assigned to each class
         self._class_last = np.full(k, -1, dtype=np.int64)  # fiducial of its latest beat
         self._class_lag = np.zeros(k)                     # its beats' mean joint lag (samples)
@@ -2020,8 +2045,8 @@ class EcgCanceller:
         # input has been judged, i.e. on the chunking)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
         k, lags, coarse, shapes, has, fresh = self._classify(seg, live, sigma)
-        lags, beat, fit_full, residual, emg_blocks, emg = self._fit_beat(seg, lags, coarse,
-                                                                         shapes, has, live, sigma)
+        lags, beat, fit_full, residual, emg_blocks, emg, part = self._fit_beat(
+            seg, lags, coarse, k, shapes, has, live, sigma)
         if fresh and (emg & has).any() and (has & ~emg).any():
             # EMG on some channels makes no new morphology: the classes judged again without
             # them (tune-ptb-10k-b, 145.02 s: A-trains on the two channels with most of the
@@ -2032,8 +2057,8 @@ class EcgCanceller:
             if not fresh and again != k:  # fitted again with that class's templates
                 k, coarse, has = again, coarse_again, (self._count[again] > 0) & live
                 shapes = self._shapes(k, self._template[k], has)
-                lags, beat, fit_full, residual, emg_blocks, emg = self._fit_beat(
-                    seg, lags_again, coarse, shapes, has, live, sigma)
+                lags, beat, fit_full, residual, emg_blocks, emg, part = self._fit_beat(
+                    seg, lags_again, coarse, k, shapes, has, live, sigma)
         if fresh:
             k = self._new_class()
         self._class_last[k] = fid
@@ -2056,6 +2081,8 @@ class EcgCanceller:
         odd = (typical > 0) & (resid_rms > SPATIAL_OUTLIER_RATIO * typical)
         correction = self._spatial(residual, sigma, apply, apply & clean & ~odd,
                                    learn_from=k == self._primary() and not self._late)
+        if not (fresh or self._late):  # (a new class's beat was fitted with another's templates)
+            self._learn_course((k, 0), part, apply & clean & ~odd)
         residual -= correction
         # the channels' >200 Hz σ, steady where the beat's reads higher (an A-train's high
         # frequencies in the last 2 s: see the gate below)
@@ -2160,20 +2187,21 @@ class EcgCanceller:
             return np.zeros_like(residual)
         return self._variation.predict(k, slow, correct) * self._core_taper
 
-    def _fit_beat(self, seg: np.ndarray, lags: np.ndarray, coarse: int, shapes: _Shapes,
-                  has: np.ndarray, live: np.ndarray, sigma: np.ndarray
+    def _fit_beat(self, seg: np.ndarray, lags: np.ndarray, coarse: int, k: int,
+                  shapes: _Shapes, has: np.ndarray, live: np.ndarray, sigma: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                             np.ndarray]:
+                             np.ndarray, np.ndarray]:
         """The beat's core (channels × core µV) cut from ``seg`` at ``lags`` and fitted with
-        ``shapes`` on the ``has`` channels. EMG (see :meth:`_emg`) pulls its channel's own lag
-        (that channel takes the others' median instead, ``coarse`` where none is left) and the
-        heart's time courses (not fitted there), so where the first fit finds EMG the beat is
-        cut and fitted again. Returns the lags, the core, the fit over the window, the
-        residual over the core, EMG per channel and block (of the last fit) and EMG per
-        channel (of the first)."""
+        ``shapes`` (class ``k``'s) on the ``has`` channels. EMG (see :meth:`_emg`) pulls its
+        channel's own lag (that channel takes the others' median instead, ``coarse`` where none
+        is left) and the heart's time courses (not fitted there), so where the first fit finds
+        EMG the beat is cut and fitted again. Returns the lags, the core, the fit over the
+        window, the residual over the core, EMG per channel and block (of the last fit), EMG
+        per channel (of the first) and the courses' part of the last fit (see
+        :meth:`_fit_span`)."""
         c, core, lag_max = self.n_channels, self._core, self._lag_max
         beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
-        fit_full = self._fit(beat, shapes, has)
+        fit_full, part = self._fit(beat, shapes, has, k)
         residual = beat - fit_full[:, :core]
         emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
         emg = emg_blocks.any(axis=1)
@@ -2181,10 +2209,10 @@ class EcgCanceller:
             common = int(np.round(np.median(lags[has & ~emg]))) if (has & ~emg).any() else coarse
             lags = np.where(emg, common, lags)
             beat = sliding_window_view(seg, core, axis=1)[np.arange(c), lag_max + lags]
-            fit_full = self._fit(beat, shapes, has, ~emg)
+            fit_full, part = self._fit(beat, shapes, has, k, ~emg)
             residual = beat - fit_full[:, :core]
             emg_blocks = self._emg(beat, residual, sigma) & live[:, None]
-        return lags, beat, fit_full, residual, emg_blocks, emg
+        return lags, beat, fit_full, residual, emg_blocks, emg, part
 
     def _classify(self, seg: np.ndarray, live: np.ndarray, sigma: np.ndarray,
                   unvoted: float = 1.0) -> tuple[int, np.ndarray, int, _Shapes, np.ndarray, bool]:
@@ -2250,6 +2278,8 @@ class EcgCanceller:
         self._count[k] = 0
         self._residual[k] = 0.0
         self._variation.clear(k)
+        self._course[k] = 0.0
+        self._course_beats[k] = 0
         self._rejects[k] = 0
         self._class_beats[k] = 0
         self._class_lag[k] = 0.0
@@ -2318,11 +2348,11 @@ class EcgCanceller:
             return cached
         core, c = self._core, self.n_channels
         course = None
-        if has.sum() > HEART_COMPONENTS:
+        if has.sum() >= HEART_MIN_CHANNELS:
             # leading right singular vectors of the templates, from their channel Gram matrix
             t = template[has]
             lam, u = np.linalg.eigh(t @ t.T)
-            top = np.argsort(lam)[::-1][:HEART_COMPONENTS]
+            top = np.argsort(lam)[::-1][:min(HEART_COMPONENTS, len(t) - HEART_SPARE_CHANNELS)]
             # low-passed (HEART_LOWPASS_HZ): see there
             course = self._heart_lowpass(u[:, top].T @ t)
             course /= np.maximum(np.linalg.norm(course, axis=1, keepdims=True), 1e-30)
@@ -2346,16 +2376,18 @@ class EcgCanceller:
             self._shape_cache[key] = shapes
         return shapes
 
-    def _fit(self, beat: np.ndarray, shapes: _Shapes, has: np.ndarray,
-             courses: np.ndarray | None = None) -> np.ndarray:
-        """The core's fit (see :meth:`_fit_span`) over the whole window (channels, window µV)."""
+    def _fit(self, beat: np.ndarray, shapes: _Shapes, has: np.ndarray, k: int,
+             courses: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The core's fit (see :meth:`_fit_span`; class ``k``'s bound) over the whole window
+        (channels, window µV), and the courses' part of it per channel."""
         return self._fit_span(beat, shapes.core, shapes.gram, shapes.basis, shapes.heart,
                               None if shapes.heart is None else shapes.heart[:, :self._core],
-                              has, courses)
+                              has, (k, 0), courses)
 
     def _fit_span(self, beat: np.ndarray, fitted: np.ndarray, gram: np.ndarray,
                   basis: np.ndarray, heart: np.ndarray | None, heart_fitted: np.ndarray | None,
-                  has: np.ndarray, courses: np.ndarray | None = None) -> np.ndarray:
+                  has: np.ndarray, bound: tuple[int, int],
+                  courses: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Per-beat fit of each channel's template (channels × span of ``basis``, µV; zero
         where ``has`` is False): least squares over the fitted span (``beat``, channels ×
         span µV; ``fitted``: the basis there, ``gram`` its Gram matrices) of gain, shift (the
@@ -2364,9 +2396,12 @@ class EcgCanceller:
         by gain and shift, or failing that by its gain alone. Then each channel's residual is
         fitted by the heart's leading time courses and their derivatives (``heart`` over the
         span of ``basis``, ``heart_fitted`` over the fitted one; None: from
-        :data:`HEART_COMPONENTS` or fewer channels with a template), on the ``courses`` channels
-        (default: all of ``has``). Their coefficients are not bounded: on a channel with EMG or
-        an electrode pop in the beat they fit that, and add it to the whole window."""
+        fewer than :data:`HEART_MIN_CHANNELS` channels with a template), on the ``courses``
+        channels (default: all of ``has``). Their part is bounded by its typical size for
+        ``bound`` (class, span: 0 core, 1 tail; see COURSE_SPREAD and :meth:`_course_bound`);
+        within it, on a channel with EMG or an electrode pop in the beat they fit that, and
+        add it to the whole window. Returns the fit and per channel the log of the courses'
+        part over the template's (RMS over the fitted span; NaN where none is fitted)."""
         rhs = np.einsum("ckt,ct->ck", fitted, beat)
         energy = gram[:, 0, 0]
         coef = np.zeros_like(rhs)
@@ -2385,13 +2420,46 @@ class EcgCanceller:
         coef[~has] = 0.0
         fit = np.einsum("ck,ckt->ct", coef, basis)
         on = has if courses is None else has & courses
+        part = np.full(len(beat), np.nan)
         if heart is not None and on.any():
             h, n = heart_fitted, beat.shape[1]
             g = h @ h.T
             c = np.linalg.solve(g + (1e-9 * np.trace(g) + 1e-30) * np.eye(len(h)),
                                 h @ (beat[on] - fit[on, :n]).T)
-            fit[on] += c.T @ heart
-        return fit
+            course = c.T @ h
+            size = 0.5 * (np.log(np.maximum(np.einsum("ij,ij->i", course, course), 1e-24))
+                          - np.log(np.maximum(np.einsum("ij,ij->i", fit[on, :n], fit[on, :n]),
+                                              1e-24)))
+            cut = self._course_bound(bound, on, size)
+            part[on] = size - cut
+            fit[on] += (c * np.exp(-cut)).T @ heart
+        return fit, part
+
+    def _course_bound(self, bound: tuple[int, int], on: np.ndarray, size: np.ndarray
+                      ) -> np.ndarray:
+        """How far (log) the courses' part ``size`` (log, per ``on`` channel) of a beat's
+        fit exceeds its bound (≥ 0): COURSE_SPREAD × its typical size for ``bound`` (class,
+        span) times the heart's lift, the median over the channels with a typical of their
+        ``size`` over it (at least 1); zero where no bound is in force."""
+        k, span = bound
+        typical = self._course[k, span, on]
+        known = self._course_beats[k, span, on] >= COURSE_MIN_BEATS
+        if known.sum() < COURSE_MIN_CHANNELS:
+            return np.zeros(len(size))
+        lift = max(0.0, float(np.median(size[known] - typical[known])))
+        return np.where(known, np.maximum(size - typical - math.log(COURSE_SPREAD) - lift, 0.0),
+                        0.0)
+
+    def _learn_course(self, bound: tuple[int, int], part: np.ndarray, channels: np.ndarray
+                      ) -> None:
+        """Add a beat's courses' part (log, per channel, after the bound) to the typical of
+        ``bound`` (class, span) on the ``channels`` where it was fitted."""
+        k, span = bound
+        sel = channels & np.isfinite(part)
+        n = self._course_beats[k, span, sel] + 1
+        self._course[k, span, sel] += (part[sel] - self._course[k, span, sel]) / np.minimum(
+            n, COURSE_BEATS)
+        self._course_beats[k, span, sel] = n
 
     def _derivative(self, x: np.ndarray) -> np.ndarray:
         """Time derivative (per sample) along the rows of ``x``, low-passed at
@@ -2454,6 +2522,8 @@ class EcgCanceller:
             typical[restart] = 0.0
             rejects[restart] = 0
             self._variation.clear(k, restart)
+            self._course[k][:, restart] = 0.0
+            self._course_beats[k][:, restart] = 0
         return ok
 
     def _spatial(self, residual: np.ndarray, sigma: np.ndarray, correct: np.ndarray,
@@ -2698,8 +2768,10 @@ class EcgCanceller:
         if not ok.any():
             return
         shapes = beat.shapes
-        fit = self._fit_span(data, shapes.tail, shapes.tail_gram, shapes.tail, shapes.tail_heart,
-                             shapes.tail_heart, ok) * self._taper[t0:]
+        fit, part = self._fit_span(data, shapes.tail, shapes.tail_gram, shapes.tail,
+                                   shapes.tail_heart, shapes.tail_heart, ok, (beat.klass, 1))
+        self._learn_course((beat.klass, 1), part, ok)
+        fit *= self._taper[t0:]
         new = old + self._tail_blend * (fit - old)
         left, before = ((data - new) ** 2).sum(axis=1), ((data - old) ** 2).sum(axis=1)
         moved, own = ((new - old) ** 2).sum(axis=1), (old ** 2).sum(axis=1)
