@@ -778,10 +778,10 @@ def test_a_sinusoidal_train_is_not_fitted_as_a_beat_s_tail(name: str, seed: int)
     the tail's fit took the train for the heartbeat. On a real heart, a 96 Hz train of 100 µV
     p-p starting 190 ms after an R peak on a channel with ~95 µV of ECG: 4.6–8.1 µV RMS of
     error in the 100 ms before its onset (read as the train starting early: simulator seed 126,
-    90 ms) and 4.5–6.4 µV over the train (0.8–1.4 and 2.3–2.5 with the rule). Six heart time
-    courses rather than four, unbounded, took it for the beats' misfit: 3.1 and 6.3 µV over the
-    train (2.0 and 1.7 with their bound, COURSE_SPREAD). The canceller leaves the train and the
-    rows before it within the noise."""
+    90 ms) and 4.5–6.4 µV over the train (0.8–1.4 and 2.3–2.5 with the rule; 2.0 and 1.5 with
+    the heart time courses' bound, COURSE_SPREAD; six courses rather than four, unbounded, took
+    it for the beats' misfit: 3.1 and 6.3 µV). The canceller leaves the train and the rows
+    before it within the noise."""
     fs = 5000.0
     ecg, noise, r_peaks = real_ecg_record(name, fs, 30.0, 8, seed)
     ch = int(np.argsort(np.ptp(ecg[int(5 * fs):int(7 * fs)], axis=0))[1])  # little heart
@@ -804,8 +804,8 @@ def test_a_beat_whose_heart_turned_is_still_fitted(name: str, seed: int, most_uv
     channel). Every 4th beat with the heart's axis turned by 20° on every channel (each
     channel's lead mix, R − 150…+300 ms) changes unequally across channels; it is fitted as if
     unbounded: the 95th percentile over those beats and channels of the ECG left over
-    R − 60…+100 ms is 5.1 and 1.65 µV RMS (unbounded the same and 1.64; bounded on each
-    channel alone 16.5 and 2.3; without the courses 17.3 and 5.0)."""
+    R − 60…+100 ms is 5.6 and 1.8 µV RMS (unbounded the same and 1.77; bounded on each
+    channel alone 17.0 and 2.3; without the courses 17.3 and 5.0)."""
     fs = 5000.0
     ecg, noise, r_peaks = real_ecg_record(name, fs, 50.0, 8, seed)
     turned = real_ecg_record(name, fs, 50.0, 8, seed, turn_rad=np.radians(20.0))[0]

@@ -80,11 +80,11 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   which they would follow over the whole window; and their part of the fit on a channel is
   bounded by its typical size there, times how far the heart moved on all channels: an A-train
   too slow for the EMG test is on one channel, a changed beat on all, :data:`COURSE_SPREAD`).
-  The fit is subtracted over the window −100…+200 ms (R −70…+230 ms) with raised-cosine tapers at its
-  edges (10 ms at its start, 30 ms at its end on the T wave: :data:`TAPER_END_S`), on
-  channels where it lowers the energy over the core (never adds a heartbeat where there is
-  none). The P wave (≈ 170 ms before R) lies outside the window and is left in place;
-  on channels with a big heart its fast part is blanked for detection instead, where it is no
+  The fit is subtracted over the window −100…+200 ms (R −70…+230 ms) with raised-cosine
+  tapers at its edges (10 ms at its start, 30 ms at its end on the T wave:
+  :data:`TAPER_END_S`), on channels where it lowers the energy over the core (never adds a
+  heartbeat where there is none). The P wave (≈ 170 ms before R) lies outside the window
+  and is left in place; on channels with a big heart its fast part is blanked for detection instead, where it is no
   larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`) and has no >200 Hz content
   (:data:`P_WAVE_FAST_SIGMA`), decided as soon as the QRS rises through the detection threshold
   and again when the candidate is found (see :meth:`EcgCanceller._gate_p_wave`; a candidate
@@ -445,16 +445,11 @@ LAG_BEATS = 2
 #: After that fit, each channel's residual is fitted by this many time courses of the heart
 #: (the leading singular vectors of the class's templates across channels, and their
 #: derivatives): one heart projects onto every channel, so a beat whose axis turned (breathing)
-#: or whose QRS changed is a mix of them, while noise and EMG are not. At most the channels with
-#: a template less HEART_SPARE_CHANNELS, and none from fewer than HEART_MIN_CHANNELS. (6 rather
-#: than 4 took the per-beat ECG residual's 99th percentile from 1.51 to 1.31 × the quiet RMS on
-#: tune-mitdb-10k-60Hz and from 1.62 to 1.49 on extra tuning seed 535, whose channel with 538 µV
-#: of heart holds MIT-BIH 100's rare notched, late QRS; but unbounded, the two extra courses and
-#: slopes took a 96 Hz A-train on a channel with a small heart for its beats' misfit: 3.1 and
-#: 6.3 µV RMS of error over it against 2.8 µV of noise — see COURSE_SPREAD.)
-HEART_COMPONENTS = 6
-HEART_SPARE_CHANNELS = 2
-HEART_MIN_CHANNELS = 5
+#: or whose QRS changed is a mix of them, while noise and EMG are not. (6 took the per-beat ECG
+#: residual's 99th percentile from 1.36 to 1.28 × the quiet RMS on tune-mitdb-10k-60Hz and from
+#: 1.59 to 1.47 on extra tuning seed 535, but moved a lone ventricular beat's misfit on
+#: tune-mitdb-5k: its 2 s window read as mains 3.6 dB over the floor, 0.3 before.)
+HEART_COMPONENTS = 4
 #: … low-passed (zero phase) here (Hz): they correct how the QRS changes from beat to beat,
 #: which lies where the QRS has its energy. A course mixes every channel's template, its
 #: coefficient on a channel with a large ECG is large, and near-collinear courses and slopes
@@ -468,8 +463,9 @@ HEART_LOWPASS_HZ = 100.0
 #: as a whole moved past its typical: the median of that lift over the channels that have a
 #: typical, from COURSE_MIN_CHANNELS of them. A beat that changed shape changes on every
 #: channel its heart reaches, EMG on one channel does not (an A-train too slow for the >200 Hz
-#: test lifted the part 5–100 × on its channel, its neighbours not at all; the real beats of
-#: the tuning cases stayed under the bound: their residual percentiles did not move).
+#: test lifted the part 5–100 × on its channel, its neighbours not at all: 2.3 → 2.0 and
+#: 2.5 → 1.5 µV RMS of error over two such trains; the real beats of the tuning cases stayed
+#: under the bound with six courses: their residual percentiles did not move).
 COURSE_SPREAD = 3.0
 COURSE_BEATS = 32
 COURSE_MIN_BEATS = 8
@@ -2348,11 +2344,11 @@ class EcgCanceller:
             return cached
         core, c = self._core, self.n_channels
         course = None
-        if has.sum() >= HEART_MIN_CHANNELS:
+        if has.sum() > HEART_COMPONENTS:
             # leading right singular vectors of the templates, from their channel Gram matrix
             t = template[has]
             lam, u = np.linalg.eigh(t @ t.T)
-            top = np.argsort(lam)[::-1][:min(HEART_COMPONENTS, len(t) - HEART_SPARE_CHANNELS)]
+            top = np.argsort(lam)[::-1][:HEART_COMPONENTS]
             # low-passed (HEART_LOWPASS_HZ): see there
             course = self._heart_lowpass(u[:, top].T @ t)
             course /= np.maximum(np.linalg.norm(course, axis=1, keepdims=True), 1e-30)
@@ -2396,7 +2392,7 @@ class EcgCanceller:
         by gain and shift, or failing that by its gain alone. Then each channel's residual is
         fitted by the heart's leading time courses and their derivatives (``heart`` over the
         span of ``basis``, ``heart_fitted`` over the fitted one; None: from
-        fewer than :data:`HEART_MIN_CHANNELS` channels with a template), on the ``courses``
+        :data:`HEART_COMPONENTS` or fewer channels with a template), on the ``courses``
         channels (default: all of ``has``). Their part is bounded by its typical size for
         ``bound`` (class, span: 0 core, 1 tail; see COURSE_SPREAD and :meth:`_course_bound`);
         within it, on a channel with EMG or an electrode pop in the beat they fit that, and
