@@ -84,12 +84,13 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   tapers at its edges (10 ms at its start, 30 ms at its end on the T wave:
   :data:`TAPER_END_S`), on channels where it lowers the energy over the core (never adds a
   heartbeat where there is none). The P wave (≈ 170 ms before R) lies outside the window
-  and is left in place; on channels with a big heart its fast part is blanked for detection instead, where it is no
-  larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`) and has no >200 Hz content
-  (:data:`P_WAVE_FAST_SIGMA`), decided as soon as the QRS rises through the detection threshold
-  and again when the candidate is found (see :meth:`EcgCanceller._gate_p_wave`; a candidate
-  under the threshold too once a beat is due, :data:`P_WAVE_DUE_RR`), or for a beat known by
-  its shape alone (under the threshold) when it is accepted.
+  and is left in place; on channels with a big heart its fast part is blanked for detection
+  instead, where it is no larger than a P wave can be (:data:`P_WAVE_GATE_RATIO`) and has no
+  >200 Hz content (:data:`P_WAVE_FAST_SIGMA`), decided as soon as the QRS rises through the
+  detection threshold and again when the candidate is found (see
+  :meth:`EcgCanceller._gate_p_wave`; a candidate under the threshold too once a beat is due,
+  :data:`P_WAVE_DUE_RR`), or for a beat known by its shape alone (under the threshold) when it
+  is accepted.
 * **Tail (per beat and channel).** Once the whole window has arrived (when the beat's template
   update is due; none of the window from the fiducial on is output yet), the part after the
   core is fitted again on its own data: gain, shift, stretch and the heart's time courses over
