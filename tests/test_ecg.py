@@ -800,8 +800,8 @@ def test_a_sinusoidal_train_is_not_fitted_as_a_beat_s_tail(name: str, seed: int)
 @pytest.mark.parametrize("name, seed, most_uv", [("s0010_re", 3, 8.0), ("100", 2, 2.0)])
 def test_a_beat_whose_heart_turned_is_still_fitted(name: str, seed: int, most_uv: float) -> None:
     """The heart's time courses are bounded on a channel by their typical part there times
-    how far the heart moved on the other channels (COURSE_SPREAD: an A-train is on one
-    channel). Every 4th beat with the heart's axis turned by 20° on every channel (each
+    how far the heart moved over all channels (the median; COURSE_SPREAD: an A-train is on
+    one channel). Every 4th beat with the heart's axis turned by 20° on every channel (each
     channel's lead mix, R − 150…+300 ms) changes unequally across channels; it is fitted as if
     unbounded: the 95th percentile over those beats and channels of the ECG left over
     R − 60…+100 ms is 5.6 and 1.8 µV RMS (unbounded the same and 1.77; bounded on each

@@ -459,14 +459,16 @@ HEART_COMPONENTS = 4
 #: 1.5–4 × the channel's noise over the whole QRS window against 0.2–0.4 × without them).
 HEART_LOWPASS_HZ = 100.0
 #: The courses' part of a beat's fit on a channel (its RMS over the template part's, fitted
-#: span) is bounded at COURSE_SPREAD × its typical size there — a log average over the last
-#: COURSE_BEATS beats of the class, in force from COURSE_MIN_BEATS — times how far the heart
-#: as a whole moved past its typical: the median of that lift over the channels that have a
-#: typical, from COURSE_MIN_CHANNELS of them. A beat that changed shape changes on every
-#: channel its heart reaches, EMG on one channel does not (an A-train too slow for the >200 Hz
-#: test lifted the part 5–100 × on its channel, its neighbours not at all: 2.3 → 2.0 and
-#: 2.5 → 1.5 µV RMS of error over two such trains; the real beats of the tuning cases stayed
-#: under the bound with six courses: their residual percentiles did not move).
+#: span) is bounded at COURSE_SPREAD × its typical size there — the mean of its log over the
+#: class's first beats, then an exponential average over ~COURSE_BEATS, learnt from beats
+#: learnt into the templates where the bound did not cut, in force from COURSE_MIN_BEATS —
+#: times how far the heart as a whole moved past its typical: the median of that lift over the
+#: channels that have a typical, from COURSE_MIN_CHANNELS of them. A beat that changed shape
+#: changes on every channel its heart reaches, EMG on one channel does not (an A-train too
+#: slow for the >200 Hz test raised the part to 15–100 × its typical on its channel: 2.3 → 2.0
+#: and 2.5 → 1.5 µV RMS of error over two such trains; the real beats of the tuning cases
+#: stayed under the bound, with four courses as with six: their residual percentiles did not
+#: move).
 COURSE_SPREAD = 3.0
 COURSE_BEATS = 32
 COURSE_MIN_BEATS = 8
@@ -2079,7 +2081,8 @@ class EcgCanceller:
         correction = self._spatial(residual, sigma, apply, apply & clean & ~odd,
                                    learn_from=k == self._primary() and not self._late)
         if not (fresh or self._late):  # (a new class's beat was fitted with another's templates)
-            self._learn_course((k, 0), part, apply & clean & ~odd)
+            # (a channel restarted by this beat was fitted with the template it threw away)
+            self._learn_course((k, 0), part, learn & apply & (self._count[k] > 0))
         residual -= correction
         # the channels' >200 Hz σ, steady where the beat's reads higher (an A-train's high
         # frequencies in the last 2 s: see the gate below)
@@ -2398,7 +2401,9 @@ class EcgCanceller:
         ``bound`` (class, span: 0 core, 1 tail; see COURSE_SPREAD and :meth:`_course_bound`);
         within it, on a channel with EMG or an electrode pop in the beat they fit that, and
         add it to the whole window. Returns the fit and per channel the log of the courses'
-        part over the template's (RMS over the fitted span; NaN where none is fitted)."""
+        part over the template's (RMS over the fitted span; NaN where none is fitted and where
+        the bound cut it: what it cut is no heartbeat's typical, and learnt, it would wear the
+        bound away under a lasting A-train)."""
         rhs = np.einsum("ckt,ct->ck", fitted, beat)
         energy = gram[:, 0, 0]
         coef = np.zeros_like(rhs)
@@ -2424,11 +2429,11 @@ class EcgCanceller:
             c = np.linalg.solve(g + (1e-9 * np.trace(g) + 1e-30) * np.eye(len(h)),
                                 h @ (beat[on] - fit[on, :n]).T)
             course = c.T @ h
-            size = 0.5 * (np.log(np.maximum(np.einsum("ij,ij->i", course, course), 1e-24))
-                          - np.log(np.maximum(np.einsum("ij,ij->i", fit[on, :n], fit[on, :n]),
-                                              1e-24)))
+            energy = np.maximum(np.einsum("ij,ij->i", fit[on, :n], fit[on, :n]), 1e-30)
+            size = 0.5 * (np.log(np.maximum(np.einsum("ij,ij->i", course, course), 1e-12 * energy))
+                          - np.log(energy))
             cut = self._course_bound(bound, on, size)
-            part[on] = size - cut
+            part[on] = np.where(cut > 0.0, np.nan, size)
             fit[on] += (c * np.exp(-cut)).T @ heart
         return fit, part
 
@@ -2449,8 +2454,8 @@ class EcgCanceller:
 
     def _learn_course(self, bound: tuple[int, int], part: np.ndarray, channels: np.ndarray
                       ) -> None:
-        """Add a beat's courses' part (log, per channel, after the bound) to the typical of
-        ``bound`` (class, span) on the ``channels`` where it was fitted."""
+        """Add a beat's courses' part (log, per channel; see :meth:`_fit_span`) to the typical
+        of ``bound`` (class, span) on the ``channels`` where it is finite."""
         k, span = bound
         sel = channels & np.isfinite(part)
         n = self._course_beats[k, span, sel] + 1
@@ -2767,13 +2772,15 @@ class EcgCanceller:
         shapes = beat.shapes
         fit, part = self._fit_span(data, shapes.tail, shapes.tail_gram, shapes.tail,
                                    shapes.tail_heart, shapes.tail_heart, ok, (beat.klass, 1))
-        self._learn_course((beat.klass, 1), part, ok)
         fit *= self._taper[t0:]
         new = old + self._tail_blend * (fit - old)
         left, before = ((data - new) ** 2).sum(axis=1), ((data - old) ** 2).sum(axis=1)
         moved, own = ((new - old) ** 2).sum(axis=1), (old ** 2).sum(axis=1)
         ok &= (left < before) & ((left <= (TAIL_LEFT_RATIO * beat.sigma) ** 2 * data.shape[1])
                                  | ((left <= TAIL_EXPLAINED * before) & (moved <= own)))
+        # (before its own learning: a new class's first beat, fitted with another class's
+        # templates, is not learnt here)
+        self._learn_course((beat.klass, 1), part, ok & beat.learn & (self._count[beat.klass] > 0))
         sub = self._sub.view(int(rows.min()), int(rows.max()) + self._window - t0)
         for ch in np.flatnonzero(ok).tolist():
             i = int(rows[ch] - rows.min())
