@@ -2429,9 +2429,9 @@ class EcgCanceller:
             c = np.linalg.solve(g + (1e-9 * np.trace(g) + 1e-30) * np.eye(len(h)),
                                 h @ (beat[on] - fit[on, :n]).T)
             course = c.T @ h
-            energy = np.maximum(np.einsum("ij,ij->i", fit[on, :n], fit[on, :n]), 1e-30)
-            size = 0.5 * (np.log(np.maximum(np.einsum("ij,ij->i", course, course), 1e-12 * energy))
-                          - np.log(energy))
+            own = np.maximum(np.einsum("ij,ij->i", fit[on, :n], fit[on, :n]), 1e-30)  # template's
+            size = 0.5 * (np.log(np.maximum(np.einsum("ij,ij->i", course, course), 1e-12 * own))
+                          - np.log(own))
             cut = self._course_bound(bound, on, size)
             part[on] = np.where(cut > 0.0, np.nan, size)
             fit[on] += (c * np.exp(-cut)).T @ heart
