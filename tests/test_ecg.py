@@ -797,6 +797,42 @@ def test_a_sinusoidal_train_is_not_fitted_as_a_beat_s_tail(name: str, seed: int)
     assert before < 0.6 * sd and during < sd, (before, during, sd)
 
 
+@pytest.mark.parametrize("name, seed", [("s0010_re", 3), ("100", 1)])
+def test_a_lasting_train_is_not_learnt_as_the_heart(name: str, seed: int) -> None:
+    """A 96 Hz A-train of 100 µV p-p on one channel for 25 s leaves a large residual in every
+    beat, and RESTART_REJECTS such beats in a row restarted the channel's template, which then
+    learnt the train as the heart: 20.3 and 19.6 µV RMS of error over the train's last 10 s,
+    6.1 and 5.6 over the 5 s after it. Those beats' mean residual is small against each one's
+    (the train is not locked to the heart): no restart, 2.0 and 2.2 µV over the train's last
+    10 s, 1.4 and 1.0 after it (the noise: 2.8)."""
+    fs = 5000.0
+    ecg, noise, _ = real_ecg_record(name, fs, 55.0, 8, seed)
+    ch = int(np.argsort(np.ptp(ecg[int(5 * fs):int(7 * fs)], axis=0))[1])  # little heart
+    on, off = int(20 * fs), int(45 * fs)
+    emg = np.zeros(ecg.shape)
+    emg[on:off, ch] = 50.0 * np.sin(2.0 * np.pi * 96.3 * np.arange(off - on) / fs)
+    error = (run(EcgCanceller(8, fs), ecg + noise + emg, 500) - noise - emg)[:, ch]
+    sd = float(np.std(noise[:, ch]))
+    late = float(np.sqrt(np.mean(error[off - int(10 * fs):off] ** 2)))
+    after = float(np.sqrt(np.mean(error[off:off + int(5 * fs)] ** 2)))
+    assert late < sd and after < sd, (late, after, sd)
+
+
+def test_a_heartbeat_changed_for_good_is_learnt_again() -> None:
+    """What RESTART_COHERENCE keeps: the heartbeat on one channel doubled for good (an
+    electrode moved; beyond the fit's gain of 0.5–1.5) leaves the same residual at every beat,
+    and the channel's template is learnt again: 15.1 µV RMS of ECG left over the first 10 s,
+    3.2 over 20–30 s after the change (the noise: 2.8)."""
+    fs = 5000.0
+    ecg, noise, _ = real_ecg_record("s0010_re", fs, 50.0, 8, 3)
+    ch = int(np.argmax(np.ptp(ecg[int(5 * fs):int(7 * fs)], axis=0)))
+    ecg[int(15 * fs):, ch] *= 2.0
+    error = (run(EcgCanceller(8, fs), ecg + noise, 500) - noise)[:, ch]
+    first = float(np.sqrt(np.mean(error[int(15 * fs):int(25 * fs)] ** 2)))
+    then = float(np.sqrt(np.mean(error[int(35 * fs):int(45 * fs)] ** 2)))
+    assert first > 10.0 and then < 1.5 * np.std(noise[:, ch]), (first, then)
+
+
 @pytest.mark.parametrize("name, seed, most_uv", [("s0010_re", 3, 8.0), ("100", 2, 2.0)])
 def test_a_beat_whose_heart_turned_is_still_fitted(name: str, seed: int, most_uv: float) -> None:
     """The heart's time courses are bounded on a channel by their typical part there times

@@ -133,7 +133,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
 * **Templates.** Per class and channel: the mean of its first beats, then an exponential
   average over ~32 beats, from beats clean over the whole window (no EMG, flat or rail, no
   global artifact); once converged, a beat whose QRS residual exceeds 3 × the typical one is not
-  learnt, and 16 such in a row restart the template. Beats found by search-back are reported
+  learnt, and 16 such in a row restart the template where they left the same residual (a
+  changed heartbeat; EMG lasting over those beats, not locked to the heart, averages out of
+  their mean residual: :data:`RESTART_COHERENCE`). Beats found by search-back are reported
   but neither subtracted nor learnt from (their window has already been output).
 
 Input must be mains-cancelled: uncancelled mains of ~10 µV spoils the per-beat gain and lag on
@@ -481,10 +483,16 @@ COURSE_MIN_CHANNELS = 3
 EMG_RATIO = 2.5
 HF_SHARE = 0.3
 #: A converged template is not updated by a beat whose residual RMS over the QRS exceeds this
-#: many typical residuals; RESTART_REJECTS such beats in a row restart it.
+#: many typical residuals; RESTART_REJECTS such beats in a row restart it — if what they left
+#: is the heart's: the RMS of their mean residual at least RESTART_COHERENCE × their RMS
+#: residual (a changed heartbeat leaves the same residual every beat, ≈ 1; EMG not locked to
+#: the heart averages out, ≈ 1/√RESTART_REJECTS). A 96 Hz A-train of 100 µV p-p lasting 30 s
+#: on one channel (slow for the >200 Hz EMG test) restarted it and was learnt as the heart:
+#: 17–21 µV RMS of error over its last 20 s, 4–6 µV for 15 s after it (s0010, seed 3).
 OUTLIER_RATIO = 3.0
 RESIDUAL_BEATS = 16
 RESTART_REJECTS = 16
+RESTART_COHERENCE = 0.5
 #: A channel whose QRS residual RMS exceeds this many times its typical one is not used to
 #: predict the others' residuals across channels: an A-train on the iliopsoas (252 µV RMS
 #: against 3, little >200 Hz content) was projected onto the anal sphincter as 27–67 µV spikes
@@ -880,6 +888,10 @@ class EcgCanceller:
         self._count = np.zeros((k, c), dtype=np.int64)  # beats learned
         self._residual = np.zeros((k, c))               # typical QRS residual RMS (µV)
         self._rejects = np.zeros((k, c), dtype=np.int64)
+        # per class and channel: the sum of the rejected beats' QRS residuals (µV), their
+        # squared RMS summed
+        self._reject_sum = np.zeros((k, c, self._core))
+        self._reject_power = np.zeros((k, c))
         # per class, span (core, tail) and channel: log of the courses' typical part of a fit
         self._course = np.zeros((k, 2, c))
         self._course_beats = np.zeros((k, 2, c), dtype=np.int64)
@@ -2072,7 +2084,7 @@ class EcgCanceller:
         clean = live & ~emg
         resid_rms = np.sqrt(np.mean(residual ** 2, axis=1))
         typical = self._residual[k].copy()  # (before this beat joins it)
-        learn = self._judge_residual(k, clean, resid_rms)
+        learn = self._judge_residual(k, clean, residual, resid_rms)
         pending = _Beat(fid + lag_max + self._post, fid, k, lags, learn)
         self._pending.append(pending)
         # a channel whose residual is far beyond its usual one holds something else (an
@@ -2281,6 +2293,8 @@ class EcgCanceller:
         self._course[k] = 0.0
         self._course_beats[k] = 0
         self._rejects[k] = 0
+        self._reject_sum[k] = 0.0
+        self._reject_power[k] = 0.0
         self._class_beats[k] = 0
         self._class_lag[k] = 0.0
         self._pending = deque(b for b in self._pending if b.klass != k)
@@ -2501,11 +2515,13 @@ class EcgCanceller:
         b, a = ba
         return signal.lfilter(b, a, x, axis=1, zi=zi[None, :] * x[:, :1])[0]
 
-    def _judge_residual(self, k: int, clean: np.ndarray, resid_rms: np.ndarray) -> np.ndarray:
+    def _judge_residual(self, k: int, clean: np.ndarray, residual: np.ndarray,
+                        resid_rms: np.ndarray) -> np.ndarray:
         """Which clean channels may update class ``k``'s templates with this beat: any while
-        the template is young; once converged, those whose QRS residual RMS (µV) is within
-        OUTLIER_RATIO of the typical one, which follows them. RESTART_REJECTS outliers in a
-        row restart a channel's template."""
+        the template is young; once converged, those whose QRS residual (channels × core, µV;
+        its RMS ``resid_rms``) is within OUTLIER_RATIO of the typical one, which follows them.
+        RESTART_REJECTS outliers in a row restart a channel's template where they left the
+        same residual (RESTART_COHERENCE), and are judged afresh where they did not."""
         count = self._count[k]
         mature = count >= self.bootstrap_beats
         typical = self._residual[k]
@@ -2513,19 +2529,29 @@ class EcgCanceller:
         fitted = ok & (count > 0)  # the first beat has no template to leave a residual
         typical[fitted] += ((resid_rms[fitted] - typical[fitted])
                             / np.minimum(count[fitted], RESIDUAL_BEATS))
-        rejects = self._rejects[k]
+        rejects, total, power = self._rejects[k], self._reject_sum[k], self._reject_power[k]
+        rejected = clean & ~ok
         rejects[ok] = 0
-        rejects[clean & ~ok] += 1
-        restart = rejects >= RESTART_REJECTS
+        total[ok] = 0.0
+        power[ok] = 0.0
+        rejects[rejected] += 1
+        total[rejected] += residual[rejected]
+        power[rejected] += resid_rms[rejected] ** 2
+        full = rejects >= RESTART_REJECTS
+        coherent = (np.sqrt(np.mean(total ** 2, axis=1)) / np.maximum(rejects, 1)
+                    >= RESTART_COHERENCE * np.sqrt(power / np.maximum(rejects, 1)))
+        restart = full & coherent
         if restart.any():
             count[restart] = 0
             self._shape_cache.pop(k, None)
             self._template[k][restart] = 0.0
             typical[restart] = 0.0
-            rejects[restart] = 0
             self._variation.clear(k, restart)
             self._course[k][:, restart] = 0.0
             self._course_beats[k][:, restart] = 0
+        rejects[full] = 0
+        total[full] = 0.0
+        power[full] = 0.0
         return ok
 
     def _spatial(self, residual: np.ndarray, sigma: np.ndarray, correct: np.ndarray,
