@@ -133,9 +133,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
 * **Templates.** Per class and channel: the mean of its first beats, then an exponential
   average over ~32 beats, from beats clean over the whole window (no EMG, flat or rail, no
   global artifact); once converged, a beat whose QRS residual exceeds 3 × the typical one is not
-  learnt, and 16 such in a row restart the template where they left the same residual (a
-  changed heartbeat; EMG lasting over those beats, not locked to the heart, averages out of
-  their mean residual: :data:`RESTART_COHERENCE`). Beats found by search-back are reported
+  learnt, and 16 such in a row restart the template where what they left after the QRS is
+  smooth (a changed heartbeat; not EMG lasting over those beats, which is there too:
+  :data:`RESTART_CONFINED`). Beats found by search-back are reported
   but neither subtracted nor learnt from (their window has already been output).
 
 Input must be mains-cancelled: uncancelled mains of ~10 µV spoils the per-beat gain and lag on
@@ -187,7 +187,11 @@ DETECT_RATE_HZ = 1000.0
 ACTIVITY_HP_HZ = 200.0
 #: A block is "wild" on a channel when its >200 Hz RMS exceeds this many robust σ.
 WILD_RATIO = 3.0
-#: A block is "flat" (lead-off) when its >200 Hz RMS is below this fraction of σ.
+#: A block is "flat" (lead-off) when its >200 Hz RMS is below this fraction of σ — or of the
+#: channel's quietest σ since the history first filled, where σ rose since: a channel that
+#: accepted a wild level (RELEARN_S) read flat for good once it was quiet again (a 60 s
+#: A-train of 400 µV p-p raised σ from 2.7 to 32 µV; after it the channel's QRS was no longer
+#: subtracted: 19 µV RMS left over each beat for as long as it ran, s0010/100 probes).
 FLAT_RATIO = 0.1
 #: While the scales' history fills for the first time every block is learnt, except those
 #: whose >200 Hz RMS is below this (µV): flat (an amplifier's own noise there is ≥ ~0.5 µV).
@@ -483,16 +487,20 @@ COURSE_MIN_CHANNELS = 3
 EMG_RATIO = 2.5
 HF_SHARE = 0.3
 #: A converged template is not updated by a beat whose residual RMS over the QRS exceeds this
-#: many typical residuals; RESTART_REJECTS such beats in a row restart it — if what they left
-#: is the heart's: the RMS of their mean residual at least RESTART_COHERENCE × their RMS
-#: residual (a changed heartbeat leaves the same residual every beat, ≈ 1; EMG not locked to
-#: the heart averages out, ≈ 1/√RESTART_REJECTS). A 96 Hz A-train of 100 µV p-p lasting 30 s
-#: on one channel (slow for the >200 Hz EMG test) restarted it and was learnt as the heart:
-#: 17–21 µV RMS of error over its last 20 s, 4–6 µV for 15 s after it (s0010, seed 3).
+#: many typical residuals; RESTART_REJECTS such beats in a row restart it — where what they
+#: left was the heartbeat's: over the window after the core (R + ~105…230 ms, the ST-T
+#: segment), their residual's >GATE_HIGHPASS_HZ RMS at most RESTART_CONFINED × their core's
+#: residual RMS (over those beats). A changed heartbeat's misfit is confined to its QRS and
+#: smooth after it (0.2 or less); EMG lasting over those beats is there too (≈ 1). A 96 Hz
+#: A-train of 100 µV p-p lasting 30 s on one channel (too slow for the >200 Hz EMG test)
+#: restarted the template, which learnt it as the heart: 17–21 µV RMS of error over its last
+#: 20 s, 4–6 µV for 15 s after it (s0010, seed 3). How alike the rejected beats' residuals
+#: are does not tell them apart: a train's mean residual over 16 beats kept 0.17–0.65 of its
+#: RMS (a fit biased by it is alike from beat to beat), a doubled heartbeat's 0.94.
 OUTLIER_RATIO = 3.0
 RESIDUAL_BEATS = 16
 RESTART_REJECTS = 16
-RESTART_COHERENCE = 0.5
+RESTART_CONFINED = 0.5
 #: A channel whose QRS residual RMS exceeds this many times its typical one is not used to
 #: predict the others' residuals across channels: an A-train on the iliopsoas (252 µV RMS
 #: against 3, little >200 Hz content) was projected onto the anal sphincter as 27–67 µV spikes
@@ -598,6 +606,8 @@ class _Beat:
     klass: int         # beat class (template set)
     lags: np.ndarray   # per channel, samples
     learn: np.ndarray  # per channel: clean over the QRS, may update the class template
+    rejected: np.ndarray   # per channel: clean, its QRS residual an outlier (not learnt)
+    core_power: np.ndarray  # per channel: the QRS residual's mean square (µV²)
     # for the tail's fit (None: nothing was subtracted): the fit's basis, the window's first
     # row per channel (absolute), what was subtracted over the window (channels × window µV,
     # zero on the channels it was not) and the channels' >200 Hz noise σ (µV)
@@ -854,6 +864,8 @@ class EcgCanceller:
         self._hist = np.zeros((self._history, 2 * c))
         self._hist_pos = 0
         self._hist_filled = 0
+        # per channel: its least >200 Hz σ (µV) since the history first filled (FLAT_RATIO)
+        self._quietest = np.full(c, np.inf)
         self._scale: np.ndarray | None = None
         self._excluded_run = np.zeros(c, dtype=np.int64)
         self._channel_hold = np.zeros(c, dtype=np.int64)  # blocks a channel stays left out
@@ -888,10 +900,10 @@ class EcgCanceller:
         self._count = np.zeros((k, c), dtype=np.int64)  # beats learned
         self._residual = np.zeros((k, c))               # typical QRS residual RMS (µV)
         self._rejects = np.zeros((k, c), dtype=np.int64)
-        # per class and channel: the sum of the rejected beats' QRS residuals (µV), their
-        # squared RMS summed
-        self._reject_sum = np.zeros((k, c, self._core))
-        self._reject_power = np.zeros((k, c))
+        # per class and channel, over the rejected beats in a row: their residuals' mean square
+        # over the core and (>GATE_HIGHPASS_HZ) over the window after it, summed (µV²)
+        self._reject_core = np.zeros((k, c))
+        self._reject_after = np.zeros((k, c))
         # per class, span (core, tail) and channel: log of the courses' typical part of a fit
         self._course = np.zeros((k, 2, c))
         self._course_beats = np.zeros((k, 2, c), dtype=np.int64)
@@ -1204,7 +1216,7 @@ class EcgCanceller:
         act_sigma, det_sigma = self._scale[:c], self._scale[c:]
         act = stats[:, :c]
         wild = act > WILD_RATIO * act_sigma
-        dead = act < FLAT_RATIO * act_sigma
+        dead = act < FLAT_RATIO * np.minimum(act_sigma, self._quietest)
         dead |= railed
         if gap.any():
             dead |= gap[:, None]
@@ -1263,6 +1275,8 @@ class EcgCanceller:
             new[c:][smooth] = self._scale[c:][smooth] * ratio[smooth] ** SCALE_SMOOTHING
             self._scale = new
             self._scale_log.append((index + m, new[c:]))
+            if self._hist_filled >= self._history:
+                np.minimum(self._quietest, new[:c], out=self._quietest)
         return act_sigma, det_sigma, wild, dead
 
     def _restart_learning(self, at: int) -> None:
@@ -2084,8 +2098,9 @@ class EcgCanceller:
         clean = live & ~emg
         resid_rms = np.sqrt(np.mean(residual ** 2, axis=1))
         typical = self._residual[k].copy()  # (before this beat joins it)
-        learn = self._judge_residual(k, clean, residual, resid_rms)
-        pending = _Beat(fid + lag_max + self._post, fid, k, lags, learn)
+        learn = self._judge_residual(k, clean, resid_rms)
+        pending = _Beat(fid + lag_max + self._post, fid, k, lags, learn, clean & ~learn,
+                        resid_rms ** 2)
         self._pending.append(pending)
         # a channel whose residual is far beyond its usual one holds something else (an
         # A-train smoothed to a near-sinusoid passes the >200 Hz test): it predicts no other
@@ -2293,8 +2308,8 @@ class EcgCanceller:
         self._course[k] = 0.0
         self._course_beats[k] = 0
         self._rejects[k] = 0
-        self._reject_sum[k] = 0.0
-        self._reject_power[k] = 0.0
+        self._reject_core[k] = 0.0
+        self._reject_after[k] = 0.0
         self._class_beats[k] = 0
         self._class_lag[k] = 0.0
         self._pending = deque(b for b in self._pending if b.klass != k)
@@ -2515,13 +2530,11 @@ class EcgCanceller:
         b, a = ba
         return signal.lfilter(b, a, x, axis=1, zi=zi[None, :] * x[:, :1])[0]
 
-    def _judge_residual(self, k: int, clean: np.ndarray, residual: np.ndarray,
-                        resid_rms: np.ndarray) -> np.ndarray:
+    def _judge_residual(self, k: int, clean: np.ndarray, resid_rms: np.ndarray) -> np.ndarray:
         """Which clean channels may update class ``k``'s templates with this beat: any while
-        the template is young; once converged, those whose QRS residual (channels × core, µV;
-        its RMS ``resid_rms``) is within OUTLIER_RATIO of the typical one, which follows them.
-        RESTART_REJECTS outliers in a row restart a channel's template where they left the
-        same residual (RESTART_COHERENCE), and are judged afresh where they did not."""
+        the template is young; once converged, those whose QRS residual RMS (µV) is within
+        OUTLIER_RATIO of the typical one, which follows them (the others are counted by
+        :meth:`_judge_restart`)."""
         count = self._count[k]
         mature = count >= self.bootstrap_beats
         typical = self._residual[k]
@@ -2529,30 +2542,43 @@ class EcgCanceller:
         fitted = ok & (count > 0)  # the first beat has no template to leave a residual
         typical[fitted] += ((resid_rms[fitted] - typical[fitted])
                             / np.minimum(count[fitted], RESIDUAL_BEATS))
-        rejects, total, power = self._rejects[k], self._reject_sum[k], self._reject_power[k]
-        rejected = clean & ~ok
-        rejects[ok] = 0
-        total[ok] = 0.0
-        power[ok] = 0.0
+        return ok
+
+    def _judge_restart(self, beat: _Beat) -> None:
+        """Count the beat's rejected channels (see :meth:`_judge_residual`) now that its whole
+        window has arrived; RESTART_REJECTS in a row restart a channel's template where what
+        they left after the core was smooth (RESTART_CONFINED): the heartbeat changed, no EMG
+        lasts there."""
+        k = beat.klass
+        rejects, core, after = self._rejects[k], self._reject_core[k], self._reject_after[k]
+        rejects[beat.learn] = 0
+        core[beat.learn] = 0.0
+        after[beat.learn] = 0.0
+        if not beat.rejected.any():
+            return
+        lo = beat.fiducial - self._pre - self._lag_max
+        seg = self._x.window(lo, beat.fiducial + self._post + self._lag_max).T
+        data = sliding_window_view(seg, self._window, axis=1)[np.arange(self.n_channels),
+                                                              beat.lags + self._lag_max]
+        left = data if beat.subtracted is None else data - beat.subtracted
+        high = self._highpass(np.nan_to_num(left[:, self._core:]), self._ba_gate, self._zi_gate)
+        rejected = beat.rejected
         rejects[rejected] += 1
-        total[rejected] += residual[rejected]
-        power[rejected] += resid_rms[rejected] ** 2
+        core[rejected] += beat.core_power[rejected]
+        after[rejected] += np.mean(high[rejected] ** 2, axis=1)
         full = rejects >= RESTART_REJECTS
-        coherent = (np.sqrt(np.mean(total ** 2, axis=1)) / np.maximum(rejects, 1)
-                    >= RESTART_COHERENCE * np.sqrt(power / np.maximum(rejects, 1)))
-        restart = full & coherent
+        restart = full & (after <= RESTART_CONFINED ** 2 * core)
         if restart.any():
-            count[restart] = 0
+            self._count[k][restart] = 0
             self._shape_cache.pop(k, None)
             self._template[k][restart] = 0.0
-            typical[restart] = 0.0
+            self._residual[k][restart] = 0.0
             self._variation.clear(k, restart)
             self._course[k][:, restart] = 0.0
             self._course_beats[k][:, restart] = 0
         rejects[full] = 0
-        total[full] = 0.0
-        power[full] = 0.0
-        return ok
+        core[full] = 0.0
+        after[full] = 0.0
 
     def _spatial(self, residual: np.ndarray, sigma: np.ndarray, correct: np.ndarray,
                  observed: np.ndarray, learn_from: bool) -> np.ndarray:
@@ -2736,6 +2762,7 @@ class EcgCanceller:
         if self._artifact_between(lo, beat.due):
             return
         self._fit_tail(beat)
+        self._judge_restart(beat)
         flags = self._flags_between(beat.fiducial + self._core_post, beat.due)
         learn = beat.learn & (flags == 0)
         if not learn.any():
