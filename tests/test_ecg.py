@@ -646,6 +646,22 @@ def test_lead_off_at_the_start_is_not_learnt_as_the_channel_s_level() -> None:
     _assert_cancelled_on(rec, 1, 5.0, 9.0)
 
 
+def test_a_lead_off_is_flat_on_a_channel_connected_after_the_start() -> None:
+    """A channel flat (no lead) through the scales' first fill has a σ of nothing; connected,
+    it reads wild and accepts its level after RELEARN_S. A later lead-off there (0.02 µV
+    left) must still read flat: out of QRS detection and its windows blanked for detection at
+    every beat. Judged flat against its σ before the wild level instead (FLAT_RATIO) where
+    that σ was nothing, it never did: no beat of the lead-off blanked."""
+    rec = _start_up_record(32.0)
+    fs, ch = rec.fs, 1
+    rec.x[:int(5 * fs), ch] = 0.0
+    off = slice(int(20 * fs), int(27 * fs))
+    rec.x[off, ch] = 0.02 * np.random.default_rng(0).standard_normal(off.stop - off.start)
+    _, blank = run_blanked(EcgCanceller(rec.x.shape[1], fs), rec.x, 500)
+    beats = rec.r_peaks[(rec.r_peaks > 21 * fs) & (rec.r_peaks < 26 * fs)]
+    assert len(beats) >= 4 and blank[beats, ch].all(), blank[beats, ch]
+
+
 def test_beat_soon_after_cautery_clipped_at_the_rail_is_subtracted() -> None:
     """Cautery clipped by the amplifier's range is broadband noise at the rail, not a lead-off
     step: a channel is back in QRS detection as soon as after the same noise below the rail

@@ -188,10 +188,12 @@ ACTIVITY_HP_HZ = 200.0
 #: A block is "wild" on a channel when its >200 Hz RMS exceeds this many robust σ.
 WILD_RATIO = 3.0
 #: A block is "flat" (lead-off) when its >200 Hz RMS is below this fraction of σ — or of the
-#: channel's quietest σ since the history first filled, where σ rose since: a channel that
-#: accepted a wild level (RELEARN_S) read flat for good once it was quiet again (a 60 s
-#: A-train of 400 µV p-p raised σ from 2.7 to 32 µV; after it the channel's QRS was no longer
-#: subtracted: 19 µV RMS left over each beat for as long as it ran, s0010/100 probes).
+#: channel's σ before it accepted a wild level (RELEARN_S), until σ is back within twice that
+#: and nothing is excluded there: once quiet again after a long loud train, it read flat for
+#: good (a 15 s A-train of 400 µV p-p raised σ from 2.7 to 32 µV; after it the channel's QRS
+#: was no longer subtracted: 19 µV RMS left over each beat for as long as it ran). (A running
+#: minimum of σ instead fell to nothing on a channel connected after the start, and a later
+#: lead-off there never read flat.)
 FLAT_RATIO = 0.1
 #: While the scales' history fills for the first time every block is learnt, except those
 #: whose >200 Hz RMS is below this (µV): flat (an amplifier's own noise there is ≥ ~0.5 µV).
@@ -488,15 +490,16 @@ EMG_RATIO = 2.5
 HF_SHARE = 0.3
 #: A converged template is not updated by a beat whose residual RMS over the QRS exceeds this
 #: many typical residuals; RESTART_REJECTS such beats in a row restart it — where what they
-#: left was the heartbeat's: over the window after the core (R + ~105…230 ms, the ST-T
-#: segment), their residual's >GATE_HIGHPASS_HZ RMS at most RESTART_CONFINED × their core's
-#: residual RMS (over those beats). A changed heartbeat's misfit is confined to its QRS and
-#: smooth after it (0.2 or less); EMG lasting over those beats is there too (≈ 1). A 96 Hz
-#: A-train of 100 µV p-p lasting 30 s on one channel (too slow for the >200 Hz EMG test)
-#: restarted the template, which learnt it as the heart: 17–21 µV RMS of error over its last
-#: 20 s, 4–6 µV for 15 s after it (s0010, seed 3). How alike the rejected beats' residuals
-#: are does not tell them apart: a train's mean residual over 16 beats kept 0.17–0.65 of its
-#: RMS (a fit biased by it is alike from beat to beat), a doubled heartbeat's 0.94.
+#: left was the heartbeat's. Over the window after the core (R + ~110…230 ms, the ST-T
+#: segment) the core's fits leave, high-passed at GATE_HIGHPASS_HZ, at most RESTART_CONFINED
+#: × the full-band residual over the core, in RMS pooled over those beats (√(Σ after² /
+#: Σ core²), µV over µV). A changed heartbeat's misfit is confined to its QRS and smooth
+#: after it (0.2 or less); EMG lasting over those beats is there too (≈ 1). A 96 Hz A-train
+#: of 100 µV p-p lasting 30 s on one channel (too slow for the >200 Hz EMG test) restarted
+#: the template, which learnt it as the heart: 17–21 µV RMS of error over its last 20 s,
+#: 4–6 µV for 15 s after it (s0010, seed 3). How alike the rejected beats' residuals are
+#: does not tell them apart: a train's mean residual over 16 beats kept 0.17–0.65 of its RMS
+#: (a fit biased by it is alike from beat to beat), a doubled heartbeat's 0.94.
 OUTLIER_RATIO = 3.0
 RESIDUAL_BEATS = 16
 RESTART_REJECTS = 16
@@ -864,8 +867,8 @@ class EcgCanceller:
         self._hist = np.zeros((self._history, 2 * c))
         self._hist_pos = 0
         self._hist_filled = 0
-        # per channel: its least >200 Hz σ (µV) since the history first filled (FLAT_RATIO)
-        self._quietest = np.full(c, np.inf)
+        # per channel: its >200 Hz σ (µV) before it accepted a wild level (FLAT_RATIO), else inf
+        self._ordinary = np.full(c, np.inf)
         self._scale: np.ndarray | None = None
         self._excluded_run = np.zeros(c, dtype=np.int64)
         self._channel_hold = np.zeros(c, dtype=np.int64)  # blocks a channel stays left out
@@ -1216,7 +1219,7 @@ class EcgCanceller:
         act_sigma, det_sigma = self._scale[:c], self._scale[c:]
         act = stats[:, :c]
         wild = act > WILD_RATIO * act_sigma
-        dead = act < FLAT_RATIO * np.minimum(act_sigma, self._quietest)
+        dead = act < FLAT_RATIO * np.minimum(act_sigma, self._ordinary)
         dead |= railed
         if gap.any():
             dead |= gap[:, None]
@@ -1227,7 +1230,12 @@ class EcgCanceller:
             run = np.where(last_good >= 0, steps - last_good, self._excluded_run + steps + 1)
             self._excluded_run = run[-1]
             # a long-wild channel accepts its new level; a flat one never does (lead-off ends)
-            push = ~bad | ((run > self._relearn_blocks) & ~dead)
+            accepted = (run > self._relearn_blocks) & ~dead
+            push = ~bad | accepted
+            # (not a level no signal gave: a channel connected after the start)
+            first = (accepted.any(axis=0) & np.isinf(self._ordinary)
+                     & (act_sigma >= FIRST_FILL_FLAT_UV))
+            self._ordinary[first] = act_sigma[first]
             # … except in the history's first fill: the scales start from a single block (the
             # mains canceller's not yet converged: its >200 Hz harmonics held one channel's σ
             # at 22 µV against 2 µV of noise, so it read flat — out of QRS detection, never
@@ -1275,8 +1283,8 @@ class EcgCanceller:
             new[c:][smooth] = self._scale[c:][smooth] * ratio[smooth] ** SCALE_SMOOTHING
             self._scale = new
             self._scale_log.append((index + m, new[c:]))
-            if self._hist_filled >= self._history:
-                np.minimum(self._quietest, new[:c], out=self._quietest)
+            back = (new[:c] <= 2.0 * self._ordinary) & (self._excluded_run == 0)
+            self._ordinary[back] = np.inf
         return act_sigma, det_sigma, wild, dead
 
     def _restart_learning(self, at: int) -> None:
@@ -2108,7 +2116,7 @@ class EcgCanceller:
         correction = self._spatial(residual, sigma, apply, apply & clean & ~odd,
                                    learn_from=k == self._primary() and not self._late)
         if not (fresh or self._late):  # (a new class's beat was fitted with another's templates)
-            # (a channel restarted by this beat was fitted with the template it threw away)
+            # (a channel without a template yet has no courses' part)
             self._learn_course((k, 0), part, learn & apply & (self._count[k] > 0))
         residual -= correction
         # the channels' >200 Hz σ, steady where the beat's reads higher (an A-train's high
@@ -2544,25 +2552,26 @@ class EcgCanceller:
                             / np.minimum(count[fitted], RESIDUAL_BEATS))
         return ok
 
-    def _judge_restart(self, beat: _Beat) -> None:
+    def _judge_restart(self, beat: _Beat, after_clean: np.ndarray) -> None:
         """Count the beat's rejected channels (see :meth:`_judge_residual`) now that its whole
-        window has arrived; RESTART_REJECTS in a row restart a channel's template where what
-        they left after the core was smooth (RESTART_CONFINED): the heartbeat changed, no EMG
-        lasts there."""
+        window has arrived, where it is clean after the core (``after_clean``: no flat, rail,
+        gap or wild block there) and inside the record; RESTART_REJECTS in a row restart a
+        channel's template where what the core's fits left after the core was smooth
+        (RESTART_CONFINED): the heartbeat changed, no EMG lasts there."""
         k = beat.klass
         rejects, core, after = self._rejects[k], self._reject_core[k], self._reject_after[k]
         rejects[beat.learn] = 0
         core[beat.learn] = 0.0
         after[beat.learn] = 0.0
-        if not beat.rejected.any():
+        rejected = beat.rejected & after_clean
+        if not rejected.any() or beat.due > self._record_end:  # (past it: the flush's zeros)
             return
         lo = beat.fiducial - self._pre - self._lag_max
-        seg = self._x.window(lo, beat.fiducial + self._post + self._lag_max).T
-        data = sliding_window_view(seg, self._window, axis=1)[np.arange(self.n_channels),
-                                                              beat.lags + self._lag_max]
+        seg = self._x.window(lo, beat.due).T
+        start = beat.lags + self._lag_max if beat.rows is None else beat.rows - lo
+        data = sliding_window_view(seg, self._window, axis=1)[np.arange(self.n_channels), start]
         left = data if beat.subtracted is None else data - beat.subtracted
         high = self._highpass(np.nan_to_num(left[:, self._core:]), self._ba_gate, self._zi_gate)
-        rejected = beat.rejected
         rejects[rejected] += 1
         core[rejected] += beat.core_power[rejected]
         after[rejected] += np.mean(high[rejected] ** 2, axis=1)
@@ -2762,8 +2771,8 @@ class EcgCanceller:
         if self._artifact_between(lo, beat.due):
             return
         self._fit_tail(beat)
-        self._judge_restart(beat)
         flags = self._flags_between(beat.fiducial + self._core_post, beat.due)
+        self._judge_restart(beat, flags == 0)
         learn = beat.learn & (flags == 0)
         if not learn.any():
             return
