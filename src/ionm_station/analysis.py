@@ -44,6 +44,7 @@ class AnalysisResult:
     train_time: TrainTimeLedger
     notes: tuple[str, ...] = ()
     clean: np.ndarray | None = None
+    pacing_pulses: int = 0  # pacemaker pulses taken out (see dsp/pacing.py)
 
     @property
     def duration_s(self) -> float:
@@ -61,6 +62,7 @@ class AnalysisResult:
                           "tile": c.tile_key}
                          for c in self.montage.channels],
             "chain_notes": list(self.notes),
+            "pacing_pulses": self.pacing_pulses,
             "events": [{"channel": labels[e.channel], "kind": e.kind, "train_type": e.train_type,
                         "onset_s": round(e.onset / fs, 5), "offset_s": round(e.stop / fs, 5),
                         "peak_uv": round(float(e.peak_uv), 2),
@@ -114,7 +116,8 @@ def analyze_record(record: Record, montage: Montage, settings: ChainSettings = C
     for e in events:
         if e.kind == "train" and e.train_type == "A":
             ledger.add(e.channel, e.onset, e.stop)
-    return AnalysisResult(record.sample_rate_hz, n, montage, events, spans, ledger, chain.notes, clean)
+    return AnalysisResult(record.sample_rate_hz, n, montage, events, spans, ledger, chain.notes,
+                          clean, 0 if chain.pacing is None else chain.pacing.pulses)
 
 
 def montage_from_labels(labels: list[str]) -> Montage:

@@ -361,7 +361,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     n_a = sum(1 for e in result.events if e.train_type == "A")
     print(f"{args.file}: {result.duration_s:.1f} s, {len(record.labels)} ch @ {record.sample_rate_hz:g} Hz: "
           f"{len(result.events)} events ({n_a} A-trains), {len(result.artifacts)} artifact spans; "
-          f"analysed at {result.duration_s / max(elapsed, 1e-9):.0f}× real time -> {args.json}")
+          + (f"{result.pacing_pulses} pacemaker pulses taken out; " if result.pacing_pulses else "")
+          + f"analysed at {result.duration_s / max(elapsed, 1e-9):.0f}× real time -> {args.json}")
     return 0
 
 

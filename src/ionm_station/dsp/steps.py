@@ -366,6 +366,11 @@ class StepDetector:
         return self._before + self._after
 
     @property
+    def lead(self) -> int:
+        """Samples a span begins before its step's edge (PRE_S; fewer at the first sample)."""
+        return self._pre
+
+    @property
     def beat_margin(self) -> int:
         """Samples from the latest R peak a refit may use (see BEAT_NEAR_S) to the earliest
         :meth:`process` examines the edge it is for: R peaks reported this long before a chunk

@@ -45,6 +45,7 @@ from ionm_station.dsp.mains import (
     mains_fits,
     mains_min_rate_hz,
 )
+from ionm_station.dsp.pacing import PacingPulses
 from ionm_station.dsp.rows import Rows
 from ionm_station.dsp.steps import StepDetector
 from ionm_station.events import Event
@@ -154,6 +155,9 @@ class FreeRunChain:
         self.ecg = EcgCanceller(n, fs) if full else None
         self.ecg_highpass = Highpass30(n, fs) if settings.remove_ecg and not full else None
         self.artifacts = ArtifactDetector(n, fs, range_uv, start=start)
+        # pacemaker pulses taken out as lost samples (below FULL_CHAIN_MIN_HZ they are a
+        # fraction of a sample)
+        self.pacing = PacingPulses(n, fs, settings.mains_hz) if not self.degraded else None
         # (the heartbeat before a long gap is blanked: the canceller's delay leaves time)
         self.gaps = GapBridge(n, fs, start, blank_before=self.ecg is not None,
                               mains_hz=settings.mains_hz)
@@ -216,6 +220,8 @@ class FreeRunChain:
             raise ValueError(f"mains must be 50 or 60 Hz or None (detect), got {mains_hz!r}")
         self.mains = self._mains_canceller(mains_hz)
         self.gaps.set_mains(mains_hz)
+        if self.pacing is not None:  # (its baseline takes mains out a period back)
+            self.pacing = PacingPulses(len(self.montage.channels), self.sample_rate_hz, mains_hz)
         self.settings = replace(self.settings, mains_hz=mains_hz)
         self.notes = self._notes()
 
@@ -277,6 +283,8 @@ class FreeRunChain:
             if a in seeks:  # a replay jumped here: no ringing across the splice
                 self.bandpass.reset()
                 self.gaps.splice()
+                if self.pacing is not None:
+                    self.pacing.splice()
             part = self._run(raw[a - start:b - start], a)
             out.clean[part.start - out.start:part.start - out.start + len(part.clean)] = part.clean
             out.events += part.events
@@ -321,7 +329,8 @@ class FreeRunChain:
         spans = self.artifacts.process(raw, start)
         with np.errstate(invalid="ignore"):
             railed = np.abs(raw) >= self._rail_uv  # NaN compares False (the stages skip NaN)
-        y = self.bandpass.process(self.gaps.process(raw))
+        paced = raw if self.pacing is None else self.pacing.process(raw)
+        y = self.bandpass.process(self.gaps.process(paced))
         if self.mains is not None:
             y = self.mains.process(y, self._railed_hold(railed))
         if self.ecg is not None:
@@ -340,12 +349,14 @@ class FreeRunChain:
             b = a + self._steps_piece
             beats = [r + self.start for r in self.ecg.beats[-4:]]  # absolute
             for span in self.steps.process(y[a:b], start + a, beats):
-                if self.gaps.explains(span.start, span.channels, span.kind):
+                if self.gaps.explains(span.start, span.channels, span.kind) or self._paced(
+                        span, self.steps):
                     continue
                 self.artifacts.mark_span(span)
                 if span.kind == "common_mode":
                     self._first_spans.append(span)
-            self.ecg.note_steps([(s.start - self.start, s.channels) for s in self.steps.stepped])
+            self.ecg.note_steps([(s.start - self.start, s.channels) for s in self.steps.stepped
+                                 if not self._paced(s, self.steps)])
             for s in self.steps.stepped:  # (a pop's span ends where its tail is under the noise)
                 if s.kind == "pop":  # from when any chunking has reported it
                     self.ecg.hold_out(s.channels[0], s.start - self.start + self.steps.latency,
@@ -353,6 +364,12 @@ class FreeRunChain:
             lost = self.gaps.lost(start + a, len(y[a:b]))  # (bridged rows: no beat found there)
             out.append(self.ecg.process(y[a:b], railed[a:b], lost))
         return np.concatenate(out)
+
+    def _paced(self, span: ArtifactSpan, steps: StepDetector) -> bool:
+        """Whether the step of ``span`` (found by ``steps``) is a pacemaker pulse's edge or the
+        step back after its lost rows were filled: no electrode's, and no spoilt heartbeat fit
+        (the pulse comes before every beat: its QRS would be blanked at every one)."""
+        return self.pacing is not None and self.pacing.explains(span.start + steps.lead)
 
     def _residual_common_mode(self, y: np.ndarray, last: bool = False) -> np.ndarray:
         """The canceller's output ``y`` (µV, the rows after those it gave before) through a
@@ -370,7 +387,8 @@ class FreeRunChain:
         if len(y) > first:
             at = max(first, 0)
             for span in self.residual_steps.process(y[at:], self._held.stop + at):
-                if self.gaps.explains(span.start, span.channels, span.kind):
+                if self.gaps.explains(span.start, span.channels, span.kind) or self._paced(
+                        span, self.residual_steps):
                     continue
                 uncovered = tuple(c for c in span.channels if not any(
                     c in s.channels and s.start <= span.start < s.stop

@@ -1,0 +1,341 @@
+"""Cardiac pacemaker pulses in the raw stream: taken out as lost samples.
+
+A pacemaker's output pulse (0.1–1.5 ms, a few volts at the heart) reaches every EMG channel
+at the same instant by volume conduction, each channel with its own size and sign — the same
+pattern across channels at every beat. On one channel it is no different from a needle MUAP,
+and it was read as EMG: a real heart paced with pulses of 50 µV at most per channel gave 1,844
+events in 4 minutes instead of 161 (extra tuning seed 601); with 150 µV, 1,929 of them at alarm
+level. ECG monitors reject pacemaker pulses before they look at the QRS; so does this stage,
+before the band-pass. Each row's *jump* is its distance from the line through the four rows
+before it (mains and the heartbeat's slopes are straight over 1 ms; that difference's noise is
+1.58 × the channel's), in units of its robust σ (the median of its magnitude over each block
+of :data:`NOISE_BLOCK_S`; the median of the last :data:`NOISE_BLOCKS` in force for the next).
+
+1. **An edge** is a row whose jumps over the channels together reach :data:`LEARN_SIGMA` σ
+   (power summed), no one channel holding more than :data:`LEARN_SHARE` of it, out of the
+   ordinary signal: fewer than :data:`MIN_CHANNELS` channels jumped by :data:`EDGE_SIGMA` σ
+   in the :data:`QUIET_BEFORE_S` before (cautery is broadband all along).
+2. **Following it**: the pulse is over once the rows stand still along its pattern for
+   :data:`STILL_S` (see :data:`STILL_SIGMA`), at most :data:`MAX_WIDTH_S` after the edge. It
+   was a pulse, not a step, where its level (each row less the row a mains period back, against
+   the line through those before the edge) is back within :data:`RETURN_FRACTION` of its
+   largest size by then.
+3. **Learning**: common-mode steps and cautery give such edges too, each with a pattern of its
+   own. Pacing is *established* once :data:`ESTABLISH_PULSES` pulses, each within
+   :data:`INTERVAL_S` of the one before, share a pattern (cosine ≥ :data:`PATTERN_COS` in σ
+   units). Nothing is taken out before: those first pulses still reach the detector.
+4. **Taking it out**: an edge whose jumps match an established pattern — projection on it at
+   least :data:`MATCH_SIGMA` σ (the channels summed as a matched filter: a pulse too small to
+   stand out on any one channel is found), cosine at least :data:`MATCH_COS` — begins a
+   pulse; from it each row is lost (NaN on every channel) until it is over. Such an edge needs
+   only :data:`QUIET_MATCH_S` of quiet before it. The pattern follows the pulses taken over
+   :data:`PATTERN_PULSES`; it lapses after :data:`LAPSE_S` without one, and one pulse
+   matching it puts it back in force.
+
+The chain's gap bridge fills the lost rows for the stages, keeps the clean output NaN there and
+blanks detection over them and the ringing after (see :mod:`ionm_station.dsp.gaps`): 12–15 ms a
+beat. A step the chain's step detectors find at a pulse taken out (its edge, or the step back
+after the fill: :meth:`PacingPulses.explains`) is no electrode's: it is neither blanked nor
+noted by the ECG canceller (which would blank every paced beat's QRS window). Each row is
+judged from the rows up to it, so any chunking gives the same rows. With fewer than two
+channels a pulse cannot be told from a MUAP and nothing is taken out.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+#: An edge: a row whose jumps (σ) over the channels reach this together (root of the summed
+#: squares), no channel holding more than LEARN_SHARE of that power …
+LEARN_SIGMA = 6.0
+LEARN_SHARE = 0.5
+#: … where fewer than MIN_CHANNELS channels (fewer where the montage has fewer, at least 2)
+#: jumped by EDGE_SIGMA (σ) in the QUIET_BEFORE_S (s) before it (QUIET_MATCH_S for an edge
+#: matching an established pattern).
+MIN_CHANNELS = 3
+EDGE_SIGMA = 5.0
+QUIET_BEFORE_S = 0.005
+QUIET_MATCH_S = 0.001
+#: A pulse is over once the rows have stood still along its jump's pattern (each within
+#: STILL_SIGMA σ, or STILL_FRACTION of the edge's jump, of the line through the four before it:
+#: an anti-alias filter rings after a 400 µV edge by 2 %) for STILL_S (s; at least four rows:
+#: the line takes that long to forget an edge), at most MAX_WIDTH_S (s) after its edge
+#: (pacing pulses last 0.1–1.5 ms, an active recharge as long again) …
+STILL_SIGMA = 3.0
+STILL_FRACTION = 0.1
+STILL_S = 0.0006
+MAX_WIDTH_S = 0.003
+#: … and it is a pulse (not a step) where its level along the pattern, in µV, is back within
+#: this fraction of its largest size by then.
+RETURN_FRACTION = 0.5
+#: Pacing is established by this many pulses sharing a pattern …
+ESTABLISH_PULSES = 4
+#: … each within this (s) after the one before (heart rates 30–200 a minute) …
+INTERVAL_S = (0.3, 2.0)
+#: … their patterns' cosine at least this (channels in σ units).
+PATTERN_COS = 0.8
+#: Established, a row whose jump's projection on a pattern reaches MATCH_SIGMA (σ), at a
+#: cosine of at least MATCH_COS with it, begins a pulse.
+MATCH_SIGMA = 5.0
+MATCH_COS = 0.85
+#: The pattern is an exponential average over this many pulses.
+PATTERN_PULSES = 16
+#: A pattern lapses after this long (s) without a pulse; one pulse matching it (cosine at
+#: least PATTERN_COS) puts it in force again (a demand pacemaker paces now and then). The
+#: last MAX_PATTERNS patterns are kept.
+LAPSE_S = 10.0
+MAX_PATTERNS = 4
+#: A step found within this (s) after a pulse's lost rows is the step back after them …
+STEP_REACH_S = 0.002
+#: … asked about no later than this (s) after it (the chain's second look for steps, on the
+#: ECG canceller's output, reports its own ~0.4 s after the row came in).
+KEEP_S = 1.0
+#: The noise scale's blocks (s) and how many of them are in force.
+NOISE_BLOCK_S = 0.1
+NOISE_BLOCKS = 5
+#: σ of a normal variable over the median of its magnitude.
+_MAD_SIGMA = 1.4826
+#: Rows the line before a row is fitted through (for its jump).
+_FIT_ROWS = 4
+#: A pulse's level is judged on each row less the row a mains period back (mains would bend
+#: a straight baseline by up to 85 µV over 2 ms; UNKNOWN_MAINS_PERIOD_S where the mains is
+#: not known: 5 periods of 50 Hz, 6 of 60), against the line through BASE_S (s) of those
+#: before the edge.
+UNKNOWN_MAINS_PERIOD_S = 0.1
+BASE_S = 0.002
+
+
+class PacingPulses:
+    """Finds pacemaker pulses in a raw stream (n, channels) µV chunk by chunk and returns it
+    with their rows NaN once pacing is established (see the module docstring).
+
+    Args:
+        n_channels: channels per row.
+        sample_rate_hz: sampling rate (Hz).
+
+    Attributes:
+        pulses: pulses taken out so far.
+    """
+
+    def __init__(self, n_channels: int, sample_rate_hz: float,
+                 mains_hz: float | None = None) -> None:
+        self.n_channels = n_channels
+        self.min_channels = min(MIN_CHANNELS, n_channels)
+        fs = sample_rate_hz
+        self._quiet = max(1, round(QUIET_BEFORE_S * fs))
+        self._quiet_match = min(self._quiet, max(_FIT_ROWS + 1, round(QUIET_MATCH_S * fs)))
+        self._still_rows = max(4, round(STILL_S * fs))
+        self._max_width = max(1, round(MAX_WIDTH_S * fs))
+        self._interval = (round(INTERVAL_S[0] * fs), round(INTERVAL_S[1] * fs))
+        self._lapse = round(LAPSE_S * fs)
+        self._block = max(8, round(NOISE_BLOCK_S * fs))
+        self._next = 0  # rows seen (everything below counts rows from the first)
+        # the level's baseline: each row less the row a mains period back, the line through
+        # BASE_S of that before the edge
+        self._period = round(fs / mains_hz) if mains_hz else round(UNKNOWN_MAINS_PERIOD_S * fs)
+        self._base = max(_FIT_ROWS, round(BASE_S * fs))
+        self._h = self._period + self._base  # raw rows kept from one chunk to the next
+        self._hist = np.full((self._h, n_channels), np.nan)
+        self._jumps = np.zeros((self._quiet, n_channels), bool)  # the last rows' jumps
+        self._block_abs = np.zeros((0, n_channels))  # |jump| of the open block
+        self._medians = np.full((NOISE_BLOCKS, n_channels), np.nan)
+        self._sigma = np.full(n_channels, np.nan)
+        # the pulse being followed: its edge row, the line before it (level at the edge µV,
+        # slope µV per row), its pattern in µV (unit vector), whether its rows are lost; its
+        # largest size along the pattern (µV) and how many rows in a row it has been back
+        self._open: tuple[int, np.ndarray, np.ndarray, np.ndarray, bool] | None = None
+        self._peak = 0.0
+        self._still = 0
+        self._edge_z = np.zeros(n_channels)  # the open pulse's edge row (σ units)
+        self._recent: list[tuple[int, np.ndarray]] = []  # pulses not taken: edge, pattern
+        # established patterns in σ units (unit rows; a dual-chamber pacemaker has two) and
+        # each one's last pulse's edge
+        self._patterns = np.zeros((0, n_channels))
+        self._last = np.zeros(0, np.int64)
+        self._ended = -1  # the row after the last pulse followed
+        self._taken: list[tuple[int, int]] = []  # the last pulses taken: edge, last row lost
+        self._keep = round(KEEP_S * fs)
+        self._reach = round(STEP_REACH_S * fs)
+        self.pulses = 0
+
+    @property
+    def established(self) -> bool:
+        """Whether pacing is established (its pulses are being taken out)."""
+        return bool((self._next - self._last <= self._lapse).any())
+
+    def explains(self, edge: int) -> bool:
+        """Whether a step whose edge is at absolute row ``edge`` is a pulse taken out in the
+        last KEEP_S: its edge (from one row before: an anti-alias filter smears it) or the
+        step back to the signal after its lost rows (up to STEP_REACH_S after them)."""
+        return any(first - 1 <= edge <= last + self._reach for first, last in self._taken)
+
+    def splice(self) -> None:
+        """The stream jumps here (a replay seek): nothing before it is compared with after."""
+        self._hist[:] = np.nan
+        self._open = None
+
+    def process(self, raw: np.ndarray) -> np.ndarray:
+        """The next chunk (n, channels) µV with its pulse rows NaN (``raw`` itself where there
+        is none)."""
+        n = len(raw)
+        if self.min_channels < 2 or n == 0:
+            self._next += n
+            return raw
+        start = self._next
+        self._next += n
+        h = self._h
+        ext = np.concatenate((self._hist, raw.astype(np.float64, copy=False)))  # row t: t + h
+        jumps = ext[h:] - (ext[h - 1:-1] + 0.5 * ext[h - 2:-2] - 0.5 * ext[h - 4:-4])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = jumps / self._sigmas(np.abs(jumps), start)  # (NaN before any σ, where lost)
+            z[~np.isfinite(z)] = np.nan
+            jump = np.abs(z) >= EDGE_SIGMA
+        prior = np.concatenate((self._jumps, jump))  # row t: t + quiet
+        lost = np.zeros(n, bool)
+        t = 0
+        while t < n:
+            if self._open is None:
+                t = self._next_edge(z, prior, ext, start, t)
+                if t >= n:
+                    break
+            t = self._follow(ext, z, start, t, lost)
+        self._jumps = prior[-self._quiet:]
+        self._hist = ext[-h:].copy()
+        if not lost.any():
+            return raw
+        out = raw.astype(np.float64, copy=True)
+        out[lost] = np.nan
+        return out
+
+    def _next_edge(self, z: np.ndarray, prior: np.ndarray, ext: np.ndarray, start: int,
+                   t: int) -> int:
+        """Find the next pulse's edge from row ``t`` of the chunk and open it (see the module
+        docstring); returns its row (the chunk's length where there is none)."""
+        n = len(z)
+        zf = np.nan_to_num(z[t:])
+        power = np.einsum("ij,ij->i", zf, zf)
+        norm = np.sqrt(power)
+        # a jump over the channels together, no one channel holding most of it (nor more than
+        # a pattern's own largest share, for a match)
+        share = np.max(zf * zf, axis=1) / np.maximum(power, 1e-300)
+        candidate = (norm >= LEARN_SIGMA) & (share <= LEARN_SHARE)
+        active = self._patterns[start + t - self._last <= self._lapse]
+        fit = zf @ active.T
+        best = np.argmax(fit, axis=1) if len(active) else np.zeros(n - t, np.int64)
+        along = fit.max(axis=1, initial=-np.inf)
+        own = (active ** 2).max(axis=1, initial=0.0)
+        matched = ((along >= MATCH_SIGMA) & (along >= MATCH_COS * norm)
+                   & (share <= np.maximum(LEARN_SHARE, own[best] if len(own) else 0.0)))
+        for r in (np.flatnonzero(candidate | matched) + t).tolist():
+            # out of the ordinary signal: fewer than MIN_CHANNELS channels jumped in the time
+            # before (cautery is broadband all along; a match looks back QUIET_MATCH_S only:
+            # a common-mode step 3 ms before hid a pulse), and not on the rows whose jumps
+            # still hold the last one followed
+            take = bool(matched[r - t])
+            back = self._quiet_match if take else self._quiet
+            if (start + r - self._ended < _FIT_ROWS
+                    or np.count_nonzero(prior[r + self._quiet - back:r + self._quiet].any(axis=0))
+                    >= self.min_channels):
+                continue
+            # the mains-free rows before the edge and the line through them
+            h, p, b = self._h, self._period, self._base
+            d = ext[r + h - b:r + h] - ext[r + h - b - p:r + h - p]  # rows r − b … r − 1
+            k = np.arange(b) - (b - 1) / 2
+            slope = k @ d / (k @ k)
+            level = d.mean(axis=0) + slope * (b + 1) / 2  # the line at the edge row
+            height = np.nan_to_num(ext[r + h] - ext[r + h - p] - level)
+            size = float(np.sqrt(np.sum(height ** 2)))
+            if size <= 0.0:
+                continue
+            self._open = (start + r, level, slope, height / size, take)
+            self._peak, self._still = size, 0
+            self._edge_z = zf[r - t]
+            return r
+        return n
+
+    def _follow(self, ext: np.ndarray, z: np.ndarray, start: int, t: int,
+                lost: np.ndarray) -> int:
+        """Follow the open pulse from row ``t`` of the chunk (``ext``: the rows before it and
+        the chunk; ``z``: the chunk's jumps in σ), its rows lost where it is taken out, until
+        it is over or the chunk ends; returns the next row to look at."""
+        edge, level, slope, pattern, take = self._open
+        size = max(float(np.linalg.norm(self._edge_z)), 1e-12)
+        u = self._edge_z / size
+        still_below = max(STILL_SIGMA, STILL_FRACTION * size)
+        h, p = self._h, self._period
+        n = len(lost)
+        while t < n:
+            lost[t] |= take
+            along = float(np.nan_to_num(ext[t + h] - ext[t + h - p] - level
+                                        - slope * (start + t - edge)) @ pattern)
+            self._peak = max(self._peak, along)
+            self._still = self._still + 1 if abs(float(np.nan_to_num(z[t]) @ u)) < still_below \
+                else 0
+            t += 1
+            still = self._still >= self._still_rows
+            if still or start + t - edge >= self._max_width:
+                self._open, self._ended = None, start + t
+                if take:  # (matched: counted whatever the level, which mains may bend)
+                    self.pulses += 1
+                    self._taken = [q for q in self._taken if q[1] >= start + t - self._keep]
+                    self._taken.append((edge, start + t - 1))
+                if abs(along) <= RETURN_FRACTION * self._peak:  # back where it was: a pulse
+                    self._pulse(edge, take)
+                break
+        return t
+
+    def _pulse(self, edge: int, taken: bool) -> None:
+        """A pulse came back: taken out (the pattern it matched follows it), or one more
+        towards establishing a pattern."""
+        u = self._edge_z / max(float(np.linalg.norm(self._edge_z)), 1e-12)
+        if taken:
+            k = int(np.argmax(self._patterns @ u))
+            self._last[k] = edge
+            p = self._patterns[k] + (u - self._patterns[k]) / PATTERN_PULSES
+            self._patterns[k] = p / max(float(np.linalg.norm(p)), 1e-12)
+            return
+        if len(self._patterns):  # a lapsed pattern again: in force from the next pulse
+            k = int(np.argmax(self._patterns @ u))
+            if float(self._patterns[k] @ u) >= PATTERN_COS:
+                self._last[k] = edge
+                return
+        lo, hi = self._interval
+        self._recent = [(e, v) for e, v in self._recent if edge - e <= hi * ESTABLISH_PULSES]
+        # the chain of pulses before it, each within INTERVAL_S of the next, sharing its pattern
+        chain, at = [u], edge
+        for e, v in reversed(self._recent):
+            if lo <= at - e <= hi and float(v @ u) >= PATTERN_COS:
+                chain.append(v)
+                at = e
+        self._recent.append((edge, u))
+        if len(chain) >= ESTABLISH_PULSES:
+            p = np.mean(chain, axis=0)
+            self._patterns = np.vstack((self._patterns, p / max(float(np.linalg.norm(p)), 1e-12)
+                                        ))[-MAX_PATTERNS:]
+            self._last = np.append(self._last, edge)[-MAX_PATTERNS:]
+            self._recent = [(e, v) for e, v in self._recent if float(v @ u) < PATTERN_COS]
+
+    def _sigmas(self, magnitude: np.ndarray, start: int) -> np.ndarray:
+        """Per row of the chunk, the channels' σ of the jump in force there (NaN before the
+        first whole block, and on a channel flat over the blocks in force), learning each
+        block's ``magnitude`` (|jump|) as it completes."""
+        n = len(magnitude)
+        sigma = np.empty(magnitude.shape)
+        t = 0
+        while t < n:
+            into = (start + t) % self._block
+            m = min(n - t, self._block - into)
+            sigma[t:t + m] = self._sigma
+            self._block_abs = np.concatenate((self._block_abs, magnitude[t:t + m]))
+            if into + m == self._block:
+                with warnings.catch_warnings():  # (a channel lost all along: NaN, no warning)
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    block = np.nanmedian(self._block_abs, axis=0, keepdims=True)
+                    self._medians = np.concatenate((self._medians[1:], block))
+                    scale = _MAD_SIGMA * np.nanmedian(self._medians, axis=0)
+                    self._sigma = np.where(scale > 0.0, scale, np.nan)  # (flat: not judged)
+                self._block_abs = np.zeros((0, self.n_channels))
+            t += m
+        return sigma
