@@ -82,8 +82,9 @@ def test_pulses_are_taken_out_once_their_pattern_is_established(shape: str,
 
 def test_steps_spikes_and_bursts_of_no_pacemaker_are_left_alone() -> None:
     """Common-mode steps (each with its own pattern, 0.4–3 s apart), MUAP-like spikes on one
-    channel and on two at once, and a 2 s burst of broadband noise on every channel (cautery):
-    no pattern is established and no row is lost."""
+    channel and on two at once, a 2 s burst of broadband noise on every channel (cautery) and
+    mains peaked by its harmonics: no pattern is established and every chunk comes back as it
+    was given."""
     x = _noise(30.0, 3)
     rng = np.random.default_rng(4)
     t = int(0.3 * FS)
@@ -96,34 +97,89 @@ def test_steps_spikes_and_bursts_of_no_pacemaker_are_left_alone() -> None:
         chans = [k % 8] if k % 2 else [k % 8, (k + 3) % 8]
         x[a:a + len(spike), chans] += spike[:, None]
     x[int(12 * FS):int(14 * FS)] += 2000.0 * rng.standard_normal((int(2 * FS), 8))
+    # mains peaked by its harmonics, in phase on every channel: its curvature made 4–5 σ
+    # "edges" on every channel at each period (extra tuning seed 655)
+    t = np.arange(len(x)) / FS
+    for k, uv in ((1, 150.0), (3, 60.0), (5, 40.0), (7, 30.0)):
+        x += uv * np.cos(2 * np.pi * k * 50.2 * t)[:, None] * np.linspace(0.3, 1.0, 8)
     p = PacingPulses(8, FS)
-    out = _run(p, x, 777)
+    for i in range(0, len(x), 777):
+        chunk = x[i:i + 777]
+        assert p.process(chunk) is chunk
     assert not p.established and p.pulses == 0
-    assert not np.isnan(out).any()
+
+
+def test_a_stimulus_train_the_source_reports_is_no_pacemaker() -> None:
+    """Trains of four stimuli at 2 Hz every 5 s on every channel (train-of-four): marked as
+    the source's stimuli they are left alone; unmarked they would be learnt like pacing."""
+    x = _noise(30.0, 8)
+    rng = np.random.default_rng(9)
+    pattern = 500.0 * rng.uniform(0.2, 1.0, 8) * rng.choice([-1.0, 1.0], 8)
+    at = np.array([int((1.0 + 5 * k + 0.5 * j) * FS) for k in range(5) for j in range(4)])
+    _add(x, at, pattern, _pulse(FS, 0.0002, "exp"))
+    unmarked = PacingPulses(8, FS)
+    _run(unmarked, x, 500)
+    assert unmarked.established
+    marked = PacingPulses(8, FS)
+    for i in range(0, len(x), 500):
+        for a in at[(at >= i) & (at < i + 500)].tolist():
+            marked.mark_stimulus(a)
+        marked.process(x[i:i + 500])
+    assert not marked.established and marked.pulses == 0
 
 
 def test_a_demand_pacemaker_is_taken_out_again_from_its_second_pulse() -> None:
     """Pacing that stops for 15 s (its pattern lapses after LAPSE_S) and comes back: its first
-    pulse puts the pattern in force again, the next ones are taken out."""
+    pulse puts the pattern in force again, the next ones are taken out; a pulse LAPSE_S and
+    50 ms after the one before is not taken, in any chunking."""
     x = _noise(30.0, 5)
     rng = np.random.default_rng(6)
     pattern = 150.0 * rng.uniform(0.2, 1.0, 8) * rng.choice([-1.0, 1.0], 8)
     first = np.arange(int(0.5 * FS), int(8 * FS), int(0.8 * FS))
-    again = np.arange(int(23 * FS), int(29 * FS), int(0.8 * FS))
+    again = np.arange(int(first[-1] + (pacing.LAPSE_S + 0.05) * FS), int(29 * FS),
+                      int(0.8 * FS))
     _add(x, np.concatenate((first, again)), pattern, _pulse(FS, 0.0005, "exp"))
     p = PacingPulses(8, FS)
     lost = np.isnan(_run(p, x, 500))[:, 0]
-    assert not lost[int(10 * FS):int(23 * FS)].any()
+    assert not lost[first[-1] + int(0.01 * FS):again[0]].any()
     assert [bool(lost[a]) for a in again] == [False] + [True] * (len(again) - 1)
+    for chunk in (1, 4999):
+        np.testing.assert_array_equal(np.isnan(_run(PacingPulses(8, FS), x, chunk))[:, 0], lost)
 
 
-def test_one_channel_is_left_as_it_is() -> None:
-    """With one channel a pulse cannot be told from a MUAP."""
-    x = _noise(5.0, 7, n_ch=1)
-    _add(x, np.arange(2000, len(x) - 100, 4000), np.array([300.0]), _pulse(FS, 0.0005, "rect"))
-    p = PacingPulses(1, FS)
-    assert _run(p, x, 500) is not None and p.pulses == 0
-    assert not np.isnan(_run(PacingPulses(1, FS), x, 500)).any()
+def test_rows_are_counted_from_the_stream_s_start_and_mains_can_change() -> None:
+    """A stage built mid-stream (``start``) takes out the same rows and says which steps are
+    its pulses in absolute rows; a mains change keeps what it learnt."""
+    x = _noise(12.0, 10)
+    rng = np.random.default_rng(11)
+    pattern = 300.0 * rng.uniform(0.2, 1.0, 8) * rng.choice([-1.0, 1.0], 8)
+    at = np.arange(int(0.5 * FS), len(x) - int(0.1 * FS), int(0.8 * FS))
+    _add(x, at, pattern, _pulse(FS, 0.0005, "exp"))
+    lost = np.isnan(_run(PacingPulses(8, FS), x, 500))
+    offset = 10_000_000
+    p = PacingPulses(8, FS, start=offset)
+    np.testing.assert_array_equal(np.isnan(_run(p, x, 500)), lost)
+    assert p.explains(offset + int(at[-1])) and p.explains(offset + int(at[-1]) + 10)
+    assert not p.explains(int(at[-1])) and not p.explains(offset + int(at[-1]) + 200)
+    q = PacingPulses(8, FS)
+    half = int(6 * FS)
+    _run(q, x[:half], 500)
+    q.set_mains(50.0)
+    rest = np.isnan(_run(q, x[half:], 500))
+    assert all(rest[a - half].all() for a in at[at > half].tolist())
+
+
+def test_fewer_than_three_channels_are_left_as_they_are() -> None:
+    """With one or two channels a pulse cannot be told from a MUAP."""
+    for n_ch in (1, 2):
+        x = _noise(8.0, 7, n_ch=n_ch)
+        _add(x, np.arange(2000, len(x) - 100, 4000), np.full(n_ch, 300.0),
+             _pulse(FS, 0.0005, "rect"))
+        p = PacingPulses(n_ch, FS)
+        for i in range(0, len(x), 500):
+            chunk = x[i:i + 500]
+            assert p.process(chunk) is chunk
+        assert p.pulses == 0
 
 
 # --- the whole chain on a real heart -------------------------------------------------------

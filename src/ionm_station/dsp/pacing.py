@@ -15,8 +15,9 @@ of :data:`NOISE_BLOCK_S`; the median of the last :data:`NOISE_BLOCKS` in force f
    (power summed), no one channel holding more than :data:`LEARN_SHARE` of it, out of the
    ordinary signal: fewer than :data:`MIN_CHANNELS` channels jumped by :data:`EDGE_SIGMA` σ
    in the :data:`QUIET_BEFORE_S` before (cautery is broadband all along).
-2. **Following it**: the pulse is over once the rows stand still along its pattern for
-   :data:`STILL_S` (see :data:`STILL_SIGMA`), at most :data:`MAX_WIDTH_S` after the edge. It
+2. **Following it**: the pulse is over once the rows' jumps projected on its edge's pattern
+   stay small for :data:`STILL_S` (see :data:`STILL_SIGMA`), at most :data:`MAX_WIDTH_S`
+   after the edge. It
    was a pulse, not a step, where its level (each row less the row a mains period back, against
    the line through those before the edge) is back within :data:`RETURN_FRACTION` of its
    largest size by then.
@@ -37,8 +38,9 @@ blanks detection over them and the ringing after (see :mod:`ionm_station.dsp.gap
 beat. A step the chain's step detectors find at a pulse taken out (its edge, or the step back
 after the fill: :meth:`PacingPulses.explains`) is no electrode's: it is neither blanked nor
 noted by the ECG canceller (which would blank every paced beat's QRS window). Each row is
-judged from the rows up to it, so any chunking gives the same rows. With fewer than two
-channels a pulse cannot be told from a MUAP and nothing is taken out.
+judged from the rows up to it, so any chunking gives the same rows. With fewer than three
+channels a pulse cannot be told from a MUAP and nothing is taken out; nor is anything within
+a stimulus the source reported (STIMULUS_PRE_S before to STIMULUS_POST_S after it).
 """
 
 from __future__ import annotations
@@ -47,17 +49,24 @@ import warnings
 
 import numpy as np
 
+from ionm_station.dsp.artifacts import STIMULUS_POST_S, STIMULUS_PRE_S
+
 #: An edge: a row whose jumps (σ) over the channels reach this together (root of the summed
 #: squares), no channel holding more than LEARN_SHARE of that power …
 LEARN_SIGMA = 6.0
 LEARN_SHARE = 0.5
-#: … where fewer than MIN_CHANNELS channels (fewer where the montage has fewer, at least 2)
-#: jumped by EDGE_SIGMA (σ) in the QUIET_BEFORE_S (s) before it (QUIET_MATCH_S for an edge
-#: matching an established pattern).
+#: … where fewer than MIN_CHANNELS channels jumped by EDGE_SIGMA (σ) in the QUIET_BEFORE_S
+#: (s) before it (QUIET_MATCH_S for an edge matching an established pattern). A montage of
+#: fewer channels is left as it is: with two, a pulse's share rule cannot hold.
 MIN_CHANNELS = 3
 EDGE_SIGMA = 5.0
 QUIET_BEFORE_S = 0.005
 QUIET_MATCH_S = 0.001
+#: An edge is sharp: along its pattern, at least SHARP_RATIO × any jump in the QUIET_MATCH_S
+#: before it; and a step in level: each row less the row a mains period back, against the
+#: line through those before it, at least STEP_RATIO of the jump (σ units).
+SHARP_RATIO = 2.0
+STEP_RATIO = 0.5
 #: A pulse is over once the rows have stood still along its jump's pattern (each within
 #: STILL_SIGMA σ, or STILL_FRACTION of the edge's jump, of the line through the four before it:
 #: an anti-alias filter rings after a 400 µV edge by 2 %) for STILL_S (s; at least four rows:
@@ -112,17 +121,19 @@ class PacingPulses:
     with their rows NaN once pacing is established (see the module docstring).
 
     Args:
-        n_channels: channels per row.
+        n_channels: channels per row (fewer than MIN_CHANNELS: nothing is taken out).
         sample_rate_hz: sampling rate (Hz).
+        mains_hz: the nominal mains frequency (Hz; None: not known), see :meth:`set_mains`.
+        start: absolute index of the first row (a chain built mid-stream).
 
     Attributes:
         pulses: pulses taken out so far.
     """
 
     def __init__(self, n_channels: int, sample_rate_hz: float,
-                 mains_hz: float | None = None) -> None:
+                 mains_hz: float | None = None, start: int = 0) -> None:
         self.n_channels = n_channels
-        self.min_channels = min(MIN_CHANNELS, n_channels)
+        self.min_channels = MIN_CHANNELS
         fs = sample_rate_hz
         self._quiet = max(1, round(QUIET_BEFORE_S * fs))
         self._quiet_match = min(self._quiet, max(_FIT_ROWS + 1, round(QUIET_MATCH_S * fs)))
@@ -131,14 +142,16 @@ class PacingPulses:
         self._interval = (round(INTERVAL_S[0] * fs), round(INTERVAL_S[1] * fs))
         self._lapse = round(LAPSE_S * fs)
         self._block = max(8, round(NOISE_BLOCK_S * fs))
-        self._next = 0  # rows seen (everything below counts rows from the first)
+        self._fs = fs
+        self._next = start  # absolute index of the next row
         # the level's baseline: each row less the row a mains period back, the line through
-        # BASE_S of that before the edge
-        self._period = round(fs / mains_hz) if mains_hz else round(UNKNOWN_MAINS_PERIOD_S * fs)
+        # BASE_S of that before the edge (the rows kept reach the longest period back)
         self._base = max(_FIT_ROWS, round(BASE_S * fs))
-        self._h = self._period + self._base  # raw rows kept from one chunk to the next
+        self._h = round(UNKNOWN_MAINS_PERIOD_S * fs) + self._base
+        self.set_mains(mains_hz)
         self._hist = np.full((self._h, n_channels), np.nan)
         self._jumps = np.zeros((self._quiet, n_channels), bool)  # the last rows' jumps
+        self._z = np.full((self._quiet_match, n_channels), np.nan)  # … and the last ones (σ)
         self._block_abs = np.zeros((0, n_channels))  # |jump| of the open block
         self._medians = np.full((NOISE_BLOCKS, n_channels), np.nan)
         self._sigma = np.full(n_channels, np.nan)
@@ -155,10 +168,26 @@ class PacingPulses:
         self._patterns = np.zeros((0, n_channels))
         self._last = np.zeros(0, np.int64)
         self._ended = -1  # the row after the last pulse followed
+        self._match = 0  # the pattern the open pulse matched
         self._taken: list[tuple[int, int]] = []  # the last pulses taken: edge, last row lost
         self._keep = round(KEEP_S * fs)
         self._reach = round(STEP_REACH_S * fs)
+        # rows around stimuli the source reported: their artifacts are no pacemaker's
+        self._stimulus = (round(STIMULUS_PRE_S * fs), round(STIMULUS_POST_S * fs))
+        self._stimuli: list[int] = []
         self.pulses = 0
+
+    def set_mains(self, mains_hz: float | None) -> None:
+        """The nominal mains frequency (Hz; None: not known), whose period back a pulse's level
+        is taken against."""
+        fs = self._fs
+        self._period = round(fs / mains_hz) if mains_hz else round(UNKNOWN_MAINS_PERIOD_S * fs)
+
+    def mark_stimulus(self, index: int) -> None:
+        """A stimulus the source reported at absolute ``index``: no edge from STIMULUS_PRE_S
+        before it to STIMULUS_POST_S after it is learnt or taken (a train-of-four is four
+        regular pulses on every channel)."""
+        self._stimuli = [s for s in self._stimuli if s + self._stimulus[1] > self._next] + [index]
 
     @property
     def established(self) -> bool:
@@ -172,15 +201,19 @@ class PacingPulses:
         return any(first - 1 <= edge <= last + self._reach for first, last in self._taken)
 
     def splice(self) -> None:
-        """The stream jumps here (a replay seek): nothing before it is compared with after."""
+        """The stream jumps here (a replay seek): nothing before it is compared with after (a
+        pulse being followed ends there; the pulses learnt towards a pattern are forgotten)."""
         self._hist[:] = np.nan
+        self._jumps[:] = False
+        self._z[:] = np.nan
         self._open = None
+        self._recent = []
 
     def process(self, raw: np.ndarray) -> np.ndarray:
         """The next chunk (n, channels) µV with its pulse rows NaN (``raw`` itself where there
         is none)."""
         n = len(raw)
-        if self.min_channels < 2 or n == 0:
+        if self.n_channels < self.min_channels or n == 0:
             self._next += n
             return raw
         start = self._next
@@ -193,15 +226,17 @@ class PacingPulses:
             z[~np.isfinite(z)] = np.nan
             jump = np.abs(z) >= EDGE_SIGMA
         prior = np.concatenate((self._jumps, jump))  # row t: t + quiet
+        zext = np.concatenate((self._z, z))  # row t: t + QUIET_MATCH_S's rows
         lost = np.zeros(n, bool)
         t = 0
         while t < n:
             if self._open is None:
-                t = self._next_edge(z, prior, ext, start, t)
+                t = self._next_edge(z, zext, prior, ext, start, t)
                 if t >= n:
                     break
             t = self._follow(ext, z, start, t, lost)
         self._jumps = prior[-self._quiet:]
+        self._z = zext[-self._quiet_match:]
         self._hist = ext[-h:].copy()
         if not lost.any():
             return raw
@@ -209,8 +244,8 @@ class PacingPulses:
         out[lost] = np.nan
         return out
 
-    def _next_edge(self, z: np.ndarray, prior: np.ndarray, ext: np.ndarray, start: int,
-                   t: int) -> int:
+    def _next_edge(self, z: np.ndarray, zext: np.ndarray, prior: np.ndarray, ext: np.ndarray,
+                   start: int, t: int) -> int:
         """Find the next pulse's edge from row ``t`` of the chunk and open it (see the module
         docstring); returns its row (the chunk's length where there is none)."""
         n = len(z)
@@ -221,14 +256,20 @@ class PacingPulses:
         # a pattern's own largest share, for a match)
         share = np.max(zf * zf, axis=1) / np.maximum(power, 1e-300)
         candidate = (norm >= LEARN_SIGMA) & (share <= LEARN_SHARE)
-        active = self._patterns[start + t - self._last <= self._lapse]
-        fit = zf @ active.T
-        best = np.argmax(fit, axis=1) if len(active) else np.zeros(n - t, np.int64)
+        # the patterns in force at each row (a pattern lapses LAPSE_S after its last pulse)
+        rows = start + np.arange(t, n)
+        fit = np.where(rows[:, None] - self._last[None, :] <= self._lapse,
+                       zf @ self._patterns.T, -np.inf)
+        best = np.argmax(fit, axis=1) if len(self._patterns) else np.zeros(n - t, np.int64)
         along = fit.max(axis=1, initial=-np.inf)
-        own = (active ** 2).max(axis=1, initial=0.0)
+        own = (self._patterns ** 2).max(axis=1, initial=0.0)
         matched = ((along >= MATCH_SIGMA) & (along >= MATCH_COS * norm)
                    & (share <= np.maximum(LEARN_SHARE, own[best] if len(own) else 0.0)))
-        for r in (np.flatnonzero(candidate | matched) + t).tolist():
+        near = np.zeros(n - t, bool)
+        for s in self._stimuli:  # (a stimulus the source reported)
+            near[max(s - self._stimulus[0] - start - t, 0):max(s + self._stimulus[1] - start - t,
+                                                              0)] = True
+        for r in (np.flatnonzero((candidate | matched) & ~near) + t).tolist():
             # out of the ordinary signal: fewer than MIN_CHANNELS channels jumped in the time
             # before (cautery is broadband all along; a match looks back QUIET_MATCH_S only:
             # a common-mode step 3 ms before hid a pulse), and not on the rows whose jumps
@@ -247,10 +288,19 @@ class PacingPulses:
             level = d.mean(axis=0) + slope * (b + 1) / 2  # the line at the edge row
             height = np.nan_to_num(ext[r + h] - ext[r + h - p] - level)
             size = float(np.sqrt(np.sum(height ** 2)))
-            if size <= 0.0:
+            # sharp: far above the rows just before along its pattern; and a real step in
+            # level where mains is taken out (the curvature of mains with its harmonics made
+            # 4–5 σ "edges" on every channel at each period: extra tuning seed 655)
+            zr = zf[r - t]
+            u = zr / max(float(np.linalg.norm(zr)), 1e-12)
+            edge = float(zr @ u)
+            ahead = np.nan_to_num(zext[r:r + self._quiet_match]) @ u  # rows r − QUIET_MATCH
+            if (size <= 0.0 or np.abs(ahead).max(initial=0.0) * SHARP_RATIO > edge
+                    or float(np.linalg.norm(np.nan_to_num(height / self._sigma)))
+                    < STEP_RATIO * edge):
                 continue
             self._open = (start + r, level, slope, height / size, take)
-            self._peak, self._still = size, 0
+            self._peak, self._still, self._match = size, 0, int(best[r - t])
             self._edge_z = zf[r - t]
             return r
         return n
@@ -291,7 +341,7 @@ class PacingPulses:
         towards establishing a pattern."""
         u = self._edge_z / max(float(np.linalg.norm(self._edge_z)), 1e-12)
         if taken:
-            k = int(np.argmax(self._patterns @ u))
+            k = self._match
             self._last[k] = edge
             p = self._patterns[k] + (u - self._patterns[k]) / PATTERN_PULSES
             self._patterns[k] = p / max(float(np.linalg.norm(p)), 1e-12)

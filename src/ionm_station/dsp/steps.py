@@ -367,7 +367,8 @@ class StepDetector:
 
     @property
     def lead(self) -> int:
-        """Samples a span begins before its step's edge (PRE_S; fewer at the first sample)."""
+        """Samples a span begins before its step's edge (PRE_S; a span is clipped at the
+        first sample, so near it the edge lies closer to the span's start)."""
         return self._pre
 
     @property

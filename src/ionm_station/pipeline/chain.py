@@ -157,7 +157,8 @@ class FreeRunChain:
         self.artifacts = ArtifactDetector(n, fs, range_uv, start=start)
         # pacemaker pulses taken out as lost samples (below FULL_CHAIN_MIN_HZ they are a
         # fraction of a sample)
-        self.pacing = PacingPulses(n, fs, settings.mains_hz) if not self.degraded else None
+        self.pacing = (PacingPulses(n, fs, settings.mains_hz, start) if not self.degraded
+                       else None)
         # (the heartbeat before a long gap is blanked: the canceller's delay leaves time)
         self.gaps = GapBridge(n, fs, start, blank_before=self.ecg is not None,
                               mains_hz=settings.mains_hz)
@@ -221,7 +222,7 @@ class FreeRunChain:
         self.mains = self._mains_canceller(mains_hz)
         self.gaps.set_mains(mains_hz)
         if self.pacing is not None:  # (its baseline takes mains out a period back)
-            self.pacing = PacingPulses(len(self.montage.channels), self.sample_rate_hz, mains_hz)
+            self.pacing.set_mains(mains_hz)
         self.settings = replace(self.settings, mains_hz=mains_hz)
         self.notes = self._notes()
 
@@ -319,6 +320,8 @@ class FreeRunChain:
         for e in source_events:
             if e.kind == "stimulus":
                 self.artifacts.mark_stimulus(e.start)
+                if self.pacing is not None:
+                    self.pacing.mark_stimulus(e.start)
             elif e.kind == "lead_off":
                 for ch in e.channels or range(n_ch):
                     if 0 <= ch < n_ch:
