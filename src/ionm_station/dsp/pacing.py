@@ -101,9 +101,11 @@ STEP_REACH_S = 0.002
 #: … asked about no later than this (s) after it (the chain's second look for steps, on the
 #: ECG canceller's output, reports its own ~0.4 s after the row came in).
 KEEP_S = 1.0
-#: The noise scale's blocks (s) and how many of them are in force.
+#: The noise scale's blocks (s) and how many of them are in force; the median is taken over
+#: every NOISE_EVERY-th row of a block (its cost was most of the stage's).
 NOISE_BLOCK_S = 0.1
 NOISE_BLOCKS = 5
+NOISE_EVERY = 2
 #: σ of a normal variable over the median of its magnitude.
 _MAD_SIGMA = 1.4826
 #: Rows the line before a row is fitted through (for its jump).
@@ -248,33 +250,35 @@ class PacingPulses:
                    start: int, t: int) -> int:
         """Find the next pulse's edge from row ``t`` of the chunk and open it (see the module
         docstring); returns its row (the chunk's length where there is none)."""
-        n = len(z)
-        zf = np.nan_to_num(z[t:])
-        power = np.einsum("ij,ij->i", zf, zf)
+        zt = np.nan_to_num(z[t:])
+        power = np.einsum("ij,ij->i", zt, zt)
+        # only rows that reach either test's size can be an edge (most rows are noise)
+        at = np.flatnonzero(power >= min(LEARN_SIGMA, MATCH_SIGMA) ** 2)
+        zf, power = zt[at], power[at]
         norm = np.sqrt(power)
         # a jump over the channels together, no one channel holding most of it (nor more than
         # a pattern's own largest share, for a match)
-        share = np.max(zf * zf, axis=1) / np.maximum(power, 1e-300)
+        share = np.max(zf * zf, axis=1, initial=0.0) / np.maximum(power, 1e-300)
         candidate = (norm >= LEARN_SIGMA) & (share <= LEARN_SHARE)
         # the patterns in force at each row (a pattern lapses LAPSE_S after its last pulse)
-        rows = start + np.arange(t, n)
+        rows = start + t + at
         fit = np.where(rows[:, None] - self._last[None, :] <= self._lapse,
                        zf @ self._patterns.T, -np.inf)
-        best = np.argmax(fit, axis=1) if len(self._patterns) else np.zeros(n - t, np.int64)
+        best = np.argmax(fit, axis=1) if len(self._patterns) else np.zeros(len(at), np.int64)
         along = fit.max(axis=1, initial=-np.inf)
         own = (self._patterns ** 2).max(axis=1, initial=0.0)
         matched = ((along >= MATCH_SIGMA) & (along >= MATCH_COS * norm)
                    & (share <= np.maximum(LEARN_SHARE, own[best] if len(own) else 0.0)))
-        near = np.zeros(n - t, bool)
+        near = np.zeros(len(at), bool)
         for s in self._stimuli:  # (a stimulus the source reported)
-            near[max(s - self._stimulus[0] - start - t, 0):max(s + self._stimulus[1] - start - t,
-                                                              0)] = True
-        for r in (np.flatnonzero((candidate | matched) & ~near) + t).tolist():
+            near |= (rows >= s - self._stimulus[0]) & (rows < s + self._stimulus[1])
+        for i in np.flatnonzero((candidate | matched) & ~near).tolist():
+            r = t + int(at[i])
             # out of the ordinary signal: fewer than MIN_CHANNELS channels jumped in the time
             # before (cautery is broadband all along; a match looks back QUIET_MATCH_S only:
             # a common-mode step 3 ms before hid a pulse), and not on the rows whose jumps
             # still hold the last one followed
-            take = bool(matched[r - t])
+            take = bool(matched[i])
             back = self._quiet_match if take else self._quiet
             if (start + r - self._ended < _FIT_ROWS
                     or np.count_nonzero(prior[r + self._quiet - back:r + self._quiet].any(axis=0))
@@ -291,7 +295,7 @@ class PacingPulses:
             # sharp: far above the rows just before along its pattern; and a real step in
             # level where mains is taken out (the curvature of mains with its harmonics made
             # 4–5 σ "edges" on every channel at each period: extra tuning seed 655)
-            zr = zf[r - t]
+            zr = zf[i]
             u = zr / max(float(np.linalg.norm(zr)), 1e-12)
             edge = float(zr @ u)
             ahead = np.nan_to_num(zext[r:r + self._quiet_match]) @ u  # rows r − QUIET_MATCH
@@ -300,10 +304,10 @@ class PacingPulses:
                     < STEP_RATIO * edge):
                 continue
             self._open = (start + r, level, slope, height / size, take)
-            self._peak, self._still, self._match = size, 0, int(best[r - t])
-            self._edge_z = zf[r - t]
+            self._peak, self._still, self._match = size, 0, int(best[i])
+            self._edge_z = zr
             return r
-        return n
+        return len(z)
 
     def _follow(self, ext: np.ndarray, z: np.ndarray, start: int, t: int,
                 lost: np.ndarray) -> int:
@@ -382,9 +386,14 @@ class PacingPulses:
             if into + m == self._block:
                 with warnings.catch_warnings():  # (a channel lost all along: NaN, no warning)
                     warnings.simplefilter("ignore", RuntimeWarning)
-                    block = np.nanmedian(self._block_abs, axis=0, keepdims=True)
+                    rows = self._block_abs[::NOISE_EVERY]
+                    block = (np.median(rows, axis=0, keepdims=True)
+                             if np.isfinite(rows).all()  # (the fast path)
+                             else np.nanmedian(rows, axis=0, keepdims=True))
                     self._medians = np.concatenate((self._medians[1:], block))
-                    scale = _MAD_SIGMA * np.nanmedian(self._medians, axis=0)
+                    scale = _MAD_SIGMA * (np.median(self._medians, axis=0)
+                                          if np.isfinite(self._medians).all()
+                                          else np.nanmedian(self._medians, axis=0))
                     self._sigma = np.where(scale > 0.0, scale, np.nan)  # (flat: not judged)
                 self._block_abs = np.zeros((0, self.n_channels))
             t += m
