@@ -80,6 +80,22 @@ def test_pulses_are_taken_out_once_their_pattern_is_established(shape: str,
         np.testing.assert_array_equal(np.isnan(_run(PacingPulses(8, FS), x, chunk)), lost)
 
 
+def test_a_pulse_is_judged_with_the_noise_of_its_own_time() -> None:
+    """A pulse 0.15 s before cautery begins (broadband, 2 mV) is taken out whatever the chunk:
+    judged against the noise scale the cautery later raised, in the same chunk, it was not (a
+    pulse before cautery on extra seed 601, read on every channel at alarm level)."""
+    x = _noise(12.0, 12)
+    rng = np.random.default_rng(13)
+    pattern = 300.0 * rng.uniform(0.2, 1.0, 8) * rng.choice([-1.0, 1.0], 8)
+    at = np.arange(int(0.5 * FS), int(8.2 * FS), int(0.8 * FS))
+    _add(x, at, pattern, _pulse(FS, 0.0005, "exp"))
+    x[at[-1] + int(0.15 * FS):] += 2000.0 * rng.standard_normal((len(x) - at[-1]
+                                                                 - int(0.15 * FS), 8))
+    for chunk in (500, 7000, 25000):  # (the last two end over 0.5 s into the cautery)
+        lost = np.isnan(_run(PacingPulses(8, FS), x, chunk))[:, 0]
+        assert lost[at[-1]], chunk
+
+
 def test_steps_spikes_and_bursts_of_no_pacemaker_are_left_alone() -> None:
     """Common-mode steps (each with its own pattern, 0.4–3 s apart), MUAP-like spikes on one
     channel and on two at once, a 2 s burst of broadband noise on every channel (cautery) and
@@ -128,10 +144,12 @@ def test_a_stimulus_train_the_source_reports_is_no_pacemaker() -> None:
     assert not marked.established and marked.pulses == 0
 
 
-def test_a_demand_pacemaker_is_taken_out_again_from_its_second_pulse() -> None:
-    """Pacing that stops for 15 s (its pattern lapses after LAPSE_S) and comes back: its first
-    pulse puts the pattern in force again, the next ones are taken out; a pulse LAPSE_S and
-    50 ms after the one before is not taken, in any chunking."""
+def test_a_demand_pacemaker_is_taken_out_again_from_its_second_pulse(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pacing that stops for longer than LAPSE_S (10 s here) and comes back: its first pulse
+    puts the pattern in force again, the next ones are taken out; a pulse LAPSE_S and 50 ms
+    after the one before is not taken, in any chunking."""
+    monkeypatch.setattr(pacing, "LAPSE_S", 10.0)
     x = _noise(30.0, 5)
     rng = np.random.default_rng(6)
     pattern = 150.0 * rng.uniform(0.2, 1.0, 8) * rng.choice([-1.0, 1.0], 8)

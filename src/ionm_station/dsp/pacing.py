@@ -91,10 +91,11 @@ MATCH_SIGMA = 5.0
 MATCH_COS = 0.85
 #: The pattern is an exponential average over this many pulses.
 PATTERN_PULSES = 16
-#: A pattern lapses after this long (s) without a pulse; one pulse matching it (cosine at
-#: least PATTERN_COS) puts it in force again (a demand pacemaker paces now and then). The
-#: last MAX_PATTERNS patterns are kept.
-LAPSE_S = 10.0
+#: A pattern lapses after this long (s) without a pulse (longer than cautery hides them: the
+#: first pulse after it would reach the detector); one pulse matching it (cosine at least
+#: PATTERN_COS) puts it in force again (a demand pacemaker paces now and then). The last
+#: MAX_PATTERNS patterns are kept.
+LAPSE_S = 60.0
 MAX_PATTERNS = 4
 #: A step found within this (s) after a pulse's lost rows is the step back after them …
 STEP_REACH_S = 0.002
@@ -224,7 +225,8 @@ class PacingPulses:
         ext = np.concatenate((self._hist, raw.astype(np.float64, copy=False)))  # row t: t + h
         jumps = ext[h:] - (ext[h - 1:-1] + 0.5 * ext[h - 2:-2] - 0.5 * ext[h - 4:-4])
         with np.errstate(invalid="ignore", divide="ignore"):
-            z = jumps / self._sigmas(np.abs(jumps), start)  # (NaN before any σ, where lost)
+            sigma = self._sigmas(np.abs(jumps), start)  # in force at each row
+            z = jumps / sigma  # (NaN before any σ and where lost)
             z[~np.isfinite(z)] = np.nan
             jump = np.abs(z) >= EDGE_SIGMA
         prior = np.concatenate((self._jumps, jump))  # row t: t + quiet
@@ -233,7 +235,7 @@ class PacingPulses:
         t = 0
         while t < n:
             if self._open is None:
-                t = self._next_edge(z, zext, prior, ext, start, t)
+                t = self._next_edge(z, zext, sigma, prior, ext, start, t)
                 if t >= n:
                     break
             t = self._follow(ext, z, start, t, lost)
@@ -246,8 +248,8 @@ class PacingPulses:
         out[lost] = np.nan
         return out
 
-    def _next_edge(self, z: np.ndarray, zext: np.ndarray, prior: np.ndarray, ext: np.ndarray,
-                   start: int, t: int) -> int:
+    def _next_edge(self, z: np.ndarray, zext: np.ndarray, sigma: np.ndarray,
+                   prior: np.ndarray, ext: np.ndarray, start: int, t: int) -> int:
         """Find the next pulse's edge from row ``t`` of the chunk and open it (see the module
         docstring); returns its row (the chunk's length where there is none)."""
         zt = np.nan_to_num(z[t:])
@@ -300,7 +302,7 @@ class PacingPulses:
             edge = float(zr @ u)
             ahead = np.nan_to_num(zext[r:r + self._quiet_match]) @ u  # rows r − QUIET_MATCH
             if (size <= 0.0 or np.abs(ahead).max(initial=0.0) * SHARP_RATIO > edge
-                    or float(np.linalg.norm(np.nan_to_num(height / self._sigma)))
+                    or float(np.linalg.norm(np.nan_to_num(height / sigma[r])))
                     < STEP_RATIO * edge):
                 continue
             self._open = (start + r, level, slope, height / size, take)
