@@ -323,6 +323,9 @@ class PacingPulses:
         h, p = self._h, self._period
         n = len(lost)
         while t < n:
+            if not take and start + t > edge and self._matches(z[t], start + t):
+                self._open = None  # a pulse of an established pattern comes first: look there
+                return t
             lost[t] |= take
             along = float(np.nan_to_num(ext[t + h] - ext[t + h - p] - level
                                         - slope * (start + t - edge)) @ pattern)
@@ -341,6 +344,20 @@ class PacingPulses:
                     self._pulse(edge, take)
                 break
         return t
+
+    def _matches(self, z: np.ndarray, row: int) -> bool:
+        """Whether the jumps ``z`` (σ, one row: absolute ``row``) match a pattern in force
+        there (the size and cosine tests of :meth:`_next_edge`)."""
+        zr = np.nan_to_num(z)
+        active = self._patterns[row - self._last <= self._lapse]
+        if not len(active):
+            return False
+        norm = float(np.linalg.norm(zr))
+        fit = active @ zr
+        k = int(np.argmax(fit))
+        return bool(fit[k] >= MATCH_SIGMA and fit[k] >= MATCH_COS * norm
+                    and (zr * zr).max() <= max(LEARN_SHARE, float((active[k] ** 2).max()))
+                    * norm * norm)
 
     def _pulse(self, edge: int, taken: bool) -> None:
         """A pulse came back: taken out (the pattern it matched follows it), or one more
