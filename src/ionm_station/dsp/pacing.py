@@ -45,6 +45,7 @@ a stimulus the source reported (STIMULUS_PRE_S before to STIMULUS_POST_S after i
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -258,19 +259,11 @@ class PacingPulses:
         at = np.flatnonzero(power >= min(LEARN_SIGMA, MATCH_SIGMA) ** 2)
         zf, power = zt[at], power[at]
         norm = np.sqrt(power)
-        # a jump over the channels together, no one channel holding most of it (nor more than
-        # a pattern's own largest share, for a match)
+        # a jump over the channels together, no one channel holding most of it
         share = np.max(zf * zf, axis=1, initial=0.0) / np.maximum(power, 1e-300)
         candidate = (norm >= LEARN_SIGMA) & (share <= LEARN_SHARE)
-        # the patterns in force at each row (a pattern lapses LAPSE_S after its last pulse)
         rows = start + t + at
-        fit = np.where(rows[:, None] - self._last[None, :] <= self._lapse,
-                       zf @ self._patterns.T, -np.inf)
-        best = np.argmax(fit, axis=1) if len(self._patterns) else np.zeros(len(at), np.int64)
-        along = fit.max(axis=1, initial=-np.inf)
-        own = (self._patterns ** 2).max(axis=1, initial=0.0)
-        matched = ((along >= MATCH_SIGMA) & (along >= MATCH_COS * norm)
-                   & (share <= np.maximum(LEARN_SHARE, own[best] if len(own) else 0.0)))
+        matched, best = self._matched(zf, rows, norm, share)
         near = np.zeros(len(at), bool)
         for s in self._stimuli:  # (a stimulus the source reported)
             near |= (rows >= s - self._stimulus[0]) & (rows < s + self._stimulus[1])
@@ -345,19 +338,31 @@ class PacingPulses:
                 break
         return t
 
+    def _matched(self, zf: np.ndarray, rows: np.ndarray, norm: np.ndarray, share: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """Which of the rows ``zf`` (jumps in σ, finite; absolute ``rows``; their ``norm`` and
+        largest channel's ``share`` of the power) match a pattern in force there (it lapses
+        LAPSE_S after its last pulse): projection at least MATCH_SIGMA, cosine at least
+        MATCH_COS, no channel holding more than LEARN_SHARE of the power or than that
+        pattern's own largest share; and the best pattern per row."""
+        fit = np.where(rows[:, None] - self._last[None, :] <= self._lapse,
+                       zf @ self._patterns.T, -np.inf)
+        best = np.argmax(fit, axis=1) if len(self._patterns) else np.zeros(len(rows), np.int64)
+        along = fit.max(axis=1, initial=-np.inf)
+        own = (self._patterns ** 2).max(axis=1, initial=0.0)
+        matched = ((along >= MATCH_SIGMA) & (along >= MATCH_COS * norm)
+                   & (share <= np.maximum(LEARN_SHARE, own[best] if len(own) else 0.0)))
+        return matched, best
+
     def _matches(self, z: np.ndarray, row: int) -> bool:
         """Whether the jumps ``z`` (σ, one row: absolute ``row``) match a pattern in force
-        there (the size and cosine tests of :meth:`_next_edge`)."""
-        zr = np.nan_to_num(z)
-        active = self._patterns[row - self._last <= self._lapse]
-        if not len(active):
-            return False
-        norm = float(np.linalg.norm(zr))
-        fit = active @ zr
-        k = int(np.argmax(fit))
-        return bool(fit[k] >= MATCH_SIGMA and fit[k] >= MATCH_COS * norm
-                    and (zr * zr).max() <= max(LEARN_SHARE, float((active[k] ** 2).max()))
-                    * norm * norm)
+        there (see :meth:`_matched`)."""
+        zr = np.nan_to_num(z)[None, :]
+        power = float(np.sum(zr * zr))
+        share = float((zr * zr).max()) / max(power, 1e-300)
+        matched, _ = self._matched(zr, np.array([row]), np.array([math.sqrt(power)]),
+                                   np.array([share]))
+        return bool(matched[0])
 
     def _pulse(self, edge: int, taken: bool) -> None:
         """A pulse came back: taken out (the pattern it matched follows it), or one more
