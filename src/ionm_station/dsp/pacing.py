@@ -51,6 +51,7 @@ import warnings
 import numpy as np
 
 from ionm_station.dsp.artifacts import STIMULUS_POST_S, STIMULUS_PRE_S
+from ionm_station.dsp.rows import Rows
 
 #: An edge: a row whose jumps (σ) over the channels reach this together (root of the summed
 #: squares), no channel holding more than LEARN_SHARE of that power …
@@ -153,7 +154,9 @@ class PacingPulses:
         self._base = max(_FIT_ROWS, round(BASE_S * fs))
         self._h = round(UNKNOWN_MAINS_PERIOD_S * fs) + self._base
         self.set_mains(mains_hz)
-        self._hist = np.full((self._h, n_channels), np.nan)
+        # the raw rows, the last h before each chunk kept (appended, not copied each chunk)
+        self._rows = Rows(n_channels, np.float64, start=start - self._h, fill=np.nan)
+        self._rows.pad(self._h)
         self._jumps = np.zeros((self._quiet, n_channels), bool)  # the last rows' jumps
         self._z = np.full((self._quiet_match, n_channels), np.nan)  # … and the last ones (σ)
         self._block_abs = np.zeros((0, n_channels))  # |jump| of the open block
@@ -172,6 +175,7 @@ class PacingPulses:
         self._patterns = np.zeros((0, n_channels))
         self._last = np.zeros(0, np.int64)
         self._ended = -1  # the row after the last pulse followed
+        self._learnt = -(1 << 62)  # the last edge followed towards a pattern
         self._match = 0  # the pattern the open pulse matched
         self._taken: list[tuple[int, int]] = []  # the last pulses taken: edge, last row lost
         self._keep = round(KEEP_S * fs)
@@ -207,7 +211,7 @@ class PacingPulses:
     def splice(self) -> None:
         """The stream jumps here (a replay seek): nothing before it is compared with after (a
         pulse being followed ends there; the pulses learnt towards a pattern are forgotten)."""
-        self._hist[:] = np.nan
+        self._rows.view(self._next - self._h, self._next)[:] = np.nan
         self._jumps[:] = False
         self._z[:] = np.nan
         self._open = None
@@ -223,7 +227,8 @@ class PacingPulses:
         start = self._next
         self._next += n
         h = self._h
-        ext = np.concatenate((self._hist, raw.astype(np.float64, copy=False)))  # row t: t + h
+        self._rows.append(raw)
+        ext = self._rows.view(start - h, start + n)  # row t: t + h
         jumps = ext[h:] - (ext[h - 1:-1] + 0.5 * ext[h - 2:-2] - 0.5 * ext[h - 4:-4])
         with np.errstate(invalid="ignore", divide="ignore"):
             sigma = self._sigmas(np.abs(jumps), start)  # in force at each row
@@ -242,7 +247,7 @@ class PacingPulses:
             t = self._follow(ext, z, start, t, lost)
         self._jumps = prior[-self._quiet:]
         self._z = zext[-self._quiet_match:]
-        self._hist = ext[-h:].copy()
+        self._rows.drop_before(start + n - h)
         if not lost.any():
             return raw
         out = raw.astype(np.float64, copy=True)
@@ -267,18 +272,23 @@ class PacingPulses:
         near = np.zeros(len(at), bool)
         for s in self._stimuli:  # (a stimulus the source reported)
             near |= (rows >= s - self._stimulus[0]) & (rows < s + self._stimulus[1])
-        for i in np.flatnonzero((candidate | matched) & ~near).tolist():
+        # out of the ordinary signal: fewer than MIN_CHANNELS channels jumped in the time
+        # before (cautery is broadband all along; a match looks back QUIET_MATCH_S only: a
+        # common-mode step 3 ms before hid a pulse) — counted for all rows at once (in cautery
+        # thousands of rows a second pass the size test)
+        r_all = t + at
+        back = np.where(matched, self._quiet_match, self._quiet)
+        counts = np.concatenate((np.zeros((1, prior.shape[1]), np.int64),
+                                 np.cumsum(prior, axis=0)))
+        jumped = counts[r_all + self._quiet] - counts[r_all + self._quiet - back]
+        quiet = np.count_nonzero(jumped, axis=1) < self.min_channels
+        for i in np.flatnonzero((candidate | matched) & ~near & quiet).tolist():
             r = t + int(at[i])
-            # out of the ordinary signal: fewer than MIN_CHANNELS channels jumped in the time
-            # before (cautery is broadband all along; a match looks back QUIET_MATCH_S only:
-            # a common-mode step 3 ms before hid a pulse), and not on the rows whose jumps
-            # still hold the last one followed
             take = bool(matched[i])
-            back = self._quiet_match if take else self._quiet
-            if (start + r - self._ended < _FIT_ROWS
-                    or np.count_nonzero(prior[r + self._quiet - back:r + self._quiet].any(axis=0))
-                    >= self.min_channels):
+            if start + r - self._ended < _FIT_ROWS:  # (its jumps still hold the last one)
                 continue
+            if not take and start + r - self._learnt < self._interval[0]:
+                continue  # (no two pulses of a rhythm so close: cautery gives thousands)
             # the mains-free rows before the edge and the line through them
             h, p, b = self._h, self._period, self._base
             d = ext[r + h - b:r + h] - ext[r + h - b - p:r + h - p]  # rows r − b … r − 1
@@ -299,6 +309,8 @@ class PacingPulses:
                     < STEP_RATIO * edge):
                 continue
             self._open = (start + r, level, slope, height / size, take)
+            if not take:
+                self._learnt = start + r
             self._peak, self._still, self._match = size, 0, int(best[i])
             self._edge_z = zr
             return r
