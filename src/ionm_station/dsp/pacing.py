@@ -24,12 +24,19 @@ of :data:`NOISE_BLOCK_S`; the median of the last :data:`NOISE_BLOCKS` in force f
 3. **Learning**: common-mode steps and cautery give such edges too, each with a pattern of its
    own. Pacing is *established* once :data:`ESTABLISH_PULSES` pulses, each within
    :data:`INTERVAL_S` of the one before, share a pattern (cosine ≥ :data:`PATTERN_COS` in σ
-   units). Nothing is taken out before: those first pulses still reach the detector.
+   units); at most :data:`LEARN_AT_ONCE` edges are followed towards a pattern within
+   ``INTERVAL_S[0]`` (a dual-chamber pacemaker's atrial and ventricular pulses are two). A
+   clear edge (:data:`PROVISIONAL_SIGMA`, spread over :data:`PROVISIONAL_SPREAD` channels)
+   repeating the pattern of one learnt ``INTERVAL_S`` before it (:data:`PROVISIONAL_COS`) is
+   taken out already: only a rhythm's first pulse reaches the detector.
 4. **Taking it out**: an edge whose jumps match an established pattern — projection on it at
    least :data:`MATCH_SIGMA` σ (the channels summed as a matched filter: a pulse too small to
    stand out on any one channel is found), cosine at least :data:`MATCH_COS` — begins a
    pulse; from it each row is lost (NaN on every channel) until it is over. Such an edge needs
-   only :data:`QUIET_MATCH_S` of quiet before it. The pattern follows the pulses taken over
+   only :data:`QUIET_MATCH_S` of quiet before it. A pattern is kept in µV and judged in the
+   σ of the edge's row (a channel's σ rises with the EMG on it, a pulse's size does not). An
+   edge a MUAP on one channel spoils (at the pulse's row, or just before it) is matched
+   without that channel (:data:`REST_POWER`). The pattern follows the pulses taken over
    :data:`PATTERN_PULSES`; it lapses after :data:`LAPSE_S` without one, and one pulse
    matching it puts it back in force.
 
@@ -87,10 +94,27 @@ ESTABLISH_PULSES = 4
 INTERVAL_S = (0.3, 2.0)
 #: … their patterns' cosine at least this (channels in σ units).
 PATTERN_COS = 0.8
+#: While a pattern is learnt, an edge of at least PROVISIONAL_SIGMA (σ, over the channels
+#: together: in phase on every channel, mains peaked by its harmonics gave 6–7) INTERVAL_S
+#: after one learnt towards it, their patterns' cosine at least PROVISIONAL_COS, is taken out
+#: already (only a rhythm's first pulse reaches the detector) …
+PROVISIONAL_SIGMA = 10.0
+PROVISIONAL_COS = 0.9
+#: … and spread over at least this many channels (the participation ratio of its pattern,
+#: (Σ z²)² / Σ z⁴: a MUAP seen alike on two channels is 2, a pulse on eight of 0.2–1 × its
+#: largest about 5).
+PROVISIONAL_SPREAD = 3.0
+#: Edges followed towards a pattern: at most this many within INTERVAL_S[0] (a dual-chamber
+#: pacemaker's atrial and ventricular pulses come 0.1–0.3 s apart; cautery gives thousands of
+#: edges a second, and following each stalled 32 ch × 20 kHz live).
+LEARN_AT_ONCE = 3
 #: Established, a row whose jump's projection on a pattern reaches MATCH_SIGMA (σ), at a
 #: cosine of at least MATCH_COS with it, begins a pulse.
 MATCH_SIGMA = 5.0
 MATCH_COS = 0.85
+#: A row matches without its largest channel (a MUAP there) where the pattern keeps this much
+#: of its power on the other channels.
+REST_POWER = 0.5
 #: The pattern is an exponential average over this many pulses.
 PATTERN_PULSES = 16
 #: A pattern lapses after this long (s) without a pulse (longer than cautery hides them: the
@@ -168,15 +192,19 @@ class PacingPulses:
         self._open: tuple[int, np.ndarray, np.ndarray, np.ndarray, bool] | None = None
         self._peak = 0.0
         self._still = 0
-        self._edge_z = np.zeros(n_channels)  # the open pulse's edge row (σ units)
+        self._edge_z = np.zeros(n_channels)  # the open pulse's edge row (σ units) …
+        self._edge_sigma = np.ones(n_channels)  # … and the σ (µV) in force there
         self._recent: list[tuple[int, np.ndarray]] = []  # pulses not taken: edge, pattern
-        # established patterns in σ units (unit rows; a dual-chamber pacemaker has two) and
-        # each one's last pulse's edge
+        # established patterns in µV (unit rows: each channel's σ changes with what it
+        # records, a pulse's size on it does not; a dual-chamber pacemaker has two) and each
+        # one's last pulse's edge
         self._patterns = np.zeros((0, n_channels))
         self._last = np.zeros(0, np.int64)
         self._ended = -1  # the row after the last pulse followed
-        self._learnt = -(1 << 62)  # the last edge followed towards a pattern
+        self._learnt: list[int] = []  # the last edges followed towards a pattern
         self._match = 0  # the pattern the open pulse matched
+        self._odd = -1  # the channel it matched without (-1: none)
+        self._provisional = False  # whether it is taken out while its pattern is learnt
         self._taken: list[tuple[int, int]] = []  # the last pulses taken: edge, last row lost
         self._keep = round(KEEP_S * fs)
         self._reach = round(STEP_REACH_S * fs)
@@ -196,6 +224,11 @@ class PacingPulses:
         before it to STIMULUS_POST_S after it is learnt or taken (a train-of-four is four
         regular pulses on every channel)."""
         self._stimuli = [s for s in self._stimuli if s + self._stimulus[1] > self._next] + [index]
+
+    @property
+    def patterns(self) -> int:
+        """How many patterns were established (in force or lapsed; at most MAX_PATTERNS)."""
+        return len(self._patterns)
 
     @property
     def established(self) -> bool:
@@ -244,7 +277,7 @@ class PacingPulses:
                 t = self._next_edge(z, zext, sigma, prior, ext, start, t)
                 if t >= n:
                     break
-            t = self._follow(ext, z, start, t, lost)
+            t = self._follow(ext, z, sigma, start, t, lost)
         self._jumps = prior[-self._quiet:]
         self._z = zext[-self._quiet_match:]
         self._rows.drop_before(start + n - h)
@@ -268,7 +301,7 @@ class PacingPulses:
         share = np.max(zf * zf, axis=1, initial=0.0) / np.maximum(power, 1e-300)
         candidate = (norm >= LEARN_SIGMA) & (share <= LEARN_SHARE)
         rows = start + t + at
-        matched, best = self._matched(zf, rows, norm, share)
+        matched, best, odd = self._matched(zf, rows, norm, share, sigma[t + at])
         near = np.zeros(len(at), bool)
         for s in self._stimuli:  # (a stimulus the source reported)
             near |= (rows >= s - self._stimulus[0]) & (rows < s + self._stimulus[1])
@@ -287,8 +320,9 @@ class PacingPulses:
             take = bool(matched[i])
             if start + r - self._ended < _FIT_ROWS:  # (its jumps still hold the last one)
                 continue
-            if not take and start + r - self._learnt < self._interval[0]:
-                continue  # (no two pulses of a rhythm so close: cautery gives thousands)
+            if not take and sum(start + r - e < self._interval[0]
+                                for e in self._learnt) >= LEARN_AT_ONCE:
+                continue  # (cautery gives thousands a second)
             # the mains-free rows before the edge and the line through them
             h, p, b = self._h, self._period, self._base
             d = ext[r + h - b:r + h] - ext[r + h - b - p:r + h - p]  # rows r − b … r − 1
@@ -296,31 +330,43 @@ class PacingPulses:
             slope = k @ d / (k @ k)
             level = d.mean(axis=0) + slope * (b + 1) / 2  # the line at the edge row
             height = np.nan_to_num(ext[r + h] - ext[r + h - p] - level)
+            ahead = np.nan_to_num(zext[r:r + self._quiet_match])  # rows r − QUIET_MATCH …
+            zr, left_out, match = zf[i], int(odd[i]), int(best[i])
+            if take and left_out < 0 and not _sharp(zr, ahead):
+                # a MUAP on one channel just before a pulse (extra seed 9406 at 6.8 s): the
+                # pulse judged without the channel that jumped most before it
+                c = int(np.argmax(np.abs(ahead).max(axis=0)))
+                ok, b_ = self._matched_without(zr, sigma[r], start + r, c)
+                if ok:
+                    left_out, match = c, b_
+            if left_out >= 0:  # (matched without a channel a MUAP holds: judged without it)
+                height[left_out] = 0.0
+                zr = zr.copy()
+                zr[left_out] = 0.0
             size = float(np.sqrt(np.sum(height ** 2)))
             # sharp: far above the rows just before along its pattern; and a real step in
             # level where mains is taken out (the curvature of mains with its harmonics made
             # 4–5 σ "edges" on every channel at each period: extra tuning seed 655)
-            zr = zf[i]
-            u = zr / max(float(np.linalg.norm(zr)), 1e-12)
-            edge = float(zr @ u)
-            ahead = np.nan_to_num(zext[r:r + self._quiet_match]) @ u  # rows r − QUIET_MATCH
-            if (size <= 0.0 or np.abs(ahead).max(initial=0.0) * SHARP_RATIO > edge
+            if (size <= 0.0 or not _sharp(zr, ahead)
                     or float(np.linalg.norm(np.nan_to_num(height / sigma[r])))
-                    < STEP_RATIO * edge):
+                    < STEP_RATIO * float(np.linalg.norm(zr))):
                 continue
-            self._open = (start + r, level, slope, height / size, take)
+            self._provisional = (not take and float(np.linalg.norm(zr)) >= PROVISIONAL_SIGMA
+                                 and self._repeats(start + r, _unit(zr)))
+            self._open = (start + r, level, slope, height / size, take or self._provisional)
             if not take:
-                self._learnt = start + r
-            self._peak, self._still, self._match = size, 0, int(best[i])
-            self._edge_z = zr
+                self._learnt = self._learnt[-(LEARN_AT_ONCE - 1):] + [start + r]
+            self._peak, self._still, self._match = size, 0, match
+            self._edge_z, self._edge_sigma, self._odd = zr, sigma[r], left_out
             return r
         return len(z)
 
-    def _follow(self, ext: np.ndarray, z: np.ndarray, start: int, t: int,
+    def _follow(self, ext: np.ndarray, z: np.ndarray, sigma: np.ndarray, start: int, t: int,
                 lost: np.ndarray) -> int:
         """Follow the open pulse from row ``t`` of the chunk (``ext``: the rows before it and
-        the chunk; ``z``: the chunk's jumps in σ), its rows lost where it is taken out, until
-        it is over or the chunk ends; returns the next row to look at."""
+        the chunk; ``z``: the chunk's jumps in σ, ``sigma`` in force at each, µV), its rows
+        lost where it is taken out, until it is over or the chunk ends; returns the next row
+        to look at."""
         edge, level, slope, pattern, take = self._open
         size = max(float(np.linalg.norm(self._edge_z)), 1e-12)
         u = self._edge_z / size
@@ -328,7 +374,7 @@ class PacingPulses:
         h, p = self._h, self._period
         n = len(lost)
         while t < n:
-            if not take and start + t > edge and self._matches(z[t], start + t):
+            if not take and start + t > edge and self._matches(z[t], sigma[t], start + t):
                 self._open = None  # a pulse of an established pattern comes first: look there
                 return t
             lost[t] |= take
@@ -346,49 +392,86 @@ class PacingPulses:
                     self._taken = [q for q in self._taken if q[1] >= start + t - self._keep]
                     self._taken.append((edge, start + t - 1))
                 if abs(along) <= RETURN_FRACTION * self._peak:  # back where it was: a pulse
-                    self._pulse(edge, take)
+                    self._pulse(edge, take and not self._provisional)
                 break
         return t
 
-    def _matched(self, zf: np.ndarray, rows: np.ndarray, norm: np.ndarray, share: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """Which of the rows ``zf`` (jumps in σ, finite; absolute ``rows``; their ``norm`` and
-        largest channel's ``share`` of the power) match a pattern in force there (it lapses
-        LAPSE_S after its last pulse): projection at least MATCH_SIGMA, cosine at least
-        MATCH_COS, no channel holding more than LEARN_SHARE of the power or than that
-        pattern's own largest share; and the best pattern per row."""
-        fit = np.where(rows[:, None] - self._last[None, :] <= self._lapse,
-                       zf @ self._patterns.T, -np.inf)
-        best = np.argmax(fit, axis=1) if len(self._patterns) else np.zeros(len(rows), np.int64)
-        along = fit.max(axis=1, initial=-np.inf)
-        own = (self._patterns ** 2).max(axis=1, initial=0.0)
-        matched = ((along >= MATCH_SIGMA) & (along >= MATCH_COS * norm)
-                   & (share <= np.maximum(LEARN_SHARE, own[best] if len(own) else 0.0)))
-        return matched, best
+    def _matched(self, zf: np.ndarray, rows: np.ndarray, norm: np.ndarray, share: np.ndarray,
+                 sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Which of the rows ``zf`` (jumps in σ, finite; absolute ``rows``; their ``norm``,
+        largest channel's ``share`` of the power and the σ in force, µV) match a pattern in
+        force there (it lapses LAPSE_S after its last pulse), the pattern in σ units of the
+        row: projection at least MATCH_SIGMA, cosine at least MATCH_COS, no channel holding
+        more than LEARN_SHARE of the power or than that pattern's own largest share; the best
+        pattern per row; and per row the channel it matched without (-1: none). A row that
+        does not match whole is tried without its largest channel (a MUAP there at the pulse's
+        instant: extra seed 601 at 23.6 s), where the pattern keeps at least REST_POWER of its
+        power on the others."""
+        n = len(rows)
+        odd = np.full(n, -1, np.int64)
+        if len(self._patterns) == 0:
+            return np.zeros(n, bool), np.zeros(n, np.int64), odd
+        with np.errstate(invalid="ignore", divide="ignore"):
+            white = np.nan_to_num(self._patterns[None, :, :] / sigma[:, None, :])
+        in_force = rows[:, None] - self._last[None, :] <= self._lapse
+        matched, best = _match(zf, white, in_force, norm, share)
+        if matched.all():
+            return matched, best, odd
+        i = np.flatnonzero(~matched)
+        k = np.argmax(zf[i] * zf[i], axis=1)
+        m, b = _match_without(zf[i], white[i], in_force[i], k)
+        matched[i[m]] = True
+        best[i[m]] = b[m]
+        odd[i[m]] = k[m]
+        return matched, best, odd
 
-    def _matches(self, z: np.ndarray, row: int) -> bool:
-        """Whether the jumps ``z`` (σ, one row: absolute ``row``) match a pattern in force
-        there (see :meth:`_matched`)."""
+    def _matched_without(self, z: np.ndarray, sigma: np.ndarray, row: int, channel: int
+                         ) -> tuple[bool, int]:
+        """Whether the jumps ``z`` (σ, one row: absolute ``row``; ``sigma`` in force there, µV)
+        match a pattern in force there without ``channel`` (see :meth:`_matched`), and which."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            white = np.nan_to_num(self._patterns / sigma)[None]
+        in_force = row - self._last[None, :] <= self._lapse
+        m, b = _match_without(np.nan_to_num(z)[None], white, in_force, np.array([channel]))
+        return bool(m[0]), int(b[0])
+
+    def _matches(self, z: np.ndarray, sigma: np.ndarray, row: int) -> bool:
+        """Whether the jumps ``z`` (σ, one row: absolute ``row``; ``sigma`` in force there, µV)
+        match a pattern in force there (see :meth:`_matched`)."""
         zr = np.nan_to_num(z)[None, :]
         power = float(np.sum(zr * zr))
         share = float((zr * zr).max()) / max(power, 1e-300)
-        matched, _ = self._matched(zr, np.array([row]), np.array([math.sqrt(power)]),
-                                   np.array([share]))
+        matched, _, _ = self._matched(zr, np.array([row]), np.array([math.sqrt(power)]),
+                                      np.array([share]), sigma[None, :])
         return bool(matched[0])
+
+    def _repeats(self, edge: int, u: np.ndarray) -> bool:
+        """Whether an edge at absolute row ``edge`` with the pattern ``u`` (σ units, unit),
+        spread over PROVISIONAL_SPREAD channels at least, repeats a pulse learnt towards a
+        pattern INTERVAL_S before it (cosine at least PROVISIONAL_COS)."""
+        lo, hi = self._interval
+        return 1.0 / max(float(np.sum(u ** 4)), 1e-300) >= PROVISIONAL_SPREAD and any(lo <= edge - e <= hi and float(v @ u) >= PROVISIONAL_COS
+                   for e, v in self._recent)
 
     def _pulse(self, edge: int, taken: bool) -> None:
         """A pulse came back: taken out (the pattern it matched follows it), or one more
         towards establishing a pattern."""
-        u = self._edge_z / max(float(np.linalg.norm(self._edge_z)), 1e-12)
+        u = _unit(self._edge_z)
+        sigma = np.nan_to_num(self._edge_sigma)
         if taken:
             k = self._match
             self._last[k] = edge
-            p = self._patterns[k] + (u - self._patterns[k]) / PATTERN_PULSES
-            self._patterns[k] = p / max(float(np.linalg.norm(p)), 1e-12)
+            if self._odd >= 0:  # (a channel left out: the pattern is not learnt from it)
+                return
+            p = self._patterns[k] + (_unit(u * sigma) - self._patterns[k]) / PATTERN_PULSES
+            self._patterns[k] = _unit(p)
             return
         if len(self._patterns):  # a lapsed pattern again: in force from the next pulse
-            k = int(np.argmax(self._patterns @ u))
-            if float(self._patterns[k] @ u) >= PATTERN_COS:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                white = np.nan_to_num(self._patterns / self._edge_sigma)
+            fit = white @ u / np.maximum(np.linalg.norm(white, axis=1), 1e-12)
+            k = int(np.argmax(fit))
+            if float(fit[k]) >= PATTERN_COS:
                 self._last[k] = edge
                 return
         lo, hi = self._interval
@@ -402,8 +485,7 @@ class PacingPulses:
         self._recent.append((edge, u))
         if len(chain) >= ESTABLISH_PULSES:
             p = np.mean(chain, axis=0)
-            self._patterns = np.vstack((self._patterns, p / max(float(np.linalg.norm(p)), 1e-12)
-                                        ))[-MAX_PATTERNS:]
+            self._patterns = np.vstack((self._patterns, _unit(p * sigma)))[-MAX_PATTERNS:]
             self._last = np.append(self._last, edge)[-MAX_PATTERNS:]
             self._recent = [(e, v) for e, v in self._recent if float(v @ u) < PATTERN_COS]
 
@@ -434,3 +516,47 @@ class PacingPulses:
                 self._block_abs = np.zeros((0, self.n_channels))
             t += m
         return sigma
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    """``v`` scaled to unit length (zero stays zero)."""
+    return v / max(float(np.linalg.norm(v)), 1e-12)
+
+
+def _match(z: np.ndarray, white: np.ndarray, in_force: np.ndarray, norm: np.ndarray,
+           share: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``z`` (n, channels; σ units) against the patterns in σ units of each row ``white``
+    (n, patterns, channels; those ``in_force`` per row): which match (see
+    :meth:`PacingPulses._matched`) and the best pattern per row."""
+    length = np.sqrt(np.einsum("ijk,ijk->ij", white, white))
+    unit = white / np.maximum(length, 1e-300)[:, :, None]
+    fit = np.where(in_force & (length > 0.0), np.einsum("ik,ijk->ij", z, unit), -np.inf)
+    best = np.argmax(fit, axis=1)
+    along = fit[np.arange(len(z)), best]
+    own = (unit[np.arange(len(z)), best] ** 2).max(axis=1)
+    matched = ((along >= MATCH_SIGMA) & (along >= MATCH_COS * norm)
+               & (share <= np.maximum(LEARN_SHARE, own)))
+    return matched, best
+
+
+def _match_without(z: np.ndarray, white: np.ndarray, in_force: np.ndarray, k: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`_match`, each row without its channel ``k`` (rows, patterns and all), where
+    the pattern keeps at least REST_POWER of its power on the other channels."""
+    rows = np.arange(len(z))
+    rest = z.copy()
+    rest[rows, k] = 0.0
+    rest_white = white.copy()
+    rest_white[rows, :, k] = 0.0
+    power = np.einsum("ij,ij->i", rest, rest)
+    kept = (np.einsum("ijk,ijk->ij", rest_white, rest_white)
+            / np.maximum(np.einsum("ijk,ijk->ij", white, white), 1e-300))
+    return _match(rest, rest_white, in_force & (kept >= REST_POWER), np.sqrt(power),
+                  (rest * rest).max(axis=1) / np.maximum(power, 1e-300))
+
+
+def _sharp(z: np.ndarray, ahead: np.ndarray) -> bool:
+    """Whether an edge row's jumps ``z`` (σ) stand SHARP_RATIO × above each row ``ahead`` of
+    it (σ) along its own pattern."""
+    u = _unit(z)
+    return float(np.abs(ahead @ u).max(initial=0.0)) * SHARP_RATIO <= float(z @ u)

@@ -352,8 +352,7 @@ class FreeRunChain:
             b = a + self._steps_piece
             beats = [r + self.start for r in self.ecg.beats[-4:]]  # absolute
             for span in self.steps.process(y[a:b], start + a, beats):
-                if self.gaps.explains(span.start, span.channels, span.kind) or self._paced(
-                        span, self.steps):
+                if self._explained(span, self.steps):
                     continue
                 self.artifacts.mark_span(span)
                 if span.kind == "common_mode":
@@ -367,6 +366,12 @@ class FreeRunChain:
             lost = self.gaps.lost(start + a, len(y[a:b]))  # (bridged rows: no beat found there)
             out.append(self.ecg.process(y[a:b], railed[a:b], lost))
         return np.concatenate(out)
+
+    def _explained(self, span: ArtifactSpan, steps: StepDetector) -> bool:
+        """Whether the step of ``span`` (found by ``steps``) is explained by lost rows: the
+        gap bridge's join or a pacemaker pulse (see :meth:`_paced`)."""
+        return self.gaps.explains(span.start, span.channels, span.kind) or self._paced(span,
+                                                                                    steps)
 
     def _paced(self, span: ArtifactSpan, steps: StepDetector) -> bool:
         """Whether the step of ``span`` (found by ``steps``) is a pacemaker pulse's edge or the
@@ -390,8 +395,7 @@ class FreeRunChain:
         if len(y) > first:
             at = max(first, 0)
             for span in self.residual_steps.process(y[at:], self._held.stop + at):
-                if self.gaps.explains(span.start, span.channels, span.kind) or self._paced(
-                        span, self.residual_steps):
+                if self._explained(span, self.residual_steps):
                     continue
                 uncovered = tuple(c for c in span.channels if not any(
                     c in s.channels and s.start <= span.start < s.stop
