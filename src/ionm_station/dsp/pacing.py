@@ -269,12 +269,19 @@ class PacingPulses:
             z[~np.isfinite(z)] = np.nan
             jump = np.abs(z) >= EDGE_SIGMA
         prior = np.concatenate((self._jumps, jump))  # row t: t + quiet
+        # channels that jumped, summed over the rows up to each (row t: t + quiet + 1)
+        counts = np.concatenate((np.zeros((1, self.n_channels), np.int32),
+                                 np.cumsum(prior, axis=0, dtype=np.int32)))
         zext = np.concatenate((self._z, z))  # row t: t + QUIET_MATCH_S's rows
+        # only rows that reach either test's size can be an edge (most rows are noise)
+        finite = np.nan_to_num(z)
+        power = np.einsum("ij,ij->i", finite, finite)
+        big = np.flatnonzero(power >= min(LEARN_SIGMA, MATCH_SIGMA) ** 2)
         lost = np.zeros(n, bool)
         t = 0
         while t < n:
             if self._open is None:
-                t = self._next_edge(z, zext, sigma, prior, ext, start, t)
+                t = self._next_edge(big, finite, power, zext, sigma, counts, ext, start, t)
                 if t >= n:
                     break
             t = self._follow(ext, z, sigma, start, t, lost)
@@ -287,15 +294,16 @@ class PacingPulses:
         out[lost] = np.nan
         return out
 
-    def _next_edge(self, z: np.ndarray, zext: np.ndarray, sigma: np.ndarray,
-                   prior: np.ndarray, ext: np.ndarray, start: int, t: int) -> int:
+    def _next_edge(self, big: np.ndarray, z: np.ndarray, power: np.ndarray, zext: np.ndarray,
+                   sigma: np.ndarray, counts: np.ndarray, ext: np.ndarray, start: int,
+                   t: int) -> int:
         """Find the next pulse's edge from row ``t`` of the chunk and open it (see the module
-        docstring); returns its row (the chunk's length where there is none)."""
-        zt = np.nan_to_num(z[t:])
-        power = np.einsum("ij,ij->i", zt, zt)
-        # only rows that reach either test's size can be an edge (most rows are noise)
-        at = np.flatnonzero(power >= min(LEARN_SIGMA, MATCH_SIGMA) ** 2)
-        zf, power = zt[at], power[at]
+        docstring; ``big``: the chunk's rows whose jumps ``z`` (σ, finite) reach an edge's
+        size, their summed squares ``power``; ``counts``: per channel, the jumps over
+        EDGE_SIGMA up to each row, from QUIET_BEFORE_S before the chunk); returns its row (the
+        chunk's length where there is none)."""
+        at = big[np.searchsorted(big, t):] - t
+        zf, power = z[t + at], power[t + at]
         norm = np.sqrt(power)
         # a jump over the channels together, no one channel holding most of it
         share = np.max(zf * zf, axis=1, initial=0.0) / np.maximum(power, 1e-300)
@@ -311,8 +319,6 @@ class PacingPulses:
         # thousands of rows a second pass the size test)
         r_all = t + at
         back = np.where(matched, self._quiet_match, self._quiet)
-        counts = np.concatenate((np.zeros((1, prior.shape[1]), np.int64),
-                                 np.cumsum(prior, axis=0)))
         jumped = counts[r_all + self._quiet] - counts[r_all + self._quiet - back]
         quiet = np.count_nonzero(jumped, axis=1) < self.min_channels
         for i in np.flatnonzero((candidate | matched) & ~near & quiet).tolist():
