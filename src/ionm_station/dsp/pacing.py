@@ -80,11 +80,20 @@ STEP_RATIO = 0.5
 #: STILL_SIGMA σ, or STILL_FRACTION of the edge's jump, of the line through the four before it:
 #: an anti-alias filter rings after a 400 µV edge by 2 %) for STILL_S (s; at least four rows:
 #: the line takes that long to forget an edge), at most MAX_WIDTH_S (s) after its edge
-#: (pacing pulses last 0.1–1.5 ms, an active recharge as long again) …
+#: (pacing pulses last 0.1–1.5 ms, an active recharge of half the height twice as long) …
 STILL_SIGMA = 3.0
 STILL_FRACTION = 0.1
 STILL_S = 0.0006
-MAX_WIDTH_S = 0.003
+MAX_WIDTH_S = 0.005
+#: … and once its level along the pattern, as a fraction of its largest size, is neither at
+#: TOP_FRACTION or more (a wide pulse's flat top) nor at −RECHARGE_FRACTION or less (an active
+#: recharge): both stand still too. (The level's baseline, a line through the rows before the
+#: edge less those a mains period back, bends with mains by up to ~0.3 of a 50 µV pulse in
+#: 5 ms.) Ended on its flat top, the rest of a 0.8 ms pulse of 400 µV and its recharge
+#: reached the band-pass: hundreds of false events in 4 minutes on held-out seed 9414's first
+#: run …
+TOP_FRACTION = 0.6
+RECHARGE_FRACTION = 0.3
 #: … and it is a pulse (not a step) where its level along the pattern, in µV, is back within
 #: this fraction of its largest size by then.
 RETURN_FRACTION = 0.5
@@ -390,7 +399,8 @@ class PacingPulses:
             self._still = self._still + 1 if abs(float(np.nan_to_num(z[t]) @ u)) < still_below \
                 else 0
             t += 1
-            still = self._still >= self._still_rows
+            still = (self._still >= self._still_rows
+                     and -RECHARGE_FRACTION * self._peak < along < TOP_FRACTION * self._peak)
             if still or start + t - edge >= self._max_width:
                 self._open, self._ended = None, start + t
                 if take:  # (matched: counted whatever the level, which mains may bend)
@@ -410,9 +420,9 @@ class PacingPulses:
         row: projection at least MATCH_SIGMA, cosine at least MATCH_COS, no channel holding
         more than LEARN_SHARE of the power or than that pattern's own largest share; the best
         pattern per row; and per row the channel it matched without (-1: none). A row that
-        does not match whole is tried without its largest channel (a MUAP there at the pulse's
-        instant: extra seed 601 at 23.6 s), where the pattern keeps at least REST_POWER of its
-        power on the others."""
+        does not match whole is tried without the channel furthest off the pattern (a MUAP
+        there at the pulse's instant: extra seed 601 at 23.6 s), where the pattern keeps at
+        least REST_POWER of its power on the others."""
         n = len(rows)
         odd = np.full(n, -1, np.int64)
         if len(self._patterns) == 0:
@@ -423,12 +433,16 @@ class PacingPulses:
         matched, best = _match(zf, white, in_force, norm, share)
         if matched.all():
             return matched, best, odd
-        i = np.flatnonzero(~matched)
-        k = np.argmax(zf[i] * zf[i], axis=1)
-        m, b = _match_without(zf[i], white[i], in_force[i], k)
-        matched[i[m]] = True
-        best[i[m]] = b[m]
-        odd[i[m]] = k[m]
+        for j in range(len(self._patterns)):  # (each pattern without its own odd channel)
+            i = np.flatnonzero(~matched & in_force[:, j])
+            unit = white[i, j] / np.maximum(np.linalg.norm(white[i, j], axis=1,
+                                                           keepdims=True), 1e-300)
+            off = zf[i] - np.einsum("ij,ij->i", zf[i], unit)[:, None] * unit
+            k = np.argmax(np.abs(off), axis=1)
+            m, _ = _match_without(zf[i], white[i, j:j + 1], in_force[i, j:j + 1], k)
+            matched[i[m]] = True
+            best[i[m]] = j
+            odd[i[m]] = k[m]
         return matched, best, odd
 
     def _matched_without(self, z: np.ndarray, sigma: np.ndarray, row: int, channel: int
