@@ -245,43 +245,72 @@ def _real_case(seed: int, seconds: float):
     return realcases.generate(realcases.extra_spec(seed), seconds)
 
 
+#: The chain tests' pacemakers: hand-picked ones 60 ms before the R peak, and one drawn for
+#: extra seed 9414 by ``scripts/bench_pacing`` — wide rect pulses 28 ms before the R peak
+#: (within the QRS's onset), dual chamber.
+PACEMAKERS = {
+    (601, "rect 50"): Pacemaker(50.0, 0.0005, "rect"),
+    (601, "exp 300"): Pacemaker(300.0, 0.0005, "exp"),
+    (534, "exp 150"): Pacemaker(150.0, 0.0005, "exp"),
+    (9414, "wide rect, dual"): Pacemaker(413.0, 0.00079, "rect", 0.028, 222.0, 0.131),
+}
+
+
 @functools.cache
-def _analysed(seed: int, peak_uv: float, shape: str):
-    """Extra tuning case ``seed`` (60 s), its heart paced ``peak_uv`` at most per channel
-    (pattern drawn per channel: 0.2–1 × that, either sign; each pulse 60 ms before its R peak):
-    the case, its scoring unpaced and paced, the paced analysis."""
+def _analysed(seed: int, label: str):
+    """Extra tuning case ``seed`` (60 s), its heart paced by ``PACEMAKERS[seed, label]``
+    (pattern drawn per channel: 0.2–1 × its size, either sign): the case, its scoring unpaced
+    and paced, the paced analysis and the pulses' onsets (sample indices)."""
     case = _real_case(seed, 60.0)
     fs = case.sample_rate_hz
     raw = case.raw.astype(np.float64)
-    paced, _ = pace(raw, np.asarray(case.truth.ecg_beats), fs,
-                    Pacemaker(peak_uv, 0.0005, shape), np.random.default_rng(seed))
+    paced, pulses = pace(raw, np.asarray(case.truth.ecg_beats), fs, PACEMAKERS[seed, label],
+                         np.random.default_rng(seed))
     scored = []
     for x in (raw, paced):
         result = analyze_record(Record(fs, list(case.montage.labels), x, case.range_uv),
                                 case.montage)
         scored.append(score(result.events, case.truth, fs, raw.shape[1], 60.0))
-    return case, scored[0], scored[1], result
+    return case, scored[0], scored[1], result, pulses
 
 
-@pytest.mark.parametrize("seed, peak_uv, shape", [(601, 50.0, "rect"), (601, 300.0, "exp"),
-                                                  (534, 150.0, "exp")])
+@pytest.mark.parametrize("seed, label", list(PACEMAKERS))
 def test_a_paced_heart_raises_no_more_false_events_than_an_unpaced_one(seed: int,
-                                                                      peak_uv: float,
-                                                                      shape: str) -> None:
+                                                                      label: str) -> None:
     """Before pacing was taken out, extra tuning seed 601 paced at 50 µV at most per channel
     gave 1,844 events in 4 minutes instead of 161 (1,929 of them at alarm level at 150 µV).
-    Now the pulses that establish the pattern (the first ESTABLISH_PULSES, in the first 5 s)
-    are the only false events more, and after them an event is missed only where a pulse
-    hides it."""
-    case, unpaced, paced, result = _analysed(seed, peak_uv, shape)
+    Now the first pulse of a rhythm is the only false event more, and after it an event is
+    missed only where a pulse hides it. Not so on seed 9414 (wide 413 µV pulses within the
+    QRS's onset, 222 µV atrial ones): 10 µV spikes on one channel 23 ms after atrial pulses
+    and QRS residuals at two beats remain, under 70 µV (before: wide pulses ended in their
+    recharge, and their lost rows hid the QRS's onset from the ECG canceller — 1,754 false
+    events in 4 minutes, then 320)."""
+    case, unpaced, paced, result, pulses = _analysed(seed, label)
     fs = case.sample_rate_hz
     late = [f for f in paced["false"] if f[2] >= 5.0 * fs]
     late_before = [f for f in unpaced["false"] if f[2] >= 5.0 * fs]
-    assert len(late) <= len(late_before), late
+    if seed == 9414:
+        assert len(late) <= len(late_before) + 25 and max(f[3] for f in late) < 70.0, late
+    else:
+        assert len(late) <= len(late_before), late
     missed = {(k, c, o) for k, c, o, _ in paced["missed"]} - {
         (k, c, o) for k, c, o, _ in unpaced["missed"]}
-    pulses = np.asarray(case.truth.ecg_beats) - round(0.06 * fs)
     for kind, ch, onset in missed:  # within a pulse's lost rows or the blank after them
         assert onset < 5.0 * fs or np.min(np.abs(pulses - onset)) <= 0.015 * fs, (
             kind, ch, onset / fs)
-    assert result.pacing_pulses >= 0.8 * len(pulses)
+    assert 0.8 * len(pulses) <= result.pacing_pulses <= len(pulses)
+
+
+def test_a_heart_without_a_pacemaker_has_nothing_taken_out() -> None:
+    """Extra seed 655 (MIT-BIH at 5 kHz, 4 min: mains peaked by its harmonics, cautery, pops,
+    common-mode steps) through the stage alone: no pattern, nothing taken out. (Followed to
+    its level's return while learning, mains peaked by its harmonics was learnt as two
+    patterns here and 5,143 rows were lost.)"""
+    realcases = pytest.importorskip("support.realcases")
+    case = _real_case(655, 240.0)
+    stage = PacingPulses(8, case.sample_rate_hz, realcases.extra_spec(655).mains_hz)
+    block = int(case.sample_rate_hz)
+    for i in range(0, len(case.raw), block):
+        chunk = case.raw[i:i + block]
+        assert stage.process(chunk) is chunk
+    assert stage.patterns == 0 and stage.pulses == 0

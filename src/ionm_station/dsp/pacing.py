@@ -95,8 +95,12 @@ MAX_WIDTH_S = 0.005
 TOP_FRACTION = 0.6
 RECHARGE_FRACTION = 0.3
 #: … and it is a pulse (not a step) where its level along the pattern, in µV, is back within
-#: this fraction of its largest size by then.
+#: RETURN_FRACTION of its largest size by then — having fallen back by a jump of at least
+#: FALL_FRACTION of its edge's the other way, for one not matching a pattern yet (mains peaked
+#: by its harmonics bends back smoothly: followed to its return, it was learnt as two patterns
+#: on extra seed 655).
 RETURN_FRACTION = 0.5
+FALL_FRACTION = 0.3
 #: Pacing is established by this many pulses sharing a pattern …
 ESTABLISH_PULSES = 4
 #: … each within this (s) after the one before (heart rates 30–200 a minute) …
@@ -166,6 +170,7 @@ class PacingPulses:
 
     Attributes:
         pulses: pulses taken out so far.
+        mains_hz: the nominal mains frequency in use (Hz; None: not known).
     """
 
     def __init__(self, n_channels: int, sample_rate_hz: float,
@@ -201,6 +206,7 @@ class PacingPulses:
         self._open: tuple[int, np.ndarray, np.ndarray, np.ndarray, bool] | None = None
         self._peak = 0.0
         self._still = 0
+        self._fell = False  # whether it fell back by a jump (a pulse does; mains bends back)
         self._edge_z = np.zeros(n_channels)  # the open pulse's edge row (σ units) …
         self._edge_sigma = np.ones(n_channels)  # … and the σ (µV) in force there
         self._recent: list[tuple[int, np.ndarray]] = []  # pulses not taken: edge, pattern
@@ -226,6 +232,7 @@ class PacingPulses:
         """The nominal mains frequency (Hz; None: not known), whose period back a pulse's level
         is taken against."""
         fs = self._fs
+        self.mains_hz = mains_hz
         self._period = round(fs / mains_hz) if mains_hz else round(UNKNOWN_MAINS_PERIOD_S * fs)
 
     def mark_stimulus(self, index: int) -> None:
@@ -371,7 +378,7 @@ class PacingPulses:
             self._open = (start + r, level, slope, height / size, take or self._provisional)
             if not take:
                 self._learnt = self._learnt[-(LEARN_AT_ONCE - 1):] + [start + r]
-            self._peak, self._still, self._match = size, 0, match
+            self._peak, self._still, self._match, self._fell = size, 0, match, False
             self._edge_z, self._edge_sigma, self._odd = zr, sigma[r], left_out
             return r
         return len(z)
@@ -396,8 +403,9 @@ class PacingPulses:
             along = float(np.nan_to_num(ext[t + h] - ext[t + h - p] - level
                                         - slope * (start + t - edge)) @ pattern)
             self._peak = max(self._peak, along)
-            self._still = self._still + 1 if abs(float(np.nan_to_num(z[t]) @ u)) < still_below \
-                else 0
+            jump = float(np.nan_to_num(z[t]) @ u)
+            self._still = self._still + 1 if abs(jump) < still_below else 0
+            self._fell |= jump <= -FALL_FRACTION * size and start + t > edge
             t += 1
             still = (self._still >= self._still_rows
                      and -RECHARGE_FRACTION * self._peak < along < TOP_FRACTION * self._peak)
@@ -407,8 +415,8 @@ class PacingPulses:
                     self.pulses += 1
                     self._taken = [q for q in self._taken if q[1] >= start + t - self._keep]
                     self._taken.append((edge, start + t - 1))
-                if abs(along) <= RETURN_FRACTION * self._peak:  # back where it was: a pulse
-                    self._pulse(edge, take and not self._provisional)
+                if abs(along) <= RETURN_FRACTION * self._peak and (take or self._fell):
+                    self._pulse(edge, take and not self._provisional)  # (back: a pulse)
                 break
         return t
 

@@ -333,20 +333,33 @@ class FreeRunChain:
         with np.errstate(invalid="ignore"):
             railed = np.abs(raw) >= self._rail_uv  # NaN compares False (the stages skip NaN)
         paced = raw if self.pacing is None else self.pacing.process(raw)
+        pulses = None  # rows a pacemaker pulse was taken out of
+        if paced is not raw:
+            with np.errstate(invalid="ignore"):
+                pulses = np.isnan(paced).all(axis=1) & ~np.isnan(raw).any(axis=1)
         y = self.bandpass.process(self.gaps.process(paced))
         if self.mains is not None:
             y = self.mains.process(y, self._railed_hold(railed))
+            if (self.pacing is not None and self.pacing.mains_hz is None
+                    and self.mains.detected_hz is not None):
+                # (mains detected: the pacing stage's baseline takes it out a period back, not
+                # 0.1 s back — that baseline ended wide pulses in their recharge: seed 9414)
+                self.pacing.set_mains(self.mains.detected_hz)
         if self.ecg is not None:
-            y = self._residual_common_mode(self._steps_and_ecg(y, railed, start))
+            y = self._residual_common_mode(self._steps_and_ecg(y, railed, start, pulses))
         elif self.ecg_highpass is not None:
             y = self.ecg_highpass.process(y)
         return self._detect(y, spans)
 
-    def _steps_and_ecg(self, y: np.ndarray, railed: np.ndarray, start: int) -> np.ndarray:
+    def _steps_and_ecg(self, y: np.ndarray, railed: np.ndarray, start: int,
+                       pulses: np.ndarray | None = None) -> np.ndarray:
         """The mains-free piece ``y`` (µV) from absolute ``start`` through the step detector
         (its spans marked, the R peaks known so far handed to it, its steps noted by the ECG
         canceller) and the canceller, in turns of at most STEPS_PIECE_S; returns the
-        canceller's output (µV)."""
+        canceller's output (µV). The rows the gap bridge filled are lost to the canceller's
+        QRS detection, except those of pacemaker ``pulses`` (n,) bool: a ventricular pulse
+        comes at its QRS's onset, and its lost blocks hid the beat (extra seed 9414, pulses
+        30 ms before the R peak: its QRS left at every other beat)."""
         out = []
         for a in range(0, max(len(y), 1), self._steps_piece):
             b = a + self._steps_piece
@@ -364,6 +377,8 @@ class FreeRunChain:
                     self.ecg.hold_out(s.channels[0], s.start - self.start + self.steps.latency,
                                       s.stop - self.start)
             lost = self.gaps.lost(start + a, len(y[a:b]))  # (bridged rows: no beat found there)
+            if lost is not None and pulses is not None:
+                lost = lost & ~pulses[a:b, None]
             out.append(self.ecg.process(y[a:b], railed[a:b], lost))
         return np.concatenate(out)
 
