@@ -114,6 +114,19 @@ def test_a_pulse_at_the_instant_of_a_muap_is_taken_out_without_that_channel() ->
     np.testing.assert_array_equal(patterns[0], patterns[1])
 
 
+def test_a_pattern_with_a_channel_near_half_its_power_is_matched_at_every_pulse() -> None:
+    """A pattern whose largest channel holds 0.47 of its power: with noise a pulse holds over
+    half on it now and then, and those pulses reached every channel (extra seed 9417: cosine
+    0.99, share 0.51); every pulse once the pattern is established is taken out (some while
+    learning are not: an edge is learnt only at half or less on one channel)."""
+    x = _noise(20.0, 16)
+    pattern = 100.0 * np.array([1.0, -0.5, 0.5, -0.5, 0.5, 0.2, -0.2, 0.2])
+    at = np.arange(int(0.5 * FS), len(x) - int(0.1 * FS), int(0.8 * FS))
+    add_pulses(x, at, pattern, pulse(FS, 0.0005, "exp"))
+    lost = np.isnan(_run(PacingPulses(8, FS, 50.0), x, 500))[:, 0]
+    assert all(lost[a] for a in at[pacing.ESTABLISH_PULSES:].tolist())
+
+
 def test_a_pulse_is_judged_with_the_noise_of_its_own_time() -> None:
     """A pulse 0.15 s before cautery begins (broadband, 2 mV) is taken out whatever the chunk:
     judged against the noise scale the cautery later raised, in the same chunk, it was not (a
