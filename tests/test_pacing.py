@@ -303,7 +303,8 @@ def test_a_paced_heart_raises_no_more_false_events_than_an_unpaced_one(seed: int
     late = [f for f in paced["false"] if f[2] >= 5.0 * fs]
     late_before = [f for f in unpaced["false"] if f[2] >= 5.0 * fs]
     if seed == 9414:
-        assert len(late) <= len(late_before) + 25 and max(f[3] for f in late) < 70.0, late
+        assert len(late) <= len(late_before) + 25, late
+        assert max((f[3] for f in late), default=0.0) < 70.0, late
     else:
         assert len(late) <= len(late_before), late
     missed = {(k, c, o) for k, c, o, _ in paced["missed"]} - {
@@ -327,3 +328,32 @@ def test_a_heart_without_a_pacemaker_has_nothing_taken_out() -> None:
         chunk = case.raw[i:i + block]
         assert stage.process(chunk) is chunk
     assert stage.patterns == 0 and stage.pulses == 0
+
+
+#: Chunk lengths (s) the chain test below compares.
+CHUNKS_S = (1.0, 0.13)
+
+
+def test_the_chain_takes_the_same_pulses_out_in_any_chunking_while_mains_is_detected() -> None:
+    """The chain detects 50 vs 60 Hz and hands it to the pacing stage from a row fixed by the
+    decision (a piece after it), not by where a chunk ended, so the same rows are lost and
+    the same events found in any chunking (extra seed 9414's wide pulses, whose end the
+    period decides; a review's finding, not seen to differ on this case before)."""
+    from ionm_station.pipeline.chain import FreeRunChain
+
+    case = _real_case(9414, 20.0)
+    fs = case.sample_rate_hz
+    raw, _ = pace(case.raw.astype(np.float64), np.asarray(case.truth.ecg_beats), fs,
+                  PACEMAKERS[9414, "wide rect, dual"], np.random.default_rng(9414))
+    runs = []
+    for chunk_s in CHUNKS_S:
+        chain = FreeRunChain(case.montage, fs, case.range_uv)
+        chunk = int(chunk_s * fs)
+        outs = [chain.process(raw[i:i + chunk], i) for i in range(0, len(raw), chunk)]
+        outs.append(chain.flush())
+        assert chain.pacing.mains_hz == 50.0
+        runs.append((np.concatenate([o.clean for o in outs]),
+                     [(e.channel, e.onset, e.kind) for o in outs for e in o.events]))
+    np.testing.assert_array_equal(np.isnan(runs[0][0]), np.isnan(runs[1][0]))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], atol=1e-6)
+    assert sorted(runs[0][1]) == sorted(runs[1][1])

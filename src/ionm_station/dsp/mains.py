@@ -677,6 +677,7 @@ class MainsCanceller:
         self._detect_score = np.zeros(len(NOMINAL_MAINS_HZ))
         self._detect_blocks_seen = 0
         self._winner = 0  # index of the decided candidate
+        self.decided_at: int | None = None  # rows in when 50 or 60 Hz was decided
 
     def process(self, x: np.ndarray, hold: np.ndarray | None = None) -> np.ndarray:
         """Cancel mains in the next chunk ``x`` (n_samples, n_channels) µV; returns float64 µV.
@@ -747,6 +748,7 @@ class MainsCanceller:
         self._detect_blocks_seen += 1
         if self._detect_blocks_seen >= self.detect_blocks:
             self._winner = int(np.argmax(self._detect_score))
+            self.decided_at = self._n_abs
             self._tracker = self._candidates[self._winner]
             self._candidates = []
 

@@ -16,11 +16,12 @@ of :data:`NOISE_BLOCK_S`; the median of the last :data:`NOISE_BLOCKS` in force f
    ordinary signal: fewer than :data:`MIN_CHANNELS` channels jumped by :data:`EDGE_SIGMA` σ
    in the :data:`QUIET_BEFORE_S` before (cautery is broadband all along).
 2. **Following it**: the pulse is over once the rows' jumps projected on its edge's pattern
-   stay small for :data:`STILL_S` (see :data:`STILL_SIGMA`), at most :data:`MAX_WIDTH_S`
-   after the edge. It
-   was a pulse, not a step, where its level (each row less the row a mains period back, against
-   the line through those before the edge) is back within :data:`RETURN_FRACTION` of its
-   largest size by then.
+   stay small for :data:`STILL_S` (see :data:`STILL_SIGMA`) with its level (each row less the
+   row a mains period back, against the line through those before the edge) off its flat top
+   and out of its recharge (:data:`TOP_FRACTION`, :data:`RECHARGE_FRACTION`), at most
+   :data:`MAX_WIDTH_S` after the edge. It was a pulse, not a step, where its level is back
+   within :data:`RETURN_FRACTION` of its largest size by then — having fallen back by a jump
+   (:data:`FALL_FRACTION`), for one not yet matching a pattern.
 3. **Learning**: common-mode steps and cautery give such edges too, each with a pattern of its
    own. Pacing is *established* once :data:`ESTABLISH_PULSES` pulses, each within
    :data:`INTERVAL_S` of the one before, share a pattern (cosine ≥ :data:`PATTERN_COS` in σ
@@ -45,7 +46,8 @@ blanks detection over them and the ringing after (see :mod:`ionm_station.dsp.gap
 beat. A step the chain's step detectors find at a pulse taken out (its edge, or the step back
 after the fill: :meth:`PacingPulses.explains`) is no electrode's: it is neither blanked nor
 noted by the ECG canceller (which would blank every paced beat's QRS window). Each row is
-judged from the rows up to it, so any chunking gives the same rows. With fewer than three
+judged from the rows up to it, so any chunking gives the same rows (a mains change is given
+a row to take effect from: :meth:`PacingPulses.set_mains`). With fewer than three
 channels a pulse cannot be told from a MUAP and nothing is taken out; nor is anything within
 a stimulus the source reported (STIMULUS_PRE_S before to STIMULUS_POST_S after it).
 """
@@ -54,6 +56,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import deque
 
 import numpy as np
 
@@ -129,8 +132,9 @@ MATCH_COS = 0.85
 #: LEARN_SHARE) and this more (a pulse at a cosine of 0.99 with its pattern held 0.51 on one
 #: channel and reached every channel: extra seed 9417).
 MATCH_SHARE_SLACK = 0.1
-#: A row matches without its largest channel (a MUAP there) where the pattern keeps this much
-#: of its power on the other channels.
+#: A row matches without one channel (a MUAP there: the channel furthest off the pattern, or
+#: the one that jumped most just before the edge) where the pattern keeps this much of its
+#: power on the other channels.
 REST_POWER = 0.5
 #: The pattern is an exponential average over this many pulses.
 PATTERN_PULSES = 16
@@ -195,6 +199,7 @@ class PacingPulses:
         # BASE_S of that before the edge (the rows kept reach the longest period back)
         self._base = max(_FIT_ROWS, round(BASE_S * fs))
         self._h = round(UNKNOWN_MAINS_PERIOD_S * fs) + self._base
+        self._switch: tuple[int, float | None] | None = None  # a mains change to come: row, Hz
         self.set_mains(mains_hz)
         # the raw rows, the last h before each chunk kept (appended, not copied each chunk)
         self._rows = Rows(n_channels, np.float64, start=start - self._h, fill=np.nan)
@@ -205,9 +210,10 @@ class PacingPulses:
         self._medians = np.full((NOISE_BLOCKS, n_channels), np.nan)
         self._sigma = np.full(n_channels, np.nan)
         # the pulse being followed: its edge row, the line before it (level at the edge µV,
-        # slope µV per row), its pattern in µV (unit vector), whether its rows are lost; its
-        # largest size along the pattern (µV) and how many rows in a row it has been back
-        self._open: tuple[int, np.ndarray, np.ndarray, np.ndarray, bool] | None = None
+        # slope µV per row), its pattern in µV (unit vector), whether its rows are lost, the
+        # mains period (rows) its level is taken against; its largest size along the pattern
+        # (µV) and how many rows in a row it has been back
+        self._open: tuple[int, np.ndarray, np.ndarray, np.ndarray, bool, int] | None = None
         self._peak = 0.0
         self._still = 0
         self._fell = False  # whether it fell back by a jump (a pulse does; mains bends back)
@@ -220,7 +226,8 @@ class PacingPulses:
         self._patterns = np.zeros((0, n_channels))
         self._last = np.zeros(0, np.int64)
         self._ended = -1  # the row after the last pulse followed
-        self._learnt: list[int] = []  # the last edges followed towards a pattern
+        self._learnt: deque[int] = deque(maxlen=LEARN_AT_ONCE)  # the last edges followed
+        # towards a pattern
         self._match = 0  # the pattern the open pulse matched
         self._odd = -1  # the channel it matched without (-1: none)
         self._provisional = False  # whether it is taken out while its pattern is learnt
@@ -232,11 +239,18 @@ class PacingPulses:
         self._stimuli: list[int] = []
         self.pulses = 0
 
-    def set_mains(self, mains_hz: float | None) -> None:
+    def set_mains(self, mains_hz: float | None, from_row: int | None = None) -> None:
         """The nominal mains frequency (Hz; None: not known), whose period back a pulse's level
-        is taken against."""
+        is taken against; from absolute row ``from_row`` on (None: the next row; a row the
+        stage has passed is refused). A pulse being followed keeps the period it began with."""
+        if from_row is not None and from_row > self._next:
+            self._switch = (from_row, mains_hz)
+            return
+        if from_row is not None and from_row < self._next:
+            raise ValueError(f"row {from_row} is past (the next row is {self._next})")
         fs = self._fs
         self.mains_hz = mains_hz
+        self._switch = None
         self._period = round(fs / mains_hz) if mains_hz else round(UNKNOWN_MAINS_PERIOD_S * fs)
 
     def mark_stimulus(self, index: int) -> None:
@@ -273,6 +287,19 @@ class PacingPulses:
     def process(self, raw: np.ndarray) -> np.ndarray:
         """The next chunk (n, channels) µV with its pulse rows NaN (``raw`` itself where there
         is none)."""
+        if self._switch is not None and self._next < self._switch[0] < self._next + len(raw):
+            cut = self._switch[0] - self._next  # (a mains change within: the rows before it)
+            head = self._process(raw[:cut])
+            tail = self.process(raw[cut:])
+            if head is raw[:cut] and tail is raw[cut:]:
+                return raw
+            return np.concatenate((np.asarray(head, np.float64), np.asarray(tail, np.float64)))
+        if self._switch is not None and self._switch[0] == self._next:
+            self.set_mains(self._switch[1])
+        return self._process(raw)
+
+    def _process(self, raw: np.ndarray) -> np.ndarray:
+        """:meth:`process` for a chunk the mains period holds over."""
         n = len(raw)
         if self.n_channels < self.min_channels or n == 0:
             self._next += n
@@ -379,9 +406,9 @@ class PacingPulses:
                 continue
             self._provisional = (not take and float(np.linalg.norm(zr)) >= PROVISIONAL_SIGMA
                                  and self._repeats(start + r, _unit(zr)))
-            self._open = (start + r, level, slope, height / size, take or self._provisional)
+            self._open = (start + r, level, slope, height / size, take or self._provisional, p)
             if not take:
-                self._learnt = self._learnt[-(LEARN_AT_ONCE - 1):] + [start + r]
+                self._learnt.append(start + r)
             self._peak, self._still, self._match, self._fell = size, 0, match, False
             self._edge_z, self._edge_sigma, self._odd = zr, sigma[r], left_out
             return r
@@ -393,11 +420,11 @@ class PacingPulses:
         the chunk; ``z``: the chunk's jumps in σ, ``sigma`` in force at each, µV), its rows
         lost where it is taken out, until it is over or the chunk ends; returns the next row
         to look at."""
-        edge, level, slope, pattern, take = self._open
+        edge, level, slope, pattern, take, p = self._open
         size = max(float(np.linalg.norm(self._edge_z)), 1e-12)
         u = self._edge_z / size
         still_below = max(STILL_SIGMA, STILL_FRACTION * size)
-        h, p = self._h, self._period
+        h = self._h
         n = len(lost)
         while t < n:
             if not take and start + t > edge and self._matches(z[t], sigma[t], start + t):
@@ -419,7 +446,8 @@ class PacingPulses:
                     self.pulses += 1
                     self._taken = [q for q in self._taken if q[1] >= start + t - self._keep]
                     self._taken.append((edge, start + t - 1))
-                if abs(along) <= RETURN_FRACTION * self._peak and (take or self._fell):
+                if abs(along) <= RETURN_FRACTION * self._peak and (
+                        (take and not self._provisional) or self._fell):
                     self._pulse(edge, take and not self._provisional)  # (back: a pulse)
                 break
         return t

@@ -193,6 +193,9 @@ class FreeRunChain:
         self._since_rail = np.full(n, np.iinfo(np.int64).max // 2)  # samples since last railed
         self._piece = max(1, round(PIECE_S * fs))
         self._raw_next = start               # absolute index of the next raw row
+        self._mains_from = start  # the mains canceller's first row; the row from which the
+        # pacing stage knows the mains (None: not yet, it is being detected)
+        self._pacing_told = None if settings.mains_hz is None else start
         self._clean_next = start - self.delay  # absolute index of the next clean row
         self.notes = self._notes()
         self.report_ongoing = True
@@ -220,6 +223,8 @@ class FreeRunChain:
         if mains_hz is not None and mains_hz not in NOMINAL_MAINS_HZ:
             raise ValueError(f"mains must be 50 or 60 Hz or None (detect), got {mains_hz!r}")
         self.mains = self._mains_canceller(mains_hz)
+        self._mains_from = self._raw_next  # (the canceller's first row)
+        self._pacing_told = None if mains_hz is None else self._raw_next
         self.gaps.set_mains(mains_hz)
         if self.pacing is not None:  # (its baseline takes mains out a period back)
             self.pacing.set_mains(mains_hz)
@@ -333,18 +338,19 @@ class FreeRunChain:
         with np.errstate(invalid="ignore"):
             railed = np.abs(raw) >= self._rail_uv  # NaN compares False (the stages skip NaN)
         paced = raw if self.pacing is None else self.pacing.process(raw)
-        pulses = None  # rows a pacemaker pulse was taken out of
+        pulses = None  # samples a pacemaker pulse was taken out of
         if paced is not raw:
-            with np.errstate(invalid="ignore"):
-                pulses = np.isnan(paced).all(axis=1) & ~np.isnan(raw).any(axis=1)
+            pulses = np.isnan(paced) & ~np.isnan(raw)
         y = self.bandpass.process(self.gaps.process(paced))
         if self.mains is not None:
             y = self.mains.process(y, self._railed_hold(railed))
-            if (self.pacing is not None and self.pacing.mains_hz is None
-                    and self.mains.detected_hz is not None):
-                # (mains detected: the pacing stage's baseline takes it out a period back, not
-                # 0.1 s back — that baseline ended wide pulses in their recharge: seed 9414)
-                self.pacing.set_mains(self.mains.detected_hz)
+            if (self.pacing is not None and self._pacing_told is None
+                    and self.mains.decided_at is not None):
+                # mains detected: the pacing stage's baseline takes it out a period back, not
+                # 0.1 s back (that baseline ended wide pulses in their recharge: seed 9414) —
+                # from a row a piece after the decision's, whatever the chunking
+                self._pacing_told = self._mains_from + self.mains.decided_at + self._piece
+                self.pacing.set_mains(self.mains.detected_hz, self._pacing_told)
         if self.ecg is not None:
             y = self._residual_common_mode(self._steps_and_ecg(y, railed, start, pulses))
         elif self.ecg_highpass is not None:
@@ -356,8 +362,8 @@ class FreeRunChain:
         """The mains-free piece ``y`` (µV) from absolute ``start`` through the step detector
         (its spans marked, the R peaks known so far handed to it, its steps noted by the ECG
         canceller) and the canceller, in turns of at most STEPS_PIECE_S; returns the
-        canceller's output (µV). The rows the gap bridge filled are lost to the canceller's
-        QRS detection, except those of pacemaker ``pulses`` (n,) bool: a ventricular pulse
+        canceller's output (µV). The samples the gap bridge filled are lost to the canceller's
+        QRS detection, except those of pacemaker ``pulses`` (n, channels) bool: a ventricular pulse
         comes at its QRS's onset, and its lost blocks hid the beat (extra seed 9414, pulses
         30 ms before the R peak: its QRS left at every other beat)."""
         out = []
@@ -378,7 +384,7 @@ class FreeRunChain:
                                       s.stop - self.start)
             lost = self.gaps.lost(start + a, len(y[a:b]))  # (bridged rows: no beat found there)
             if lost is not None and pulses is not None:
-                lost = lost & ~pulses[a:b, None]
+                lost = lost & ~pulses[a:b]
             out.append(self.ecg.process(y[a:b], railed[a:b], lost))
         return np.concatenate(out)
 
