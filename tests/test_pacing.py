@@ -234,6 +234,18 @@ def test_rows_are_counted_from_the_stream_s_start_and_mains_can_change() -> None
     assert all(rest[a - half].all() for a in at[at > half].tolist())
 
 
+def test_a_chunk_a_mains_change_falls_in_comes_back_as_given() -> None:
+    """A mains change due within a chunk splits it for the stage, but a chunk nothing was
+    taken out of comes back as it was given (the chain asks whether anything was)."""
+    x = _noise(2.0, 17)
+    p = PacingPulses(8, FS)
+    p.set_mains(50.0, from_row=1234)
+    assert p.mains_hz is None
+    chunk = x[:5000]
+    assert p.process(chunk) is chunk
+    assert p.mains_hz == 50.0
+
+
 def test_fewer_than_three_channels_are_left_as_they_are() -> None:
     """With one or two channels a pulse cannot be told from a MUAP."""
     for n_ch in (1, 2):

@@ -289,9 +289,9 @@ class PacingPulses:
         is none)."""
         if self._switch is not None and self._next < self._switch[0] < self._next + len(raw):
             cut = self._switch[0] - self._next  # (a mains change within: the rows before it)
-            head = self._process(raw[:cut])
-            tail = self.process(raw[cut:])
-            if head is raw[:cut] and tail is raw[cut:]:
+            parts = (raw[:cut], raw[cut:])
+            head, tail = self._process(parts[0]), self.process(parts[1])
+            if head is parts[0] and tail is parts[1]:
                 return raw
             return np.concatenate((np.asarray(head, np.float64), np.asarray(tail, np.float64)))
         if self._switch is not None and self._switch[0] == self._next:
@@ -467,8 +467,7 @@ class PacingPulses:
         odd = np.full(n, -1, np.int64)
         if len(self._patterns) == 0:
             return np.zeros(n, bool), np.zeros(n, np.int64), odd
-        with np.errstate(invalid="ignore", divide="ignore"):
-            white = np.nan_to_num(self._patterns[None, :, :] / sigma[:, None, :])
+        white = self._white(sigma[:, None, :])
         in_force = rows[:, None] - self._last[None, :] <= self._lapse
         matched, best = _match(zf, white, in_force, norm, share)
         if matched.all():
@@ -489,11 +488,16 @@ class PacingPulses:
                          ) -> tuple[bool, int]:
         """Whether the jumps ``z`` (σ, one row: absolute ``row``; ``sigma`` in force there, µV)
         match a pattern in force there without ``channel`` (see :meth:`_matched`), and which."""
-        with np.errstate(invalid="ignore", divide="ignore"):
-            white = np.nan_to_num(self._patterns / sigma)[None]
+        white = self._white(sigma)[None]
         in_force = row - self._last[None, :] <= self._lapse
         m, b = _match_without(np.nan_to_num(z)[None], white, in_force, np.array([channel]))
         return bool(m[0]), int(b[0])
+
+    def _white(self, sigma: np.ndarray) -> np.ndarray:
+        """The patterns in σ units of ``sigma`` (µV; broadcast against the patterns, channels
+        last): 0 where σ is not known."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nan_to_num(self._patterns / sigma)
 
     def _matches(self, z: np.ndarray, sigma: np.ndarray, row: int) -> bool:
         """Whether the jumps ``z`` (σ, one row: absolute ``row``; ``sigma`` in force there, µV)
@@ -527,8 +531,7 @@ class PacingPulses:
             self._patterns[k] = _unit(p)
             return
         if len(self._patterns):  # a lapsed pattern again: in force from the next pulse
-            with np.errstate(invalid="ignore", divide="ignore"):
-                white = np.nan_to_num(self._patterns / self._edge_sigma)
+            white = self._white(self._edge_sigma)
             fit = white @ u / np.maximum(np.linalg.norm(white, axis=1), 1e-12)
             k = int(np.argmax(fit))
             if float(fit[k]) >= PATTERN_COS:
