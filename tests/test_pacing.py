@@ -263,11 +263,7 @@ def test_fewer_than_three_channels_are_left_as_they_are() -> None:
 
 
 def _real_case(seed: int, seconds: float):
-    realcases = pytest.importorskip("support.realcases")
-    if not realcases.DATA_DIR.is_dir():
-        pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
-    pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    return realcases.generate(realcases.extra_spec(seed), seconds)
+    return pytest.importorskip("support.realcases").extra_case_or_skip(seed, False, seconds)
 
 
 #: The chain tests' pacemakers: hand-picked ones 60 ms before the R peak, and one drawn for

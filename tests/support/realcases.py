@@ -267,13 +267,15 @@ def _skip_without_data() -> None:
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
 
 
-def extra_case_or_skip(seed: int, legacy_heart: bool = True) -> RealCase:
-    """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole, by default with the
-    heart as built before 2026-12-02 (``legacy_heart``: the seeds and times the tests pinned
-    before then were found on that construction); skips the calling test where the PhysioNet
-    recordings (../shared) or wfdb are missing."""
+def extra_case_or_skip(seed: int, legacy_heart: bool = True,
+                       duration_s: float | None = None) -> RealCase:
+    """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole (or its first
+    ``duration_s`` s, see :func:`generate`), by default with the heart as built before
+    2026-12-02 (``legacy_heart``: the seeds and times the tests pinned before then were found
+    on that construction); skips the calling test where the PhysioNet recordings (../shared)
+    or wfdb are missing."""
     _skip_without_data()
-    return generate(extra_spec(seed), legacy_heart=legacy_heart)
+    return generate(extra_spec(seed), duration_s, legacy_heart=legacy_heart)
 
 
 def case_or_skip(name: str) -> RealCase:
