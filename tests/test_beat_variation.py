@@ -145,6 +145,28 @@ def test_move_later_moves_content_and_zeros_come_in() -> None:
     np.testing.assert_array_equal(same, a)
 
 
+def test_fewer_residuals_kept_than_components_fit_as_many_as_there_are() -> None:
+    """Fitted from 4 kept residuals with 5 components (the canceller's first beats): the
+    misfit in their span is predicted, finite, no more than with the same 4 kept and 4
+    components, and noise alone still loses little (4 of 400 dimensions)."""
+    rng = np.random.default_rng(5)
+    kept = misfits(rng, 4)
+    both = np.array([True, True])
+    five = BeatVariation(1, 2, LENGTH, beats=32, components=5, min_beats=4)
+    four = BeatVariation(1, 2, LENGTH, beats=32, components=4, min_beats=4)
+    for r in kept:
+        five.add(0, r, both)
+        four.add(0, r, both)
+    moves, notch = patterns()
+    noise = rng.normal(0.0, 2.0, (2, LENGTH))
+    residual = noise + np.vstack((12.0 * moves - 5.0 * notch, np.zeros(LENGTH)))
+    est = five.predict(0, residual, both)
+    assert np.isfinite(est).all()
+    np.testing.assert_allclose(est, four.predict(0, residual, both), atol=1e-9)
+    assert np.std(residual[0] - est[0] - noise[0]) < 0.5 * np.std(residual[0] - noise[0])
+    assert np.std(est[1]) < 0.25 * np.std(noise[1]), np.std(est[1])
+
+
 def test_impossible_settings_are_refused() -> None:
     with pytest.raises(ValueError, match="components"):
         BeatVariation(1, 2, LENGTH, beats=4, components=5)

@@ -933,6 +933,22 @@ def test_a_real_heart_s_beat_to_beat_variation_is_subtracted(name: str, seed: in
     assert np.percentile(rms, 99) <= 4.5, np.percentile(rms, [50, 99]).round(2)
 
 
+@pytest.mark.parametrize("seed, most_uv", [(3, 3.3), (6, 2.4)])
+def test_the_first_beats_variation_is_fitted_within_seconds(seed: int, most_uv: float) -> None:
+    """The beat-to-beat fit starts a few beats into a record: residuals are kept once a
+    template holds VARIATION_KEEP_BEATS beats and fitted from VARIATION_MIN_BEATS kept. Kept
+    only from a converged template and fitted from 8 kept, it began ~16 beats in, and PTB
+    s0010's beats 4–16 s left 3.9 and 2.8 µV RMS over R − 60…+100 ms at the 95th percentile
+    over beats and channels (now 2.9 and 2.0, in 2.8 µV of noise)."""
+    fs = 5000.0
+    ecg, noise, r_peaks = real_ecg_record("s0010_re", fs, 20.0, 8, seed)
+    left = run(EcgCanceller(8, fs), ecg + noise, 500) - noise
+    beats = r_peaks[(r_peaks > 4 * fs) & (r_peaks < 16 * fs)]
+    window = beats[:, None] + np.arange(int(-0.06 * fs), int(0.10 * fs))
+    rms = np.sqrt(np.mean(left[window] ** 2, axis=1))  # beats × channels
+    assert np.percentile(rms, 95) <= most_uv, np.percentile(rms, [50, 95]).round(2)
+
+
 @pytest.mark.parametrize("name, seed, spread, pp_uv", [
     ("100", 2, True, 40.0), ("s0010_re", 3, True, 40.0), ("100", 2, False, 40.0),
     ("s0010_re", 3, False, 40.0), ("s0010_re", 3, False, 25.0), ("100", 2, False, 25.0)])

@@ -38,7 +38,8 @@ class BeatVariation:
         n_channels: channels.
         length: samples per residual.
         beats: residuals kept per class and channel (the oldest is replaced).
-        components: leading principal components fitted to a new residual.
+        components: leading principal components fitted to a new residual (on a channel
+            with fewer residuals kept, as many as it has: the others are rounding).
         min_beats: residuals needed on a channel before it is corrected (more than ``beats``:
             never).
         clip: bound of each component's coefficient, in RMS coefficients over the kept beats.
@@ -46,9 +47,8 @@ class BeatVariation:
 
     def __init__(self, n_classes: int, n_channels: int, length: int, beats: int = 32,
                  components: int = 3, min_beats: int = 8, clip: float = 3.0) -> None:
-        if not 0 < components <= min(min_beats, beats):
-            raise ValueError(f"need 0 < components ({components}) <= min_beats ({min_beats}) "
-                             f"and beats ({beats})")
+        if not 0 < components <= beats:
+            raise ValueError(f"need 0 < components ({components}) <= beats ({beats})")
         if clip <= 0.0:
             raise ValueError(f"clip must be positive, not {clip}")
         self.n_channels, self.length, self.beats = n_channels, length, beats

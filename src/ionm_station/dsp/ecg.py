@@ -569,9 +569,19 @@ SPATIAL_MIN_CHANNELS = 3
 #: and from 1.93 to 1.55 on tune-mitdb-10k-60Hz. In the chain, 5 components rather than 3 took it
 #: from 1.28 to 1.23 and from 1.51 to 1.36, and 1.51–1.62 to 1.43–1.59 on the three worst of 20
 #: extra tuning seeds at 5 kHz on MIT-BIH 100; 8 gained little more: 1.23, 1.34, 1.41–1.52.)
+#: Residuals are kept once the class's template there holds VARIATION_KEEP_BEATS beats (its mean
+#: then no longer one beat's own shape) and fitted from VARIATION_MIN_BEATS kept ones, each
+#: pattern the kept beats hold (fewer than VARIATION_COMPONENTS until then): kept only from a
+#: converged template (8 beats) and fitted from 8 kept, the fit began ~16 beats into a case,
+#: later still with cautery, and the first 15 s set the 99th percentile (extra tuning seed 535:
+#: 1.59 over the case, 1.31 from 15 s; on MIT-BIH 100 and PTB s0010 with noise, 5 kHz, the ECG
+#: left over beats 4–16 s went 2.4–5.7 → 2.0–5.7 µV RMS at the 95th percentile, and needle
+#: MUAPs locked at R − 20 ms on every other beat from the first beats kept ≥ 0.87 of their p-p,
+#: as before).
 VARIATION_BEATS = 32
 VARIATION_COMPONENTS = 5
-VARIATION_MIN_BEATS = 8
+VARIATION_KEEP_BEATS = 3
+VARIATION_MIN_BEATS = 4
 VARIATION_CLIP = 3.0
 VARIATION_HF_RATIO = 1.5
 VARIATION_LOWPASS_HZ = 250.0
@@ -2208,15 +2218,17 @@ class EcgCanceller:
         predicted from the residuals of the beats learnt before this one (µV, same shape, zero
         elsewhere; see :mod:`ionm_station.dsp.beat_variation`). Notes in ``pending`` the
         residual below VARIATION_LOWPASS_HZ and the channels it may be kept on once the beat
-        is learnt: the ``keepable`` ones with a converged template where no block's >200 Hz
-        RMS, before this fit, exceeds VARIATION_HF_RATIO × the channel's ``steady`` >200 Hz σ
-        (µV)."""
+        is learnt: the ``keepable`` ones whose template holds VARIATION_KEEP_BEATS beats
+        (fewer if ``bootstrap_beats`` is) where no block's >200 Hz RMS, before this fit,
+        exceeds VARIATION_HF_RATIO × the channel's ``steady`` >200 Hz σ (µV)."""
         if not (correct.any() or keepable.any()):
             return np.zeros_like(residual)
         slow = self._variation_lowpass(residual)
         hf = self._block_rms(self._highpass(residual, self._ba_activity, self._zi_unit_activity))
         pending.misfit = slow
-        pending.keep_misfit = (keepable & (self._count[k] >= self.bootstrap_beats)
+        pending.keep_misfit = (keepable
+                               & (self._count[k] >= min(VARIATION_KEEP_BEATS,
+                                                        self.bootstrap_beats))
                                & (hf <= VARIATION_HF_RATIO * steady[:, None]).all(axis=1))
         if not correct.any():
             return np.zeros_like(residual)
