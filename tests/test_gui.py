@@ -219,6 +219,25 @@ def test_a_refused_threshold_is_said_in_the_status_bar(app, tmp_path, qtbot) -> 
     w.close()
 
 
+def test_the_status_bar_shows_pacing(app, tmp_path, qtbot) -> None:  # noqa: ANN001
+    """The window shows the processing snapshot's pacing state (tests/test_pacing.py runs it
+    through the live path): nothing before any pulse, PACED while they are taken out, and
+    that they no longer are once pacing lapsed."""
+    from dataclasses import replace
+
+    w = MainWindow(make_session(seconds=0.1, realtime=False), tmp_path / "gui.json")
+    qtbot.addWidget(w)
+    state = w.session.state()
+    label = w.status.labels["pacing"]
+    for paced, pulses, text in ((False, 0, ""), (True, 12, "PACED · 12 pulses out"),
+                                (False, 40, "pacing lapsed · 40 out")):
+        processing = replace(state.processing, paced=paced, pacing_pulses=pulses)
+        w.status.show_state(replace(state, processing=processing), None, False, "")
+        assert label.text() == text
+        assert ("reach the detector" in label.toolTip()) == (text.startswith("pacing lapsed"))
+    w.close()
+
+
 def test_settings_file_garbage_falls_back_to_defaults(tmp_path) -> None:
     path = tmp_path / "gui.json"
     path.write_text('{"sensitivity_uv": "__import__(\'os\')", "timebase_s": -3, '

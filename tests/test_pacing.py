@@ -365,3 +365,59 @@ def test_the_chain_takes_the_same_pulses_out_in_any_chunking_while_mains_is_dete
     np.testing.assert_array_equal(np.isnan(runs[0][0]), np.isnan(runs[1][0]))
     np.testing.assert_allclose(runs[0][0], runs[1][0], atol=1e-6)
     assert sorted(runs[0][1]) == sorted(runs[1][1])
+
+
+def test_the_live_path_says_when_pulses_are_taken_out_and_when_no_longer(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through the processing thread's worker: a ``pacing`` event when the chain starts taking
+    pulses out and one when it lapses (LAPSE_S, 2 s here), the snapshot saying so between
+    them, and the pulses counted over a restart of the chain, whose new stage learns afresh;
+    the case log and the headless line name them."""
+    from ionm_station.caselog import case_log
+    from ionm_station.events import EventLog
+    from ionm_station.headless import _describe
+    from ionm_station.montage import load_montage
+    from ionm_station.pipeline.commands import CommandQueue
+    from ionm_station.pipeline.processing import ProcessingWorker
+    from ionm_station.ring import RingBuffer
+    from ionm_station.stream import StreamInfo
+
+    monkeypatch.setattr(pacing, "LAPSE_S", 2.0)
+    x = _noise(18.0, 7)
+    rng = np.random.default_rng(8)
+    sizes = 150.0 * rng.uniform(0.2, 1.0, 8) * rng.choice([-1.0, 1.0], 8)
+    first = np.arange(int(0.5 * FS), int(6 * FS), int(0.8 * FS))
+    again = np.arange(int(10 * FS), int(15 * FS), int(0.8 * FS))
+    add_pulses(x, np.concatenate((first, again)), sizes, pulse(FS, 0.0005, "exp"))
+    montage = load_montage("lumbar").first(8)
+    raw, clean = RingBuffer(int(2 * FS), 8), RingBuffer(int(2 * FS), 8)
+    events = EventLog()
+    proc = ProcessingWorker(raw, clean, StreamInfo(FS, montage.labels), montage, events,
+                            CommandQueue(), live=False)
+    states = {}
+    for second in range(18):
+        if second == 9:
+            before = proc.snapshot.pacing_pulses
+            proc.on_restart()  # (a fault: the chain is rebuilt, the count carries over)
+            assert proc.snapshot.pacing_pulses == before
+        raw.write(x[int(second * FS):int((second + 1) * FS)].astype(np.float32))
+        while proc.step():
+            pass
+        states[second] = (proc.snapshot.paced, proc.snapshot.pacing_pulses)
+    said = [(e.start, e.data["state"], e.data["pulses"]) for e in events.snapshot()
+            if e.kind == "pacing"]
+    # detected from the pulses establishing it, lapsed 2 s after the last one, detected again
+    # once the new stage has learnt the pattern, lapsed again 2 s after the last pulse
+    assert [s for _, s, _ in said] == ["detected", "lapsed", "detected", "lapsed"]
+    assert first[pacing.ESTABLISH_PULSES - 1] <= said[0][0] <= first[pacing.ESTABLISH_PULSES]
+    assert first[-1] + 2.0 * FS <= said[1][0] <= first[-1] + 2.2 * FS
+    assert again[pacing.ESTABLISH_PULSES - 1] <= said[2][0] <= again[pacing.ESTABLISH_PULSES]
+    assert states[4][0] and not states[8][0] and states[13][0]
+    taken_first = len(first) - 1  # (the first pulse passes)
+    assert states[8][1] == taken_first
+    assert states[17][1] == taken_first + len(again) - 1 == said[3][2]
+    log = [entry.text for entry in case_log(events.snapshot(), montage, FS)
+           if entry.kind == "pacing"]
+    assert log[0] == f"pacemaker pulses detected: taken out before detection ({said[0][2]} so far)"
+    assert log[1].startswith(f"pacemaker pulses no longer taken out ({taken_first} in all)")
+    assert _describe(next(e for e in events.snapshot() if e.kind == "pacing")) == log[0]

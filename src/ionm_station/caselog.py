@@ -16,7 +16,8 @@ report. :func:`case_log` turns the station's events (live or recorded) into
 * ``settings`` — band, mains, threshold (set or adapted) changes;
 * ``screw`` — a screw's threshold; ``tof`` — a train-of-four;
 * ``baseline`` — a tile's baseline; ``quality`` — a channel failing the signal-quality check
-  (or passing again): only changes are listed, the periodic values are trends.
+  (or passing again): only changes are listed, the periodic values are trends;
+* ``pacing`` — pacemaker pulses found and taken out before detection, or no longer.
 
 Indices are those of the events (session clock live, file clock for a recording); ``tiles``
 names the root-sides concerned, empty for the whole station.
@@ -35,7 +36,7 @@ from ionm_station.pipeline.technical import HEADLINES
 
 #: Entry kinds, in the order filters list them.
 KINDS = ("alarm", "technical", "fault", "not_monitored", "gap", "marker", "cautery", "lead_off",
-         "settings", "screw", "tof", "baseline", "quality")
+         "settings", "screw", "tof", "baseline", "quality", "pacing")
 #: Event kinds that are faults, and how they read.
 FAULT_KINDS = {"worker_fault": "worker fault", "worker_restarted": "worker restarted",
                "worker_failed": "worker given up", "source_error": "source error",
@@ -180,6 +181,8 @@ class CaseLog:
             return "tof", (str(d.get("site", "")),), f"TOF {d.get('count')}/4{ratio}{block}"
         if k == "baseline":
             return "baseline", (str(d.get("tile", "")),), baseline_text(d)
+        if k == "pacing":
+            return "pacing", (), pacing_text(d)
         if k == "signal_quality":
             return self._quality(e)
         return None
@@ -250,6 +253,15 @@ def baseline_text(d: dict[str, Any]) -> str:
     if cmap:
         parts.append(f"CMAP {max(cmap['peak_uv']):.0f} µV at {_number(cmap.get('current_ma'))} mA")
     return "baseline: " + "; ".join(parts)
+
+
+def pacing_text(d: dict[str, Any]) -> str:
+    """A ``pacing`` entry: pacemaker pulses found and taken out, or no longer seen."""
+    pulses = d.get("pulses", 0)
+    if d.get("state") == "detected":
+        return f"pacemaker pulses detected: taken out before detection ({pulses} so far)"
+    return (f"pacemaker pulses no longer taken out ({pulses} in all): any that come reach "
+            "the detector until learnt again")
 
 
 def case_log(events: Sequence[Event], montage: Montage, fs: float) -> list[LogEntry]:

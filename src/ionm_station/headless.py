@@ -13,14 +13,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
 
-from ionm_station.caselog import baseline_text
+from ionm_station.caselog import baseline_text, pacing_text
 from ionm_station.events import Event
 from ionm_station.outputs import write_text
 from ionm_station.session import Session
 
 #: Event kinds printed as they happen (alarm tile changes, technical alarms, worker faults).
 ANNOUNCED = ("alarm", "technical_alarm", "worker_fault", "worker_restarted", "worker_failed",
-             "source_error", "source_recovered", "recording_error", "not_monitored", "baseline")
+             "source_error", "source_recovered", "recording_error", "not_monitored", "baseline",
+             "pacing")
 
 
 def run_headless(session: Session, out: TextIO, status_interval_s: float = 1.0,
@@ -80,6 +81,8 @@ def _describe(e: Event) -> str:
         return f"{d['condition']} {d['what']}: {d['reason']}"
     if e.kind == "baseline":
         return f"{d['tile']}: " + baseline_text(d).removeprefix("baseline: ")
+    if e.kind == "pacing":
+        return pacing_text(d)
     return "; ".join(f"{k} {v}" for k, v in d.items())
 
 

@@ -1,4 +1,4 @@
-"""The status bar: counters, worker health, technical alarms, recording, disk, audio.
+"""The status bar: counters, worker health, technical alarms, pacing, recording, disk, audio.
 
 Everything comes from the station's state (:class:`~ionm_station.pipeline.state.StationState`),
 the recorder's status, the channel listened to and the sounder's notice. Technical alarms are
@@ -20,10 +20,11 @@ from ionm_station.pipeline.state import StationState
 from ionm_station.recording import RecorderStatus
 
 #: Labels, left to right.
-FIELDS = ("source", "samples", "counts", "workers", "technical", "recording", "disk", "listen",
-          "audio", "error")
+FIELDS = ("source", "samples", "counts", "workers", "technical", "pacing", "recording", "disk",
+          "listen", "audio", "error")
 #: Widest the free-text labels get (px): longer text is elided there, whole in the tooltip.
-MAX_WIDTH = {"workers": 180, "technical": 240, "listen": 180, "audio": 200, "error": 240}
+MAX_WIDTH = {"workers": 180, "technical": 240, "pacing": 220, "listen": 180, "audio": 200,
+             "error": 240}
 #: How long event messages stay (ms).
 MESSAGE_MS = 8000
 
@@ -35,6 +36,19 @@ def bytes_text(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} TB"
+
+
+def pacing_label(paced: bool, pulses: int) -> tuple[str, str]:
+    """(label, tooltip) for the pacemaker-pulse stage: empty while none was ever taken out."""
+    if paced:
+        return (f"PACED · {pulses} pulses out",
+                "Pacemaker pulses are found on every channel at once and taken out before "
+                "detection (their samples filled as lost).")
+    if pulses:
+        return (f"pacing lapsed · {pulses} out",
+                "Pacemaker pulses were taken out earlier and none match now: any that come "
+                "reach the detector until their pattern is learnt again.")
+    return "", ""
 
 
 def recording_text(rec: RecorderStatus | None, can_record: bool) -> tuple[str, bool]:
@@ -83,6 +97,7 @@ class StationStatusBar(QStatusBar):
                             + (f", {w.error}" if w.error else "") for w in state.workers))
         lbl["workers"].setStyleSheet(f"color: {theme.ERROR_RED};" if down else "")
         self._show_technical(state)
+        self._set("pacing", *pacing_label(state.processing.paced, state.processing.pacing_pulses))
         text, red = recording_text(rec, can_record)
         lbl["recording"].setText(text)
         lbl["recording"].setStyleSheet("color: #ff5252; font-weight: bold;" if red else "")

@@ -118,6 +118,8 @@ class ProcessingWorker(Worker):
         self._cautery_until = 0  # end (absolute index) of the latest cautery span seen
         self._next_quality = info.seconds_to_samples(QUALITY_WINDOW_S + QUALITY_SETTLE_S)
         self._baseline: _Check | None = None
+        self._paced = False  # whether pacemaker pulses were being taken out (logged on change)
+        self._pulses_before = 0  # pacemaker pulses taken out by the chains before this one
         self.snapshot = self._snapshot()
 
     @property
@@ -159,6 +161,7 @@ class ProcessingWorker(Worker):
                                      data={"reason": f"processing restarted after: {self.error}"}))
         self._done_to = at
         self.reader = self.raw.reader(start=at)
+        self._pulses_before = self._pacing_pulses()
         self.chain = self._new_chain(at)
         fill = at - self.chain.delay - self.clean.published
         if fill > 0:
@@ -244,8 +247,27 @@ class ProcessingWorker(Worker):
         mine = [e for e in self._pending if e.start < stop]
         self._pending = [e for e in self._pending if e.start >= stop]
         self._emit(self.chain.process(data, start, mine), generation)
+        if generation == self.generation:
+            self._note_pacing(stop)
         self.samples_in += len(data)
         self._done_to = stop
+
+    def _note_pacing(self, at: int) -> None:
+        """Log a ``pacing`` event at raw index ``at`` when the chain starts or stops taking
+        pacemaker pulses out (``state`` ``detected`` or ``lapsed``: from then on the pulses, if
+        any, reach the detector until their pattern is learnt again; a restarted chain learns
+        it afresh)."""
+        pacing = self.chain.pacing
+        paced = pacing is not None and pacing.established
+        if paced != self._paced:
+            self._paced = paced
+            self.events.append(Event("pacing", at, data={
+                "state": "detected" if paced else "lapsed", "pulses": self._pacing_pulses()}))
+
+    def _pacing_pulses(self) -> int:
+        """Pacemaker pulses taken out so far in the case (every chain's)."""
+        pacing = self.chain.pacing
+        return self._pulses_before + (0 if pacing is None else pacing.pulses)
 
     def _emit(self, out: ChainOutput, generation: int) -> None:
         if generation != self.generation:
@@ -319,4 +341,5 @@ class ProcessingWorker(Worker):
             silenced=a.silenced, train_time_by_tile=a.train_time.by_tile(),
             train_time_by_channel=a.train_time.by_channel(),
             thresholds_uv=tuple(float(t) for t in self.thresholds_uv), settings=self.settings,
-            notes=self.chain.notes, open_spans=tuple(self.chain.open_spans()))
+            notes=self.chain.notes, open_spans=tuple(self.chain.open_spans()),
+            paced=self._paced, pacing_pulses=self._pacing_pulses())
