@@ -222,7 +222,7 @@ def test_a_refused_threshold_is_said_in_the_status_bar(app, tmp_path, qtbot) -> 
 def test_the_status_bar_shows_pacing(app, tmp_path, qtbot) -> None:  # noqa: ANN001
     """The window shows the processing snapshot's pacing state (tests/test_pacing.py runs it
     through the live path): nothing before any pulse, PACED while they are taken out, and
-    that they no longer are once pacing lapsed."""
+    that they no longer are once pacing lapsed; the state's JSON carries it too."""
     from dataclasses import replace
 
     w = MainWindow(make_session(seconds=0.1, realtime=False), tmp_path / "gui.json")
@@ -234,6 +234,8 @@ def test_the_status_bar_shows_pacing(app, tmp_path, qtbot) -> None:  # noqa: ANN
         processing = replace(state.processing, paced=paced, pacing_pulses=pulses)
         w.status.show_state(replace(state, processing=processing), None, False, "")
         assert label.text() == text
+        assert replace(state, processing=processing).to_dict()["pacing"] == {
+            "paced": paced, "pulses_taken_out": pulses}  # (run --json, remote views)
         assert ("reach the detector" in label.toolTip()) == (text.startswith("pacing lapsed"))
     w.close()
 
