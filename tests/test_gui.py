@@ -229,13 +229,14 @@ def test_the_status_bar_shows_pacing(app, tmp_path, qtbot) -> None:  # noqa: ANN
     qtbot.addWidget(w)
     state = w.session.state()
     label = w.status.labels["pacing"]
-    for paced, pulses, text in ((False, 0, ""), (True, 12, "PACED · 12 pulses out"),
-                                (False, 40, "pacing lapsed · 40 out")):
-        processing = replace(state.processing, paced=paced, pacing_pulses=pulses)
+    for pacing, pulses, text in (("", 0, ""), ("", 2, ""),  # (taken while learnt: not yet)
+                                 ("detected", 12, "PACED · 12 pulses out"),
+                                 ("lapsed", 40, "pacing lapsed · 40 out")):
+        processing = replace(state.processing, pacing=pacing, pacing_pulses=pulses)
         w.status.show_state(replace(state, processing=processing), None, False, "")
         assert label.text() == text
         assert replace(state, processing=processing).to_dict()["pacing"] == {
-            "paced": paced, "pulses_taken_out": pulses}  # (run --json, remote views)
+            "state": pacing or None, "pulses_taken_out": pulses}  # (run --json, remote views)
         assert ("reach the detector" in label.toolTip()) == (text.startswith("pacing lapsed"))
     w.close()
 

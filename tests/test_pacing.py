@@ -370,9 +370,10 @@ def test_the_chain_takes_the_same_pulses_out_in_any_chunking_while_mains_is_dete
 def test_the_live_path_says_when_pulses_are_taken_out_and_when_no_longer(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Through the processing thread's worker: a ``pacing`` event when the chain starts taking
-    pulses out and one when it lapses (LAPSE_S, 2 s here), the snapshot saying so between
-    them, and the pulses counted over a restart of the chain, whose new stage learns afresh;
-    the case log and the headless line name them."""
+    pulses out and one when it lapses (LAPSE_S, 2 s here) — at once when the chain is rebuilt
+    after a fault while paced (the new stage learns afresh) —, the snapshot saying so, and
+    the pulses counted over the restart; nothing said while the first pulses are only being
+    learnt (some are taken out meanwhile). The case log and the headless line name them."""
     from ionm_station.caselog import case_log
     from ionm_station.events import EventLog
     from ionm_station.headless import _describe
@@ -394,30 +395,59 @@ def test_the_live_path_says_when_pulses_are_taken_out_and_when_no_longer(
     events = EventLog()
     proc = ProcessingWorker(raw, clean, StreamInfo(FS, montage.labels), montage, events,
                             CommandQueue(), live=False)
-    states = {}
+    states, restart = {}, 4
     for second in range(18):
-        if second == 9:
-            before = proc.snapshot.pacing_pulses
-            proc.on_restart()  # (a fault: the chain is rebuilt, the count carries over)
-            assert proc.snapshot.pacing_pulses == before
+        if second == restart:  # (a fault while paced: the chain is rebuilt here)
+            before = proc.chain.pacing.pulses
+            assert before and proc.snapshot.pacing == "detected"
+            proc.on_restart()
+            assert proc.snapshot.pacing == "lapsed" and proc.snapshot.pacing_pulses == before
         raw.write(x[int(second * FS):int((second + 1) * FS)].astype(np.float32))
         while proc.step():
             pass
-        states[second] = (proc.snapshot.paced, proc.snapshot.pacing_pulses)
+        states[second] = (proc.snapshot.pacing, proc.snapshot.pacing_pulses)
     said = [(e.start, e.data["state"], e.data["pulses"]) for e in events.snapshot()
             if e.kind == "pacing"]
-    # detected from the pulses establishing it, lapsed 2 s after the last one, detected again
-    # once the new stage has learnt the pattern, lapsed again 2 s after the last pulse
+    # detected once its pulses established it, lapsed at the restart, detected again once
+    # the new stage has learnt the pattern (its two pulses before 6 s are too few), lapsed
+    # 2 s after the last pulse
     assert [s for _, s, _ in said] == ["detected", "lapsed", "detected", "lapsed"]
     assert first[pacing.ESTABLISH_PULSES - 1] <= said[0][0] <= first[pacing.ESTABLISH_PULSES]
-    assert first[-1] + 2.0 * FS <= said[1][0] <= first[-1] + 2.2 * FS
+    assert said[1][0] == restart * FS
     assert again[pacing.ESTABLISH_PULSES - 1] <= said[2][0] <= again[pacing.ESTABLISH_PULSES]
-    assert states[4][0] and not states[8][0] and states[13][0]
-    taken_first = len(first) - 1  # (the first pulse passes)
-    assert states[8][1] == taken_first
-    assert states[17][1] == taken_first + len(again) - 1 == said[3][2]
+    assert again[-1] + 2.0 * FS <= said[3][0] <= again[-1] + 2.2 * FS
+    assert states[0][0] == "" and states[8][0] == "lapsed" and states[13][0] == "detected"
+    assert states[17][1] == before + proc.chain.pacing.pulses == said[3][2]
     log = [entry.text for entry in case_log(events.snapshot(), montage, FS)
            if entry.kind == "pacing"]
     assert log[0] == f"pacemaker pulses detected: taken out before detection ({said[0][2]} so far)"
-    assert log[1].startswith(f"pacemaker pulses no longer taken out ({taken_first} in all)")
+    assert log[1].startswith(f"pacemaker pulses no longer taken out ({before} so far)")
     assert _describe(next(e for e in events.snapshot() if e.kind == "pacing")) == log[0]
+
+
+def test_pulses_taken_out_while_a_pattern_is_learnt_are_not_pacing_yet() -> None:
+    """Two pulses 0.8 s apart on every channel: the second is taken out while its pattern is
+    learnt, but pacing is not established, so the processing thread says nothing and the
+    snapshot does not read as pacing (nor as lapsed)."""
+    from ionm_station.events import EventLog
+    from ionm_station.montage import load_montage
+    from ionm_station.pipeline.commands import CommandQueue
+    from ionm_station.pipeline.processing import ProcessingWorker
+    from ionm_station.ring import RingBuffer
+    from ionm_station.stream import StreamInfo
+
+    x = _noise(4.0, 9)
+    rng = np.random.default_rng(10)
+    sizes = 200.0 * rng.uniform(0.5, 1.0, 8) * rng.choice([-1.0, 1.0], 8)
+    add_pulses(x, np.array([int(1.0 * FS), int(1.8 * FS)]), sizes, pulse(FS, 0.0005, "exp"))
+    montage = load_montage("lumbar").first(8)
+    raw, clean = RingBuffer(int(5 * FS), 8), RingBuffer(int(5 * FS), 8)
+    events = EventLog()
+    proc = ProcessingWorker(raw, clean, StreamInfo(FS, montage.labels), montage, events,
+                            CommandQueue(), live=False)
+    raw.write(x.astype(np.float32))
+    while proc.step():
+        pass
+    assert proc.chain.pacing.pulses >= 1 and not proc.chain.pacing.established
+    assert proc.snapshot.pacing == "" and proc.snapshot.pacing_pulses >= 1
+    assert not [e for e in events.snapshot() if e.kind == "pacing"]

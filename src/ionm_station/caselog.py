@@ -260,7 +260,7 @@ def pacing_text(d: dict[str, Any]) -> str:
     pulses = d.get("pulses", 0)
     if d.get("state") == "detected":
         return f"pacemaker pulses detected: taken out before detection ({pulses} so far)"
-    return (f"pacemaker pulses no longer taken out ({pulses} in all): any that come reach "
+    return (f"pacemaker pulses no longer taken out ({pulses} so far): any that come reach "
             "the detector until learnt again")
 
 

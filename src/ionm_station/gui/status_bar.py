@@ -38,13 +38,15 @@ def bytes_text(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def pacing_label(paced: bool, pulses: int) -> tuple[str, str]:
-    """(label, tooltip) for the pacemaker-pulse stage: empty while none was ever taken out."""
-    if paced:
+def pacing_label(state: str, pulses: int) -> tuple[str, str]:
+    """(label, tooltip) for the pacemaker-pulse stage's ``state`` (see
+    :class:`~ionm_station.pipeline.state.ProcessingSnapshot`): empty until pacing was
+    established (pulses taken out while a pattern is learnt are not pacing yet)."""
+    if state == "detected":
         return (f"PACED · {pulses} pulses out",
                 "Pacemaker pulses are found on every channel at once and taken out before "
                 "detection (their samples filled as lost).")
-    if pulses:
+    if state == "lapsed":
         return (f"pacing lapsed · {pulses} out",
                 "Pacemaker pulses were taken out earlier and none match now: any that come "
                 "reach the detector until their pattern is learnt again.")
@@ -97,7 +99,7 @@ class StationStatusBar(QStatusBar):
                             + (f", {w.error}" if w.error else "") for w in state.workers))
         lbl["workers"].setStyleSheet(f"color: {theme.ERROR_RED};" if down else "")
         self._show_technical(state)
-        self._set("pacing", *pacing_label(state.processing.paced, state.processing.pacing_pulses))
+        self._set("pacing", *pacing_label(state.processing.pacing, state.processing.pacing_pulses))
         text, red = recording_text(rec, can_record)
         lbl["recording"].setText(text)
         lbl["recording"].setStyleSheet("color: #ff5252; font-weight: bold;" if red else "")

@@ -118,7 +118,7 @@ class ProcessingWorker(Worker):
         self._cautery_until = 0  # end (absolute index) of the latest cautery span seen
         self._next_quality = info.seconds_to_samples(QUALITY_WINDOW_S + QUALITY_SETTLE_S)
         self._baseline: _Check | None = None
-        self._paced = False  # whether pacemaker pulses were being taken out (logged on change)
+        self._pacing = ""  # the pacing state last logged ('' none yet, detected, lapsed)
         self._pulses_before = 0  # pacemaker pulses taken out by the chains before this one
         self.snapshot = self._snapshot()
 
@@ -163,6 +163,7 @@ class ProcessingWorker(Worker):
         self.reader = self.raw.reader(start=at)
         self._pulses_before = self._pacing_pulses()
         self.chain = self._new_chain(at)
+        self._note_pacing(at)  # (a new chain learns the pattern afresh: lapsed from here)
         fill = at - self.chain.delay - self.clean.published
         if fill > 0:
             self.clean.write_nan(fill)
@@ -259,10 +260,10 @@ class ProcessingWorker(Worker):
         it afresh)."""
         pacing = self.chain.pacing
         paced = pacing is not None and pacing.established
-        if paced != self._paced:
-            self._paced = paced
+        if paced != (self._pacing == "detected") and (paced or self._pacing):
+            self._pacing = "detected" if paced else "lapsed"
             self.events.append(Event("pacing", at, data={
-                "state": "detected" if paced else "lapsed", "pulses": self._pacing_pulses()}))
+                "state": self._pacing, "pulses": self._pacing_pulses()}))
 
     def _pacing_pulses(self) -> int:
         """Pacemaker pulses taken out so far in the case (every chain's)."""
@@ -342,4 +343,4 @@ class ProcessingWorker(Worker):
             train_time_by_channel=a.train_time.by_channel(),
             thresholds_uv=tuple(float(t) for t in self.thresholds_uv), settings=self.settings,
             notes=self.chain.notes, open_spans=tuple(self.chain.open_spans()),
-            paced=self._paced, pacing_pulses=self._pacing_pulses())
+            pacing=self._pacing, pacing_pulses=self._pacing_pulses())

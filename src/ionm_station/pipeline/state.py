@@ -34,9 +34,12 @@ class ProcessingSnapshot:
         settings: the chain settings in force (band as the chain runs it, mains, ECG removal).
         notes: how the chain runs if degraded (empty: full chain).
         open_spans: artifact spans open now (cautery, saturation, lead-off), for views to tint.
-        paced: pacemaker pulses are being taken out of the signal now (their samples filled
-            as lost before detection; :mod:`ionm_station.dsp.pacing`).
-        pacing_pulses: pacemaker pulses taken out so far in the case.
+        pacing: the pacemaker-pulse stage's state as last logged (``pacing`` events):
+            ``detected`` (pulses are taken out of the signal now, their samples filled as lost
+            before detection; :mod:`ionm_station.dsp.pacing`), ``lapsed`` (no longer), or ''
+            (never established in the case).
+        pacing_pulses: pacemaker pulses taken out so far in the case (while a pattern is
+            learnt too).
     """
 
     index: int
@@ -49,7 +52,7 @@ class ProcessingSnapshot:
     settings: ChainSettings
     notes: tuple[str, ...] = ()
     open_spans: tuple[ArtifactSpan, ...] = ()
-    paced: bool = False
+    pacing: str = ""
     pacing_pulses: int = 0
 
 
@@ -150,7 +153,7 @@ class StationState:
             "settings": asdict(p.settings),
             "chain_notes": list(p.notes),
             "open_spans": [asdict(a) for a in p.open_spans],
-            "pacing": {"paced": p.paced, "pulses_taken_out": p.pacing_pulses},
+            "pacing": {"state": p.pacing or None, "pulses_taken_out": p.pacing_pulses},
             "processed_index": p.index,
             "workers": [asdict(w) for w in self.workers],
             "status": self.status.to_dict(),
