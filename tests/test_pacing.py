@@ -367,6 +367,23 @@ def test_the_chain_takes_the_same_pulses_out_in_any_chunking_while_mains_is_dete
     assert sorted(runs[0][1]) == sorted(runs[1][1])
 
 
+def _live_worker(seconds: float):
+    """A processing-thread worker on 8 lumbar channels at FS (not live: a restart goes on
+    after the block that failed), its raw ring holding ``seconds``; and its event log."""
+    from ionm_station.events import EventLog
+    from ionm_station.montage import load_montage
+    from ionm_station.pipeline.commands import CommandQueue
+    from ionm_station.pipeline.processing import ProcessingWorker
+    from ionm_station.ring import RingBuffer
+    from ionm_station.stream import StreamInfo
+
+    montage = load_montage("lumbar").first(8)
+    raw, clean = RingBuffer(int(seconds * FS), 8), RingBuffer(int(seconds * FS), 8)
+    events = EventLog()
+    return ProcessingWorker(raw, clean, StreamInfo(FS, montage.labels), montage, events,
+                            CommandQueue(), live=False), events
+
+
 def test_the_live_path_says_when_pulses_are_taken_out_and_when_no_longer(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Through the processing thread's worker: a ``pacing`` event when the chain starts taking
@@ -375,13 +392,7 @@ def test_the_live_path_says_when_pulses_are_taken_out_and_when_no_longer(
     the pulses counted over the restart; nothing said while the first pulses are only being
     learnt (some are taken out meanwhile). The case log and the headless line name them."""
     from ionm_station.caselog import case_log
-    from ionm_station.events import EventLog
     from ionm_station.headless import _describe
-    from ionm_station.montage import load_montage
-    from ionm_station.pipeline.commands import CommandQueue
-    from ionm_station.pipeline.processing import ProcessingWorker
-    from ionm_station.ring import RingBuffer
-    from ionm_station.stream import StreamInfo
 
     monkeypatch.setattr(pacing, "LAPSE_S", 2.0)
     x = _noise(18.0, 7)
@@ -390,11 +401,7 @@ def test_the_live_path_says_when_pulses_are_taken_out_and_when_no_longer(
     first = np.arange(int(0.5 * FS), int(6 * FS), int(0.8 * FS))
     again = np.arange(int(10 * FS), int(15 * FS), int(0.8 * FS))
     add_pulses(x, np.concatenate((first, again)), sizes, pulse(FS, 0.0005, "exp"))
-    montage = load_montage("lumbar").first(8)
-    raw, clean = RingBuffer(int(2 * FS), 8), RingBuffer(int(2 * FS), 8)
-    events = EventLog()
-    proc = ProcessingWorker(raw, clean, StreamInfo(FS, montage.labels), montage, events,
-                            CommandQueue(), live=False)
+    proc, events = _live_worker(2.0)
     states, restart = {}, 4
     for second in range(18):
         if second == restart:  # (a fault while paced: the chain is rebuilt here)
@@ -402,7 +409,7 @@ def test_the_live_path_says_when_pulses_are_taken_out_and_when_no_longer(
             assert before and proc.snapshot.pacing == "detected"
             proc.on_restart()
             assert proc.snapshot.pacing == "lapsed" and proc.snapshot.pacing_pulses == before
-        raw.write(x[int(second * FS):int((second + 1) * FS)].astype(np.float32))
+        proc.raw.write(x[int(second * FS):int((second + 1) * FS)].astype(np.float32))
         while proc.step():
             pass
         states[second] = (proc.snapshot.pacing, proc.snapshot.pacing_pulses)
@@ -418,7 +425,7 @@ def test_the_live_path_says_when_pulses_are_taken_out_and_when_no_longer(
     assert again[-1] + 2.0 * FS <= said[3][0] <= again[-1] + 2.2 * FS
     assert states[0][0] == "" and states[8][0] == "lapsed" and states[13][0] == "detected"
     assert states[17][1] == before + proc.chain.pacing.pulses == said[3][2]
-    log = [entry.text for entry in case_log(events.snapshot(), montage, FS)
+    log = [entry.text for entry in case_log(events.snapshot(), proc.montage, FS)
            if entry.kind == "pacing"]
     assert log[0] == f"pacemaker pulses detected: taken out before detection ({said[0][2]} so far)"
     assert log[1].startswith(f"pacemaker pulses no longer taken out ({before} so far)")
@@ -429,23 +436,12 @@ def test_pulses_taken_out_while_a_pattern_is_learnt_are_not_pacing_yet() -> None
     """Two pulses 0.8 s apart on every channel: the second is taken out while its pattern is
     learnt, but pacing is not established, so the processing thread says nothing and the
     snapshot does not read as pacing (nor as lapsed)."""
-    from ionm_station.events import EventLog
-    from ionm_station.montage import load_montage
-    from ionm_station.pipeline.commands import CommandQueue
-    from ionm_station.pipeline.processing import ProcessingWorker
-    from ionm_station.ring import RingBuffer
-    from ionm_station.stream import StreamInfo
-
     x = _noise(4.0, 9)
     rng = np.random.default_rng(10)
     sizes = 200.0 * rng.uniform(0.5, 1.0, 8) * rng.choice([-1.0, 1.0], 8)
     add_pulses(x, np.array([int(1.0 * FS), int(1.8 * FS)]), sizes, pulse(FS, 0.0005, "exp"))
-    montage = load_montage("lumbar").first(8)
-    raw, clean = RingBuffer(int(5 * FS), 8), RingBuffer(int(5 * FS), 8)
-    events = EventLog()
-    proc = ProcessingWorker(raw, clean, StreamInfo(FS, montage.labels), montage, events,
-                            CommandQueue(), live=False)
-    raw.write(x.astype(np.float32))
+    proc, events = _live_worker(5.0)
+    proc.raw.write(x.astype(np.float32))
     while proc.step():
         pass
     assert proc.chain.pacing.pulses >= 1 and not proc.chain.pacing.established

@@ -54,7 +54,6 @@ a stimulus the source reported (STIMULUS_PRE_S before to STIMULUS_POST_S after i
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections import deque
 
@@ -353,7 +352,7 @@ class PacingPulses:
         zf, power = z[t + at], power[t + at]
         norm = np.sqrt(power)
         # a jump over the channels together, no one channel holding most of it
-        share = np.max(zf * zf, axis=1, initial=0.0) / np.maximum(power, 1e-300)
+        share = _share(zf, power)
         candidate = (norm >= LEARN_SIGMA) & (share <= LEARN_SHARE)
         rows = start + t + at
         matched, best, odd = self._matched(zf, rows, norm, share, sigma[t + at])
@@ -503,10 +502,9 @@ class PacingPulses:
         """Whether the jumps ``z`` (σ, one row: absolute ``row``; ``sigma`` in force there, µV)
         match a pattern in force there (see :meth:`_matched`)."""
         zr = np.nan_to_num(z)[None, :]
-        power = float(np.sum(zr * zr))
-        share = float((zr * zr).max()) / max(power, 1e-300)
-        matched, _, _ = self._matched(zr, np.array([row]), np.array([math.sqrt(power)]),
-                                      np.array([share]), sigma[None, :])
+        power = np.sum(zr * zr, axis=1)
+        matched, _, _ = self._matched(zr, np.array([row]), np.sqrt(power), _share(zr, power),
+                                      sigma[None, :])
         return bool(matched[0])
 
     def _repeats(self, edge: int, u: np.ndarray) -> bool:
@@ -615,7 +613,13 @@ def _match_without(z: np.ndarray, white: np.ndarray, in_force: np.ndarray, k: np
     kept = (np.einsum("ijk,ijk->ij", rest_white, rest_white)
             / np.maximum(np.einsum("ijk,ijk->ij", white, white), 1e-300))
     return _match(rest, rest_white, in_force & (kept >= REST_POWER), np.sqrt(power),
-                  (rest * rest).max(axis=1) / np.maximum(power, 1e-300))
+                  _share(rest, power))
+
+
+def _share(z: np.ndarray, power: np.ndarray) -> np.ndarray:
+    """Per row of ``z`` (rows, channels; σ) whose ``power`` (Σ z² per row) is given: the
+    largest channel's share of it."""
+    return np.max(z * z, axis=1, initial=0.0) / np.maximum(power, 1e-300)
 
 
 def _sharp(z: np.ndarray, ahead: np.ndarray) -> bool:

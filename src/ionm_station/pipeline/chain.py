@@ -193,9 +193,8 @@ class FreeRunChain:
         self._since_rail = np.full(n, np.iinfo(np.int64).max // 2)  # samples since last railed
         self._piece = max(1, round(PIECE_S * fs))
         self._raw_next = start               # absolute index of the next raw row
-        self._mains_from = start  # the mains canceller's first row; the row from which the
-        # pacing stage knows the mains (None: not yet, it is being detected)
-        self._pacing_told = None if settings.mains_hz is None else start
+        self._mains_from = start  # the mains canceller's first row
+        self._pacing_knows_mains = settings.mains_hz is not None  # (else it is being detected)
         self._clean_next = start - self.delay  # absolute index of the next clean row
         self.notes = self._notes()
         self.report_ongoing = True
@@ -224,7 +223,7 @@ class FreeRunChain:
             raise ValueError(f"mains must be 50 or 60 Hz or None (detect), got {mains_hz!r}")
         self.mains = self._mains_canceller(mains_hz)
         self._mains_from = self._raw_next  # (the canceller's first row)
-        self._pacing_told = None if mains_hz is None else self._raw_next
+        self._pacing_knows_mains = mains_hz is not None
         self.gaps.set_mains(mains_hz)
         if self.pacing is not None:  # (its baseline takes mains out a period back)
             self.pacing.set_mains(mains_hz)
@@ -344,13 +343,14 @@ class FreeRunChain:
         y = self.bandpass.process(self.gaps.process(paced))
         if self.mains is not None:
             y = self.mains.process(y, self._railed_hold(railed))
-            if (self.pacing is not None and self._pacing_told is None
+            if (self.pacing is not None and not self._pacing_knows_mains
                     and self.mains.decided_at is not None):
                 # mains detected: the pacing stage's baseline takes it out a period back, not
                 # 0.1 s back (that baseline ended wide pulses in their recharge: seed 9414) —
                 # from a row a piece after the decision's, whatever the chunking
-                self._pacing_told = self._mains_from + self.mains.decided_at + self._piece
-                self.pacing.set_mains(self.mains.detected_hz, self._pacing_told)
+                self._pacing_knows_mains = True
+                self.pacing.set_mains(self.mains.detected_hz,
+                                      self._mains_from + self.mains.decided_at + self._piece)
         if self.ecg is not None:
             y = self._residual_common_mode(self._steps_and_ecg(y, railed, start, pulses))
         elif self.ecg_highpass is not None:
