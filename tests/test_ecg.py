@@ -320,6 +320,28 @@ def test_qrs_a_few_samples_after_the_start() -> None:
         assert se == 1.0 and ppv == 1.0, shift_ms
 
 
+@pytest.mark.parametrize("end_ms", [110, 125])
+def test_the_records_last_beat_is_subtracted_where_its_qrs_is_in_the_record(end_ms: int) -> None:
+    """A record ending 110–125 ms after an R peak holds that beat's whole QRS window (its core
+    ends ~R + 107 ms): the flush's zeros after the last row made the lag search's margin read
+    as a flat channel, and the beat was left whole on every channel (extra tuning seed 619,
+    239.89 s: 2–15 × the quiet RMS on all 8 channels, 9 of the case's 23 worst beat windows).
+    It is subtracted like any other now."""
+    fs = 5000.0
+    rec = make_record(fs=fs, duration_s=12.0, n_ch=8, seed=5)
+    r = int(rec.r_peaks[-1])
+    n = r + round(end_ms * fs / 1000)
+    stage = EcgCanceller(8, fs)
+    out = run(stage, rec.x[:n], 500)
+    noise = rec.x[:n] - rec.ecg[:n]
+    window = slice(r - round(0.05 * fs), n)
+    left = np.sqrt(np.mean((out[window] - noise[window]) ** 2, axis=0))
+    quiet = np.sqrt(np.mean(noise ** 2, axis=0))
+    heart = np.sqrt(np.mean(rec.ecg[window] ** 2, axis=0))
+    assert heart[0] > 20 * quiet[0]  # (the beat is there, large)
+    assert (left <= 0.7 * quiet).all(), np.round(left / quiet, 2)
+
+
 def test_input_is_not_held_without_a_heartbeat() -> None:
     """A lone candidate followed by silence ends the threshold learning by time: the input
     buffer stays about one template window long (it used to keep everything from the

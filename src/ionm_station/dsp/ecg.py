@@ -553,6 +553,10 @@ GATE_ENVELOPE_S = 0.002
 SPATIAL_BEATS = 32
 SPATIAL_MIN_BEATS = 8
 SPATIAL_MIN_CHANNELS = 3
+#: A beat whose core (its QRS window) ends at most this long (s) after the record's last row
+#: is subtracted at the flush (only its ST segment's start is missing); later, it is left in
+#: place and blanked.
+RECORD_END_MARGIN_S = 0.03
 #: Beat-to-beat variation (:mod:`ionm_station.dsp.beat_variation`): the leading VARIATION_COMPONENTS
 #: principal components of the last VARIATION_BEATS residuals a class left on a channel, low-passed
 #: at VARIATION_LOWPASS_HZ (zero phase, 2nd order: a QRS's variation is slow, a MUAP's bulk is not),
@@ -959,8 +963,10 @@ class EcgCanceller:
     def flush(self) -> np.ndarray:
         """End the record: the last ``delay`` cleaned rows (delay, n_channels) µV. Beats near the
         end are judged with zeros as look-ahead, so the last QRS window of channels with ECG, or
-        without a learnt beat yet, is reported by :meth:`blank_mask`. Call :meth:`reset`
-        before a new record."""
+        without a learnt beat yet, is reported by :meth:`blank_mask`. A beat whose core ends
+        within RECORD_END_MARGIN_S after the last row is subtracted all the same (the zeros
+        past the end are no flat channel, nor an artifact); one ending later is left in place.
+        Call :meth:`reset` before a new record."""
         if self._finished:
             raise RuntimeError("EcgCanceller: flush() already called; call reset() first")
         n_record = self._n_in
@@ -1806,6 +1812,17 @@ class EcgCanceller:
         sizes = others or [s for s, _ in beats]
         return np.median(sizes, axis=0) if sizes else None
 
+    def _in_record(self, fid: int, b: int) -> int:
+        """``b`` (the end of the rows judged for the beat at ``fid``), cut at the record's
+        last row where the beat's core ends no more than RECORD_END_MARGIN_S after it: the
+        flush's zeros beyond it are neither a flat channel nor an artifact, and the beat is
+        fitted and subtracted as any other (its QRS is in the record). A beat whose core ends
+        later is judged on them: left in place, its window blanked (see :meth:`flush`)."""
+        margin = round(RECORD_END_MARGIN_S * self.sample_rate_hz)
+        if fid + self._core_post - margin <= self._record_end < b:
+            return self._record_end
+        return b
+
     def _artifact_between(self, a: int, b: int) -> bool:
         lo = max(a // self._block, self._glob.start)
         hi = min(max((b - 1) // self._block + 1, lo), self._glob.stop)
@@ -1823,7 +1840,7 @@ class EcgCanceller:
             if self._spk is None:  # (a start-up transient: lobes after it are its own)
                 self._learn_last = (fid, self._qrs_size(fid), False)
             return
-        if self._artifact_between(fid - self._pre, fid + self._core_post):
+        if self._artifact_between(fid - self._pre, self._in_record(fid, fid + self._core_post)):
             # a heartbeat at the edge of an artifact is not subtracted: its QRS is not EMG
             if self._spk is not None and peak >= self._npk + THRESHOLD_FRACTION * (
                     self._spk - self._npk):
@@ -2082,7 +2099,7 @@ class EcgCanceller:
         self._note_beat(fid)
         lo = fid - pre - lag_max  # the lag search may reach before the first sample
         seg = np.nan_to_num(self._x.window(lo, fid + self._core_post + lag_max + 1).T)
-        flags = self._flags_between(lo, fid + self._core_post + lag_max)
+        flags = self._flags_between(lo, self._in_record(fid, fid + self._core_post + lag_max))
         live = (flags & _DEAD) == 0
         # the scale in force at the fiducial (not the latest one: that depends on how much
         # input has been judged, i.e. on the chunking)
