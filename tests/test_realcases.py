@@ -272,6 +272,35 @@ def test_explore_seeds_builds_the_legacy_heart_on_request(
     assert capsys.readouterr().out.count("== x204 10000 Hz") == 2
 
 
+def test_more_cautery_on_request_keeps_events_clear_of_it(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """``realcases.generate(..., cautery_per_min=X)`` draws X episodes per minute, and no EMG
+    event lies in one or within CAUTERY_CLEAR_S after it (so ``scripts/explore_seeds
+    --cautery-per-min`` may count every event there as false); the script passes it on."""
+    spec = realcases.extra_spec(204)
+    usual = realcases.generate(spec, 60.0)
+    more = realcases.generate(spec, 60.0, cautery_per_min=4.0)
+    spans = [(a.onset, a.offset) for a in more.truth.artifacts if a.kind == "cautery"]
+    assert len(spans) == 4
+    assert sum(a.kind == "cautery" for a in usual.truth.artifacts) == 1
+    clear = round(realcases.CAUTERY_CLEAR_S * more.sample_rate_hz)
+    for e in more.truth.events:
+        assert all(e.offset < a or e.onset > b + clear for a, b in spans), e
+    script = load_script("explore_seeds", monkeypatch)
+    asked = []
+    generate = realcases.generate
+
+    def spy(spec, seconds=None, **kwargs):
+        asked.append(kwargs.get("cautery_per_min"))
+        return generate(spec, seconds, **kwargs)
+
+    monkeypatch.setattr(script.realcases, "generate", spy)
+    assert script.main(["--cautery-per-min", "4", "204", "60"]) == 0
+    assert script.main(["--cautery-per-min", "many", "204"]) == 2
+    assert asked == [4.0]
+    assert "== x204 10000 Hz" in capsys.readouterr().out
+
+
 def test_bench_detection_builds_the_legacy_heart_on_request(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """``scripts/bench_detection --legacy-heart`` builds the real-ECG cases with

@@ -318,12 +318,15 @@ def data_dir() -> Path:
 
 
 def generate(spec: CaseSpec, duration_s: float | None = None, *,
-             ecg_source_noise: bool = False, legacy_heart: bool = False) -> RealCase:
+             ecg_source_noise: bool = False, legacy_heart: bool = False,
+             cautery_per_min: float = CAUTERY_PER_MIN) -> RealCase:
     """Render ``spec`` (first ``duration_s`` s of it; None: all of it). ``ecg_source_noise``:
     keep the ECG recording's own noise (see HEART_LOWPASS_HZ). The heart rate changes between
     the QRS complexes only (see QRS_KEPT_S), and beats carrying non-cardiac activity are cut
     out of the recording (see NON_CARDIAC_RATIO). ``legacy_heart``: the heart as built before
-    2026-12-02 — every beat kept, the whole ECG played faster or slower, QRS complexes too."""
+    2026-12-02 — every beat kept, the whole ECG played faster or slower, QRS complexes too.
+    ``cautery_per_min``: cautery episodes per minute (more, to probe what follows them; the
+    other components are drawn as before, placed around them)."""
     fs = float(spec.rate_hz)
     n = round((duration_s or spec.duration_s) * fs)
     montage = load_montage("lumbar").first(N_CHANNELS)
@@ -331,7 +334,7 @@ def generate(spec: CaseSpec, duration_s: float | None = None, *,
     timeline = _Timeline(n, N_CHANNELS)
     artifacts = np.zeros((n, N_CHANNELS), np.float32)
     truth = GroundTruth()
-    _add_cautery(artifacts, truth, timeline, rng["cautery"], fs)
+    _add_cautery(artifacts, truth, timeline, rng["cautery"], fs, cautery_per_min)
     _add_pops(artifacts, truth, timeline, rng["pops"], fs)
     _add_common_mode(artifacts, truth, timeline, rng["common_mode"], fs)
     emg = np.zeros((n, N_CHANNELS), np.float32)
@@ -433,10 +436,11 @@ def _cautery_gate(rng: np.random.Generator, length: int, fs: float) -> np.ndarra
 
 
 def _add_cautery(out: np.ndarray, truth: GroundTruth, timeline: _Timeline,
-                 rng: np.random.Generator, fs: float) -> None:
-    """Cautery episodes on every channel: keyed broadband noise, then per-channel recovery."""
+                 rng: np.random.Generator, fs: float, per_min: float) -> None:
+    """Cautery episodes (``per_min`` per minute) on every channel: keyed broadband noise,
+    then per-channel recovery."""
     everywhere = np.arange(N_CHANNELS)
-    for _ in range(_count(CAUTERY_PER_MIN, timeline.n, fs)):
+    for _ in range(_count(per_min, timeline.n, fs)):
         length = round(rng.uniform(*CAUTERY_S) * fs)
         step = rng.uniform(*CAUTERY_STEP_UV, N_CHANNELS) * rng.choice([-1.0, 1.0], N_CHANNELS)
         tau = rng.uniform(*CAUTERY_TAU_S, N_CHANNELS)
