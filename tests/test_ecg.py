@@ -320,19 +320,23 @@ def test_qrs_a_few_samples_after_the_start() -> None:
         assert se == 1.0 and ppv == 1.0, shift_ms
 
 
-@pytest.mark.parametrize("end_ms", [110, 125])
-def test_the_records_last_beat_is_subtracted_where_its_qrs_is_in_the_record(end_ms: int) -> None:
-    """A record ending 110–125 ms after an R peak holds that beat's whole QRS window (its core
-    ends ~R + 107 ms): the flush's zeros after the last row made the lag search's margin read
-    as a flat channel, and the beat was left whole on every channel (extra tuning seed 619,
-    239.89 s: 2–15 × the quiet RMS on all 8 channels, 9 of the case's 23 worst beat windows).
-    It is subtracted like any other now."""
+@pytest.mark.parametrize(("seed", "n_ch", "end_ms"),
+                         [(5, 8, 110), (5, 8, 125), (1, 8, 118), (1, 1, 110)])
+def test_the_records_last_beat_is_subtracted_where_its_qrs_is_in_the_record(
+        seed: int, n_ch: int, end_ms: int) -> None:
+    """A record ending 110–125 ms after an R peak holds that beat's QRS; its core (fiducial
+    − 100…+80 ms, the fiducial ~45 ms after R here) ends up to 15 ms past the record. The
+    flush's zeros after the last row made the lag search's margin read as a flat channel, and
+    the beat was left whole on every channel (extra tuning seed 619, 239.89 s: 2–15 × the
+    quiet RMS on all 8 channels, 9 of the case's 23 worst beat windows). It is subtracted like
+    any other now — also where the record ends 2 samples into a block (seed 1, 118 ms: that
+    block, mostly zeros, read as flat on 3 channels), and where the beat is known by its shape
+    alone, under the detection threshold (one channel, seed 1)."""
     fs = 5000.0
-    rec = make_record(fs=fs, duration_s=12.0, n_ch=8, seed=5)
+    rec = make_record(fs=fs, duration_s=12.0, n_ch=n_ch, seed=seed)
     r = int(rec.r_peaks[-1])
     n = r + round(end_ms * fs / 1000)
-    stage = EcgCanceller(8, fs)
-    out = run(stage, rec.x[:n], 500)
+    out = run(EcgCanceller(n_ch, fs), rec.x[:n], 500)
     noise = rec.x[:n] - rec.ecg[:n]
     window = slice(r - round(0.05 * fs), n)
     left = np.sqrt(np.mean((out[window] - noise[window]) ** 2, axis=0))
@@ -340,6 +344,21 @@ def test_the_records_last_beat_is_subtracted_where_its_qrs_is_in_the_record(end_
     heart = np.sqrt(np.mean(rec.ecg[window] ** 2, axis=0))
     assert heart[0] > 20 * quiet[0]  # (the beat is there, large)
     assert (left <= 0.7 * quiet).all(), np.round(left / quiet, 2)
+
+
+def test_a_last_beat_cut_short_is_left_in_place_and_blanked() -> None:
+    """A record ending 60 ms after an R peak cuts the beat's core (to ~R + 125 ms here) by
+    more than RECORD_END_MARGIN_S: the beat is not fitted on the flush's zeros, it is left
+    in place and its QRS window is blanked for detection on every channel with ECG."""
+    fs = 5000.0
+    rec = make_record(fs=fs, duration_s=12.0, n_ch=8, seed=5)
+    r = int(rec.r_peaks[-1])
+    n = r + round(0.060 * fs)
+    out, blank = run_blanked(EcgCanceller(8, fs), rec.x[:n], 500)
+    window = slice(r - round(0.05 * fs), n)
+    np.testing.assert_allclose(out[window], rec.x[window], atol=1e-6)
+    big = np.ptp(rec.ecg[window], axis=0) > 40.0
+    assert big.sum() >= 3 and blank[window][:, big].all()
 
 
 def test_input_is_not_held_without_a_heartbeat() -> None:

@@ -295,10 +295,15 @@ def test_more_cautery_on_request_keeps_events_clear_of_it(
         return generate(spec, seconds, **kwargs)
 
     monkeypatch.setattr(script.realcases, "generate", spy)
-    assert script.main(["--cautery-per-min", "4", "204", "60"]) == 0
-    assert script.main(["--cautery-per-min", "many", "204"]) == 2
+    assert script.main(["204", "60", "--cautery-per-min", "4"]) == 0
     assert asked == [4.0]
     assert "== x204 10000 Hz" in capsys.readouterr().out
+    for bad in (["--cautery-per-min", "many", "204"], ["--cautery-per-min", "nan", "204"],
+                ["--cautery-per-min", "0", "204"], ["--cautery-per-min", "--legacy-heart", "204"],
+                ["204", "--cautery-per-min"]):
+        assert script.main(bad) == 2, bad
+        assert "--cautery-per-min takes a positive number" in capsys.readouterr().err
+    assert asked == [4.0]
 
 
 def test_bench_detection_builds_the_legacy_heart_on_request(

@@ -1813,14 +1813,17 @@ class EcgCanceller:
         return np.median(sizes, axis=0) if sizes else None
 
     def _in_record(self, fid: int, b: int) -> int:
-        """``b`` (the end of the rows judged for the beat at ``fid``), cut at the record's
-        last row where the beat's core ends no more than RECORD_END_MARGIN_S after it: the
-        flush's zeros beyond it are neither a flat channel nor an artifact, and the beat is
-        fitted and subtracted as any other (its QRS is in the record). A beat whose core ends
-        later is judged on them: left in place, its window blanked (see :meth:`flush`)."""
+        """``b`` (the end of the rows judged for the beat at ``fid``), cut before the block
+        holding the record's last row where the beat's core ends no more than
+        RECORD_END_MARGIN_S after that row: the flush's zeros beyond it are neither a flat
+        channel nor an artifact — nor is that block, mostly zeros where the record ends a few
+        samples into it (a make_record seed ending 2 samples into a block left the beat whole
+        on 3 of 8 channels) — and the beat is found, fitted and subtracted as any other (its
+        QRS is in the record). A beat whose core ends later is judged on them: left in place,
+        its window blanked (see :meth:`flush`)."""
         margin = round(RECORD_END_MARGIN_S * self.sample_rate_hz)
         if fid + self._core_post - margin <= self._record_end < b:
-            return self._record_end
+            return self._record_end // self._block * self._block
         return b
 
     def _artifact_between(self, a: int, b: int) -> bool:
@@ -1911,13 +1914,15 @@ class EcgCanceller:
             shift = max(lag, -self._confirm_early)
             if last is not None and fid + shift - last < self._refractory:
                 return  # (the last beat's own QRS)
-            if self._artifact_between(fid + shift - self._pre, fid + self._core_post):
+            if self._artifact_between(fid + shift - self._pre,
+                                      self._in_record(fid + shift, fid + self._core_post)):
                 shift = 0
         elif lag is not None and lag > self._coarse:
             # one whose QRS lies after it (CONFIRM_LATE_S): moved on by that reach, which the
             # decision's look-ahead holds (_accept's own search covers the rest)
             shift = self._confirm_late
-            if self._artifact_between(fid - self._pre, fid + shift + self._core_post):
+            if self._artifact_between(fid - self._pre, self._in_record(
+                    fid + shift, fid + shift + self._core_post)):
                 shift = 0
         if peak >= threshold and fid >= self._first_scale:
             # (before the first scale update the scale, from one block, makes peaks read large;
@@ -1960,7 +1965,8 @@ class EcgCanceller:
                                            + 1).T)
         sigma = self._noise.view(fid // self._block, fid // self._block + 1)[0]
         for reach in (0, late) if late else (0,):  # the late reach only where none is found
-            flags = self._flags_between(lo, fid + self._core_post + self._lag_max + reach)
+            flags = self._flags_between(lo, self._in_record(
+                fid, fid + self._core_post + self._lag_max + reach))
             started = ((self._count[k] >= min(CONFIRM_MIN_BEATS, self.bootstrap_beats))
                        & ((flags & _DEAD) == 0))
             if not started.any():
