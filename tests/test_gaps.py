@@ -91,7 +91,7 @@ def _real_case(seconds: float, seed: int | None = None):
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
     spec = (next(c for c in realcases.CASES if c.name == "tune-mitdb-10k") if seed is None
             else realcases.extra_spec(seed))
-    return realcases.generate(spec, seconds)
+    return realcases.generate(spec, seconds, notched_mains=True)  # (as pinned: see case_or_skip)
 
 
 @functools.cache
@@ -216,7 +216,7 @@ def test_an_electrode_pop_just_after_a_lost_frame_keeps_its_blank() -> None:
         pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
     case = realcases.generate(next(c for c in realcases.CASES if c.name == "tune-ptb-5k-60Hz"),
-                              30.0)
+                              30.0, notched_mains=True)
     fs = case.sample_rate_hz
     raw = case.raw.copy()
     t = np.arange(len(raw)) / fs

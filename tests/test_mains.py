@@ -641,7 +641,8 @@ def test_a_fundamental_learnt_from_one_block_of_cautery_does_not_make_a_dead_lea
     if not realcases.DATA_DIR.is_dir():
         pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-    case = realcases.generate(next(c for c in realcases.CASES if c.name == "tune-ptb-10k"))
+    case = realcases.generate(next(c for c in realcases.CASES if c.name == "tune-ptb-10k"),
+                              notched_mains=True)
     fs = case.sample_rate_hz
     start = min(a.onset for a in case.truth.artifacts if a.kind == "cautery") / fs + 0.3
     restarted, _ = _fed_as_in_the_chain(case, start, start + 8.0)
