@@ -2215,6 +2215,26 @@ def test_a_canceller_started_amid_cautery_below_the_rail_learns_the_heart_after_
     _assert_cancelled_on(rec, 5, 8.0, 12.0)
 
 
+@pytest.mark.parametrize("chunk_s", [0.1, 0.037])
+def test_a_chain_started_amid_cautery_blanks_the_first_heartbeat_after_it(chunk_s: float) -> None:
+    """Tuning case tune-mitdb-5k, a chain started 0.3 s into the cautery from 82.90 s (a
+    station restarted during surgery): its span ends at 87.395 s, and the first heartbeat
+    after it (R at 87.502 s, 344 µV on channel 7) comes before any is known. The recovery
+    tail learns the canceller's scales again block after block; each time, the blank that
+    holds until a beat is judged restarted from that block's rows, and the rows between, not
+    yet at the detector, were never blanked: that QRS was reported as a 229 µV burst, at
+    alarm level. The blank now runs from the first time the scales were learnt again."""
+    realcases = pytest.importorskip("support.realcases")
+    case = realcases.case_or_skip("tune-mitdb-5k")
+    fs = case.sample_rate_hz
+    start, stop = int(83.203 * fs), int(92.0 * fs)
+    r = int(87.502 * fs)
+    assert np.abs(case.components["ecg"][r - 50:r + 50, 7]).max() > 300.0  # (the premise)
+    events, spans = realcases.through_chain(case, case.raw[start:stop], start, int(chunk_s * fs))
+    assert any(s.kind == "cautery" and abs(s.stop / fs - 87.395) < 0.01 for s in spans), spans
+    assert not [e for e in events if 87.3 <= e.onset / fs <= 90.3], events
+
+
 def test_missing_samples_while_the_threshold_is_learnt_do_not_restart_it() -> None:
     """A block with a missing sample reads dead on every channel; it is no block where most
     channels read flat at once (scales learnt from an artifact): with one missing sample every

@@ -1314,7 +1314,14 @@ class EcgCanceller:
         if self._spk is not None:
             return
         self._relearnt_to = max(self._relearnt_to, at)
-        self._resettle = (at - self.delay, None)
+        lo = at - self.delay
+        if self._resettle is not None and self._resettle[1] is None:
+            # still blanking since scales learnt again before: from there, not from this
+            # block's rows (a recovery tail learns them again block after block, and the rows
+            # between had not reached the detector: a chain started 0.3 s into cautery
+            # reported the first heartbeat after it, 229 µV, tune-mitdb-5k at 87.50 s)
+            lo = min(lo, self._resettle[0])
+        self._resettle = (lo, None)
         self._settle_by = at + self._settle_max
         self._learning = [c for c in self._learning if c[0] >= at]
         self._learn_sizes = [s for s in self._learn_sizes if s[2] >= at]
