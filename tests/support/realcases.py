@@ -4,15 +4,15 @@ A case is 8 lumbar channels (µV) at 5 or 10 kHz, the sum of
 
 - **ECG** from a real recording (``../shared/data/physionet_ecg``): MIT-BIH record 100 (360 Hz,
   2 leads, 30 min, cardiologists' beat labels incl. atrial and ventricular premature beats) or
-  PTB s0010_re (1000 Hz, 15 leads, 38 s, looped on whole beats); and a third heart held out
-  whole, a resting one-lead recording from a biosignalsplux (1000 Hz, 5 min; fetched from a
-  pinned wheel, :data:`WHEEL_ECG`). Each channel sees its own projection of the heart: a mix
-  of two leads (the one lead, of a one-lead record), scaled to 20–400 µV peak (trunk and
-  proximal muscles larger), random sign, 0–5 ms delay. The heart rate is time-warped by up to ±15 %
-  (a slowly varying rate), windows start at a different place per seed and, in record 100,
-  always hold a labelled premature beat. The recordings' own mains (60 Hz in MIT-BIH, 50 Hz in
-  PTB and the PLUX one) and baseline wander are filtered out first, so the case's mains is the
-  only mains.
+  PTB s0010_re (1000 Hz, 15 leads, 38 s, looped on whole beats); and, for held-out cases
+  only, a third heart: a resting one-lead recording from a biosignalsplux (1000 Hz, 5 min;
+  fetched from a pinned wheel, :data:`WHEEL_ECG`). Each channel sees its own projection of
+  the heart: a mix of two leads (the one lead, of a one-lead record), scaled to 20–400 µV
+  peak (trunk and proximal muscles larger), random sign, 0–5 ms delay. The heart rate is
+  time-warped by up to ±15 % (a slowly varying rate), windows start at a different place per
+  seed and, in record 100, always hold a labelled premature beat. The recordings' own mains
+  (60 Hz in MIT-BIH, 50 Hz in PTB and the PLUX one) and baseline wander are taken out first,
+  so the case's mains is the only mains.
 - **EMG events** built from real MUAPs: isolated discharges cut from the three PhysioNet
   emgdb needle records (4 kHz tibialis anterior; healthy, myopathy, neuropathy), resampled.
   Spikes (one MUAP), bursts (3–15 MUAPs of 1–3 units within 20–200 ms), A-trains (one unit
@@ -72,7 +72,7 @@ N_CHANNELS = 8
 #: Mains frequency (Hz) inside each ECG recording (removed) and whether it has beat labels.
 ECG_RECORDS = {"100": (60.0, True), "s0010_re": (50.0, False), "plux_5min": (50.0, False)}
 #: Records not in ../shared but in a pinned wheel (``support.wheel_data``): name → (package,
-#: file in the wheel). ``plux_5min`` is a third heart, never used while tuning: 5 minutes of
+#: file in the wheel). ``plux_5min`` is a third heart no chain change is tuned on: 5 minutes of
 #: one resting lead at 1 kHz, 16 bits, from a biosignalsplux (biosignalsnotebooks'
 #: ``ecg_5_min``, MIT licence), converted as (ADC / 2¹⁶ − 0.5) · 3 mV — its size does not
 #: matter, each channel's heart is scaled to its own peak.
@@ -690,8 +690,9 @@ class EcgRecord:
 @lru_cache(maxsize=4)
 def load_ecg(name: str, heart_only: bool = True, cardiac_only: bool = False,
              notched_mains: bool = False) -> EcgRecord:
-    """Read an ECG record of :data:`ECG_RECORDS` from ``physionet_ecg`` with wfdb; R peaks from
-    its ``.atr`` beat labels, or detected on all leads together where it has none.
+    """Read an ECG record of :data:`ECG_RECORDS` from ``physionet_ecg`` with wfdb (or from its
+    pinned wheel, :data:`WHEEL_ECG`); R peaks from its ``.atr`` beat labels, or detected on all
+    leads together where it has none.
     ``heart_only``: the recording's own noise above HEART_LOWPASS_HZ removed (:func:`_heart_only`);
     False keeps it (the construction before 2026-11-30). ``cardiac_only``: the beats carrying
     non-cardiac activity cut out (:func:`_cardiac_only`). The recording's own mains is fitted
