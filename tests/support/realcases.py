@@ -713,17 +713,16 @@ def load_ecg(name: str, heart_only: bool = True, cardiac_only: bool = False,
             ann = wfdb.rdann(path, "atr") if annotated else None
         fs, recorded = float(record.fs), record.p_signal
     leads = _highpassed(recorded, fs)
+    notched = _notched(leads, fs, mains_hz) if notched_mains or ann is None else None
     if ann is not None:
         symbols = np.array(ann.symbol)
         beat = np.isin(symbols, list(BEAT_SYMBOLS))
         r_peaks, labels = np.asarray(ann.sample)[beat], symbols[beat]
     else:
-        r_peaks = _detect_r(_notched(leads, fs, mains_hz), fs)
+        r_peaks = _detect_r(notched, fs)
         labels = np.full(len(r_peaks), "?")
-    if notched_mains:
-        leads = _notched(leads, fs, mains_hz)
-    else:
-        leads = _without_mains(leads, fs, mains_hz, r_peaks.astype(np.int64))
+    leads = notched if notched_mains else _without_mains(leads, fs, mains_hz,
+                                                         r_peaks.astype(np.int64))
     if heart_only:
         leads = _heart_only(leads, r_peaks.astype(np.int64), labels, fs)
     rec = EcgRecord(name, fs, leads, r_peaks.astype(np.int64), labels)
@@ -811,7 +810,8 @@ def _highpassed(x: np.ndarray, fs: float) -> np.ndarray:
 
 def _notched(y: np.ndarray, fs: float, mains_hz: float) -> np.ndarray:
     """``y`` notched (Q 30, zero phase) at every harmonic of ``mains_hz`` below Nyquist: the
-    construction before 2026-12-05, kept for ``legacy_heart``. Each QRS rings through the notch
+    construction before 2026-12-05, kept for ``notched_mains`` (and ``legacy_heart``) and to
+    find an unlabelled record's R peaks on. Each QRS rings through the notch
     for ~0.2 s either side, beat-locked, so the heart carried a line at the recording's mains
     beside its QRS (see SOURCE_MAINS_WINDOW_S)."""
     for f in np.arange(mains_hz, fs / 2.0 - 1.0, mains_hz):
@@ -844,6 +844,7 @@ def _without_mains(y: np.ndarray, fs: float, mains_hz: float, r_peaks: np.ndarra
     hop = max(1, win // 2)
     starts = sorted(set(range(0, n - win + 1, hop)) | {n - win})
     fit, weight = np.zeros(y.shape), np.zeros(n)
+    taper = np.hanning(win + 2)[1:-1]
     for i, a in enumerate(starts):
         part = slice(a, a + win)
         angle = 2.0 * np.pi * np.outer(t[part], freqs)
@@ -852,7 +853,7 @@ def _without_mains(y: np.ndarray, fs: float, mains_hz: float, r_peaks: np.ndarra
         if keep.sum() < 2 * design.shape[1]:
             continue
         beta = np.linalg.lstsq(design[keep], y[part][keep], rcond=None)[0]
-        w = np.hanning(win + 2)[1:-1]
+        w = taper.copy()
         if i == 0:
             w[:win // 2] = 1.0  # (the ends are in one window only)
         if i == len(starts) - 1:
