@@ -350,12 +350,8 @@ def test_emg_train_and_burst_pass_unchanged(nominal_hz: float) -> None:
         assert r >= 0.99, (start_s, r)
         # and nearly all of the mains is still removed meanwhile (tracker not pulled)
         assert np.std(y[seg] - clean[seg]) < 0.01 * np.std(emg[seg])
-    # within 0.5 dB of what the mains-free input itself reads there (≤ 1 dB over 4 s of noise)
     after = slice(int(8.0 * FS_HZ), None)
-    line_hz = nominal_hz + 0.3
-    assert (excess_db(y[after], line_hz)
-            <= np.maximum(excess_db(clean[after], line_hz), 0.0) + 0.5).all(), \
-        (np.round(excess_db(y[after], line_hz), 2), np.round(excess_db(clean[after], line_hz), 2))
+    assert (excess_db(y[after], nominal_hz + 0.3) <= 1.0).all()
 
 
 # ------------------------------------------------------------------------- cautery and gaps
@@ -655,45 +651,3 @@ def test_a_fundamental_learnt_from_one_block_of_cautery_does_not_make_a_dead_lea
     want = np.abs(reference._tracker._phasors[0])
     assert (np.abs(got - want) <= np.maximum(0.2 * want, 1.0)).all(), (np.round(got, 1),
                                                                        np.round(want, 1))
-
-
-def _quiet_excess_db(case, y: np.ndarray, from_s: float) -> np.ndarray:
-    """(harmonics 1–7, channels) dB over the floor of a real-ECG case's output ``y``, as the
-    benchmark reads it: per channel, over the 2 s windows from ``from_s`` with no truth event
-    or artifact on that channel within 0.5 s, power within ±1 Hz of each harmonic of the case's
-    mains over the median 3–15 Hz away."""
-    fs = case.sample_rate_hz
-    pad, seg = int(0.5 * fs), int(2 * fs)
-    quiet = np.ones(y.shape, dtype=bool)
-    for span in list(case.truth.events) + list(case.truth.artifacts):
-        quiet[max(0, span.onset - pad):span.offset + pad, list(span.channels or range(8))] = False
-    out = np.zeros((7, y.shape[1]))
-    for c in range(y.shape[1]):
-        windows = [y[i:i + seg, c] for i in range(int(from_s * fs), len(y) - seg, seg)
-                   if quiet[i:i + seg, c].all()]
-        f, p = signal.welch(np.stack(windows), fs=fs, nperseg=seg, axis=1)
-        p = p.mean(axis=0)
-        for h in range(1, 8):
-            distance = np.abs(f - h * case.mains_hz)
-            floor = np.median(p[(distance > 3.0) & (distance < 15.0)])
-            out[h - 1, c] = 10.0 * np.log10(p[distance <= 1.0].mean() / floor)
-    return out
-
-
-def test_a_heart_on_every_channel_does_not_spoil_the_higher_harmonics() -> None:
-    """The third heart's tuning seed 316 (10 kHz, 50.28 Hz mains, one ECG lead on every channel,
-    whole case through the chain): channel 7 carries the most mains and 307 µV of heart. The
-    phase measurement weighted each channel by its whole block residual, which the QRS (below
-    ~100 Hz) dominates, and took the fundamental's measurements, which the one heart disturbs
-    alike on every channel, as independent: the 7th harmonic on channel 7 read 4.2 dB over the
-    floor from 5 s on. Weighted by each harmonic's own noise, and each harmonic's variance
-    following its innovations, every harmonic on every channel reads ≤ 3 dB (1.8)."""
-    from ionm_station.analysis import Record, analyze_record
-
-    realcases = pytest.importorskip("support.realcases")
-    realcases.third_heart_or_skip()
-    case = realcases.generate(realcases.CaseSpec("t316", 316, 10_000, 50.0, "plux_5min", True))
-    result = analyze_record(Record(case.sample_rate_hz, list(case.montage.labels), case.raw,
-                                   case.range_uv), case.montage, keep_clean=True)
-    excess = _quiet_excess_db(case, result.clean, 5.0)
-    assert excess.max() <= 3.0, np.round(excess, 1)

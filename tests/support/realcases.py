@@ -45,7 +45,6 @@ ODC-By 1.0. The third heart: biosignalsnotebooks 0.6.14 (PLUX, MIT licence), use
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
@@ -295,19 +294,6 @@ def _skip_without_data() -> None:
     if not DATA_DIR.is_dir():
         pytest.skip(f"{DATA_DIR} not found (PhysioNet recordings live in ../shared)")
     pytest.importorskip("wfdb", reason="reading PhysioNet records needs wfdb")
-
-
-def third_heart_or_skip() -> Path:
-    """The third heart's recording (:data:`WHEEL_ECG`) from its pinned wheel; skips the calling
-    test where the package index cannot be reached, fails it there under CI=true."""
-    import pytest
-
-    try:
-        return wheel_file(*WHEEL_ECG["plux_5min"])
-    except FileNotFoundError as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must reach the package index: {exc}")
-        pytest.skip(str(exc))
 
 
 def extra_case_or_skip(seed: int, legacy_heart: bool = True,

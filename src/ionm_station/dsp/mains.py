@@ -40,16 +40,10 @@ Method: block-wise harmonic regression locked to a tracked mains phase.
   as that harmonic's amplitude misfitting P far beyond its usual (``HARMONIC_OUTLIER_RATIO``)
   while the fundamental fits, and such a harmonic teaches nothing (a moved lead moves the
   fundamental too) for up to ``HARMONIC_OUTLIER_MAX_S``: a line that stays is mains. The phase
-  measurement weights every channel by the inverse of its block residual variance, scaled
-  harmonic by harmonic by that harmonic's usual noise there (the radial part of its amplitude
-  misfit, which a phase error barely touches): a channel's heart, whose QRS dominates the
-  residual but sits below ~100 Hz, no longer makes its higher harmonics look noisy. It
+  measurement weights every channel by the inverse of its block residual variance,
   down-weights harmonics whose amplitude does not fit P (an EMG train at 120 Hz sits on the
-  2nd harmonic of 60 Hz); each harmonic's variance is scaled up by its normalised squared
-  innovation, followed over ``MISFIT_LEVEL_TAU_S``, where that exceeds 1 (noise common to the
-  channels — one heart seen on all of them — does not average out over them as the weighting
-  assumes); and an innovation far outside its predicted spread has its variance inflated
-  (soft gate). NaN rows pass as NaN.
+  2nd harmonic of 60 Hz), and an innovation far outside its predicted spread has its variance
+  inflated (soft gate). NaN rows pass as NaN.
 * With ``mains_hz=None`` a 50 Hz and a 60 Hz tracker both learn from the first block on and
   the output is the one whose harmonics (50/100/150 vs 60/120/180 Hz, fitted jointly) explain
   more power so far, so mains is cancelled from the second block on; after ``detect_s`` of
@@ -94,11 +88,6 @@ INITIAL_FREQUENCY_RATE_SD_HZ_S = 0.1
 #: Normalised amplitude misfit (1 = noise alone) above which a harmonic of a channel is
 #: down-weighted in the phase measurement.
 MISFIT_TOLERANCE = 9.0
-#: A harmonic's phase measurement weights each channel by the inverse of its block residual
-#: variance over the harmonic's usual noise there (normalised, 1 for white noise); that
-#: noise level counts at least this much (a quiet harmonic on a channel whose residual is
-#: mostly the heart's QRS, far below the harmonic, is trusted at most 50 times more).
-NOISE_LEVEL_MIN = 0.02
 #: Normalised squared phase innovation (1 = as expected) beyond which the measurement variance
 #: is inflated in proportion, so outliers (EMG trains locked to a harmonic) barely move the tracker.
 INNOVATION_GATE = 16.0
@@ -273,8 +262,6 @@ class MainsTracker:
         self._info = np.zeros(self.n_channels)  # … each block's over the floor then (1/µV²)
         self._change = np.zeros(self.n_channels)  # smoothed relative amplitude misfit per channel
         self._misfit_level = np.ones((n, self.n_channels))  # usual normalised misfit
-        self._noise_level = np.ones((n, self.n_channels))  # … its radial part, twice
-        self._nis = [1.0] * n  # each harmonic's normalised squared phase innovation, followed
         self._judged = np.zeros(self.n_channels)  # blocks whose misfit was judged, per channel
         self._outlier_run = np.zeros((n, self.n_channels))  # blocks in a row each was an outlier
         self._noise_var = np.full(self.n_channels, np.nan)  # tracked block residual floor (µV²)
@@ -407,7 +394,7 @@ class MainsTracker:
         are down-weighted."""
         p = self._phasors
         cross = a * np.conj(p)  # a·P*, whose phase is the error
-        z1 = complex(cross[0] @ w[0])
+        z1 = complex(cross[0] @ w)
         if z1 == 0.0:
             return None
         h, minus_ih = self._harmonics[:, None], self._minus_ih
@@ -451,11 +438,6 @@ class MainsTracker:
                 ph += p[:, own]
             spread = k * float(ph[0]) + float(ph[own]) if h else float(ph[0])
             innovation = phase - seen
-            # the harmonic's measurements are as uncertain as its innovations have been
-            nis = innovation * innovation / (spread + var_h * self._nis[h])
-            if nis <= INNOVATION_GATE:  # (an outlier is gated below, and not counted)
-                self._nis[h] += self._level_step * (nis - self._nis[h])
-            var_h *= max(1.0, self._nis[h])
             variance = var_h * max(1.0, innovation * innovation / (spread + var_h) / INNOVATION_GATE)
             gain = ph / (spread + variance)
             x = x + gain * innovation
@@ -521,11 +503,7 @@ class MainsTracker:
         known = usable & (self._weight_sum > 0)
         w = np.zeros(self.n_channels)  # 1 / per-quadrature variance, for learnt channels only
         np.divide(self.block_len, 2.0 * resid_var, out=w, where=known)
-        # … at each harmonic, as that harmonic's noise has been (the heart's QRS spreads over
-        # the block residual but sits below ~100 Hz), once that is known
-        level = np.where(self._judged + 1 > MISFIT_LEVEL_TAU_S / self.block_s,
-                         np.maximum(self._noise_level, NOISE_LEVEL_MIN), 1.0)
-        measured = self._measure_phases(a, w / level)
+        measured = self._measure_phases(a, w)
         x_post, p_post = (x_pred, p_pred) if measured is None else \
             self._update_tracker(x_pred, p_pred, *measured)
         self._kf_x, self._kf_p, self._kf_block = x_post, p_post, j
@@ -597,15 +575,6 @@ class MainsTracker:
         level_step = np.maximum(self._level_step, 1.0 / np.maximum(self._judged, 1))
         toward = np.where(settling, misfit, np.minimum(misfit, CHANGE_RATIO * self._misfit_level))
         self._misfit_level += np.where(judged, level_step, 0.0) * (toward - self._misfit_level)
-        # the usual noise at each harmonic: the radial part of the misfit, which a phase error
-        # barely touches (to second order), ≈ 1 for white noise alone
-        mag = np.sqrt(self._power)
-        radial = np.zeros(mag.shape)
-        np.divide((moved * np.conj(self._phasors)).real, mag, out=radial, where=mag > 0.0)
-        noise = w * radial * radial
-        toward = np.where(settling, noise, np.minimum(noise, CHANGE_RATIO * self._noise_level))
-        self._noise_level += np.where(judged & (mag > 0.0), level_step, 0.0) \
-            * (toward - self._noise_level)
         memory = np.where(changing, self._fast_blocks, self._memory_blocks)
         # the blocks learnt so far as so many of the present floor: those learnt where it was
         # higher count less (a stream started in a cautery's recovery tail, seed 850: the tail's
