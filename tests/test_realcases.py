@@ -219,12 +219,38 @@ def test_bench_detection_quick_real_ecg_reports_every_figure() -> None:
         assert figures["ecg_residual"]["per_beat_p99"] > 0
         mains = figures["mains_db_above_floor_after_5s"]
         assert len(mains) == 7 and all(isinstance(v, float) for v in mains)
+    left = result["ours"]["mains_left_db_after_5s"]
+    assert len(left) == 7 and all(isinstance(v, float) for v in left)
+    assert len(family["summary"]["ours"]["mains_left_db_after_5s"]) == 7
     restarts = result["ours"]["restarts"]  # chains started afresh mid-case
     assert restarts["runs"] and restarts["truth_inside"] > 0
     for key in ("false_per_hour", "false_above_threshold_per_hour", "in_or_1s_after_cautery",
                 "missed_inside"):
         assert isinstance(restarts[key], (int, float)), key
         assert family["summary"]["ours"][f"restarts_{key}"] is not None
+
+
+def test_the_mains_left_reads_a_line_in_the_error_not_a_hole_or_broadband_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bench_detection.mains_left_db`` against the truth (3 µV white noise, 5 kHz, 30 s): a
+    1 µV line at the 3rd harmonic reads ~18 dB there and nothing elsewhere, with or without a
+    hole cut in the truth around it; the hole alone (a notch's, which the output-over-floor
+    figure reads as −4 dB) and 2 µV of broadband error read ≤ 1 dB."""
+    bench = load_script("bench_detection", monkeypatch)
+    fs, n = 5000.0, 30 * 5000
+    rng = np.random.default_rng(3)
+    truth = 3.0 * rng.standard_normal((n, 4))
+    quiet = np.ones(truth.shape, dtype=bool)
+    line = np.zeros(truth.shape)
+    line[:, 2] = np.sin(2 * np.pi * 3 * 50.2 * np.arange(n) / fs)
+    band = signal.butter(2, [150.1, 151.1], "bandpass", fs=fs, output="sos")
+    hole = signal.sosfiltfilt(band, truth, axis=0)
+    for clean in (truth + line, truth - hole + line):
+        left = np.array(bench.mains_left_db(clean, truth, quiet, fs, 50.2))
+        assert 15.0 < left[2] < 21.0 and np.delete(left, 2).max() <= 1.0, left.round(2)
+    assert bench.mains_harmonics_db(truth - hole, quiet, fs, 50.2)[2] < -2.0
+    for clean in (truth - hole, truth + 2.0 * rng.standard_normal(truth.shape)):
+        assert max(bench.mains_left_db(clean, truth, quiet, fs, 50.2)) <= 1.0
 
 
 def test_a_beat_s_qrs_does_not_change_with_the_rate_unless_legacy() -> None:
