@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import socket
 import subprocess
@@ -20,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sdc11073.provider.subscriptionmgr_async import AsyncioEventLoopThread
+from sdc11073 import multikey
+from sdc11073.provider.subscriptionmgr_async import (AsyncioEventLoopThread,
+                                                     SubscriptionsManagerPathAsync)
 from sdc11073.pysoap.soapclientpool import SoapClientPool
 from tests.support.certs import make_site
 from tests.support.remote_procs import free_port
@@ -34,7 +37,7 @@ from ionm_station.remote.consumer import HoldBack, layout_of
 from ionm_station.remote.follow import Follower
 from ionm_station.remote.provider import Publisher, PublishSettings
 from ionm_station.remote.tls import TlsError, ssl_contexts
-from ionm_station.remote.transport import close_clients_unlocked
+from ionm_station.remote.transport import QueuedSubscriptionsManager, close_clients_unlocked
 from ionm_station.remote.wall import Histogram, Room, Wall
 from ionm_station.remote.waveforms import PeakDecimator, decimation_factor
 from ionm_station.session import Session, build_source, montage_for
@@ -362,6 +365,49 @@ def test_a_taken_port_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
                      str(taken), "--seconds", "1"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "cannot serve SDC there" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("mended", [True, False])
+def test_ending_every_subscription_while_a_supervisor_unsubscribes(mended: bool) -> None:
+    """``Publisher.close`` ends every subscription. sdc11073 closed them iterating the live set
+    after letting go of its lock, and a supervisor's Unsubscribe, served meanwhile on the HTTP
+    server's thread, took one out of that set: "Set changed size during iteration" (the remote
+    wall's test, once in a CI run). Here the first subscription closed has another thread take
+    a second out under the lock, as the server does. Mended, that thread waits until the closing
+    is over and every subscription is closed; the library's own method is shown to raise, so
+    the test can fail."""
+    manager = object.__new__(QueuedSubscriptionsManager)  # only what ending them needs
+    manager._logger = logging.getLogger("test")
+    manager._subscriptions = multikey.MultiKeyLookup()
+    closed: list[str] = []
+
+    def unsubscribe(sub: object) -> None:  # as the server does
+        with manager._subscriptions.lock:
+            if sub in manager._subscriptions.objects:
+                manager._subscriptions.remove_object(sub)
+
+    class Subscription:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def close_by_subscription_manager(self) -> None:
+            closed.append(self.name)
+            if len(closed) == 1:
+                other = next(s for s in manager._subscriptions.objects if s.name not in closed)
+                unsubscriber = threading.Thread(target=unsubscribe, args=(other,))
+                unsubscriber.start()
+                unsubscriber.join(0.3)  # mended: it waits for the lock
+
+    for name in "abc":
+        manager._subscriptions.add_object(Subscription(name))
+    end = manager._end_all_subscriptions if mended else \
+        functools.partial(SubscriptionsManagerPathAsync._end_all_subscriptions, manager)
+    if mended:
+        end(False)
+        assert sorted(closed) == ["a", "b", "c"] and not manager._subscriptions.objects
+    else:
+        with pytest.raises(RuntimeError, match="changed size during iteration"):
+            end(False)
 
 
 @pytest.mark.parametrize("mended", [True, False])

@@ -154,6 +154,15 @@ class QueuedSubscriptionsManager(SubscriptionsManagerPathAsync):
                 queue.append((body, action))
             loop.call_soon_threadsafe(wake.set)
 
+    def _end_all_subscriptions(self, send_subscription_end: bool) -> None:
+        """The library's, holding the subscriptions' lock throughout: sdc11073 3.0 closes the
+        subscriptions iterating the live set after letting go of the lock, and a supervisor's
+        Unsubscribe served meanwhile on the HTTP server's thread took one out of that set:
+        "Set changed size during iteration" out of ``Publisher.close`` (the remote wall's test,
+        once in a CI run). The lock is reentrant, so the library takes it again inside."""
+        with self._subscriptions.lock:
+            super()._end_all_subscriptions(send_subscription_end)
+
     async def _drain(self, sub: BicepsSubscriptionAsync, queue: collections.deque,
                      wake: asyncio.Event) -> None:
         """Send ``sub``'s queued reports in order until it is no longer valid."""
