@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
 import logging
 import socket
 import subprocess
@@ -400,14 +399,12 @@ def test_ending_every_subscription_while_a_supervisor_unsubscribes(mended: bool)
 
     for name in "abc":
         manager._subscriptions.add_object(Subscription(name))
-    end = manager._end_all_subscriptions if mended else \
-        functools.partial(SubscriptionsManagerPathAsync._end_all_subscriptions, manager)
     if mended:
-        end(False)
+        manager._end_all_subscriptions(False)
         assert sorted(closed) == ["a", "b", "c"] and not manager._subscriptions.objects
     else:
         with pytest.raises(RuntimeError, match="changed size during iteration"):
-            end(False)
+            SubscriptionsManagerPathAsync._end_all_subscriptions(manager, False)
 
 
 @pytest.mark.parametrize("mended", [True, False])
