@@ -126,6 +126,16 @@ MISFIT_LEVEL_TAU_S = 10.0
 #: firing on that harmonic (an A-train at 119.6 Hz on 2 × 59.5 Hz mains), not mains: it teaches
 #: that harmonic nothing and does not count as a moved lead (which moves the fundamental too).
 HARMONIC_OUTLIER_RATIO = 9.0
+#: While the usual misfit level settles (the first MISFIT_LEVEL_TAU_S of judged blocks) a
+#: harmonic is that outlier only beyond this many times, and not before OUTLIER_SETTLE_S of judged
+#: blocks: in the first blocks the level rests on a few of them, and while it settles quiet
+#: blocks (no EMG, no cautery) misfit up to 28 × beyond the fundamental, 16 × from 1 s (47 real-ECG
+#: tuning cases' first 11 s), against ~10³–10⁴ × for a 30 µV A-train on a harmonic. Untested
+#: while settling, an A-train at 149.45 Hz on a 3rd harmonic at 149.58 Hz from 1.3 s (third
+#: heart's seed 376) was learnt as mains and lifted the level 10³-fold: an echo of the train
+#: was subtracted for 15 s after it (6.1 dB over the floor after 5 s).
+HARMONIC_OUTLIER_SETTLING_RATIO = 80.0
+OUTLIER_SETTLE_S = 0.5
 #: … for at most this long (s) in a row: a line that stays is mains (a harmonic that appeared or
 #: grew, a device switched on) and is learnt then. A-trains last up to a few seconds; unbounded,
 #: a new 10 µV 3rd harmonic was left uncancelled for 20–30 s, until the harmonic's usual misfit
@@ -204,6 +214,7 @@ class MainsTracker:
         self._memory_blocks = amplitude_tau_s / self.block_s  # amplitude smoothing (blocks)
         self._fast_blocks = min(AMPLITUDE_FAST_TAU_S, amplitude_tau_s) / self.block_s
         self._level_step = self.block_s / MISFIT_LEVEL_TAU_S
+        self._outlier_settle_blocks = math.ceil(OUTLIER_SETTLE_S / self.block_s - 1e-9)
         self._floor_rise = FLOOR_RISE_PER_S ** self.block_s  # fastest floor rise per block
         self._omega_lo = 2.0 * np.pi * (nominal_hz - max_offset_hz)  # tracked ω bounds (rad/s)
         self._omega_hi = 2.0 * np.pi * (nominal_hz + max_offset_hz)
@@ -548,12 +559,13 @@ class MainsTracker:
         # a narrowband train sits within a fraction of a hertz of one harmonic, so the block fit
         # takes it in whole (the residual, hence ``ratio``, stays at the floor); learnt, its
         # line stays subtracted after it stops, a fading sinusoid read as the train going on
-        # (judged once the usual level is known: while it settles, the tracker converging
-        # makes the harmonics misfit h times more than the fundamental)
+        # (judged with a wider margin while the usual level settles, and not in the first
+        # blocks, whose level rests on a few of them: see HARMONIC_OUTLIER_SETTLING_RATIO)
         settling = self._judged + 1 <= MISFIT_LEVEL_TAU_S / self.block_s
+        beyond = np.where(settling, HARMONIC_OUTLIER_SETTLING_RATIO, HARMONIC_OUTLIER_RATIO)
         outlier = np.zeros(own.shape, dtype=bool)
-        outlier[1:] = judged & ~settling \
-            & (own[1:] > HARMONIC_OUTLIER_RATIO * np.maximum(own[0], 1.0))
+        outlier[1:] = judged & (self._judged >= self._outlier_settle_blocks) \
+            & (own[1:] > beyond * np.maximum(own[0], 1.0))
         # the run goes on over blocks not judged (a burst, a hold), ends where the harmonic fits
         run = np.where(judged, 0.0, self._outlier_run)
         any_outlier = bool(outlier.any())  # (rare: most blocks skip the outliers' bookkeeping)
@@ -570,11 +582,13 @@ class MainsTracker:
                                 self._change)
         changing = self._change > CHANGE_RATIO
         # the usual level: a running mean over the first blocks, then followed slowly, each
-        # block counting at most CHANGE_RATIO × the level (a moved lead barely lifts it)
+        # block counting at most CHANGE_RATIO × the level (a moved lead barely lifts it); an
+        # outlier does not count
         self._judged += judged
         level_step = np.maximum(self._level_step, 1.0 / np.maximum(self._judged, 1))
         toward = np.where(settling, misfit, np.minimum(misfit, CHANGE_RATIO * self._misfit_level))
-        self._misfit_level += np.where(judged, level_step, 0.0) * (toward - self._misfit_level)
+        self._misfit_level += np.where(judged & ~outlier, level_step, 0.0) \
+            * (toward - self._misfit_level)
         memory = np.where(changing, self._fast_blocks, self._memory_blocks)
         # the blocks learnt so far as so many of the present floor: those learnt where it was
         # higher count less (a stream started in a cautery's recovery tail, seed 850: the tail's
