@@ -479,7 +479,8 @@ def test_a_train_on_a_harmonic_passes_whole_and_leaves_no_echo(nominal_hz: float
     assert echo < 1.0, echo
 
 
-@pytest.mark.parametrize(("nominal_hz", "harmonic", "offset_hz"), [(50.0, 3, 0.13), (60.0, 2, -0.2)])
+@pytest.mark.parametrize(("nominal_hz", "harmonic", "offset_hz"),
+                         [(50.0, 3, 0.13), (60.0, 2, -0.2)])
 def test_an_a_train_in_the_first_seconds_is_not_learnt_as_mains(nominal_hz: float, harmonic: int,
                                                                 offset_hz: float) -> None:
     """The same from 1.3 s on, while the usual misfit is still being learnt: untested then, the

@@ -39,7 +39,9 @@ Method: block-wise harmonic regression locked to a tracked mains phase.
   2 × 59.5 Hz) is fitted whole by the block, so it leaves the residual at the floor; it shows
   as that harmonic's amplitude misfitting P far beyond its usual (``HARMONIC_OUTLIER_RATIO``)
   while the fundamental fits, and such a harmonic teaches nothing (a moved lead moves the
-  fundamental too) for up to ``HARMONIC_OUTLIER_MAX_S``: a line that stays is mains. The phase
+  fundamental too) for up to ``HARMONIC_OUTLIER_MAX_S``: a line that stays is mains (while
+  a channel's usual misfit is still being learnt, from its first 0.5 s on, only a far larger
+  misfit counts: ``HARMONIC_OUTLIER_SETTLING_RATIO``). The phase
   measurement weights every channel by the inverse of its block residual variance,
   down-weights harmonics whose amplitude does not fit P (an EMG train at 120 Hz sits on the
   2nd harmonic of 60 Hz), and an innovation far outside its predicted spread has its variance
@@ -126,21 +128,21 @@ MISFIT_LEVEL_TAU_S = 10.0
 #: firing on that harmonic (an A-train at 119.6 Hz on 2 × 59.5 Hz mains), not mains: it teaches
 #: that harmonic nothing and does not count as a moved lead (which moves the fundamental too).
 HARMONIC_OUTLIER_RATIO = 9.0
-#: While the usual misfit level settles (the first MISFIT_LEVEL_TAU_S of judged blocks) a
-#: harmonic is that outlier only beyond this many times, and not before OUTLIER_SETTLE_S of judged
-#: blocks: in the first blocks the level rests on a few of them, and while it settles quiet
-#: blocks (no EMG, no cautery) misfit up to 28 × beyond the fundamental, 16 × from 1 s (47 real-ECG
-#: tuning cases' first 11 s), against ~10³–10⁴ × for a 30 µV A-train on a harmonic. Untested
-#: while settling, an A-train at 149.45 Hz on a 3rd harmonic at 149.58 Hz from 1.3 s (third
-#: heart's seed 376) was learnt as mains and lifted the level 10³-fold: an echo of the train
-#: was subtracted for 15 s after it (6.1 dB over the floor after 5 s).
-HARMONIC_OUTLIER_SETTLING_RATIO = 80.0
-OUTLIER_SETTLE_S = 0.5
 #: … for at most this long (s) in a row: a line that stays is mains (a harmonic that appeared or
 #: grew, a device switched on) and is learnt then. A-trains last up to a few seconds; unbounded,
 #: a new 10 µV 3rd harmonic was left uncancelled for 20–30 s, until the harmonic's usual misfit
 #: had crept up to it.
 HARMONIC_OUTLIER_MAX_S = 5.0
+#: While the usual misfit level settles (the first MISFIT_LEVEL_TAU_S of judged blocks) a harmonic
+#: is such an outlier only beyond this many times (not HARMONIC_OUTLIER_RATIO), and not before
+#: OUTLIER_SETTLE_S of judged blocks: the level then rests on a few blocks. Quiet blocks (no EMG,
+#: no cautery) of 52 real-ECG tuning cases' first 11 s misfit up to 28 × beyond the fundamental in
+#: the first second, 16 × after it, against ~10³–10⁴ × for a 30 µV A-train on a harmonic. Untested
+#: while settling, an A-train at 149.45 Hz on a 3rd harmonic at 149.58 Hz from 1.3 s (third heart's
+#: seed 376) was learnt as mains and lifted the level 10³-fold: an echo of the train was subtracted
+#: for 15 s after it (6.1 dB over the floor after 5 s).
+HARMONIC_OUTLIER_SETTLING_RATIO = 80.0
+OUTLIER_SETTLE_S = 0.5
 #: Default process noise of each harmonic's own frequency offset (rad²/s³, see
 #: :class:`MainsCanceller`).
 HARMONIC_PSD = 1e-5
