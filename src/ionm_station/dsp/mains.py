@@ -39,9 +39,9 @@ Method: block-wise harmonic regression locked to a tracked mains phase.
   2 × 59.5 Hz) is fitted whole by the block, so it leaves the residual at the floor; it shows
   as that harmonic's amplitude misfitting P far beyond its usual (``HARMONIC_OUTLIER_RATIO``)
   while the fundamental fits, and such a harmonic teaches nothing (a moved lead moves the
-  fundamental too) for up to ``HARMONIC_OUTLIER_MAX_S``: a line that stays is mains (while
-  a channel's usual misfit is still being learnt, from its first 0.5 s on, only a far larger
-  misfit counts: ``HARMONIC_OUTLIER_SETTLING_RATIO``). The phase
+  fundamental too) for up to ``HARMONIC_OUTLIER_MAX_S``: a line that stays is mains. While a
+  channel's usual misfit is still being learnt, only a far larger misfit counts
+  (``HARMONIC_OUTLIER_SETTLING_RATIO``), from ``OUTLIER_SETTLE_S`` of its blocks on. The phase
   measurement weights every channel by the inverse of its block residual variance,
   down-weights harmonics whose amplitude does not fit P (an EMG train at 120 Hz sits on the
   2nd harmonic of 60 Hz), and an innovation far outside its predicted spread has its variance
@@ -142,6 +142,7 @@ HARMONIC_OUTLIER_MAX_S = 5.0
 #: seed 376) was learnt as mains and lifted the level 10³-fold: an echo of the train was subtracted
 #: for 15 s after it (6.1 dB over the floor after 5 s).
 HARMONIC_OUTLIER_SETTLING_RATIO = 80.0
+#: … tested from this long (s) of a channel's judged blocks on.
 OUTLIER_SETTLE_S = 0.5
 #: Default process noise of each harmonic's own frequency offset (rad²/s³, see
 #: :class:`MainsCanceller`).
@@ -585,7 +586,7 @@ class MainsTracker:
         changing = self._change > CHANGE_RATIO
         # the usual level: a running mean over the first blocks, then followed slowly, each
         # block counting at most CHANGE_RATIO × the level (a moved lead barely lifts it); an
-        # outlier does not count
+        # outlier is left out (its block still counts in the running mean's step)
         self._judged += judged
         level_step = np.maximum(self._level_step, 1.0 / np.maximum(self._judged, 1))
         toward = np.where(settling, misfit, np.minimum(misfit, CHANGE_RATIO * self._misfit_level))
