@@ -452,6 +452,24 @@ def test_long_train_near_a_harmonic_leaves_no_echo(nominal_hz: float) -> None:
         assert echo.max() < 0.3, (start_s, echo.round(2))
 
 
+def _a_train_on_a_harmonic(nominal_hz: float, harmonic: int, offset_hz: float, start_s: float,
+                           stop_s: float, length_s: float) -> tuple[np.ndarray, float, float]:
+    """A 15 µV sinusoidal train ``offset_hz`` from mains harmonic ``harmonic`` (mains at
+    ``nominal_hz`` − 0.5 Hz) on channel 1 of 4 from ``start_s`` to ``stop_s`` (s), through the
+    canceller: channel 1's error (µV: mains left behind, the train taken away, or an echo),
+    the train's frequency and the mains frequency (Hz)."""
+    n, ch = int(length_s * FS_HZ), 4
+    line_hz = nominal_hz - 0.5
+    train_hz = harmonic * line_hz + offset_hz
+    t_s = np.arange(n) / FS_HZ
+    on = (t_s >= start_s) & (t_s < stop_s)
+    emg = np.zeros((n, ch))
+    emg[on, 1] = 15.0 * np.sin(2.0 * np.pi * train_hz * t_s[on])
+    clean = noise_uv(n, ch) + emg
+    y = MainsCanceller(ch, FS_HZ).process(clean + mains_uv(n, ch, nominal_hz, offset_hz=-0.5))
+    return (y - clean)[:, 1], train_hz, line_hz
+
+
 @pytest.mark.parametrize(("nominal_hz", "harmonic", "offset_hz"),
                          [(60.0, 2, 0.6), (60.0, 2, -0.3), (50.0, 3, 0.2)])
 def test_a_train_on_a_harmonic_passes_whole_and_leaves_no_echo(nominal_hz: float, harmonic: int,
@@ -462,16 +480,7 @@ def test_a_train_on_a_harmonic_passes_whole_and_leaves_no_echo(nominal_hz: float
     subtracting its line for 0.4 s after it stopped, read as the train going on (simulator seed
     126: a 119.6 Hz train on 2 × 59.5 Hz mains, detected 0.44 s too long). (For a train in
     the first seconds, see the next test.)"""
-    n, ch = int(18 * FS_HZ), 4
-    line_hz = nominal_hz - 0.5
-    train_hz = harmonic * line_hz + offset_hz
-    t_s = np.arange(n) / FS_HZ
-    on = (t_s >= 12.0) & (t_s < 14.5)
-    emg = np.zeros((n, ch))
-    emg[on, 1] = 15.0 * np.sin(2.0 * np.pi * train_hz * t_s[on])
-    clean = noise_uv(n, ch) + emg
-    y = MainsCanceller(ch, FS_HZ).process(clean + mains_uv(n, ch, nominal_hz, offset_hz=-0.5))
-    err = (y - clean)[:, 1]  # mains left behind, the train taken away, or an echo
+    err, train_hz, _ = _a_train_on_a_harmonic(nominal_hz, harmonic, offset_hz, 12.0, 14.5, 18.0)
     assert line_uv(err, train_hz, 10.0, 12.0) < 0.5  # mains cancelled before the train
     taken = line_uv(err, train_hz, 12.5, 14.5)
     assert taken < 1.5, taken  # the train kept (15 µV)
@@ -487,16 +496,8 @@ def test_an_a_train_in_the_first_seconds_is_not_learnt_as_mains(nominal_hz: floa
     train was learnt as that harmonic (the third heart's seed 376: a 149.45 Hz A-train on a
     3rd harmonic at 149.58 Hz), taken away while it fired and, with the usual level lifted
     10³-fold by it, its line was subtracted for seconds after it stopped."""
-    n, ch = int(12 * FS_HZ), 4
-    line_hz = nominal_hz - 0.5
-    train_hz = harmonic * line_hz + offset_hz
-    t_s = np.arange(n) / FS_HZ
-    on = (t_s >= 1.3) & (t_s < 2.2)
-    emg = np.zeros((n, ch))
-    emg[on, 1] = 15.0 * np.sin(2.0 * np.pi * train_hz * t_s[on])
-    clean = noise_uv(n, ch) + emg
-    y = MainsCanceller(ch, FS_HZ).process(clean + mains_uv(n, ch, nominal_hz, offset_hz=-0.5))
-    err = (y - clean)[:, 1]
+    err, train_hz, line_hz = _a_train_on_a_harmonic(nominal_hz, harmonic, offset_hz, 1.3, 2.2,
+                                                    12.0)
     taken = line_uv(err, train_hz, 1.5, 2.2)
     assert taken < 1.5, taken  # the train kept (15 µV)
     after = [line_uv(err, harmonic * line_hz, a, a + 1.0) for a in (2.2, 4.0, 6.0)]
