@@ -136,11 +136,11 @@ HARMONIC_OUTLIER_MAX_S = 5.0
 #: While the usual misfit level settles (the first MISFIT_LEVEL_TAU_S of judged blocks) a harmonic
 #: is such an outlier only beyond this many times (not HARMONIC_OUTLIER_RATIO), and not before
 #: OUTLIER_SETTLE_S of judged blocks: the level then rests on a few blocks. Quiet blocks (no EMG,
-#: no cautery) of 52 real-ECG tuning cases' first 11 s misfit up to 28 × beyond the fundamental in
-#: the first second, 16 × after it, against ~10³–10⁴ × for a 30 µV A-train on a harmonic. Untested
-#: while settling, an A-train at 149.45 Hz on a 3rd harmonic at 149.58 Hz from 1.3 s (third heart's
-#: seed 376) was learnt as mains and lifted the level 10³-fold: an echo of the train was subtracted
-#: for 15 s after it (6.1 dB over the floor after 5 s).
+#: no cautery) of 52 real-ECG tuning cases' first 11 s misfit up to 28 × beyond the fundamental
+#: from 0.5 to 1 s of judged blocks, 16 × after, against ~10³–10⁴ × for a 30 µV A-train on a
+#: harmonic. Untested while settling, an A-train at 149.45 Hz on a 3rd harmonic at 149.58 Hz from
+#: 1.3 s (third heart's seed 376) was learnt as mains and lifted the level 10³-fold: an echo of the
+#: train was subtracted for 15 s after it (6.1 dB over the floor after 5 s).
 HARMONIC_OUTLIER_SETTLING_RATIO = 80.0
 #: … tested from this long (s) of a channel's judged blocks on.
 OUTLIER_SETTLE_S = 0.5
