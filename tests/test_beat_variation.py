@@ -146,7 +146,7 @@ def test_move_later_moves_content_and_zeros_come_in() -> None:
 
 
 def test_fewer_residuals_kept_than_components_fit_as_many_as_there_are() -> None:
-    """Fitted from 4 kept residuals with 5 components (the canceller's first beats): the
+    """Fitted from 4 kept residuals with 5 components (as on the canceller's first beats): the
     misfit in their span is predicted, finite and the same as with 4 components (the fifth
     eigenvalue is rounding), and noise alone still loses little (4 of 400 dimensions)."""
     rng = np.random.default_rng(5)

@@ -17,14 +17,15 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   for that block and 200 ms after (500 ms after a step: flat, a gap, the rail reached from
   signal — not cautery clipped at the rail while it was already wild, which rings no longer
   than below it: tune-mitdb-5k's first beat 0.46 s after clipped cautery was left whole on
-  7 channels, up to 236 µV). When more than half the live
-  channels are far out of their noise at once (> 20 σ: cautery, a stimulus artifact; not EMG on
-  several channels) the block is a global artifact: no beat is detected there nor 200 ms after. The mean is smoothed over 30 ms; maxima within ±30 ms are candidates (the
-  fiducial is the centroid of the peak's top half, within ±10 ms), judged by a Pan–Tompkins
-  adaptive threshold (signal and noise peak levels, threshold 30 % of the way between them; the
-  signal level starts at the largest candidate of the first 2 s and halves after 2.5 s without
-  a beat; candidates of the first 250 ms, measured against a scale from a single block, neither
-  start nor move it), a 250 ms refractory period and a search-back at 1.66 × the mean RR interval.
+  7 channels, up to 236 µV). When more than half the live channels are far out of their noise at
+  once (> 20 σ: cautery, a stimulus artifact; not EMG on several channels) the block is a global
+  artifact: no beat is detected there nor 200 ms after. The mean is smoothed over 30 ms; maxima
+  within ±30 ms are candidates (the fiducial is the centroid of the peak's top half, within
+  ±10 ms), judged by a Pan–Tompkins adaptive threshold (signal and noise peak levels, threshold
+  30 % of the way between them; the signal level starts at the largest candidate of the first 2 s
+  and halves after 2.5 s without a beat; candidates of the first 250 ms, measured against a scale
+  from a single block, neither start nor move it), a 250 ms refractory period and a search-back at
+  1.66 × the mean RR interval.
   A candidate under the threshold whose QRS aligned to the dominant class's templates (of
   :data:`CONFIRM_MIN_BEATS` beats or more; searched from :data:`CONFIRM_REACH_S` before the
   fiducial; failing that, on the channels without EMG or cautery in it alone) has a
@@ -130,7 +131,7 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   cannot be trusted yet: a new class, a template of fewer than ``bootstrap_beats`` beats on
   that channel, and a beat within :data:`RELOCK_S` after a sustained global artifact
   (cautery).
-* **Templates.** Per class and channel: the mean of its first beats, then an exponential
+* **Templates.** Per class and channel: the median of its first beats, then an exponential
   average over ~32 beats, from beats clean over the whole window (no EMG, flat or rail, no
   global artifact); once converged, a beat whose QRS residual exceeds 3 × the typical one is not
   learnt, and 16 such in a row restart the template where what they left after the QRS is
@@ -389,8 +390,8 @@ TAIL_EXPLAINED = 0.5
 #: Joint (coarse, 1 ms steps) and per-channel (fine, full rate) alignment ranges (s).
 COARSE_LAG_S = 0.015
 FINE_LAG_S = 0.002
-#: Beats after which a channel's template counts as converged (until then the plain mean of
-#: its beats); beats in its exponential average after that.
+#: Beats after which a channel's template counts as converged (until then the median of its
+#: beats); beats in its exponential average after that.
 BOOTSTRAP_BEATS = 8
 TEMPLATE_BEATS = 32
 #: Beat classes (morphologies, each with a template per channel): the dominant beat and
@@ -573,25 +574,29 @@ RECORD_END_MARGIN_S = 0.03
 #: and from 1.93 to 1.55 on tune-mitdb-10k-60Hz. In the chain, 5 components rather than 3 took it
 #: from 1.28 to 1.23 and from 1.51 to 1.36, and 1.51–1.62 to 1.43–1.59 on the three worst of 20
 #: extra tuning seeds at 5 kHz on MIT-BIH 100; 8 gained little more: 1.23, 1.34, 1.41–1.52.)
-#: Residuals are kept once the class's template there holds VARIATION_KEEP_BEATS beats (its mean
-#: then no longer one beat's own shape) and fitted from VARIATION_MIN_BEATS kept ones, each
+#: Residuals are kept once the class's template there holds VARIATION_KEEP_BEATS beats (their
+#: median then no longer one beat's own shape) and fitted from VARIATION_MIN_BEATS kept ones, each
 #: pattern the kept beats hold (fewer than VARIATION_COMPONENTS until then): kept only from a
 #: converged template (8 beats) and fitted from 8 kept, the fit began ~16 beats into a case,
 #: later still with cautery, and the first 15 s set the 99th percentile (extra tuning seed 535:
 #: 1.59 over the case, 1.31 from 15 s; on MIT-BIH 100 and PTB s0010 with noise, 5 kHz, the ECG
 #: left over beats 4–16 s went 2.4–5.7 → 2.0–5.7 µV RMS at the 95th percentile, and needle
 #: MUAPs locked at R − 20 ms on every other beat from the first beats kept ≥ 0.87 of their p-p,
-#: as before). While a template is young (fewer than ``bootstrap_beats`` beats: the median of its
-#: first n) it adds its own noise to the residual, σ² × VARIATION_YOUNG_NOISE / n (π/2: a median's
-#: variance over a mean's), so the >200 Hz bound is √(1 + VARIATION_YOUNG_NOISE / n) × wider then:
-#: against the converged template's bound the first beats' residuals were refused (extra tuning seed
-#: 1039's biggest-heart channel: 4.5–5.2 µV against a 4.3–4.4 µV bound on four of its first six
-#: subtracted beats), and the fit began ~6 s into a case. With that and fitted from 3 kept (not 4),
-#: the ECG left over beats 3–10 s at the 95th percentile went 2.4–7.3 → 2.2–7.3 µV RMS (MIT-BIH 100
-#: and PTB s0010 with noise, 5 kHz, 8 seeds each; never worse), the per-beat residual's 99th
-#: percentile on the 12 worst of 38 extra tuning seeds at 5 kHz on MIT-BIH 100 (907–1129) from a
-#: median of 1.42 (max 1.68) to 1.34 (max 1.51), and locked needle MUAPs of 25–40 µV from 2 s kept ≥
-#: 0.83 of their p-p (0.83 before; 4 records × 3 places × 2 sizes).
+#: as before; a protocol of its own). While a template is young (fewer than ``bootstrap_beats``
+#: beats: the median of its first n) it adds its own noise to the residual,
+#: σ² × VARIATION_YOUNG_NOISE / n (π/2, a median's variance over a mean's for many beats; 1.2–1.5
+#: for the 3–7 beats of a young template, so a little generous), and the >200 Hz bound is
+#: √(1 + VARIATION_YOUNG_NOISE / n) × wider then: against the converged template's bound the first
+#: beats' residuals were refused (extra tuning seed 1039's biggest-heart channel: 4.5–5.2 µV against
+#: a 4.3–4.4 µV bound on four of its first six subtracted beats), and the fit began ~6 s into that
+#: case. With that and fitted from 3 kept (not 4, on every template), the ECG left over beats 3–10 s
+#: at the 95th percentile went 2.4–7.3 → 2.2–7.3 µV RMS (MIT-BIH 100 and PTB s0010 with noise,
+#: 5 kHz, 8 seeds each; never worse), the per-beat residual's 99th percentile on the 12 worst of 38
+#: extra tuning seeds at 5 kHz on MIT-BIH 100 (907–1129) from a median of 1.42 (max 1.68) to 1.34
+#: (max 1.51), and needle MUAPs of 25–40 µV locked at R − 20, − 5 or + 10 ms on every other beat
+#: from 2 s kept ≥ 0.83 of their p-p (0.83 before; 4 records × 3 places × 2 sizes). At 3 beats the
+#: bound is 1.85 σ, near a 40 µV MUAP's 1.9–2.8 σ: the margin against keeping one rests on those
+#: figures.
 VARIATION_BEATS = 32
 VARIATION_COMPONENTS = 5
 VARIATION_KEEP_BEATS = 3
@@ -728,7 +733,7 @@ class EcgCanceller:
         pre_s, post_s: template window before/after the detection fiducial (s).
         template_beats: beats in the template's exponential average (~20–40).
         bootstrap_beats: beats after which a channel's template counts as converged (until then
-            it is the plain mean of the beats so far, subtracted from the first beat on).
+            it is the median of the beats so far, subtracted from the first beat on).
 
     Attributes:
         delay: output delay (samples).
@@ -2261,8 +2266,8 @@ class EcgCanceller:
         residual below VARIATION_LOWPASS_HZ and the channels it may be kept on once the beat
         is learnt: the ``keepable`` ones whose template holds VARIATION_KEEP_BEATS beats
         (fewer if ``bootstrap_beats`` is) where no block's >200 Hz RMS, before this fit,
-        exceeds VARIATION_HF_RATIO × the channel's ``steady`` >200 Hz σ (µV), more while the
-        template is young (VARIATION_YOUNG_NOISE)."""
+        exceeds VARIATION_HF_RATIO × the channel's ``steady`` >200 Hz σ (µV), times
+        √(1 + VARIATION_YOUNG_NOISE / n) while the template holds n < ``bootstrap_beats``."""
         if not (correct.any() or keepable.any()):
             return np.zeros_like(residual)
         slow = self._variation_lowpass(residual)
