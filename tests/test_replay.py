@@ -68,16 +68,21 @@ def test_paced_exactly_with_manual_clock(recording: Path, speed: float) -> None:
 
 
 def test_paced_within_one_percent_of_wall_time(recording: Path) -> None:
+    """Played at 1 × for 2 s of wall time: what has been played when the last read returns is
+    never ahead of the clock and behind it by at most one 10 ms block plus 1 %. (Timed from
+    after the loop instead, a core taken by another process for 35 ms between two reads read
+    as a 2.2 % lag.)"""
     with open_recording(recording) as rec:
         src = ReplaySource(rec, clock=MonotonicClock())
         src.open()
         t0 = time.monotonic()
-        played = 0
-        while time.monotonic() - t0 < 2.0:
+        played, at = 0, 0.0
+        while at < 2.0:
             chunk = src.read()
+            at = time.monotonic() - t0  # (s) when this read returned
             played += 0 if chunk is None else chunk.n_samples
-        elapsed = time.monotonic() - t0
-    assert abs(played / FS - elapsed) / elapsed < 0.01
+    behind = at - played / FS
+    assert -0.001 <= behind <= 0.01 + 0.01 * at, (played, at)
 
 
 def test_seek_pause_speed_and_event_navigation(recording: Path) -> None:
