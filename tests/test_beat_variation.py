@@ -146,9 +146,10 @@ def test_move_later_moves_content_and_zeros_come_in() -> None:
 
 
 def test_fewer_residuals_kept_than_components_fit_as_many_as_there_are() -> None:
-    """Fitted from 4 kept residuals with 5 components (as on the canceller's first beats): the
-    misfit in their span is predicted, finite and the same as with 4 components (the fifth
-    eigenvalue is rounding), and noise alone still loses little (4 of 400 dimensions)."""
+    """Fitted from 4 kept residuals with 5 components (fewer kept than components, as on the
+    canceller's first beats, which it fits from VARIATION_MIN_BEATS kept): the misfit in their
+    span is predicted, finite and the same as with 4 components (the fifth eigenvalue is
+    rounding), and noise alone still loses little (4 of 400 dimensions)."""
     rng = np.random.default_rng(5)
     kept = misfits(rng, 4)
     both = np.array([True, True])
