@@ -75,9 +75,9 @@ ECG_RECORDS = {"100": (60.0, True), "s0010_re": (50.0, False), "plux_5min": (50.
 #: file in the wheel). ``plux_5min`` is a third heart no chain change was tuned on until
 #: 2026-12-05 (then a fault that does not depend on the heart, found on its tuning seed 376, was
 #: fixed: docs/free-run-detection.md): 5 minutes of one resting lead at 1 kHz, 16 bits, from a
-#: biosignalsplux (biosignalsnotebooks'
-#: ``ecg_5_min``, MIT licence), converted as (ADC / 2¹⁶ − 0.5) · 3 mV — its size does not
-#: matter, each channel's heart is scaled to its own peak.
+#: biosignalsplux (biosignalsnotebooks' ``ecg_5_min``, MIT licence), converted as
+#: (ADC / 2¹⁶ − 0.5) · 3 mV — its size does not matter, each channel's heart is scaled to its
+#: own peak.
 WHEEL_ECG = {"plux_5min": ("biosignalsnotebooks", "biosignalsnotebooks/notebook_files/"
                                                   "osf_files/signal_samples/ecg_5_min.h5")}
 #: MIT-BIH beat annotation symbols (others, e.g. ``+`` rhythm change, are not beats).

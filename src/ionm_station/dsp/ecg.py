@@ -2275,11 +2275,11 @@ class EcgCanceller:
         pending.misfit = slow
         count = self._count[k]
         # a young template (the median of its first beats) adds its own noise to the residual
-        young = np.sqrt(1.0 + np.where(count < self.bootstrap_beats,
+        widen = np.sqrt(1.0 + np.where(count < self.bootstrap_beats,
                                        VARIATION_YOUNG_NOISE / np.maximum(count, 1), 0.0))
         pending.keep_misfit = (keepable
                                & (count >= min(VARIATION_KEEP_BEATS, self.bootstrap_beats))
-                               & (hf <= (VARIATION_HF_RATIO * young * steady)[:, None]
+                               & (hf <= (VARIATION_HF_RATIO * widen * steady)[:, None]
                                   ).all(axis=1))
         if not correct.any():
             return np.zeros_like(residual)
