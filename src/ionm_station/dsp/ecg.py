@@ -403,12 +403,12 @@ TEMPLATE_BEATS = 32
 #: subtracted took it back as a misfit. (The templates themselves stay as learnt: classes and
 #: alignment are judged on them as before.) On 45 extra tuning seeds at 5 kHz on MIT-BIH 100
 #: (1135–1399, 60 s each) the per-beat residual's 99th percentile from 3 s went from a median of
-#: 1.34 to 1.28 (38 better, 3 worse by ≤ 0.06; over 1.5: 15 → 9). Low-passing the learnt median
-#: itself did as well there (and 1.05 → 1.00 on 45 of PTB s0010) but moved class and EMG
-#: decisions after it; low-passed only until BOOTSTRAP_BEATS, 21 of the 45 did worse than with
-#: it (by up to 0.57: the raw median of 8 then); 200 Hz gained more on MIT-BIH (median 1.24) but
-#: takes 24 % of a 150 Hz component (300 Hz: 6 %); a 4th-order filter at 300 Hz did worse on 6
-#: seeds (by up to 0.26: its ringing at the R wave).
+#: 1.34 to 1.28 (38 better, 3 worse by ≤ 0.06; over 1.5: 15 → 9), on 45 of PTB s0010 (10 and
+#: 5 kHz) 1.05 → 1.00 (40 better, none worse). Low-passing the learnt median itself did as well
+#: but moved class and EMG decisions after it; low-passed only until BOOTSTRAP_BEATS, 21 of the
+#: 45 did worse than with it (by up to 0.57: the raw median of 8 then); 200 Hz gained more on
+#: MIT-BIH (median 1.24) but takes 24 % of a 150 Hz component (300 Hz: 6 %); a 4th-order filter
+#: at 300 Hz did worse on 6 seeds (by up to 0.26: its ringing at the R wave).
 YOUNG_FIT_LOWPASS_HZ = 300.0
 #: Beat classes (morphologies, each with a template per channel): the dominant beat and
 #: ectopic ones (ventricular premature beats, aberrant conduction).
@@ -2460,9 +2460,9 @@ class EcgCanceller:
         cumulative = np.cumsum(vote[order])
         return lags, coarse, float(rho[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
-    def _shapes(self, key: int | None, template: np.ndarray, has: np.ndarray) -> _Shapes:
-        """The fit's basis for ``template`` (channels × window µV) on the ``has`` channels,
-        cached under class ``key`` (None: not cached) until its templates change."""
+    def _shapes(self, key: int, template: np.ndarray, has: np.ndarray) -> _Shapes:
+        """The fit's basis for class ``key``'s ``template`` (channels × window µV) on the
+        ``has`` channels, cached until its templates change."""
         mask = has.tobytes()
         cached = self._shape_cache.get(key)
         if cached is not None and cached.mask == mask:
@@ -2497,8 +2497,7 @@ class EcgCanceller:
             tail_heart = courses[:, self._tail0:]
         shapes = _Shapes(mask, basis, a, np.einsum("ckt,cmt->ckm", a, a), heart, tail,
                          np.einsum("ckt,cmt->ckm", tail, tail), tail_heart)
-        if key is not None:
-            self._shape_cache[key] = shapes
+        self._shape_cache[key] = shapes
         return shapes
 
     def _fit(self, beat: np.ndarray, shapes: _Shapes, has: np.ndarray, k: int,
