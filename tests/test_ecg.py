@@ -993,6 +993,17 @@ def test_the_first_beats_variation_is_fitted_within_seconds(seed: int, most_uv: 
     assert np.percentile(rms, 95) <= most_uv, np.percentile(rms, [50, 95]).round(2)
 
 
+def early_ecg_left(name: str, seed: int, duration_s: float) -> np.ndarray:
+    """The ECG a canceller leaves (µV RMS over R − 60…+100 ms, beats × channels) over the beats
+    3–10 s into a real record with noise, 8 channels at 5 kHz."""
+    fs = 5000.0
+    ecg, noise, r_peaks = real_ecg_record(name, fs, duration_s, 8, seed)
+    left = run(EcgCanceller(8, fs), ecg + noise, 500) - noise
+    beats = r_peaks[(r_peaks > 3 * fs) & (r_peaks < 10 * fs)]
+    window = beats[:, None] + np.arange(int(-0.06 * fs), int(0.10 * fs))
+    return np.sqrt(np.mean(left[window] ** 2, axis=1))
+
+
 @pytest.mark.parametrize("name, seed, most_uv", [("s0010_re", 6, 2.7), ("100", 7, 4.6)])
 def test_a_young_template_s_residuals_are_kept_for_the_variation_fit(
         name: str, seed: int, most_uv: float) -> None:
@@ -1003,12 +1014,7 @@ def test_a_young_template_s_residuals_are_kept_for_the_variation_fit(
     left 3.15 and 5.14 µV RMS over R − 60…+100 ms at the 95th percentile over beats and
     channels (in 2.8 µV of noise; now 2.3 and 4.2): the bound widens with the template's own
     noise (VARIATION_YOUNG_NOISE) and the fit starts from VARIATION_MIN_BEATS (3) kept."""
-    fs = 5000.0
-    ecg, noise, r_peaks = real_ecg_record(name, fs, 20.0, 8, seed)
-    left = run(EcgCanceller(8, fs), ecg + noise, 500) - noise
-    beats = r_peaks[(r_peaks > 3 * fs) & (r_peaks < 10 * fs)]
-    window = beats[:, None] + np.arange(int(-0.06 * fs), int(0.10 * fs))
-    rms = np.sqrt(np.mean(left[window] ** 2, axis=1))  # beats × channels
+    rms = early_ecg_left(name, seed, 20.0)
     assert np.percentile(rms, 95) <= most_uv, np.percentile(rms, [50, 95]).round(2)
 
 
@@ -1020,12 +1026,7 @@ def test_a_young_template_s_noise_is_not_subtracted_with_it(name: str, seed: int
     the median over beats 3–10 s and channels of the ECG left over R − 60…+100 ms (RMS, in
     2.8 µV of noise) was 1.65 and 1.66 µV here (1.37–1.92 on seeds 1–8 of both records), now
     0.83 and 0.88 (0.69–1.28)."""
-    fs = 5000.0
-    ecg, noise, r_peaks = real_ecg_record(name, fs, 12.0, 8, seed)
-    left = run(EcgCanceller(8, fs), ecg + noise, 500) - noise
-    beats = r_peaks[(r_peaks > 3 * fs) & (r_peaks < 10 * fs)]
-    window = beats[:, None] + np.arange(int(-0.06 * fs), int(0.10 * fs))
-    rms = np.sqrt(np.mean(left[window] ** 2, axis=1))  # beats × channels
+    rms = early_ecg_left(name, seed, 12.0)
     assert np.median(rms) <= 1.2, np.percentile(rms, [50, 95]).round(2)
 
 
