@@ -72,9 +72,9 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   their window, so the search stays centred.
 * **Fit (per beat and channel).** Over the core (−100…+80 ms around the fiducial, which lies
   ~25–30 ms after the R peak) a least-squares fit of the template's gain (0.5–1.5), shift (its
-  derivative, ±1 ms beyond the lag) and QRS stretch (±25 %) — a template of fewer than ~32
-  beats low-passed at :data:`YOUNG_FIT_LOWPASS_HZ` for it (its noise lies above the heart's
-  band) —, then of the heart's leading time
+  derivative, ±1 ms beyond the lag) and QRS stretch (±25 %; a template of fewer than
+  ``template_beats`` beats enters it low-passed at :data:`YOUNG_FIT_LOWPASS_HZ`, its noise
+  lying above the heart's band), then of the heart's leading time
   courses (the first :data:`HEART_COMPONENTS` singular vectors of the class's templates across
   channels) and their derivatives to what is left: one heart projects onto every channel, so a
   beat whose axis turned or whose QRS changed is a mix of them; noise and EMG are not (the
@@ -405,10 +405,10 @@ TEMPLATE_BEATS = 32
 #: (1135–1399, 60 s each) the per-beat residual's 99th percentile from 3 s went from a median of
 #: 1.34 to 1.28 (38 better, 3 worse by ≤ 0.06; over 1.5: 15 → 9), on 45 of PTB s0010 (10 and
 #: 5 kHz) 1.05 → 1.00 (40 better, none worse). Low-passing the learnt median itself did as well
-#: but moved class and EMG decisions after it; low-passed only until BOOTSTRAP_BEATS, 21 of the
-#: 45 did worse than with it (by up to 0.57: the raw median of 8 then); 200 Hz gained more on
-#: MIT-BIH (median 1.24) but takes 24 % of a 150 Hz component (300 Hz: 6 %); a 4th-order filter
-#: at 300 Hz did worse on 6 seeds (by up to 0.26: its ringing at the R wave).
+#: but moved class and EMG decisions after it. Measured on that variant: low-passed only until
+#: BOOTSTRAP_BEATS, 21 of the 45 did worse (by up to 0.57: the raw median of 8 then); 200 Hz
+#: gained more on MIT-BIH (median 1.24) but takes 24 % of a 150 Hz component (300 Hz: 6 %); a
+#: 4th-order filter at 300 Hz did worse on 6 seeds (by up to 0.26: its ringing at the R wave).
 YOUNG_FIT_LOWPASS_HZ = 300.0
 #: Beat classes (morphologies, each with a template per channel): the dominant beat and
 #: ectopic ones (ventricular premature beats, aberrant conduction).
@@ -612,10 +612,10 @@ RECORD_END_MARGIN_S = 0.03
 #: (max 1.51), and needle MUAPs of 25–40 µV locked at R − 20, − 5 or + 10 ms on every other beat
 #: from 2 s kept ≥ 0.83 of their p-p (0.83 before; 4 records × 3 places × 2 sizes). At 3 beats the
 #: bound is 1.85 σ, near a 40 µV MUAP's 1.9–2.8 σ: the margin against keeping one rests on those
-#: figures. (A young template is low-passed for the fit since, YOUNG_FIT_LOWPASS_HZ, which
-#: leaves less of its noise above 200 Hz; with this allowance at 0 then — a first version, the
-#: learnt median itself low-passed — 4 of the 45 extra tuning seeds 1135–1399 did worse, by
-#: 0.04–0.12, and none better.)
+#: figures. (Since 2026-12-05 a young template enters the fit low-passed, YOUNG_FIT_LOWPASS_HZ,
+#: which leaves less of its noise above 200 Hz. With this allowance at 0 on a first version of
+#: that (the learnt median itself low-passed), 4 of the 45 extra tuning seeds 1135–1399 did
+#: worse, by 0.04–0.12, and none better; not measured again on the version kept.)
 VARIATION_BEATS = 32
 VARIATION_COMPONENTS = 5
 VARIATION_KEEP_BEATS = 3
