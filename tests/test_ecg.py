@@ -1879,8 +1879,9 @@ def test_no_evidence_is_no_match_for_an_odd_beat_with_emg() -> None:
     look scores a class with no voter 1.0). The outcome depends on the MUAP train's draw, as it
     did before 2026-12-05 (draws 0–5: 36/2/0, 32/6/0, 35/1/2, 35/1/2, 35/1/2, 32/6/0); draw 2,
     pinned first, gives 36/2/0 since young templates are low-passed for the fit
-    (YOUNG_FIT_LOWPASS_HZ): their noise no longer lifts the residual's >200 Hz on the second
-    EMG channel, and the second look is not a look without evidence any more. Draw 3 is."""
+    (YOUNG_FIT_LOWPASS_HZ): the EMG test no longer flags the train on the second heart channel
+    (likely because the template's noise had added to that residual's >200 Hz; not traced
+    further), so the second look is not a look without evidence any more. Draw 3 is."""
     rec = make_record(fs=5000.0, duration_s=30.0, n_ch=4, seed=3,
                       gains_uv=np.array([300.0, 300.0, 1.0, 1.0]), ectopic_every=6)
     vpb = rec.r_peaks[rec.ectopic][0]
