@@ -2166,7 +2166,7 @@ class EcgCanceller:
                                                                           unvoted=0.0)
             if not fresh and again != k:  # fitted again with that class's templates
                 k, coarse, has = again, coarse_again, (self._count[again] > 0) & live
-                shapes = self._shapes(k, self._template[k], has)
+                shapes = self._shapes(k, has)
                 lags, beat, fit_full, residual, emg_blocks, emg, part = self._fit_beat(
                     seg, lags_again, coarse, k, shapes, has, live, sigma)
         if fresh:
@@ -2370,15 +2370,14 @@ class EcgCanceller:
             # no template yet: the beats so far are not learnt yet, or this is the first one
             k = self._primary() if self._class_beats.any() else self._new_class()
             has = (self._count[k] > 0) & live
-            return (k, np.zeros(c, dtype=np.int64), 0, self._shapes(k, self._template[k], has),
-                    has, False)
+            return k, np.zeros(c, dtype=np.int64), 0, self._shapes(k, has), has, False
         similarity, k, lags, coarse = best
         primary = self._primary()
         if k != primary and primary in found and found[primary][0] >= NEW_CLASS_SIMILARITY and (
                 1.0 - found[primary][0] <= (1.0 - similarity) / OTHER_CLASS_DISSIMILARITY):
             similarity, k, lags, coarse = found[primary]
         has = (self._count[k] > 0) & live
-        shapes = self._shapes(k, self._template[k], has)
+        shapes = self._shapes(k, has)
         fresh = similarity < NEW_CLASS_SIMILARITY and not self._late  # (none while learning)
         return k, lags, coarse, shapes, has, fresh
 
@@ -2460,9 +2459,10 @@ class EcgCanceller:
         cumulative = np.cumsum(vote[order])
         return lags, coarse, float(rho[order][np.searchsorted(cumulative, 0.5 * cumulative[-1])])
 
-    def _shapes(self, key: int, template: np.ndarray, has: np.ndarray) -> _Shapes:
-        """The fit's basis for class ``key``'s ``template`` (channels × window µV) on the
-        ``has`` channels, cached until its templates change."""
+    def _shapes(self, key: int, has: np.ndarray) -> _Shapes:
+        """The fit's basis for class ``key``'s templates (channels × window µV) on the ``has``
+        channels, cached until they change."""
+        template = self._template[key]
         mask = has.tobytes()
         cached = self._shape_cache.get(key)
         if cached is not None and cached.mask == mask:
