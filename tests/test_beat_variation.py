@@ -117,6 +117,28 @@ def test_the_oldest_beats_are_replaced() -> None:
     assert_same_prediction(rolling, last, misfits(rng, 1)[0])
 
 
+def test_provisional_residuals_predict_until_enough_others_are_kept() -> None:
+    """Provisional residuals count towards ``min_beats`` and predict; once a channel holds
+    ``provisional_until`` others they are forgotten there, and the prediction is that of the
+    others alone (on the other channel, still short of them, they stay)."""
+    rng = np.random.default_rng(8)
+    first, later = misfits(rng, 3), misfits(rng, 4)
+    variation = BeatVariation(1, 2, LENGTH, min_beats=3, provisional_until=4)
+    both, only_0 = np.array([True, True]), np.array([True, False])
+    for r in first:
+        variation.add(0, r, both, provisional=True)
+    residual = misfits(rng, 1)[0]
+    assert variation.predict(0, residual, both).any(axis=1).all()
+    for r in later:
+        variation.add(0, r, only_0)
+    others = BeatVariation(1, 2, LENGTH, min_beats=3)
+    for r in later:
+        others.add(0, r, only_0)
+    for r in first:
+        others.add(0, r, np.array([False, True]))
+    assert_same_prediction(variation, others, residual)
+
+
 def test_a_shift_moves_the_kept_misfits_with_the_templates() -> None:
     """Moved 25 samples later, the kept misfits predict a moved beat as the original ones
     predicted the beat where it was."""

@@ -43,27 +43,33 @@ class BeatVariation:
         min_beats: residuals needed on a channel before it is corrected (more than ``beats``:
             never).
         clip: bound of each component's coefficient, in RMS coefficients over the kept beats.
+        provisional_until: a channel's provisional residuals (see :meth:`add`) are forgotten
+            once it holds this many others.
     """
 
     def __init__(self, n_classes: int, n_channels: int, length: int, beats: int = 32,
-                 components: int = 3, min_beats: int = 8, clip: float = 3.0) -> None:
+                 components: int = 3, min_beats: int = 8, clip: float = 3.0,
+                 provisional_until: int = 4) -> None:
         if not 0 < components <= beats:
             raise ValueError(f"need 0 < components ({components}) <= beats ({beats})")
         if clip <= 0.0:
             raise ValueError(f"clip must be positive, not {clip}")
         self.n_channels, self.length, self.beats = n_channels, length, beats
         self.components, self.min_beats, self.clip = components, min_beats, clip
+        self.provisional_until = provisional_until
         # per class, allocated with its first stored residual (most classes never get one)
         self._kept: dict[int, np.ndarray] = {}   # (channels, beats, length) µV
         self._gram: dict[int, np.ndarray] = {}   # (channels, beats, beats) µV²
         self._count = np.zeros((n_classes, n_channels), dtype=np.int64)
         self._next = np.zeros((n_classes, n_channels), dtype=np.int64)
+        self._provisional = np.zeros((n_classes, n_channels, beats), dtype=bool)  # per slot
 
     def clear(self, k: int, channels: np.ndarray | None = None) -> None:
         """Forget class ``k``'s residuals on ``channels`` (bool per channel; None: all)."""
         sel = np.ones(self.n_channels, bool) if channels is None else channels
         self._count[k, sel] = 0
         self._next[k, sel] = 0
+        self._provisional[k, sel] = False
         if k in self._kept:
             self._kept[k][sel] = 0.0
             self._gram[k][sel] = 0.0
@@ -77,9 +83,12 @@ class BeatVariation:
         move_later(kept, d)
         self._gram[k] = kept @ kept.transpose(0, 2, 1)
 
-    def add(self, k: int, residual: np.ndarray, channels: np.ndarray) -> None:
+    def add(self, k: int, residual: np.ndarray, channels: np.ndarray,
+            provisional: bool = False) -> None:
         """Keep ``residual`` (channels × length µV) of a beat of class ``k`` on ``channels``
-        (bool per channel), replacing each channel's oldest."""
+        (bool per channel), replacing each channel's oldest. A ``provisional`` residual (one
+        measured less well, to start with) is forgotten once its channel holds
+        ``provisional_until`` others."""
         sel = np.flatnonzero(channels)
         if not len(sel):
             return
@@ -95,6 +104,18 @@ class BeatVariation:
         gram[sel, :, slot] = dots
         self._next[k, sel] = (slot + 1) % self.beats
         self._count[k, sel] = np.minimum(self._count[k, sel] + 1, self.beats)
+        self._provisional[k, sel, slot] = provisional
+        if provisional:
+            return
+        held = self._provisional[k].sum(axis=1)
+        for ch in np.flatnonzero((held > 0) & (self._count[k] - held >= self.provisional_until)
+                                 ).tolist():
+            slots = np.flatnonzero(self._provisional[k, ch])
+            kept[ch, slots] = 0.0
+            gram[ch, slots, :] = 0.0
+            gram[ch, :, slots] = 0.0
+            self._provisional[k, ch, slots] = False
+            self._count[k, ch] -= len(slots)
 
     def predict(self, k: int, residual: np.ndarray, channels: np.ndarray) -> np.ndarray:
         """The part of ``residual`` (channels × length µV) of a beat of class ``k`` that the

@@ -624,6 +624,15 @@ VARIATION_CLIP = 3.0
 VARIATION_HF_RATIO = 1.5
 VARIATION_YOUNG_NOISE = math.pi / 2
 VARIATION_LOWPASS_HZ = 250.0
+#: A class's first VARIATION_KEEP_BEATS beats on a channel leave residuals too, kept as
+#: provisional: each beat less the median template they formed (fitted by gain and shift, the
+#: template low-passed as a young one is: YOUNG_FIT_LOWPASS_HZ), below VARIATION_LOWPASS_HZ,
+#: where its >200 Hz RMS is within the young bound (VARIATION_HF_RATIO, VARIATION_YOUNG_NOISE);
+#: forgotten once the channel holds this many residuals of beats fitted as usual. Without them
+#: the fit began with the third beat subtracted (~5 s into a case) and the first beats' misfit
+#: set the 99th percentile (extra tuning seed 1219: 2.5–3.9 σ left at 4.9 and 6.7 s on the
+#: channels with the most heart).
+VARIATION_PROVISIONAL_UNTIL = 4
 #: Longest stretch (s) filtered at once (bounds memory when a whole record arrives).
 BATCH_S = 1.0
 #: Candidates missed within this long (s) before the current one are kept for search-back
@@ -973,7 +982,7 @@ class EcgCanceller:
         self._cov_sigma = np.zeros(c)  # whitening scale (µV), over the diagonal's beats
         self._variation = BeatVariation(MAX_CLASSES, c, self._core, VARIATION_BEATS,
                                         VARIATION_COMPONENTS, VARIATION_MIN_BEATS,
-                                        VARIATION_CLIP)
+                                        VARIATION_CLIP, VARIATION_PROVISIONAL_UNTIL)
 
     def process(self, x: np.ndarray, railed: np.ndarray | None = None,
                 lost: np.ndarray | None = None) -> np.ndarray:
@@ -2880,6 +2889,9 @@ class EcgCanceller:
             for n in np.unique(count[booting] + 1).tolist():
                 chs = booting[count[booting] + 1 == n]
                 template[chs] = np.median(boot[:n, chs], axis=0)
+                if n == VARIATION_KEEP_BEATS:
+                    self._provisional_variation(k, boot[:n, chs], template[chs], chs,
+                                                beat.fiducial)
         mature = learn & (count >= n_boot)
         if mature.any():
             # the learning channels only: another may hold NaN in the window (NaN × 0 is NaN)
@@ -2890,6 +2902,31 @@ class EcgCanceller:
         if (count >= n_boot).all():
             self._boot.pop(k, None)
         self._recentre_class(k)
+
+    def _provisional_variation(self, k: int, beats: np.ndarray, template: np.ndarray,
+                               chs: np.ndarray, fid: int) -> None:
+        """Keep the provisional residuals (see VARIATION_PROVISIONAL_UNTIL) of class ``k``'s
+        first ``beats`` (beats × ``chs`` × window µV, as learnt; the last at fiducial ``fid``)
+        against ``template`` (their median on the ``chs`` channels, µV): over the core, less
+        each channel's gain and shift of the template low-passed as a young one is."""
+        c, core = self.n_channels, self._core
+        shape = self._young_lowpass(template[:, :core])
+        basis = np.stack((shape, self._derivative(shape)), axis=1)     # (chs, 2, core)
+        gram = np.einsum("ckt,cmt->ckm", basis, basis)
+        gram += (1e-9 * np.trace(gram, axis1=1, axis2=2) + 1e-30)[:, None, None] * np.eye(2)
+        sigma = self._hf_noise(fid, np.arange(c))  # (at the last beat: not the latest block)
+        bound = VARIATION_HF_RATIO * np.sqrt(1.0 + VARIATION_YOUNG_NOISE / len(beats)) * sigma
+        for data in beats:
+            x = data[:, :core]
+            coef = np.linalg.solve(gram, np.einsum("ckt,ct->ck", basis, x)[:, :, None])
+            residual = np.zeros((c, core))
+            residual[chs] = x - np.einsum("ck,ckt->ct", coef[:, :, 0], basis)
+            hf = self._block_rms(self._highpass(residual, self._ba_activity,
+                                                self._zi_unit_activity))
+            keep = np.zeros(c, dtype=bool)
+            keep[chs] = True
+            self._variation.add(k, self._variation_lowpass(residual),
+                                keep & (hf <= bound[:, None]).all(axis=1), provisional=True)
 
     def _fit_tail(self, beat: _Beat) -> None:
         """Fit the beat's window after the core again now that all of it has arrived (none of
