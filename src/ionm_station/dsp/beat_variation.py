@@ -12,7 +12,10 @@ noise and EMG do not recur at the same place in every beat, so they spread thinl
 component and a new beat's noise or EMG projects onto the few leading ones only weakly; each
 coefficient is also bounded by :attr:`BeatVariation.clip` × its typical size over the stored
 beats, so a MUAP that happens to resemble the patterns loses at most that much of each of
-them. (The components are not centred: the first one is mostly the mean misfit.)
+them. (The components are not centred: the first one is mostly the mean misfit.) Residuals
+measured less well, to start the fit with (a class's first beats against the median they
+formed), are kept as provisional and forgotten on a channel once it holds
+:attr:`BeatVariation.provisional_until` others.
 
 Pure numpy; the caller (:class:`ionm_station.dsp.ecg.EcgCanceller`) decides which channels'
 residuals are stored and which are corrected.

@@ -116,7 +116,10 @@ Method (Drake & Callaghan 2006; Petersen et al. 2020 — adaptive template subtr
   their typical size, and a residual is kept only from a beat learnt into its class's
   templates, on channels free of EMG over the whole core, not outlying and with no block's
   >200 Hz RMS beyond VARIATION_HF_RATIO × the noise: a MUAP locked to the heartbeat must not
-  become one of the patterns. The residual gate below judges what is left after this fit.
+  become one of the patterns. The first beats of a class, which form its template before
+  any is fitted, leave provisional residuals (each against their median) so the fit starts
+  with the first beat subtracted (VARIATION_PROVISIONAL_UNTIL). The residual gate below judges
+  what is left after this fit.
 * **EMG and the residual gate.** A 10 ms block of a channel's residual whose >200 Hz RMS stands
   out of the noise (and is not a small part of the block: what a QRS misfit leaves is
   low-frequency), in a beat holding that much more >200 Hz power than the heartbeat fitted to
