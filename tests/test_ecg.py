@@ -789,15 +789,15 @@ def test_rows_at_the_rail_are_not_learnt_from() -> None:
 
 
 def real_ecg_record(name: str, fs: float, duration_s: float, n_ch: int, seed: int,
-                    noise_uv: float = 3.0, turn_rad: float = 0.0
+                    noise_uv: float = 3.0, turn_rad: float = 0.0, from_s: float = 0.0
                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A real heart on ``n_ch`` channels: the whole beats of PhysioNet record ``name`` (read by
     ``support.realcases.load_ecg``: its own mains, wander and noise above 40 Hz that is not
     locked to the beat removed), looped, each channel a cos/sin mix of two of its leads scaled
     to 50–400 µV peak with a random sign; band-passed 10 Hz–3 kHz like the pipeline, with white
     noise. ``turn_rad``: every channel's mix angle turned by this much (rad), its scale kept —
-    the heart's axis turned. Returns (ECG, noise, R peaks) — µV (n, n_ch), µV (n, n_ch),
-    sample indices."""
+    the heart's axis turned. ``from_s``: start this far (s) into the record's loop. Returns
+    (ECG, noise, R peaks) — µV (n, n_ch), µV (n, n_ch), sample indices."""
     realcases = pytest.importorskip("support.realcases")
     if not realcases.DATA_DIR.is_dir():
         pytest.skip(f"{realcases.DATA_DIR} not found (PhysioNet recordings live in ../shared)")
@@ -806,7 +806,8 @@ def real_ecg_record(name: str, fs: float, duration_s: float, n_ch: int, seed: in
     rng = np.random.default_rng(seed)
     lo, hi = rec.loop_bounds()
     n = int(duration_s * fs)
-    source = lo + (np.arange(n) / fs * rec.fs) % (hi - lo)  # sample of the record, looped
+    shift = from_s * rec.fs
+    source = lo + (shift + np.arange(n) / fs * rec.fs) % (hi - lo)  # the record's, looped
     mix, turned = np.zeros((2, rec.leads.shape[1], n_ch))
     for c in range(n_ch):
         a, b = rng.choice(rec.leads.shape[1], 2, replace=False)
@@ -824,9 +825,10 @@ def real_ecg_record(name: str, fs: float, duration_s: float, n_ch: int, seed: in
     sos = bandpass_sos(10.0, 3000.0, fs)
     ecg = signal.sosfilt(sos, ecg * (peak / size), axis=0)
     noise = signal.sosfilt(sos, rng.standard_normal((n, n_ch)) * noise_uv, axis=0)
-    loops = np.arange(int(n / fs * rec.fs / (hi - lo)) + 1)[:, None] * (hi - lo)
-    r_case = np.round(((r - lo)[None, :] + loops).ravel() * fs / rec.fs).astype(np.int64)
-    return ecg, noise, np.sort(r_case[r_case < n])
+    loops = np.arange(int((shift + n / fs * rec.fs) / (hi - lo)) + 1)[:, None] * (hi - lo)
+    r_case = np.round((((r - lo)[None, :] + loops).ravel() - shift) * fs / rec.fs
+                      ).astype(np.int64)
+    return ecg, noise, np.sort(r_case[(r_case >= 0) & (r_case < n)])
 
 
 @pytest.mark.parametrize("name, seed", [("s0010_re", 3), ("100", 1)])
@@ -1059,6 +1061,28 @@ def test_the_first_beats_residuals_start_the_beat_to_beat_fit(name: str, seed: i
     0.04 µV)."""
     rms = early_ecg_left(name, seed, 12.0)
     assert np.percentile(rms, 95) <= most_uv, np.percentile(rms, [50, 95]).round(2)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_lone_ventricular_beat_is_subtracted_with_its_own_shape(seed: int) -> None:
+    """MIT-BIH 100's one ventricular beat (1518 s into the record), 20 s into a stretch of it
+    on 8 channels: the first beat of its class, fitted with the normal beats' template it left
+    up to 20 × the quiet RMS over its QRS window on the channels with most heart (extra tuning
+    seeds; 16.5–30.3 × the noise's RMS here, seeds 1–6). Subtracted with its own shape
+    low-passed at 300 Hz (OWN_SHAPE_BELOW_BEATS), the ECG left over R − 60…+100 ms is at most
+    2 × the noise's RMS on every channel (0.71–1.80 ×; the normal beats around it unchanged),
+    and over R + 100…+250 ms, its tail, at most 1.5 × (0.57–0.82 ×; 5.9–10.1 × before)."""
+    fs = 5000.0
+    ecg, noise, r_peaks = real_ecg_record("100", fs, 30.0, 8, seed, from_s=1498.0)
+    odd = int(r_peaks[np.argmin(np.abs(r_peaks - 20.0 * fs))])
+    assert np.abs(ecg[odd - 250:odd + 500]).max() > 200.0  # a heartbeat worth removing
+    left = run(EcgCanceller(8, fs), ecg + noise, 500) - noise
+    window = slice(odd + int(-0.06 * fs), odd + int(0.10 * fs))
+    rms = np.sqrt(np.mean(left[window] ** 2, axis=0)) / noise.std(axis=0)
+    assert (rms <= 2.0).all(), rms.round(2)
+    tail = slice(odd + int(0.10 * fs), odd + int(0.25 * fs))
+    rms = np.sqrt(np.mean(left[tail] ** 2, axis=0)) / noise.std(axis=0)
+    assert (rms <= 1.5).all(), rms.round(2)
 
 
 @pytest.mark.parametrize("name, seed, spread, pp_uv, first_s", [

@@ -636,6 +636,20 @@ VARIATION_LOWPASS_HZ = 250.0
 #: set the 99th percentile (extra tuning seed 1219: 2.5–3.9 σ left at 4.9 and 6.7 s on the
 #: channels with the most heart).
 VARIATION_PROVISIONAL_UNTIL = 4
+#: A beat is subtracted with its own shape, low-passed at YOUNG_FIT_LOWPASS_HZ (what a template
+#: of that one beat is fitted as), on the channels where its class's template holds fewer than
+#: this many beats while another class's holds at least as many and the EMG test finds none:
+#: the first beat of a new class, or an odd one classed with the one beat like it so far (not
+#: a record's first beats: there one left a 10 µV spike at R + 311 ms, extra tuning seed 895).
+#: Over the core at first (easing into the usual fit over its last TAPER_S), over the whole
+#: window once it has arrived (:meth:`EcgCanceller._fit_tail`): over the core alone, the rest
+#: of the window left 10–13 µV spikes at R + 148…154 ms (seeds 577 and 895). Fitted with another class's template or with one other beat's, the lone
+#: ventricular beat of MIT-BIH 100 left 14–20 × the quiet RMS over its QRS window on the
+#: channels with the most heart (extra tuning seeds 1237, 1189, 240 s each), and a premature
+#: atrial beat classed with an earlier odd beat 19 × (seed 1255). What the beat holds below that
+#: frequency goes with it there, EMG too; the residual gate judges that beat's window as a
+#: heartbeat's misfit either way (a fresh or young class: see :meth:`EcgCanceller._accept`).
+OWN_SHAPE_BELOW_BEATS = 2
 #: Longest stretch (s) filtered at once (bounds memory when a whole record arrives).
 BATCH_S = 1.0
 #: Candidates missed within this long (s) before the current one are kept for search-back
@@ -683,6 +697,8 @@ class _Beat:
     # the channels it may be kept on for that fit once the beat is learnt there
     misfit: np.ndarray | None = None
     keep_misfit: np.ndarray | None = None
+    # per channel: subtracted with its own shape (OWN_SHAPE_BELOW_BEATS), its tail too
+    own: np.ndarray | None = None
 
 
 def _median_axis1(a: np.ndarray) -> np.ndarray:
@@ -831,6 +847,8 @@ class EcgCanceller:
         self._tail_blend[:overlap] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5)
                                                         / overlap)
         self._core_taper = _raised_cosine_taper(self._core, round(TAPER_S * fs))
+        # (OWN_SHAPE_BELOW_BEATS: from 1 at the core's start to 0 at its end)
+        self._own_taper = _raised_cosine_taper(self._core, 0, round(TAPER_S * fs))
         # the stretch term acts on the QRS only: weight 1 over the core, fading out after it
         ramp = round(TAPER_S * fs)
         self._stretch_weight = np.zeros(self._window)
@@ -2183,6 +2201,14 @@ class EcgCanceller:
                     seg, lags_again, coarse, k, shapes, has, live, sigma)
         if fresh:
             k = self._new_class()
+        others = np.delete(self._count, k, axis=0)  # (odd beside a class of more beats)
+        own = (live & ~emg & (self._count[k] < OWN_SHAPE_BELOW_BEATS)
+               & (others.max(axis=0, initial=0) >= OWN_SHAPE_BELOW_BEATS))
+        if own.any():  # (OWN_SHAPE_BELOW_BEATS)
+            fit_full[own, :core] = (self._young_lowpass(beat[own]) * self._own_taper
+                                    + fit_full[own, :core] * (1.0 - self._own_taper))
+            residual = beat - fit_full[:, :core]
+            has = has | own
         self._class_last[k] = fid
         self._class_beats[k] += 1
         self._class_lag[k] += (coarse - self._class_lag[k]) / min(self._class_beats[k], LAG_BEATS)
@@ -2198,6 +2224,7 @@ class EcgCanceller:
         learn = self._judge_residual(k, clean, resid_rms)
         pending = _Beat(fid + lag_max + self._post, fid, k, lags, learn, clean & ~learn,
                         resid_rms ** 2)
+        pending.own = own & apply
         self._pending.append(pending)
         # a channel whose residual is far beyond its usual one holds something else (an
         # A-train smoothed to a near-sinusoid passes the >200 Hz test): it predicts no other
@@ -2959,14 +2986,25 @@ class EcgCanceller:
         if not ok.any():
             return
         shapes = beat.shapes
+        own = ok & beat.own if beat.own is not None else np.zeros_like(ok)
         fit, part = self._fit_span(data, shapes.tail, shapes.tail_gram, shapes.tail,
-                                   shapes.tail_heart, shapes.tail_heart, ok, (beat.klass, 1))
+                                   shapes.tail_heart, shapes.tail_heart, ok & ~own,
+                                   (beat.klass, 1))
+        if own.any():  # its own shape over the whole window (OWN_SHAPE_BELOW_BEATS)
+            chs = np.flatnonzero(own)
+            whole = sliding_window_view(seg, self._window, axis=1)[chs, beat.rows[chs] - lo]
+            fine = np.isfinite(whole).all(axis=1)
+            ok[chs[~fine]] = own[chs[~fine]] = False
+            if fine.any():
+                fit[chs[fine]] = self._young_lowpass(whole[fine])[:, t0:]
+            part[chs] = np.nan
         fit *= self._taper[t0:]
         new = old + self._tail_blend * (fit - old)
         left, before = ((data - new) ** 2).sum(axis=1), ((data - old) ** 2).sum(axis=1)
-        moved, own = ((new - old) ** 2).sum(axis=1), (old ** 2).sum(axis=1)
-        ok &= (left < before) & ((left <= (TAIL_LEFT_RATIO * beat.sigma) ** 2 * data.shape[1])
-                                 | ((left <= TAIL_EXPLAINED * before) & (moved <= own)))
+        moved, size = ((new - old) ** 2).sum(axis=1), (old ** 2).sum(axis=1)
+        ok &= own | ((left < before)
+                     & ((left <= (TAIL_LEFT_RATIO * beat.sigma) ** 2 * data.shape[1])
+                        | ((left <= TAIL_EXPLAINED * before) & (moved <= size))))
         # (before its own learning: a new class's first beat, fitted with another class's
         # templates, is not learnt here)
         self._learn_course((beat.klass, 1), part, ok & beat.learn & (self._count[beat.klass] > 0))
