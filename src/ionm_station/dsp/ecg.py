@@ -640,15 +640,16 @@ VARIATION_PROVISIONAL_UNTIL = 4
 #: of that one beat is fitted as), on the channels where its class's template holds fewer than
 #: this many beats while another class's holds at least as many and the EMG test finds none:
 #: the first beat of a new class, or an odd one classed with the one beat like it so far (not
-#: a record's first beats: there one left a 10 µV spike at R + 311 ms, extra tuning seed 895).
-#: Over the core at first (easing into the usual fit over its last TAPER_S), over the whole
-#: window once it has arrived (:meth:`EcgCanceller._fit_tail`): over the core alone, the rest
-#: of the window left 10–13 µV spikes at R + 148…154 ms (seeds 577 and 895). Fitted with another class's template or with one other beat's, the lone
-#: ventricular beat of MIT-BIH 100 left 14–20 × the quiet RMS over its QRS window on the
-#: channels with the most heart (extra tuning seeds 1237, 1189, 240 s each), and a premature
-#: atrial beat classed with an earlier odd beat 19 × (seed 1255). What the beat holds below that
-#: frequency goes with it there, EMG too; the residual gate judges that beat's window as a
-#: heartbeat's misfit either way (a fresh or young class: see :meth:`EcgCanceller._accept`).
+#: a record's first beats, odd beside nothing). Over the core at first (easing into the usual
+#: fit over its last TAPER_S), over the whole window once it has arrived
+#: (:meth:`EcgCanceller._fit_tail`): over the core alone, the rest of the window left 10–13 µV
+#: spikes at R + 148…154 ms (extra tuning seeds 577 and 895). Fitted with another class's
+#: template or with one other beat's, the lone ventricular beat of MIT-BIH 100 left 14–20 × the
+#: quiet RMS over its QRS window on the channels with the most heart (seeds 1237, 1189, 240 s
+#: each), and a premature atrial beat classed with an earlier odd beat 19 × (seed 1255). What
+#: the beat holds below that frequency goes with it there, EMG too; the residual gate judges
+#: that beat's window as a heartbeat's misfit either way (a fresh or young class: see
+#: :meth:`EcgCanceller._accept`).
 OWN_SHAPE_BELOW_BEATS = 2
 #: Longest stretch (s) filtered at once (bounds memory when a whole record arrives).
 BATCH_S = 1.0
