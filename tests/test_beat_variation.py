@@ -139,6 +139,26 @@ def test_provisional_residuals_predict_until_enough_others_are_kept() -> None:
     assert_same_prediction(variation, others, residual)
 
 
+def test_forgotten_slots_refill_before_the_ring_replaces_a_kept_residual() -> None:
+    """A residual kept before the provisional ones, then more than the ring holds: the count
+    never exceeds what is kept, and the prediction is that of the last ``beats`` others."""
+    rng = np.random.default_rng(9)
+    both = np.array([True, True])
+    variation = BeatVariation(1, 2, LENGTH, beats=8, min_beats=3, provisional_until=2)
+    variation.add(0, misfits(rng, 1)[0], both)
+    for r in misfits(rng, 3):
+        variation.add(0, r, both, provisional=True)
+    later = misfits(rng, 12)
+    for r in later:
+        variation.add(0, r, both)
+        assert (variation._count[0] == variation._filled[0].sum(axis=1)).all()
+        assert (variation._count[0] <= 8).all()
+    last = BeatVariation(1, 2, LENGTH, beats=8, min_beats=3)
+    for r in later[-8:]:
+        last.add(0, r, both)
+    assert_same_prediction(variation, last, misfits(rng, 1)[0])
+
+
 def test_a_shift_moves_the_kept_misfits_with_the_templates() -> None:
     """Moved 25 samples later, the kept misfits predict a moved beat as the original ones
     predicted the beat where it was."""

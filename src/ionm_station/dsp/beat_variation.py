@@ -65,13 +65,16 @@ class BeatVariation:
         self._gram: dict[int, np.ndarray] = {}   # (channels, beats, beats) µV²
         self._count = np.zeros((n_classes, n_channels), dtype=np.int64)
         self._next = np.zeros((n_classes, n_channels), dtype=np.int64)
-        self._provisional = np.zeros((n_classes, n_channels, beats), dtype=bool)  # per slot
+        # per slot: holds a residual; holds a provisional one
+        self._filled = np.zeros((n_classes, n_channels, beats), dtype=bool)
+        self._provisional = np.zeros((n_classes, n_channels, beats), dtype=bool)
 
     def clear(self, k: int, channels: np.ndarray | None = None) -> None:
         """Forget class ``k``'s residuals on ``channels`` (bool per channel; None: all)."""
         sel = np.ones(self.n_channels, bool) if channels is None else channels
         self._count[k, sel] = 0
         self._next[k, sel] = 0
+        self._filled[k, sel] = False
         self._provisional[k, sel] = False
         if k in self._kept:
             self._kept[k][sel] = 0.0
@@ -106,7 +109,8 @@ class BeatVariation:
         gram[sel, slot, :] = dots
         gram[sel, :, slot] = dots
         self._next[k, sel] = (slot + 1) % self.beats
-        self._count[k, sel] = np.minimum(self._count[k, sel] + 1, self.beats)
+        self._count[k, sel] += ~self._filled[k, sel, slot]  # (forgotten slots may lie anywhere)
+        self._filled[k, sel, slot] = True
         self._provisional[k, sel, slot] = provisional
         if provisional:
             return
@@ -117,7 +121,7 @@ class BeatVariation:
             kept[ch, slots] = 0.0
             gram[ch, slots, :] = 0.0
             gram[ch, :, slots] = 0.0
-            self._provisional[k, ch, slots] = False
+            self._filled[k, ch, slots] = self._provisional[k, ch, slots] = False
             self._count[k, ch] -= len(slots)
 
     def predict(self, k: int, residual: np.ndarray, channels: np.ndarray) -> np.ndarray:

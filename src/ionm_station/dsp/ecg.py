@@ -640,7 +640,9 @@ VARIATION_PROVISIONAL_UNTIL = 4
 #: of that one beat is fitted as), on the channels where its class's template holds fewer than
 #: this many beats while another class's holds at least as many and the EMG test finds none:
 #: the first beat of a new class, or an odd one classed with the one beat like it so far (not
-#: a record's first beats, odd beside nothing). Over the core at first (easing into the usual
+#: a record's first beats, odd beside nothing; per channel, so also a beat of the dominant
+#: class on a channel whose template was restarted or not yet learnt, where another class has
+#: learnt two). Over the core at first (easing into the usual
 #: fit over its last TAPER_S), over the whole window once it has arrived
 #: (:meth:`EcgCanceller._fit_tail`): over the core alone, the rest of the window left 10–13 µV
 #: spikes at R + 148…154 ms (extra tuning seeds 577 and 895). Fitted with another class's
@@ -848,7 +850,7 @@ class EcgCanceller:
         self._tail_blend[:overlap] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(overlap) + 0.5)
                                                         / overlap)
         self._core_taper = _raised_cosine_taper(self._core, round(TAPER_S * fs))
-        # (OWN_SHAPE_BELOW_BEATS: from 1 at the core's start to 0 at its end)
+        # (OWN_SHAPE_BELOW_BEATS: 1 over the core, falling to 0 over its last TAPER_S)
         self._own_taper = _raised_cosine_taper(self._core, 0, round(TAPER_S * fs))
         # the stretch term acts on the QRS only: weight 1 over the core, fading out after it
         ramp = round(TAPER_S * fs)
@@ -2210,6 +2212,7 @@ class EcgCanceller:
                                     + fit_full[own, :core] * (1.0 - self._own_taper))
             residual = beat - fit_full[:, :core]
             has = has | own
+            part = np.where(own, np.nan, part)  # (no courses' part to learn there)
         self._class_last[k] = fid
         self._class_beats[k] += 1
         self._class_lag[k] += (coarse - self._class_lag[k]) / min(self._class_beats[k], LAG_BEATS)
@@ -2939,7 +2942,8 @@ class EcgCanceller:
         """Keep the provisional residuals (see VARIATION_PROVISIONAL_UNTIL) of class ``k``'s
         first ``beats`` (beats × ``chs`` × window µV, as learnt; the last at fiducial ``fid``)
         against ``template`` (their median on the ``chs`` channels, µV): over the core, less
-        each channel's gain and shift of the template low-passed as a young one is."""
+        each channel's gain and shift of the template's core low-passed at
+        YOUNG_FIT_LOWPASS_HZ (the core alone, not the whole window as in the fit)."""
         c, core = self.n_channels, self._core
         shape = self._young_lowpass(template[:, :core])
         basis = np.stack((shape, self._derivative(shape)), axis=1)     # (chs, 2, core)
