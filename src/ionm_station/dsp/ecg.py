@@ -732,6 +732,15 @@ def _moving_power(x: np.ndarray, m: int) -> np.ndarray:
     return np.concatenate((power[:, m - 1:m], power[:, m:] - power[:, :-m]), axis=1)
 
 
+def _ridge_solve(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Least-squares coefficients from Gram matrices ``gram`` (…, terms, terms) and right-hand
+    sides ``rhs`` (…, terms, k), with a ridge of 1e-9 × each matrix's trace (plus 1e-30):
+    a basis that is all zeros, or two terms that coincide, still solve (to small coefficients)
+    instead of raising."""
+    ridge = 1e-9 * np.trace(gram, axis1=-2, axis2=-1) + 1e-30
+    return np.linalg.solve(gram + ridge[..., None, None] * np.eye(gram.shape[-1]), rhs)
+
+
 def _dilated(mask: np.ndarray) -> np.ndarray:
     """(rows, blocks) bool ``mask`` grown by one block either side along each row."""
     out = mask.copy()
@@ -1690,7 +1699,7 @@ class EcgCanceller:
         """Per row of ``x`` (``channels`` × samples µV from absolute row ``start``): whether
         it holds more than a P wave can — a >200 Hz RMS over GATE_ENVELOPE_S above
         P_WAVE_FAST_SIGMA × that channel's >200 Hz noise. A P wave is slow; a MUAP is not."""
-        high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
+        high = self._hf(x)
         m = min(self._gate_envelope, x.shape[1])
         sigma = self._hf_noise(start, channels)
         return _moving_power(high, m).max(axis=1) > m * (P_WAVE_FAST_SIGMA * sigma) ** 2
@@ -1727,7 +1736,7 @@ class EcgCanceller:
         channels = np.array([ch])
         if self._fast(x, start, channels)[0]:
             return True
-        high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
+        high = self._hf(x)
         sigma = float(self._hf_noise(start, channels)[0])
         return float(np.mean(high * high)) > (P_WAVE_BRIDGE_HF_RATIO * sigma) ** 2
 
@@ -1782,7 +1791,7 @@ class EcgCanceller:
         m = self._gate_envelope
         if x.shape[1] < m:
             return np.zeros((self.n_channels, 0))
-        high = self._highpass(x, self._ba_activity, self._zi_unit_activity)
+        high = self._hf(x)
         return np.sqrt(_moving_power(high, m) / m)
 
     def _blank_unlearnt(self, fid: int, size: np.ndarray, rms: np.ndarray,
@@ -2335,7 +2344,7 @@ class EcgCanceller:
         if not (correct.any() or keepable.any()):
             return np.zeros_like(residual)
         slow = self._variation_lowpass(residual)
-        hf = self._block_rms(self._highpass(residual, self._ba_activity, self._zi_unit_activity))
+        hf = self._hf_block_rms(residual)
         pending.misfit = slow
         count = self._count[k]
         # a young template (the median of its first beats) adds its own noise to the residual
@@ -2577,8 +2586,7 @@ class EcgCanceller:
         coef[:, 0] = np.clip(rhs[:, 0] / np.where(energy > 0, energy, 1.0), *GAIN_RANGE)
         for terms in (2, 3):  # gain and shift, then with the stretch: kept where inside limits
             g, h = gram[:, :terms, :terms], rhs[:, :terms, None]
-            ridge = 1e-9 * np.trace(g, axis1=1, axis2=2)[:, None, None] + 1e-30
-            c = np.linalg.solve(g + ridge * np.eye(terms), h)[:, :, 0]
+            c = _ridge_solve(g, h)[:, :, 0]
             gain = c[:, 0]
             safe = np.where(np.abs(gain) > 1e-12, gain, 1.0)
             inside = ((gain >= GAIN_RANGE[0]) & (gain <= GAIN_RANGE[1])
@@ -2593,8 +2601,7 @@ class EcgCanceller:
         if heart is not None and on.any():
             h, n = heart_fitted, beat.shape[1]
             g = h @ h.T
-            c = np.linalg.solve(g + (1e-9 * np.trace(g) + 1e-30) * np.eye(len(h)),
-                                h @ (beat[on] - fit[on, :n]).T)
+            c = _ridge_solve(g, h @ (beat[on] - fit[on, :n]).T)
             course = c.T @ h
             own = np.maximum(np.einsum("ij,ij->i", fit[on, :n], fit[on, :n]), 1e-30)  # template's
             size = 0.5 * (np.log(np.maximum(np.einsum("ij,ij->i", course, course), 1e-12 * own))
@@ -2642,6 +2649,15 @@ class EcgCanceller:
         lengths = np.diff(np.append(starts, x.shape[1]))
         return np.sqrt(np.add.reduceat(x * x, starts, axis=1) / lengths)
 
+    def _hf(self, x: np.ndarray) -> np.ndarray:
+        """``x`` (channels × samples µV) above ACTIVITY_HP_HZ (the >200 Hz content), the
+        filter started at steady state on each row's first sample."""
+        return self._highpass(x, self._ba_activity, self._zi_unit_activity)
+
+    def _hf_block_rms(self, x: np.ndarray) -> np.ndarray:
+        """RMS of ``x``'s >200 Hz content (see :meth:`_hf`) per block: (channels, blocks)."""
+        return self._block_rms(self._hf(x))
+
     def _emg(self, beat: np.ndarray, residual: np.ndarray, sigma: np.ndarray) -> np.ndarray:
         """Per block and channel of ``beat`` (channels × samples µV): EMG in it — the >200 Hz
         RMS exceeds EMG_RATIO × σ (the channel's >200 Hz noise, µV) in the fit's ``residual``
@@ -2653,8 +2669,7 @@ class EcgCanceller:
         left 2.5–4 σ of it in the residual, which read as EMG — its channel was then neither
         gated nor aligned on its own: tune-mitdb-10k, iliopsoas, R + 10 ms.)"""
         hf_beat, hf, hf_fit = (
-            self._block_rms(self._highpass(x, self._ba_activity, self._zi_unit_activity))
-            for x in (beat, residual, beat - residual))
+            self._hf_block_rms(x) for x in (beat, residual, beat - residual))
         noise = sigma[:, None] ** 2
         excess = np.sqrt(np.maximum(hf ** 2 - noise, 0.0))
         return ((hf > EMG_RATIO * sigma[:, None])
@@ -2948,16 +2963,14 @@ class EcgCanceller:
         shape = self._young_lowpass(template[:, :core])
         basis = np.stack((shape, self._derivative(shape)), axis=1)     # (chs, 2, core)
         gram = np.einsum("ckt,cmt->ckm", basis, basis)
-        gram += (1e-9 * np.trace(gram, axis1=1, axis2=2) + 1e-30)[:, None, None] * np.eye(2)
         sigma = self._hf_noise(fid, np.arange(c))  # (at the last beat: not the latest block)
         bound = VARIATION_HF_RATIO * np.sqrt(1.0 + VARIATION_YOUNG_NOISE / len(beats)) * sigma
         for data in beats:
             x = data[:, :core]
-            coef = np.linalg.solve(gram, np.einsum("ckt,ct->ck", basis, x)[:, :, None])
+            coef = _ridge_solve(gram, np.einsum("ckt,ct->ck", basis, x)[:, :, None])
             residual = np.zeros((c, core))
             residual[chs] = x - np.einsum("ck,ckt->ct", coef[:, :, 0], basis)
-            hf = self._block_rms(self._highpass(residual, self._ba_activity,
-                                                self._zi_unit_activity))
+            hf = self._hf_block_rms(residual)
             keep = np.zeros(c, dtype=bool)
             keep[chs] = True
             self._variation.add(k, self._variation_lowpass(residual),
