@@ -2055,6 +2055,40 @@ def test_a_beat_under_the_threshold_gets_its_p_wave_gated_when_it_is_due() -> No
     assert not ((onsets > 105.30) & (onsets < 105.36)).any(), onsets
 
 
+def test_a_due_beat_s_qrs_rising_under_the_threshold_decides_its_p_wave_gate() -> None:
+    """Extra tuning seed 774 (PTB s0010, 10 kHz, as ``scripts/explore_seeds`` builds it), the
+    beat at 52.50 s: an EMG train on channel 1 took it out of QRS detection, its detection
+    peak was 149 against a threshold of 245, and it was found as a candidate ~150 ms after
+    its R peak — after its P wave's fast part had been output on channel 7 (324 µV of heart),
+    where it read as a 15 µV burst at R − 127 ms. A due beat's QRS rising through half the
+    threshold decides the gate now; the train on channel 1 is still found. In a fresh chain
+    from 46 s, in 1 s and 37 ms chunks."""
+    fs, runs = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        774, 46.0, 54.0, (1.0, 0.037), legacy_heart=False, notched_mains=False)
+    for events, _ in runs:
+        near = {(int(e.channel), round(e.onset / fs, 2)) for e in events
+                if abs(e.onset / fs - 52.375) < 0.05}
+        assert near == {(1, 52.38)}, near
+
+
+@pytest.mark.parametrize(("seed", "from_s", "spike_s"), [(900, 55.0, 60.498),
+                                                     (864, 195.0, 200.627)])
+def test_a_common_mode_step_after_a_p_wave_does_not_open_its_gate(seed: int, from_s: float,
+                                                                 spike_s: float) -> None:
+    """Extra tuning seeds 900 and 864 (PTB s0010, 10 kHz, as ``scripts/explore_seeds`` builds
+    them): a 25–39 µV common-mode step 113 and 97 ms before an R peak, found and blanked from
+    its start; but its edge's >200 Hz content, inside the stretch the P-wave gate judges,
+    refused the gate on the channel with most heart (324–418 µV), and the P wave before the
+    step read as a 14–17 µV event at R − 138 and −124 ms. From a noted step on, the gate
+    judges a channel as held at its last value. In a fresh chain from ``from_s``, in 1 s and
+    37 ms chunks."""
+    fs, runs = pytest.importorskip("support.realcases").extra_case_in_chunkings(
+        seed, from_s, from_s + 7.0, (1.0, 0.037), legacy_heart=False, notched_mains=False)
+    for events, _ in runs:
+        near = [(int(e.channel), e.onset / fs) for e in events if abs(e.onset / fs - spike_s) < 0.1]
+        assert not near, near
+
+
 def test_the_window_s_end_on_the_t_wave_leaves_no_spike() -> None:
     """Extra tuning seed 227 (PTB s0010, 10 kHz), the channel with 445 µV of ECG: where the
     subtraction window ends (R + ~230 ms) the T wave goes on, and the 10 ms taper from a

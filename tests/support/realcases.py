@@ -299,16 +299,16 @@ def _skip_without_data() -> None:
 
 
 def extra_case_or_skip(seed: int, legacy_heart: bool = True,
-                       duration_s: float | None = None) -> RealCase:
+                       duration_s: float | None = None, notched_mains: bool = True) -> RealCase:
     """Extra tuning case ``seed`` (:func:`extra_spec`) rendered whole (or its first
     ``duration_s`` s, see :func:`generate`), by default with the heart as built before
     2026-12-02 (``legacy_heart``: the seeds and times the tests pinned before then were found
-    on that construction), and with the recording's own mains notched out either way (the
-    tests' seeds and times were all found before 2026-12-05, on that construction); skips the
-    calling test where the PhysioNet recordings (../shared) or wfdb are missing."""
+    on that construction) and with the recording's own mains notched out (``notched_mains``:
+    as built before 2026-12-05; ``scripts/explore_seeds`` builds neither); skips the calling
+    test where the PhysioNet recordings (../shared) or wfdb are missing."""
     _skip_without_data()
     return generate(extra_spec(seed), duration_s, legacy_heart=legacy_heart,
-                    notched_mains=True)
+                    notched_mains=notched_mains)
 
 
 def case_or_skip(name: str) -> RealCase:
@@ -330,13 +330,13 @@ def through_chain(case: RealCase, raw: np.ndarray, start: int,
 
 
 def extra_case_in_chunkings(seed: int, from_s: float, to_s: float, chunks_s: tuple[float, ...],
-                            legacy_heart: bool = True
+                            legacy_heart: bool = True, notched_mains: bool = True
                             ) -> tuple[float, list[tuple[list[DetectedEvent], list[ArtifactSpan]]]]:
     """Extra tuning case ``seed`` over [``from_s``, ``to_s``) s through a fresh chain (see
     :func:`through_chain`) once per chunk length in ``chunks_s`` (s): its rate (Hz) and each
     run's events and spans (absolute sample indices). Built and skipped as
     :func:`extra_case_or_skip`."""
-    case = extra_case_or_skip(seed, legacy_heart)
+    case = extra_case_or_skip(seed, legacy_heart, notched_mains=notched_mains)
     fs = case.sample_rate_hz
     a = int(from_s * fs)
     raw = case.raw[a:int(to_s * fs)]

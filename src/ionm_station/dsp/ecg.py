@@ -316,6 +316,12 @@ P_WAVE_GATE_RATIO = 0.15
 #: without a beat (no visible ECG), candidates under the threshold then gate what precedes
 #: them, but only where it is slow and no larger than a P wave.
 P_WAVE_DUE_RR = 0.8
+#: … and once a beat is due (as above) the gate is also decided as soon as the QRS detection
+#: signal rises through this fraction of the threshold, not only through the threshold: a beat
+#: under the threshold was found ~120 ms after its R peak, too late for its P wave, whose fast
+#: part had been output and read as 12–15 µV spikes at R − 120…−138 ms (extra tuning seeds 774
+#: at 52.37 and 236.89 s, 642 at 20.26 s: peaks 61–99 % of the threshold, PTB s0010).
+P_WAVE_DUE_RISE_FRACTION = 0.5
 #: … nor where a 2 ms RMS of its >200 Hz content exceeds this many times the channel's >200 Hz
 #: noise: a P wave is slow, a MUAP is not (noise alone reaches ~1.7 × at 5 kHz).
 P_WAVE_FAST_SIGMA = 3.0
@@ -952,6 +958,7 @@ class EcgCanceller:
         self._next_candidate = 0           # next decimated index to test as a candidate
         self._next_rise = 0                # next decimated index to test for a rise
         self._last_rise = -(1 << 62)       # (absolute index) of the last rise
+        self._last_due_rise = -(1 << 62)   # … of the last one under the threshold
         self._cands: deque[tuple[int, float, int]] = deque()  # found, awaiting their decision
         self._seen: deque[tuple[int, float, int]] = deque()  # found, not yet seen in order
         self._zi_detect: np.ndarray | None = None
@@ -1498,14 +1505,15 @@ class EcgCanceller:
         d = self._det.view(min(j - 1, r1) - s, r1 + s)[:, 0]
         return j - 1, np.convolve(d, np.full(2 * s + 1, 1.0 / (2 * s + 1)), mode="valid")
 
-    def _first_rise(self, first: int, smooth: np.ndarray) -> int | None:
+    def _first_rise(self, first: int, smooth: np.ndarray) -> tuple[int, bool] | None:
         """The first decimated index from :attr:`_next_rise` on where ``smooth`` (the smoothed
-        detection signal from index ``first``) rises through the QRS threshold in force
-        (None: none, or no threshold yet). A QRS rises through it ~10–20 ms before its R peak
-        and is known a smoothing half-length later — ~60 ms before it is found as a
-        candidate, whose peak needs PEAK_HALF_WINDOW_S of look-ahead. While the threshold is
-        learnt: LEARN_RISE_FRACTION × the largest heartbeat's detection peak so far (none
-        before the first)."""
+        detection signal from index ``first``) rises through the QRS threshold in force, or
+        through P_WAVE_DUE_RISE_FRACTION of it where a beat is due (P_WAVE_DUE_RR), and
+        whether it reached the threshold there (None: none, or no threshold yet). A QRS
+        rises through it ~10–20 ms before its R peak and is known a smoothing half-length
+        later — ~60 ms before it is found as a candidate, whose peak needs PEAK_HALF_WINDOW_S
+        of look-ahead. While the threshold is learnt: LEARN_RISE_FRACTION × the largest
+        heartbeat's detection peak so far (none before the first)."""
         if self._spk is not None:
             threshold = self._npk + THRESHOLD_FRACTION * (self._spk - self._npk)
         elif self._learn_sizes:
@@ -1513,8 +1521,16 @@ class EcgCanceller:
         else:
             return None
         part = smooth[self._next_rise - 1 - first:]
-        up = np.flatnonzero((part[:-1] < threshold) & (part[1:] >= threshold))
-        return self._next_rise + int(up[0]) if len(up) else None
+        up = (part[:-1] < threshold) & (part[1:] >= threshold)
+        if self._spk is not None and self._last_beat is not None and self._rr:
+            low = P_WAVE_DUE_RISE_FRACTION * threshold
+            at = (self._next_rise + np.arange(len(up))) * self._dec
+            due = at - self._last_beat >= P_WAVE_DUE_RR * np.mean(self._rr)
+            up |= due & (part[:-1] < low) & (part[1:] >= low)
+        up = np.flatnonzero(up)
+        if not len(up):
+            return None
+        return self._next_rise + int(up[0]), bool(part[up[0] + 1] >= threshold)
 
     def _run_events(self) -> None:
         """Decide candidates, apply template updates and end a threshold learning that no
@@ -1539,7 +1555,8 @@ class EcgCanceller:
             # a rise is known a smoothing half-length after it, and tested against the
             # threshold in force then (before the next event that may change it)
             t_next = min(t_seen, timeout if timeout <= self._end else math.inf, t_decide, due)
-            j = self._first_rise(first, smooth)
+            rise = self._first_rise(first, smooth)
+            j, full = rise if rise is not None else (None, True)
             t_rise = (j + self._smooth + 1) * self._dec if j is not None else math.inf
             # scales learnt again in a block: before every event later than the block's start
             # (in blocks fed one by one, those are run after the block is judged)
@@ -1548,8 +1565,12 @@ class EcgCanceller:
                 continue
             if j is not None and t_rise <= t_next:
                 self._next_rise = j + 1
-                if (j * self._dec - self._last_rise >= self._refractory):
-                    self._last_rise = j * self._dec
+                last = self._last_rise if full else self._last_due_rise
+                if j * self._dec - last >= self._refractory:
+                    if full:
+                        self._last_rise = j * self._dec
+                    else:  # (the same QRS rising on through the threshold still gates)
+                        self._last_due_rise = j * self._dec
                     if self._spk is None:  # (the heartbeat: as the largest one so far)
                         self._seen_while_learning((j + self._smooth + 1) * self._dec, j * self._dec,
                                                   self._learnt_top())
@@ -1686,14 +1707,33 @@ class EcgCanceller:
         them, ``lo``, to ``stop`` or past it) reads to the detector no larger
         than :data:`P_WAVE_GATE_RATIO` × ``heart`` (per channel, µV) and holds no >200 Hz
         content (see :meth:`_fast`): a P wave, not EMG. Returns those channels (none where
-        ``out`` is not all finite)."""
+        ``out`` is not all finite). From a noted step on (see :meth:`note_steps`) a channel's
+        ``out`` is judged as held at its last value before it: the step's edge is no EMG, and
+        its span is blanked (extra tuning seeds 900 at 60.50 s, 864 at 200.63 s: common-mode
+        steps 113 and 97 ms before an R peak refused the gate, and the P wave before them
+        read as 14–17 µV at R − 138 and −124 ms)."""
         if not np.isfinite(out).all():
             return channels[:0]
+        out = self._held_at_steps(lo, out, channels)
         small = self._envelope(out).max(axis=1) <= P_WAVE_GATE_RATIO * heart
         channels = channels[small & ~self._fast(out, lo, channels)]
         if len(channels):
             self._blank.append((start, stop, channels))
         return channels
+
+    def _held_at_steps(self, start: int, x: np.ndarray, channels: np.ndarray) -> np.ndarray:
+        """``x`` (``channels`` × samples µV from absolute row ``start``) with each channel held
+        at its last value from the first sample of a noted step on it that begins inside
+        ``x`` (a copy where any does)."""
+        held = x
+        for first, on in self._steps:
+            i = first - start
+            rows = np.flatnonzero(np.isin(channels, on))
+            if 0 < i < x.shape[1] and len(rows):
+                if held is x:
+                    held = x.copy()
+                held[rows, i:] = held[rows, i - 1:i]
+        return held
 
     def _fast(self, x: np.ndarray, start: int, channels: np.ndarray) -> np.ndarray:
         """Per row of ``x`` (``channels`` × samples µV from absolute row ``start``): whether
