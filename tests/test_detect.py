@@ -597,7 +597,8 @@ def test_a_spike_at_alarm_level_after_a_train_and_a_blank_is_not_a_stray_tail(se
     right after the blank: joined within the gap, the spike was the A-train's stray tail (as
     a heartbeat's lead-in would be) and was left out with it — no event. At the channel's
     alarm threshold or above a tail is no heartbeat's residue: it is reported on its own
-    (extra tuning seed 649, 5.72 s: a 268 µV spike after a 1.1 mV train)."""
+    (extra tuning seed 649, 5.72 s: a 268 µV spike after a 1.1 mV train, with a 4th-order
+    detection high-pass that was tried)."""
     x = _noise(4.0, seed=seed, n_channels=1)
     _add(x, 0, 1.0, np.arange(0, 0.5, 1 / 85.0), 300.0, 0.004, 2)
     onset, _ = _add(x, 0, 1.885, np.array([0.0]), 200.0, 0.004, 3)
@@ -608,22 +609,6 @@ def test_a_spike_at_alarm_level_after_a_train_and_a_blank_is_not_a_stray_tail(se
         assert [(e.kind, e.train_type) for e in events] == [("train", "A"), ("spike", None)]
         assert events[1].above_threshold
         assert abs(events[1].onset - onset) <= 0.005 * FS
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a_slow_25_hz_wave_is_not_emg(seed):
-    """A 120 ms, 50 µV p-p wave at 25 Hz in 3 µV of noise — a heart's beat-to-beat change of
-    its T wave or ST segment, which no template takes: through the 2nd-order 40 Hz high-pass
-    it read as an event; through the 4th-order one it does not. A 150 µV p-p MUAP burst
-    beside it is still found."""
-    x = _noise(4.0, seed=seed, n_channels=1)
-    t = np.arange(int(0.12 * FS)) / FS
-    start = int(2.0 * FS)
-    x[start:start + len(t), 0] += 25.0 * np.sin(2 * np.pi * 25.0 * t) * np.hanning(len(t))
-    onset, _ = _add(x, 0, 3.0, np.array([0.0, 0.011, 0.019, 0.03]), 150.0, 0.006, 3)
-    events = _detect(x)
-    assert [e.kind for e in events] == ["burst"]
-    assert abs(events[0].onset - onset) <= 0.005 * FS
 
 
 def _learning_blanks(n: int, until_s: float, usable_s: float) -> np.ndarray:

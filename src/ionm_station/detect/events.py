@@ -3,7 +3,7 @@
 Input is the clean stream (µV, band-passed, mains and ECG removed) with a blanking mask from
 :class:`~ionm_station.dsp.artifacts.ArtifactDetector`. Per channel:
 
-1. **Detection signal** ``y``: the clean signal (zero where blanked) through a 4th-order
+1. **Detection signal** ``y``: the clean signal (zero where blanked) through a 2nd-order
    :data:`DETECT_HIGHPASS_HZ` high-pass that strips ECG residue and band-pass ringing but keeps
    A-trains (≥ 60 Hz); **envelope** ``e`` = RMS of ``y`` over :data:`ENVELOPE_S` (at least
    :data:`ENVELOPE_MIN_SAMPLES` samples).
@@ -87,15 +87,9 @@ from ionm_station.dsp.order import median_last
 from ionm_station.events import Event
 from ionm_station.montage import Montage
 
-#: High-pass corner (Hz) and order of the detection signal. 4th order, not 2nd: a real heart's
-#: beat-to-beat change below 40 Hz (T waves, ST segments; not locked to the beat, so no
-#: template takes it) leaked through a 2nd-order slope on channels with 300–600 µV of heart
-#: as 14–20 µV "bursts" at R + 130…360 ms (extra tuning seed 673, MIT-BIH 100 at 5 kHz: the
-#: output's error there was that content, correlation 0.90–1.00; `bench_out/plock.py`).
-#: At 25 Hz the 4th order passes 0.15 × against 0.36 ×; above 60 Hz (A-trains, MUAPs) both
-#: pass ≥ 0.91 ×, the 4th order more.
+#: High-pass corner (Hz) and order of the detection signal.
 DETECT_HIGHPASS_HZ = 40.0
-DETECT_HIGHPASS_ORDER = 4
+DETECT_HIGHPASS_ORDER = 2
 #: RMS envelope window (s) …
 ENVELOPE_S = 0.002
 #: … of at least this many samples (below 4 kHz): an RMS over fewer samples of noise crosses
@@ -1149,8 +1143,8 @@ class EmgEventDetector:
         that is the episode without a stray tail (see :meth:`_without_stray_tail`) leaves that
         tail out; a tail that reaches the channel's alarm threshold (p-p) is not taken for a
         heartbeat's residue beside a blanked QRS but makes its own event (extra tuning seed
-        649, 5.72 s: a 268 µV spike 0.53 s after a 1.1 mV A-train, a QRS blank between, was
-        left out with the tail)."""
+        649, 5.72 s, with a 4th-order detection high-pass that was tried: a 268 µV spike
+        0.53 s after a 1.1 mV A-train, a QRS blank between, was left out with the tail)."""
         ep = self._episodes[c]
         assert ep is not None
         self._episodes[c] = None
