@@ -597,7 +597,7 @@ def test_a_spike_at_alarm_level_after_a_train_and_a_blank_is_not_a_stray_tail(se
     right after the blank: joined within the gap, the spike was the A-train's stray tail (as
     a heartbeat's lead-in would be) and was left out with it — no event. At the channel's
     alarm threshold or above a tail is no heartbeat's residue: it is reported on its own
-    (extra tuning seed 649, 5.72 s: a 268 µV spike after a 1.1 mV train, with a 4th-order
+    (extra tuning seed 649, 5.72 s: a 238 µV spike after a 1.1 mV train, with a 4th-order
     detection high-pass that was tried)."""
     x = _noise(4.0, seed=seed, n_channels=1)
     _add(x, 0, 1.0, np.arange(0, 0.5, 1 / 85.0), 300.0, 0.004, 2)

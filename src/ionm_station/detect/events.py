@@ -1143,7 +1143,7 @@ class EmgEventDetector:
         that is the episode without a stray tail (see :meth:`_without_stray_tail`) leaves that
         tail out; a tail that reaches the channel's alarm threshold (p-p) is not taken for a
         heartbeat's residue beside a blanked QRS but makes its own event (extra tuning seed
-        649, 5.72 s, with a 4th-order detection high-pass that was tried: a 268 µV spike
+        649, 5.72 s, with a 4th-order detection high-pass that was tried: a 238 µV spike
         0.53 s after a 1.1 mV A-train, a QRS blank between, was left out with the tail)."""
         ep = self._episodes[c]
         assert ep is not None
