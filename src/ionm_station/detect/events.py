@@ -1142,9 +1142,11 @@ class EmgEventDetector:
         short tail (see :data:`POST_BLANK_TAIL_S` and :data:`SHORT_KEPT_TAIL_S`). An A-train
         that is the episode without a stray tail (see :meth:`_without_stray_tail`) leaves that
         tail out; a tail that reaches the channel's alarm threshold (p-p) is not taken for a
-        heartbeat's residue beside a blanked QRS but makes its own event (extra tuning seed
-        649, 5.72 s, with a 4th-order detection high-pass that was tried: a 238 µV spike
-        0.53 s after a 1.1 mV A-train, a QRS blank between, was left out with the tail)."""
+        heartbeat's residue beside a blanked QRS but is closed as an episode of its own (a
+        blank's short tail too, where it began as one), so it can make its own event (extra
+        tuning seed 649, 5.72 s, with a 4th-order detection high-pass that was tried: a 238 µV
+        spike 0.53 s after a 1.1 mV A-train, a QRS blank between, was left out with the
+        tail)."""
         ep = self._episodes[c]
         assert ep is not None
         self._episodes[c] = None
@@ -1158,7 +1160,7 @@ class EmgEventDetector:
         head_stop = event.offset + self._offset_lag  # the episode's last stop, or the head's
         rest = [s for s in ep.segments if s.start > head_stop]
         if rest and max(s.pp_uv for s in rest) >= self.thresholds_uv[c]:
-            self._episodes[c] = _Episode(rest, bridged=sum(
+            self._episodes[c] = _Episode(rest, tail=rest[0].tail, bridged=sum(
                 self._bridged(b.blanked_start - a.blanked_stop) for a, b in pairwise(rest)))
             self._finalise(c, events)
 
