@@ -1522,15 +1522,21 @@ class EcgCanceller:
             return None
         part = smooth[self._next_rise - 1 - first:]
         up = (part[:-1] < threshold) & (part[1:] >= threshold)
-        if self._spk is not None and self._last_beat is not None and self._rr:
+        if self._spk is not None:
             low = P_WAVE_DUE_RISE_FRACTION * threshold
-            at = (self._next_rise + np.arange(len(up))) * self._dec
-            due = at - self._last_beat >= P_WAVE_DUE_RR * np.mean(self._rr)
+            due = self._due((self._next_rise + np.arange(len(up))) * self._dec)
             up |= due & (part[:-1] < low) & (part[1:] >= low)
         up = np.flatnonzero(up)
         if not len(up):
             return None
         return self._next_rise + int(up[0]), bool(part[up[0] + 1] >= threshold)
+
+    def _due(self, at: int | np.ndarray) -> bool | np.ndarray:
+        """Whether a beat is due at absolute index ``at`` (or each of them): P_WAVE_DUE_RR mean
+        RR intervals or more after the last beat (never before a beat and an interval)."""
+        if self._last_beat is None or not self._rr:
+            return np.zeros(np.shape(at), dtype=bool) if np.ndim(at) else False
+        return at - self._last_beat >= P_WAVE_DUE_RR * np.mean(self._rr)
 
     def _run_events(self) -> None:
         """Decide candidates, apply template updates and end a threshold learning that no
@@ -1666,9 +1672,7 @@ class EcgCanceller:
         last = self._last_beat
         if last is not None and fid - last < self._refractory:
             return
-        due = last is not None and bool(self._rr) and fid - last >= P_WAVE_DUE_RR * np.mean(
-            self._rr)
-        if peak < threshold and not due:
+        if peak < threshold and not self._due(fid):
             return
         gated = self._p_gate(self._gate_from(t_seen), fid)
         if len(gated) and record:
